@@ -1,0 +1,43 @@
+# kubevs. `make demo` shows it working; `make test` is what CI runs (.ci/run).
+# Each target is a thin call into a script or a Go command; see README.md.
+
+GO ?= go
+BIN := bin
+CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
+
+.PHONY: all build deps unit vm-integration e2e test demo bench lint clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(wildcard $(CMDS))
+
+# Debian packages the tests and the demo need (idempotent).
+deps:
+	bash test/scripts/deps.sh
+
+# Unit tests on fakes, plus host-kernel integration tests in fresh network namespaces when root.
+unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# Tests that need IPVS or dummy links, run inside the test VM.
+vm-integration: deps
+	bash test/scripts/vm-integration.sh
+
+# End-to-end scenarios on the test bed: VM, real control plane, pods through the real CNI chain.
+e2e: deps
+	bash test/scripts/e2e.sh
+
+# Everything CI runs.
+test: unit vm-integration e2e
+
+demo: deps
+	bash test/scripts/demo.sh
+
+bench:
+	bash test/scripts/bench.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,95 @@
+// Package ipvs owns kubevs's view of the kernel's IP Virtual Server table: virtual servers
+// (always NAT/masquerading forwarding) and their real servers, in domain types.
+//
+// The Linux implementation talks generic netlink (github.com/moby/ipvs); ipvstest holds an
+// in-memory fake with the kernel's semantics (ErrExist on duplicate adds, ErrNotFound on
+// updates and deletes of what is not there).
+package ipvs
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Protocol is a transport protocol IPVS balances.
+type Protocol string
+
+// The protocols kubevs programs.
+const (
+	TCP  Protocol = "TCP"
+	UDP  Protocol = "UDP"
+	SCTP Protocol = "SCTP"
+)
+
+// Key identifies a virtual server: the kernel allows one per address, protocol and port.
+type Key struct {
+	Address  netip.Addr
+	Protocol Protocol
+	Port     uint16
+}
+
+func (k Key) String() string {
+	return fmt.Sprintf("%s:%s", k.Protocol, netip.AddrPortFrom(k.Address, k.Port))
+}
+
+// VirtualServer is one IPVS service.
+type VirtualServer struct {
+	Key
+	// Scheduler is the kernel scheduler name (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh...).
+	Scheduler string
+	// Persistent enables persistence (ClientIP session affinity) for Timeout seconds.
+	Persistent bool
+	Timeout    uint32
+}
+
+func (v VirtualServer) String() string {
+	s := v.Key.String() + " " + v.Scheduler
+	if v.Persistent {
+		s += fmt.Sprintf(" persistent %ds", v.Timeout)
+	}
+	return s
+}
+
+// RealServer is one destination of a virtual server, always forwarded by masquerading (NAT).
+type RealServer struct {
+	Address netip.Addr
+	Port    uint16
+	Weight  int
+	// ActiveConns and InactiveConns are read from the kernel; they are ignored on writes.
+	ActiveConns   int
+	InactiveConns int
+}
+
+// AddrPort is the real server's identity within its virtual server.
+func (r RealServer) AddrPort() netip.AddrPort { return netip.AddrPortFrom(r.Address, r.Port) }
+
+func (r RealServer) String() string {
+	return fmt.Sprintf("%s weight %d", r.AddrPort(), r.Weight)
+}
+
+// Interface is the IPVS table. Implementations are safe for use by one goroutine at a time.
+type Interface interface {
+	// VirtualServers lists every virtual server in the kernel, kubevs's or not.
+	VirtualServers() ([]VirtualServer, error)
+	// AddVirtualServer fails with an error matching ErrExist if the key is taken.
+	AddVirtualServer(VirtualServer) error
+	// UpdateVirtualServer changes scheduler and persistence; ErrNotFound if absent.
+	UpdateVirtualServer(VirtualServer) error
+	// DeleteVirtualServer removes the virtual server and its real servers; ErrNotFound if absent.
+	DeleteVirtualServer(Key) error
+	// RealServers lists the real servers of one virtual server; ErrNotFound if it is absent.
+	RealServers(Key) ([]RealServer, error)
+	// AddRealServer fails with ErrExist if the address and port are already a real server.
+	AddRealServer(Key, RealServer) error
+	// UpdateRealServer changes the weight; ErrNotFound if absent.
+	UpdateRealServer(Key, RealServer) error
+	// DeleteRealServer removes one real server; ErrNotFound if absent.
+	DeleteRealServer(Key, RealServer) error
+}
+
+// Sentinel errors; implementations wrap them so errors.Is works.
+var (
+	ErrExist    = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+)

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+set -euo pipefail
+echo "test/scripts/deps.sh: not written yet" >&2
+exit 1
