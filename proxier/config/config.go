@@ -1,0 +1,141 @@
+// Package config owns the proxier's versioned configuration file: the
+// ProxierConfiguration type (apiVersion kubevs.io/v1alpha1), its strict decoding, its
+// defaults and its validation. Errors name the offending field by its path in the file.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// The type identity every configuration file must carry.
+const (
+	APIVersion = "kubevs.io/v1alpha1"
+	Kind       = "ProxierConfiguration"
+)
+
+// Configuration is the proxier's configuration file. Zero values are replaced by the
+// defaults documented on each field (see SetDefaults).
+type Configuration struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+
+	// NodeName is the name of the Node this proxier serves. Default: the host name
+	// (lowercased), or --hostname-override.
+	NodeName string `json:"nodeName,omitempty"`
+	// Kubeconfig is the path of the kubeconfig file. Empty: in-cluster configuration.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// ClusterCIDRs are the pod CIDRs of the cluster, at most one per IP family. Traffic from
+	// outside them to a Service is masqueraded.
+	ClusterCIDRs []string `json:"clusterCIDRs,omitempty"`
+	// MasqueradeAll masquerades every packet sent to a Service VIP.
+	MasqueradeAll bool `json:"masqueradeAll,omitempty"`
+	// Scheduler is the IPVS scheduler for Services that do not choose one. Default: rr.
+	Scheduler string `json:"scheduler,omitempty"`
+	// SyncPeriod is the maximum interval between full resyncs of the kernel state. Default: 30s.
+	SyncPeriod metav1.Duration `json:"syncPeriod,omitempty"`
+	// MinSyncPeriod is the minimum interval between two syncs, however many changes arrive.
+	// Default: 1s. Zero syncs after every change.
+	MinSyncPeriod *metav1.Duration `json:"minSyncPeriod,omitempty"`
+	// IPVS holds the IPVS-specific settings.
+	IPVS IPVSConfiguration `json:"ipvs,omitempty"`
+	// NodePortAddresses restricts NodePorts to node addresses within these CIDRs. Empty: all
+	// addresses of the node.
+	NodePortAddresses []string `json:"nodePortAddresses,omitempty"`
+	// ExternalIPAllowedCIDRs lists the CIDRs Service externalIPs may come from. Empty: every
+	// externalIP is accepted.
+	ExternalIPAllowedCIDRs []string `json:"externalIPAllowedCIDRs,omitempty"`
+	// MetricsBindAddress is the host:port the /metrics endpoint listens on.
+	// Default: 127.0.0.1:10249. A non-loopback address is refused unless
+	// MetricsAllowNonLoopback is set.
+	MetricsBindAddress string `json:"metricsBindAddress,omitempty"`
+	// MetricsAllowNonLoopback explicitly allows a non-loopback MetricsBindAddress.
+	MetricsAllowNonLoopback bool `json:"metricsAllowNonLoopback,omitempty"`
+	// HealthzBindAddress is the host:port of /healthz, /livez and /readyz.
+	// Default: 127.0.0.1:10256.
+	HealthzBindAddress string `json:"healthzBindAddress,omitempty"`
+	// NodeAPISocket is the unix socket the CNI plugin talks to.
+	// Default: /run/kubevs/proxier.sock.
+	NodeAPISocket string `json:"nodeAPISocket,omitempty"`
+	// StateDir holds state that survives restarts (plugin registrations).
+	// Default: /var/lib/kubevs.
+	StateDir string `json:"stateDir,omitempty"`
+}
+
+// IPVSConfiguration holds the IPVS-specific settings.
+type IPVSConfiguration struct {
+	// TCPTimeout, TCPFinTimeout and UDPTimeout set the kernel's IPVS connection timeouts.
+	// Zero leaves the kernel's value unchanged.
+	TCPTimeout    metav1.Duration `json:"tcpTimeout,omitempty"`
+	TCPFinTimeout metav1.Duration `json:"tcpFinTimeout,omitempty"`
+	UDPTimeout    metav1.Duration `json:"udpTimeout,omitempty"`
+	// ExcludeCIDRs are virtual server addresses the proxier never deletes, even at cleanup.
+	ExcludeCIDRs []string `json:"excludeCIDRs,omitempty"`
+	// StrictARP keeps the node from answering ARP for the VIPs on kube-ipvs0
+	// (arp_ignore=1, arp_announce=2). Default: true.
+	StrictARP *bool `json:"strictARP,omitempty"`
+	// GracefulTerminationPeriod is how long a removed real server stays with weight 0 to
+	// drain its connections before it is deleted. Default: 15s. Zero deletes at once.
+	GracefulTerminationPeriod *metav1.Duration `json:"gracefulTerminationPeriod,omitempty"`
+}
+
+// Decode decodes a configuration file strictly (unknown or duplicate fields are errors,
+// field names are case-sensitive), applies the defaults and validates the result.
+func Decode(data []byte) (*Configuration, error) {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode configuration: %w", err)
+	}
+	var c Configuration
+	strict, err := sigsjson.UnmarshalStrict(js, &c, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return nil, fmt.Errorf("decode configuration: %w", err)
+	}
+	if len(strict) > 0 {
+		return nil, fmt.Errorf("decode configuration: %w", joinStrict(strict))
+	}
+	SetDefaults(&c)
+	if errs := Validate(&c); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration: %w", errs.ToAggregate())
+	}
+	return &c, nil
+}
+
+// Load reads and decodes the configuration file at path (see Decode).
+func Load(path string) (*Configuration, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration %s: %w", path, err)
+	}
+	c, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// New returns the default configuration, for a proxier started without a file.
+func New() *Configuration {
+	c := &Configuration{APIVersion: APIVersion, Kind: Kind}
+	SetDefaults(c)
+	return c
+}
+
+// ParsedCIDRs parses CIDRs that Validate accepted; invalid entries are dropped.
+func ParsedCIDRs(cidrs []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range cidrs {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// StrictARPEnabled reports the defaulted StrictARP setting.
+func (c *IPVSConfiguration) StrictARPEnabled() bool { return c.StrictARP == nil || *c.StrictARP }
