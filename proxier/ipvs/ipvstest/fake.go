@@ -1,0 +1,375 @@
+// Package ipvstest holds an in-memory IPVS table with the kernel's semantics, for tests of
+// code that programs IPVS through ipvs.Interface.
+//
+// The fake answers like the kernel does: a duplicate add fails with ipvs.ErrExist; an update,
+// delete or listing of something absent fails with ipvs.ErrNotFound; deleting a virtual
+// server drops its real servers. It also records every write it is asked to do (Ops), lets a
+// test make the next call of an operation fail (FailNext, SetHook), and prints its content as
+// stable text (Dump) for golden tests.
+package ipvstest
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// Operation names, used in Ops, FailNext and hooks.
+const (
+	OpVirtualServers      = "list-vs"
+	OpAddVirtualServer    = "add-vs"
+	OpUpdateVirtualServer = "update-vs"
+	OpDeleteVirtualServer = "delete-vs"
+	OpRealServers         = "list-rs"
+	OpAddRealServer       = "add-rs"
+	OpUpdateRealServer    = "update-rs"
+	OpDeleteRealServer    = "delete-rs"
+)
+
+// Hook is called before every operation with its name and a description of its target (the
+// same text Ops records, without the name). A non-nil error fails the call without changing
+// the table.
+type Hook func(op, target string) error
+
+type service struct {
+	vs   ipvs.VirtualServer
+	dest map[netip.AddrPort]ipvs.RealServer
+}
+
+// Fake is an in-memory ipvs.Interface. The zero value is not usable; call NewFake. It is safe
+// for concurrent use.
+type Fake struct {
+	mu       sync.Mutex
+	services map[ipvs.Key]*service
+	ops      []string
+	calls    map[string]int
+	failNext map[string][]error
+	hook     Hook
+}
+
+var _ ipvs.Interface = (*Fake)(nil)
+
+// NewFake returns an empty table.
+func NewFake() *Fake {
+	return &Fake{
+		services: map[ipvs.Key]*service{},
+		calls:    map[string]int{},
+		failNext: map[string][]error{},
+	}
+}
+
+// Ops returns the writes issued since the last ResetOps, in order, one line each, for example
+// "add-rs TCP:10.96.0.1:80 10.244.0.2:8080 weight 1". A write that failed ends in ": <error>".
+// Reads are not recorded here; Calls counts them.
+func (f *Fake) Ops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ops)
+}
+
+// Calls returns how many times op was called (reads included) since the last ResetOps.
+func (f *Fake) Calls(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+// ResetOps forgets the recorded operations and call counts; the table is kept.
+func (f *Fake) ResetOps() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = nil
+	f.calls = map[string]int{}
+}
+
+// FailNext makes the next call of op fail with err, without changing the table. Calling it
+// several times queues several failures.
+func (f *Fake) FailNext(op string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNext[op] = append(f.failNext[op], err)
+}
+
+// SetHook installs h (nil removes it); it runs after FailNext's queue is consulted.
+func (f *Fake) SetHook(h Hook) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hook = h
+}
+
+// SetConns sets the connection counters of a real server, as traffic would; it fails with
+// ipvs.ErrNotFound if the real server is absent. It is not recorded as an operation.
+func (f *Fake) SetConns(k ipvs.Key, dest netip.AddrPort, active, inactive int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.services[k]
+	if !ok {
+		return fmt.Errorf("virtual server %s: %w", k, ipvs.ErrNotFound)
+	}
+	rs, ok := s.dest[dest]
+	if !ok {
+		return fmt.Errorf("real server %s of %s: %w", dest, k, ipvs.ErrNotFound)
+	}
+	rs.ActiveConns, rs.InactiveConns = active, inactive
+	s.dest[dest] = rs
+	return nil
+}
+
+// Dump prints the table as stable text: virtual servers sorted by address, protocol and
+// port, each followed by its real servers sorted by address and port. Connection counters
+// are printed only when non-zero.
+func (f *Fake) Dump() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for _, k := range sortedKeys(f.services) {
+		s := f.services[k]
+		fmt.Fprintf(&b, "%s\n", s.vs)
+		for _, rs := range sortedDests(s.dest) {
+			fmt.Fprintf(&b, "  -> %s", rs)
+			if rs.ActiveConns != 0 || rs.InactiveConns != 0 {
+				fmt.Fprintf(&b, " active %d inactive %d", rs.ActiveConns, rs.InactiveConns)
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+// begin counts the call, records writes and returns an injected failure if any. The caller
+// holds f.mu.
+func (f *Fake) begin(op, target string, write bool) error {
+	f.calls[op]++
+	var err error
+	if q := f.failNext[op]; len(q) > 0 {
+		err, f.failNext[op] = q[0], q[1:]
+	} else if f.hook != nil {
+		err = f.hook(op, target)
+	}
+	if write {
+		f.record(op, target, err)
+	}
+	return err
+}
+
+func (f *Fake) record(op, target string, err error) {
+	line := op + " " + target
+	if err != nil {
+		line += ": " + err.Error()
+	}
+	f.ops = append(f.ops, line)
+}
+
+// fail replaces the last recorded write's line with one that carries err.
+func (f *Fake) fail(err error) error {
+	last := f.ops[len(f.ops)-1]
+	f.ops[len(f.ops)-1] = last + ": " + err.Error()
+	return err
+}
+
+// VirtualServers lists every virtual server, sorted.
+func (f *Fake) VirtualServers() ([]ipvs.VirtualServer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(OpVirtualServers, "", false); err != nil {
+		return nil, err
+	}
+	out := make([]ipvs.VirtualServer, 0, len(f.services))
+	for _, k := range sortedKeys(f.services) {
+		out = append(out, f.services[k].vs)
+	}
+	return out, nil
+}
+
+// AddVirtualServer adds vs; ipvs.ErrExist if its key is taken.
+func (f *Fake) AddVirtualServer(vs ipvs.VirtualServer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(OpAddVirtualServer, vs.String(), true); err != nil {
+		return err
+	}
+	if err := validateVS(vs); err != nil {
+		return f.fail(err)
+	}
+	if _, ok := f.services[vs.Key]; ok {
+		return f.fail(fmt.Errorf("add virtual server %s: %w", vs.Key, ipvs.ErrExist))
+	}
+	f.services[vs.Key] = &service{vs: normalize(vs), dest: map[netip.AddrPort]ipvs.RealServer{}}
+	return nil
+}
+
+// UpdateVirtualServer changes scheduler and persistence; ipvs.ErrNotFound if absent.
+func (f *Fake) UpdateVirtualServer(vs ipvs.VirtualServer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(OpUpdateVirtualServer, vs.String(), true); err != nil {
+		return err
+	}
+	if err := validateVS(vs); err != nil {
+		return f.fail(err)
+	}
+	s, ok := f.services[vs.Key]
+	if !ok {
+		return f.fail(fmt.Errorf("update virtual server %s: %w", vs.Key, ipvs.ErrNotFound))
+	}
+	s.vs = normalize(vs)
+	return nil
+}
+
+// DeleteVirtualServer removes a virtual server and its real servers; ipvs.ErrNotFound if absent.
+func (f *Fake) DeleteVirtualServer(k ipvs.Key) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(OpDeleteVirtualServer, k.String(), true); err != nil {
+		return err
+	}
+	if _, ok := f.services[k]; !ok {
+		return f.fail(fmt.Errorf("delete virtual server %s: %w", k, ipvs.ErrNotFound))
+	}
+	delete(f.services, k)
+	return nil
+}
+
+// RealServers lists the real servers of k, sorted; ipvs.ErrNotFound if k is absent.
+func (f *Fake) RealServers(k ipvs.Key) ([]ipvs.RealServer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(OpRealServers, k.String(), false); err != nil {
+		return nil, err
+	}
+	s, ok := f.services[k]
+	if !ok {
+		return nil, fmt.Errorf("list real servers of %s: %w", k, ipvs.ErrNotFound)
+	}
+	return sortedDests(s.dest), nil
+}
+
+// AddRealServer adds rs to k; ipvs.ErrNotFound if k is absent, ipvs.ErrExist if rs is there.
+func (f *Fake) AddRealServer(k ipvs.Key, rs ipvs.RealServer) error {
+	return f.writeDest(OpAddRealServer, k, rs, func(s *service, exists bool) error {
+		if exists {
+			return ipvs.ErrExist
+		}
+		rs.ActiveConns, rs.InactiveConns = 0, 0
+		s.dest[rs.AddrPort()] = rs
+		return nil
+	})
+}
+
+// UpdateRealServer changes the weight of rs; ipvs.ErrNotFound if k or rs is absent.
+func (f *Fake) UpdateRealServer(k ipvs.Key, rs ipvs.RealServer) error {
+	return f.writeDest(OpUpdateRealServer, k, rs, func(s *service, exists bool) error {
+		if !exists {
+			return ipvs.ErrNotFound
+		}
+		cur := s.dest[rs.AddrPort()]
+		cur.Weight = rs.Weight
+		s.dest[rs.AddrPort()] = cur
+		return nil
+	})
+}
+
+// DeleteRealServer removes rs from k; ipvs.ErrNotFound if k or rs is absent.
+func (f *Fake) DeleteRealServer(k ipvs.Key, rs ipvs.RealServer) error {
+	return f.writeDest(OpDeleteRealServer, k, rs, func(s *service, exists bool) error {
+		if !exists {
+			return ipvs.ErrNotFound
+		}
+		delete(s.dest, rs.AddrPort())
+		return nil
+	})
+}
+
+// writeDest runs the checks every real-server write shares, then apply.
+func (f *Fake) writeDest(op string, k ipvs.Key, rs ipvs.RealServer, apply func(*service, bool) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	target := k.String() + " " + rs.String()
+	if op == OpDeleteRealServer {
+		target = k.String() + " " + rs.AddrPort().String()
+	}
+	if err := f.begin(op, target, true); err != nil {
+		return err
+	}
+	verb := map[string]string{OpAddRealServer: "add", OpUpdateRealServer: "update", OpDeleteRealServer: "delete"}[op]
+	s, ok := f.services[k]
+	if !ok {
+		return f.fail(fmt.Errorf("%s real server %s of %s: virtual server %w", verb, rs.AddrPort(), k, ipvs.ErrNotFound))
+	}
+	if op != OpDeleteRealServer {
+		if err := validateRS(k, rs); err != nil {
+			return f.fail(err)
+		}
+	}
+	_, exists := s.dest[rs.AddrPort()]
+	if err := apply(s, exists); err != nil {
+		return f.fail(fmt.Errorf("%s real server %s of %s: %w", verb, rs.AddrPort(), k, err))
+	}
+	return nil
+}
+
+// ErrInvalid is returned for what the kernel refuses with EINVAL (or an unknown scheduler).
+var ErrInvalid = errors.New("invalid argument")
+
+// normalize drops the timeout of a virtual server without persistence, as the Linux adapter
+// does when it reads the kernel, so that listings compare equal to what was written.
+func normalize(vs ipvs.VirtualServer) ipvs.VirtualServer {
+	if !vs.Persistent {
+		vs.Timeout = 0
+	}
+	return vs
+}
+
+func validateVS(vs ipvs.VirtualServer) error {
+	switch {
+	case !vs.Address.IsValid():
+		return fmt.Errorf("virtual server %s: no address: %w", vs.Key, ErrInvalid)
+	case vs.Protocol != ipvs.TCP && vs.Protocol != ipvs.UDP && vs.Protocol != ipvs.SCTP:
+		return fmt.Errorf("virtual server %s: protocol %q: %w", vs.Key, vs.Protocol, ErrInvalid)
+	case vs.Scheduler == "":
+		return fmt.Errorf("virtual server %s: no scheduler: %w", vs.Key, ErrInvalid)
+	}
+	return nil
+}
+
+func validateRS(k ipvs.Key, rs ipvs.RealServer) error {
+	switch {
+	case !rs.Address.IsValid():
+		return fmt.Errorf("real server of %s: no address: %w", k, ErrInvalid)
+	case rs.Address.Unmap().Is4() != k.Address.Unmap().Is4():
+		return fmt.Errorf("real server %s of %s: mixed address families need tunnelling, not NAT: %w", rs.AddrPort(), k, ErrInvalid)
+	case rs.Weight < 0:
+		return fmt.Errorf("real server %s of %s: negative weight %d: %w", rs.AddrPort(), k, rs.Weight, ErrInvalid)
+	}
+	return nil
+}
+
+// CompareKeys orders keys by address, then protocol, then port: the order of Dump and of
+// the fake's listings.
+func CompareKeys(a, b ipvs.Key) int {
+	return cmp.Or(a.Address.Compare(b.Address), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
+}
+
+func sortedKeys(m map[ipvs.Key]*service) []ipvs.Key {
+	keys := make([]ipvs.Key, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, CompareKeys)
+	return keys
+}
+
+func sortedDests(m map[netip.AddrPort]ipvs.RealServer) []ipvs.RealServer {
+	out := make([]ipvs.RealServer, 0, len(m))
+	for _, rs := range m {
+		out = append(out, rs)
+	}
+	slices.SortFunc(out, func(a, b ipvs.RealServer) int { return a.AddrPort().Compare(b.AddrPort()) })
+	return out
+}
