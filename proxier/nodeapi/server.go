@@ -1,0 +1,193 @@
+package nodeapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// maxBody bounds a request body; a registration is a few hundred bytes.
+const maxBody = 1 << 20
+
+// Server serves the node API on a unix socket.
+type Server struct {
+	socketPath string
+	store      *Store
+	status     func() Status
+
+	sock *socket
+	http *http.Server
+}
+
+// NewServer returns a server for socketPath backed by store; status is called for every
+// /v1/status request and must be cheap and safe for concurrent use (nil reports not ready).
+func NewServer(socketPath string, store *Store, status func() Status) *Server {
+	if status == nil {
+		status = func() Status { return Status{Message: "no status source"} }
+	}
+	s := &Server{socketPath: socketPath, store: store, status: status}
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+	}
+	return s
+}
+
+// Listen creates the socket (see the socket rules in socket.go). After it returns, clients can
+// connect; requests are answered once Serve runs.
+func (s *Server) Listen() error {
+	if s.sock != nil {
+		return fmt.Errorf("listen on %s: already listening", s.socketPath)
+	}
+	sock, err := listenSocket(s.socketPath)
+	if err != nil {
+		return err
+	}
+	s.sock = sock
+	return nil
+}
+
+// Serve answers requests until ctx is done, then shuts down gracefully, removes the socket and
+// releases its lock. Listen must have succeeded.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.sock == nil {
+		return fmt.Errorf("serve %s: not listening", s.socketPath)
+	}
+	logger := klog.FromContext(ctx)
+	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.sock.ln) }()
+	logger.Info("Node API serving", "socket", s.socketPath)
+	var err error
+	select {
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = s.http.Shutdown(shutdownCtx)
+		cancel()
+	case err = <-errc:
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	s.sock.close()
+	logger.Info("Node API stopped", "socket", s.socketPath)
+	if err != nil {
+		return fmt.Errorf("serve node API on %s: %w", s.socketPath, err)
+	}
+	return nil
+}
+
+// Run is Listen followed by Serve.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Handler returns the HTTP handler of the API, for tests and for embedding.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.status())
+	})
+	mux.HandleFunc("POST /v1/register", func(w http.ResponseWriter, r *http.Request) {
+		var reg Registration
+		if !decode(w, r, &reg) {
+			return
+		}
+		if err := reg.Validate(); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := s.store.Register(reg); err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		klog.FromContext(r.Context()).V(4).Info("Registered pod", "attachment", reg.Key(), "pod", klog.KRef(reg.PodNamespace, reg.PodName))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /v1/unregister", func(w http.ResponseWriter, r *http.Request) {
+		var a Attachment
+		if !decode(w, r, &a) {
+			return
+		}
+		if err := a.Validate(); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if _, err := s.store.Unregister(a); err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		klog.FromContext(r.Context()).V(4).Info("Unregistered pod", "attachment", a)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /v1/gc", func(w http.ResponseWriter, r *http.Request) {
+		var req GCRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		removed, err := s.store.GC(req.Valid)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		if removed == nil {
+			removed = []Registration{}
+		}
+		writeJSON(w, http.StatusOK, GCResponse{Removed: removed})
+	})
+	mux.HandleFunc("GET /v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.store.List())
+	})
+	mux.HandleFunc("GET /v1/registration", func(w http.ResponseWriter, r *http.Request) {
+		a := Attachment{ContainerID: r.URL.Query().Get("containerID"), IfName: r.URL.Query().Get("ifName")}
+		if err := a.Validate(); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		reg, ok := s.store.Get(a)
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Errorf("registration %s not found", a))
+			return
+		}
+		writeJSON(w, http.StatusOK, reg)
+	})
+	return mux
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decode request body: %w", err))
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, ErrorBody{Error: err.Error()})
+}
+
+// socketMode is the mode of the socket; dirMode of its directory.
+const (
+	socketMode os.FileMode = 0o600
+	dirMode    os.FileMode = 0o700
+)
