@@ -1,0 +1,180 @@
+package desired
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+const (
+	// SchedulerAnnotation overrides the global IPVS scheduler for one Service, e.g.
+	// `kubevs.io/scheduler: lc`. An unknown name is ignored (the global one is used) and
+	// reported as an error.
+	SchedulerAnnotation = "kubevs.io/scheduler"
+	// ServiceProxyNameLabel marks Services handled by another proxy; kubevs ignores them,
+	// as kube-proxy does.
+	ServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
+	// DefaultScheduler is the scheduler used when none is configured.
+	DefaultScheduler = "rr"
+	// DefaultAffinityTimeout is the ClientIP session affinity timeout when the Service sets
+	// none (seconds; the Kubernetes default).
+	DefaultAffinityTimeout = 10800
+)
+
+// Schedulers are the IPVS schedulers Linux offers; a scheduler must be one of them.
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+
+// ValidScheduler reports whether name is a known IPVS scheduler.
+func ValidScheduler(name string) bool { return slices.Contains(Schedulers, name) }
+
+// Ignored reports whether kubevs leaves svc alone: headless, ExternalName, or claimed by
+// another proxy through the service-proxy-name label.
+func Ignored(svc *v1.Service) bool {
+	if svc == nil {
+		return true
+	}
+	if _, ok := svc.Labels[ServiceProxyNameLabel]; ok {
+		return true
+	}
+	if svc.Spec.Type == v1.ServiceTypeExternalName {
+		return true
+	}
+	return svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == v1.ClusterIPNone
+}
+
+// ComputeService returns the kernel state svc needs on node, given the EndpointSlices of
+// svc (slices of other Services must not be passed). It is pure and deterministic. The
+// errors name the parts it had to skip (an invalid annotation, address or port); the
+// returned Service is still the best state for everything else. A nil or ignored svc
+// computes to the zero Service.
+func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, eps []*discoveryv1.EndpointSlice) (Service, []error) {
+	var out Service
+	if Ignored(svc) {
+		return out, nil
+	}
+	var errs []error
+	name := svc.Namespace + "/" + svc.Name
+	sched := opts.Scheduler
+	if sched == "" {
+		sched = DefaultScheduler
+	}
+	if a, ok := svc.Annotations[SchedulerAnnotation]; ok {
+		if ValidScheduler(a) {
+			sched = a
+		} else {
+			errs = append(errs, fmt.Errorf("service %s: annotation %s: unknown scheduler %q, using %q", name, SchedulerAnnotation, a, sched))
+		}
+	}
+	persistent, timeout := affinity(svc)
+	for _, ip := range clusterIPs(svc) {
+		vip, err := netip.ParseAddr(ip)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("service %s: parse cluster IP %q: %w", name, ip, err))
+			continue
+		}
+		vip = vip.Unmap()
+		fam := familyOf(vip)
+		if !familyEnabled(opts, fam) {
+			errs = append(errs, fmt.Errorf("service %s: cluster IP %s: family %s not enabled on this node", name, vip, fam))
+			continue
+		}
+		sn := SetNames(fam)
+		out.VIPs = append(out.VIPs, vip)
+		out.Entries = append(out.Entries, SetEntry{Set: sn.VIPs, Entry: ipset.Entry(vip.String())})
+		for _, sp := range svc.Spec.Ports {
+			proto, ok := protocol(sp.Protocol)
+			if !ok {
+				errs = append(errs, fmt.Errorf("service %s: port %q: unsupported protocol %q", name, sp.Name, sp.Protocol))
+				continue
+			}
+			vs := VirtualServer{VirtualServer: ipvs.VirtualServer{
+				Key:        ipvs.Key{Address: vip, Protocol: proto, Port: uint16(sp.Port)},
+				Scheduler:  sched,
+				Persistent: persistent,
+				Timeout:    timeout,
+			}}
+			out.Entries = append(out.Entries, SetEntry{Set: sn.ClusterIP, Entry: ipPortEntry(vip, proto, uint16(sp.Port))})
+			for _, ep := range endpoints(fam, sp, eps, &errs, name) {
+				vs.RealServers = append(vs.RealServers, ipvs.RealServer{Address: ep.addr, Port: ep.port, Weight: 1})
+				if ep.local(node, local) {
+					out.Entries = append(out.Entries, SetEntry{Set: sn.LoopBack, Entry: loopBackEntry(ep.addr, proto, ep.port)})
+				}
+			}
+			out.VirtualServers = append(out.VirtualServers, vs)
+		}
+	}
+	sortService(&out)
+	return out, errs
+}
+
+// clusterIPs returns spec.clusterIPs, or spec.clusterIP for objects that predate dual-stack.
+func clusterIPs(svc *v1.Service) []string {
+	if len(svc.Spec.ClusterIPs) > 0 {
+		return svc.Spec.ClusterIPs
+	}
+	return []string{svc.Spec.ClusterIP}
+}
+
+func affinity(svc *v1.Service) (bool, uint32) {
+	if svc.Spec.SessionAffinity != v1.ServiceAffinityClientIP {
+		return false, 0
+	}
+	t := uint32(DefaultAffinityTimeout)
+	if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
+		t = uint32(*c.ClientIP.TimeoutSeconds)
+	}
+	return true, t
+}
+
+func protocol(p v1.Protocol) (ipvs.Protocol, bool) {
+	switch p {
+	case v1.ProtocolTCP, "":
+		return ipvs.TCP, true
+	case v1.ProtocolUDP:
+		return ipvs.UDP, true
+	case v1.ProtocolSCTP:
+		return ipvs.SCTP, true
+	}
+	return "", false
+}
+
+func familyOf(a netip.Addr) ipset.Family {
+	if a.Is4() {
+		return ipset.IPv4
+	}
+	return ipset.IPv6
+}
+
+func familyEnabled(opts Options, f ipset.Family) bool {
+	if len(opts.Families) == 0 {
+		return f == ipset.IPv4
+	}
+	return slices.Contains(opts.Families, f)
+}
+
+// ipPortEntry is a hash:ip,port member in canonical form, e.g. "10.96.0.10,udp:53".
+func ipPortEntry(a netip.Addr, p ipvs.Protocol, port uint16) ipset.Entry {
+	return ipset.Entry(a.String() + "," + protoName(p) + ":" + strconv.Itoa(int(port)))
+}
+
+// loopBackEntry is a hash:ip,port,ip member: a pod reaching itself through a Service.
+func loopBackEntry(a netip.Addr, p ipvs.Protocol, port uint16) ipset.Entry {
+	return ipset.Entry(string(ipPortEntry(a, p, port)) + "," + a.String())
+}
+
+func protoName(p ipvs.Protocol) string {
+	switch p {
+	case ipvs.UDP:
+		return "udp"
+	case ipvs.SCTP:
+		return "sctp"
+	}
+	return "tcp"
+}

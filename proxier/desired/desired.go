@@ -1,0 +1,134 @@
+// Package desired computes, without any I/O, the kernel state kubevs wants for each Service:
+// IPVS virtual servers and their real servers, the virtual IPs bound to the dummy link, and
+// the members of kubevs's ipsets. It also describes the fixed, Service-independent state
+// (sets, iptables rules, sysctls) in Global.
+//
+// Everything here is a pure, deterministic function of its arguments; results print as
+// stable text (String) so tests compare golden files. The reconcile package is the only
+// code that turns these values into kernel changes.
+package desired
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// Options are the knobs Compute needs. They hold no I/O handles.
+type Options struct {
+	// ClusterCIDRs are the pod networks. Traffic to a ClusterIP from outside them is
+	// masqueraded. With none and MasqueradeAll false, nothing is masqueraded.
+	ClusterCIDRs []netip.Prefix
+	// MasqueradeAll masquerades all traffic to ClusterIPs.
+	MasqueradeAll bool
+	// Scheduler is the global IPVS scheduler; empty means DefaultScheduler.
+	Scheduler string
+	// Families are the IP families the node serves; empty means IPv4 only. ClusterIPs of
+	// other families are skipped with an error.
+	Families []ipset.Family
+	// StrictARP sets arp_ignore=1 and arp_announce=2 so the node does not answer ARP for
+	// the VIPs on the dummy link (see Global).
+	StrictARP bool
+}
+
+// Node is what Compute needs to know about the node it runs on.
+type Node struct {
+	Name      string
+	Labels    map[string]string
+	Addresses []netip.Addr
+	Zone      string
+}
+
+// LocalPods tells whether an address belongs to a pod on this node (registered by the CNI
+// plugin). A nil LocalPods knows no pod; endpoints are then local only by nodeName.
+type LocalPods interface {
+	Has(netip.Addr) bool
+}
+
+// PodSet is a LocalPods backed by a map.
+type PodSet map[netip.Addr]struct{}
+
+// Has reports whether a is in the set.
+func (s PodSet) Has(a netip.Addr) bool { _, ok := s[a]; return ok }
+
+// VirtualServer is one IPVS virtual server with the real servers it should hold, sorted by
+// address and port; every real server has weight 1 (weight 0 is the reconciler's drain).
+type VirtualServer struct {
+	ipvs.VirtualServer
+	RealServers []ipvs.RealServer
+}
+
+// SetEntry is one member of one of kubevs's ipsets.
+type SetEntry struct {
+	Set   string
+	Entry ipset.Entry
+}
+
+func (e SetEntry) String() string { return e.Set + " " + string(e.Entry) }
+
+// Service is the kernel state one Kubernetes Service needs. The zero value (also what an
+// ignored Service computes to) needs nothing. All slices are sorted and free of duplicates.
+type Service struct {
+	// VirtualServers sorted by Key (address, protocol, port).
+	VirtualServers []VirtualServer
+	// VIPs are the addresses to bind to the dummy link, sorted.
+	VIPs []netip.Addr
+	// Entries are the ipset members, sorted by set then entry.
+	Entries []SetEntry
+}
+
+// IsZero reports whether the Service needs no kernel state at all.
+func (s Service) IsZero() bool {
+	return len(s.VirtualServers) == 0 && len(s.VIPs) == 0 && len(s.Entries) == 0
+}
+
+// String prints the state one item per line in a stable order, for logs and golden files.
+func (s Service) String() string {
+	var b strings.Builder
+	for _, vs := range s.VirtualServers {
+		fmt.Fprintf(&b, "vs %s\n", vs.VirtualServer)
+		for _, rs := range vs.RealServers {
+			fmt.Fprintf(&b, "  rs %s\n", rs)
+		}
+	}
+	for _, a := range s.VIPs {
+		fmt.Fprintf(&b, "vip %s\n", a)
+	}
+	for _, e := range s.Entries {
+		fmt.Fprintf(&b, "set %s\n", e)
+	}
+	return b.String()
+}
+
+// CompareKeys orders virtual server keys by address, protocol, then port.
+func CompareKeys(a, b ipvs.Key) int {
+	if c := a.Address.Compare(b.Address); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.Protocol), string(b.Protocol)); c != 0 {
+		return c
+	}
+	return int(a.Port) - int(b.Port)
+}
+
+// CompareEntries orders set entries by set name, then entry.
+func CompareEntries(a, b SetEntry) int {
+	if c := strings.Compare(a.Set, b.Set); c != 0 {
+		return c
+	}
+	return strings.Compare(string(a.Entry), string(b.Entry))
+}
+
+// sortService puts every slice of s in its canonical order and drops duplicates.
+func sortService(s *Service) {
+	slices.SortFunc(s.VirtualServers, func(a, b VirtualServer) int { return CompareKeys(a.Key, b.Key) })
+	s.VirtualServers = slices.CompactFunc(s.VirtualServers, func(a, b VirtualServer) bool { return a.Key == b.Key })
+	slices.SortFunc(s.VIPs, netip.Addr.Compare)
+	s.VIPs = slices.Compact(s.VIPs)
+	slices.SortFunc(s.Entries, CompareEntries)
+	s.Entries = slices.Compact(s.Entries)
+}

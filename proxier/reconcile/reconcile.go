@@ -1,0 +1,97 @@
+// Package reconcile is the only code of the proxier that changes the kernel. It turns the
+// values computed by package desired into IPVS virtual and real servers, addresses on the
+// dummy link, ipset members, a fixed iptables ruleset and sysctls, issuing only the
+// difference between what it wants and what it knows the kernel holds.
+//
+// The Reconciler keeps its own model of what it programmed. Start reads (adopts) what the
+// kernel already holds, so a restart changes nothing that is already right: no flush, no
+// weight reset, no dropped connection. Apply then costs work proportional to the changed
+// Services only; Resync re-reads the kernel and converges everything (periodically, and
+// after any failure).
+//
+// What kubevs owns: the dummy link kube-ipvs0 and its addresses; the IPVS virtual servers
+// whose address is bound to kube-ipvs0 (the rule kube-proxy's IPVS mode uses too), except
+// those whose address is in ExcludeCIDRs, plus those it creates itself; the sets named by
+// desired.OwnedSets; the KUBE-* chains of package desired. Nothing else is ever changed.
+package reconcile
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubevs/kubevs/proxier/conntrack"
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/link"
+	"github.com/kubevs/kubevs/proxier/netfilter"
+	"github.com/kubevs/kubevs/proxier/sysctl"
+)
+
+// Kernel holds the adapters the Reconciler writes through.
+type Kernel struct {
+	IPVS      ipvs.Interface
+	Link      link.Interface
+	IPSet     ipset.Interface
+	Netfilter netfilter.Interface
+	Conntrack conntrack.Interface
+	Sysctl    sysctl.Interface
+}
+
+// DefaultDrainTimeout bounds how long a removed TCP or SCTP real server keeps its open
+// connections (at weight 0) before it is deleted anyway.
+const DefaultDrainTimeout = 60 * time.Second
+
+// Options configure a Reconciler.
+type Options struct {
+	// Desired are the options the desired state was computed with; Global uses them.
+	Desired desired.Options
+	// ExcludeCIDRs protect IPVS virtual servers kubevs did not create: one whose address
+	// is inside them is never adopted, changed or deleted.
+	ExcludeCIDRs []netip.Prefix
+	// DrainTimeout bounds graceful drain; zero means DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// SysctlChange records a parameter Start changed, so an operator or --cleanup may restore it.
+type SysctlChange struct {
+	Name, Old, New string
+}
+
+// Reconciler programs the kernel. Its methods must not be called concurrently.
+type Reconciler struct {
+	k    Kernel
+	opts Options
+	m    model
+	// services is what each Service was last asked to hold.
+	services map[types.NamespacedName]desired.Service
+	changed  []SysctlChange
+	global   desired.GlobalState
+	started  bool
+}
+
+// New returns a Reconciler over k. It touches nothing until Start.
+func New(k Kernel, o Options) *Reconciler {
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Reconciler{k: k, opts: o, services: map[types.NamespacedName]desired.Service{}, m: newModel()}
+}
+
+// SysctlChanges returns the parameters Start changed and their previous values.
+func (r *Reconciler) SysctlChanges() []SysctlChange { return r.changed }
+
+// Draining reports how many real servers are at weight 0 waiting for their connections
+// to end. While it is non-zero the caller should call FinishDrains now and then (every
+// second or so); Apply and Resync also finish drains.
+func (r *Reconciler) Draining() int { return len(r.m.draining) }
+
+var _ = context.Background
