@@ -1,0 +1,239 @@
+// Package linktest holds an in-memory link.Interface with the kernel's semantics, for tests of
+// code that manages kubevs's dummy interface and its addresses.
+//
+// Adding an address twice fails with link.ErrExist; deleting or listing what is absent fails
+// with link.ErrNotFound; deleting the link drops its addresses. The fake records the calls it
+// receives (Ops), can fail the next call of an operation (FailNext, SetHook), and prints its
+// content as stable text (Dump).
+package linktest
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/kubevs/kubevs/proxier/link"
+)
+
+// Operation names, used in Ops, FailNext and hooks.
+const (
+	OpEnsureDummy   = "ensure-dummy"
+	OpDeleteDummy   = "delete-dummy"
+	OpAddresses     = "list-addr"
+	OpAddAddress    = "add-addr"
+	OpDeleteAddress = "delete-addr"
+)
+
+// Hook is called before every operation with its name and target (the text Ops records after
+// the name). A non-nil error fails the call without changing anything.
+type Hook func(op, target string) error
+
+type fakeLink struct {
+	dummy bool
+	up    bool
+	addrs map[netip.Addr]bool
+}
+
+// Fake is an in-memory link.Interface; create it with NewFake. It is safe for concurrent use.
+type Fake struct {
+	mu       sync.Mutex
+	links    map[string]*fakeLink
+	ops      []string
+	calls    map[string]int
+	failNext map[string][]error
+	hook     Hook
+}
+
+var _ link.Interface = (*Fake)(nil)
+
+// NewFake returns a host without links.
+func NewFake() *Fake {
+	return &Fake{links: map[string]*fakeLink{}, calls: map[string]int{}, failNext: map[string][]error{}}
+}
+
+// AddForeignLink adds a link that is not a dummy (an eth0, a bridge), so tests can check
+// that kubevs refuses to adopt it. It is not recorded as an operation.
+func (f *Fake) AddForeignLink(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.links[name] = &fakeLink{up: true, addrs: map[netip.Addr]bool{}}
+}
+
+// Ops returns the writes (ensure, add, delete) issued since the last ResetOps, one line
+// each, such as "add-addr kube-ipvs0 10.96.0.1"; a failed one ends in ": <error>".
+func (f *Fake) Ops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ops)
+}
+
+// Calls returns how many times op was called (reads included) since the last ResetOps.
+func (f *Fake) Calls(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+// ResetOps forgets recorded operations and call counts; links and addresses are kept.
+func (f *Fake) ResetOps() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = nil
+	f.calls = map[string]int{}
+}
+
+// FailNext makes the next call of op fail with err; calling it again queues more failures.
+func (f *Fake) FailNext(op string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNext[op] = append(f.failNext[op], err)
+}
+
+// SetHook installs h (nil removes it); it runs when no FailNext failure is queued.
+func (f *Fake) SetHook(h Hook) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hook = h
+}
+
+// Dump prints links sorted by name, each with its kind, state and sorted addresses.
+func (f *Fake) Dump() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := make([]string, 0, len(f.links))
+	for n := range f.links {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	for _, n := range names {
+		l := f.links[n]
+		kind, state := "other", "down"
+		if l.dummy {
+			kind = "dummy"
+		}
+		if l.up {
+			state = "up"
+		}
+		fmt.Fprintf(&b, "%s %s %s\n", n, kind, state)
+		for _, a := range sortedAddrs(l.addrs) {
+			fmt.Fprintf(&b, "  %s/%d\n", a, a.BitLen())
+		}
+	}
+	return b.String()
+}
+
+// do runs the bookkeeping every call shares and then fn, with f.mu held.
+func (f *Fake) do(op, target string, write bool, fn func() error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[op]++
+	var err error
+	if q := f.failNext[op]; len(q) > 0 {
+		err, f.failNext[op] = q[0], q[1:]
+	} else if f.hook != nil {
+		err = f.hook(op, target)
+	}
+	if err == nil {
+		err = fn()
+	}
+	if write {
+		line := op + " " + target
+		if err != nil {
+			line += ": " + err.Error()
+		}
+		f.ops = append(f.ops, line)
+	}
+	return err
+}
+
+// EnsureDummy creates the dummy link if absent and sets it up; a non-dummy link of that name
+// is an error matching link.ErrNotDummy.
+func (f *Fake) EnsureDummy(name string) error {
+	return f.do(OpEnsureDummy, name, true, func() error {
+		l, ok := f.links[name]
+		switch {
+		case !ok:
+			f.links[name] = &fakeLink{dummy: true, up: true, addrs: map[netip.Addr]bool{}}
+		case !l.dummy:
+			return fmt.Errorf("ensure dummy link %s: %w", name, link.ErrNotDummy)
+		default:
+			l.up = true
+		}
+		return nil
+	})
+}
+
+// DeleteDummy removes the link and its addresses; link.ErrNotFound if absent.
+func (f *Fake) DeleteDummy(name string) error {
+	return f.do(OpDeleteDummy, name, true, func() error {
+		l, ok := f.links[name]
+		if !ok {
+			return fmt.Errorf("delete link %s: %w", name, link.ErrNotFound)
+		}
+		if !l.dummy {
+			return fmt.Errorf("delete link %s: %w", name, link.ErrNotDummy)
+		}
+		delete(f.links, name)
+		return nil
+	})
+}
+
+// Addresses lists the link's addresses, sorted; link.ErrNotFound if the link is absent.
+func (f *Fake) Addresses(name string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	err := f.do(OpAddresses, name, false, func() error {
+		l, ok := f.links[name]
+		if !ok {
+			return fmt.Errorf("list addresses of %s: %w", name, link.ErrNotFound)
+		}
+		out = sortedAddrs(l.addrs)
+		return nil
+	})
+	return out, err
+}
+
+// AddAddress binds addr; link.ErrExist if bound, link.ErrNotFound if the link is absent.
+func (f *Fake) AddAddress(name string, addr netip.Addr) error {
+	addr = addr.Unmap()
+	return f.do(OpAddAddress, name+" "+addr.String(), true, func() error {
+		l, ok := f.links[name]
+		switch {
+		case !addr.IsValid():
+			return fmt.Errorf("add address to %s: invalid address", name)
+		case !ok:
+			return fmt.Errorf("add address %s to %s: link %w", addr, name, link.ErrNotFound)
+		case l.addrs[addr]:
+			return fmt.Errorf("add address %s to %s: %w", addr, name, link.ErrExist)
+		}
+		l.addrs[addr] = true
+		return nil
+	})
+}
+
+// DeleteAddress unbinds addr; link.ErrNotFound if it or the link is absent.
+func (f *Fake) DeleteAddress(name string, addr netip.Addr) error {
+	addr = addr.Unmap()
+	return f.do(OpDeleteAddress, name+" "+addr.String(), true, func() error {
+		l, ok := f.links[name]
+		if !ok {
+			return fmt.Errorf("delete address %s from %s: link %w", addr, name, link.ErrNotFound)
+		}
+		if !l.addrs[addr] {
+			return fmt.Errorf("delete address %s from %s: %w", addr, name, link.ErrNotFound)
+		}
+		delete(l.addrs, addr)
+		return nil
+	})
+}
+
+func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for a := range m {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
