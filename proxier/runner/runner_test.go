@@ -1,0 +1,134 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+type call struct {
+	at  time.Duration
+	why Reason
+}
+
+// harness drives a Runner on a fake clock: every time advance happens only while the loop
+// waits, so the test is deterministic.
+type harness struct {
+	t       *testing.T
+	clock   *clocktesting.FakeClock
+	r       *Runner
+	waiting chan time.Time
+	next    time.Time // the deadline the loop waits for
+	calls   chan call
+	errs    []error // results of successive syncs; nil when exhausted
+}
+
+func newHarness(t *testing.T, o Options, errs ...error) *harness {
+	h := &harness{t: t, clock: clocktesting.NewFakeClock(t0), waiting: make(chan time.Time), calls: make(chan call, 100), errs: errs}
+	o.Clock = h.clock
+	h.r = New("test", func(_ context.Context, why Reason) error {
+		h.calls <- call{h.clock.Now().Sub(t0), why}
+		if len(h.errs) == 0 {
+			return nil
+		}
+		err := h.errs[0]
+		h.errs = h.errs[1:]
+		return err
+	}, o)
+	h.r.waiting = func(next time.Time) { h.waiting <- next }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.r.Loop(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		for {
+			select {
+			case <-done:
+				return
+			case <-h.waiting:
+			}
+		}
+	})
+	h.wait()
+	return h
+}
+
+// wait blocks until the loop waits again.
+func (h *harness) wait() {
+	h.t.Helper()
+	select {
+	case h.next = <-h.waiting:
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("runner loop did not come back to wait")
+	}
+}
+
+// run calls Run and lets the loop take the request.
+func (h *harness) run() { h.r.Run(); h.wait() }
+
+// advance moves the fake clock to offset, one loop wake-up at a time.
+func (h *harness) advance(to time.Duration) {
+	h.t.Helper()
+	for {
+		now := h.clock.Now().Sub(t0)
+		if now >= to {
+			return
+		}
+		step := to - now
+		next := h.next.Sub(t0)
+		if next < now {
+			next = now
+		}
+		if next-now < step {
+			step = next - now
+		}
+		h.clock.Step(step)
+		if h.clock.Now().Sub(t0) >= next {
+			h.wait()
+		}
+	}
+}
+
+func (h *harness) collected() []call {
+	var got []call
+	for {
+		select {
+		case c := <-h.calls:
+			got = append(got, c)
+		default:
+			return got
+		}
+	}
+}
+
+func TestRunnerLoop(t *testing.T) {
+	o := Options{MinInterval: time.Second, MaxInterval: 10 * time.Second, RetryBase: 2 * time.Second}
+	h := newHarness(t, o, nil, errors.New("boom"), errors.New("boom"))
+	h.run() // at 0: runs at 1s (min interval since New)
+	h.advance(1500 * time.Millisecond)
+	h.run() // runs at 2s, fails
+	h.advance(2 * time.Second)
+	h.run() // ignored until the retry at 4s, which fails again; next retry at 8s succeeds
+	h.advance(25 * time.Second)
+	want := []call{{time.Second, Requested}, {2 * time.Second, Requested}, {4 * time.Second, Retry}, {8 * time.Second, Retry}, {18 * time.Second, Periodic}}
+	if diff := cmp.Diff(want, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
+		t.Errorf("sync calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestRunCollapsesRequests(t *testing.T) {
+	h := newHarness(t, Options{MinInterval: time.Second, MaxInterval: time.Minute})
+	for range 5 {
+		h.r.Run()
+	}
+	h.wait()
+	h.advance(5 * time.Second)
+	want := []call{{time.Second, Requested}}
+	if diff := cmp.Diff(want, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
+		t.Errorf("sync calls (-want +got):\n%s", diff)
+	}
+}
