@@ -2,37 +2,46 @@ package reconcile
 
 import (
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/kubevs/kubevs/proxier/desired"
-	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
-// model is what the Reconciler believes the kernel holds of what kubevs owns, and the
-// reference counts of what the desired Services want.
+// model is what the Reconciler believes the kernel holds of what kubevs owns (vs, bound,
+// entries, sets), and what the desired Services want, with reference counts, since two
+// Services may want the same address or set member (and, for a moment while a ClusterIP
+// moves from a deleted Service to a new one, the same virtual server).
 type model struct {
-	// vs are the owned virtual servers in the kernel with their real servers' weights.
-	vs map[ipvs.Key]*vsState
-	// bound are the addresses on the dummy link.
-	bound map[netip.Addr]struct{}
-	// entries are the members of the owned sets.
+	vs      map[ipvs.Key]*vsState
+	bound   map[netip.Addr]struct{}
 	entries map[desired.SetEntry]struct{}
-	// vipRefs and entryRefs count the desired Services that want an address or a member.
+	sets    map[string]struct{}
+
+	wantVS    map[ipvs.Key][]owner
 	vipRefs   map[netip.Addr]int
 	entryRefs map[desired.SetEntry]int
-	// vsOwner maps a wanted virtual server to the Service that wants it.
+
+	// draining maps a real server at weight 0 that no Service wants to its deadline.
 	draining map[drainKey]time.Time
-	// loaded is true once the model was read from the kernel and no error since made it
-	// doubtful.
-	loaded bool
-	// sets are the owned sets that exist.
-	sets map[string]ipset.Family
+	// fresh is true while the model is known to match the kernel: right after a read, and
+	// until a write or an error.
+	fresh bool
 }
 
 type vsState struct {
 	vs ipvs.VirtualServer
 	rs map[netip.AddrPort]int // weight
+}
+
+type owner struct {
+	name types.NamespacedName
+	vs   *desired.VirtualServer
 }
 
 type drainKey struct {
@@ -45,9 +54,101 @@ func newModel() model {
 		vs:        map[ipvs.Key]*vsState{},
 		bound:     map[netip.Addr]struct{}{},
 		entries:   map[desired.SetEntry]struct{}{},
+		sets:      map[string]struct{}{},
+		wantVS:    map[ipvs.Key][]owner{},
 		vipRefs:   map[netip.Addr]int{},
 		entryRefs: map[desired.SetEntry]int{},
 		draining:  map[drainKey]time.Time{},
-		sets:      map[string]ipset.Family{},
 	}
+}
+
+// want returns the desired virtual server for k, if any Service wants it. When several do
+// (a conflict the API server normally prevents), the Service first by name wins.
+func (m *model) want(k ipvs.Key) (*desired.VirtualServer, types.NamespacedName, bool) {
+	os := m.wantVS[k]
+	if len(os) == 0 {
+		return nil, types.NamespacedName{}, false
+	}
+	best := os[0]
+	for _, o := range os[1:] {
+		if o.name.String() < best.name.String() {
+			best = o
+		}
+	}
+	return best.vs, best.name, true
+}
+
+// addRefs counts what s wants; subRefs uncounts it. Both record every object they touch
+// in t so the caller can converge exactly those.
+func (m *model) addRefs(name types.NamespacedName, s *desired.Service, t *touched) {
+	for i := range s.VirtualServers {
+		vs := &s.VirtualServers[i]
+		m.wantVS[vs.Key] = append(m.wantVS[vs.Key], owner{name: name, vs: vs})
+		t.vs = append(t.vs, vs.Key)
+	}
+	for _, a := range s.VIPs {
+		m.vipRefs[a]++
+		t.vips = append(t.vips, a)
+	}
+	for _, e := range s.Entries {
+		m.entryRefs[e]++
+		t.entries = append(t.entries, e)
+	}
+}
+
+func (m *model) subRefs(name types.NamespacedName, s *desired.Service, t *touched) {
+	for i := range s.VirtualServers {
+		k := s.VirtualServers[i].Key
+		os := slices.DeleteFunc(m.wantVS[k], func(o owner) bool { return o.name == name })
+		if len(os) == 0 {
+			delete(m.wantVS, k)
+		} else {
+			m.wantVS[k] = os
+		}
+		t.vs = append(t.vs, k)
+	}
+	for _, a := range s.VIPs {
+		if m.vipRefs[a]--; m.vipRefs[a] <= 0 {
+			delete(m.vipRefs, a)
+		}
+		t.vips = append(t.vips, a)
+	}
+	for _, e := range s.Entries {
+		if m.entryRefs[e]--; m.entryRefs[e] <= 0 {
+			delete(m.entryRefs, e)
+		}
+		t.entries = append(t.entries, e)
+	}
+}
+
+// touched lists the objects a change may affect, to converge them and nothing else.
+type touched struct {
+	vs      []ipvs.Key
+	vips    []netip.Addr
+	entries []desired.SetEntry
+}
+
+// sort orders and deduplicates t so operations are issued in a stable order.
+func (t *touched) sort() {
+	slices.SortFunc(t.vs, desired.CompareKeys)
+	t.vs = slices.Compact(t.vs)
+	slices.SortFunc(t.vips, netip.Addr.Compare)
+	t.vips = slices.Compact(t.vips)
+	slices.SortFunc(t.entries, desired.CompareEntries)
+	t.entries = slices.Compact(t.entries)
+}
+
+// excluded reports whether a is inside one of cidrs.
+func excluded(a netip.Addr, cidrs []netip.Prefix) bool {
+	for _, p := range cidrs {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// protoEntry is how a virtual server key appears in the cluster-IP set, for ownership tests.
+func protoEntry(k ipvs.Key) string {
+	return k.Address.String() + "," + strings.ToLower(string(k.Protocol)) + ":" + strconv.Itoa(int(k.Port))
 }

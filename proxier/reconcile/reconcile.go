@@ -16,7 +16,6 @@
 package reconcile
 
 import (
-	"context"
 	"net/netip"
 	"time"
 
@@ -93,5 +92,3 @@ func (r *Reconciler) SysctlChanges() []SysctlChange { return r.changed }
 // to end. While it is non-zero the caller should call FinishDrains now and then (every
 // second or so); Apply and Resync also finish drains.
 func (r *Reconciler) Draining() int { return len(r.m.draining) }
-
-var _ = context.Background

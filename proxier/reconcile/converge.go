@@ -1,0 +1,308 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/link"
+)
+
+// The converge functions make one object of the kernel match what the model says is
+// wanted, using the model as the picture of the kernel. They tolerate a model that lags
+// behind the kernel (ErrExist on an add, ErrNotFound on a delete), so a retry after a
+// failure converges even before a Resync re-reads the kernel. Every failure is returned
+// naming its object, and marks the model as no longer fresh.
+
+// convergeAdds brings in what is wanted: virtual servers and real servers first, then set
+// members, then addresses, so that a VIP answers only once its virtual servers are ready.
+// convergeRemovals takes away what is no longer wanted, in the reverse order.
+func (r *Reconciler) converge(ctx context.Context, t *touched) error {
+	var errs []error
+	for _, k := range t.vs {
+		if _, _, ok := r.m.want(k); ok {
+			errs = append(errs, r.convergeVS(ctx, k))
+		}
+	}
+	errs = append(errs, r.convergeEntries(ctx, t.entries, true))
+	errs = append(errs, r.convergeVIPs(ctx, t.vips, true))
+	errs = append(errs, r.convergeVIPs(ctx, t.vips, false))
+	errs = append(errs, r.convergeEntries(ctx, t.entries, false))
+	for _, k := range t.vs {
+		if _, _, ok := r.m.want(k); !ok {
+			errs = append(errs, r.convergeVS(ctx, k))
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		r.m.fresh = false
+	}
+	return err
+}
+
+// convergeVS makes virtual server k and its real servers match the desired state.
+func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
+	logger := klog.FromContext(ctx)
+	want, name, ok := r.m.want(k)
+	have := r.m.vs[k]
+	if !ok {
+		if have == nil {
+			return nil
+		}
+		logger.V(4).Info("Deleting virtual server", "virtualServer", k)
+		if err := r.k.IPVS.DeleteVirtualServer(k); err != nil && !errors.Is(err, ipvs.ErrNotFound) {
+			return fmt.Errorf("delete virtual server %s: %w", k, err)
+		}
+		delete(r.m.vs, k)
+		for rs := range have.rs {
+			delete(r.m.draining, drainKey{k, rs})
+		}
+		if k.Protocol == ipvs.UDP {
+			return r.clearVIP(k)
+		}
+		return nil
+	}
+	if have == nil {
+		logger.V(4).Info("Adding virtual server", "virtualServer", want.VirtualServer, "service", name)
+		err := r.k.IPVS.AddVirtualServer(want.VirtualServer)
+		switch {
+		case err == nil:
+			have = &vsState{vs: want.VirtualServer, rs: make(map[netip.AddrPort]int, len(want.RealServers))}
+			r.m.vs[k] = have
+		case errors.Is(err, ipvs.ErrExist):
+			// The model lagged behind the kernel: learn what is there and go on.
+			if have, err = r.readVS(k); err != nil {
+				return fmt.Errorf("read virtual server %s of service %s: %w", k, name, err)
+			}
+		default:
+			return fmt.Errorf("add virtual server %s of service %s: %w", want.VirtualServer, name, err)
+		}
+	}
+	if !sameSettings(have.vs, want.VirtualServer) {
+		logger.V(4).Info("Updating virtual server", "virtualServer", want.VirtualServer, "service", name)
+		if err := r.k.IPVS.UpdateVirtualServer(want.VirtualServer); err != nil {
+			if errors.Is(err, ipvs.ErrNotFound) {
+				delete(r.m.vs, k)
+			}
+			return fmt.Errorf("update virtual server %s of service %s: %w", want.VirtualServer, name, err)
+		}
+		have.vs = want.VirtualServer
+	}
+	return r.convergeRealServers(ctx, k, name.String(), have, want.RealServers)
+}
+
+// convergeRealServers adds and restores the wanted real servers and drains (TCP, SCTP) or
+// deletes (UDP) the others.
+func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc string, have *vsState, want []ipvs.RealServer) error {
+	var errs []error
+	hadNone := len(have.rs) == 0
+	wanted := make(map[netip.AddrPort]struct{}, len(want))
+	for _, rs := range want {
+		ap := rs.AddrPort()
+		wanted[ap] = struct{}{}
+		w, ok := have.rs[ap]
+		if ok && w == rs.Weight {
+			continue
+		}
+		if err := r.putRealServer(k, rs, ok); err != nil {
+			errs = append(errs, fmt.Errorf("set real server %s of %s (service %s): %w", ap, k, svc, err))
+			continue
+		}
+		have.rs[ap] = rs.Weight
+		delete(r.m.draining, drainKey{k, ap})
+	}
+	for ap, w := range have.rs {
+		if _, ok := wanted[ap]; ok {
+			continue
+		}
+		if err := r.retire(ctx, k, have, ap, w); err != nil {
+			errs = append(errs, fmt.Errorf("retire real server %s of %s (service %s): %w", ap, k, svc, err))
+		}
+	}
+	if k.Protocol == ipvs.UDP && hadNone && len(want) > 0 {
+		// Flows that reached the VIP while it had no endpoint would stick to their dead
+		// end; remove them now that the Service can answer.
+		errs = append(errs, r.clearVIP(k))
+	}
+	return errors.Join(errs...)
+}
+
+// putRealServer adds rs (exists false) or sets its weight, recovering from a lagging model.
+func (r *Reconciler) putRealServer(k ipvs.Key, rs ipvs.RealServer, exists bool) error {
+	if exists {
+		err := r.k.IPVS.UpdateRealServer(k, rs)
+		if !errors.Is(err, ipvs.ErrNotFound) {
+			return err
+		}
+	}
+	err := r.k.IPVS.AddRealServer(k, rs)
+	if errors.Is(err, ipvs.ErrExist) {
+		return r.k.IPVS.UpdateRealServer(k, rs)
+	}
+	return err
+}
+
+// retire takes away a real server no Service wants: UDP ones at once, with their flows;
+// others go to weight 0 and are deleted by finishDrains.
+func (r *Reconciler) retire(ctx context.Context, k ipvs.Key, have *vsState, ap netip.AddrPort, weight int) error {
+	dk := drainKey{k, ap}
+	if k.Protocol == ipvs.UDP {
+		return r.deleteRealServer(ctx, k, have, ap)
+	}
+	if weight != 0 {
+		klog.FromContext(ctx).V(4).Info("Draining real server", "virtualServer", k, "realServer", ap)
+		err := r.k.IPVS.UpdateRealServer(k, ipvs.RealServer{Address: ap.Addr(), Port: ap.Port(), Weight: 0})
+		if errors.Is(err, ipvs.ErrNotFound) {
+			delete(have.rs, ap)
+			delete(r.m.draining, dk)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		have.rs[ap] = 0
+	}
+	if _, ok := r.m.draining[dk]; !ok {
+		r.m.draining[dk] = r.opts.Now().Add(r.opts.DrainTimeout)
+	}
+	return nil
+}
+
+// deleteRealServer deletes ap from k now, and the UDP flows it answered.
+func (r *Reconciler) deleteRealServer(ctx context.Context, k ipvs.Key, have *vsState, ap netip.AddrPort) error {
+	klog.FromContext(ctx).V(4).Info("Deleting real server", "virtualServer", k, "realServer", ap)
+	err := r.k.IPVS.DeleteRealServer(k, ipvs.RealServer{Address: ap.Addr(), Port: ap.Port()})
+	if err != nil && !errors.Is(err, ipvs.ErrNotFound) {
+		return err
+	}
+	delete(have.rs, ap)
+	delete(r.m.draining, drainKey{k, ap})
+	if k.Protocol == ipvs.UDP && r.k.Conntrack != nil {
+		if _, err := r.k.Conntrack.DeleteByReplySrc(ipvs.UDP, ap.Addr(), ap.Port()); err != nil {
+			return fmt.Errorf("delete conntrack flows from %s: %w", ap, err)
+		}
+	}
+	return nil
+}
+
+// clearVIP deletes the UDP flows whose original destination is the virtual server k.
+func (r *Reconciler) clearVIP(k ipvs.Key) error {
+	if r.k.Conntrack == nil {
+		return nil
+	}
+	if _, err := r.k.Conntrack.DeleteByOrigDst(k.Protocol, k.Address, k.Port); err != nil {
+		return fmt.Errorf("delete conntrack flows to %s: %w", k, err)
+	}
+	return nil
+}
+
+// readVS reads one virtual server and its real servers from the kernel into the model.
+func (r *Reconciler) readVS(k ipvs.Key) (*vsState, error) {
+	vss, err := r.k.IPVS.VirtualServers()
+	if err != nil {
+		return nil, err
+	}
+	st := &vsState{rs: map[netip.AddrPort]int{}}
+	found := false
+	for _, v := range vss {
+		if v.Key == k {
+			st.vs, found = v, true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("virtual server %s: %w", k, ipvs.ErrNotFound)
+	}
+	rss, err := r.k.IPVS.RealServers(k)
+	if err != nil {
+		return nil, err
+	}
+	for _, rs := range rss {
+		st.rs[rs.AddrPort()] = rs.Weight
+	}
+	r.m.vs[k] = st
+	return st, nil
+}
+
+// sameSettings compares what UpdateVirtualServer can change.
+func sameSettings(a, b ipvs.VirtualServer) bool {
+	if a.Scheduler != b.Scheduler || a.Persistent != b.Persistent {
+		return false
+	}
+	return !a.Persistent || a.Timeout == b.Timeout
+}
+
+// convergeVIPs binds (add) or unbinds (!add) the addresses of vips that need it.
+func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bool) error {
+	var errs []error
+	dummy := r.global.Dummy
+	for _, a := range vips {
+		_, want := r.m.vipRefs[a]
+		_, have := r.m.bound[a]
+		switch {
+		case add && want && !have:
+			klog.FromContext(ctx).V(4).Info("Binding address", "address", a, "link", dummy)
+			if err := r.k.Link.AddAddress(dummy, a); err != nil && !errors.Is(err, link.ErrExist) {
+				errs = append(errs, fmt.Errorf("bind %s to %s: %w", a, dummy, err))
+				continue
+			}
+			r.m.bound[a] = struct{}{}
+		case !add && !want && have:
+			klog.FromContext(ctx).V(4).Info("Unbinding address", "address", a, "link", dummy)
+			if err := r.k.Link.DeleteAddress(dummy, a); err != nil && !errors.Is(err, link.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("unbind %s from %s: %w", a, dummy, err))
+				continue
+			}
+			delete(r.m.bound, a)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// convergeEntries adds (add) or deletes (!add) the members of entries that need it, one
+// batch per set.
+func (r *Reconciler) convergeEntries(ctx context.Context, entries []desired.SetEntry, add bool) error {
+	batches := map[string][]desired.SetEntry{}
+	var order []string
+	for _, e := range entries {
+		_, want := r.m.entryRefs[e]
+		_, have := r.m.entries[e]
+		if (add && want && !have) || (!add && !want && have) {
+			if batches[e.Set] == nil {
+				order = append(order, e.Set)
+			}
+			batches[e.Set] = append(batches[e.Set], e)
+		}
+	}
+	var errs []error
+	for _, set := range order {
+		es := batches[set]
+		members := make([]ipset.Entry, len(es))
+		for i, e := range es {
+			members[i] = e.Entry
+		}
+		verb := "add"
+		f := r.k.IPSet.AddEntries
+		if !add {
+			verb, f = "delete", r.k.IPSet.DeleteEntries
+		}
+		klog.FromContext(ctx).V(4).Info("Updating set", "set", set, "op", verb, "members", len(members))
+		if err := f(set, members...); err != nil {
+			errs = append(errs, fmt.Errorf("%s %d members of set %s (first %s): %w", verb, len(members), set, members[0], err))
+			continue
+		}
+		for _, e := range es {
+			if add {
+				r.m.entries[e] = struct{}{}
+			} else {
+				delete(r.m.entries, e)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,68 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// FinishDrains deletes the draining real servers whose connections have all ended or whose
+// drain time is over. It reads only the virtual servers that have draining real servers.
+func (r *Reconciler) FinishDrains(ctx context.Context) error {
+	if len(r.m.draining) == 0 {
+		return nil
+	}
+	byVS := map[ipvs.Key][]netip.AddrPort{}
+	for dk := range r.m.draining {
+		byVS[dk.vs] = append(byVS[dk.vs], dk.rs)
+	}
+	now := r.opts.Now()
+	var errs []error
+	for k, aps := range byVS {
+		have := r.m.vs[k]
+		if have == nil {
+			for _, ap := range aps {
+				delete(r.m.draining, drainKey{k, ap})
+			}
+			continue
+		}
+		rss, err := r.k.IPVS.RealServers(k)
+		if errors.Is(err, ipvs.ErrNotFound) {
+			delete(r.m.vs, k)
+			for _, ap := range aps {
+				delete(r.m.draining, drainKey{k, ap})
+			}
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list real servers of %s: %w", k, err))
+			continue
+		}
+		conns := make(map[netip.AddrPort]int, len(rss))
+		for _, rs := range rss {
+			conns[rs.AddrPort()] = rs.ActiveConns + rs.InactiveConns
+		}
+		for _, ap := range aps {
+			n, present := conns[ap]
+			if present && n > 0 && now.Before(r.m.draining[drainKey{k, ap}]) {
+				continue
+			}
+			if present && n > 0 {
+				klog.FromContext(ctx).V(2).Info("Drain time over, deleting real server with connections", "virtualServer", k, "realServer", ap, "connections", n)
+			}
+			if err := r.deleteRealServer(ctx, k, have, ap); err != nil {
+				errs = append(errs, fmt.Errorf("delete drained real server %s of %s: %w", ap, k, err))
+			}
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		r.m.fresh = false
+	}
+	return err
+}
