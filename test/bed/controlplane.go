@@ -1,0 +1,213 @@
+package bed
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// Loopback endpoints of the control plane. The bed owns the network namespace it runs in
+// (a fresh one on the host, the whole guest in the VM), so fixed ports cannot collide.
+const (
+	EtcdClientURL = "http://127.0.0.1:2379"
+	etcdPeerURL   = "http://127.0.0.1:2380"
+	// APIServerURL is where kube-apiserver serves.
+	APIServerURL = "https://127.0.0.1:6443"
+	kcmHealthURL = "https://127.0.0.1:10257/healthz"
+	// ServiceCIDR is the ClusterIP range the API server allocates from.
+	ServiceCIDR = "10.96.0.0/16"
+)
+
+// findBinary looks for name in dirs, in order.
+func findBinary(dirs []string, name string) (string, error) {
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("find %s in %q: not found (run test/scripts/control-plane.sh)", name, dirs)
+}
+
+// startControlPlane starts etcd, kube-apiserver and kube-controller-manager and waits until
+// each answers its health check. Processes already started are in b.procs, so Close stops them
+// whatever fails here.
+func (b *Bed) startControlPlane(ctx context.Context) error {
+	bins := map[string]string{}
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
+		p, err := findBinary(b.cfg.ControlPlaneBin, name)
+		if err != nil {
+			return err
+		}
+		bins[name] = p
+	}
+	pkiDir := filepath.Join(b.Dir, "pki")
+	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", pkiDir, err)
+	}
+	p, err := newPKI(pkiDir)
+	if err != nil {
+		return err
+	}
+	b.pki = p
+	timeout := b.cfg.StartTimeout
+
+	etcd, err := b.start(ctx, "etcd", bins["etcd"],
+		"--name=bed", "--data-dir="+filepath.Join(b.Dir, "etcd"),
+		"--listen-client-urls="+EtcdClientURL, "--advertise-client-urls="+EtcdClientURL,
+		"--listen-peer-urls="+etcdPeerURL, "--initial-advertise-peer-urls="+etcdPeerURL,
+		"--initial-cluster=bed="+etcdPeerURL, "--unsafe-no-fsync", "--log-level=warn")
+	if err != nil {
+		return err
+	}
+	plain := &http.Client{Timeout: 5 * time.Second}
+	if err := poll(ctx, "etcd health", timeout, 200*time.Millisecond, etcd, func(ctx context.Context) error {
+		return get(ctx, plain, EtcdClientURL+"/health", `"health":"true"`, "")
+	}); err != nil {
+		return err
+	}
+
+	apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"],
+		"--etcd-servers="+EtcdClientURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=6443",
+		"--tls-cert-file="+p.ServerCert, "--tls-private-key-file="+p.ServerKey,
+		"--client-ca-file="+p.CACert,
+		"--token-auth-file="+p.TokenFile,
+		"--authorization-mode=Node,RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+p.SAPub, "--service-account-signing-key-file="+p.SAKey,
+		"--service-cluster-ip-range="+ServiceCIDR,
+		"--endpoint-reconciler-type=none",
+		"--enable-priority-and-fairness=false",
+		// No kubelet and no service-account controller: pods get no token volume.
+		"--disable-admission-plugins=ServiceAccount",
+		"--allow-privileged=true",
+		"--profiling=false")
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.caPEM)
+	secure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if err := poll(ctx, "kube-apiserver /readyz", timeout, 250*time.Millisecond, apiserver, func(ctx context.Context) error {
+		return get(ctx, secure, APIServerURL+"/readyz", "ok", p.Token)
+	}); err != nil {
+		return err
+	}
+
+	b.Kubeconfig = filepath.Join(b.Dir, "kubeconfig")
+	if err := writeKubeconfig(b.Kubeconfig, p); err != nil {
+		return err
+	}
+
+	kcm, err := b.start(ctx, "kube-controller-manager", bins["kube-controller-manager"],
+		"--kubeconfig="+b.Kubeconfig,
+		"--authentication-kubeconfig="+b.Kubeconfig, "--authorization-kubeconfig="+b.Kubeconfig,
+		"--controllers=endpointslice,endpointslicemirroring",
+		"--leader-elect=false", "--use-service-account-credentials=false",
+		"--bind-address=127.0.0.1", "--secure-port=10257",
+		"--cert-dir="+filepath.Join(b.Dir, "kcm-certs"),
+		// Publish endpoint changes at once: scenarios measure the proxier, not batching.
+		"--endpointslice-updates-batch-period=0s")
+	if err != nil {
+		return err
+	}
+	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	return poll(ctx, "kube-controller-manager /healthz", timeout, 250*time.Millisecond, kcm, func(ctx context.Context) error {
+		return get(ctx, insecure, kcmHealthURL, "ok", "")
+	})
+}
+
+// get fetches url and checks that the answer is 200 and contains want.
+func get(ctx context.Context, c *http.Client, url, want, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+		return fmt.Errorf("GET %s: %s: %.300s", url, resp.Status, body)
+	}
+	return nil
+}
+
+// writeKubeconfig writes an admin kubeconfig (mode 0600) for the bed's API server.
+func writeKubeconfig(path string, p *pki) error {
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: bed
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: admin
+  user:
+    token: %s
+contexts:
+- name: bed
+  context:
+    cluster: bed
+    user: admin
+current-context: bed
+`, APIServerURL, base64.StdEncoding.EncodeToString(p.caPEM), p.Token)
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	return nil
+}
+
+// restConfig is the client configuration the kubeconfig describes.
+func restConfig(p *pki) *rest.Config {
+	return &rest.Config{
+		Host:            APIServerURL,
+		BearerToken:     p.Token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: p.caPEM},
+		QPS:             100,
+		Burst:           200,
+	}
+}
+
+// start starts a component and records it so Close stops it.
+func (b *Bed) start(ctx context.Context, name, bin string, args ...string) (*Process, error) {
+	p, err := StartProcess(ctx, b.LogDir, name, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	b.procs = append(b.procs, p)
+	return p, nil
+}
+
+// stopAll stops the bed's processes, last started first.
+func (b *Bed) stopAll() error {
+	var errs []error
+	for i := len(b.procs) - 1; i >= 0; i-- {
+		if err := b.procs[i].Stop(10 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	b.procs = nil
+	return errors.Join(errs...)
+}

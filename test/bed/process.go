@@ -1,0 +1,129 @@
+package bed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// Process is a long-running component started by the bed (etcd, kube-apiserver, the proxier),
+// with stdout and stderr going to LogDir/NAME.log.
+type Process struct {
+	// Name names the component and its log file.
+	Name string
+	// LogPath is the file holding its output.
+	LogPath string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// StartProcess starts bin with args, logging to logDir/name.log. The process runs in its own
+// process group so that Stop also ends anything it spawned.
+func StartProcess(ctx context.Context, logDir, name, bin string, args ...string) (*Process, error) {
+	logPath := filepath.Join(logDir, name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log of %s: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	klog.FromContext(ctx).V(2).Info("Started", "component", name, "pid", cmd.Process.Pid, "log", logPath)
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		_ = logFile.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Exited reports whether the process has ended, and how.
+func (p *Process) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Stop sends SIGTERM to the process group, waits up to grace for the process to end, then
+// kills the group. It returns nil for a process that ended by the signal; Stop may be called
+// more than once.
+func (p *Process) Stop(grace time.Duration) error {
+	if exited, _ := p.Exited(); !exited {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(grace):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+	// Whatever the leader left behind in its group goes too.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	var exitErr *exec.ExitError
+	if errors.As(p.err, &exitErr) && exitErr.Sys().(syscall.WaitStatus).Signaled() {
+		return nil
+	}
+	if p.err != nil {
+		return fmt.Errorf("%s: %w (log %s)", p.Name, p.err, p.LogPath)
+	}
+	return nil
+}
+
+// Tail returns the last n bytes of the process's log, for error messages.
+func (p *Process) Tail(n int64) string {
+	return tailFile(p.LogPath, n)
+}
+
+func tailFile(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > n {
+		_, _ = f.Seek(st.Size()-n, 0)
+	}
+	buf := make([]byte, n)
+	k, _ := f.Read(buf)
+	return string(buf[:k])
+}
+
+// poll calls cond every interval until it returns nil, the process (if given) exits, or
+// timeout passes; the error then names the last reason cond gave.
+func poll(ctx context.Context, what string, timeout, interval time.Duration, proc *Process, cond func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		last := cond(ctx)
+		if last == nil {
+			return nil
+		}
+		if proc != nil {
+			if exited, perr := proc.Exited(); exited {
+				return fmt.Errorf("wait for %s: %s exited (%v); log tail:\n%s", what, proc.Name, perr, proc.Tail(2048))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w (last: %v)", what, ctx.Err(), last)
+		case <-time.After(interval):
+		}
+	}
+}
