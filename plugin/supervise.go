@@ -1,0 +1,109 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// Backoff is the supervisor's restart policy: the first restart waits Initial, each quick
+// crash doubles the wait up to Max, and a run that lasted Healthy resets it.
+type Backoff struct {
+	Initial, Max, Healthy time.Duration
+}
+
+// DefaultBackoff restarts fast once, then backs off to 30 s for a crash loop.
+var DefaultBackoff = Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Healthy: 30 * time.Second}
+
+// next returns the wait before the next start after a run of length ran that waited prev.
+func (b Backoff) next(prev, ran time.Duration) time.Duration {
+	if prev == 0 || ran >= b.Healthy {
+		return b.Initial
+	}
+	return min(2*prev, b.Max)
+}
+
+// lockFD is the descriptor the launcher passes the launch lock on.
+const lockFD = 3
+
+// PIDFileName is written beside the launch lock with the supervisor's pid, for uninstall.
+const PIDFileName = "supervisor.pid"
+
+// Supervise runs argv (the proxier and its flags) until ctx is done, restarting it with
+// backoff whenever it exits. On ctx done it sends SIGTERM to the proxier and waits for it. It
+// keeps the launch lock inherited on fd 3 (if any) for its whole life.
+func Supervise(ctx context.Context, argv []string, b Backoff) error {
+	if len(argv) == 0 {
+		return errors.New("supervise: no command")
+	}
+	logger := klog.FromContext(ctx)
+	lock := inheritedLock()
+	if lock != nil {
+		defer lock.Close()
+		if p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(lockFD)); err == nil {
+			pidFile := filepath.Join(filepath.Dir(p), PIDFileName)
+			if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err == nil {
+				defer os.Remove(pidFile)
+			}
+		}
+	}
+	var wait time.Duration
+	for {
+		start := time.Now()
+		err := runOnce(ctx, argv)
+		if ctx.Err() != nil {
+			logger.Info("Supervisor stopping", "proxier", argv[0])
+			return nil
+		}
+		ran := time.Since(start)
+		wait = b.next(wait, ran)
+		logger.Info("Proxier exited; restarting", "proxier", argv[0], "ran", ran, "err", err, "backoff", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// inheritedLock returns fd 3 as a file when it is open (the launcher's lock), else nil.
+func inheritedLock() *os.File {
+	if _, err := unix.FcntlInt(lockFD, unix.F_GETFD, 0); err != nil {
+		return nil
+	}
+	unix.CloseOnExec(lockFD) // the proxier must not inherit it
+	return os.NewFile(lockFD, LaunchLockName)
+}
+
+func runOnce(ctx context.Context, argv []string) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		return ctx.Err()
+	}
+}
