@@ -53,8 +53,9 @@ func ResolveKernel(ctx context.Context) (Kernel, error) {
 func parseDepends(out string) (string, error) {
 	for _, l := range strings.Split(out, "\n") {
 		l = strings.TrimSpace(l)
+		// A <name> is a virtual package, which apt-get cannot download.
 		if dep, ok := strings.CutPrefix(l, "Depends: "); ok && strings.HasPrefix(dep, "linux-image-") {
-			return strings.Trim(dep, "<>"), nil
+			return dep, nil
 		}
 	}
 	return "", fmt.Errorf("resolve kernel: no linux-image dependency in apt-cache depends %s output %q", metaPackage, out)

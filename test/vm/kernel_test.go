@@ -1,0 +1,71 @@
+package vm
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseDepends(t *testing.T) {
+	tests := []struct {
+		name, out, want string
+		wantErr         bool
+	}{
+		{name: "bookworm", out: "linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n", want: "linux-image-6.1.0-56-amd64"},
+		{name: "virtual skipped", out: "linux-image-amd64\n  Depends: <linux-image-x>\n  Depends: linux-image-6.12.9-amd64\n", want: "linux-image-6.12.9-amd64"},
+		{name: "nothing", out: "linux-image-amd64\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseDepends(tt.out)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseDepends = %q, %v; want %q (error %v)", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestField(t *testing.T) {
+	show := "Package: linux-image-6.1.0-56-amd64\nSource: linux-signed-amd64 (6.1.192+2)\nVersion: 6.1.192-2\n\nPackage: other\nVersion: 1\n"
+	if got := field(show, "Version"); got != "6.1.192-2" {
+		t.Errorf("field Version = %q", got)
+	}
+	if got := field(show, "Missing"); got != "" {
+		t.Errorf("field Missing = %q, want empty", got)
+	}
+}
+
+func TestKernelRelease(t *testing.T) {
+	if got := (Kernel{Package: "linux-image-6.1.0-56-amd64"}).Release(); got != "6.1.0-56-amd64" {
+		t.Errorf("Release = %q", got)
+	}
+}
+
+func TestStampRoundTripAndCachedKernels(t *testing.T) {
+	root := t.TempDir()
+	stamps := []stamp{
+		{Kernel: Kernel{Package: "linux-image-6.1.0-55-amd64", Version: "6.1.190-1"}, Recipe: "r1"},
+		{Kernel: Kernel{Package: "linux-image-6.1.0-56-amd64", Version: "6.1.192-2"}, Recipe: "r2"},
+	}
+	for _, s := range stamps {
+		if got := parseStamp(s.String()); got != s {
+			t.Errorf("parseStamp(String()) = %+v, want %+v", got, s)
+		}
+		dir := filepath.Join(root, s.Kernel.Release())
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, stampFile), []byte(s.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, ".build-123"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := []Kernel{stamps[0].Kernel, stamps[1].Kernel}
+	if diff := cmp.Diff(want, cachedKernels(root)); diff != "" {
+		t.Errorf("cachedKernels (-want +got):\n%s", diff)
+	}
+}
