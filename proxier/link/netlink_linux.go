@@ -1,0 +1,196 @@
+package link
+
+// Addresses are bound the way kube-proxy's IPVS mode binds Service IPs to kube-ipvs0: as host
+// prefixes (/32, /128) with the kernel's default scope, global (RT_SCOPE_UNIVERSE).
+//
+// Scope does not decide whether the node accepts traffic for a VIP: for every address, of any
+// scope, the kernel adds a route of type local to its "local" table, and that route is what
+// makes packets to the VIP reach IPVS. Scope only limits which addresses the kernel may pick
+// as a source. A host-scoped VIP would differ from kube-proxy's for operators and tools that
+// compare the two for no gain: the kernel picks an address of another link as source only
+// when the outgoing link has none of its own, and node-originated traffic to VIPs is
+// masqueraded by kubevs's netfilter rules anyway. ARP for VIPs is governed by arp_ignore and
+// arp_announce (set by the proxier under strict ARP), which ignore scope. IPv6 has no scope
+// to choose: the kernel derives it from the address. IPv6 VIPs are added with IFA_F_NODAD,
+// so they are usable at once instead of tentative (dummy links skip DAD anyway).
+//
+// The link is set up. kube-proxy leaves kube-ipvs0 down, which works for IPv4 because the
+// local route exists either way; an up link also gives IPv6 VIPs a fully configured state.
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// netlinkLinks manages links over a rtnetlink socket bound to one network namespace.
+type netlinkLinks struct {
+	h *netlink.Handle
+}
+
+var _ Interface = (*netlinkLinks)(nil)
+
+// New returns links managed in the calling thread's network namespace (a caller that wants
+// another namespace locks its goroutine there first). It is safe for concurrent use and also
+// implements io.Closer, which releases its socket.
+func New() (Interface, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
+	}
+	return &netlinkLinks{h: h}, nil
+}
+
+// Close releases the socket.
+func (n *netlinkLinks) Close() error {
+	n.h.Close()
+	return nil
+}
+
+// byName looks a link up, mapping its absence to ErrNotFound.
+func (n *netlinkLinks) byName(name string) (netlink.Link, error) {
+	l, err := n.h.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
+		return nil, fmt.Errorf("link %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find link %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// dummy looks a link up and checks that it is a dummy.
+func (n *netlinkLinks) dummy(name string) (netlink.Link, error) {
+	l, err := n.byName(name)
+	if err != nil {
+		return nil, err
+	}
+	if l.Type() != "dummy" {
+		return nil, fmt.Errorf("link %s of type %s: %w", name, l.Type(), ErrNotDummy)
+	}
+	return l, nil
+}
+
+// EnsureDummy creates the dummy link if absent and sets it up; a link of that name that is
+// not a dummy is an error matching ErrNotDummy.
+func (n *netlinkLinks) EnsureDummy(name string) error {
+	l, err := n.dummy(name)
+	if errors.Is(err, ErrNotFound) {
+		err = n.h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name}})
+		if err != nil && !errors.Is(err, unix.EEXIST) { // EEXIST: created meanwhile, check it below
+			return fmt.Errorf("create dummy link %s: %w", name, err)
+		}
+		l, err = n.dummy(name)
+	}
+	if err != nil {
+		return fmt.Errorf("ensure dummy link: %w", err)
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := n.h.LinkSetUp(l); err != nil {
+			return fmt.Errorf("set dummy link %s up: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// DeleteDummy removes the dummy link and its addresses; ErrNotFound if absent, ErrNotDummy
+// if the link is something else.
+func (n *netlinkLinks) DeleteDummy(name string) error {
+	l, err := n.dummy(name)
+	if err == nil {
+		err = n.h.LinkDel(l)
+	}
+	if err != nil {
+		return fmt.Errorf("delete dummy link %s: %w", name, err)
+	}
+	return nil
+}
+
+// Addresses lists the host-prefix addresses (/32, /128) on the link, sorted; other addresses,
+// such as the IPv6 link-local one the kernel adds, are left out.
+func (n *netlinkLinks) Addresses(name string) ([]netip.Addr, error) {
+	l, err := n.byName(name)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	var list []netlink.Addr
+	for range 3 { // a dump interrupted by a concurrent change is retried
+		if list, err = n.h.AddrList(l, netlink.FAMILY_ALL); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", name, err)
+	}
+	var out []netip.Addr
+	for _, a := range list {
+		ones, bits := a.Mask.Size()
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || ones != bits {
+			continue
+		}
+		if ip = ip.Unmap(); ip.BitLen() == bits {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), nil
+}
+
+// hostAddr is addr as a host prefix in netlink's form.
+func hostAddr(addr netip.Addr) (*netlink.Addr, error) {
+	addr = addr.Unmap()
+	if !addr.IsValid() {
+		return nil, errors.New("invalid address")
+	}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(addr.BitLen(), addr.BitLen())}}
+	if addr.Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a, nil
+}
+
+// AddAddress binds addr as a host prefix; ErrExist if bound, ErrNotFound if no such link.
+func (n *netlinkLinks) AddAddress(name string, addr netip.Addr) error {
+	a, err := hostAddr(addr)
+	if err != nil {
+		return fmt.Errorf("add address %s to %s: %w", addr, name, err)
+	}
+	l, err := n.byName(name)
+	if err == nil {
+		err = n.h.AddrAdd(l, a)
+		if errors.Is(err, unix.EEXIST) {
+			err = fmt.Errorf("%w (%w)", ErrExist, err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("add address %s to %s: %w", addr, name, err)
+	}
+	return nil
+}
+
+// DeleteAddress unbinds addr; ErrNotFound if it is not bound or the link is absent.
+func (n *netlinkLinks) DeleteAddress(name string, addr netip.Addr) error {
+	a, err := hostAddr(addr)
+	if err != nil {
+		return fmt.Errorf("delete address %s from %s: %w", addr, name, err)
+	}
+	l, err := n.byName(name)
+	if err == nil {
+		err = n.h.AddrDel(l, a)
+		// The kernel answers EADDRNOTAVAIL for an address that is not on the link.
+		if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) {
+			err = fmt.Errorf("address %w (%w)", ErrNotFound, err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("delete address %s from %s: %w", addr, name, err)
+	}
+	return nil
+}
