@@ -126,7 +126,9 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 // Apply converges the changed Services only: a nil value means the Service is gone (or
 // ignored). The cost is proportional to the changed Services, never to all of them. It
 // goes on past a failing object and returns every failure joined, each naming its object;
-// the caller should then Resync, which re-reads the kernel and converges.
+// the caller should then Resync, which re-reads the kernel and converges. Real servers it
+// drains are deleted by FinishDrains (or the next Resync), never here: the caller runs
+// FinishDrains while Draining() > 0.
 func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName]*desired.Service) error {
 	if !r.started {
 		return errors.New("apply: reconciler not started")
@@ -147,7 +149,7 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 	r.m.fresh = false
 	err := r.converge(ctx, &t)
 	klog.FromContext(ctx).V(2).Info("Applied changed services", "services", len(changed), "virtualServers", len(t.vs), "err", err)
-	return errors.Join(err, r.FinishDrains(ctx))
+	return err
 }
 
 // Resync re-reads what the kernel holds and converges it to all, the complete set of

@@ -90,5 +90,5 @@ func (r *Reconciler) SysctlChanges() []SysctlChange { return r.changed }
 
 // Draining reports how many real servers are at weight 0 waiting for their connections
 // to end. While it is non-zero the caller should call FinishDrains now and then (every
-// second or so); Apply and Resync also finish drains.
+// second or so); Resync also finishes drains, Apply does not.
 func (r *Reconciler) Draining() int { return len(r.m.draining) }

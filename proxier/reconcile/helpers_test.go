@@ -1,0 +1,270 @@
+package reconcile
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
+	"github.com/kubevs/kubevs/proxier/link/linktest"
+	"github.com/kubevs/kubevs/proxier/netfilter"
+	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+// fakeNetfilter is a minimal stand-in until netfiltertest lands: it stores the last
+// Ruleset per family and records Ensure and Cleanup.
+type fakeNetfilter struct {
+	rules map[ipset.Family]netfilter.Ruleset
+	ops   []string
+}
+
+func newFakeNetfilter() *fakeNetfilter {
+	return &fakeNetfilter{rules: map[ipset.Family]netfilter.Ruleset{}}
+}
+
+func (f *fakeNetfilter) Ensure(fam ipset.Family, rs netfilter.Ruleset) error {
+	f.ops = append(f.ops, fmt.Sprintf("ensure %s %d chains", fam, len(rs.Chains)))
+	f.rules[fam] = rs
+	return nil
+}
+
+func (f *fakeNetfilter) Cleanup(fam ipset.Family) error {
+	f.ops = append(f.ops, "cleanup "+string(fam))
+	delete(f.rules, fam)
+	return nil
+}
+
+func (f *fakeNetfilter) Dump(fam ipset.Family) (netfilter.Ruleset, error) { return f.rules[fam], nil }
+
+// fakeConntrack records the deletions it is asked for.
+type fakeConntrack struct{ ops []string }
+
+func (f *fakeConntrack) DeleteByOrigDst(p ipvs.Protocol, a netip.Addr, port uint16) (int, error) {
+	f.ops = append(f.ops, fmt.Sprintf("conntrack delete orig-dst %s %s", p, netip.AddrPortFrom(a, port)))
+	return 0, nil
+}
+
+func (f *fakeConntrack) DeleteByReplySrc(p ipvs.Protocol, a netip.Addr, port uint16) (int, error) {
+	f.ops = append(f.ops, fmt.Sprintf("conntrack delete reply-src %s %s", p, netip.AddrPortFrom(a, port)))
+	return 0, nil
+}
+
+func (f *fakeConntrack) DeleteByAddr(a netip.Addr) (int, error) {
+	f.ops = append(f.ops, "conntrack delete addr "+a.String())
+	return 0, nil
+}
+
+// fakes is a whole fake kernel.
+type fakes struct {
+	ipvs   *ipvstest.Fake
+	link   *linktest.Fake
+	ipset  *ipsettest.Fake
+	nf     *fakeNetfilter
+	ct     *fakeConntrack
+	sysctl *sysctltest.Fake
+	now    time.Time
+}
+
+func newFakes() *fakes {
+	return &fakes{
+		ipvs:  ipvstest.NewFake(),
+		link:  linktest.NewFake(),
+		ipset: ipsettest.NewFake(),
+		nf:    newFakeNetfilter(),
+		ct:    &fakeConntrack{},
+		sysctl: sysctltest.NewFake(map[string]string{
+			"kernel/osrelease":                      "6.1.0-28-amd64",
+			"net/ipv4/vs/conntrack":                 "0",
+			"net/ipv4/vs/expire_nodest_conn":        "0",
+			"net/ipv4/vs/expire_quiescent_template": "0",
+			"net/ipv4/vs/conn_reuse_mode":           "1",
+			"net/ipv4/ip_forward":                   "1",
+			"net/ipv4/conf/all/arp_ignore":          "0",
+			"net/ipv4/conf/all/arp_announce":        "2",
+		}),
+		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+}
+
+func (f *fakes) kernel() Kernel {
+	return Kernel{IPVS: f.ipvs, Link: f.link, IPSet: f.ipset, Netfilter: f.nf, Conntrack: f.ct, Sysctl: f.sysctl}
+}
+
+var testOpts = desired.Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, StrictARP: true}
+
+func (f *fakes) reconciler() *Reconciler {
+	return New(f.kernel(), Options{Desired: testOpts, DrainTimeout: time.Minute, Now: func() time.Time { return f.now }})
+}
+
+// dump prints the whole fake kernel (IPVS, links, sets) as text.
+func (f *fakes) dump() string {
+	return "# ipvs\n" + f.ipvs.Dump() + "# links\n" + f.link.Dump() + "# sets\n" + f.ipset.Dump()
+}
+
+// writes returns every write op issued since the last reset, grouped by subsystem (in
+// issue order within each): ipvs, links (the idempotent ensure-dummy dropped), sets,
+// rules, conntrack, sysctls. Reads are left out.
+func (f *fakes) writes() []string {
+	var out []string
+	out = append(out, f.ipvs.Ops()...)
+	for _, op := range f.link.Ops() {
+		if !strings.HasPrefix(op, linktest.OpEnsureDummy+" ") {
+			out = append(out, op)
+		}
+	}
+	for _, op := range f.ipset.Ops() {
+		verb, _, _ := strings.Cut(op, " ")
+		if verb != ipsettest.OpSets && verb != ipsettest.OpList {
+			out = append(out, op)
+		}
+	}
+	out = append(out, f.nf.ops...)
+	out = append(out, f.ct.ops...)
+	out = append(out, f.sysctl.Ops()...)
+	return out
+}
+
+func (f *fakes) reset() {
+	f.ipvs.ResetOps()
+	f.link.ResetOps()
+	f.ipset.ResetOps()
+	f.sysctl.ResetOps()
+	f.nf.ops = nil
+	f.ct.ops = nil
+}
+
+// checkOps compares the writes since the last reset with want, then resets.
+func (f *fakes) checkOps(t *testing.T, step string, want []string) {
+	t.Helper()
+	got := f.writes()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s: operations (-want +got):\n%s", step, diff)
+	}
+	f.reset()
+}
+
+// svc describes a test Service: "ns/name" with one ClusterIP and ports "proto:port", and
+// endpoints "ip" (remote) or "ip@local" (on this node).
+type svc struct {
+	name     string
+	ip       string
+	ports    []string
+	eps      []string
+	affinity bool
+	sched    string
+}
+
+const nodeName = "node-a"
+
+// compute turns s into desired state through desired.ComputeService, as the daemon does.
+func (s svc) compute(t testing.TB) desired.Service {
+	t.Helper()
+	ns, name, _ := strings.Cut(s.name, "/")
+	obj := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1.ServiceSpec{ClusterIP: s.ip, ClusterIPs: []string{s.ip}, Type: v1.ServiceTypeClusterIP},
+	}
+	if s.affinity {
+		obj.Spec.SessionAffinity = v1.ServiceAffinityClientIP
+	}
+	if s.sched != "" {
+		obj.Annotations = map[string]string{desired.SchedulerAnnotation: s.sched}
+	}
+	sl := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4}
+	if strings.Contains(s.ip, ":") {
+		sl.AddressType = discoveryv1.AddressTypeIPv6
+	}
+	for _, p := range s.ports {
+		proto, num, _ := strings.Cut(p, ":")
+		var n int32
+		fmt.Sscan(num, &n)
+		pname := strings.ToLower(proto) + num
+		obj.Spec.Ports = append(obj.Spec.Ports, v1.ServicePort{Name: pname, Protocol: v1.Protocol(proto), Port: n})
+		target := n + 8000
+		sl.Ports = append(sl.Ports, discoveryv1.EndpointPort{Name: &pname, Protocol: ptr(v1.Protocol(proto)), Port: &target})
+	}
+	for _, e := range s.eps {
+		addr, loc, _ := strings.Cut(e, "@")
+		node := "node-b"
+		if loc == "local" {
+			node = nodeName
+		}
+		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{addr}, NodeName: ptr(node)})
+	}
+	out, errs := desired.ComputeService(testOpts, desired.Node{Name: nodeName}, nil, obj, []*discoveryv1.EndpointSlice{sl})
+	if len(errs) > 0 {
+		t.Fatalf("compute %s: %v", s.name, errs)
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func nn(s string) types.NamespacedName {
+	ns, name, _ := strings.Cut(s, "/")
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
+
+// all computes a full set of Services.
+func all(t testing.TB, ss ...svc) map[types.NamespacedName]desired.Service {
+	out := map[types.NamespacedName]desired.Service{}
+	for _, s := range ss {
+		out[nn(s.name)] = s.compute(t)
+	}
+	return out
+}
+
+// changes computes a partial change; a svc with no ip means the Service is gone.
+func changes(t testing.TB, ss ...svc) map[types.NamespacedName]*desired.Service {
+	out := map[types.NamespacedName]*desired.Service{}
+	for _, s := range ss {
+		if s.ip == "" {
+			out[nn(s.name)] = nil
+			continue
+		}
+		d := s.compute(t)
+		out[nn(s.name)] = &d
+	}
+	return out
+}
+
+func sorted(ss []string) []string { slices.Sort(ss); return ss }
