@@ -90,22 +90,36 @@ type Timeouts struct {
 // Duration is a time.Duration written as a Go duration string in JSON.
 type Duration time.Duration
 
-// UnmarshalJSON parses "1.5s".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration string like \"500ms\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
 // MarshalJSON prints the duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON decodes the timeouts strictly and names the field of a bad duration.
+func (t *Timeouts) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		API    *string `json:"api"`
+		Launch *string `json:"launch"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return fmt.Errorf("timeouts: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		in   *string
+		out  *Duration
+	}{{"timeouts.api", raw.API, &t.API}, {"timeouts.launch", raw.Launch, &t.Launch}} {
+		if f.in == nil {
+			continue
+		}
+		d, err := time.ParseDuration(*f.in)
+		if err != nil {
+			return fmt.Errorf("%s: want a duration string like \"500ms\": %w", f.name, err)
+		}
+		*f.out = Duration(d)
+	}
+	return nil
+}
 
 // ParseConfig decodes and validates the plugin's stdin. The error is a *types.Error with the
 // CNI code: 6 for malformed JSON, 1 for an unsupported cniVersion, 7 for anything else wrong

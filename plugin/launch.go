@@ -53,7 +53,7 @@ func LaunchSupervisor(ctx context.Context, cfg *Config, cniPath string) error {
 
 func launch(cfg *Config, cniPath string) error {
 	dir := filepath.Dir(cfg.Socket)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirSocketDir(cfg.Socket); err != nil {
 		return fmt.Errorf("create run directory %s: %w", dir, err)
 	}
 	lock, err := TryLock(filepath.Join(dir, LaunchLockName))
@@ -150,3 +150,6 @@ func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
+
+// mkdirSocketDir creates the socket's directory root-only, as the proxier would.
+func mkdirSocketDir(socket string) error { return os.MkdirAll(filepath.Dir(socket), 0o700) }
