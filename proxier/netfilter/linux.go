@@ -1,0 +1,239 @@
+package netfilter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/kubevs/kubevs/proxier/ipset"
+)
+
+// Backend is the kernel interface the iptables tools drive.
+type Backend string
+
+// The two iptables backends.
+const (
+	BackendNFT    Backend = "nf_tables"
+	BackendLegacy Backend = "legacy"
+)
+
+type tools struct{ save, restore string }
+
+// Linux drives iptables-save and iptables-restore (ip6tables-* for IPv6): one iptables-save
+// per table to read, and one `iptables-restore -w --noflush` per table that needs a change.
+// Processes run in the network namespace of the calling thread. It is safe for concurrent use;
+// calls are serialized.
+//
+// Rules are compared token by token with what iptables-save prints. A rule written in another
+// form than iptables-save prints (say "--or-mark 0x4000", printed "--set-xmark
+// 0x4000/0x4000") is rewritten once; Linux then remembers what the kernel printed for it, so
+// the next Ensure with the same ruleset changes nothing.
+type Linux struct {
+	backend Backend
+	bins    map[Family]tools
+
+	mu   sync.Mutex
+	memo map[string]written // family/table/id -> what was asked and what the kernel printed
+}
+
+type written struct{ want, have []string }
+
+var _ Interface = (*Linux)(nil)
+
+// New detects the backend of the `iptables` found on PATH (iptables --version prints
+// "(nf_tables)" or "(legacy)") and uses the matching save and restore tools, so that kubevs
+// writes where the node's other tools (kubelet, CNI plugins) write.
+func New() (*Linux, error) {
+	out, err := exec.Command("iptables", "--version").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("detect iptables backend: iptables --version: %w: %s", err, bytes.TrimSpace(out))
+	}
+	b := BackendLegacy // iptables before 1.8 prints no backend and is legacy
+	if strings.Contains(string(out), "nf_tables") {
+		b = BackendNFT
+	}
+	return NewBackend(b)
+}
+
+// NewBackend uses the given backend's tools: iptables-nft-save or iptables-legacy-save and so
+// on, falling back to the unsuffixed names where the suffixed ones are not installed.
+func NewBackend(b Backend) (*Linux, error) {
+	suffix := map[Backend]string{BackendNFT: "-nft", BackendLegacy: "-legacy"}[b]
+	if suffix == "" {
+		return nil, fmt.Errorf("unknown iptables backend %q", b)
+	}
+	l := &Linux{backend: b, bins: map[Family]tools{}, memo: map[string]written{}}
+	for fam, prefix := range map[Family]string{ipset.IPv4: "iptables", ipset.IPv6: "ip6tables"} {
+		var t tools
+		for _, p := range []*string{&t.save, &t.restore} {
+			verb := "-save"
+			if p == &t.restore {
+				verb = "-restore"
+			}
+			name := prefix + suffix + verb
+			if _, err := exec.LookPath(name); err != nil {
+				name = prefix + verb
+				if _, err := exec.LookPath(name); err != nil {
+					return nil, fmt.Errorf("find %s%s%s or %s: %w", prefix, suffix, verb, name, err)
+				}
+			}
+			*p = name
+		}
+		l.bins[fam] = t
+	}
+	return l, nil
+}
+
+// Backend reports which backend Linux writes to.
+func (l *Linux) Backend() Backend { return l.backend }
+
+func (l *Linux) tools(family Family) (tools, error) {
+	t, ok := l.bins[family]
+	if !ok {
+		return t, fmt.Errorf("unknown family %q", family)
+	}
+	return t, nil
+}
+
+// read runs iptables-save for one table.
+func (l *Linux) read(family Family, name string) (*table, error) {
+	t, err := l.tools(family)
+	if err != nil {
+		return nil, err
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(t.save, "-t", name)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s -t %s: %w: %s", t.save, name, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return parseSave(stdout.String(), name)
+}
+
+// write runs one iptables-restore --noflush batch.
+func (l *Linux) write(family Family, lines []string) error {
+	t, err := l.tools(family)
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(t.restore, "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s -w --noflush: %w: %s\ninput:\n%s", t.restore, err,
+			bytes.TrimSpace(stderr.Bytes()), strings.Join(lines, "\n"))
+	}
+	return nil
+}
+
+// same compares with the memo of what the kernel printed after the last write.
+func (l *Linux) same(family Family, table string) sameFunc {
+	return func(id string, want, have []string) bool {
+		if sameRules(want, have) {
+			return true
+		}
+		m, ok := l.memo[string(family)+"/"+table+"/"+id]
+		return ok && sameRules(m.want, want) && sameRules(m.have, have)
+	}
+}
+
+// remember records what the kernel printed for each chain and jump of rs in t.
+func (l *Linux) remember(family Family, t *table, rs Ruleset) {
+	key := func(id string) string { return string(family) + "/" + t.name + "/" + id }
+	for _, c := range rs.Chains {
+		if c.Table == t.name {
+			l.memo[key(c.Name)] = written{want: c.Rules, have: t.rules[c.Name]}
+		}
+	}
+	want := map[jumpKey][]string{}
+	for _, j := range rs.Jumps {
+		if j.Table == t.name {
+			k := jumpKey{j.From, j.To}
+			want[k] = append(want[k], jumpRule(j))
+		}
+	}
+	have := existingJumps(t)
+	for k, w := range want {
+		l.memo[key(jumpID(k))] = written{want: w, have: have[k]}
+	}
+}
+
+// Ensure makes the owned chains of family hold exactly rs: one iptables-save per table and
+// one iptables-restore per table that needs a change. Tables are handled independently; the
+// errors of each are joined.
+func (l *Linux) Ensure(family Family, rs Ruleset) error {
+	if err := rs.Validate(); err != nil {
+		return fmt.Errorf("ensure %s rules: %w", family, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, name := range Tables() {
+		cur, err := l.read(family, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ensure %s rules: read table %s: %w", family, name, err))
+			continue
+		}
+		lines := plan(cur, rs, l.same(family, name))
+		if lines == nil {
+			continue
+		}
+		if err := l.write(family, lines); err != nil {
+			errs = append(errs, fmt.Errorf("ensure %s rules: write table %s: %w", family, name, err))
+			continue
+		}
+		after, err := l.read(family, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ensure %s rules: read back table %s: %w", family, name, err))
+			continue
+		}
+		l.remember(family, after, rs)
+	}
+	return errors.Join(errs...)
+}
+
+// Cleanup removes the jumps to owned chains and the owned chains of family.
+func (l *Linux) Cleanup(family Family) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, name := range Tables() {
+		cur, err := l.read(family, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("clean up %s rules: read table %s: %w", family, name, err))
+			continue
+		}
+		if lines := cleanupPlan(cur); lines != nil {
+			if err := l.write(family, lines); err != nil {
+				errs = append(errs, fmt.Errorf("clean up %s rules: table %s: %w", family, name, err))
+			}
+		}
+	}
+	for k := range l.memo {
+		if strings.HasPrefix(k, string(family)+"/") {
+			delete(l.memo, k)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Dump returns the owned chains and the jumps into them as the kernel holds them.
+func (l *Linux) Dump(family Family) (Ruleset, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var rs Ruleset
+	for _, name := range Tables() {
+		cur, err := l.read(family, name)
+		if err != nil {
+			return Ruleset{}, fmt.Errorf("dump %s rules: read table %s: %w", family, name, err)
+		}
+		d := dumpTable(cur)
+		rs.Chains = append(rs.Chains, d.Chains...)
+		rs.Jumps = append(rs.Jumps, d.Jumps...)
+	}
+	return rs, nil
+}
