@@ -35,8 +35,9 @@ type Linux struct {
 	backend Backend
 	bins    map[Family]tools
 
-	mu   sync.Mutex
-	memo map[string]written // family/table/id -> what was asked and what the kernel printed
+	mu       sync.Mutex
+	memo     map[string]written // family/table/id -> what was asked and what the kernel printed
+	restores int                // iptables-restore runs, for tests
 }
 
 type written struct{ want, have []string }
@@ -119,6 +120,7 @@ func (l *Linux) write(family Family, lines []string) error {
 	if err != nil {
 		return err
 	}
+	l.restores++
 	var stderr bytes.Buffer
 	cmd := exec.Command(t.restore, "-w", "--noflush")
 	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
