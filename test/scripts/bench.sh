@@ -1,4 +1,24 @@
 #!/usr/bin/env bash
+# Benchmarks of the proxier core on the in-memory fakes (issue 3's performance targets):
+# 10,000 and 50,000 Services x 10 endpoints.
+#   BenchmarkCold            Compute of every Service + Start + Resync on an empty kernel
+#   BenchmarkEndpointChange  one endpoint added/removed: Compute of one Service + Apply
+#                            (ops/change = kernel writes issued per change)
+#   BenchmarkHeldMemory      heap held by the Reconciler after a cold sync (MiB-held)
+# Targets: one change well under 1 ms of CPU at 50,000 Services; cold 10,000 Services under
+# 2 s of CPU. cpu-ms/op and cpu-µs/op are process CPU time (getrusage), ns/op is wall time.
+# Usage: test/scripts/bench.sh [extra go test flags]
 set -euo pipefail
-echo "test/scripts/bench.sh: not written yet" >&2
-exit 1
+cd "$(dirname "$0")/../.."
+GO=${GO:-go}
+echo "# machine: $(nproc) CPUs, $(uname -r), $($GO version | cut -d' ' -f3-)"
+run() {
+	# klog lines on stderr are noise here; results go to stdout.
+	$GO test ./proxier/reconcile/ -run '^$' -benchmem -count=1 "$@" 2>/dev/null |
+		grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|FAIL)' || {
+		echo "bench.sh: benchmark failed; rerun with stderr: $GO test ./proxier/reconcile/ -run '^\$' -bench . $*" >&2
+		exit 1
+	}
+}
+run -bench 'BenchmarkCold|BenchmarkHeldMemory' -benchtime=1x "$@"
+run -bench 'BenchmarkEndpointChange' -benchtime=2000x "$@"
