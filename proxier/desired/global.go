@@ -6,9 +6,9 @@ package desired
 // Design of the rules (per family; IPv6 uses the KUBE-6-* sets):
 //
 //	nat KUBE-SERVICES (hooked from PREROUTING and OUTPUT)
-//	  -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-CLUSTER-IP-MASQ   (only if masquerading)
-//	  -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT                 (no later nat rule rewrites Service traffic)
-//	nat KUBE-CLUSTER-IP-MASQ: "-s <cluster CIDR> -j RETURN" per CIDR, then -j KUBE-MARK-MASQ
+//	  -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-CLUSTER-IP   (chain, only if masquerading)
+//	  -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT            (no later nat rule rewrites Service traffic)
+//	nat chain KUBE-CLUSTER-IP: "-s <cluster CIDR> -j RETURN" per CIDR, then -j KUBE-MARK-MASQ
 //	  (with masquerade-all it holds only the jump): traffic to a ClusterIP from outside the
 //	  pod network (the node itself, hostNetwork pods) is masqueraded so replies come back here.
 //	nat KUBE-MARK-MASQ: -j MARK --or-mark 0x4000
@@ -52,7 +52,7 @@ const MasqMark = "0x4000"
 // Chain names kubevs owns. Never rename them: a renamed chain would be orphaned on upgrade.
 const (
 	ChainServices      = "KUBE-SERVICES"
-	ChainClusterIPMasq = "KUBE-CLUSTER-IP-MASQ"
+	ChainClusterIPMasq = "KUBE-CLUSTER-IP"
 	ChainMarkMasq      = "KUBE-MARK-MASQ"
 	ChainPostrouting   = "KUBE-POSTROUTING"
 	ChainIPVSFilter    = "KUBE-IPVS-FILTER"

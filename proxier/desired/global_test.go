@@ -30,6 +30,20 @@ func TestGlobal(t *testing.T) {
 	}
 }
 
+func TestGlobalRulesAreValid(t *testing.T) {
+	for _, opts := range []Options{
+		{Families: []ipset.Family{ipset.IPv4, ipset.IPv6}, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00::/64")}},
+		{MasqueradeAll: true},
+		{},
+	} {
+		for _, fr := range Global(opts, KernelVersion{6, 1}).Rules {
+			if err := fr.Validate(); err != nil {
+				t.Errorf("options %+v, family %s: %v", opts, fr.Family, err)
+			}
+		}
+	}
+}
+
 func TestParseKernelVersion(t *testing.T) {
 	tests := []struct {
 		in      string
