@@ -322,3 +322,5 @@ func withName(t testing.TB, b []byte) []byte {
 	out, _ := json.Marshal(m)
 	return out
 }
+
+func containsFold(s, sub string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(sub)) }
