@@ -70,6 +70,15 @@ func (f *Fake) SetInUse(name string, inUse bool) error {
 	return nil
 }
 
+// Has reports whether a set exists. It is not recorded in Ops: it lets other fakes (the
+// netfilter fake's -m set rules) see the table as the kernel does.
+func (f *Fake) Has(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.sets[name]
+	return ok
+}
+
 // Ops returns the calls recorded since the last ResetOps.
 func (f *Fake) Ops() []string {
 	f.mu.Lock()

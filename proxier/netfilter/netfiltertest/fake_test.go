@@ -1,0 +1,207 @@
+package netfiltertest
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
+	"github.com/kubevs/kubevs/proxier/netfilter"
+)
+
+const v4 = ipset.IPv4
+
+func rules(mark string) netfilter.Ruleset {
+	return netfilter.Ruleset{
+		Chains: []netfilter.Chain{
+			{Table: "nat", Name: "KUBE-SERVICES", Rules: []string{"-m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ"}},
+			{Table: "nat", Name: "KUBE-MARK-MASQ", Rules: []string{"-j MARK --set-xmark " + mark + "/" + mark}},
+			{Table: "filter", Name: "KUBE-IPVS-FILTER", Rules: []string{"-m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT"}},
+		},
+		Jumps: []netfilter.Jump{
+			{Table: "nat", From: "PREROUTING", Match: `-m comment --comment "kubevs service portals"`, To: "KUBE-SERVICES"},
+			{Table: "nat", From: "OUTPUT", Match: `-m comment --comment "kubevs service portals"`, To: "KUBE-SERVICES"},
+			{Table: "filter", From: "INPUT", To: "KUBE-IPVS-FILTER"},
+		},
+	}
+}
+
+func TestFakeEnsureSequence(t *testing.T) {
+	sets := ipsettest.NewFake()
+	f := NewFake()
+	f.UseSets(sets)
+	if err := f.Append(v4, "nat", "PREROUTING", "-j FOREIGN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Append(v4, "nat", "FOREIGN", "-j RETURN"); err != nil {
+		t.Fatal(err)
+	}
+	// The set does not exist yet: the rules do not load, as with iptables-restore.
+	if err := f.Ensure(v4, rules("0x4000")); err == nil {
+		t.Fatalf("Ensure loaded -m set against a missing set")
+	}
+	if err := sets.CreateSet(ipset.Set{Name: "KUBE-CLUSTER-IP", Type: ipset.HashIPPort}); err != nil {
+		t.Fatal(err)
+	}
+	f.ResetOps()
+	if err := f.Ensure(v4, rules("0x4000")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Ensure(v4, rules("0x4000")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ensure inet", "restore inet filter", "restore inet nat", "ensure inet"}
+	if diff := cmp.Diff(want, f.Ops()); diff != "" {
+		t.Errorf("Ops (-want +got):\n%s", diff)
+	}
+	golden := `# inet
+*filter
+:KUBE-IPVS-FILTER
+-A INPUT -j KUBE-IPVS-FILTER
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT
+COMMIT
+*nat
+:FOREIGN
+:KUBE-MARK-MASQ
+:KUBE-SERVICES
+-A PREROUTING -m comment --comment "kubevs service portals" -j KUBE-SERVICES
+-A PREROUTING -j FOREIGN
+-A OUTPUT -m comment --comment "kubevs service portals" -j KUBE-SERVICES
+-A FOREIGN -j RETURN
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ
+COMMIT
+`
+	if diff := cmp.Diff(golden, f.Save()); diff != "" {
+		t.Errorf("Save (-want +got):\n%s", diff)
+	}
+	// The set is in use while a rule holds it.
+	if err := sets.DestroySet("KUBE-CLUSTER-IP"); !errors.Is(err, ipset.ErrInUse) {
+		t.Errorf("destroy a referenced set = %v, want ErrInUse", err)
+	}
+	// Dump parses back.
+	dump, err := f.Dump(v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ResetOps()
+	if err := f.Ensure(v4, dump); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ensure inet"}, f.Ops()); diff != "" {
+		t.Errorf("Ensure(Dump()) ops (-want +got):\n%s", diff)
+	}
+	// One chain changes: only nat is written.
+	f.ResetOps()
+	if err := f.Ensure(v4, rules("0x8000")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ensure inet", "restore inet nat"}, f.Ops()); diff != "" {
+		t.Errorf("ops of a one-chain change (-want +got):\n%s", diff)
+	}
+	// Cleanup leaves the foreign chain and its jump, and frees the set.
+	if err := f.Cleanup(v4); err != nil {
+		t.Fatal(err)
+	}
+	want2 := "# inet\n*nat\n:FOREIGN\n-A PREROUTING -j FOREIGN\n-A FOREIGN -j RETURN\nCOMMIT\n"
+	if diff := cmp.Diff(want2, f.Save()); diff != "" {
+		t.Errorf("Save after Cleanup (-want +got):\n%s", diff)
+	}
+	if err := sets.DestroySet("KUBE-CLUSTER-IP"); err != nil {
+		t.Errorf("destroy the set once no rule holds it: %v", err)
+	}
+}
+
+func TestFakeFailures(t *testing.T) {
+	f := NewFake()
+	rs := rules("0x4000")
+	rs.Chains = rs.Chains[1:2] // KUBE-MARK-MASQ only
+	rs.Jumps = nil
+	boom := errors.New("boom")
+	f.FailNext(OpEnsure, boom)
+	if err := f.Ensure(v4, rs); !errors.Is(err, boom) {
+		t.Fatalf("injected failure = %v", err)
+	}
+	if f.Save() != "" {
+		t.Fatalf("a failed Ensure changed state:\n%s", f.Save())
+	}
+	if err := f.Ensure(v4, rs); err != nil {
+		t.Fatal(err)
+	}
+	// A foreign chain jumping to an owned chain blocks its deletion; the table stays as it was.
+	if err := f.Append(v4, "nat", "FOREIGN", "-j KUBE-MARK-MASQ"); err != nil {
+		t.Fatal(err)
+	}
+	before := f.Save()
+	if err := f.Ensure(v4, netfilter.Ruleset{}); err == nil {
+		t.Errorf("Ensure deleted a chain a foreign chain jumps to")
+	}
+	if after := f.Save(); after != before {
+		t.Errorf("failed Ensure changed the table:\n%s", cmp.Diff(before, after))
+	}
+	if err := f.Ensure(v4, netfilter.Ruleset{Chains: []netfilter.Chain{{Table: "filter", Name: "KUBE-FIREWALL"}}}); err == nil {
+		t.Errorf("the fake accepted a chain kubevs does not own")
+	}
+	if err := f.Ensure("ipx", rs); err == nil {
+		t.Errorf("the fake accepted an unknown family")
+	}
+	want := []string{"ensure inet (failed)", "ensure inet", "restore inet nat", "ensure inet (failed)", "ensure inet (failed)", "ensure ipx (failed)"}
+	if diff := cmp.Diff(want, f.Ops()); diff != "" {
+		t.Errorf("Ops (-want +got):\n%s", diff)
+	}
+}
+
+func TestFakeFamiliesApart(t *testing.T) {
+	f := NewFake()
+	rs := rules("0x4000")
+	rs.Chains = rs.Chains[1:2]
+	rs.Jumps = nil
+	if err := f.Ensure(ipset.IPv6, rs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Dump(v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Chains) != 0 {
+		t.Errorf("IPv6 rules leaked into IPv4: %+v", got)
+	}
+	if !strings.HasPrefix(f.Save(), "# inet6\n") {
+		t.Errorf("Save = %q", f.Save())
+	}
+}
+
+func TestFakeConcurrent(t *testing.T) {
+	f := NewFake()
+	rs := rules("0x4000")
+	rs.Chains = rs.Chains[1:2]
+	rs.Jumps = nil
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if err := f.Ensure(v4, rs); err != nil {
+					t.Error(err)
+				}
+				_ = f.Save()
+				_, _ = f.Dump(v4)
+			}
+		}()
+	}
+	wg.Wait()
+	restores := 0
+	for _, op := range f.Ops() {
+		if strings.HasPrefix(op, "restore") {
+			restores++
+		}
+	}
+	if restores != 1 {
+		t.Errorf("%d restores for 160 identical Ensures, want 1", restores)
+	}
+}
