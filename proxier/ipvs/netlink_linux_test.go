@@ -227,15 +227,62 @@ func TestActiveConnsIsRead(t *testing.T) {
 		c, err := net.DialTimeout("tcp", "10.96.2.1:80", 10*time.Second)
 		must(t, err)
 		defer c.Close()
-		var last []RealServer
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			last, err = v.RealServers(k)
-			must(t, err)
-			if len(last) == 1 && last[0].ActiveConns == 1 {
-				return
-			}
+		if last, ok := pollConns(t, v, k, 1, 0); !ok {
+			t.Errorf("the open connection was never counted as active: %+v", last)
 		}
-		t.Errorf("ActiveConns never reached 1: %+v", last)
+		// Closed by the client, the connection leaves the established state: inactive.
+		must(t, c.Close())
+		if last, ok := pollConns(t, v, k, 0, 1); !ok {
+			t.Errorf("the closed connection was never counted as inactive: %+v", last)
+		}
+	})
+}
+
+// pollConns reads k's only real server until its counters are active and inactive.
+func pollConns(t *testing.T, v Interface, k Key, active, inactive int) ([]RealServer, bool) {
+	t.Helper()
+	var last []RealServer
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var err error
+		last, err = v.RealServers(k)
+		must(t, err)
+		if len(last) == 1 && last[0].ActiveConns == active && last[0].InactiveConns == inactive {
+			return last, true
+		}
+	}
+	return last, false
+}
+
+// TestConcurrentUse shares one adapter between goroutines on other threads: the socket stays
+// in the namespace it was opened in, and the adapter serialises requests.
+func TestConcurrentUse(t *testing.T) {
+	inKernel(t, func(v Interface) {
+		k := key("fd00::20", TCP, 443)
+		must(t, v.AddVirtualServer(VirtualServer{Key: k, Scheduler: "wrr"}))
+		errs := make(chan error, 8)
+		for g := range 8 {
+			go func() {
+				var err error
+				for i := range 10 {
+					addr := netip.AddrFrom16([16]byte{0xfd, 0, 2, 0x44, 14: byte(g), 15: byte(i)})
+					if err = v.AddRealServer(k, RealServer{Address: addr, Port: 443, Weight: 1}); err != nil {
+						break
+					}
+					if _, err = v.RealServers(k); err != nil {
+						break
+					}
+				}
+				errs <- err
+			}()
+		}
+		for range 8 {
+			must(t, <-errs)
+		}
+		rss, err := v.RealServers(k)
+		must(t, err)
+		if len(rss) != 80 {
+			t.Errorf("%d real servers, want 80", len(rss))
+		}
 	})
 }
 
