@@ -173,15 +173,22 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		s := r.services[name]
 		m.addRefs(name, &s, &t)
 	}
+	// The kernel's objects kubevs needs whatever the Services: recreated if someone
+	// removed them (the rules are rewritten only by Start and SetOptions).
+	var errs []error
+	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
+		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
+	}
+	errs = append(errs, r.ensureSets())
 	if r.m.fresh {
+		// Start has just read the kernel: no need to read it again.
 		m.vs, m.bound, m.entries, m.sets, m.draining = r.m.vs, r.m.bound, r.m.entries, r.m.sets, r.m.draining
-		m.fresh = true
 		r.m = m
 	} else {
 		m.draining = r.m.draining
 		r.m = m
 		if err := r.load(ctx, m.wantVS); err != nil {
-			return fmt.Errorf("resync: %w", err)
+			return errors.Join(append(errs, fmt.Errorf("resync: %w", err))...)
 		}
 	}
 	// Everything the kernel holds is touched too, so unwanted objects go.
@@ -195,9 +202,11 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		t.entries = append(t.entries, e)
 	}
 	t.sort()
-	err := r.converge(ctx, &t)
+	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx))
+	r.m.fresh = false // the next Resync reads the kernel again
+	err := errors.Join(errs...)
 	klog.FromContext(ctx).V(2).Info("Resynced all services", "services", len(r.services), "virtualServers", len(r.m.vs), "err", err)
-	return errors.Join(err, r.FinishDrains(ctx))
+	return err
 }
 
 // load reads the owned state of the kernel into the model: the addresses on the dummy

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"k8s.io/klog/v2"
 
@@ -117,11 +118,15 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 		have.rs[ap] = rs.Weight
 		delete(r.m.draining, drainKey{k, ap})
 	}
-	for ap, w := range have.rs {
-		if _, ok := wanted[ap]; ok {
-			continue
+	var gone []netip.AddrPort
+	for ap := range have.rs {
+		if _, ok := wanted[ap]; !ok {
+			gone = append(gone, ap)
 		}
-		if err := r.retire(ctx, k, have, ap, w); err != nil {
+	}
+	slices.SortFunc(gone, netip.AddrPort.Compare)
+	for _, ap := range gone {
+		if err := r.retire(ctx, k, have, ap, have.rs[ap]); err != nil {
 			errs = append(errs, fmt.Errorf("retire real server %s of %s (service %s): %w", ap, k, svc, err))
 		}
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"k8s.io/klog/v2"
 
+	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
@@ -21,9 +23,16 @@ func (r *Reconciler) FinishDrains(ctx context.Context) error {
 	for dk := range r.m.draining {
 		byVS[dk.vs] = append(byVS[dk.vs], dk.rs)
 	}
+	keys := make([]ipvs.Key, 0, len(byVS))
+	for k := range byVS {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, desired.CompareKeys)
 	now := r.opts.Now()
 	var errs []error
-	for k, aps := range byVS {
+	for _, k := range keys {
+		aps := byVS[k]
+		slices.SortFunc(aps, netip.AddrPort.Compare)
 		have := r.m.vs[k]
 		if have == nil {
 			for _, ap := range aps {

@@ -191,6 +191,7 @@ type svc struct {
 	eps      []string
 	affinity bool
 	sched    string
+	opts     *desired.Options // nil: testOpts
 }
 
 const nodeName = "node-a"
@@ -230,7 +231,11 @@ func (s svc) compute(t testing.TB) desired.Service {
 		}
 		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{addr}, NodeName: ptr(node)})
 	}
-	out, errs := desired.ComputeService(testOpts, desired.Node{Name: nodeName}, nil, obj, []*discoveryv1.EndpointSlice{sl})
+	opts := testOpts
+	if s.opts != nil {
+		opts = *s.opts
+	}
+	out, errs := desired.ComputeService(opts, desired.Node{Name: nodeName}, nil, obj, []*discoveryv1.EndpointSlice{sl})
 	if len(errs) > 0 {
 		t.Fatalf("compute %s: %v", s.name, errs)
 	}

@@ -8,7 +8,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
 
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
@@ -397,5 +401,53 @@ func TestCleanupRemovesOnlyWhatKubevsOwns(t *testing.T) {
 	golden(t, "cleanup", f.dump())
 	if err := Cleanup(c, f.kernel(), mustPrefixes("10.100.0.0/16")); err != nil {
 		t.Fatalf("second cleanup: %v", err)
+	}
+}
+
+func TestResyncRepairsWhatOthersRemoved(t *testing.T) {
+	f, r := startSynced(t, web, dns)
+	c := ctx(t)
+	// A first periodic resync with nothing to do.
+	must(t, r.Resync(c, all(t, web, dns)))
+	f.checkOps(t, "idle resync", nil)
+	want := f.dump()
+	// Someone runs ipvsadm -D, ip addr del, ipset destroy.
+	must(t, f.ipvs.DeleteVirtualServer(mustKey("UDP:10.96.0.53:53")))
+	must(t, f.link.DeleteAddress("kube-ipvs0", mustAddr("10.96.0.10")))
+	must(t, f.ipset.DestroySet("KUBE-LOOP-BACK"))
+	f.reset()
+	must(t, r.Resync(c, all(t, web, dns)))
+	f.checkOps(t, "repair", []string{
+		"add-vs UDP:10.96.0.53:53 rr",
+		"add-rs UDP:10.96.0.53:53 10.244.3.1:8053 weight 1",
+		"add-rs UDP:10.96.0.53:53 10.244.3.2:8053 weight 1",
+		"add-addr kube-ipvs0 10.96.0.10",
+		"create KUBE-LOOP-BACK hash:ip,port,ip inet",
+		"add KUBE-LOOP-BACK 10.244.0.3,tcp:8080,10.244.0.3",
+		"conntrack delete orig-dst UDP 10.96.0.53:53",
+	})
+	if diff := cmp.Diff(want, f.dump()); diff != "" {
+		t.Errorf("not repaired (-want +got):\n%s", diff)
+	}
+}
+
+func TestDualStack(t *testing.T) {
+	f := newFakes()
+	opts := testOpts
+	opts.Families = []ipset.Family{ipset.IPv4, ipset.IPv6}
+	must(t, f.sysctl.Set("kernel/osrelease", "6.1.0")) // keep the fake's parameter list
+	r := New(f.kernel(), Options{Desired: opts, Now: func() time.Time { return f.now }})
+	c := ctx(t)
+	err := r.Start(c)
+	// The fake kernel has no net/ipv6/conf/all/forwarding: Start reports it and goes on.
+	if err == nil || !strings.Contains(err.Error(), "net/ipv6/conf/all/forwarding") {
+		t.Errorf("start: want the missing IPv6 sysctl reported, got %v", err)
+	}
+	v6 := svc{name: "default/v6", ip: "fd00:96::10", ports: []string{"TCP:80"}, eps: []string{"fd00:244::5@local", "fd00:244::6"}, opts: &opts}
+	d := v6.compute(t)
+	must(t, r.Resync(c, map[types.NamespacedName]desired.Service{nn(v6.name): d}))
+	golden(t, "dual-stack", f.dump())
+	if got, want := r.Stats(), (Stats{VirtualServers: 1, RealServers: 2, Addresses: 1, SetMembers: 3}); got != want {
+		t.Errorf("stats %+v, want %+v", got, want)
 	}
 }
