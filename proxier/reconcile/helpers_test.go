@@ -18,12 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/proxier/desired"
-	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
-	"github.com/kubevs/kubevs/proxier/netfilter"
+	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
 	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
 )
 
@@ -50,31 +49,6 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// fakeNetfilter is a minimal stand-in until netfiltertest lands: it stores the last
-// Ruleset per family and records Ensure and Cleanup.
-type fakeNetfilter struct {
-	rules map[ipset.Family]netfilter.Ruleset
-	ops   []string
-}
-
-func newFakeNetfilter() *fakeNetfilter {
-	return &fakeNetfilter{rules: map[ipset.Family]netfilter.Ruleset{}}
-}
-
-func (f *fakeNetfilter) Ensure(fam ipset.Family, rs netfilter.Ruleset) error {
-	f.ops = append(f.ops, fmt.Sprintf("ensure %s %d chains", fam, len(rs.Chains)))
-	f.rules[fam] = rs
-	return nil
-}
-
-func (f *fakeNetfilter) Cleanup(fam ipset.Family) error {
-	f.ops = append(f.ops, "cleanup "+string(fam))
-	delete(f.rules, fam)
-	return nil
-}
-
-func (f *fakeNetfilter) Dump(fam ipset.Family) (netfilter.Ruleset, error) { return f.rules[fam], nil }
-
 // fakeConntrack records the deletions it is asked for.
 type fakeConntrack struct{ ops []string }
 
@@ -98,18 +72,18 @@ type fakes struct {
 	ipvs   *ipvstest.Fake
 	link   *linktest.Fake
 	ipset  *ipsettest.Fake
-	nf     *fakeNetfilter
+	nf     *netfiltertest.Fake
 	ct     *fakeConntrack
 	sysctl *sysctltest.Fake
 	now    time.Time
 }
 
 func newFakes() *fakes {
-	return &fakes{
+	f := &fakes{
 		ipvs:  ipvstest.NewFake(),
 		link:  linktest.NewFake(),
 		ipset: ipsettest.NewFake(),
-		nf:    newFakeNetfilter(),
+		nf:    netfiltertest.NewFake(),
 		ct:    &fakeConntrack{},
 		sysctl: sysctltest.NewFake(map[string]string{
 			"kernel/osrelease":                      "6.1.0-28-amd64",
@@ -123,6 +97,8 @@ func newFakes() *fakes {
 		}),
 		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
+	f.nf.UseSets(f.ipset)
+	return f
 }
 
 func (f *fakes) kernel() Kernel {
@@ -137,7 +113,7 @@ func (f *fakes) reconciler() *Reconciler {
 
 // dump prints the whole fake kernel (IPVS, links, sets) as text.
 func (f *fakes) dump() string {
-	return "# ipvs\n" + f.ipvs.Dump() + "# links\n" + f.link.Dump() + "# sets\n" + f.ipset.Dump()
+	return "# ipvs\n" + f.ipvs.Dump() + "# links\n" + f.link.Dump() + "# sets\n" + f.ipset.Dump() + "# iptables\n" + f.nf.Save()
 }
 
 // writes returns every write op issued since the last reset, grouped by subsystem (in
@@ -157,7 +133,11 @@ func (f *fakes) writes() []string {
 			out = append(out, op)
 		}
 	}
-	out = append(out, f.nf.ops...)
+	for _, op := range f.nf.Ops() {
+		if !strings.HasPrefix(op, netfiltertest.OpDump+" ") {
+			out = append(out, op)
+		}
+	}
 	out = append(out, f.ct.ops...)
 	out = append(out, f.sysctl.Ops()...)
 	return out
@@ -168,7 +148,7 @@ func (f *fakes) reset() {
 	f.link.ResetOps()
 	f.ipset.ResetOps()
 	f.sysctl.ResetOps()
-	f.nf.ops = nil
+	f.nf.ResetOps()
 	f.ct.ops = nil
 }
 
