@@ -1,0 +1,171 @@
+// Package conntracktest holds an in-memory conntrack.Interface: a list of flows that tests
+// seed, and that the Delete calls remove with the kernel's matching rules, so a test can
+// assert exactly which flows a sync deleted.
+package conntracktest
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/kubevs/kubevs/proxier/conntrack"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// Flow is one conntrack entry: the original direction and the reply direction. For a flow
+// IPVS balanced (NAT), the original goes client -> VIP and the reply endpoint -> client.
+type Flow struct {
+	Proto              ipvs.Protocol
+	OrigSrc, OrigDst   netip.AddrPort
+	ReplySrc, ReplyDst netip.AddrPort
+}
+
+// NATFlow is the entry of a connection from client to vip that IPVS sent to endpoint.
+func NATFlow(proto ipvs.Protocol, client, vip, endpoint netip.AddrPort) Flow {
+	return Flow{Proto: proto, OrigSrc: client, OrigDst: vip, ReplySrc: endpoint, ReplyDst: client}
+}
+
+func (f Flow) String() string {
+	return fmt.Sprintf("%s %s -> %s reply %s -> %s", f.Proto, f.OrigSrc, f.OrigDst, f.ReplySrc, f.ReplyDst)
+}
+
+func (f Flow) compare(o Flow) int {
+	return cmp.Or(strings.Compare(string(f.Proto), string(o.Proto)),
+		f.OrigSrc.Compare(o.OrigSrc), f.OrigDst.Compare(o.OrigDst),
+		f.ReplySrc.Compare(o.ReplySrc), f.ReplyDst.Compare(o.ReplyDst))
+}
+
+// Fake is an in-memory conntrack table. It is safe for concurrent use.
+//
+// Ops records one line per call with its result: "delete-orig-dst UDP 10.96.0.10:53 = 2",
+// "delete-reply-src UDP 10.244.0.5:0 = 1" (port 0: any), "delete-addr 10.244.0.5 = 3";
+// a failed call ends in " (failed)" instead of a count.
+type Fake struct {
+	mu    sync.Mutex
+	flows []Flow
+	ops   []string
+	fails map[string][]error
+}
+
+var _ conntrack.Interface = (*Fake)(nil)
+
+// The verbs of Ops, for FailNext.
+const (
+	OpDeleteByOrigDst  = "delete-orig-dst"
+	OpDeleteByReplySrc = "delete-reply-src"
+	OpDeleteByAddr     = "delete-addr"
+)
+
+// NewFake returns a table holding flows.
+func NewFake(flows ...Flow) *Fake {
+	f := &Fake{fails: map[string][]error{}}
+	f.Add(flows...)
+	return f
+}
+
+// Add puts flows into the table (addresses unmapped, as the kernel keeps IPv4 flows).
+func (f *Fake) Add(flows ...Flow) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fl := range flows {
+		for _, a := range []*netip.AddrPort{&fl.OrigSrc, &fl.OrigDst, &fl.ReplySrc, &fl.ReplyDst} {
+			*a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		}
+		if !slices.Contains(f.flows, fl) {
+			f.flows = append(f.flows, fl)
+		}
+	}
+}
+
+// Flows returns the flows in the table, sorted.
+func (f *Fake) Flows() []Flow {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := slices.Clone(f.flows)
+	slices.SortFunc(out, Flow.compare)
+	return out
+}
+
+// Dump prints the flows, sorted, one per line.
+func (f *Fake) Dump() string {
+	var b strings.Builder
+	for _, fl := range f.Flows() {
+		b.WriteString(fl.String() + "\n")
+	}
+	return b.String()
+}
+
+// FailNext makes the next call with this verb fail with err, deleting nothing.
+func (f *Fake) FailNext(verb string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fails[verb] = append(f.fails[verb], err)
+}
+
+// Ops returns the calls recorded since the last ResetOps.
+func (f *Fake) Ops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ops)
+}
+
+// ResetOps clears the operation log.
+func (f *Fake) ResetOps() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = nil
+}
+
+func (f *Fake) delete(verb, what string, proto ipvs.Protocol, addr netip.Addr, match func(Flow) bool) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := verb + " " + what
+	fail := func(err error) (int, error) {
+		f.ops = append(f.ops, op+" (failed)")
+		return 0, err
+	}
+	if q := f.fails[verb]; len(q) > 0 {
+		f.fails[verb] = q[1:]
+		return fail(q[0])
+	}
+	if proto != "" && proto != ipvs.TCP && proto != ipvs.UDP && proto != ipvs.SCTP {
+		return fail(fmt.Errorf("unknown protocol %q", proto))
+	}
+	if !addr.IsValid() {
+		return fail(fmt.Errorf("delete conntrack flows: invalid address"))
+	}
+	n := len(f.flows)
+	f.flows = slices.DeleteFunc(f.flows, match)
+	n -= len(f.flows)
+	f.ops = append(f.ops, fmt.Sprintf("%s = %d", op, n))
+	return n, nil
+}
+
+// DeleteByOrigDst removes flows whose original destination is addr:port over proto.
+func (f *Fake) DeleteByOrigDst(proto ipvs.Protocol, addr netip.Addr, port uint16) (int, error) {
+	dst := netip.AddrPortFrom(addr.Unmap(), port)
+	return f.delete(OpDeleteByOrigDst, string(proto)+" "+dst.String(), proto, addr, func(fl Flow) bool {
+		return fl.Proto == proto && fl.OrigDst == dst
+	})
+}
+
+// DeleteByReplySrc removes flows whose reply comes from addr:port over proto (port 0: any).
+func (f *Fake) DeleteByReplySrc(proto ipvs.Protocol, addr netip.Addr, port uint16) (int, error) {
+	addr = addr.Unmap()
+	what := string(proto) + " " + netip.AddrPortFrom(addr, port).String()
+	return f.delete(OpDeleteByReplySrc, what, proto, addr, func(fl Flow) bool {
+		return fl.Proto == proto && fl.ReplySrc.Addr() == addr && (port == 0 || fl.ReplySrc.Port() == port)
+	})
+}
+
+// DeleteByAddr removes every flow with addr as a source or destination in either direction.
+func (f *Fake) DeleteByAddr(addr netip.Addr) (int, error) {
+	addr = addr.Unmap()
+	return f.delete(OpDeleteByAddr, addr.String(), "", addr, func(fl Flow) bool {
+		return fl.OrigSrc.Addr() == addr || fl.OrigDst.Addr() == addr ||
+			fl.ReplySrc.Addr() == addr || fl.ReplyDst.Addr() == addr
+	})
+}
