@@ -171,10 +171,12 @@ func (p *Plugin) Add(ctx context.Context, cfg *Config, args *skel.CmdArgs) (type
 		IPs: podIPs(prev, args.IfName, pl.IPs), HostIfName: pl.HostIfName,
 	}
 	api := p.NewAPI(cfg)
-	if p.ensureProxier(ctx, cfg, api, args.Path) {
-		if err := api.Register(ctx, reg); err != nil {
-			logger.Error(err, "Register pod with the proxier; it will learn the pod from EndpointSlices", "attachment", reg.Key())
-		}
+	err = api.Register(ctx, reg)
+	if nodeapi.NotListening(err) && cfg.Launch.Enabled && p.launchAndWait(ctx, cfg, api, args.Path) {
+		err = api.Register(ctx, reg)
+	}
+	if err != nil {
+		logger.Info("Could not register the pod with the proxier; it will learn it from EndpointSlices", "attachment", reg.Key(), "err", err)
 	}
 	return cfg.PrevResult, nil
 }
@@ -200,18 +202,9 @@ func podIPs(prev *current.Result, ifName string, fromKernel []netip.Addr) []neti
 	return out
 }
 
-// ensureProxier reports whether the proxier answers, launching it first when it does not and
-// launch is enabled, then polling for up to the launch timeout.
-func (p *Plugin) ensureProxier(ctx context.Context, cfg *Config, api API, cniPath string) bool {
+// launchAndWait launches the proxier and polls for up to the launch timeout for it to answer.
+func (p *Plugin) launchAndWait(ctx context.Context, cfg *Config, api API, cniPath string) bool {
 	logger := klog.FromContext(ctx)
-	_, err := api.Status(ctx)
-	if err == nil {
-		return true
-	}
-	if !errors.Is(err, nodeapi.ErrUnavailable) || !cfg.Launch.Enabled {
-		logger.Info("Proxier not answering", "socket", cfg.Socket, "err", err)
-		return false
-	}
 	if err := p.Launch(ctx, cfg, cniPath); err != nil {
 		logger.Error(err, "Launch the proxier")
 		return false
@@ -294,7 +287,7 @@ func (p *Plugin) GC(ctx context.Context, cfg *Config, _ *skel.CmdArgs) error {
 func (p *Plugin) Status(ctx context.Context, cfg *Config, args *skel.CmdArgs) error {
 	st, err := p.NewAPI(cfg).Status(ctx)
 	if err != nil {
-		if errors.Is(err, nodeapi.ErrUnavailable) && cfg.Launch.Enabled {
+		if nodeapi.NotListening(err) && cfg.Launch.Enabled {
 			if lerr := p.Launch(ctx, cfg, args.Path); lerr != nil {
 				klog.FromContext(ctx).Error(lerr, "Launch the proxier")
 			}

@@ -194,11 +194,15 @@ func TestAddProxierAbsentOrSilent(t *testing.T) {
 		}
 		t.Cleanup(func() { ln.Close() })
 		start := time.Now()
-		if _, err := e.p.Add(context.Background(), e.conf("1.0.0", `,"prevResult":`+prevResults["1.0.0"]), cmdArgs("c1", "/ns/p1")); err != nil {
+		// Launch is on, but something listens: a slow proxier is waited for, never relaunched.
+		if _, err := e.p.Add(context.Background(), e.conf("1.0.0", `,"launch":{"enabled":true},"prevResult":`+prevResults["1.0.0"]), cmdArgs("c1", "/ns/p1")); err != nil {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("ADD took %v against a silent proxier, want about the 200ms API timeout", d)
+		}
+		if e.launches.Load() != 0 || len(e.links.hairpin) != 1 {
+			t.Errorf("launches %d, hairpin %v; want no launch and hairpin set", e.launches.Load(), e.links.hairpin)
 		}
 	})
 	t.Run("absent, launch on", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +24,13 @@ var (
 	// ErrNotFound: the registration asked for does not exist.
 	ErrNotFound = errors.New("registration not found")
 )
+
+// NotListening reports whether err says that nothing listens on the socket at all (no socket
+// file, or connection refused), as opposed to a server that is slow to answer. The plugin
+// launches the proxier only then.
+func NotListening(err error) bool {
+	return errors.Is(err, ErrUnavailable) && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED))
+}
 
 // Client talks to a node API server. It is safe for concurrent use.
 type Client struct {

@@ -163,8 +163,8 @@ func TestServerRestartKeepsRegistrations(t *testing.T) {
 
 func TestServerUnavailable(t *testing.T) {
 	c := NewClient(filepath.Join(t.TempDir(), "absent.sock"))
-	if _, err := c.Status(context.Background()); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Status with no server = %v, want ErrUnavailable", err)
+	if _, err := c.Status(context.Background()); !errors.Is(err, ErrUnavailable) || !NotListening(err) {
+		t.Errorf("Status with no server = %v, want ErrUnavailable and NotListening", err)
 	}
 }
 
@@ -314,8 +314,8 @@ func TestClientTimeout(t *testing.T) {
 	c.Timeout = 100 * time.Millisecond
 	start := time.Now()
 	_, err = c.Status(context.Background())
-	if !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Status on a silent server = %v, want ErrUnavailable", err)
+	if !errors.Is(err, ErrUnavailable) || NotListening(err) {
+		t.Errorf("Status on a silent server = %v, want ErrUnavailable and not NotListening", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("client took %v, want about its 100ms timeout", d)
