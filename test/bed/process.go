@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,7 +29,8 @@ type Process struct {
 }
 
 // StartProcess starts bin with args, logging to logDir/name.log. The process runs in its own
-// process group so that Stop also ends anything it spawned.
+// process group so that Stop also ends anything it spawned, in the node's network namespace
+// whatever thread calls StartProcess, and is killed if the test binary dies.
 func StartProcess(ctx context.Context, logDir, name, bin string, args ...string) (*Process, error) {
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -37,7 +40,7 @@ func StartProcess(ctx context.Context, logDir, name, bin string, args ...string)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := spawn(cmd); err != nil {
 		_ = logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -49,6 +52,30 @@ func StartProcess(ctx context.Context, logDir, name, bin string, args ...string)
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// Pdeathsig fires when the thread that forked the child ends, not the process. Go ends any
+// thread whose goroutine exits while locked to it (package netns does that on purpose), so
+// children are forked from one dedicated thread that lives as long as the test binary. It
+// stays in the namespace the process started in: the node's.
+var (
+	spawnOnce sync.Once
+	spawnReq  chan func()
+)
+
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReq = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread must not end
+			for f := range spawnReq {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnReq <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 // Exited reports whether the process has ended, and how.

@@ -1,0 +1,44 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kubevs/kubevs/test/bed"
+)
+
+// configureKubevs puts kubevs's own binaries into the bed when asked to. The bed's own
+// scenarios run with the reference plugins only; Service scenarios set:
+//
+//	KUBEVS_BIN               dir of kubevs, kubevs-ipam, kubevs-proxier (make build's bin/)
+//	KUBEVS_E2E_IPAM=1        use kubevs-ipam instead of host-local
+//	KUBEVS_E2E_PLUGIN=1      append the kubevs chained plugin to the conflist
+//	KUBEVS_E2E_PROXIER=1     start kubevs-proxier on the node; its arguments are
+//	                         --kubeconfig=KUBECONFIG --node-name=NODE followed by
+//	                         KUBEVS_E2E_PROXIER_ARGS (space-separated)
+//
+// KUBEVS_BIN is searched for CNI plugins after the tools dir either way.
+func configureKubevs(cfg *bed.Config, bins *binaries) error {
+	if bins.kubevs == "" {
+		return nil
+	}
+	cfg.Network.CNIBinDirs = append(cfg.Network.CNIBinDirs, bins.kubevs)
+	if os.Getenv("KUBEVS_E2E_IPAM") == "1" {
+		cfg.Network.IPAM = map[string]any{"type": "kubevs-ipam"}
+	}
+	if os.Getenv("KUBEVS_E2E_PLUGIN") == "1" {
+		cfg.Network.Chain = append(cfg.Network.Chain, map[string]any{"type": "kubevs"})
+	}
+	if os.Getenv("KUBEVS_E2E_PROXIER") == "1" {
+		extra := strings.Fields(os.Getenv("KUBEVS_E2E_PROXIER_ARGS"))
+		cfg.Components = append(cfg.Components, bed.Component{
+			Name:   "kubevs-proxier",
+			Binary: filepath.Join(bins.kubevs, "kubevs-proxier"),
+			Args: func(b *bed.Bed) []string {
+				return append([]string{"--kubeconfig=" + b.Kubeconfig, "--node-name=" + b.NodeName()}, extra...)
+			},
+		})
+	}
+	return nil
+}
