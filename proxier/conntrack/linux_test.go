@@ -3,6 +3,7 @@
 package conntrack
 
 import (
+	"net"
 	"net/netip"
 	"os/exec"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -164,5 +166,55 @@ func TestLinuxRejects(t *testing.T) {
 	}
 	if _, err := New().DeleteByAddr(netip.Addr{}); err == nil {
 		t.Errorf("invalid address accepted")
+	}
+}
+
+// TestLinuxRealFlow sends a UDP datagram to a "Service VIP" that an iptables DNAT rule sends
+// to 127.0.0.1:5353, the way IPVS NAT rewrites a flow, so the kernel itself creates the entry
+// (orig -> VIP, reply from the endpoint), and deletes it by its original destination and by
+// its reply source.
+func TestLinuxRealFlow(t *testing.T) {
+	for _, by := range []string{"orig dst", "reply src", "addr"} {
+		t.Run(by, func(t *testing.T) {
+			inNetns(t)
+			lo, err := netlink.LinkByName("lo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			vip := netip.MustParseAddr("10.96.0.10")
+			if err := netlink.AddrAdd(lo, &netlink.Addr{IPNet: netlink.NewIPNet(vip.AsSlice())}); err != nil {
+				t.Fatalf("add VIP to lo: %v", err)
+			}
+			if out, err := exec.Command("iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-d", vip.String(), "-p", "udp",
+				"--dport", "53", "-j", "DNAT", "--to-destination", "127.0.0.1:5353").CombinedOutput(); err != nil {
+				t.Fatalf("iptables DNAT: %v: %s", err, out)
+			}
+			conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(vip, 53)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write([]byte("query")); err != nil {
+				t.Fatal(err)
+			}
+			if got := listed(t); len(got) != 1 || !strings.Contains(got[0], "dst=10.96.0.10") || !strings.Contains(got[0], "src=127.0.0.1 dst=10.96.0.10 sport=5353") {
+				t.Fatalf("kernel flows = %q, want one flow to the VIP answered by 127.0.0.1:5353", got)
+			}
+			var n int
+			switch by {
+			case "orig dst":
+				n, err = New().DeleteByOrigDst(ipvs.UDP, vip, 53)
+			case "reply src":
+				n, err = New().DeleteByReplySrc(ipvs.UDP, netip.MustParseAddr("127.0.0.1"), 5353)
+			case "addr":
+				n, err = New().DeleteByAddr(netip.MustParseAddr("127.0.0.1"))
+			}
+			if err != nil || n != 1 {
+				t.Fatalf("delete by %s = %d, %v; want 1 flow", by, n, err)
+			}
+			if got := listed(t); len(got) != 0 {
+				t.Errorf("flows left: %q", got)
+			}
+		})
 	}
 }
