@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,16 +78,47 @@ func BenchmarkAddDelLatency(b *testing.B) {
 		if n := len(h.store.List()); n != 0 {
 			b.Fatalf("%d registrations left", n)
 		}
+		inAdd, inDel := inProcessDurations(b, h.kubevsLog())
 		for _, m := range []struct {
 			name string
 			d    []time.Duration
-		}{{"kubevs-add", kubevsAdd}, {"kubevs-del", kubevsDel}, {"bridge-add", bridgeAdd}, {"bridge-del", bridgeDel}} {
+		}{
+			{"kubevs-add", kubevsAdd}, {"kubevs-del", kubevsDel},
+			{"kubevs-add-inproc", inAdd}, {"kubevs-del-inproc", inDel},
+			{"bridge-add", bridgeAdd}, {"bridge-del", bridgeDel},
+		} {
 			p50, p99 := percentile(m.d, 50), percentile(m.d, 99)
 			b.ReportMetric(ms(p50), m.name+"-p50-ms")
 			b.ReportMetric(ms(p99), m.name+"-p99-ms")
 			b.Logf("%-10s over %d pods: p50 %v p99 %v max %v", m.name, len(m.d), p50, p99, slices.Max(m.d))
 		}
 	}
+}
+
+var verbDone = regexp.MustCompile(`"CNI verb done".* verb="(ADD|DEL)".* duration="([^"]+)"`)
+
+// inProcessDurations reads the plugin's own "CNI verb done" log lines: the time spent inside
+// the plugin, without process start-up.
+func inProcessDurations(tb testing.TB, log string) (add, del []time.Duration) {
+	for _, line := range strings.Split(log, "\n") {
+		m := verbDone.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			tb.Fatalf("duration in %q: %v", line, err)
+		}
+		if m[1] == "ADD" {
+			add = append(add, d)
+		} else {
+			del = append(del, d)
+		}
+	}
+	if len(add) == 0 || len(del) == 0 {
+		tb.Fatalf("no in-process durations in the plugin log")
+	}
+	return add, del
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -71,7 +71,7 @@ func VersionInfo() version.PluginInfo { return version.PluginSupports(SupportedV
 func (p *Plugin) Funcs() skel.CNIFuncs {
 	return skel.CNIFuncs{
 		Add: func(args *skel.CmdArgs) error {
-			return p.run(args, func(ctx context.Context, cfg *Config) error {
+			return p.run(args, "ADD", func(ctx context.Context, cfg *Config) error {
 				res, err := p.Add(ctx, cfg, args)
 				if err != nil {
 					return err
@@ -80,22 +80,22 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 			})
 		},
 		Del: func(args *skel.CmdArgs) error {
-			return p.run(args, func(ctx context.Context, cfg *Config) error { return p.Del(ctx, cfg, args) })
+			return p.run(args, "DEL", func(ctx context.Context, cfg *Config) error { return p.Del(ctx, cfg, args) })
 		},
 		Check: func(args *skel.CmdArgs) error {
-			return p.run(args, func(ctx context.Context, cfg *Config) error { return p.Check(ctx, cfg, args) })
+			return p.run(args, "CHECK", func(ctx context.Context, cfg *Config) error { return p.Check(ctx, cfg, args) })
 		},
 		GC: func(args *skel.CmdArgs) error {
-			return p.run(args, func(ctx context.Context, cfg *Config) error { return p.GC(ctx, cfg, args) })
+			return p.run(args, "GC", func(ctx context.Context, cfg *Config) error { return p.GC(ctx, cfg, args) })
 		},
 		Status: func(args *skel.CmdArgs) error {
-			return p.run(args, func(ctx context.Context, cfg *Config) error { return p.Status(ctx, cfg, args) })
+			return p.run(args, "STATUS", func(ctx context.Context, cfg *Config) error { return p.Status(ctx, cfg, args) })
 		},
 	}
 }
 
 // run parses the config, sets up logging and calls fn.
-func (p *Plugin) run(args *skel.CmdArgs, fn func(ctx context.Context, cfg *Config) error) error {
+func (p *Plugin) run(args *skel.CmdArgs, verb string, fn func(ctx context.Context, cfg *Config) error) error {
 	cfg, err := ParseConfig(args.StdinData)
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func (p *Plugin) run(args *skel.CmdArgs, fn func(ctx context.Context, cfg *Confi
 	ctx := klog.NewContext(context.Background(), logger)
 	start := time.Now()
 	err = fn(ctx, cfg)
-	logger.V(2).Info("CNI verb done", "containerID", args.ContainerID, "ifName", args.IfName, "duration", time.Since(start), "err", err)
+	logger.V(2).Info("CNI verb done", "verb", verb, "containerID", args.ContainerID, "ifName", args.IfName, "duration", time.Since(start), "err", err)
 	return err
 }
 
