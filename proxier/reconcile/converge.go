@@ -21,9 +21,10 @@ import (
 // failure converges even before a Resync re-reads the kernel. Every failure is returned
 // naming its object, and marks the model as no longer fresh.
 
-// convergeAdds brings in what is wanted: virtual servers and real servers first, then set
-// members, then addresses, so that a VIP answers only once its virtual servers are ready.
-// convergeRemovals takes away what is no longer wanted, in the reverse order.
+// converge makes the touched objects match the model's wants. It brings in what is wanted
+// first (virtual and real servers, then set members, then addresses, so a VIP answers only
+// once its virtual servers are ready), then takes away what is no longer wanted in the
+// reverse order (addresses, set members, virtual servers).
 func (r *Reconciler) converge(ctx context.Context, t *touched) error {
 	var errs []error
 	for _, k := range t.vs {

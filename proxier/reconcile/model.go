@@ -21,7 +21,6 @@ type model struct {
 	vs      map[ipvs.Key]*vsState
 	bound   map[netip.Addr]struct{}
 	entries map[desired.SetEntry]struct{}
-	sets    map[string]struct{}
 
 	wantVS    map[ipvs.Key][]owner
 	vipRefs   map[netip.Addr]int
@@ -54,7 +53,6 @@ func newModel() model {
 		vs:        map[ipvs.Key]*vsState{},
 		bound:     map[netip.Addr]struct{}{},
 		entries:   map[desired.SetEntry]struct{}{},
-		sets:      map[string]struct{}{},
 		wantVS:    map[ipvs.Key][]owner{},
 		vipRefs:   map[netip.Addr]int{},
 		entryRefs: map[desired.SetEntry]int{},

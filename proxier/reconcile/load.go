@@ -1,0 +1,113 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/link"
+)
+
+// load reads the owned state of the kernel into the model: the addresses on the dummy
+// link, the members of the owned sets, and the owned virtual servers with their real
+// servers. A virtual server is owned when its address is bound to the dummy link, or its
+// address,protocol:port is in a cluster-IP set, or a Service wants it (wanted may be nil);
+// never when its address is in ExcludeCIDRs.
+func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner) error {
+	m := &r.m
+	m.vs, m.bound, m.entries = map[ipvs.Key]*vsState{}, map[netip.Addr]struct{}{}, map[desired.SetEntry]struct{}{}
+	addrs, err := r.k.Link.Addresses(r.global.Dummy)
+	if err != nil && !errors.Is(err, link.ErrNotFound) {
+		return fmt.Errorf("list addresses of %s: %w", r.global.Dummy, err)
+	}
+	for _, a := range addrs {
+		m.bound[a.Unmap()] = struct{}{}
+	}
+	names, err := r.k.IPSet.Sets()
+	if err != nil {
+		return fmt.Errorf("list sets: %w", err)
+	}
+	clusterIPs := map[string]struct{}{}
+	for _, name := range desired.OwnedSets() {
+		if !slices.Contains(names, name) {
+			continue
+		}
+		es, err := r.k.IPSet.Entries(name)
+		if err != nil {
+			return fmt.Errorf("list members of set %s: %w", name, err)
+		}
+		isClusterIP := name == desired.SetNames(ipset.IPv4).ClusterIP || name == desired.SetNames(ipset.IPv6).ClusterIP
+		for _, e := range es {
+			m.entries[desired.SetEntry{Set: name, Entry: e}] = struct{}{}
+			if isClusterIP {
+				clusterIPs[string(e)] = struct{}{}
+			}
+		}
+	}
+	vss, err := r.k.IPVS.VirtualServers()
+	if err != nil {
+		return fmt.Errorf("list virtual servers: %w", err)
+	}
+	for _, v := range vss {
+		if !owned(v.Key, m.bound, clusterIPs, wanted, r.opts.ExcludeCIDRs) {
+			continue
+		}
+		rss, err := r.k.IPVS.RealServers(v.Key)
+		if errors.Is(err, ipvs.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list real servers of %s: %w", v.Key, err)
+		}
+		st := &vsState{vs: v, rs: make(map[netip.AddrPort]int, len(rss))}
+		for _, rs := range rss {
+			st.rs[rs.AddrPort()] = rs.Weight
+		}
+		m.vs[v.Key] = st
+	}
+	for dk := range m.draining {
+		if st, ok := m.vs[dk.vs]; !ok || st.rs[dk.rs] != 0 {
+			delete(m.draining, dk)
+		}
+	}
+	m.fresh = true
+	klog.FromContext(ctx).V(2).Info("Read kernel state", "virtualServers", len(m.vs), "addresses", len(m.bound), "setMembers", len(m.entries))
+	return nil
+}
+
+func owned(k ipvs.Key, bound map[netip.Addr]struct{}, clusterIPs map[string]struct{}, wanted map[ipvs.Key][]owner, exclude []netip.Prefix) bool {
+	if excluded(k.Address, exclude) {
+		return false
+	}
+	if _, ok := bound[k.Address]; ok {
+		return true
+	}
+	if _, ok := clusterIPs[protoEntry(k)]; ok {
+		return true
+	}
+	_, ok := wanted[k]
+	return ok
+}
+
+// Stats counts what the Reconciler believes it programmed, for metrics.
+type Stats struct {
+	VirtualServers, RealServers, Draining, Addresses, SetMembers int
+}
+
+// Stats returns counts of the owned objects in the model; it costs one pass over it.
+func (r *Reconciler) Stats() Stats {
+	s := Stats{VirtualServers: len(r.m.vs), Draining: len(r.m.draining), Addresses: len(r.m.bound), SetMembers: len(r.m.entries)}
+	for _, v := range r.m.vs {
+		s.RealServers += len(v.rs)
+	}
+	return s
+}
+
+// equalRules compares two rulesets, ignoring the order of chains and of jumps.
