@@ -464,3 +464,33 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("stats %+v, want %+v", got, want)
 	}
 }
+
+func TestErrorsMidResyncConvergeOnTheNextResync(t *testing.T) {
+	f, r := startSynced(t, web3, dns)
+	c := ctx(t)
+	injected := errors.New("injected")
+	f.ipvs.FailNext(ipvstest.OpDeleteVirtualServer, injected)
+	f.ipvs.FailNext(ipvstest.OpUpdateRealServer, injected)
+	f.link.FailNext(linktest.OpDeleteAddress, injected)
+	f.ipset.FailNext(ipsettest.OpDel, injected)
+	next := svc{name: dns.name, ip: dns.ip, ports: dns.ports, eps: []string{"10.244.3.2", "10.244.3.3"}}
+	if err := r.Resync(c, all(t, next)); err == nil {
+		t.Fatal("resync: want an error")
+	}
+	must(t, r.Resync(c, all(t, next)))
+	clean, _ := startSynced(t, next)
+	// The drained TCP real server had no connections, so both runs deleted it.
+	if diff := cmp.Diff(clean.dump(), f.dump()); diff != "" {
+		t.Errorf("after a second resync the kernel differs from a clean run (-clean +got):\n%s", diff)
+	}
+}
+
+func TestApplyOfNothing(t *testing.T) {
+	f, r := startSynced(t, web)
+	must(t, r.Apply(ctx(t), changes(t, svc{name: "default/unknown"})))
+	must(t, r.Apply(ctx(t), changes(t, web)))
+	f.checkOps(t, "no-op applies", nil)
+	if err := newFakes().reconciler().Apply(ctx(t), nil); err == nil {
+		t.Error("apply before start: want an error")
+	}
+}
