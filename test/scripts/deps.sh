@@ -11,6 +11,7 @@ want=(
 	busybox-static:
 	kmod:depmod
 	cpio:cpio
+	xz-utils:xz
 	iptables:iptables
 	ipset:ipset
 	ipvsadm:ipvsadm

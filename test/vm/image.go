@@ -32,7 +32,9 @@ const busyboxPath = "/bin/busybox"
 // Image is a kernel and an initramfs ready to boot.
 type Image struct {
 	Kernel Kernel
-	// Vmlinuz and Initrd are the files to pass to qemu's -kernel and -initrd.
+	// Vmlinuz and Initrd are the files to pass to qemu's -kernel and -initrd. Vmlinuz is the
+	// uncompressed ELF kernel (booted through PVH, see pvh.go) when it could be extracted,
+	// else the bzImage.
 	Vmlinuz, Initrd string
 	// Built is true when Prepare had to download and build the image.
 	Built bool
@@ -77,7 +79,7 @@ func parseStamp(text string) stamp {
 // /init or to the module lists rebuilds the cache.
 func recipe() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", initScript, strings.Join(BootModules, ","), strings.Join(PackedModules, ","))
+	fmt.Fprintf(h, "pvh2\x00%s\x00%s\x00%s\x00", initScript, strings.Join(BootModules, ","), strings.Join(PackedModules, ","))
 	if fi, err := os.Stat(busyboxPath); err == nil {
 		fmt.Fprintf(h, "%d", fi.Size())
 	}
@@ -115,6 +117,9 @@ func Prepare(ctx context.Context, cacheRoot string) (*Image, error) {
 	img := &Image{Kernel: k, Vmlinuz: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.gz")}
 	want := stamp{Kernel: k, Recipe: recipe()}
 	if b, err := os.ReadFile(filepath.Join(dir, stampFile)); err == nil && string(b) == want.String() {
+		if _, err := os.Stat(filepath.Join(dir, "vmlinux")); err == nil {
+			img.Vmlinuz = filepath.Join(dir, "vmlinux")
+		}
 		return img, nil
 	}
 	start := time.Now()
@@ -135,6 +140,12 @@ func Prepare(ctx context.Context, cacheRoot string) (*Image, error) {
 	}
 	if err := copyFile(filepath.Join(root, "boot", "vmlinuz-"+k.Release()), filepath.Join(out, "vmlinuz"), 0o644); err != nil {
 		return nil, err
+	}
+	if err := extractVmlinux(ctx, filepath.Join(out, "vmlinuz"), filepath.Join(out, "vmlinux")); err != nil {
+		logger.Info("Booting the compressed kernel (slower under TCG)", "reason", err)
+		_ = os.Remove(filepath.Join(out, "vmlinux"))
+	} else {
+		img.Vmlinuz = filepath.Join(dir, "vmlinux")
 	}
 	if err := buildInitramfs(ctx, root, k.Release(), filepath.Join(tmp, "stage"), filepath.Join(out, "initrd.gz")); err != nil {
 		return nil, err

@@ -23,17 +23,22 @@ for w in $(cat /proc/cmdline); do
 done
 M="KUBEVS-VM-$nonce"
 
+# stage prints progress with the guest's uptime (seen with kubevs-vm run --boot-log).
+stage() { echo "kubevs-vm init: $* at $(cut -d' ' -f1 /proc/uptime)s"; }
+
 fail() {
 	echo "$M SETUP-FAILED $*"
 	poweroff -f
 	exit 1
 }
 
+stage "loading modules"
 while read -r m args; do
 	modprobe "$m" $args || fail "modprobe $m"
 done </etc/kubevs-vm/modules
 ip link set lo up || fail "loopback up"
 hostname kubevs-vm
+stage "mounting the host's root"
 
 opts=trans=virtio,version=9p2000.L,msize=262144
 mount -t 9p -o "$opts,ro,cache=loose" hostroot /mnt/host || fail "mount host root"

@@ -42,6 +42,7 @@ func TestBootGuest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("prepare image: %v", err)
 	}
+	t.Logf("booting %s with %s", img.Vmlinuz, img.Initrd)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
