@@ -1,0 +1,68 @@
+package install
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// apiServerURL returns the API server URL from an explicit address or the service
+// environment. An address without a scheme is https.
+func apiServerURL(explicit string, getenv func(string) string) (string, error) {
+	addr := explicit
+	if addr == "" {
+		host, port := getenv("KUBERNETES_SERVICE_HOST"), getenv("KUBERNETES_SERVICE_PORT")
+		if host == "" || port == "" {
+			return "", fmt.Errorf("no API server address: pass --api-server or set KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT")
+		}
+		addr = net.JoinHostPort(host, port)
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "https://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.Path != "" && u.Path != "/" {
+		return "", fmt.Errorf("API server address %q: want https://host:port", addr)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// buildKubeconfig renders a kubeconfig for server with the service account's CA and token.
+func buildKubeconfig(server string, ca []byte, token string) ([]byte, error) {
+	const name = "kubevs"
+	cfg := clientcmdv1.Config{
+		APIVersion:     "v1",
+		Kind:           "Config",
+		CurrentContext: name,
+		Clusters:       []clientcmdv1.NamedCluster{{Name: name, Cluster: clientcmdv1.Cluster{Server: server, CertificateAuthorityData: ca}}},
+		AuthInfos:      []clientcmdv1.NamedAuthInfo{{Name: name, AuthInfo: clientcmdv1.AuthInfo{Token: token}}},
+		Contexts:       []clientcmdv1.NamedContext{{Name: name, Context: clientcmdv1.Context{Cluster: name, AuthInfo: name}}},
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode kubeconfig: %w", err)
+	}
+	return b, nil
+}
+
+// renderKubeconfig reads the service account's token and CA and renders the kubeconfig.
+func (o *Options) renderKubeconfig() ([]byte, error) {
+	server, err := apiServerURL(o.APIServer, o.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	token, err := os.ReadFile(o.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("read service account token: %w", err)
+	}
+	ca, err := os.ReadFile(o.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read service account CA: %w", err)
+	}
+	return buildKubeconfig(server, ca, strings.TrimSpace(string(token)))
+}
