@@ -17,9 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
-	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
 	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
@@ -49,31 +49,13 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// fakeConntrack records the deletions it is asked for.
-type fakeConntrack struct{ ops []string }
-
-func (f *fakeConntrack) DeleteByOrigDst(p ipvs.Protocol, a netip.Addr, port uint16) (int, error) {
-	f.ops = append(f.ops, fmt.Sprintf("conntrack delete orig-dst %s %s", p, netip.AddrPortFrom(a, port)))
-	return 0, nil
-}
-
-func (f *fakeConntrack) DeleteByReplySrc(p ipvs.Protocol, a netip.Addr, port uint16) (int, error) {
-	f.ops = append(f.ops, fmt.Sprintf("conntrack delete reply-src %s %s", p, netip.AddrPortFrom(a, port)))
-	return 0, nil
-}
-
-func (f *fakeConntrack) DeleteByAddr(a netip.Addr) (int, error) {
-	f.ops = append(f.ops, "conntrack delete addr "+a.String())
-	return 0, nil
-}
-
 // fakes is a whole fake kernel.
 type fakes struct {
 	ipvs   *ipvstest.Fake
 	link   *linktest.Fake
 	ipset  *ipsettest.Fake
 	nf     *netfiltertest.Fake
-	ct     *fakeConntrack
+	ct     *conntracktest.Fake
 	sysctl *sysctltest.Fake
 	now    time.Time
 }
@@ -84,7 +66,7 @@ func newFakes() *fakes {
 		link:  linktest.NewFake(),
 		ipset: ipsettest.NewFake(),
 		nf:    netfiltertest.NewFake(),
-		ct:    &fakeConntrack{},
+		ct:    conntracktest.NewFake(),
 		sysctl: sysctltest.NewFake(map[string]string{
 			"kernel/osrelease":                      "6.1.0-28-amd64",
 			"net/ipv4/vs/conntrack":                 "0",
@@ -138,7 +120,7 @@ func (f *fakes) writes() []string {
 			out = append(out, op)
 		}
 	}
-	out = append(out, f.ct.ops...)
+	out = append(out, f.ct.Ops()...)
 	out = append(out, f.sysctl.Ops()...)
 	return out
 }
@@ -149,7 +131,7 @@ func (f *fakes) reset() {
 	f.ipset.ResetOps()
 	f.sysctl.ResetOps()
 	f.nf.ResetOps()
-	f.ct.ops = nil
+	f.ct.ResetOps()
 }
 
 // checkOps compares the writes since the last reset with want, then resets.

@@ -11,10 +11,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
 
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
 )
@@ -138,7 +140,7 @@ func TestApplySequence(t *testing.T) {
 				"add-addr kube-ipvs0 10.96.0.53",
 				"add KUBE-CLUSTER-IP 10.96.0.53,tcp:53 10.96.0.53,udp:53",
 				"add KUBE-IPVS-IPS 10.96.0.53",
-				"conntrack delete orig-dst UDP 10.96.0.53:53",
+				"delete-orig-dst UDP 10.96.0.53:53 = 0",
 			},
 		},
 		{
@@ -147,7 +149,7 @@ func TestApplySequence(t *testing.T) {
 			ops: []string{
 				"update-rs TCP:10.96.0.53:53 10.244.3.1:8053 weight 0",
 				"delete-rs UDP:10.96.0.53:53 10.244.3.1:8053",
-				"conntrack delete reply-src UDP 10.244.3.1:8053",
+				"delete-reply-src UDP 10.244.3.1:8053 = 0",
 			},
 		},
 		{
@@ -437,7 +439,7 @@ func TestResyncRepairsWhatOthersRemoved(t *testing.T) {
 		"add-rs UDP:10.96.0.53:53 10.244.3.2:8053 weight 1",
 		"add-addr kube-ipvs0 10.96.0.10",
 		"add KUBE-LOOP-BACK 10.244.0.3,tcp:8080,10.244.0.3",
-		"conntrack delete orig-dst UDP 10.96.0.53:53",
+		"delete-orig-dst UDP 10.96.0.53:53 = 0",
 	})
 	if diff := cmp.Diff(want, f.dump()); diff != "" {
 		t.Errorf("not repaired (-want +got):\n%s", diff)
@@ -492,5 +494,36 @@ func TestApplyOfNothing(t *testing.T) {
 	f.checkOps(t, "no-op applies", nil)
 	if err := newFakes().reconciler().Apply(ctx(t), nil); err == nil {
 		t.Error("apply before start: want an error")
+	}
+}
+
+func TestStaleUDPFlowsAreDeleted(t *testing.T) {
+	f, r := startSynced(t, dns)
+	c := ctx(t)
+	client := mustAP("10.244.7.7:40000")
+	vip := mustAP("10.96.0.53:53")
+	f.ct.Add(
+		conntracktest.NATFlow(ipvs.UDP, client, vip, mustAP("10.244.3.1:8053")),
+		conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.8:40000"), vip, mustAP("10.244.3.2:8053")),
+		conntracktest.NATFlow(ipvs.TCP, client, vip, mustAP("10.244.3.1:8053")),
+	)
+	must(t, r.Apply(c, changes(t, dns1)))
+	f.checkOps(t, "endpoint gone", []string{
+		"update-rs TCP:10.96.0.53:53 10.244.3.1:8053 weight 0",
+		"delete-rs UDP:10.96.0.53:53 10.244.3.1:8053",
+		"delete-reply-src UDP 10.244.3.1:8053 = 1",
+	})
+	must(t, r.Apply(c, changes(t, svc{name: dns.name})))
+	f.checkOps(t, "service gone", []string{
+		"delete-vs TCP:10.96.0.53:53",
+		"delete-vs UDP:10.96.0.53:53",
+		"delete-addr kube-ipvs0 10.96.0.53",
+		"del KUBE-CLUSTER-IP 10.96.0.53,tcp:53 10.96.0.53,udp:53",
+		"del KUBE-IPVS-IPS 10.96.0.53",
+		"delete-orig-dst UDP 10.96.0.53:53 = 1",
+	})
+	// TCP flows are left to IPVS (expire_nodest_conn), never deleted by kubevs.
+	if got := len(f.ct.Flows()); got != 1 {
+		t.Errorf("flows left: %d, want the TCP one\n%s", got, f.ct.Dump())
 	}
 }
