@@ -106,3 +106,25 @@ func TestProcSysInFreshNetns(t *testing.T) {
 		}
 	}
 }
+
+// TestIPVSParametersInVM sets the IPVS parameters the proxier needs; they exist only where
+// ip_vs is loaded, in the test VM, and there per network namespace.
+func TestIPVSParametersInVM(t *testing.T) {
+	testenv.RequireVM(t)
+	s := New()
+	testenv.InNetns(t, func() {
+		for _, p := range []struct{ name, value string }{
+			{"net/ipv4/vs/conntrack", "1"},
+			{"net.ipv4.vs.conn_reuse_mode", "0"},
+			{"net/ipv4/vs/expire_nodest_conn", "1"},
+		} {
+			if err := s.Set(p.name, p.value); err != nil {
+				t.Errorf("set %s: %v", p.name, err)
+				continue
+			}
+			if got, err := s.Get(p.name); err != nil || got != p.value {
+				t.Errorf("get %s = %q, %v; want %q", p.name, got, err, p.value)
+			}
+		}
+	})
+}
