@@ -18,9 +18,9 @@ import (
 // Cleanup removes exactly what kubevs owns, in both families: the owned virtual servers
 // (address bound to the dummy link, or listed in a cluster-IP set, and not in
 // excludeCIDRs), the KUBE-* chains and their jumps, the owned sets, then the dummy link.
-// Sysctls are left as they are (turning forwarding off would break the node's pod
-// network); Reconciler.SysctlChanges tells what Start changed. Absent objects are not an
-// error, so Cleanup may run any number of times.
+// Sysctls are left as they are here: RestoreSysctls sets back what Start changed
+// (Reconciler.SysctlChanges, if the daemon persisted it), forwarding excepted. Absent
+// objects are not an error, so Cleanup may run any number of times.
 func Cleanup(ctx context.Context, k Kernel, excludeCIDRs []netip.Prefix) error {
 	logger := klog.FromContext(ctx)
 	var errs []error

@@ -134,6 +134,27 @@ func (f *fakes) reset() {
 	f.ct.ResetOps()
 }
 
+// checkNoReads fails if anything listed kernel state since the last reset: Apply must cost
+// O(change) and work from the Reconciler's own model.
+func (f *fakes) checkNoReads(t *testing.T, step string) {
+	t.Helper()
+	reads := map[string]int{
+		ipvstest.OpVirtualServers: f.ipvs.Calls(ipvstest.OpVirtualServers),
+		ipvstest.OpRealServers:    f.ipvs.Calls(ipvstest.OpRealServers),
+		linktest.OpAddresses:      f.link.Calls(linktest.OpAddresses),
+	}
+	for _, op := range f.ipset.Ops() {
+		if verb, _, _ := strings.Cut(op, " "); verb == ipsettest.OpSets || verb == ipsettest.OpList {
+			reads["ipset "+verb]++
+		}
+	}
+	for op, n := range reads {
+		if n != 0 {
+			t.Errorf("%s: %d reads of %s", step, n, op)
+		}
+	}
+}
+
 // checkOps compares the writes since the last reset with want, then resets.
 func (f *fakes) checkOps(t *testing.T, step string, want []string) {
 	t.Helper()

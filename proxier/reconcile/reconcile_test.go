@@ -186,6 +186,7 @@ func TestApplySequence(t *testing.T) {
 		var err error
 		if st.changes != nil {
 			err = r.Apply(c, changes(t, st.changes...))
+			f.checkNoReads(t, st.name)
 		} else {
 			err = r.Resync(c, all(t, st.resync...))
 		}
@@ -525,5 +526,25 @@ func TestStaleUDPFlowsAreDeleted(t *testing.T) {
 	// TCP flows are left to IPVS (expire_nodest_conn), never deleted by kubevs.
 	if got := len(f.ct.Flows()); got != 1 {
 		t.Errorf("flows left: %d, want the TCP one\n%s", got, f.ct.Dump())
+	}
+}
+
+func TestRestoreSysctls(t *testing.T) {
+	f := newFakes()
+	must(t, f.sysctl.Set("net/ipv4/ip_forward", "0"))
+	r := f.reconciler()
+	must(t, r.Start(ctx(t)))
+	changed := r.SysctlChanges()
+	// An operator tunes expire_nodest_conn again after kubevs set it: leave it.
+	must(t, f.sysctl.Set("net/ipv4/vs/expire_nodest_conn", "0"))
+	f.reset()
+	must(t, RestoreSysctls(f.sysctl, changed))
+	f.checkOps(t, "restore", []string{
+		"set net/ipv4/vs/conntrack 0",
+		"set net/ipv4/vs/expire_quiescent_template 0",
+		"set net/ipv4/conf/all/arp_ignore 0",
+	})
+	if got, _ := f.sysctl.Get("net/ipv4/ip_forward"); got != "1" {
+		t.Errorf("ip_forward %s, want it kept at 1", got)
 	}
 }
