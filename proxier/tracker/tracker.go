@@ -1,0 +1,333 @@
+// Package tracker owns the proxier's view of the API: client-go informers on Services,
+// EndpointSlices and the proxier's own Node, and a change tracker that tells which Services
+// changed since the last sync (dropping changes that cancel out) and when the changes were
+// triggered, for the network programming latency metric.
+//
+// Services labelled service.kubernetes.io/service-proxy-name belong to another proxy and
+// headless Services need no proxying: both are filtered out by the informers' label
+// selectors and, in case an object slips through, treated as absent by the tracker.
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+)
+
+// Label selectors of the informers: the same objects kube-proxy skips.
+const (
+	serviceSelector = "!" + desired.ServiceProxyNameLabel
+	sliceSelector   = discoveryv1.LabelServiceName + ",!" + desired.ServiceProxyNameLabel + ",!" + v1.IsHeadlessService
+)
+
+// Changes is what changed since the last Take.
+type Changes struct {
+	// Services are the Services whose state changed (including deleted ones).
+	Services map[types.NamespacedName]struct{}
+	// Node is true when the own Node's labels, addresses or pod CIDRs changed: every
+	// Service must be recomputed.
+	Node bool
+	// Triggers are the trigger times of the EndpointSlice updates the changes include.
+	Triggers []time.Time
+}
+
+// Tracker watches the API and records changes. Its methods are safe for concurrent use.
+type Tracker struct {
+	client   kubernetes.Interface
+	nodeName string
+	onChange func()
+
+	mu          sync.Mutex
+	c           *changes
+	node        *v1.Node
+	nodeChanged bool
+	synced      []cache.InformerSynced
+}
+
+// New returns a Tracker for the Node nodeName. onChange (may be nil) is called, outside any
+// lock, after every event that changed something; it must not block.
+func New(client kubernetes.Interface, nodeName string, onChange func()) *Tracker {
+	if onChange == nil {
+		onChange = func() {}
+	}
+	return &Tracker{client: client, nodeName: nodeName, onChange: onChange, c: newChanges(time.Now())}
+}
+
+// Start starts the informers; they stop when ctx is done. Call it once.
+func (t *Tracker) Start(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	svcF := informers.NewSharedInformerFactoryWithOptions(t.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = serviceSelector }))
+	sliceF := informers.NewSharedInformerFactoryWithOptions(t.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sliceSelector }))
+	nodeF := informers.NewSharedInformerFactoryWithOptions(t.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", t.nodeName).String()
+		}))
+
+	handlers := []struct {
+		inf cache.SharedIndexInformer
+		h   cache.ResourceEventHandlerFuncs
+	}{
+		{svcF.Core().V1().Services().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { t.onService(logger, nil, o) },
+			UpdateFunc: func(old, o any) { t.onService(logger, old, o) },
+			DeleteFunc: func(o any) { t.onService(logger, o, nil) },
+		}},
+		{sliceF.Discovery().V1().EndpointSlices().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { t.onSlice(logger, nil, o) },
+			UpdateFunc: func(old, o any) { t.onSlice(logger, old, o) },
+			DeleteFunc: func(o any) { t.onSlice(logger, o, nil) },
+		}},
+		{nodeF.Core().V1().Nodes().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { t.onNode(o, false) },
+			UpdateFunc: func(_, o any) { t.onNode(o, false) },
+			DeleteFunc: func(o any) { t.onNode(o, true) },
+		}},
+	}
+	var synced []cache.InformerSynced
+	for _, h := range handlers {
+		reg, err := h.inf.AddEventHandler(h.h)
+		if err != nil {
+			return fmt.Errorf("add event handler: %w", err)
+		}
+		synced = append(synced, reg.HasSynced)
+	}
+	t.mu.Lock()
+	t.synced = synced
+	t.mu.Unlock()
+	for _, f := range []informers.SharedInformerFactory{svcF, sliceF, nodeF} {
+		f.Start(ctx.Done())
+	}
+	logger.Info("Watching Services, EndpointSlices and the Node", "node", t.nodeName)
+	return nil
+}
+
+// HasSynced reports whether every informer delivered its initial list. No kernel change
+// should be made before.
+func (t *Tracker) HasSynced() bool {
+	t.mu.Lock()
+	synced := t.synced
+	t.mu.Unlock()
+	if synced == nil {
+		return false
+	}
+	for _, s := range synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
+}
+
+func objectMeta(o any) (any, bool) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		return d.Obj, true
+	}
+	return o, false
+}
+
+func (t *Tracker) onService(logger klog.Logger, old, cur any) {
+	var name types.NamespacedName
+	var svc *v1.Service
+	if cur != nil {
+		svc, _ = cur.(*v1.Service)
+		if svc == nil {
+			return
+		}
+		name = types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	} else {
+		o, _ := objectMeta(old)
+		s, ok := o.(*v1.Service)
+		if !ok {
+			return
+		}
+		name = types.NamespacedName{Namespace: s.Namespace, Name: s.Name}
+	}
+	logger.V(4).Info("Service event", "service", name, "deleted", svc == nil)
+	t.mu.Lock()
+	t.c.setService(name, svc)
+	t.mu.Unlock()
+	t.onChange()
+}
+
+func sliceService(s *discoveryv1.EndpointSlice) (types.NamespacedName, bool) {
+	n := s.Labels[discoveryv1.LabelServiceName]
+	return types.NamespacedName{Namespace: s.Namespace, Name: n}, n != ""
+}
+
+func (t *Tracker) onSlice(logger klog.Logger, old, cur any) {
+	oldObj, _ := objectMeta(old)
+	o, _ := oldObj.(*discoveryv1.EndpointSlice)
+	c, _ := cur.(*discoveryv1.EndpointSlice)
+	t.mu.Lock()
+	if o != nil {
+		if name, ok := sliceService(o); ok {
+			// Removed, or moved to another Service (the label changed).
+			if n2, ok2 := sliceOwner(c); !ok2 || n2 != name {
+				t.c.setSlice(name, o.Name, nil)
+			}
+		}
+	}
+	if c != nil {
+		if name, ok := sliceService(c); ok {
+			t.c.setSlice(name, c.Name, c)
+		}
+	}
+	t.mu.Unlock()
+	if c != nil {
+		logger.V(4).Info("EndpointSlice event", "endpointSlice", klog.KObj(c))
+	} else if o != nil {
+		logger.V(4).Info("EndpointSlice deleted", "endpointSlice", klog.KObj(o))
+	}
+	t.onChange()
+}
+
+func sliceOwner(s *discoveryv1.EndpointSlice) (types.NamespacedName, bool) {
+	if s == nil {
+		return types.NamespacedName{}, false
+	}
+	return sliceService(s)
+}
+
+// onNode records the own Node. The field selector already filters by name; the check here
+// keeps a client that ignores field selectors (the fake clientset) correct too.
+func (t *Tracker) onNode(o any, deleted bool) {
+	obj, _ := objectMeta(o)
+	n, _ := obj.(*v1.Node)
+	if n == nil || n.Name != t.nodeName {
+		return
+	}
+	if deleted {
+		n = nil
+	}
+	t.mu.Lock()
+	changed := !nodeEqual(t.node, n)
+	t.node = n
+	if changed {
+		t.nodeChanged = true
+	}
+	t.mu.Unlock()
+	if changed {
+		t.onChange()
+	}
+}
+
+// nodeEqual compares what the proxier uses of a Node.
+func nodeEqual(a, b *v1.Node) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return maps.Equal(a.Labels, b.Labels) &&
+		equality.Semantic.DeepEqual(a.Status.Addresses, b.Status.Addresses) &&
+		slices.Equal(a.Spec.PodCIDRs, b.Spec.PodCIDRs)
+}
+
+// PendingChanges returns the Services that changed since the last Take (changes that
+// cancel out are left out). It does not consume them.
+func (t *Tracker) PendingChanges() map[types.NamespacedName]struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.c.names()
+}
+
+// Take returns what changed since the last Take and starts a new round.
+func (t *Tracker) Take() Changes {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	names, triggers := t.c.take()
+	ch := Changes{Services: names, Node: t.nodeChanged, Triggers: triggers}
+	t.nodeChanged = false
+	return ch
+}
+
+// Touch marks Services as changed although their objects did not change (their local
+// endpoints did), and calls onChange.
+func (t *Tracker) Touch(names ...types.NamespacedName) {
+	if len(names) == 0 {
+		return
+	}
+	t.mu.Lock()
+	for _, n := range names {
+		t.c.touch(n)
+	}
+	t.mu.Unlock()
+	t.onChange()
+}
+
+// Service returns the current Service called name (nil if absent) and its EndpointSlices
+// sorted by name. The objects are shared and must not be modified.
+func (t *Tracker) Service(name types.NamespacedName) (*v1.Service, []*discoveryv1.EndpointSlice) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.c.current[name]
+	return s.svc, sortedSlices(s.slices)
+}
+
+func sortedSlices(m map[string]*discoveryv1.EndpointSlice) []*discoveryv1.EndpointSlice {
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Services returns the names of every Service known (with a Service object or slices).
+func (t *Tracker) Services() []types.NamespacedName {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := slices.Collect(maps.Keys(t.c.current))
+	slices.SortFunc(out, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// ServicesWithEndpoints returns the Services with an endpoint address for which match
+// is true, sorted.
+func (t *Tracker) ServicesWithEndpoints(match func(netip.Addr) bool) []types.NamespacedName {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []types.NamespacedName
+	for name, s := range t.c.current {
+		if hasEndpoint(s, match) {
+			out = append(out, name)
+		}
+	}
+	slices.SortFunc(out, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+func hasEndpoint(s state, match func(netip.Addr) bool) bool {
+	for _, sl := range s.slices {
+		for _, e := range sl.Endpoints {
+			for _, a := range e.Addresses {
+				if ip, err := netip.ParseAddr(a); err == nil && match(ip.Unmap()) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Node returns the own Node, nil until it is seen. It is shared and must not be modified.
+func (t *Tracker) Node() *v1.Node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.node
+}

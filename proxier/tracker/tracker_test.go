@@ -1,0 +1,161 @@
+package tracker
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+)
+
+// eventually polls cond until it holds or 10 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func names(m map[types.NamespacedName]struct{}) []string {
+	var out []string
+	for n := range m {
+		out = append(out, n.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func node(name string, labels map[string]string) *v1.Node {
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func startTracker(t *testing.T, objs ...any) (*Tracker, *fake.Clientset, *atomic.Int32) {
+	t.Helper()
+	var rt []any
+	rt = append(rt, objs...)
+	client := fake.NewClientset()
+	for _, o := range rt {
+		var err error
+		switch o := o.(type) {
+		case *v1.Service:
+			_, err = client.CoreV1().Services(o.Namespace).Create(context.Background(), o, metav1.CreateOptions{})
+		case *v1.Node:
+			_, err = client.CoreV1().Nodes().Create(context.Background(), o, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls atomic.Int32
+	tr := New(client, "node-a", func() { calls.Add(1) })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if tr.HasSynced() {
+		t.Fatalf("HasSynced before Start")
+	}
+	if err := tr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "informers to sync", tr.HasSynced)
+	return tr, client, &calls
+}
+
+func TestTrackerSeesServicesAndSlices(t *testing.T) {
+	ctx := context.Background()
+	tr, client, calls := startTracker(t, svc("a", "10.96.0.1", 80, nil), node("node-a", nil), node("node-b", nil))
+	if diff := cmp.Diff([]string{"ns/a"}, names(tr.PendingChanges())); diff != "" {
+		t.Errorf("initial changes (-want +got):\n%s", diff)
+	}
+	if n := tr.Node(); n == nil || n.Name != "node-a" {
+		t.Fatalf("Node() = %v, want node-a", n)
+	}
+	ch := tr.Take()
+	if !ch.Node || len(ch.Services) != 1 {
+		t.Errorf("Take = %+v, want ns/a and the node", ch)
+	}
+
+	before := calls.Load()
+	es := slice("a", "a-1", time.Now().Add(time.Second), "10.244.0.2")
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Create(ctx, es, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the slice", func() bool { _, s := tr.Service(nn("a")); return len(s) == 1 })
+	if calls.Load() == before {
+		t.Errorf("onChange not called for the slice")
+	}
+	ch = tr.Take()
+	if diff := cmp.Diff([]string{"ns/a"}, names(ch.Services)); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+	if len(ch.Triggers) != 1 || ch.Node {
+		t.Errorf("Take = %+v, want one trigger time and no node change", ch)
+	}
+	got := tr.ServicesWithEndpoints(func(a netip.Addr) bool { return a == netip.MustParseAddr("10.244.0.2") })
+	if diff := cmp.Diff([]types.NamespacedName{nn("a")}, got); diff != "" {
+		t.Errorf("ServicesWithEndpoints (-want +got):\n%s", diff)
+	}
+
+	// Another node's update is not ours.
+	if _, err := client.CoreV1().Nodes().Update(ctx, node("node-b", map[string]string{"x": "y"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Nodes().Update(ctx, node("node-a", map[string]string{"topology.kubernetes.io/zone": "z1"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the node update", func() bool { return tr.Node().Labels["topology.kubernetes.io/zone"] == "z1" })
+	if ch := tr.Take(); !ch.Node || len(ch.Services) != 0 {
+		t.Errorf("Take = %+v, want only the node change", ch)
+	}
+
+	if err := client.CoreV1().Services("ns").Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deletion", func() bool { s, _ := tr.Service(nn("a")); return s == nil })
+	if diff := cmp.Diff([]string{"ns/a"}, names(tr.Take().Services)); diff != "" {
+		t.Errorf("changes after delete (-want +got):\n%s", diff)
+	}
+}
+
+func TestTrackerServiceProxyNameLabel(t *testing.T) {
+	ctx := context.Background()
+	tr, client, _ := startTracker(t, svc("a", "10.96.0.1", 80, nil), svc("b", "10.96.0.2", 80, map[string]string{desired.ServiceProxyNameLabel: "other"}))
+	if diff := cmp.Diff([]string{"ns/a"}, names(tr.Take().Services)); diff != "" {
+		t.Errorf("initial changes (-want +got):\n%s", diff)
+	}
+	// a gains the label: it disappears. b loses it: it appears.
+	if _, err := client.CoreV1().Services("ns").Update(ctx, svc("a", "10.96.0.1", 80, map[string]string{desired.ServiceProxyNameLabel: "other"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Services("ns").Update(ctx, svc("b", "10.96.0.2", 80, nil), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both changes", func() bool { return len(tr.PendingChanges()) == 2 })
+	if diff := cmp.Diff([]string{"ns/a", "ns/b"}, names(tr.Take().Services)); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+}
+
+func TestTrackerTouch(t *testing.T) {
+	tr, _, calls := startTracker(t)
+	before := calls.Load()
+	tr.Touch(nn("x"))
+	if calls.Load() == before {
+		t.Errorf("Touch did not call onChange")
+	}
+	if diff := cmp.Diff([]string{"ns/x"}, names(tr.Take().Services)); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+}
