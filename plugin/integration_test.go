@@ -51,6 +51,16 @@ func newHarness(t testing.TB) *harness {
 	return h
 }
 
+// useStore replaces the store (before serve) with one in dir.
+func (h *harness) useStore(dir string) {
+	h.t.Helper()
+	store, err := nodeapi.NewStore(dir)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.store = store
+}
+
 // serve starts the in-process node API server.
 func (h *harness) serve() {
 	h.t.Helper()
