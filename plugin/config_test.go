@@ -36,8 +36,8 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	want := &Config{
 		CNIVersion: "1.0.0", Name: "k8s-pod-network", Type: "kubevs",
-		Socket: "/run/kubevs/proxier.sock",
-		Launch: Launch{ProxierBinary: "kubevs-proxier"},
+		Socket:   "/run/kubevs/proxier.sock",
+		Launch:   Launch{ProxierBinary: "kubevs-proxier"},
 		Timeouts: Timeouts{API: Duration(time.Second), Launch: Duration(3 * time.Second)},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
