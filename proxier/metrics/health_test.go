@@ -1,0 +1,64 @@
+package metrics
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+func TestHealthEndpoints(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		informed bool
+		syncAt   time.Duration // < 0: no sync
+		now      time.Duration
+		// want codes of /healthz, /livez, /readyz
+		want [3]int
+	}{
+		{"just started", false, -1, 0, [3]int{200, 200, 503}},
+		{"start grace over without a sync", true, -1, 61 * time.Second, [3]int{503, 503, 503}},
+		{"informers synced, no sync yet", true, -1, time.Second, [3]int{200, 200, 503}},
+		{"synced", true, time.Second, 2 * time.Second, [3]int{200, 200, 200}},
+		{"synced long ago", true, time.Second, 62 * time.Second, [3]int{503, 503, 200}},
+		{"synced exactly 2 x syncPeriod ago", true, time.Second, 61 * time.Second, [3]int{200, 200, 200}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakePassiveClock(t0)
+			h := NewHealth(30*time.Second, clk)
+			if tt.informed {
+				h.InformersSynced()
+			}
+			if tt.syncAt >= 0 {
+				clk.SetTime(t0.Add(tt.syncAt))
+				h.SyncSucceeded()
+			}
+			clk.SetTime(t0.Add(tt.now))
+			var got [3]int
+			for i, path := range []string{"/healthz", "/livez", "/readyz"} {
+				rec := httptest.NewRecorder()
+				h.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				got[i] = rec.Code
+				var s HealthStatus
+				if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
+					t.Fatalf("%s: body %q: %v", path, rec.Body, err)
+				}
+				if !s.CurrentTime.Equal(t0.Add(tt.now)) {
+					t.Errorf("%s: currentTime = %v", path, s.CurrentTime)
+				}
+				if tt.syncAt >= 0 && !s.LastSync.Equal(t0.Add(tt.syncAt)) {
+					t.Errorf("%s: lastSync = %v", path, s.LastSync)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("status codes of /healthz /livez /readyz (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,140 @@
+// Package metrics owns what the proxier exposes over HTTP: its Prometheus metrics (namespace
+// kubevs) on the metrics address, and the /healthz, /livez and /readyz endpoints on the
+// health address.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/klog/v2"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "kubevs"
+
+// Sync modes, the values of the "mode" label.
+const (
+	Partial = "partial"
+	Full    = "full"
+)
+
+// Object kinds, the values of the "object" label of ObjectsProgrammed.
+const (
+	VirtualServers = "virtual_servers"
+	RealServers    = "real_servers"
+	VIPs           = "vips"
+	SetEntries     = "set_entries"
+)
+
+// Metrics holds the proxier's metrics in their own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+	// SyncDuration observes each sync, by mode (partial or full).
+	SyncDuration *prometheus.HistogramVec
+	// NetworkProgrammingLatency observes, for each EndpointSlice change, the time from its
+	// trigger (the last-change-trigger-time annotation) to the end of the sync that
+	// programmed it.
+	NetworkProgrammingLatency prometheus.Histogram
+	// SyncFailures counts failed syncs, by mode.
+	SyncFailures *prometheus.CounterVec
+	// ObjectsProgrammed is the number of objects the last sync left programmed, by kind.
+	ObjectsProgrammed *prometheus.GaugeVec
+	// ChangesPending is the number of Services changed and not yet synced.
+	ChangesPending prometheus.Gauge
+	// ObjectsSkipped counts parts of Services that could not be programmed, by reason.
+	ObjectsSkipped *prometheus.CounterVec
+	// LastSync is the Unix time of the last successful sync.
+	LastSync prometheus.Gauge
+}
+
+// New returns the metrics registered in a new registry (with the Go and process collectors).
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		SyncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "sync_duration_seconds",
+			Help:    "Time a sync of the kernel state took, by mode (partial: changed Services; full: resync).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"mode"}),
+		NetworkProgrammingLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "network_programming_duration_seconds",
+			Help:    "Time from an EndpointSlice change's trigger time to the end of the sync that programmed it.",
+			Buckets: append(prometheus.LinearBuckets(0.25, 0.25, 7), prometheus.ExponentialBuckets(2, 2, 10)...),
+		}),
+		SyncFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sync_failures_total",
+			Help: "Syncs that failed and will be retried, by mode.",
+		}, []string{"mode"}),
+		ObjectsProgrammed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "objects_programmed",
+			Help: "Objects the proxier wants programmed after the last sync, by kind.",
+		}, []string{"object"}),
+		ChangesPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "changes_pending",
+			Help: "Services changed in the API and not synced yet.",
+		}),
+		ObjectsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "objects_skipped_total",
+			Help: "Parts of Services the proxier could not program, by reason.",
+		}, []string{"reason"}),
+		LastSync: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "last_sync_timestamp_seconds",
+			Help: "Unix time of the last successful sync.",
+		}),
+	}
+	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncFailures,
+		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, mode := range []string{Partial, Full} {
+		m.SyncFailures.WithLabelValues(mode)
+		m.SyncDuration.WithLabelValues(mode)
+	}
+	for _, o := range []string{VirtualServers, RealServers, VIPs, SetEntries} {
+		m.ObjectsProgrammed.WithLabelValues(o)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	return mux
+}
+
+// Listen opens a TCP listener on addr (host:port).
+func Listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// Serve serves h on l until ctx is done, then shuts down within a few seconds.
+func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	klog.FromContext(ctx).Info("Serving", "address", l.Addr().String())
+	err := srv.Serve(l)
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve %s: %w", l.Addr(), err)
+}
