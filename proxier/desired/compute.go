@@ -73,7 +73,10 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 		}
 	}
 	persistent, timeout := affinity(svc)
-	for _, ip := range clusterIPs(svc) {
+	ips := clusterIPs(svc)
+	out.VirtualServers = make([]VirtualServer, 0, len(ips)*len(svc.Spec.Ports))
+	out.Entries = make([]SetEntry, 0, len(ips)*(1+len(svc.Spec.Ports)))
+	for _, ip := range ips {
 		vip, err := netip.ParseAddr(ip)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("service %s: parse cluster IP %q: %w", name, ip, err))
@@ -101,7 +104,9 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 				Timeout:    timeout,
 			}}
 			out.Entries = append(out.Entries, SetEntry{Set: sn.ClusterIP, Entry: ipPortEntry(vip, proto, uint16(sp.Port))})
-			for _, ep := range endpoints(fam, sp, eps, &errs, name) {
+			backends := endpoints(fam, sp, eps, &errs, name)
+			vs.RealServers = make([]ipvs.RealServer, 0, len(backends))
+			for _, ep := range backends {
 				vs.RealServers = append(vs.RealServers, ipvs.RealServer{Address: ep.addr, Port: ep.port, Weight: 1})
 				if ep.local(node, local) {
 					out.Entries = append(out.Entries, SetEntry{Set: sn.LoopBack, Entry: loopBackEntry(ep.addr, proto, ep.port)})

@@ -36,7 +36,14 @@ func endpoints(fam ipset.Family, sp v1.ServicePort, eps []*discoveryv1.EndpointS
 	if fam == ipset.IPv6 {
 		want = discoveryv1.AddressTypeIPv6
 	}
-	var ready, fallback []endpoint
+	n := 0
+	for _, s := range eps {
+		if s != nil {
+			n += len(s.Endpoints)
+		}
+	}
+	ready := make([]endpoint, 0, n)
+	var fallback []endpoint
 	for _, s := range eps {
 		if s == nil || s.AddressType != want {
 			continue
