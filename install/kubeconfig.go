@@ -29,7 +29,29 @@ func apiServerURL(explicit string, getenv func(string) string) (string, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.Path != "" && u.Path != "/" {
 		return "", fmt.Errorf("API server address %q: want https://host:port", addr)
 	}
+	if h := u.Hostname(); net.ParseIP(h) == nil && !validDNSName(h) {
+		return "", fmt.Errorf("API server address %q: %q is neither an IP address nor a DNS name", addr, h)
+	}
 	return u.Scheme + "://" + u.Host, nil
+}
+
+// validDNSName reports whether h is a DNS name (letters, digits, '-' and '.'): it catches a
+// placeholder such as API_SERVER_HOST left in the manifest.
+func validDNSName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // buildKubeconfig renders a kubeconfig for server with the service account's CA and token.

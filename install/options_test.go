@@ -54,6 +54,8 @@ func TestAPIServerURL(t *testing.T) {
 		{name: "explicit URL wins over env", explicit: "https://api.example:6443", getenv: env("10.96.0.1", "443"), want: "https://api.example:6443"},
 		{name: "env IPv4", getenv: env("192.0.2.10", "6443"), want: "https://192.0.2.10:6443"},
 		{name: "env IPv6", getenv: env("2001:db8::10", "6443"), want: "https://[2001:db8::10]:6443"},
+		{name: "placeholder left in the manifest", getenv: env("API_SERVER_HOST", "6443"), wantErr: "neither an IP address nor a DNS name"},
+		{name: "DNS name", explicit: "cp.example.internal:6443", getenv: env("", ""), want: "https://cp.example.internal:6443"},
 		{name: "nothing", getenv: env("", ""), wantErr: "no API server address"},
 		{name: "path", explicit: "https://api:6443/x", getenv: env("", ""), wantErr: "want https://host:port"},
 		{name: "scheme", explicit: "ftp://api:6443", getenv: env("", ""), wantErr: "want https://host:port"},

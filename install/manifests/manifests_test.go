@@ -1,0 +1,214 @@
+package manifests
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kubevs/kubevs/conflist"
+	"github.com/kubevs/kubevs/proxier/config"
+)
+
+// decodeAll decodes every document of kubevs.yaml strictly: unknown or duplicate fields and
+// unknown kinds are errors.
+func decodeAll(t *testing.T) []runtime.Object {
+	t.Helper()
+	data, err := os.ReadFile("kubevs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme.Scheme, scheme.Scheme,
+		json.SerializerOptions{Yaml: true, Strict: true})
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var objs []runtime.Object
+	for i := 0; ; i++ {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		obj, _, err := strict.Decode(doc, nil, nil)
+		if err != nil {
+			t.Fatalf("document %d: strict decode: %v", i, err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs
+}
+
+func stripComments(doc []byte) []byte {
+	var out []byte
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			out = append(out, line...)
+			out = append(out, '\n')
+		}
+	}
+	return out
+}
+
+func TestManifestKinds(t *testing.T) {
+	var got []string
+	for _, o := range decodeAll(t) {
+		got = append(got, o.GetObjectKind().GroupVersionKind().Kind)
+	}
+	want := []string{"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("kinds (-want +got):\n%s", diff)
+	}
+}
+
+func find[T runtime.Object](t *testing.T, name string) T {
+	t.Helper()
+	for _, o := range decodeAll(t) {
+		if v, ok := o.(T); ok {
+			if m, ok := any(v).(interface{ GetName() string }); ok && (name == "" || m.GetName() == name) {
+				return v
+			}
+		}
+	}
+	var zero T
+	t.Fatalf("no %T named %q", zero, name)
+	return zero
+}
+
+// TestClusterRoleIsReadOnly: reads on services, endpointslices and nodes; events are the only
+// writes; no wildcard anywhere.
+func TestClusterRoleIsReadOnly(t *testing.T) {
+	role := find[*rbacv1.ClusterRole](t, "kubevs")
+	read := []string{"get", "list", "watch"}
+	allowed := map[string][]string{"services": read, "endpointslices": read, "nodes": read, "events": {"create", "patch"}}
+	granted := map[string]bool{}
+	for i, r := range role.Rules {
+		if len(r.NonResourceURLs) > 0 || len(r.ResourceNames) > 0 {
+			t.Errorf("rule %d: unexpected nonResourceURLs/resourceNames", i)
+		}
+		for _, g := range r.APIGroups {
+			if !slices.Contains([]string{"", "discovery.k8s.io", "events.k8s.io"}, g) {
+				t.Errorf("rule %d: API group %q", i, g)
+			}
+		}
+		for _, res := range r.Resources {
+			verbs, ok := allowed[res]
+			if !ok {
+				t.Errorf("rule %d: resource %q is not one kubevs needs", i, res)
+				continue
+			}
+			for _, v := range r.Verbs {
+				if !slices.Contains(verbs, v) {
+					t.Errorf("rule %d: verb %q on %s; allowed: %v", i, v, res, verbs)
+				}
+			}
+			granted[res] = true
+		}
+	}
+	for res := range allowed {
+		if !granted[res] {
+			t.Errorf("resource %s is not granted", res)
+		}
+	}
+	b := find[*rbacv1.ClusterRoleBinding](t, "kubevs")
+	if b.RoleRef.Name != "kubevs" || len(b.Subjects) != 1 || b.Subjects[0].Name != "kubevs" || b.Subjects[0].Namespace != "kubevs-system" {
+		t.Errorf("binding %+v does not bind the kubevs ServiceAccount to the kubevs role", b)
+	}
+}
+
+func TestDaemonSet(t *testing.T) {
+	ds := find[*appsv1.DaemonSet](t, "kubevs")
+	spec := ds.Spec.Template.Spec
+	if !spec.HostNetwork {
+		t.Error("not hostNetwork")
+	}
+	if spec.ServiceAccountName != "kubevs" {
+		t.Errorf("serviceAccountName %q", spec.ServiceAccountName)
+	}
+	if !slices.ContainsFunc(spec.Tolerations, func(tl corev1.Toleration) bool { return tl.Operator == corev1.TolerationOpExists && tl.Key == "" }) {
+		t.Error("no toleration of every taint: kubevs must run on every node")
+	}
+	if len(spec.InitContainers) != 1 || len(spec.Containers) != 1 {
+		t.Fatalf("want one init container (the installer) and one container (the proxier)")
+	}
+	inst, prox := spec.InitContainers[0], spec.Containers[0]
+	if !strings.HasSuffix(inst.Command[0], "/kubevs-install") || !strings.HasSuffix(prox.Command[0], "/kubevs-proxier") {
+		t.Errorf("commands: %q, %q", inst.Command[0], prox.Command[0])
+	}
+	if inst.RestartPolicy == nil || *inst.RestartPolicy != corev1.ContainerRestartPolicyAlways || inst.StartupProbe == nil {
+		t.Error("the installer must be a sidecar with a startup probe, so the proxier starts after the install and the install is kept in place")
+	}
+	for _, c := range []corev1.Container{inst, prox} {
+		if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
+			t.Errorf("%s is not privileged", c.Name)
+		}
+	}
+	hostPaths := map[string]string{}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
+		}
+	}
+	mounts := map[string]corev1.VolumeMount{}
+	for _, c := range []corev1.Container{inst, prox} {
+		for _, m := range c.VolumeMounts {
+			if hp, ok := hostPaths[m.Name]; ok {
+				mounts[hp] = m
+			}
+		}
+	}
+	for _, p := range []string{"/opt/cni/bin", "/etc/cni/net.d", "/run/kubevs", "/var/lib/kubevs", "/lib/modules"} {
+		if _, ok := mounts[p]; !ok {
+			t.Errorf("host path %s is not mounted", p)
+		}
+	}
+	if !mounts["/lib/modules"].ReadOnly {
+		t.Error("/lib/modules is not read-only")
+	}
+	for _, m := range inst.VolumeMounts {
+		if !strings.HasPrefix(m.MountPath, "/host/") {
+			t.Errorf("installer mount %s is not under --root=/host", m.MountPath)
+		}
+	}
+}
+
+// TestProxierConfiguration decodes the ConfigMap's configuration with the proxier's own strict
+// decoder, and checks the CNI mode is one kubevs-install accepts.
+func TestProxierConfiguration(t *testing.T) {
+	cm := find[*corev1.ConfigMap](t, "kubevs-config")
+	c, err := config.Decode([]byte(cm.Data["proxier.yaml"]))
+	if err != nil {
+		t.Fatalf("proxier.yaml: %v", err)
+	}
+	if c.Kind != "ProxierConfiguration" || c.APIVersion != "kubevs.io/v1alpha1" {
+		t.Errorf("type %s/%s", c.APIVersion, c.Kind)
+	}
+	for _, p := range []string{c.NodeAPISocket, c.StateDir} {
+		if err := conflist.ValidatePath("path", p); err != nil {
+			t.Error(err)
+		}
+	}
+	if m := cm.Data["cni-mode"]; m != "standalone" && m != "chained" {
+		t.Errorf("cni-mode %q", m)
+	}
+	api := find[*corev1.ConfigMap](t, "kubevs-api-server")
+	if _, ok := api.Data["KUBERNETES_SERVICE_HOST"]; !ok {
+		t.Error("kubevs-api-server lacks KUBERNETES_SERVICE_HOST")
+	}
+}
