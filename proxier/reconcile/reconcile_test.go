@@ -548,3 +548,17 @@ func TestRestoreSysctls(t *testing.T) {
 		t.Errorf("ip_forward %s, want it kept at 1", got)
 	}
 }
+
+func TestSetOptionsRewritesRulesOnlyWhenTheyChange(t *testing.T) {
+	f, r := startSynced(t, web)
+	c := ctx(t)
+	must(t, r.SetOptions(c, testOpts))
+	f.checkOps(t, "same options", nil)
+	o := testOpts
+	o.MasqueradeAll = true
+	must(t, r.SetOptions(c, o))
+	f.checkOps(t, "masquerade-all", []string{"ensure inet", "restore inet nat"})
+	if !strings.Contains(f.nf.Save(), "-A KUBE-CLUSTER-IP -j KUBE-MARK-MASQ") || strings.Contains(f.nf.Save(), "-s 10.244.0.0/16 -j RETURN") {
+		t.Errorf("rules after masquerade-all:\n%s", f.nf.Save())
+	}
+}

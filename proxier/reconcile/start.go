@@ -22,13 +22,7 @@ import (
 // synced, then Resync with every Service.
 func (r *Reconciler) Start(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	kv := desired.KernelVersion{Major: 6}
-	if rel, err := r.k.Sysctl.Get("kernel/osrelease"); err != nil {
-		logger.Error(err, "Cannot read the kernel version, assuming a recent kernel")
-	} else if kv, err = desired.ParseKernelVersion(rel); err != nil {
-		logger.Error(err, "Cannot parse the kernel version, assuming a recent kernel")
-		kv = desired.KernelVersion{Major: 6}
-	}
+	kv := r.kernelVersion(ctx)
 	r.global = desired.Global(r.opts.Desired, kv)
 	var errs []error
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
@@ -39,6 +33,24 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	r.started = true
 	logger.V(0).Info("Reconciler started", "kernel", kv, "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries))
 	return errors.Join(errs...)
+}
+
+// kernelVersion reads the running kernel's version through the sysctl adapter
+// (kernel/osrelease); when it cannot, it assumes a recent kernel, which only means
+// conn_reuse_mode is left alone.
+func (r *Reconciler) kernelVersion(ctx context.Context) desired.KernelVersion {
+	recent := desired.KernelVersion{Major: 6}
+	rel, err := r.k.Sysctl.Get("kernel/osrelease")
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Cannot read the kernel version, assuming a recent kernel")
+		return recent
+	}
+	kv, err := desired.ParseKernelVersion(rel)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Cannot parse the kernel version, assuming a recent kernel")
+		return recent
+	}
+	return kv
 }
 
 func (r *Reconciler) ensureSysctls(ctx context.Context) error {
@@ -109,13 +121,7 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 	if !r.started {
 		return nil
 	}
-	kv := desired.KernelVersion{Major: 6}
-	if rel, err := r.k.Sysctl.Get("kernel/osrelease"); err == nil {
-		if v, err := desired.ParseKernelVersion(rel); err == nil {
-			kv = v
-		}
-	}
-	r.global = desired.Global(o, kv)
+	r.global = desired.Global(o, r.kernelVersion(ctx))
 	return errors.Join(r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
 }
 
