@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -84,7 +85,7 @@ func launch(cfg *Config, cniPath string) error {
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = "/"
-	cmd.Env = supervisorEnv(os.Environ())
+	cmd.Env = append(supervisorEnv(os.Environ()), lockEnv+"="+strconv.Itoa(lockFD))
 	cmd.Stdin = nil // /dev/null
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.ExtraFiles = []*os.File{lock} // fd 3
@@ -98,7 +99,7 @@ func launch(cfg *Config, cniPath string) error {
 func supervisorEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "CNI_") {
+		if !strings.HasPrefix(kv, "CNI_") && !strings.HasPrefix(kv, lockEnv+"=") {
 			out = append(out, kv)
 		}
 	}

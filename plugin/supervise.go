@@ -32,24 +32,28 @@ func (b Backoff) next(prev, ran time.Duration) time.Duration {
 	return min(2*prev, b.Max)
 }
 
-// lockFD is the descriptor the launcher passes the launch lock on.
-const lockFD = 3
+// lockFD is the descriptor the launcher passes the launch lock on, and lockEnv the variable
+// that says so (a supervisor started by hand has no lock, and its fd 3 may be anything).
+const (
+	lockFD  = 3
+	lockEnv = "KUBEVS_LAUNCH_LOCK_FD"
+)
 
 // PIDFileName is written beside the launch lock with the supervisor's pid, for uninstall.
 const PIDFileName = "supervisor.pid"
 
 // Supervise runs argv (the proxier and its flags) until ctx is done, restarting it with
 // backoff whenever it exits. On ctx done it sends SIGTERM to the proxier and waits for it. It
-// keeps the launch lock inherited on fd 3 (if any) for its whole life.
-func Supervise(ctx context.Context, argv []string, b Backoff) error {
+// holds lock (the launch lock, from InheritedLock; may be nil) for its whole life, and writes
+// its pid beside it.
+func Supervise(ctx context.Context, argv []string, b Backoff, lock *os.File) error {
 	if len(argv) == 0 {
 		return errors.New("supervise: no command")
 	}
 	logger := klog.FromContext(ctx)
-	lock := inheritedLock()
 	if lock != nil {
 		defer lock.Close()
-		if p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(lockFD)); err == nil {
+		if p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", lock.Fd())); err == nil {
 			pidFile := filepath.Join(filepath.Dir(p), PIDFileName)
 			if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err == nil {
 				defer os.Remove(pidFile)
@@ -75,8 +79,13 @@ func Supervise(ctx context.Context, argv []string, b Backoff) error {
 	}
 }
 
-// inheritedLock returns fd 3 as a file when it is open (the launcher's lock), else nil.
-func inheritedLock() *os.File {
+// InheritedLock returns the launch lock the launcher passed on fd 3, or nil when this process
+// was not started by the launcher. It clears the marker so the proxier does not inherit it.
+func InheritedLock() *os.File {
+	if os.Getenv(lockEnv) != strconv.Itoa(lockFD) {
+		return nil
+	}
+	_ = os.Unsetenv(lockEnv)
 	if _, err := unix.FcntlInt(lockFD, unix.F_GETFD, 0); err != nil {
 		return nil
 	}

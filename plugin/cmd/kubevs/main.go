@@ -23,7 +23,7 @@ func main() {
 		defer stop()
 		logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(os.Stderr)))
 		ctx = klog.NewContext(ctx, logger.WithName("kubevs-supervisor"))
-		if err := plugin.Supervise(ctx, os.Args[2:], plugin.DefaultBackoff); err != nil {
+		if err := plugin.Supervise(ctx, os.Args[2:], plugin.DefaultBackoff, plugin.InheritedLock()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
