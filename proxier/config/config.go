@@ -35,7 +35,9 @@ type Configuration struct {
 	ClusterCIDRs []string `json:"clusterCIDRs,omitempty"`
 	// MasqueradeAll masquerades every packet sent to a Service VIP.
 	MasqueradeAll bool `json:"masqueradeAll,omitempty"`
-	// Scheduler is the IPVS scheduler for Services that do not choose one. Default: rr.
+	// Scheduler is the IPVS scheduler for Services that do not choose one (one of
+	// desired.Schedulers; a Service may pick another with the kubevs.io/scheduler
+	// annotation). Default: rr.
 	Scheduler string `json:"scheduler,omitempty"`
 	// SyncPeriod is the maximum interval between full resyncs of the kernel state. Default: 30s.
 	SyncPeriod metav1.Duration `json:"syncPeriod,omitempty"`
@@ -62,8 +64,11 @@ type Configuration struct {
 	// NodeAPISocket is the unix socket the CNI plugin talks to.
 	// Default: /run/kubevs/proxier.sock.
 	NodeAPISocket string `json:"nodeAPISocket,omitempty"`
-	// StateDir holds state that survives restarts (plugin registrations).
-	// Default: /var/lib/kubevs.
+	// RegistrationDir holds the CNI plugin's pod registrations: they survive a proxier
+	// restart, and should not survive a reboot (tmpfs). Default: /run/kubevs/registrations.
+	RegistrationDir string `json:"registrationDir,omitempty"`
+	// StateDir holds state that survives restarts and reboots (the sysctl values kubevs
+	// changed, for --cleanup). Default: /var/lib/kubevs.
 	StateDir string `json:"stateDir,omitempty"`
 }
 
@@ -80,7 +85,7 @@ type IPVSConfiguration struct {
 	// (arp_ignore=1, arp_announce=2). Default: true.
 	StrictARP *bool `json:"strictARP,omitempty"`
 	// GracefulTerminationPeriod is how long a removed real server stays with weight 0 to
-	// drain its connections before it is deleted. Default: 15s. Zero deletes at once.
+	// drain its connections before it is deleted. Default: 60s. Zero deletes at once.
 	GracefulTerminationPeriod *metav1.Duration `json:"gracefulTerminationPeriod,omitempty"`
 }
 

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
 
 func init() {
@@ -26,10 +28,11 @@ func defaults() *Configuration {
 		Scheduler:          "rr",
 		SyncPeriod:         metav1.Duration{Duration: 30 * time.Second},
 		MinSyncPeriod:      &metav1.Duration{Duration: time.Second},
-		IPVS:               IPVSConfiguration{StrictARP: ptr(true), GracefulTerminationPeriod: &metav1.Duration{Duration: 15 * time.Second}},
+		IPVS:               IPVSConfiguration{StrictARP: ptr(true), GracefulTerminationPeriod: &metav1.Duration{Duration: 60 * time.Second}},
 		MetricsBindAddress: "127.0.0.1:10249",
 		HealthzBindAddress: "127.0.0.1:10256",
 		NodeAPISocket:      "/run/kubevs/proxier.sock",
+		RegistrationDir:    "/run/kubevs/registrations",
 		StateDir:           "/var/lib/kubevs",
 	}
 }
@@ -63,6 +66,7 @@ metricsBindAddress: 0.0.0.0:9100
 metricsAllowNonLoopback: true
 healthzBindAddress: 0.0.0.0:10256
 nodeAPISocket: /run/kv/p.sock
+registrationDir: /run/kv/regs
 stateDir: /var/lib/kv
 `,
 			want: func(c *Configuration) {
@@ -87,6 +91,7 @@ stateDir: /var/lib/kv
 				c.MetricsAllowNonLoopback = true
 				c.HealthzBindAddress = "0.0.0.0:10256"
 				c.NodeAPISocket = "/run/kv/p.sock"
+				c.RegistrationDir = "/run/kv/regs"
 				c.StateDir = "/var/lib/kv"
 			},
 		},
@@ -167,6 +172,7 @@ func TestValidate(t *testing.T) {
 		{"metricsBindAddress port", func(c *Configuration) { c.MetricsBindAddress = "127.0.0.1:0" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"healthzBindAddress", func(c *Configuration) { c.HealthzBindAddress = "127.0.0.1:http" }, []string{"healthzBindAddress: FieldValueInvalid"}},
 		{"nodeAPISocket", func(c *Configuration) { c.NodeAPISocket = "proxier.sock" }, []string{"nodeAPISocket: FieldValueInvalid"}},
+		{"registrationDir", func(c *Configuration) { c.RegistrationDir = "regs" }, []string{"registrationDir: FieldValueInvalid"}},
 		{"stateDir", func(c *Configuration) { c.StateDir = "state" }, []string{"stateDir: FieldValueInvalid"}},
 	}
 	for _, tt := range tests {
@@ -239,4 +245,13 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the configuration (-first +second):\n%s", diff)
 		}
 	})
+}
+
+func TestDefaultsAgreeWithNodeAPI(t *testing.T) {
+	if DefaultNodeAPISocket != nodeapi.DefaultSocket {
+		t.Errorf("DefaultNodeAPISocket = %q, nodeapi.DefaultSocket = %q", DefaultNodeAPISocket, nodeapi.DefaultSocket)
+	}
+	if DefaultRegistrationDir != nodeapi.DefaultStoreDir {
+		t.Errorf("DefaultRegistrationDir = %q, nodeapi.DefaultStoreDir = %q", DefaultRegistrationDir, nodeapi.DefaultStoreDir)
+	}
 }

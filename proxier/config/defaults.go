@@ -13,10 +13,11 @@ const (
 	DefaultScheduler                 = "rr"
 	DefaultSyncPeriod                = 30 * time.Second
 	DefaultMinSyncPeriod             = time.Second
-	DefaultGracefulTerminationPeriod = 15 * time.Second
+	DefaultGracefulTerminationPeriod = 60 * time.Second
 	DefaultMetricsBindAddress        = "127.0.0.1:10249"
 	DefaultHealthzBindAddress        = "127.0.0.1:10256"
 	DefaultNodeAPISocket             = "/run/kubevs/proxier.sock"
+	DefaultRegistrationDir           = "/run/kubevs/registrations"
 	DefaultStateDir                  = "/var/lib/kubevs"
 )
 
@@ -54,6 +55,9 @@ func SetDefaults(c *Configuration) {
 	}
 	if c.NodeAPISocket == "" {
 		c.NodeAPISocket = DefaultNodeAPISocket
+	}
+	if c.RegistrationDir == "" {
+		c.RegistrationDir = DefaultRegistrationDir
 	}
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir

@@ -5,46 +5,14 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/kubevs/kubevs/proxier/desired"
 )
-
-// Schedulers are the IPVS schedulers of the Linux kernel (net/netfilter/ipvs/ip_vs_*.c).
-var Schedulers = map[string]string{
-	"rr":    "round robin",
-	"wrr":   "weighted round robin",
-	"lc":    "least connection",
-	"wlc":   "weighted least connection",
-	"lblc":  "locality-based least connection",
-	"lblcr": "locality-based least connection with replication",
-	"dh":    "destination hashing",
-	"sh":    "source hashing",
-	"sed":   "shortest expected delay",
-	"nq":    "never queue",
-	"fo":    "weighted failover",
-	"ovf":   "weighted overflow",
-	"mh":    "maglev hashing",
-	"twos":  "weighted random twos choice",
-}
-
-// KnownScheduler reports whether name is an IPVS scheduler of the Linux kernel.
-func KnownScheduler(name string) bool {
-	_, ok := Schedulers[name]
-	return ok
-}
-
-func schedulerNames() []string {
-	names := make([]string, 0, len(Schedulers))
-	for n := range Schedulers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
 
 // Validate checks a defaulted configuration and returns every problem with its field path.
 func Validate(c *Configuration) field.ErrorList {
@@ -64,8 +32,8 @@ func Validate(c *Configuration) field.ErrorList {
 		}
 	}
 	errs = append(errs, validateCIDRs(field.NewPath("clusterCIDRs"), c.ClusterCIDRs, true)...)
-	if !KnownScheduler(c.Scheduler) {
-		errs = append(errs, field.NotSupported(field.NewPath("scheduler"), c.Scheduler, schedulerNames()))
+	if !desired.ValidScheduler(c.Scheduler) {
+		errs = append(errs, field.NotSupported(field.NewPath("scheduler"), c.Scheduler, desired.Schedulers))
 	}
 	if c.SyncPeriod.Duration <= 0 {
 		errs = append(errs, field.Invalid(field.NewPath("syncPeriod"), c.SyncPeriod.Duration.String(), "must be greater than 0"))
@@ -85,6 +53,7 @@ func Validate(c *Configuration) field.ErrorList {
 	errs = append(errs, validateBindAddress(field.NewPath("metricsBindAddress"), c.MetricsBindAddress, !c.MetricsAllowNonLoopback)...)
 	errs = append(errs, validateBindAddress(field.NewPath("healthzBindAddress"), c.HealthzBindAddress, false)...)
 	errs = append(errs, validateAbsPath(field.NewPath("nodeAPISocket"), c.NodeAPISocket)...)
+	errs = append(errs, validateAbsPath(field.NewPath("registrationDir"), c.RegistrationDir)...)
 	errs = append(errs, validateAbsPath(field.NewPath("stateDir"), c.StateDir)...)
 	return errs
 }
