@@ -19,6 +19,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	sigsyaml "sigs.k8s.io/yaml"
+
 	"github.com/kubevs/kubevs/conflist"
 	"github.com/kubevs/kubevs/proxier/config"
 )
@@ -210,5 +212,36 @@ func TestProxierConfiguration(t *testing.T) {
 	api := find[*corev1.ConfigMap](t, "kubevs-api-server")
 	if _, ok := api.Data["KUBERNETES_SERVICE_HOST"]; !ok {
 		t.Error("kubevs-api-server lacks KUBERNETES_SERVICE_HOST")
+	}
+}
+
+// TestKindConfig checks the kind cluster config asks for no kube-proxy and no default CNI
+// (kind's own types are not a dependency: decode the few fields that matter).
+func TestKindConfig(t *testing.T) {
+	data, err := os.ReadFile("../kind/kind-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Kind       string `json:"kind"`
+		APIVersion string `json:"apiVersion"`
+		Networking struct {
+			KubeProxyMode     string `json:"kubeProxyMode"`
+			DisableDefaultCNI bool   `json:"disableDefaultCNI"`
+			PodSubnet         string `json:"podSubnet"`
+		} `json:"networking"`
+	}
+	if err := sigsyaml.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind != "Cluster" || c.APIVersion != "kind.x-k8s.io/v1alpha4" {
+		t.Errorf("not a kind cluster config: %s/%s", c.APIVersion, c.Kind)
+	}
+	if c.Networking.KubeProxyMode != "none" || !c.Networking.DisableDefaultCNI {
+		t.Errorf("networking %+v: want kubeProxyMode none and disableDefaultCNI", c.Networking)
+	}
+	cm := find[*corev1.ConfigMap](t, "kubevs-config")
+	if !strings.Contains(cm.Data["proxier.yaml"], c.Networking.PodSubnet) {
+		t.Errorf("proxier clusterCIDRs do not hold the kind podSubnet %s", c.Networking.PodSubnet)
 	}
 }
