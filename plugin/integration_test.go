@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -41,8 +44,23 @@ func newHarness(t testing.TB) *harness {
 	testenv.RequireRoot(t)
 	h := &harness{t: t, bin: cniBin(t), dir: t.TempDir()}
 	h.host = testenv.NewNetns(t)
+	// The bridge with a fixed MAC: a bridge left to pick its own takes the lowest port's, so
+	// it changes as pods come and go, and the bridge plugin's CHECK (which compares it with
+	// the MAC in the cached result) fails for reasons that have nothing to do with kubevs.
+	if err := h.inHost(func() error {
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "cni0", HardwareAddr: net.HardwareAddr{0x02, 0x6b, 0x76, 0, 0, 1}}}
+		if err := netlink.LinkAdd(br); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(br)
+	}); err != nil {
+		t.Fatalf("create bridge: %v", err)
+	}
 	h.sock = filepath.Join(h.dir, "run", "proxier.sock")
-	h.cni = libcni.NewCNIConfigWithCacheDir([]string{h.bin}, filepath.Join(h.dir, "cache"), nil)
+	// An explicit exec: libcni fills a nil one lazily, which races when pods are added
+	// concurrently (as a runtime does).
+	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	h.cni = libcni.NewCNIConfigWithCacheDir([]string{h.bin}, filepath.Join(h.dir, "cache"), exec)
 	store, err := nodeapi.NewStore(filepath.Join(h.dir, "regs"))
 	if err != nil {
 		t.Fatal(err)
