@@ -29,6 +29,7 @@ import (
 //	Cold:   ComputeService of every Service + Start + Resync on an empty kernel.
 //	Change: one endpoint of one Service added or removed: ComputeService of that Service
 //	        + Apply; reports the kernel writes issued per change (ops/change).
+//	Restart: a new Reconciler adopts a populated kernel (Start + Resync); writes/op must be 0.
 //	Held:   heap held by the Reconciler's model after a cold sync, measured over a kernel
 //	        that keeps nothing (so the fakes' own memory is not counted).
 //
@@ -173,6 +174,42 @@ func BenchmarkEndpointChange(b *testing.B) {
 			cpu := cpuTime() - c0
 			b.ReportMetric(float64(ops)/float64(b.N), "ops/change")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// BenchmarkRestart measures a restarted proxier adopting a populated kernel: Start + Resync
+// of a new Reconciler over fakes a first one filled. It must write nothing (writes/op).
+func BenchmarkRestart(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			w := newBenchWorld(n)
+			c := quiet()
+			f := newFakes()
+			all := w.all(b)
+			r := f.reconciler()
+			if err := r.Start(c); err != nil {
+				b.Fatal(err)
+			}
+			if err := r.Resync(c, all); err != nil {
+				b.Fatal(err)
+			}
+			f.reset()
+			b.ReportAllocs()
+			b.ResetTimer()
+			c0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				r := f.reconciler()
+				if err := r.Start(c); err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Resync(c, all); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu := cpuTime() - c0
+			b.ReportMetric(float64(len(f.writes()))/float64(b.N), "writes/op")
+			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 		})
 	}
 }

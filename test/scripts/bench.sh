@@ -4,6 +4,7 @@
 #   BenchmarkCold            Compute of every Service + Start + Resync on an empty kernel
 #   BenchmarkEndpointChange  one endpoint added/removed: Compute of one Service + Apply
 #                            (ops/change = kernel writes issued per change)
+#   BenchmarkRestart         a new Reconciler adopting a populated kernel (writes/op must be 0)
 #   BenchmarkHeldMemory      heap held by the Reconciler after a cold sync (MiB-held)
 # Targets: one change well under 1 ms of CPU at 50,000 Services; cold 10,000 Services under
 # 2 s of CPU. cpu-ms/op and cpu-µs/op are process CPU time (getrusage), ns/op is wall time.
@@ -20,5 +21,5 @@ run() {
 		exit 1
 	}
 }
-run -bench 'BenchmarkCold|BenchmarkHeldMemory' -benchtime=1x "$@"
+run -bench 'BenchmarkCold|BenchmarkRestart|BenchmarkHeldMemory' -benchtime=1x "$@"
 run -bench 'BenchmarkEndpointChange' -benchtime=2000x "$@"
