@@ -18,22 +18,25 @@ func TestDecodePlugin(t *testing.T) {
 		{
 			name: "runtime-injected fields accepted, defaults applied",
 			data: `{"cniVersion":"1.1.0","name":"net","type":"kubevs","prevResult":{"ips":[]},"runtimeConfig":{"x":1},"args":{"cni":{}}}`,
-			want: &PluginConf{CNIVersion: "1.1.0", Name: "net", Type: "kubevs", ProxierSocket: DefaultProxierSocket,
+			want: &PluginConf{CNIVersion: "1.1.0", Name: "net", Type: "kubevs", Socket: DefaultProxierSocket,
 				RawPrevResult: []byte(`{"ips":[]}`), RuntimeConfig: []byte(`{"x":1}`), Args: []byte(`{"cni":{}}`)},
 		},
 		{
 			name: "launch",
-			data: `{"type":"kubevs","proxierSocket":"/run/x.sock","launch":{"binary":"/opt/cni/bin/kubevs-proxier"}}`,
-			want: &PluginConf{Type: "kubevs", ProxierSocket: "/run/x.sock", Launch: &LaunchConf{Binary: "/opt/cni/bin/kubevs-proxier"}},
+			data: `{"type":"kubevs","socket":"/run/x.sock","launch":{"enabled":true,"proxierBinary":"kubevs-proxier"},"timeouts":{"api":"500ms"}}`,
+			want: &PluginConf{Type: "kubevs", Socket: "/run/x.sock", Launch: &LaunchConf{Enabled: true, ProxierBinary: "kubevs-proxier"},
+				Timeouts: &Timeouts{API: "500ms"}},
 		},
 		{name: "unknown field", data: `{"type":"kubevs","proxySocket":"/x"}`, wantErr: "unknown field"},
-		{name: "case mismatch", data: `{"type":"kubevs","ProxierSocket":"/x"}`, wantErr: "unknown field"},
+		{name: "case mismatch", data: `{"type":"kubevs","Socket":"/x"}`, wantErr: "unknown field"},
+		{name: "relative proxier binary path", data: `{"type":"kubevs","launch":{"enabled":true,"proxierBinary":"bin/kubevs-proxier"}}`, wantErr: "launch.proxierBinary"},
+		{name: "timeout too long", data: `{"type":"kubevs","timeouts":{"launch":"1m"}}`, wantErr: "timeouts.launch"},
+		{name: "timeout not a duration", data: `{"type":"kubevs","timeouts":{"api":"5"}}`, wantErr: "timeouts.api"},
 		{name: "duplicate", data: `{"type":"kubevs","type":"kubevs"}`, wantErr: "duplicate"},
 		{name: "wrong type", data: `{"type":"bridge"}`, wantErr: "type"},
-		{name: "relative socket", data: `{"type":"kubevs","proxierSocket":"run/x.sock"}`, wantErr: "not an absolute path"},
+		{name: "relative socket", data: `{"type":"kubevs","socket":"run/x.sock"}`, wantErr: "not an absolute path"},
 		{name: "dotdot", data: `{"type":"kubevs","logFile":"/var/log/../../etc/passwd"}`, wantErr: "\"..\" element"},
-		{name: "launch without binary", data: `{"type":"kubevs","launch":{}}`, wantErr: "launch.binary"},
-		{name: "verbosity", data: `{"type":"kubevs","logVerbosity":11}`, wantErr: "logVerbosity"},
+		{name: "verbosity", data: `{"type":"kubevs","logLevel":11}`, wantErr: "logLevel"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,9 +35,10 @@ func golden(t *testing.T, name string, got []byte) {
 
 // testPlugin is the kubevs stanza the golden files were generated with.
 var testPlugin = PluginConf{
-	ProxierSocket: "/run/kubevs/proxier.sock",
-	LogFile:       "/var/log/kubevs/plugin.log",
-	Launch:        &LaunchConf{Binary: "/opt/cni/bin/kubevs-proxier", Config: "/etc/kubevs/proxier.yaml"},
+	Socket:   "/run/kubevs/proxier.sock",
+	LogFile:  "/var/log/kubevs/plugin.log",
+	Launch:   &LaunchConf{Enabled: true, ProxierBinary: "/opt/cni/bin/kubevs-proxier", ConfigPath: "/etc/kubevs/proxier.yaml"},
+	Timeouts: &Timeouts{API: "1s"},
 }
 
 func TestChainGolden(t *testing.T) {

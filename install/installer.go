@@ -235,7 +235,7 @@ func (in *Installer) installKubeconfig(ctx context.Context) error {
 func (in *Installer) desiredConflist() (*conflist.List, string, error) {
 	plugin := in.o.Plugin
 	if in.o.LaunchProxier {
-		plugin.Launch = &conflist.LaunchConf{Binary: filepath.Join(in.o.BinDir, "kubevs-proxier")}
+		plugin.Launch = &conflist.LaunchConf{Enabled: true, ProxierBinary: filepath.Join(in.o.BinDir, "kubevs-proxier")}
 	}
 	if in.o.Mode == ModeStandalone {
 		so := in.o.Standalone
