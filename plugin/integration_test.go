@@ -93,7 +93,10 @@ func (h *harness) serve() {
 	h.t.Cleanup(h.stop)
 }
 
-// list returns the conflist: bridge + host-local, then kubevs with extra fields.
+// list returns the conflist: bridge + host-local, then kubevs with extra fields. The API
+// timeout is generous: 50 plugin processes at once on a loaded 2-core machine can take more
+// than the default second to be scheduled, and these tests are about correctness (the unit
+// tests cover the timeouts).
 func (h *harness) list(version, kubevsExtra string) *libcni.NetworkConfigList {
 	h.t.Helper()
 	conf := fmt.Sprintf(`{
@@ -102,7 +105,7 @@ func (h *harness) list(version, kubevsExtra string) *libcni.NetworkConfigList {
     {"type": "bridge", "bridge": "cni0", "isGateway": true,
      "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": "10.244.0.0/16"}]]}},
     {"type": "kubevs", "socket": %q, "logFile": %q, "logLevel": 4,
-     "timeouts": {"api": "500ms", "launch": "5s"}%s}
+     "timeouts": {"api": "5s", "launch": "10s"}%s}
   ]}`, version, filepath.Join(h.dir, "ipam"), h.sock, filepath.Join(h.dir, "kubevs.log"), kubevsExtra)
 	l, err := libcni.ConfListFromBytes([]byte(conf))
 	if err != nil {
