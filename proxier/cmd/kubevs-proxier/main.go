@@ -1,0 +1,73 @@
+// Command kubevs-proxier is the node daemon that programs Kubernetes Services into IPVS.
+// All logic lives in package daemon; this file parses flags, sets up logging and signals.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/daemon"
+)
+
+func main() {
+	fs := flag.NewFlagSet("kubevs-proxier", flag.ExitOnError)
+	klog.InitFlags(fs)
+	configPath := fs.String("config", "", "path of the ProxierConfiguration file (kubevs.io/v1alpha1); empty: defaults")
+	kubeconfig := fs.String("kubeconfig", "", "path of a kubeconfig file; overrides the configuration's kubeconfig")
+	hostname := fs.String("hostname-override", "", "name of this Node; overrides the configuration's nodeName")
+	cleanup := fs.Bool("cleanup", false, "remove every kernel object kubevs owns, then exit")
+	_ = fs.Parse(os.Args[1:])
+
+	if err := run(*configPath, *kubeconfig, *hostname, *cleanup); err != nil {
+		klog.ErrorS(err, "kubevs-proxier failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
+
+func run(configPath, kubeconfig, hostname string, cleanup bool) error {
+	cfg, err := loadConfig(configPath, kubeconfig, hostname)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	ctx = klog.NewContext(ctx, klog.Background())
+	if cleanup {
+		return daemon.Cleanup(ctx, cfg, nil)
+	}
+	d, err := daemon.New(daemon.Options{Config: cfg})
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// loadConfig reads the file (or takes the defaults) and applies the bootstrap flags.
+func loadConfig(path, kubeconfig, hostname string) (*config.Configuration, error) {
+	cfg := config.New()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return nil, err
+		}
+	}
+	if kubeconfig != "" {
+		cfg.Kubeconfig = kubeconfig
+	}
+	if hostname != "" {
+		cfg.NodeName = hostname
+	}
+	if errs := config.Validate(cfg); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration: %w", errs.ToAggregate())
+	}
+	return cfg, nil
+}

@@ -1,0 +1,249 @@
+// Package daemon wires kubevs-proxier together: the API tracker, the pure desired state,
+// the reconciler over the kernel adapters, the bounded-frequency runner, the node API the
+// CNI plugin talks to, and the metrics and health servers.
+//
+// Lifecycle: serve the node API and health at once (not ready); wait for the informers;
+// start the reconciler (it adopts what the kernel holds, flushing nothing); a first full
+// sync; then partial syncs of the changed Services, a full resync every syncPeriod and after
+// any failure. On SIGTERM (ctx done) it stops and leaves the kernel as it is, so a restart
+// does not disrupt traffic. Cleanup (--cleanup) removes what kubevs owns.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/metrics"
+	"github.com/kubevs/kubevs/proxier/nodeapi"
+	"github.com/kubevs/kubevs/proxier/reconcile"
+	"github.com/kubevs/kubevs/proxier/runner"
+	"github.com/kubevs/kubevs/proxier/tracker"
+)
+
+// drainInterval is how often draining real servers are checked.
+const drainInterval = time.Second
+
+// Options are what a Daemon is built from. Only Config is required.
+type Options struct {
+	// Config is the validated configuration.
+	Config *config.Configuration
+	// Client talks to the API server. Nil: built from Config.Kubeconfig (or in-cluster).
+	Client kubernetes.Interface
+	// Kernel holds the kernel adapters. Nil: the Linux implementations.
+	Kernel *reconcile.Kernel
+	// Clock is the time source of the runner and of the health checks. Nil: real time.
+	Clock clock.WithTicker
+	// Metrics receives the metrics. Nil: a new registry.
+	Metrics *metrics.Metrics
+}
+
+// Daemon is one running proxier.
+type Daemon struct {
+	cfg     *config.Configuration
+	client  kubernetes.Interface
+	kernel  reconcile.Kernel
+	clock   clock.WithTicker
+	metrics *metrics.Metrics
+	health  *metrics.Health
+	tracker *tracker.Tracker
+	runner  *runner.Runner
+	store   *nodeapi.Store
+
+	// kmu serialises every use of the reconciler (syncs and drains).
+	kmu         sync.Mutex
+	reconciler  *reconcile.Reconciler
+	started     bool // reconciler.Start succeeded
+	needFull    bool // the next sync must be a full resync
+	firstSync   bool // no sync succeeded yet
+	triggers    []time.Time
+	desiredOpts desired.Options
+
+	// mu guards the local pod IPs and the IPs whose flows await deletion.
+	mu       sync.Mutex
+	localIPs desired.PodSet
+	flush    []netip.Addr
+
+	ready atomic.Bool
+}
+
+// New builds a Daemon; it touches neither the kernel nor the network.
+func New(o Options) (*Daemon, error) {
+	if o.Config == nil {
+		return nil, errors.New("new daemon: no configuration")
+	}
+	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true, firstSync: true}
+	if d.clock == nil {
+		d.clock = clock.RealClock{}
+	}
+	if d.metrics == nil {
+		d.metrics = metrics.New()
+	}
+	if d.client == nil {
+		c, err := NewClient(o.Config.Kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		d.client = c
+	}
+	if o.Kernel != nil {
+		d.kernel = *o.Kernel
+	} else {
+		k, err := NewKernel()
+		if err != nil {
+			return nil, err
+		}
+		d.kernel = k
+	}
+	d.health = metrics.NewHealth(o.Config.SyncPeriod.Duration, d.clock)
+	d.runner = runner.New("sync", d.sync, runner.Options{
+		MinInterval: o.Config.MinSyncPeriod.Duration,
+		MaxInterval: o.Config.SyncPeriod.Duration,
+		Clock:       d.clock,
+	})
+	d.tracker = tracker.New(d.client, o.Config.NodeName, d.runner.Run)
+	store, err := nodeapi.NewStore(o.Config.RegistrationDir)
+	if err != nil {
+		return nil, fmt.Errorf("open registration store: %w", err)
+	}
+	d.store = store
+	d.localIPs = localIPs(store.List())
+	return d, nil
+}
+
+// Run runs the proxier until ctx is done or a server fails. It returns nil after a clean
+// shutdown; the kernel state is left in place.
+func (d *Daemon) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting kubevs-proxier", "node", d.cfg.NodeName, "scheduler", d.cfg.Scheduler,
+		"syncPeriod", d.cfg.SyncPeriod.Duration, "minSyncPeriod", d.cfg.MinSyncPeriod.Duration)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	serve := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	if err := d.startServers(ctx, serve); err != nil {
+		return err
+	}
+	defer wg.Wait()
+
+	if err := d.tracker.Start(ctx); err != nil {
+		return fmt.Errorf("start informers: %w", err)
+	}
+	logger.Info("Waiting for informers to sync")
+	if !cache.WaitForCacheSync(ctx.Done(), d.tracker.HasSynced) {
+		cancel()
+		return firstErr(errc, nil)
+	}
+	d.health.InformersSynced()
+	logger.Info("Informers synced", "services", len(d.tracker.Services()))
+	d.initReconciler(ctx)
+	d.store.OnChange(func() { d.onRegistrations(ctx) })
+	d.onRegistrations(ctx) // registrations changed between New and OnChange
+
+	serve("runner", func(ctx context.Context) error { d.runner.Loop(ctx); return nil })
+	serve("drains", func(ctx context.Context) error { d.drainLoop(ctx); return nil })
+	d.runner.Run()
+
+	<-ctx.Done()
+	logger.Info("Shutting down; the kernel state stays in place")
+	cancel()
+	wg.Wait()
+	return firstErr(errc, nil)
+}
+
+// startServers opens the node API socket and the metrics and health listeners, so a
+// configuration error fails at once, and serves them.
+func (d *Daemon) startServers(ctx context.Context, serve func(string, func(context.Context) error)) error {
+	srv := nodeapi.NewServer(d.cfg.NodeAPISocket, d.store, d.status)
+	if err := srv.Listen(); err != nil {
+		return fmt.Errorf("listen on the node API socket: %w", err)
+	}
+	serve("node API", srv.Serve)
+	ml, err := metrics.Listen(d.cfg.MetricsBindAddress)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	serve("metrics server", func(ctx context.Context) error { return metrics.Serve(ctx, ml, d.metrics.Handler()) })
+	hl, err := metrics.Listen(d.cfg.HealthzBindAddress)
+	if err != nil {
+		return fmt.Errorf("healthz: %w", err)
+	}
+	serve("health server", func(ctx context.Context) error { return metrics.Serve(ctx, hl, d.health.Handler()) })
+	return nil
+}
+
+func firstErr(errc chan error, def error) error {
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return def
+	}
+}
+
+// Ready reports whether the informers synced and a first sync succeeded.
+func (d *Daemon) Ready() bool { return d.ready.Load() }
+
+// Health returns the daemon's health tracker (for tests and embedding).
+func (d *Daemon) Health() *metrics.Health { return d.health }
+
+// status answers the node API's /v1/status.
+func (d *Daemon) status() nodeapi.Status {
+	s := nodeapi.Status{Ready: d.ready.Load(), NodeName: d.cfg.NodeName}
+	if n := d.tracker.Node(); n != nil {
+		for _, c := range n.Spec.PodCIDRs {
+			if p, err := netip.ParsePrefix(c); err == nil {
+				s.PodCIDRs = append(s.PodCIDRs, p)
+			}
+		}
+	}
+	switch {
+	case s.Ready:
+	case !d.tracker.HasSynced():
+		s.Message = "waiting for the informers to sync"
+	default:
+		s.Message = "waiting for the first successful sync"
+	}
+	return s
+}
+
+func (d *Daemon) drainLoop(ctx context.Context) {
+	t := d.clock.NewTicker(drainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		d.kmu.Lock()
+		if d.started && d.reconciler.Draining() > 0 {
+			if err := d.reconciler.FinishDrains(ctx); err != nil {
+				klog.FromContext(ctx).Error(err, "Finish draining real servers")
+			}
+		}
+		d.kmu.Unlock()
+	}
+}

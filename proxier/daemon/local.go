@@ -1,0 +1,84 @@
+package daemon
+
+// Local pods: the CNI plugin registers every pod it attaches. A registered IP makes the
+// pod's endpoints local (their hairpin entries go into KUBE-LOOP-BACK) even before the
+// EndpointSlice names this node. A registration change recomputes only the Services with
+// an endpoint on the IPs that came or went; an IP that went away also loses its conntrack
+// entries, so no flow keeps pointing at a deleted pod.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/nodeapi"
+)
+
+func localIPs(regs []nodeapi.Registration) desired.PodSet {
+	s := desired.PodSet{}
+	for _, r := range regs {
+		for _, ip := range r.IPs {
+			s[ip.Unmap()] = struct{}{}
+		}
+	}
+	return s
+}
+
+// onRegistrations runs after every change of the registration store.
+func (d *Daemon) onRegistrations(ctx context.Context) {
+	now := localIPs(d.store.List())
+	d.mu.Lock()
+	old := d.localIPs
+	d.localIPs = now
+	changed := map[netip.Addr]bool{}
+	for ip := range now {
+		if _, ok := old[ip]; !ok {
+			changed[ip] = true
+		}
+	}
+	for ip := range old {
+		if _, ok := now[ip]; !ok {
+			changed[ip] = true
+			d.flush = append(d.flush, ip)
+		}
+	}
+	d.mu.Unlock()
+	if len(changed) == 0 {
+		return
+	}
+	names := d.tracker.ServicesWithEndpoints(func(a netip.Addr) bool { return changed[a] })
+	klog.FromContext(ctx).V(2).Info("Local pods changed", "ips", len(changed), "services", len(names))
+	d.tracker.Touch(names...)
+	d.runner.Run() // also for the conntrack flush when no Service is affected
+}
+
+// flushConntrack deletes every flow of the pod IPs that were unregistered.
+func (d *Daemon) flushConntrack(ctx context.Context, ips []netip.Addr) error {
+	var errs []error
+	for _, ip := range ips {
+		if _, ok := d.localIPsHas(ip); ok {
+			continue // registered again meanwhile (IP reuse)
+		}
+		n, err := d.kernel.Conntrack.DeleteByAddr(ip)
+		if err != nil {
+			d.mu.Lock()
+			d.flush = append(d.flush, ip)
+			d.mu.Unlock()
+			errs = append(errs, fmt.Errorf("delete conntrack entries of %s: %w", ip, err))
+			continue
+		}
+		klog.FromContext(ctx).V(4).Info("Deleted conntrack entries of an unregistered pod", "ip", ip, "entries", n)
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) localIPsHas(ip netip.Addr) (struct{}, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.localIPs[ip]
+	return v, ok
+}

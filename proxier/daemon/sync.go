@@ -1,0 +1,229 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/metrics"
+	"github.com/kubevs/kubevs/proxier/reconcile"
+	"github.com/kubevs/kubevs/proxier/runner"
+)
+
+// desiredOptions derives Compute's options from the configuration and the Node: the IP
+// families are those of the cluster CIDRs, else of the Node's pod CIDRs, else IPv4.
+func desiredOptions(c *config.Configuration, node *v1.Node) desired.Options {
+	o := desired.Options{
+		ClusterCIDRs:  config.ParsedCIDRs(c.ClusterCIDRs),
+		MasqueradeAll: c.MasqueradeAll,
+		Scheduler:     c.Scheduler,
+		StrictARP:     c.IPVS.StrictARPEnabled(),
+	}
+	cidrs := o.ClusterCIDRs
+	if len(cidrs) == 0 && node != nil {
+		cidrs = config.ParsedCIDRs(node.Spec.PodCIDRs)
+	}
+	for _, p := range cidrs {
+		f := ipset.IPv4
+		if p.Addr().Is6() {
+			f = ipset.IPv6
+		}
+		if !slices.Contains(o.Families, f) {
+			o.Families = append(o.Families, f)
+		}
+	}
+	slices.Sort(o.Families) // "inet" < "inet6"
+	return o
+}
+
+// desiredNode is what Compute needs of the Node.
+func desiredNode(name string, n *v1.Node) desired.Node {
+	out := desired.Node{Name: name}
+	if n == nil {
+		return out
+	}
+	out.Labels = n.Labels
+	out.Zone = n.Labels[v1.LabelTopologyZone]
+	for _, a := range n.Status.Addresses {
+		if a.Type != v1.NodeInternalIP && a.Type != v1.NodeExternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil {
+			out.Addresses = append(out.Addresses, ip.Unmap())
+		}
+	}
+	return out
+}
+
+// initReconciler builds the reconciler once the informers synced (the Node is known) and
+// starts it. A failed Start is retried by the first sync.
+func (d *Daemon) initReconciler(ctx context.Context) {
+	d.kmu.Lock()
+	defer d.kmu.Unlock()
+	d.desiredOpts = desiredOptions(d.cfg, d.tracker.Node())
+	drain := d.cfg.IPVS.GracefulTerminationPeriod.Duration
+	if drain == 0 {
+		drain = 1 // "delete at once": reconcile treats zero as its default
+	}
+	d.reconciler = reconcile.New(d.kernel, reconcile.Options{
+		Desired:      d.desiredOpts,
+		ExcludeCIDRs: config.ParsedCIDRs(d.cfg.IPVS.ExcludeCIDRs),
+		DrainTimeout: drain,
+		Now:          d.clock.Now,
+	})
+	d.startReconciler(ctx)
+}
+
+// startReconciler runs reconciler.Start; kmu must be held.
+func (d *Daemon) startReconciler(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	if err := d.reconciler.Start(ctx); err != nil {
+		logger.Error(err, "Starting the reconciler failed; retrying with the next sync")
+		return
+	}
+	d.started = true
+	if err := saveSysctlChanges(d.cfg.StateDir, d.reconciler.SysctlChanges()); err != nil {
+		logger.Error(err, "Cannot record the sysctls kubevs changed; --cleanup will not restore them")
+	}
+	if err := applyIPVSTimeouts(d.cfg.IPVS); err != nil {
+		logger.Error(err, "Cannot set the IPVS connection timeouts")
+	}
+}
+
+// sync is the runner's function: a partial sync of the changed Services, or a full resync
+// (first sync, periodic, after a failure, after a Node change).
+func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
+	if !d.tracker.HasSynced() {
+		return nil // no kernel change before the informers have synced
+	}
+	d.kmu.Lock()
+	defer d.kmu.Unlock()
+	logger := klog.FromContext(ctx)
+	if !d.started {
+		d.startReconciler(ctx)
+		if !d.started {
+			d.metrics.SyncFailures.WithLabelValues(metrics.Full).Inc()
+			return errors.New("reconciler not started")
+		}
+	}
+	ch := d.tracker.Take()
+	d.triggers = append(d.triggers, ch.Triggers...)
+	node := d.tracker.Node()
+	if ch.Node {
+		if o := desiredOptions(d.cfg, node); !equalOptions(o, d.desiredOpts) {
+			d.desiredOpts = o
+			if err := d.reconciler.SetOptions(ctx, o); err != nil {
+				logger.Error(err, "Changing the fixed rules for new options")
+				d.needFull = true
+			}
+		}
+	}
+	full := d.needFull || why != runner.Requested || ch.Node
+	dn := desiredNode(d.cfg.NodeName, node)
+	d.mu.Lock()
+	local := maps.Clone(d.localIPs)
+	flush := d.flush
+	d.flush = nil
+	d.mu.Unlock()
+
+	mode := metrics.Partial
+	start := d.clock.Now()
+	var err error
+	if full {
+		mode = metrics.Full
+		all := map[types.NamespacedName]desired.Service{}
+		for _, name := range d.tracker.Services() {
+			all[name] = d.compute(ctx, name, dn, local, d.firstSync)
+		}
+		err = d.reconciler.Resync(ctx, all)
+		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "err", err)
+	} else {
+		changed := make(map[types.NamespacedName]*desired.Service, len(ch.Services))
+		for name := range ch.Services {
+			s := d.compute(ctx, name, dn, local, true)
+			changed[name] = &s
+		}
+		err = d.reconciler.Apply(ctx, changed)
+		logger.V(2).Info("Partial sync", "services", len(changed), "err", err)
+	}
+	err = errors.Join(err, d.flushConntrack(ctx, flush))
+	end := d.clock.Now()
+	d.metrics.SyncDuration.WithLabelValues(mode).Observe(end.Sub(start).Seconds())
+	d.metrics.ChangesPending.Set(float64(len(d.tracker.PendingChanges())))
+	if err != nil {
+		d.needFull = true
+		d.metrics.SyncFailures.WithLabelValues(mode).Inc()
+		return err
+	}
+	d.needFull = false
+	d.firstSync = false
+	for _, t := range d.triggers {
+		if lat := end.Sub(t); lat >= 0 {
+			d.metrics.NetworkProgrammingLatency.Observe(lat.Seconds())
+		}
+	}
+	d.triggers = nil
+	d.observeProgrammed()
+	d.health.SyncSucceeded()
+	d.metrics.LastSync.Set(float64(end.Unix()))
+	if !d.ready.Swap(true) {
+		logger.Info("First sync done: ready", "duration", end.Sub(start))
+	}
+	return nil
+}
+
+// compute returns the desired state of one Service. countSkips counts the parts it had to
+// skip in the metrics (not on periodic resyncs, which would count the same part again).
+func (d *Daemon) compute(ctx context.Context, name types.NamespacedName, node desired.Node, local desired.PodSet, countSkips bool) desired.Service {
+	svc, slices := d.tracker.Service(name)
+	s, errs := desired.ComputeService(d.desiredOpts, node, local, svc, slices)
+	logger := klog.FromContext(ctx)
+	for _, err := range errs {
+		logger.V(2).Info("Skipped part of a Service", "service", name, "err", err)
+		if countSkips {
+			d.metrics.ObjectsSkipped.WithLabelValues(skipReason(err)).Inc()
+		}
+	}
+	logger.V(4).Info("Computed Service", "service", name, "virtualServers", len(s.VirtualServers), "vips", len(s.VIPs), "entries", len(s.Entries))
+	return s
+}
+
+// skipReason names the reason of a ComputeService error for the objects_skipped metric.
+// desired returns plain errors, so this matches their documented wording.
+func skipReason(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "unknown scheduler"):
+		return "invalid_scheduler_annotation"
+	case strings.Contains(msg, "unsupported protocol"):
+		return "unsupported_protocol"
+	case strings.Contains(msg, "not enabled"):
+		return "ip_family_disabled"
+	case strings.Contains(msg, "parse"):
+		return "invalid_address"
+	}
+	return "other"
+}
+
+func (d *Daemon) observeProgrammed() {
+	s := d.reconciler.Stats()
+	d.metrics.ObjectsProgrammed.WithLabelValues(metrics.VirtualServers).Set(float64(s.VirtualServers))
+	d.metrics.ObjectsProgrammed.WithLabelValues(metrics.RealServers).Set(float64(s.RealServers))
+	d.metrics.ObjectsProgrammed.WithLabelValues(metrics.VIPs).Set(float64(s.Addresses))
+	d.metrics.ObjectsProgrammed.WithLabelValues(metrics.SetEntries).Set(float64(s.SetMembers))
+}
+
+func equalOptions(a, b desired.Options) bool {
+	return slices.Equal(a.ClusterCIDRs, b.ClusterCIDRs) && a.MasqueradeAll == b.MasqueradeAll &&
+		a.Scheduler == b.Scheduler && slices.Equal(a.Families, b.Families) && a.StrictARP == b.StrictARP
+}
