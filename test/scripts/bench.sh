@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of the proxier core on the in-memory fakes (issue 3's performance targets):
 # 10,000 and 50,000 Services x 10 endpoints.
+#   BenchmarkComputeService  Compute of one Service (2 ports x 10 endpoints)
 #   BenchmarkCold            Compute of every Service + Start + Resync on an empty kernel
 #   BenchmarkEndpointChange  one endpoint added/removed: Compute of one Service + Apply
 #                            (ops/change = kernel writes issued per change)
@@ -14,12 +15,15 @@ cd "$(dirname "$0")/../.."
 GO=${GO:-go}
 echo "# machine: $(nproc) CPUs, $(uname -r), $($GO version | cut -d' ' -f3-)"
 run() {
+	local pkg=$1
+	shift
 	# klog lines on stderr are noise here; results go to stdout.
-	$GO test ./proxier/reconcile/ -run '^$' -benchmem -count=1 "$@" 2>/dev/null |
-		grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|FAIL)' || {
-		echo "bench.sh: benchmark failed; rerun with stderr: $GO test ./proxier/reconcile/ -run '^\$' -bench . $*" >&2
+	$GO test "$pkg" -run '^$' -benchmem -count=1 "$@" 2>/dev/null |
+		grep -E '^(Benchmark|pkg|ok|FAIL)' || {
+		echo "bench.sh: benchmark failed; rerun with stderr: $GO test $pkg -run '^\$' $*" >&2
 		exit 1
 	}
 }
-run -bench 'BenchmarkCold|BenchmarkRestart|BenchmarkHeldMemory' -benchtime=1x "$@"
-run -bench 'BenchmarkEndpointChange' -benchtime=2000x "$@"
+run ./proxier/desired/ -bench 'BenchmarkComputeService' "$@"
+run ./proxier/reconcile/ -bench 'BenchmarkCold|BenchmarkRestart|BenchmarkHeldMemory' -benchtime=1x "$@"
+run ./proxier/reconcile/ -bench 'BenchmarkEndpointChange' -benchtime=2000x "$@"
