@@ -49,7 +49,8 @@ type Options struct {
 	// Desired are the options the desired state was computed with; Global uses them.
 	Desired desired.Options
 	// ExcludeCIDRs protect IPVS virtual servers kubevs did not create: one whose address
-	// is inside them is never adopted, changed or deleted.
+	// is inside them is never adopted or deleted as a leftover (a Service that wants
+	// exactly that virtual server still gets it).
 	ExcludeCIDRs []netip.Prefix
 	// DrainTimeout bounds graceful drain; zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration

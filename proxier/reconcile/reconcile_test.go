@@ -273,8 +273,17 @@ func TestDrain(t *testing.T) {
 func TestSharedVIPAndEntriesAreRefcounted(t *testing.T) {
 	a := svc{name: "default/a", ip: "10.96.0.20", ports: []string{"TCP:80"}, eps: []string{"10.244.0.3@local"}}
 	b := svc{name: "default/b", ip: "10.96.0.20", ports: []string{"TCP:443"}, eps: []string{"10.244.0.3@local"}}
-	f, r := startSynced(t, a, b)
+	// c shares a's local endpoint and target port, so the same KUBE-LOOP-BACK member.
+	cc := svc{name: "default/c", ip: "10.96.0.21", ports: []string{"TCP:80"}, eps: []string{"10.244.0.3@local"}}
+	f, r := startSynced(t, a, b, cc)
 	c := ctx(t)
+	must(t, r.Apply(c, changes(t, svc{name: "default/c"})))
+	f.checkOps(t, "delete c", []string{
+		"delete-vs TCP:10.96.0.21:80",
+		"delete-addr kube-ipvs0 10.96.0.21",
+		"del KUBE-CLUSTER-IP 10.96.0.21,tcp:80",
+		"del KUBE-IPVS-IPS 10.96.0.21",
+	})
 	if err := r.Apply(c, changes(t, svc{name: "default/a"})); err != nil {
 		t.Fatal(err)
 	}
