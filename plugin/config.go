@@ -75,7 +75,7 @@ type Launch struct {
 	ProxierBinary string `json:"proxierBinary,omitempty"`
 	// ConfigPath is passed to the proxier as --config.
 	ConfigPath string `json:"configPath,omitempty"`
-	// LogFile receives the proxier's and the supervisor's output.
+	// LogFile receives the proxier's and the supervisor's output (DefaultProxierLog).
 	LogFile string `json:"logFile,omitempty"`
 }
 

@@ -31,6 +31,11 @@ import (
 // SuperviseCommand is the first argument that turns the kubevs binary into the supervisor.
 const SuperviseCommand = "supervise"
 
+// DefaultProxierLog receives the supervisor's and the proxier's output unless launch.logFile
+// says otherwise. Not under /run: a crash-looping proxier must not fill a tmpfs. It is opened
+// O_APPEND, so logrotate's copytruncate works on it.
+const DefaultProxierLog = "/var/log/kubevs-proxier.log"
+
 // LaunchLockName is the lock file, in the socket's directory, a supervisor holds while alive.
 const LaunchLockName = "launch.lock"
 
@@ -72,7 +77,7 @@ func launch(cfg *Config, cniPath string) error {
 	}
 	logPath := cfg.Launch.LogFile
 	if logPath == "" {
-		logPath = filepath.Join(dir, "proxier.log")
+		logPath = DefaultProxierLog
 	}
 	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
