@@ -1,4 +1,83 @@
 #!/usr/bin/env bash
+# make e2e: build everything the end-to-end suite needs on the host, boot the test VM, run the
+# suite (test/e2e) inside it, where the guest is the node and etcd, kube-apiserver and
+# kube-controller-manager run on its loopback; print go test's summary and exit with its result.
+#
+# Environment:
+#   E2E_RUN=REGEXP         run only matching tests (go test -run)
+#   E2E_TIMEOUT=DURATION   bound of the whole VM run (default 30m)
+#   E2E_LOGDIR=DIR         keep component and pod logs there (default: a temporary dir, printed
+#                          and kept when the suite fails)
+#   KUBEVS_E2E_*           passed through to the suite (see test/e2e/env.go and kubevs.go)
 set -euo pipefail
-echo "test/scripts/e2e.sh: not written yet" >&2
-exit 1
+cd "$(dirname "$0")/../.."
+root=$PWD
+pkg=github.com/kubevs/kubevs/test/e2e
+t0=$SECONDS
+stamp() { echo "e2e.sh: $* ($((SECONDS - t0))s)" >&2; }
+
+work=$(mktemp -d /tmp/kubevs-e2e.XXXXXX)
+logs=${E2E_LOGDIR:-$work/logs}
+mkdir -p "$work/tools" "$work/kubevs" "$logs"
+keep_logs=${E2E_LOGDIR:+1}
+cleanup() { if [[ -z $keep_logs ]]; then rm -rf "$work"; else rm -rf "$work/tools" "$work/kubevs" "$work"/*.test "$work/kubevs-vm"; fi; }
+trap cleanup EXIT
+
+# 1. The control plane, from the version-keyed cache (builds only when missing).
+cp_bin=$(bash test/scripts/control-plane.sh --path)
+stamp "control plane ready"
+
+# 2. The CNI reference plugins (own module), the pod workload, kubevs's binaries, the harness.
+export CGO_ENABLED=0
+(cd test/tools/cni && go build -trimpath -o "$work/tools/" \
+	github.com/containernetworking/plugins/plugins/main/bridge \
+	github.com/containernetworking/plugins/plugins/main/loopback \
+	github.com/containernetworking/plugins/plugins/ipam/host-local \
+	github.com/containernetworking/plugins/plugins/meta/portmap)
+go build -trimpath -o "$work/tools/" ./test/testserver/cmd/testserver
+cmds=()
+for c in plugin/cmd/kubevs proxier/cmd/kubevs-proxier ipam/cmd/kubevs-ipam install/cmd/kubevs-install; do
+	[[ -f $c/main.go ]] && cmds+=("./$c")
+done
+kubevs_env=()
+if ((${#cmds[@]})); then
+	go build -trimpath -o "$work/kubevs/" "${cmds[@]}"
+	kubevs_env=(--env "KUBEVS_BIN=$work/kubevs")
+fi
+go build -o "$work/kubevs-vm" ./test/vm/cmd/kubevs-vm
+go test -c -o "$work/e2e.test" ./test/e2e
+stamp "built tools, kubevs binaries (${#cmds[@]}), e2e.test"
+
+# 3. Run the suite in the guest. Logs go to a writable share so they outlive the guest.
+pass=()
+for v in $(env | grep -o '^KUBEVS_E2E_[A-Z_]*' || true); do
+	pass+=(--env "$v=${!v}")
+done
+test_args=(-test.v -test.count=1)
+[[ -n ${E2E_RUN:-} ]] && test_args+=("-test.run=$E2E_RUN")
+start=$SECONDS
+set +e
+(cd test/e2e && "$work/kubevs-vm" run --timeout "${E2E_TIMEOUT:-30m}" \
+	--share "$logs" \
+	--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin" \
+	--env "KUBEVS_E2E_BIN=$work/tools" \
+	--env "KUBEVS_E2E_LOGDIR=$logs" \
+	--env "KUBEVS_STRICT=1" \
+	"${kubevs_env[@]}" "${pass[@]}" \
+	-- "$work/e2e.test" "${test_args[@]}") 2>&1 | tee "$work/output"
+rc=${PIPESTATUS[0]}
+set -e
+elapsed=$((SECONDS - start))
+
+# 4. go test's own summary: the per-test lines, then the package line.
+echo
+grep -E '^(--- |ok |FAIL|PASS$)' "$work/output" || true
+if ((rc == 0)); then
+	printf 'ok  \t%s\t%ds\n' "$pkg" "$elapsed"
+else
+	printf 'FAIL\t%s\t%ds (exit %d)\n' "$pkg" "$elapsed" "$rc"
+	keep_logs=1
+	echo "e2e.sh: logs kept in $logs" >&2
+fi
+stamp "done"
+exit "$rc"
