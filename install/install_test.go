@@ -43,6 +43,10 @@ func testOptions(t *testing.T, mode string) Options {
 	}
 	mustWrite(t, filepath.Join(sa, "token"), "token-1\n")
 	mustWrite(t, filepath.Join(sa, "ca.crt"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+	// The reference plugins a standalone or flannel conflist names, as a distribution ships them.
+	for _, b := range []string{"bridge", "portmap", "flannel"} {
+		mustWrite(t, filepath.Join(root, DefaultBinDir, b), "#!/bin/sh\n")
+	}
 	return Options{
 		Root: root, SourceDir: src, Mode: mode,
 		Kubeconfig: DefaultKubeconfig, APIServer: "192.0.2.10:6443",
@@ -164,6 +168,7 @@ func TestChainedInstallAndUninstall(t *testing.T) {
 	o := testOptions(t, ModeChained)
 	orig := filepath.Join(o.Root, DefaultConfDir, "10-flannel.conflist")
 	mustWrite(t, orig, flannelConflist)
+	before := snapshot(t, o.Root)
 	in := newInstaller(t, o)
 	if err := in.Install(context.Background()); err != nil {
 		t.Fatalf("Install: %v", err)
@@ -181,16 +186,9 @@ func TestChainedInstallAndUninstall(t *testing.T) {
 	if err := in.Uninstall(context.Background()); err != nil {
 		t.Fatalf("Uninstall: %v", err)
 	}
-	// Only the original network remains, byte for byte; every file kubevs added is gone.
-	got := snapshot(t, o.Root)
-	var files []string
-	for p, v := range got {
-		if !strings.HasPrefix(v, "d") {
-			files = append(files, p)
-		}
-	}
-	if diff := cmp.Diff([]string{"etc/cni/net.d/10-flannel.conflist"}, files); diff != "" {
-		t.Errorf("files left after uninstall (-want +got):\n%s", diff)
+	// What was there before remains, byte for byte; every file kubevs added is gone.
+	if diff := cmp.Diff(files(before), files(snapshot(t, o.Root))); diff != "" {
+		t.Errorf("files after uninstall (-before install +after uninstall):\n%s", diff)
 	}
 	if b, _ := os.ReadFile(orig); string(b) != flannelConflist {
 		t.Errorf("original conflist changed:\n%s", b)
@@ -222,6 +220,20 @@ func TestChainedFollowsTheNetwork(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"flannel", "kubevs"}, l.Types()); diff != "" || l.CNIVersion != "1.0.0" {
 		t.Errorf("cniVersion %s, types (-want +got):\n%s", l.CNIVersion, diff)
+	}
+	// The network's owner removes it: the chained copy goes too.
+	if err := os.Remove(filepath.Join(o.Root, DefaultConfDir, "10-flannel.conflist")); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Install(context.Background()); !errors.Is(err, ErrWaiting) {
+		t.Fatalf("Install after the network left: err = %v, want ErrWaiting", err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Root, DefaultConfDir, conflist.DefaultFileName)); !os.IsNotExist(err) {
+		t.Errorf("chained conflist outlived its network: %v", err)
+	}
+	mustWrite(t, filepath.Join(o.Root, DefaultConfDir, "10-flannel.conflist"), flannelConflist)
+	if err := in.Install(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	// A file that sorts before ours would shadow it: refuse rather than write a dead file.
 	mustWrite(t, filepath.Join(o.Root, DefaultConfDir, "0-early.conf"), `{"name":"e","type":"ptp"}`)
@@ -263,6 +275,17 @@ func TestRunRestores(t *testing.T) {
 	waitFor(t, "binary restored", func() bool { return fileHas(bin, "echo kubevs") })
 	mustWrite(t, o.TokenFile, "token-2\n")
 	waitFor(t, "kubeconfig follows the rotated token", func() bool { return fileHas(kc, "token: token-2") })
+}
+
+// files keeps the regular files of a snapshot.
+func files(snap map[string]string) map[string]string {
+	out := map[string]string{}
+	for p, v := range snap {
+		if strings.HasPrefix(v, "-") {
+			out[p] = v
+		}
+	}
+	return out
 }
 
 func fileHas(path, s string) bool {
@@ -346,6 +369,20 @@ func symlink(t *testing.T, d string) {
 	}
 	if err := os.Symlink(other, d); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestStandaloneNeedsTheReferencePlugins(t *testing.T) {
+	o := testOptions(t, ModeStandalone)
+	if err := os.Remove(filepath.Join(o.Root, DefaultBinDir, "portmap")); err != nil {
+		t.Fatal(err)
+	}
+	err := newInstaller(t, o).Install(context.Background())
+	if !errors.Is(err, ErrMissingPlugins) || !strings.Contains(err.Error(), "[portmap]") {
+		t.Fatalf("Install without portmap: err = %v, want ErrMissingPlugins naming portmap", err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Root, DefaultConfDir, conflist.DefaultFileName)); !os.IsNotExist(err) {
+		t.Errorf("a conflist naming a missing plugin was written: %v", err)
 	}
 }
 

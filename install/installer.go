@@ -268,10 +268,22 @@ func (in *Installer) installConflist(ctx context.Context) error {
 		return fmt.Errorf("create CNI configuration directory: %w", err)
 	}
 	l, src, err := in.desiredConflist()
+	if errors.Is(err, ErrWaiting) && in.state.ChainedFrom != "" {
+		// The network kubevs was chained into is gone: so goes the chained copy, or the
+		// runtime would keep running a network its owner removed.
+		if rerr := atomicfile.Remove(in.o.host(in.state.Conflist)); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		klog.FromContext(ctx).Info("Removed the chained conflist: its network is gone", "path", in.state.Conflist, "chainedFrom", in.state.ChainedFrom)
+		in.state.Conflist, in.state.ChainedFrom = "", ""
+	}
 	if err != nil {
 		return err
 	}
 	if err := conflist.CheckFirst(confDir, in.o.ConfName); err != nil {
+		return err
+	}
+	if err := in.checkPlugins(l); err != nil {
 		return err
 	}
 	data, err := l.Marshal()
@@ -290,6 +302,25 @@ func (in *Installer) installConflist(ctx context.Context) error {
 	klog.FromContext(ctx).Info("Wrote conflist", "path", node, "mode", in.o.Mode, "chainedFrom", src)
 	return nil
 }
+
+// checkPlugins refuses to write a conflist whose plugins are not all in the bin directory: the
+// runtime would fail every pod, while without the conflist the node stays NotReady and this
+// error says why.
+func (in *Installer) checkPlugins(l *conflist.List) error {
+	var missing []string
+	for _, typ := range l.Types() {
+		if _, err := os.Stat(filepath.Join(in.o.host(in.o.BinDir), typ)); err != nil {
+			missing = append(missing, typ)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %v not in %s (the reference plugins come with the kubernetes-cni or containernetworking-plugins package)", ErrMissingPlugins, missing, in.o.BinDir)
+	}
+	return nil
+}
+
+// ErrMissingPlugins is returned when the conflist names a plugin absent from the bin directory.
+var ErrMissingPlugins = errors.New("CNI plugins missing")
 
 // same reports whether path holds exactly data with mode perm.
 func same(path string, data []byte, perm os.FileMode) bool {
