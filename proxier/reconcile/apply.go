@@ -74,8 +74,9 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		r.m = m
 	} else {
 		m.draining = r.m.draining
+		prev := r.m.vs
 		r.m = m
-		if err := r.load(ctx, m.wantVS); err != nil {
+		if err := r.load(ctx, m.wantVS, prev); err != nil {
 			return errors.Join(append(errs, fmt.Errorf("resync: %w", err))...)
 		}
 	}

@@ -23,8 +23,10 @@ import (
 
 // converge makes the touched objects match the model's wants. It brings in what is wanted
 // first (virtual and real servers, then set members, then addresses, so a VIP answers only
-// once its virtual servers are ready), then takes away what is no longer wanted in the
-// reverse order (addresses, set members, virtual servers).
+// once its virtual servers are ready), then takes away what is no longer wanted: virtual
+// servers first, then set members, then addresses. That order matters for retries: the
+// bound address and the cluster-IP member are what mark a virtual server as kubevs's (see
+// load), so they go only after the virtual server itself, and a failed delete is retried.
 func (r *Reconciler) converge(ctx context.Context, t *touched) error {
 	var errs []error
 	for _, k := range t.vs {
@@ -34,13 +36,13 @@ func (r *Reconciler) converge(ctx context.Context, t *touched) error {
 	}
 	errs = append(errs, r.convergeEntries(ctx, t.entries, true))
 	errs = append(errs, r.convergeVIPs(ctx, t.vips, true))
-	errs = append(errs, r.convergeVIPs(ctx, t.vips, false))
-	errs = append(errs, r.convergeEntries(ctx, t.entries, false))
 	for _, k := range t.vs {
 		if _, _, ok := r.m.want(k); !ok {
 			errs = append(errs, r.convergeVS(ctx, k))
 		}
 	}
+	errs = append(errs, r.convergeEntries(ctx, t.entries, false))
+	errs = append(errs, r.convergeVIPs(ctx, t.vips, false))
 	err := errors.Join(errs...)
 	if err != nil {
 		r.m.fresh = false

@@ -18,9 +18,10 @@ import (
 // load reads the owned state of the kernel into the model: the addresses on the dummy
 // link, the members of the owned sets, and the owned virtual servers with their real
 // servers. A virtual server is owned when its address is bound to the dummy link, or its
-// address,protocol:port is in a cluster-IP set, or a Service wants it (wanted may be nil);
-// never when its address is in ExcludeCIDRs.
-func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner) error {
+// address,protocol:port is in a cluster-IP set, or a Service wants it (wanted), or the
+// previous model held it (known: kubevs created or adopted it, and a delete may have
+// failed); never when its address is in ExcludeCIDRs. wanted and known may be nil.
+func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, known map[ipvs.Key]*vsState) error {
 	m := &r.m
 	m.vs, m.bound, m.entries = map[ipvs.Key]*vsState{}, map[netip.Addr]struct{}{}, map[desired.SetEntry]struct{}{}
 	addrs, err := r.k.Link.Addresses(r.global.Dummy)
@@ -56,7 +57,7 @@ func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner) erro
 		return fmt.Errorf("list virtual servers: %w", err)
 	}
 	for _, v := range vss {
-		if !owned(v.Key, m.bound, clusterIPs, wanted, r.opts.ExcludeCIDRs) {
+		if _, ok := known[v.Key]; !ok && !owned(v.Key, m.bound, clusterIPs, wanted, r.opts.ExcludeCIDRs) {
 			continue
 		}
 		rss, err := r.k.IPVS.RealServers(v.Key)

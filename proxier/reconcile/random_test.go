@@ -1,0 +1,116 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
+	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
+	"github.com/kubevs/kubevs/proxier/link/linktest"
+)
+
+// TestRandomSequencesMatchACleanSync drives a Reconciler through random partial changes
+// of a few Services that share addresses, ports and endpoints, with failures injected now
+// and then and restarts (a new Reconciler adopting the kernel). After every step without failure (and drains finished), and after a Resync
+// following a failure, the fake kernel must equal what a fresh Reconciler programs for the
+// same Services from an empty kernel.
+func TestRandomSequencesMatchACleanSync(t *testing.T) {
+	for seed := uint64(1); seed <= 6; seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { randomSequence(t, seed, 200) })
+	}
+}
+
+func randomSequence(t *testing.T, seed uint64, steps int) {
+	rng := rand.New(rand.NewPCG(seed, 5))
+	names := []string{"ns/a", "ns/b", "ns/c", "ns/d"}
+	vips := []string{"10.96.0.1", "10.96.0.2", "10.96.0.3"}
+	ports := []string{"TCP:80", "UDP:53", "TCP:443", "SCTP:9"}
+	pods := []string{"10.244.0.1@local", "10.244.0.2@local", "10.244.1.1", "10.244.1.2", "10.244.2.1"}
+	pick := func(from []string, max int) []string {
+		var out []string
+		for _, s := range from {
+			if rng.IntN(max) == 0 {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	// Services may even want the same virtual server (the API server prevents it, but the
+	// Reconciler must stay consistent): the first by name wins, in both runs alike.
+	randomSvc := func(i int) svc {
+		if rng.IntN(4) == 0 {
+			return svc{name: names[i]}
+		}
+		p := pick(ports, 3)
+		if len(p) == 0 {
+			p = ports[i : i+1]
+		}
+		return svc{name: names[i], ip: vips[rng.IntN(len(vips))], ports: p, eps: pick(pods, 2), affinity: rng.IntN(3) == 0}
+	}
+	f, r := startSynced(t)
+	c := ctx(t)
+	current := map[types.NamespacedName]desired.Service{}
+	injected := errors.New("injected")
+	for step := 0; step < steps; step++ {
+		var ch []svc
+		for i := range names {
+			if rng.IntN(2) == 0 {
+				ch = append(ch, randomSvc(i))
+			}
+		}
+		fail := rng.IntN(5) == 0
+		if fail {
+			switch rng.IntN(4) {
+			case 0:
+				f.ipvs.FailNext(ipvstest.OpAddRealServer, injected)
+			case 1:
+				f.link.FailNext(linktest.OpAddAddress, injected)
+			case 2:
+				f.ipset.FailNext(ipsettest.OpDel, injected)
+			case 3:
+				f.ipvs.FailNext(ipvstest.OpDeleteVirtualServer, injected)
+			}
+		}
+		for name, s := range changes(t, ch...) {
+			if s == nil {
+				delete(current, name)
+			} else {
+				current[name] = *s
+			}
+		}
+		err := r.Apply(c, changes(t, ch...))
+		// A failure may also stay queued for a later step, and fire during a Resync:
+		// the daemon retries until a Resync succeeds, and so does this test.
+		for try := 0; err != nil; try++ {
+			if try == 5 {
+				t.Fatalf("step %d: resync keeps failing: %v", step, err)
+			}
+			err = r.Resync(c, current)
+		}
+		if err := r.FinishDrains(c); err != nil {
+			t.Fatalf("step %d: finish drains: %v", step, err)
+		}
+		if rng.IntN(20) == 0 { // the proxier restarts and adopts the kernel
+			r = f.reconciler()
+			must(t, r.Start(c))
+			err := r.Resync(c, current)
+			for try := 0; err != nil; try++ {
+				if try == 5 {
+					t.Fatalf("step %d: resync after restart keeps failing: %v", step, err)
+				}
+				err = r.Resync(c, current)
+			}
+		}
+		clean, cr := startSynced(t)
+		must(t, cr.Resync(c, current))
+		if diff := cmp.Diff(clean.dump(), f.dump()); diff != "" {
+			t.Fatalf("step %d (changes %v): kernel differs from a clean sync (-clean +got):\n%s", step, fmt.Sprint(ch), diff)
+		}
+	}
+}
