@@ -1,0 +1,360 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
+	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
+	"github.com/kubevs/kubevs/proxier/link/linktest"
+	"github.com/kubevs/kubevs/proxier/metrics"
+	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
+	"github.com/kubevs/kubevs/proxier/nodeapi"
+	"github.com/kubevs/kubevs/proxier/reconcile"
+	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
+)
+
+// fakeKernel is a whole fake kernel.
+type fakeKernel struct {
+	ipvs   *ipvstest.Fake
+	link   *linktest.Fake
+	ipset  *ipsettest.Fake
+	nf     *netfiltertest.Fake
+	ct     *conntracktest.Fake
+	sysctl *sysctltest.Fake
+}
+
+func newFakeKernel() *fakeKernel {
+	f := &fakeKernel{
+		ipvs:  ipvstest.NewFake(),
+		link:  linktest.NewFake(),
+		ipset: ipsettest.NewFake(),
+		nf:    netfiltertest.NewFake(),
+		ct:    conntracktest.NewFake(),
+		sysctl: sysctltest.NewFake(map[string]string{
+			"kernel/osrelease":                      "6.1.0-28-amd64",
+			"net/ipv4/vs/conntrack":                 "0",
+			"net/ipv4/vs/expire_nodest_conn":        "0",
+			"net/ipv4/vs/expire_quiescent_template": "0",
+			"net/ipv4/ip_forward":                   "1",
+			"net/ipv4/conf/all/arp_ignore":          "0",
+			"net/ipv4/conf/all/arp_announce":        "0",
+		}),
+	}
+	f.nf.UseSets(f.ipset)
+	return f
+}
+
+func (f *fakeKernel) kernel() *reconcile.Kernel {
+	return &reconcile.Kernel{IPVS: f.ipvs, Link: f.link, IPSet: f.ipset, Netfilter: f.nf, Conntrack: f.ct, Sysctl: f.sysctl}
+}
+
+func testConfig(t *testing.T) *config.Configuration {
+	dir := t.TempDir()
+	c := config.New()
+	c.NodeName = "node-a"
+	c.ClusterCIDRs = []string{"10.244.0.0/16"}
+	c.MinSyncPeriod = &metav1.Duration{Duration: 10 * time.Millisecond}
+	c.MetricsBindAddress = "127.0.0.1:0"
+	c.HealthzBindAddress = "127.0.0.1:0"
+	c.NodeAPISocket = filepath.Join(dir, "run", "proxier.sock")
+	c.RegistrationDir = filepath.Join(dir, "registrations")
+	c.StateDir = filepath.Join(dir, "state")
+	return c
+}
+
+type harness struct {
+	t      *testing.T
+	ctx    context.Context
+	client *fake.Clientset
+	k      *fakeKernel
+	d      *Daemon
+	m      *metrics.Metrics
+	cfg    *config.Configuration
+	done   chan error
+	cancel context.CancelFunc
+}
+
+// start runs a daemon on fakes until the test ends.
+func start(t *testing.T, k *fakeKernel, objs ...any) *harness {
+	t.Helper()
+	return startWith(t, k, testConfig(t), objs...)
+}
+
+// startWith is start with a given configuration.
+func startWith(t *testing.T, k *fakeKernel, cfg *config.Configuration, objs ...any) *harness {
+	t.Helper()
+	client := fake.NewClientset()
+	h := &harness{t: t, client: client, k: k, m: metrics.New(), cfg: cfg}
+	_, ctx := ktesting.NewTestContext(t)
+	h.ctx = ctx
+	for _, o := range append([]any{&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24"}}}}, objs...) {
+		h.create(o)
+	}
+	d, err := New(Options{Config: h.cfg, Client: client, Kernel: k.kernel(), Metrics: h.m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.d = d
+	runCtx, cancel := context.WithCancel(ctx)
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- d.Run(runCtx) }()
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+// stop cancels the daemon and waits for Run to return.
+func (h *harness) stop() {
+	h.t.Helper()
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		h.t.Errorf("Run did not return after cancel")
+	}
+}
+
+func (h *harness) create(o any) {
+	h.t.Helper()
+	ctx := context.Background()
+	var err error
+	switch o := o.(type) {
+	case *v1.Node:
+		_, err = h.client.CoreV1().Nodes().Create(ctx, o, metav1.CreateOptions{})
+	case *v1.Service:
+		_, err = h.client.CoreV1().Services(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	case *discoveryv1.EndpointSlice:
+		_, err = h.client.DiscoveryV1().EndpointSlices(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	default:
+		h.t.Fatalf("cannot create %T", o)
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or 15 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func service(name, ip string, port int32) *v1.Service {
+	return &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: v1.ServiceSpec{
+			Type: v1.ServiceTypeClusterIP, ClusterIP: ip, ClusterIPs: []string{ip},
+			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: port}},
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func slice(svc string, node string, ips ...string) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "default", Name: svc + "-1",
+			Labels: map[string]string{discoveryv1.LabelServiceName: svc},
+			Annotations: map[string]string{
+				"endpoints.kubernetes.io/last-change-trigger-time": time.Now().UTC().Format(time.RFC3339Nano),
+			},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(v1.ProtocolTCP), Port: ptr(int32(8080))}},
+	}
+	for _, ip := range ips {
+		e := discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}}
+		if node != "" {
+			e.NodeName = ptr(node)
+		}
+		s.Endpoints = append(s.Endpoints, e)
+	}
+	return s
+}
+
+func TestServiceBecomesVirtualServer(t *testing.T) {
+	k := newFakeKernel()
+	h := start(t, k, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5", "10.244.2.6"))
+	want := "TCP:10.96.0.10:80 rr\n  -> 10.244.2.5:8080 weight 1\n  -> 10.244.2.6:8080 weight 1\n"
+	eventually(t, "the virtual server", func() bool { return k.ipvs.Dump() == want })
+	eventually(t, "readiness", h.d.Ready)
+	if addrs, err := k.link.Addresses("kube-ipvs0"); err != nil || !slices.Equal(addrs, []netip.Addr{netip.MustParseAddr("10.96.0.10")}) {
+		t.Errorf("kube-ipvs0 addresses = %v, %v; want [10.96.0.10]", addrs, err)
+	}
+	if s := h.d.Health().Status(); !s.Ready || !s.Healthy {
+		t.Errorf("health = %+v, want ready and healthy", s)
+	}
+	st := nodeapi.NewClient(h.cfg.NodeAPISocket)
+	got, err := st.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(nodeapi.Status{Ready: true, NodeName: "node-a", PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24")}}, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+		t.Errorf("node API status (-want +got):\n%s", diff)
+	}
+
+	// A second Service is a partial sync that leaves the first alone.
+	k.ipvs.ResetOps()
+	h.create(service("api", "10.96.0.20", 443))
+	h.create(slice("api", "", "10.244.2.9"))
+	want2 := "TCP:10.96.0.10:80 rr\n  -> 10.244.2.5:8080 weight 1\n  -> 10.244.2.6:8080 weight 1\nTCP:10.96.0.20:443 rr\n  -> 10.244.2.9:8080 weight 1\n"
+	eventually(t, "the second virtual server", func() bool { return k.ipvs.Dump() == want2 })
+	for _, op := range k.ipvs.Ops() {
+		if strings.Contains(op, "10.96.0.10") {
+			t.Errorf("partial sync touched the unchanged Service: %s", op)
+		}
+	}
+	eventually(t, "metrics of the syncs", func() bool {
+		m := gather(t, h.m)
+		return m[`kubevs_sync_duration_seconds{mode="full"}`] >= 1 &&
+			m[`kubevs_sync_duration_seconds{mode="partial"}`] >= 1 &&
+			// The first slice was listed at start: only the second counts.
+			m["kubevs_network_programming_duration_seconds"] == 1 &&
+			m[`kubevs_objects_programmed{object="virtual_servers"}`] == 2 &&
+			m[`kubevs_objects_programmed{object="real_servers"}`] == 3 &&
+			m[`kubevs_objects_programmed{object="vips"}`] == 2
+	})
+
+	// Shutdown leaves the kernel as it is.
+	h.stop()
+	if got := k.ipvs.Dump(); got != want2 {
+		t.Errorf("after shutdown the IPVS table changed:\n%s", got)
+	}
+}
+
+// gather returns the kubevs metrics as name{labels} -> value; histograms give their
+// sample count.
+func gather(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), metrics.Namespace+"_") {
+			continue
+		}
+		for _, mm := range mf.GetMetric() {
+			name := mf.GetName()
+			var labels []string
+			for _, l := range mm.GetLabel() {
+				labels = append(labels, l.GetName()+"="+strconv.Quote(l.GetValue()))
+			}
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case mm.GetHistogram() != nil:
+				out[name] = float64(mm.GetHistogram().GetSampleCount())
+			case mm.GetCounter() != nil:
+				out[name] = mm.GetCounter().GetValue()
+			case mm.GetGauge() != nil:
+				out[name] = mm.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+func TestSyncErrorIsRetriedAndConverges(t *testing.T) {
+	k := newFakeKernel()
+	injected := errors.New("injected failure")
+	k.ipvs.FailNext(ipvstest.OpAddRealServer, injected)
+	k.ipvs.FailNext(ipvstest.OpAddRealServer, injected)
+	h := start(t, k, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
+	want := "TCP:10.96.0.10:80 rr\n  -> 10.244.2.5:8080 weight 1\n"
+	eventually(t, "convergence after the failures", func() bool { return k.ipvs.Dump() == want && h.d.Ready() })
+	if n := gather(t, h.m)[`kubevs_sync_failures_total{mode="full"}`]; n < 1 {
+		t.Errorf("sync failures = %v, want at least 1", n)
+	}
+}
+
+func TestRegistrationsMakeEndpointsLocalAndFlushConntrack(t *testing.T) {
+	k := newFakeKernel()
+	pod := netip.MustParseAddr("10.244.1.7")
+	k.ct.Add(conntracktest.NATFlow(ipvs.TCP, netip.MustParseAddrPort("10.244.1.3:40000"),
+		netip.MustParseAddrPort("10.96.0.10:80"), netip.AddrPortFrom(pod, 8080)))
+	h := start(t, k, service("web", "10.96.0.10", 80), slice("web", "", pod.String()))
+	eventually(t, "readiness", h.d.Ready)
+	loop := "10.244.1.7,tcp:8080,10.244.1.7"
+	if strings.Contains(k.ipset.Dump(), loop) {
+		t.Fatalf("endpoint without nodeName is local before any registration:\n%s", k.ipset.Dump())
+	}
+	c := nodeapi.NewClient(h.cfg.NodeAPISocket)
+	reg := nodeapi.Registration{ContainerID: "c1", IfName: "eth0", IPs: []netip.Addr{pod}}
+	if err := c.Register(context.Background(), reg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the loopback entry", func() bool { return strings.Contains(k.ipset.Dump(), loop) })
+	if len(k.ct.Flows()) != 1 {
+		t.Fatalf("flows deleted at registration: %s", k.ct.Dump())
+	}
+	if err := c.Unregister(context.Background(), reg.Key()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the loopback entry to go", func() bool { return !strings.Contains(k.ipset.Dump(), loop) })
+	eventually(t, "the pod's flows to go", func() bool { return len(k.ct.Flows()) == 0 })
+}
+
+func TestCleanupRemovesOwnedState(t *testing.T) {
+	k := newFakeKernel()
+	// No cluster CIDR, so no KUBE-CLUSTER-IP-MASQ chain: netfiltertest's Cleanup cannot yet
+	// delete a chain another owned chain jumps to (reconcile's cleanup test does the same).
+	cfg := testConfig(t)
+	cfg.ClusterCIDRs = nil
+	h := startWith(t, k, cfg, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
+	eventually(t, "readiness", h.d.Ready)
+	h.stop()
+	if err := Cleanup(h.ctx, h.cfg, k.kernel()); err != nil {
+		t.Fatal(err)
+	}
+	if got := k.ipvs.Dump(); got != "" {
+		t.Errorf("IPVS after cleanup:\n%s", got)
+	}
+	if got := k.ipset.Dump(); got != "" {
+		t.Errorf("sets after cleanup:\n%s", got)
+	}
+	if _, err := k.link.Addresses("kube-ipvs0"); err == nil {
+		t.Errorf("kube-ipvs0 still exists after cleanup")
+	}
+	if v, _ := k.sysctl.Get("net/ipv4/vs/conntrack"); v != "0" {
+		t.Errorf("net/ipv4/vs/conntrack = %s after cleanup, want the original 0", v)
+	}
+	if v, _ := k.sysctl.Get("net/ipv4/ip_forward"); v != "1" {
+		t.Errorf("ip_forward = %s after cleanup, want 1 (kept)", v)
+	}
+}
