@@ -1,0 +1,62 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+)
+
+// A restarted proxier adopts the kernel state: its first sync writes nothing to IPVS, so
+// no connection is disturbed.
+func TestRestartWritesNothing(t *testing.T) {
+	k := newFakeKernel()
+	objs := []any{service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5", "10.244.2.6")}
+	h := start(t, k, objs...)
+	eventually(t, "readiness", h.d.Ready)
+	h.stop()
+	before := k.ipvs.Dump()
+	k.ipvs.ResetOps()
+	k.ipset.ResetOps()
+	k.link.ResetOps()
+
+	h2 := startWith(t, k, h.cfg, objs...)
+	eventually(t, "readiness after restart", h2.d.Ready)
+	if got := k.ipvs.Dump(); got != before {
+		t.Errorf("IPVS after restart:\n%s\nwant:\n%s", got, before)
+	}
+	for _, op := range k.ipvs.Ops() {
+		if !strings.HasPrefix(op, "list-") {
+			t.Errorf("restart wrote to IPVS: %s", op)
+		}
+	}
+	for _, op := range append(k.ipset.Ops(), k.link.Ops()...) {
+		if strings.HasPrefix(op, "add") || strings.HasPrefix(op, "del") || strings.HasPrefix(op, "create") || strings.HasPrefix(op, "destroy") {
+			t.Errorf("restart changed sets or links: %s", op)
+		}
+	}
+}
+
+// A Service taken over by another proxy (service-proxy-name label) is removed; when the
+// label goes, it comes back.
+func TestServiceProxyNameLabel(t *testing.T) {
+	k := newFakeKernel()
+	svc := service("web", "10.96.0.10", 80)
+	h := start(t, k, svc, slice("web", "node-b", "10.244.2.5"))
+	want := "TCP:10.96.0.10:80 rr\n  -> 10.244.2.5:8080 weight 1\n"
+	eventually(t, "the virtual server", func() bool { return k.ipvs.Dump() == want })
+
+	labelled := svc.DeepCopy()
+	labelled.Labels = map[string]string{desired.ServiceProxyNameLabel: "other"}
+	if _, err := h.client.CoreV1().Services("default").Update(context.Background(), labelled, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the virtual server to go", func() bool { return k.ipvs.Dump() == "" })
+	if _, err := h.client.CoreV1().Services("default").Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the virtual server to come back", func() bool { return k.ipvs.Dump() == want })
+}
