@@ -118,6 +118,7 @@ func Allocate(s store.Store, o store.Owner, ranges []netip.Prefix) (out []Alloca
 			for _, a := range out {
 				_ = s.Release(a.IP)
 			}
+			_ = s.Sync()
 			out = nil
 		}
 	}()
@@ -133,6 +134,9 @@ func Allocate(s store.Store, o store.Owner, ranges []netip.Prefix) (out []Alloca
 			return out, err
 		}
 	}
+	if err := s.Sync(); err != nil {
+		return out, err
+	}
 	return out, nil
 }
 
@@ -141,9 +145,10 @@ func allocateIn(s store.Store, o store.Owner, p netip.Prefix, reserved map[netip
 		return netip.Addr{}, err
 	}
 	size := Size(p)
+	first, last := usable(p)
 	taken := 0
 	for ip := range reserved {
-		if inUsable(p, ip) {
+		if p.Contains(ip) && ip.Compare(first) >= 0 && ip.Compare(last) <= 0 {
 			taken++
 		}
 	}
@@ -151,7 +156,6 @@ func allocateIn(s store.Store, o store.Owner, p netip.Prefix, reserved map[netip
 	if big.NewInt(int64(taken)).Cmp(size) >= 0 {
 		return netip.Addr{}, exhausted
 	}
-	first, last := usable(p)
 	start := first
 	if prev, ok, err := s.LastReserved(familyKey(p)); err != nil {
 		return netip.Addr{}, err
@@ -207,7 +211,10 @@ func Release(s store.Store, o store.Owner) (released []netip.Addr, err error) {
 			}
 			released = append(released, e.IP)
 		}
-		return nil
+		if len(released) == 0 {
+			return nil
+		}
+		return s.Sync()
 	})
 	return released, err
 }
@@ -247,6 +254,9 @@ func GC(s store.Store, valid []store.Owner) (released []store.Entry, err error) 
 				continue
 			}
 			released = append(released, e)
+		}
+		if len(released) > 0 {
+			errs = append(errs, s.Sync())
 		}
 		return errors.Join(errs...)
 	})

@@ -73,6 +73,9 @@ func run(t *testing.T, f *storetest.Fake, ranges []netip.Prefix, steps []step) {
 				got = "err:" + err.Error()
 			}
 		}
+		if n := f.Unsynced(); n != 0 {
+			t.Fatalf("step %d returned with %d reservations or releases not synced: a crash could lose them", i, n)
+		}
 		if w, ok := strings.CutPrefix(st.want, "err:"); ok {
 			if !strings.Contains(got, w) {
 				t.Fatalf("step %d: got %q, want an error containing %q", i, got, w)
@@ -213,6 +216,9 @@ func TestAllocateStoreFailureRollsBack(t *testing.T) {
 	}
 	if d := f.Dump(); len(d) != 0 {
 		t.Errorf("a failed allocation left %v", d)
+	}
+	if n := f.Unsynced(); n != 0 {
+		t.Errorf("the rollback left %d unsynced operations", n)
 	}
 	got, err := Allocate(f, own("a"), []netip.Prefix{v4, v6})
 	if err != nil {

@@ -8,7 +8,8 @@ package store
 //	last_reserved.<key>   the address last handed out for a range (round robin); replaced atomically
 //
 // Crash safety. A reservation is written in this order: create with O_EXCL, write the record,
-// fsync the file, fsync the directory; only then does ADD report the address. So after a
+// fsync the file, and (Sync, once for all the addresses of one ADD) fsync the directory; only
+// then does ADD report the address. So after a
 // crash or a power loss, a reservation file is either a complete record (the address may have
 // been handed out: it stays reserved until its owner is deleted or garbage-collected) or
 // something shorter or different (empty, cut short, garbage): such a file belongs to an ADD
@@ -140,8 +141,11 @@ func (d *Disk) create(ip netip.Addr, o Owner) (err error) {
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("close reservation %s: %w", ip, err)
 	}
-	return atomicfile.SyncDir(d.dir)
+	return nil
 }
+
+// Sync implements Store: an fsync of the store's directory.
+func (d *Disk) Sync() error { return atomicfile.SyncDir(d.dir) }
 
 // read returns the owner of ip's file; ok false when the record is torn.
 func (d *Disk) read(ip netip.Addr) (Owner, bool, error) {
@@ -169,7 +173,7 @@ func (d *Disk) Release(ip netip.Addr) error {
 		}
 		return fmt.Errorf("release %s: %w", ip, err)
 	}
-	return atomicfile.SyncDir(d.dir)
+	return nil
 }
 
 // List implements Store. Files whose name is not an address are ignored.
@@ -221,8 +225,15 @@ func (d *Disk) SetLastReserved(key string, ip netip.Addr) error {
 	if err := validKey(key); err != nil {
 		return err
 	}
-	err := atomicfile.WriteFile(filepath.Join(d.dir, lastPrefix+key), []byte(ip.String()+"\n"), atomicfile.Options{Mode: 0o600})
-	if err != nil {
+	// Written under a temporary name and renamed (a reader never sees half of it), but not
+	// fsync'd: it is a hint (see Store.SetLastReserved), and an fsync costs more than an ADD.
+	p := filepath.Join(d.dir, lastPrefix+key)
+	tmp := filepath.Join(d.dir, "."+lastPrefix+key+atomicfile.TempMarker)
+	if err := os.WriteFile(tmp, []byte(ip.String()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("record last reserved %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("record last reserved %s: %w", key, err)
 	}
 	return nil

@@ -46,16 +46,23 @@ type Store interface {
 	// Unlock releases the lock.
 	Unlock() error
 	// Reserve records ip for o. ErrReserved if ip holds a valid reservation; a corrupt
-	// entry for ip is replaced. The reservation is durable when Reserve returns nil.
+	// entry for ip is replaced. The record's content is durable when Reserve returns nil; its
+	// existence once Sync returns nil.
 	Reserve(ip netip.Addr, o Owner) error
-	// Release removes the reservation of ip, valid or corrupt. ErrNotReserved if none.
+	// Release removes the reservation of ip, valid or corrupt. ErrNotReserved if none. The
+	// removal is durable once Sync returns nil.
 	Release(ip netip.Addr) error
+	// Sync makes every Reserve and Release so far durable. Callers call it once after a batch
+	// (one fsync of a directory instead of one per address), before reporting success.
+	Sync() error
 	// List returns every reservation, sorted by address.
 	List() ([]Entry, error)
 	// LastReserved returns the address last handed out under key (one key per range or
 	// family), and false when none is recorded.
 	LastReserved(key string) (netip.Addr, bool, error)
-	// SetLastReserved records ip as the last address handed out under key.
+	// SetLastReserved records ip as the last address handed out under key. It is a hint for
+	// the round robin, not made durable: after a crash it may be lost, which only changes
+	// which free address comes next.
 	SetLastReserved(key string, ip netip.Addr) error
 	// Close releases the store's resources.
 	Close() error

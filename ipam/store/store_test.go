@@ -70,6 +70,9 @@ func TestReserveRelease(t *testing.T) {
 				t.Fatalf("%s: err = %v, want %v", st.name, err, st.wantErr)
 			}
 		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
 		got, err := s.List()
 		if err != nil {
 			t.Fatal(err)

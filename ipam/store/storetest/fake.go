@@ -21,6 +21,8 @@ type Fake struct {
 	entries map[netip.Addr]store.Entry
 	last    map[string]netip.Addr
 	locked  bool
+	// unsynced counts Reserve and Release calls not yet followed by Sync.
+	unsynced int
 	// FailReserve, when set, is returned by the next Reserve of that address.
 	FailReserve map[netip.Addr]error
 }
@@ -80,7 +82,27 @@ func (f *Fake) Reserve(ip netip.Addr, o store.Owner) error {
 		return fmt.Errorf("reserve %s: %w", ip, store.ErrReserved)
 	}
 	f.entries[ip] = store.Entry{IP: ip, Owner: o}
+	f.unsynced++
 	return nil
+}
+
+// Sync implements store.Store.
+func (f *Fake) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkLocked("sync"); err != nil {
+		return err
+	}
+	f.unsynced = 0
+	return nil
+}
+
+// Unsynced returns how many Reserve and Release calls have not been made durable by a Sync:
+// a caller that reports success with a non-zero count could lose them in a crash.
+func (f *Fake) Unsynced() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.unsynced
 }
 
 // Release implements store.Store.
@@ -94,6 +116,7 @@ func (f *Fake) Release(ip netip.Addr) error {
 		return fmt.Errorf("release %s: %w", ip, store.ErrNotReserved)
 	}
 	delete(f.entries, ip)
+	f.unsynced++
 	return nil
 }
 
