@@ -22,6 +22,7 @@ func main() {
 	configPath := fs.String("config", "", "path of the ProxierConfiguration file (kubevs.io/v1alpha1); empty: defaults")
 	kubeconfig := fs.String("kubeconfig", "", "path of a kubeconfig file; overrides the configuration's kubeconfig")
 	hostname := fs.String("hostname-override", "", "name of this Node; overrides the configuration's nodeName")
+	fs.StringVar(hostname, "node-name", "", "alias of --hostname-override")
 	cleanup := fs.Bool("cleanup", false, "remove every kernel object kubevs owns, then exit")
 	_ = fs.Parse(os.Args[1:])
 
