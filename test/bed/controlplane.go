@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -210,4 +211,42 @@ func (b *Bed) stopAll() error {
 	}
 	b.procs = nil
 	return errors.Join(errs...)
+}
+
+// ClientAs returns a client that acts as user in groups (impersonated by the admin), so a
+// scenario can check what an RBAC role really grants, e.g. the proxier's ClusterRole.
+func (b *Bed) ClientAs(user string, groups ...string) (kubernetes.Interface, error) {
+	cfg := rest.CopyConfig(b.RESTConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create client as %s: %w", user, err)
+	}
+	return c, nil
+}
+
+// WriteKubeconfigAs writes a kubeconfig (mode 0600) that acts as user in groups, for a
+// component (kubevs-proxier) that must run with only the rights its RBAC role grants.
+func (b *Bed) WriteKubeconfigAs(path, user string, groups ...string) error {
+	if err := writeKubeconfig(path, b.pki); err != nil {
+		return err
+	}
+	var extra strings.Builder
+	fmt.Fprintf(&extra, "    as: %q\n", user)
+	if len(groups) > 0 {
+		extra.WriteString("    as-groups:\n")
+		for _, g := range groups {
+			fmt.Fprintf(&extra, "    - %q\n", g)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read kubeconfig %s: %w", path, err)
+	}
+	tokenLine := "    token: " + b.pki.Token + "\n"
+	out := strings.Replace(string(data), tokenLine, tokenLine+extra.String(), 1)
+	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	return nil
 }
