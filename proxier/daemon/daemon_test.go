@@ -85,7 +85,6 @@ type harness struct {
 	t      *testing.T
 	ctx    context.Context
 	client *fake.Clientset
-	k      *fakeKernel
 	d      *Daemon
 	m      *metrics.Metrics
 	cfg    *config.Configuration
@@ -96,20 +95,20 @@ type harness struct {
 // start runs a daemon on fakes until the test ends.
 func start(t *testing.T, k *fakeKernel, objs ...any) *harness {
 	t.Helper()
-	return startWith(t, k, testConfig(t), objs...)
+	return startWith(t, k.kernel(), testConfig(t), objs...)
 }
 
-// startWith is start with a given configuration.
-func startWith(t *testing.T, k *fakeKernel, cfg *config.Configuration, objs ...any) *harness {
+// startWith runs a daemon over kernel with the configuration cfg.
+func startWith(t *testing.T, kernel *reconcile.Kernel, cfg *config.Configuration, objs ...any) *harness {
 	t.Helper()
 	client := fake.NewClientset()
-	h := &harness{t: t, client: client, k: k, m: metrics.New(), cfg: cfg}
+	h := &harness{t: t, client: client, m: metrics.New(), cfg: cfg}
 	_, ctx := ktesting.NewTestContext(t)
 	h.ctx = ctx
 	for _, o := range append([]any{&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24"}}}}, objs...) {
 		h.create(o)
 	}
-	d, err := New(Options{Config: h.cfg, Client: client, Kernel: k.kernel(), Metrics: h.m})
+	d, err := New(Options{Config: h.cfg, Client: client, Kernel: kernel, Metrics: h.m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +335,7 @@ func TestCleanupRemovesOwnedState(t *testing.T) {
 	// delete a chain another owned chain jumps to (reconcile's cleanup test does the same).
 	cfg := testConfig(t)
 	cfg.ClusterCIDRs = nil
-	h := startWith(t, k, cfg, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
+	h := startWith(t, k.kernel(), cfg, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
 	eventually(t, "readiness", h.d.Ready)
 	h.stop()
 	if err := Cleanup(h.ctx, h.cfg, k.kernel()); err != nil {

@@ -23,7 +23,7 @@ func TestRestartWritesNothing(t *testing.T) {
 	k.ipset.ResetOps()
 	k.link.ResetOps()
 
-	h2 := startWith(t, k, h.cfg, objs...)
+	h2 := startWith(t, k.kernel(), h.cfg, objs...)
 	eventually(t, "readiness after restart", h2.d.Ready)
 	if got := k.ipvs.Dump(); got != before {
 		t.Errorf("IPVS after restart:\n%s\nwant:\n%s", got, before)
