@@ -4,9 +4,33 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
+
+	"github.com/kubevs/kubevs/internal/testenv"
 
 	"github.com/kubevs/kubevs/test/bed"
 )
+
+// proxierRunning is set when the bed runs kubevs-proxier; Service scenarios need it.
+var proxierRunning bool
+
+// RequireProxier marks a scenario that needs kubevs-proxier on the node (Services, that is).
+// On the host, which has no IPVS, it always skips: make e2e runs it in the VM. In the VM it
+// skips without a proxier, or fails when CI must run everything (KUBEVS_STRICT or CI set;
+// test/scripts/e2e.sh starts the proxier whenever it built one).
+func RequireProxier(t testing.TB) {
+	t.Helper()
+	switch {
+	case proxierRunning:
+		return
+	case !testenv.InVM():
+		t.Skip("needs kubevs-proxier and IPVS: runs in the test VM (make e2e)")
+	case testenv.Strict():
+		t.Fatal("needs kubevs-proxier on the node: set KUBEVS_BIN and KUBEVS_E2E_PROXIER=1")
+	default:
+		t.Skip("needs kubevs-proxier on the node: set KUBEVS_BIN and KUBEVS_E2E_PROXIER=1 (test/scripts/e2e.sh does)")
+	}
+}
 
 // configureKubevs puts kubevs's own binaries into the bed when asked to. The bed's own
 // scenarios run with the reference plugins only; Service scenarios set:
@@ -31,6 +55,7 @@ func configureKubevs(cfg *bed.Config, bins *binaries) error {
 		cfg.Network.Chain = append(cfg.Network.Chain, map[string]any{"type": "kubevs"})
 	}
 	if os.Getenv("KUBEVS_E2E_PROXIER") == "1" {
+		proxierRunning = true
 		extra := strings.Fields(os.Getenv("KUBEVS_E2E_PROXIER_ARGS"))
 		cfg.Components = append(cfg.Components, bed.Component{
 			Name:   "kubevs-proxier",
