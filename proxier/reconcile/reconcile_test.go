@@ -403,10 +403,9 @@ func TestResyncRemovesStaleOwnedState(t *testing.T) {
 func TestCleanupRemovesOnlyWhatKubevsOwns(t *testing.T) {
 	f := newFakes()
 	c := ctx(t)
-	// No cluster CIDR, so no nat KUBE-CLUSTER-IP chain: netfiltertest's Cleanup cannot yet
-	// delete an owned chain another owned chain jumps to (iptables-restore can: it flushes
-	// every owned chain first). Reported to the netfilter owner.
-	r := New(f.kernel(), Options{Desired: desired.Options{StrictARP: true}})
+	// With a cluster CIDR: the owned chains jump to each other (KUBE-SERVICES to
+	// KUBE-CLUSTER-IP to KUBE-MARK-MASQ), and all of them go.
+	r := New(f.kernel(), Options{Desired: testOpts})
 	must(t, r.Start(c))
 	must(t, r.Resync(c, all(t, web, dns)))
 	must(t, f.nf.Append(ipset.IPv4, "filter", "INPUT", "-p tcp --dport 22 -j ACCEPT"))

@@ -269,13 +269,20 @@ func ensure(name string, t *table, rs netfilter.Ruleset) error {
 			t.rules[c.Name] = slices.Clone(c.Rules)
 		}
 	}
-	for _, chain := range slices.Clone(t.chains) {
-		if !netfilter.Owned(name, chain) {
-			continue
+	// Stale owned chains are all flushed first, then deleted, as the iptables-restore batch
+	// does (it declares every stale chain before its -X lines): a stale chain may jump to
+	// another stale one. A chain kubevs keeps, or a foreign one, that still jumps to a stale
+	// chain makes the delete fail, as in the kernel.
+	var stale []string
+	for _, chain := range t.chains {
+		if _, ok := wanted[chain]; netfilter.Owned(name, chain) && !ok {
+			stale = append(stale, chain)
 		}
-		if _, ok := wanted[chain]; ok {
-			continue
-		}
+	}
+	for _, chain := range stale {
+		t.rules[chain] = nil
+	}
+	for _, chain := range stale {
 		for _, other := range t.chains {
 			for _, r := range t.rules[other] {
 				if other != chain && target(r) == chain {
@@ -283,6 +290,8 @@ func ensure(name string, t *table, rs netfilter.Ruleset) error {
 				}
 			}
 		}
+	}
+	for _, chain := range stale {
 		t.chains = slices.DeleteFunc(t.chains, func(c string) bool { return c == chain })
 		delete(t.rules, chain)
 	}

@@ -205,3 +205,42 @@ func TestFakeConcurrent(t *testing.T) {
 		t.Errorf("%d restores for 160 identical Ensures, want 1", restores)
 	}
 }
+
+// Owned chains that jump to each other go in one step, whatever their order, as the
+// iptables-restore batch (which flushes every stale chain before deleting any) does.
+func TestFakeDropsChainsThatJumpToEachOther(t *testing.T) {
+	rs := netfilter.Ruleset{
+		Chains: []netfilter.Chain{
+			// Declared before the chains that jump to it.
+			{Table: "nat", Name: "KUBE-MARK-MASQ", Rules: []string{"-j MARK --or-mark 0x4000"}},
+			{Table: "nat", Name: "KUBE-CLUSTER-IP", Rules: []string{"-s 10.244.0.0/16 -j RETURN", "-j KUBE-MARK-MASQ"}},
+			{Table: "nat", Name: "KUBE-SERVICES", Rules: []string{"-j KUBE-CLUSTER-IP"}},
+		},
+		Jumps: []netfilter.Jump{{Table: "nat", From: "PREROUTING", To: "KUBE-SERVICES"}},
+	}
+	tests := []struct {
+		name string
+		drop func(*Fake) error
+		want string
+	}{
+		{"cleanup", func(f *Fake) error { return f.Cleanup(v4) }, ""},
+		{"ensure without them", func(f *Fake) error { return f.Ensure(v4, netfilter.Ruleset{}) }, ""},
+		{"ensure keeping the first", func(f *Fake) error {
+			return f.Ensure(v4, netfilter.Ruleset{Chains: rs.Chains[:1]})
+		}, "# inet\n*nat\n:KUBE-MARK-MASQ\n-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\nCOMMIT\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewFake()
+			if err := f.Ensure(v4, rs); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.drop(f); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, f.Save()); diff != "" {
+				t.Errorf("Save (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
