@@ -8,10 +8,6 @@ import (
 	"slices"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/kubevs/kubevs/conflist"
 	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
@@ -101,31 +97,21 @@ func fromNodeAPI(ctx context.Context, socket string) ([]netip.Prefix, error) {
 }
 
 func fromAPIServer(ctx context.Context, kubeconfig, node string) ([]netip.Prefix, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	c, err := loadKubeconfig(kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
-	}
-	cfg.Timeout = apiServerTimeout
-	cfg.UserAgent = "kubevs-ipam"
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("build client: %w", err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiServerTimeout)
 	defer cancel()
-	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	cidrs, err := c.nodePodCIDRs(ctx, node)
 	if err != nil {
-		return nil, fmt.Errorf("get node %s: %w", node, err)
-	}
-	cidrs := n.Spec.PodCIDRs
-	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
-		cidrs = []string{n.Spec.PodCIDR}
+		return nil, err
 	}
 	var out []netip.Prefix
-	for _, c := range cidrs {
-		p, err := netip.ParsePrefix(c)
+	for _, s := range cidrs {
+		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("node %s podCIDR %q: %w", node, c, err)
+			return nil, fmt.Errorf("node %s podCIDR %q: %w", node, s, err)
 		}
 		out = append(out, p.Masked())
 	}
