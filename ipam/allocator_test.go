@@ -116,9 +116,9 @@ func TestAllocate(t *testing.T) {
 			wantDump: []string{"10.244.1.2 a/eth0", "10.244.1.3 b/eth0", "fd00:10:244:1::2 a/eth0", "fd00:10:244:1::3 b/eth0"},
 		},
 		{
-			name:   "ipv6 only",
-			ranges: []netip.Prefix{v6},
-			steps:  []step{{add: "a", want: "fd00:10:244:1::2"}},
+			name:     "ipv6 only",
+			ranges:   []netip.Prefix{v6},
+			steps:    []step{{add: "a", want: "fd00:10:244:1::2"}},
 			wantDump: []string{"fd00:10:244:1::2 a/eth0"},
 		},
 		{
@@ -184,9 +184,9 @@ func TestAllocate(t *testing.T) {
 			wantDump: []string{"10.244.1.3 b/eth0"},
 		},
 		{
-			name:   "range changed: the last-reserved mark outside it is ignored",
-			ranges: []netip.Prefix{v4s},
-			steps:  []step{{add: "a", want: "10.0.0.2"}},
+			name:     "range changed: the last-reserved mark outside it is ignored",
+			ranges:   []netip.Prefix{v4s},
+			steps:    []step{{add: "a", want: "10.0.0.2"}},
 			wantDump: []string{"10.0.0.2 a/eth0"},
 		},
 	}

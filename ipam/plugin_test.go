@@ -145,7 +145,9 @@ func TestResolveOrder(t *testing.T) {
 	p4 := []netip.Prefix{netip.MustParsePrefix("10.244.7.0/24")}
 	p46 := []netip.Prefix{netip.MustParsePrefix("10.244.8.0/24"), netip.MustParsePrefix("fd00:8::/64")}
 	down := errors.New("down")
-	ok := func(ps []netip.Prefix) func() ([]netip.Prefix, error) { return func() ([]netip.Prefix, error) { return ps, nil } }
+	ok := func(ps []netip.Prefix) func() ([]netip.Prefix, error) {
+		return func() ([]netip.Prefix, error) { return ps, nil }
+	}
 	fail := func() ([]netip.Prefix, error) { return nil, down }
 	tests := []struct {
 		name        string
