@@ -54,9 +54,9 @@ type IPAMNetConf struct {
 // strictly. Defaults are applied and the result validated.
 func DecodeIPAM(data []byte) (*IPAMNetConf, error) {
 	var outer struct {
-		CNIVersion       string                `json:"cniVersion"`
-		Name             string                `json:"name"`
-		IPAM             json.RawMessage       `json:"ipam"`
+		CNIVersion       string               `json:"cniVersion"`
+		Name             string               `json:"name"`
+		IPAM             json.RawMessage      `json:"ipam"`
 		ValidAttachments []types.GCAttachment `json:"cni.dev/valid-attachments"`
 	}
 	if err := json.Unmarshal(data, &outer); err != nil {

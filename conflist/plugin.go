@@ -22,14 +22,14 @@ const maxPluginTimeout = 30 * time.Second
 // (plugin.Config); a test checks that every entry generated here decodes there.
 type PluginConf struct {
 	// Fields every CNI plugin may receive.
-	CNIVersion        string                `json:"cniVersion,omitempty"`
-	Name              string                `json:"name,omitempty"`
-	Type              string                `json:"type"`
-	Capabilities      map[string]bool       `json:"capabilities,omitempty"`
-	RuntimeConfig     json.RawMessage       `json:"runtimeConfig,omitempty"`
-	Args              json.RawMessage       `json:"args,omitempty"`
-	DNS               json.RawMessage       `json:"dns,omitempty"`
-	RawPrevResult     json.RawMessage       `json:"prevResult,omitempty"`
+	CNIVersion        string               `json:"cniVersion,omitempty"`
+	Name              string               `json:"name,omitempty"`
+	Type              string               `json:"type"`
+	Capabilities      map[string]bool      `json:"capabilities,omitempty"`
+	RuntimeConfig     json.RawMessage      `json:"runtimeConfig,omitempty"`
+	Args              json.RawMessage      `json:"args,omitempty"`
+	DNS               json.RawMessage      `json:"dns,omitempty"`
+	RawPrevResult     json.RawMessage      `json:"prevResult,omitempty"`
 	ValidAttachments  []types.GCAttachment `json:"cni.dev/valid-attachments,omitempty"`
 	LegacyAttachments []types.GCAttachment `json:"cni.dev/attachments,omitempty"`
 
