@@ -1,0 +1,125 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+)
+
+// The label selectors the proxier's informers use (package tracker): Services of another
+// proxy and slices of headless Services are not kubevs's.
+const (
+	serviceSelector = "!" + desired.ServiceProxyNameLabel
+	sliceSelector   = discoveryv1.LabelServiceName + ",!" + desired.ServiceProxyNameLabel + ",!" + v1.IsHeadlessService
+)
+
+// ListDesired lists the Services, EndpointSlices and the Node nodeName from the API server
+// and computes, with desired.ComputeService and the options the proxier derives from cfg
+// and the Node, what every Service kubevs handles asks of this node. Local pods are not
+// known here; they only change ipset members, which status does not compare. A missing
+// Node is no error (the proxier also computes without one). The result is sorted by name.
+func ListDesired(ctx context.Context, client kubernetes.Interface, nodeName string, cfg *config.Configuration) ([]Want, error) {
+	node, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		node = nil
+	} else if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", nodeName, err)
+	}
+	svcs, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: serviceSelector})
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	eps, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: sliceSelector})
+	if err != nil {
+		return nil, fmt.Errorf("list endpoint slices: %w", err)
+	}
+	byService := map[types.NamespacedName][]*discoveryv1.EndpointSlice{}
+	for i := range eps.Items {
+		s := &eps.Items[i]
+		name := types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[discoveryv1.LabelServiceName]}
+		byService[name] = append(byService[name], s)
+	}
+	opts := DesiredOptions(cfg, node)
+	dn := DesiredNode(nodeName, node)
+	var out []Want
+	for i := range svcs.Items {
+		svc := &svcs.Items[i]
+		if desired.Ignored(svc) {
+			continue
+		}
+		name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		sl := byService[name]
+		slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+		st, errs := desired.ComputeService(opts, dn, nil, svc, sl)
+		w := Want{Service: name, Type: string(svc.Spec.Type), State: st}
+		if w.Type == "" {
+			w.Type = string(v1.ServiceTypeClusterIP)
+		}
+		for _, e := range errs {
+			w.Skipped = append(w.Skipped, e.Error())
+		}
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b Want) int { return strings.Compare(a.Service.String(), b.Service.String()) })
+	return out, nil
+}
+
+// DesiredOptions derives ComputeService's options as the proxier does: from the
+// configuration, with the IP families of the cluster CIDRs, else of the Node's pod CIDRs,
+// else IPv4. It mirrors the proxier daemon's unexported desiredOptions.
+func DesiredOptions(c *config.Configuration, node *v1.Node) desired.Options {
+	o := desired.Options{
+		ClusterCIDRs:  config.ParsedCIDRs(c.ClusterCIDRs),
+		MasqueradeAll: c.MasqueradeAll,
+		Scheduler:     c.Scheduler,
+		StrictARP:     c.IPVS.StrictARPEnabled(),
+	}
+	cidrs := o.ClusterCIDRs
+	if len(cidrs) == 0 && node != nil {
+		cidrs = config.ParsedCIDRs(node.Spec.PodCIDRs)
+	}
+	for _, p := range cidrs {
+		f := ipset.IPv4
+		if p.Addr().Is6() {
+			f = ipset.IPv6
+		}
+		if !slices.Contains(o.Families, f) {
+			o.Families = append(o.Families, f)
+		}
+	}
+	slices.Sort(o.Families)
+	return o
+}
+
+// DesiredNode is what ComputeService needs of the Node (nil: only its name), as the
+// proxier daemon derives it.
+func DesiredNode(name string, n *v1.Node) desired.Node {
+	out := desired.Node{Name: name}
+	if n == nil {
+		return out
+	}
+	out.Labels = n.Labels
+	out.Zone = n.Labels[v1.LabelTopologyZone]
+	for _, a := range n.Status.Addresses {
+		if a.Type != v1.NodeInternalIP && a.Type != v1.NodeExternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil {
+			out.Addresses = append(out.Addresses, ip.Unmap())
+		}
+	}
+	return out
+}

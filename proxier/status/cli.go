@@ -1,0 +1,197 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/link"
+)
+
+// Command is the subcommand's name in the kubevs binary.
+const Command = "status"
+
+// DefaultKubeconfig is where kubevs-install writes the kubeconfig of the node's kubevs
+// binaries (install.DefaultKubeconfig; a test keeps the two equal).
+const DefaultKubeconfig = "/var/lib/kubevs/kubeconfig"
+
+// Env holds what a status run reads: the API client and the kernel adapters. Only their
+// read-only methods are called.
+type Env struct {
+	Client kubernetes.Interface
+	IPVS   ipvs.Interface
+	Link   link.Interface
+	// Close releases the adapters; may be nil.
+	Close func()
+}
+
+// Options are the parsed flags of `kubevs status`.
+type Options struct {
+	Kubeconfig string
+	Node       string
+	ConfigPath string
+	Output     string
+}
+
+// Run lists what the API asks of node (options from cfg), reads the kernel through env and
+// compares the two. It never writes to the kernel.
+func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (Report, error) {
+	wants, err := ListDesired(ctx, env.Client, node, cfg)
+	if err != nil {
+		return Report{}, err
+	}
+	snap, err := ReadKernel(env.IPVS, env.Link, link.DefaultDummy)
+	if err != nil {
+		return Report{}, err
+	}
+	return Compare(CompareOptions{Node: node, ExcludeCIDRs: config.ParsedCIDRs(cfg.IPVS.ExcludeCIDRs)}, wants, snap), nil
+}
+
+// Main runs `kubevs status` with args (the words after "status"), printing the report to
+// stdout and errors to stderr, and returns the exit code: ExitOK, ExitDrift or ExitError.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return mainWith(ctx, args, stdout, stderr, os.Getenv, openEnv)
+}
+
+// opener builds the Env from the API client configuration.
+type opener func(*rest.Config) (Env, error)
+
+func mainWith(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, open opener) int {
+	opts, err := ParseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kubevs status: %v\n", err)
+		return ExitError
+	}
+	code, err := run(ctx, opts, stdout, getenv, open)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubevs status: %v\n", err)
+		return ExitError
+	}
+	return code
+}
+
+func run(ctx context.Context, opts Options, stdout io.Writer, getenv func(string) string, open opener) (int, error) {
+	if opts.Output != FormatTable && opts.Output != FormatJSON {
+		return ExitError, fmt.Errorf("unknown output format %q (want %s or %s)", opts.Output, FormatTable, FormatJSON)
+	}
+	cfg := config.New()
+	if opts.ConfigPath != "" {
+		var err error
+		if cfg, err = config.Load(opts.ConfigPath); err != nil {
+			return ExitError, err
+		}
+	}
+	node := opts.Node
+	if node == "" {
+		node = cfg.NodeName
+	}
+	if node == "" {
+		return ExitError, errors.New("no node name: pass --node")
+	}
+	rc, err := RESTConfig(opts.Kubeconfig, getenv("KUBECONFIG"), cfg.Kubeconfig, fileExists)
+	if err != nil {
+		return ExitError, err
+	}
+	env, err := open(rc)
+	if err != nil {
+		return ExitError, err
+	}
+	if env.Close != nil {
+		defer env.Close()
+	}
+	r, err := Run(ctx, node, cfg, env)
+	if err != nil {
+		return ExitError, err
+	}
+	if err := Write(stdout, r, opts.Output); err != nil {
+		return ExitError, err
+	}
+	if len(r.Drift) > 0 {
+		return ExitDrift, nil
+	}
+	return ExitOK, nil
+}
+
+// ParseFlags parses the flags of `kubevs status`; usage and flag errors go to stderr.
+func ParseFlags(args []string, stderr io.Writer) (Options, error) {
+	var o Options
+	fs := flag.NewFlagSet("kubevs status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else the configuration's kubeconfig, else "+DefaultKubeconfig+", else in-cluster)")
+	fs.StringVar(&o.Node, "node", "", "name of this Node (default: the configuration's nodeName, else the host name)")
+	fs.StringVar(&o.ConfigPath, "config", "", "the proxier's ProxierConfiguration file (scheduler, cluster CIDRs, excludeCIDRs); default: the proxier's defaults")
+	fs.StringVar(&o.Output, "o", FormatTable, "output format: table or json")
+	fs.StringVar(&o.Output, "output", FormatTable, "alias of -o")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: kubevs status [--kubeconfig PATH] [--node NAME] [--config FILE] [-o table|json]\n\n"+
+			"Prints the node's IPVS virtual servers by Kubernetes Service, with real servers, weights and\n"+
+			"connection counts, and the drift between the kernel and what the API server asks for.\n"+
+			"Reads only; never changes the kernel. Exit status: 0 no drift, 1 drift, 2 error.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Options{}, err
+	}
+	if fs.NArg() > 0 {
+		return Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return o, nil
+}
+
+// RESTConfig finds the API server: the --kubeconfig flag, else $KUBECONFIG (a list, as
+// kubectl reads it), else the proxier configuration's kubeconfig, else DefaultKubeconfig
+// when it exists (exists is os.Stat in production), else the in-cluster configuration.
+func RESTConfig(flagPath, envPath, cfgPath string, exists func(string) bool) (*rest.Config, error) {
+	rules := &clientcmd.ClientConfigLoadingRules{}
+	switch {
+	case flagPath != "":
+		rules.ExplicitPath = flagPath
+	case envPath != "":
+		rules.Precedence = filepath.SplitList(envPath)
+	case cfgPath != "":
+		rules.ExplicitPath = cfgPath
+	case exists(DefaultKubeconfig):
+		rules.ExplicitPath = DefaultKubeconfig
+	default:
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("no kubeconfig (--kubeconfig, $KUBECONFIG, the configuration's kubeconfig, %s) and not in a cluster: %w", DefaultKubeconfig, err)
+		}
+		return withUserAgent(rc), nil
+	}
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", describe(rules), err)
+	}
+	return withUserAgent(rc), nil
+}
+
+func describe(r *clientcmd.ClientConfigLoadingRules) string {
+	if r.ExplicitPath != "" {
+		return r.ExplicitPath
+	}
+	return fmt.Sprintf("%q", r.Precedence)
+}
+
+func withUserAgent(rc *rest.Config) *rest.Config {
+	rc.UserAgent = "kubevs-status"
+	return rc
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
