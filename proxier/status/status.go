@@ -92,11 +92,11 @@ type VSReport struct {
 
 // RS states in a report.
 const (
-	RSOk          = "ok"          // wanted, in the kernel with the wanted weight
-	RSMissing     = "missing"     // wanted, absent from the kernel
+	RSOk          = "ok"           // wanted, in the kernel with the wanted weight
+	RSMissing     = "missing"      // wanted, absent from the kernel
 	RSWrongWeight = "wrong-weight" // wanted, in the kernel with another weight
-	RSDraining    = "draining"    // not wanted, at weight 0 (graceful termination)
-	RSExtra       = "extra"       // not wanted, still taking traffic
+	RSDraining    = "draining"     // not wanted, at weight 0 (graceful termination)
+	RSExtra       = "extra"        // not wanted, still taking traffic
 )
 
 // RSReport is one real server of a virtual server: the kernel's weight and connection
