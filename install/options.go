@@ -10,6 +10,7 @@
 package install
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -84,6 +85,49 @@ type Options struct {
 	PollInterval time.Duration
 	// Getenv reads the environment (os.Getenv when nil).
 	Getenv func(string) string
+}
+
+// Command is kubevs-install's command line: the options and what to do with them.
+type Command struct {
+	Options
+	// Once installs and exits; Uninstall removes and exits; Probe reports whether the
+	// installation is complete. None of them: install and keep in place (Run).
+	Once, Uninstall, Probe bool
+}
+
+// AddFlags binds c's fields to flags of fs.
+func (c *Command) AddFlags(fs *flag.FlagSet) {
+	c.Options.AddFlags(fs)
+	fs.BoolVar(&c.Once, "once", false, "install once and exit instead of keeping everything in place")
+	fs.BoolVar(&c.Uninstall, "uninstall", false, "remove what kubevs-install added and exit")
+	fs.BoolVar(&c.Probe, "probe", false, "exit 0 if the installation is complete (a startup probe)")
+}
+
+// Run does what the command line asks until ctx ends.
+func (c *Command) Run(ctx context.Context) error {
+	if n := btoi(c.Once) + btoi(c.Uninstall) + btoi(c.Probe); n > 1 {
+		return errors.New("--once, --uninstall and --probe exclude each other")
+	}
+	in, err := New(c.Options)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Probe:
+		return in.Installed()
+	case c.Uninstall:
+		return in.Uninstall(ctx)
+	case c.Once:
+		return in.Install(ctx)
+	}
+	return in.Run(ctx)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // AddFlags binds o's fields to flags of fs, with the defaults above.

@@ -1,8 +1,13 @@
 package install
 
 import (
+	"context"
+	"flag"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestOptionsValidation(t *testing.T) {
@@ -73,5 +78,31 @@ func TestAPIServerURL(t *testing.T) {
 				t.Errorf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCommandFlags(t *testing.T) {
+	var c Command
+	fs := flag.NewFlagSet("kubevs-install", flag.ContinueOnError)
+	c.AddFlags(fs)
+	err := fs.Parse([]string{"--root=/host", "--mode=chained", "--pod-cidrs=10.244.1.0/24,fd00::/64",
+		"--binaries=kubevs,kubevs-ipam", "--launch-proxier", "--once"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Command{Once: true, Options: Options{
+		Root: "/host", Mode: ModeChained, SourceDir: DefaultSourceDir, Binaries: []string{"kubevs", "kubevs-ipam"},
+		BinDir: DefaultBinDir, ConfDir: DefaultConfDir, ConfName: "00-kubevs.conflist", LaunchProxier: true,
+		Kubeconfig: DefaultKubeconfig, TokenFile: DefaultTokenFile, CAFile: DefaultCAFile, StateFile: DefaultStateFile,
+		PollInterval: DefaultPollInterval,
+	}}
+	want.Standalone.CNIVersion, want.Standalone.Bridge = "1.1.0", "kubevs0"
+	want.Standalone.IPAM.Ranges = []string{"10.244.1.0/24", "fd00::/64"}
+	if diff := cmp.Diff(want, c, cmpopts.IgnoreFields(Options{}, "Getenv")); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	c.Probe = true
+	if err := c.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("--once --probe: err = %v", err)
 	}
 }

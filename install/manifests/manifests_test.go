@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubevs/kubevs/conflist"
+	"github.com/kubevs/kubevs/install"
 	"github.com/kubevs/kubevs/proxier/config"
 )
 
@@ -243,5 +245,32 @@ func TestKindConfig(t *testing.T) {
 	cm := find[*corev1.ConfigMap](t, "kubevs-config")
 	if !strings.Contains(cm.Data["proxier.yaml"], c.Networking.PodSubnet) {
 		t.Errorf("proxier clusterCIDRs do not hold the kind podSubnet %s", c.Networking.PodSubnet)
+	}
+}
+
+// TestInstallerArguments parses the installer's command lines in the DaemonSet with
+// kubevs-install's own flags, and builds the installer they describe.
+func TestInstallerArguments(t *testing.T) {
+	ds := find[*appsv1.DaemonSet](t, "kubevs")
+	inst := ds.Spec.Template.Spec.InitContainers[0]
+	expand := strings.NewReplacer("$(KUBEVS_CNI_MODE)", "standalone", "$(NODE_NAME)", "node-1")
+	for name, argv := range map[string][]string{"command": inst.Command, "startupProbe": inst.StartupProbe.Exec.Command} {
+		var c install.Command
+		fs := flag.NewFlagSet("kubevs-install", flag.ContinueOnError)
+		c.AddFlags(fs)
+		args := make([]string, 0, len(argv)-1)
+		for _, a := range argv[1:] {
+			args = append(args, expand.Replace(a))
+		}
+		if err := fs.Parse(args); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if c.Root != "/host" {
+			t.Errorf("%s: --root=%s, want /host (where the DaemonSet mounts the node's paths)", name, c.Root)
+		}
+		if _, err := install.New(c.Options); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

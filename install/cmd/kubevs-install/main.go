@@ -17,13 +17,8 @@ import (
 )
 
 func main() {
-	var (
-		o         install.Options
-		once      = flag.Bool("once", false, "install once and exit instead of keeping everything in place")
-		uninstall = flag.Bool("uninstall", false, "remove what kubevs-install added and exit")
-		probe     = flag.Bool("probe", false, "exit 0 if the installation is complete (a startup probe)")
-	)
-	o.AddFlags(flag.CommandLine)
+	var cmd install.Command
+	cmd.AddFlags(flag.CommandLine)
 	klog.InitFlags(flag.CommandLine)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -33,20 +28,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx = klog.NewContext(ctx, klog.Background().WithName("kubevs-install"))
-
-	in, err := install.New(o)
-	if err == nil {
-		switch {
-		case *probe:
-			err = in.Installed()
-		case *uninstall:
-			err = in.Uninstall(ctx)
-		case *once:
-			err = in.Install(ctx)
-		default:
-			err = in.Run(ctx)
-		}
-	}
+	err := cmd.Run(ctx)
 	klog.Flush()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kubevs-install: %v\n", err)
