@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
 
@@ -113,7 +115,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	logger.V(1).Info("Starting qemu", "args", args)
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	if err := startPinned(cmd); err != nil {
 		return Result{}, fmt.Errorf("start qemu: %w", err)
 	}
 	res, last, seen := follow(ctx, cmd, stdout, nonce, start, o)
@@ -174,6 +176,26 @@ func follow(ctx context.Context, cmd *exec.Cmd, r io.Reader, nonce string, start
 			return res, tail.String(), seen
 		}
 	}
+}
+
+// startPinned starts cmd from an OS thread that stays alive until cmd has exited. The
+// parent-death signal (SIGKILL for qemu) fires when the thread that started the child ends,
+// not the process, and Go may end threads; so a goroutine locks one and keeps it.
+func startPinned(cmd *exec.Cmd) error {
+	started := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			// Process.Wait is not called here (cmd.Wait owns it); waitid with WNOWAIT
+			// blocks until the child ends without reaping it.
+			var info unix.Siginfo
+			_ = unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		}
+	}()
+	return <-started
 }
 
 // writeControl fills the control folder the guest mounts at /run/kubevs-vm: the command
