@@ -67,7 +67,7 @@ func (f *fakeKernel) kernel() *reconcile.Kernel {
 	return &reconcile.Kernel{IPVS: f.ipvs, Link: f.link, IPSet: f.ipset, Netfilter: f.nf, Conntrack: f.ct, Sysctl: f.sysctl}
 }
 
-func testConfig(t *testing.T) *config.Configuration {
+func testConfig(t testing.TB) *config.Configuration {
 	dir := t.TempDir()
 	c := config.New()
 	c.NodeName = "node-a"
@@ -82,7 +82,7 @@ func testConfig(t *testing.T) *config.Configuration {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	client *fake.Clientset
 	d      *Daemon
@@ -93,13 +93,13 @@ type harness struct {
 }
 
 // start runs a daemon on fakes until the test ends.
-func start(t *testing.T, k *fakeKernel, objs ...any) *harness {
+func start(t testing.TB, k *fakeKernel, objs ...any) *harness {
 	t.Helper()
 	return startWith(t, k.kernel(), testConfig(t), objs...)
 }
 
 // startWith runs a daemon over kernel with the configuration cfg.
-func startWith(t *testing.T, kernel *reconcile.Kernel, cfg *config.Configuration, objs ...any) *harness {
+func startWith(t testing.TB, kernel *reconcile.Kernel, cfg *config.Configuration, objs ...any) *harness {
 	t.Helper()
 	client := fake.NewClientset()
 	h := &harness{t: t, client: client, m: metrics.New(), cfg: cfg}
@@ -159,7 +159,7 @@ func (h *harness) create(o any) {
 }
 
 // eventually polls cond until it holds or 15 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

@@ -1,0 +1,59 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"net/netip"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+func hasRealServer(k *fakeKernel, key ipvs.Key, ap netip.AddrPort) bool {
+	rss, err := k.ipvs.RealServers(key)
+	if err != nil {
+		return false
+	}
+	for _, rs := range rss {
+		if rs.AddrPort() == ap {
+			return true
+		}
+	}
+	return false
+}
+
+// BenchmarkEndpointChangeToKernel measures the whole pipeline on fakes with 1000 Services
+// of 2 endpoints each: an EndpointSlice update in the (fake) API server, the informer
+// event, the change tracker, the runner (minSyncPeriod 0), ComputeService of the one changed
+// Service and a partial reconcile, until the fake IPVS table holds the new endpoint.
+func BenchmarkEndpointChangeToKernel(b *testing.B) {
+	const services = 1000
+	k := newFakeKernel()
+	var objs []any
+	for i := range services {
+		name := fmt.Sprintf("svc-%d", i)
+		objs = append(objs, service(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), 80),
+			slice(name, "node-b", fmt.Sprintf("10.244.%d.%d", i/250, i%250+1), fmt.Sprintf("10.245.%d.%d", i/250, i%250+1)))
+	}
+	cfg := testConfig(b)
+	cfg.MinSyncPeriod = &metav1.Duration{}
+	h := startWith(b, k.kernel(), cfg, objs...)
+	eventually(b, "the initial sync", func() bool { return h.d.Ready() && strings.Count(k.ipvs.Dump(), "\n") == services*3 })
+	key := ipvs.Key{Address: netip.MustParseAddr("10.96.0.8"), Protocol: ipvs.TCP, Port: 80}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ep := fmt.Sprintf("10.246.%d.%d", i/250%250, i%250+1)
+		es := slice("svc-7", "node-b", "10.244.0.8", ep)
+		if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		want := netip.AddrPortFrom(netip.MustParseAddr(ep), 8080)
+		for !hasRealServer(k, key, want) {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
