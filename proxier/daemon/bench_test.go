@@ -3,8 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"strings"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
