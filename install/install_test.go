@@ -404,3 +404,40 @@ func TestUninstallLeavesReplacedBinary(t *testing.T) {
 		t.Errorf("kubevs binary left after uninstall: %v", err)
 	}
 }
+
+// TestLaunchProxier: on a node without the DaemonSet, the plugin launches the proxier with a
+// configuration the installer writes (kubeconfig and node name filled in), and uninstall
+// removes it.
+func TestLaunchProxier(t *testing.T) {
+	o := testOptions(t, ModeStandalone)
+	o.LaunchProxier = true
+	o.Standalone.IPAM.NodeName = "node-1"
+	o.ProxierConfigSource = filepath.Join(t.TempDir(), "proxier.yaml")
+	mustWrite(t, o.ProxierConfigSource, "apiVersion: kubevs.io/v1alpha1\nkind: ProxierConfiguration\nclusterCIDRs: [10.244.0.0/16]\n")
+	in := newInstaller(t, o)
+	if err := in.Install(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(o.Root, DefaultProxierConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "apiVersion: kubevs.io/v1alpha1\nclusterCIDRs:\n- 10.244.0.0/16\nkind: ProxierConfiguration\nkubeconfig: /var/lib/kubevs/kubeconfig\nnodeName: node-1\n"
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("proxier configuration (-want +got):\n%s", diff)
+	}
+	l, err := conflist.Read(filepath.Join(o.Root, DefaultConfDir, conflist.DefaultFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := conflist.DecodePlugin(append([]byte(`{"cniVersion":"1.1.0","name":"kubevs",`), l.Plugins[2][1:]...)); err != nil ||
+		p.Launch == nil || !p.Launch.Enabled || p.Launch.ProxierBinary != "/opt/cni/bin/kubevs-proxier" || p.Launch.ConfigPath != DefaultProxierConfig {
+		t.Errorf("kubevs entry does not launch the proxier with its configuration: %s (%v)", l.Plugins[2], err)
+	}
+	if err := in.Uninstall(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Root, DefaultProxierConfig)); !os.IsNotExist(err) {
+		t.Errorf("uninstall left the proxier configuration: %v", err)
+	}
+}

@@ -28,6 +28,8 @@ type State struct {
 	ChainedFrom string `json:"chainedFrom,omitempty"`
 	// Kubeconfig is the kubeconfig written, if any.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// ProxierConfig is the configuration written for a launched proxier, if any.
+	ProxierConfig string `json:"proxierConfig,omitempty"`
 }
 
 // Installer installs kubevs on one node. Its methods are not safe for concurrent use.
@@ -69,6 +71,9 @@ func (in *Installer) Install(ctx context.Context) error {
 		return err
 	}
 	if err := in.installKubeconfig(ctx); err != nil {
+		return err
+	}
+	if err := in.installProxierConfig(ctx); err != nil {
 		return err
 	}
 	err := in.installConflist(ctx)
@@ -142,8 +147,11 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 	if err := atomicfile.Remove(in.o.host(conf)); err != nil {
 		errs = append(errs, err)
 	}
-	if in.state.Kubeconfig != "" {
-		if err := atomicfile.Remove(in.o.host(in.state.Kubeconfig)); err != nil {
+	for _, p := range []string{in.state.Kubeconfig, in.state.ProxierConfig} {
+		if p == "" {
+			continue
+		}
+		if err := atomicfile.Remove(in.o.host(p)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -235,7 +243,7 @@ func (in *Installer) installKubeconfig(ctx context.Context) error {
 func (in *Installer) desiredConflist() (*conflist.List, string, error) {
 	plugin := in.o.Plugin
 	if in.o.LaunchProxier {
-		plugin.Launch = &conflist.LaunchConf{Enabled: true, ProxierBinary: filepath.Join(in.o.BinDir, "kubevs-proxier")}
+		plugin.Launch = &conflist.LaunchConf{Enabled: true, ProxierBinary: filepath.Join(in.o.BinDir, "kubevs-proxier"), ConfigPath: in.o.ProxierConfig}
 	}
 	if in.o.Mode == ModeStandalone {
 		so := in.o.Standalone
@@ -351,7 +359,7 @@ func (in *Installer) loadState() error {
 // saveState writes the state when it differs from before.
 func (in *Installer) saveState(before State) error {
 	if before.Conflist == in.state.Conflist && before.ChainedFrom == in.state.ChainedFrom &&
-		before.Kubeconfig == in.state.Kubeconfig && maps.Equal(before.Binaries, in.state.Binaries) {
+		before.Kubeconfig == in.state.Kubeconfig && before.ProxierConfig == in.state.ProxierConfig && maps.Equal(before.Binaries, in.state.Binaries) {
 		if _, err := os.Stat(in.o.host(in.o.StateFile)); err == nil {
 			return nil
 		}

@@ -31,14 +31,15 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultSourceDir    = "/opt/kubevs/bin"
-	DefaultBinDir       = "/opt/cni/bin"
-	DefaultConfDir      = "/etc/cni/net.d"
-	DefaultKubeconfig   = "/var/lib/kubevs/kubeconfig"
-	DefaultStateFile    = "/var/lib/kubevs/install-state.json"
-	DefaultTokenFile    = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-	DefaultCAFile       = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
-	DefaultPollInterval = 2 * time.Second
+	DefaultSourceDir     = "/opt/kubevs/bin"
+	DefaultBinDir        = "/opt/cni/bin"
+	DefaultConfDir       = "/etc/cni/net.d"
+	DefaultKubeconfig    = "/var/lib/kubevs/kubeconfig"
+	DefaultStateFile     = "/var/lib/kubevs/install-state.json"
+	DefaultProxierConfig = "/var/lib/kubevs/proxier.yaml"
+	DefaultTokenFile     = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	DefaultCAFile        = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+	DefaultPollInterval  = 2 * time.Second
 )
 
 // DefaultBinaries are the binaries installed into the CNI bin directory. kubevs-proxier is
@@ -66,6 +67,12 @@ type Options struct {
 	// LaunchProxier lets the plugin start BinDir/kubevs-proxier when nothing answers on its
 	// socket (for nodes where no DaemonSet runs the proxier).
 	LaunchProxier bool
+	// ProxierConfigSource is a ProxierConfiguration file (installer's view) for the proxier the
+	// plugin launches; empty: the defaults. With LaunchProxier, it is written to ProxierConfig
+	// on the node, with kubeconfig and nodeName filled in when it leaves them out.
+	ProxierConfigSource string
+	// ProxierConfig is where that configuration is written on the node.
+	ProxierConfig string
 	// AllowInsecureBinDir installs even into a bin directory that is not root-owned or is
 	// group- or world-writable. Such a directory lets anyone who can write it run code as
 	// root through the runtime (the class of CVE-2023-27593).
@@ -151,7 +158,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&o.Standalone.IPAM.NodeName, "node-name", "", "node name kubevs-ipam looks up (default: the host name)")
 	fs.StringVar(&o.Plugin.LogFile, "plugin-log-file", "", "log file of the kubevs plugin on the node")
-	fs.BoolVar(&o.LaunchProxier, "launch-proxier", false, "let the plugin start kubevs-proxier when none answers")
+	fs.BoolVar(&o.LaunchProxier, "launch-proxier", false, "let the plugin start kubevs-proxier when none answers (nodes without the DaemonSet)")
+	fs.StringVar(&o.ProxierConfigSource, "proxier-config-source", "", "ProxierConfiguration for the launched proxier (installer's view; default: defaults)")
+	fs.StringVar(&o.ProxierConfig, "proxier-config", DefaultProxierConfig, "where the launched proxier's configuration is written")
 	fs.BoolVar(&o.AllowInsecureBinDir, "allow-insecure-bin-dir", false, "install into a bin directory that is not root-owned or is group/world-writable (dangerous)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", DefaultKubeconfig, "where to write the kubeconfig for the proxier and kubevs-ipam (empty: none)")
 	fs.StringVar(&o.APIServer, "api-server", "", "API server address (default: $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)")
@@ -187,6 +196,9 @@ func (o *Options) setDefaults() {
 	if o.StateFile == "" {
 		o.StateFile = DefaultStateFile
 	}
+	if o.ProxierConfig == "" {
+		o.ProxierConfig = DefaultProxierConfig
+	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
 	}
@@ -202,7 +214,10 @@ func (o *Options) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, p := range []struct{ field, path string }{{"kubeconfig", o.Kubeconfig}, {"token-file", o.TokenFile}, {"ca-file", o.CAFile}} {
+	for _, p := range []struct{ field, path string }{
+		{"kubeconfig", o.Kubeconfig}, {"token-file", o.TokenFile}, {"ca-file", o.CAFile},
+		{"proxier-config-source", o.ProxierConfigSource}, {"proxier-config", o.ProxierConfig},
+	} {
 		if p.path != "" {
 			if err := conflist.ValidatePath(p.field, p.path); err != nil {
 				errs = append(errs, err)

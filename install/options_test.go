@@ -92,7 +92,7 @@ func TestCommandFlags(t *testing.T) {
 	}
 	want := Command{Once: true, Options: Options{
 		Root: "/host", Mode: ModeChained, SourceDir: DefaultSourceDir, Binaries: []string{"kubevs", "kubevs-ipam"},
-		BinDir: DefaultBinDir, ConfDir: DefaultConfDir, ConfName: "00-kubevs.conflist", LaunchProxier: true,
+		BinDir: DefaultBinDir, ConfDir: DefaultConfDir, ConfName: "00-kubevs.conflist", LaunchProxier: true, ProxierConfig: DefaultProxierConfig,
 		Kubeconfig: DefaultKubeconfig, TokenFile: DefaultTokenFile, CAFile: DefaultCAFile, StateFile: DefaultStateFile,
 		PollInterval: DefaultPollInterval,
 	}}
