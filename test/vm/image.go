@@ -96,7 +96,7 @@ func Prepare(ctx context.Context, cacheRoot string) (*Image, error) {
 	if err := os.MkdirAll(cacheRoot, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache %s: %w", cacheRoot, err)
 	}
-	k, err := ResolveKernel(ctx)
+	k, err := resolveCached(ctx, cacheRoot)
 	if err != nil {
 		cached := cachedKernels(cacheRoot)
 		if len(cached) == 0 {

@@ -3,6 +3,8 @@ package vm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,6 +26,45 @@ type Kernel struct {
 
 // Release is the kernel release (`uname -r` in the guest), e.g. "6.1.0-56-amd64".
 func (k Kernel) Release() string { return strings.TrimPrefix(k.Package, "linux-image-") }
+
+// aptLists holds apt's package lists; they change when `apt-get update` brings news.
+const aptLists = "/var/lib/apt/lists"
+
+// resolveCached is ResolveKernel with its answer remembered in cacheRoot/resolved for as
+// long as apt's package lists stay the same: apt-cache rebuilds its index on every call
+// here (no pkgcache.bin), which costs seconds on a busy machine.
+func resolveCached(ctx context.Context, cacheRoot string) (Kernel, error) {
+	fp := listsFingerprint(aptLists) + "/" + os.Getenv("KUBEVS_VM_KERNEL")
+	file := filepath.Join(cacheRoot, "resolved")
+	if b, err := os.ReadFile(file); err == nil {
+		lists, rest, _ := strings.Cut(string(b), "\n")
+		if st := parseStamp(rest); lists == "lists="+fp && st.Kernel.Package != "" && st.Kernel.Version != "" {
+			return st.Kernel, nil
+		}
+	}
+	k, err := ResolveKernel(ctx)
+	if err != nil {
+		return Kernel{}, err
+	}
+	// Best effort: without the file the next run asks apt again.
+	_ = os.WriteFile(file, []byte("lists="+fp+"\n"+stamp{Kernel: k}.String()), 0o644)
+	return k, nil
+}
+
+// listsFingerprint summarises the names, sizes and times of the files in dir.
+func listsFingerprint(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "none"
+	}
+	h := sha256.New()
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			fmt.Fprintf(h, "%s %d %d\n", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
 
 // ResolveKernel asks apt which kernel image linux-image-amd64 depends on now, and its
 // version. The environment variable KUBEVS_VM_KERNEL, if set, names the package instead.

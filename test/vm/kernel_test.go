@@ -69,3 +69,41 @@ func TestStampRoundTripAndCachedKernels(t *testing.T) {
 		t.Errorf("cachedKernels (-want +got):\n%s", diff)
 	}
 }
+
+func TestListsFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	if got := listsFingerprint(filepath.Join(dir, "missing")); got != "none" {
+		t.Errorf("fingerprint of a missing folder = %q, want none", got)
+	}
+	empty := listsFingerprint(dir)
+	if err := os.WriteFile(filepath.Join(dir, "Packages"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	one := listsFingerprint(dir)
+	if err := os.WriteFile(filepath.Join(dir, "Packages"), []byte("ab"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	two := listsFingerprint(dir)
+	if empty == one || one == two || two != listsFingerprint(dir) {
+		t.Errorf("fingerprints empty=%s one=%s two=%s: want all different and stable", empty, one, two)
+	}
+}
+
+// TestResolveCachedUsesTheRememberedAnswer: with unchanged apt lists, no apt-cache runs (the
+// remembered package is one apt does not know, so asking apt would fail).
+func TestResolveCachedUsesTheRememberedAnswer(t *testing.T) {
+	t.Setenv("KUBEVS_VM_KERNEL", "")
+	root := t.TempDir()
+	want := Kernel{Package: "linux-image-0.0.0-0-test", Version: "0.0-0"}
+	body := "lists=" + listsFingerprint(aptLists) + "/\n" + stamp{Kernel: want}.String()
+	if err := os.WriteFile(filepath.Join(root, "resolved"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := resolveCached(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("resolveCached = %+v, want %+v", got, want)
+	}
+}
