@@ -441,3 +441,23 @@ func TestLaunchProxier(t *testing.T) {
 		t.Errorf("uninstall left the proxier configuration: %v", err)
 	}
 }
+
+// TestPartialInstallIsRecorded: binaries written before a later step failed are still
+// recorded, so that uninstall removes them.
+func TestPartialInstallIsRecorded(t *testing.T) {
+	o := testOptions(t, ModeStandalone)
+	o.APIServer = "API_SERVER_HOST:6443" // the kubeconfig step fails
+	in := newInstaller(t, o)
+	if err := in.Install(context.Background()); err == nil {
+		t.Fatal("Install with a placeholder API server succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(o.Root, DefaultBinDir, "kubevs")); err != nil {
+		t.Fatalf("binaries were not installed before the failing step: %v", err)
+	}
+	if err := newInstaller(t, o).Uninstall(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Root, DefaultBinDir, "kubevs")); !os.IsNotExist(err) {
+		t.Errorf("uninstall after a partial install left the kubevs binary: %v", err)
+	}
+}

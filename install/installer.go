@@ -60,13 +60,19 @@ var ErrWaiting = errors.New("waiting for a CNI network to chain into")
 // Install puts everything in place once. It is idempotent: what is already right is not
 // rewritten. The conflist is written last, so the runtime never sees a network whose binaries
 // are missing.
-func (in *Installer) Install(ctx context.Context) error {
-	log := klog.FromContext(ctx)
+func (in *Installer) Install(ctx context.Context) (err error) {
 	if err := in.loadState(); err != nil {
 		return err
 	}
 	before := in.state
 	before.Binaries = maps.Clone(in.state.Binaries)
+	// Record whatever was put in place, also when a later step fails, so that uninstall
+	// finds it.
+	defer func() {
+		if serr := in.saveState(before); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
 	if err := in.installBinaries(ctx); err != nil {
 		return err
 	}
@@ -76,14 +82,11 @@ func (in *Installer) Install(ctx context.Context) error {
 	if err := in.installProxierConfig(ctx); err != nil {
 		return err
 	}
-	err := in.installConflist(ctx)
-	if serr := in.saveState(before); serr != nil {
-		err = errors.Join(err, serr)
+	if err := in.installConflist(ctx); err != nil {
+		return err
 	}
-	if err == nil {
-		log.V(2).Info("Installation in place", "conflist", in.state.Conflist, "mode", in.o.Mode)
-	}
-	return err
+	klog.FromContext(ctx).V(2).Info("Installation in place", "conflist", in.state.Conflist, "mode", in.o.Mode)
+	return nil
 }
 
 // Run installs, then checks every PollInterval that everything is still in place (a removed
