@@ -20,13 +20,16 @@ const (
 	ExitTimeout = 124
 	// ExitHarness means the VM could not be prepared or booted, or died.
 	ExitHarness = 125
+	// ExitInterrupted means kubevs-vm was interrupted (SIGINT or SIGTERM) and stopped the VM.
+	ExitInterrupted = 130
 )
 
 const usage = `usage:
-  kubevs-vm run [--timeout 20m] [--env K=V]... [--share HOSTDIR[:GUESTDIR]]... [--boot-log] -- command args...
+  kubevs-vm run [--timeout 20m] [--env K=V]... [--share HOSTDIR[:GUESTDIR]]...
+                [--memory MiB] [--cpus N] [--boot-log] -- command args...
       boot the test VM, run the command in the current directory (the host's root is
       read-only, with a throw-away writable layer over it; shares are writable), print its
-      output and exit with its exit code
+      output and exit with its exit code (124: timeout, 125: VM failure, 130: interrupted)
   kubevs-vm prepare
       download the kernel and build the initramfs into the cache, if needed
 `
@@ -51,6 +54,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 20*time.Minute, "bound on the whole run, boot included")
 	fs.Var(&env, "env", "KEY=VALUE added to the command's environment (repeatable)")
 	fs.Var(&shares, "share", "HOSTDIR[:GUESTDIR] mounted writable in the guest (repeatable)")
+	memory := fs.Int("memory", 6144, "guest memory in MiB")
+	cpus := fs.Int("cpus", 2, "guest CPUs")
 	bootLog := fs.Bool("boot-log", false, "print the kernel and /init console output to stderr")
 	cacheRoot := fs.String("cache", "", "image cache (default ~/.cache/kubevs/vm)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -84,7 +89,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Info("Test VM image ready", "kernel", img.Kernel.Package, "built", img.Built, "elapsed", time.Since(start).Round(time.Millisecond))
 		return 0
 	}
-	o := Options{Image: img, Command: fs.Args(), Env: env, Timeout: *timeout, Stdout: stdout}
+	o := Options{
+		Image: img, Command: fs.Args(), Env: env, Timeout: *timeout, Stdout: stdout,
+		MemoryMiB: *memory, CPUs: *cpus,
+	}
 	for _, s := range shares {
 		host, guest, _ := strings.Cut(s, ":")
 		o.Shares = append(o.Shares, Share{HostDir: host, GuestDir: guest})
@@ -95,8 +103,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	res, err := Run(ctx, o)
 	if err != nil {
 		logger.Error(err, "Test VM run failed")
-		if errors.Is(err, ErrTimeout) {
+		switch {
+		case errors.Is(err, ErrTimeout):
 			return ExitTimeout
+		case ctx.Err() != nil:
+			return ExitInterrupted
 		}
 		return ExitHarness
 	}

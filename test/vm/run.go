@@ -41,7 +41,8 @@ type Options struct {
 	// sees at the same path. Empty means the current directory.
 	Dir string
 	// Env holds KEY=VALUE pairs added to the command's environment, which otherwise holds
-	// only PATH, HOME=/root, LANG=C.UTF-8 and KUBEVS_IN_VM=1.
+	// only PATH (the host's), HOME=/root, LANG=C.UTF-8, KUBEVS_IN_VM=1, and CI and
+	// KUBEVS_STRICT when the host has them (so strictness carries into the guest).
 	Env []string
 	// Shares are writable folders; the host's root itself is read-only in the guest, under a
 	// writable layer that is thrown away when the guest stops.
@@ -122,9 +123,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	waitErr := cmd.Wait()
 	switch {
 	case seen == Exit:
-		if res.Boot > 0 {
-			logger.V(1).Info("Guest command finished", "exitCode", res.ExitCode, "boot", res.Boot, "total", res.Total)
-		}
 		return res, nil
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("run %q in test VM: %w; last console lines:\n%s", o.Command, context.Cause(ctx), last)
@@ -225,7 +223,13 @@ func writeControl(ctl string, o Options) ([]Share, error) {
 	if err := os.WriteFile(filepath.Join(ctl, "shares"), []byte(list.String()), 0o644); err != nil {
 		return nil, fmt.Errorf("write share list: %w", err)
 	}
-	script := GuestScript(o.Dir, o.Env, o.Command)
+	var env []string
+	for _, k := range []string{"CI", "KUBEVS_STRICT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	script := GuestScript(o.Dir, append(env, o.Env...), o.Command)
 	if err := os.WriteFile(filepath.Join(ctl, "command.sh"), []byte(script), 0o755); err != nil {
 		return nil, fmt.Errorf("write command script: %w", err)
 	}
