@@ -40,6 +40,9 @@ func FuzzReadConflist(f *testing.F) {
 		}
 		chained, err := Chain(l, PluginConf{})
 		if err != nil {
+			if l.CNIVersion == "" || l.CNIVersion == "0.1.0" || l.CNIVersion == "0.2.0" {
+				return
+			}
 			t.Fatalf("Chain: %v", err)
 		}
 		types := chained.Types()

@@ -95,6 +95,10 @@ func pluginEntry(p PluginConf) (json.RawMessage, error) {
 // last. The list's name, cniVersion, other top-level fields and other plugins are kept
 // verbatim.
 func Chain(existing *List, plugin PluginConf) (*List, error) {
+	switch existing.CNIVersion {
+	case "", "0.1.0", "0.2.0":
+		return nil, fmt.Errorf("chain into network %s: cniVersion %q predates chained plugins (0.3.0)", existing.Name, existing.CNIVersion)
+	}
 	kubevs, err := pluginEntry(plugin)
 	if err != nil {
 		return nil, err

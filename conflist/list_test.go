@@ -171,6 +171,15 @@ func TestChainPreservesForeignValues(t *testing.T) {
 	}
 }
 
+func TestChainRefusesPreChainingVersions(t *testing.T) {
+	for _, v := range []string{"", "0.1.0", "0.2.0"} {
+		l := &List{Name: "old", CNIVersion: v, Plugins: []json.RawMessage{[]byte(`{"type":"bridge"}`)}}
+		if _, err := Chain(l, PluginConf{}); err == nil || !strings.Contains(err.Error(), "predates chained plugins") {
+			t.Errorf("cniVersion %q: err = %v", v, err)
+		}
+	}
+}
+
 func TestStandaloneGolden(t *testing.T) {
 	tests := []struct {
 		name string
