@@ -278,6 +278,9 @@ func (in *Installer) installConflist(ctx context.Context) error {
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
 		return fmt.Errorf("create CNI configuration directory: %w", err)
 	}
+	if err := conflist.CheckFirst(confDir, in.o.ConfName); err != nil {
+		return err
+	}
 	l, src, err := in.desiredConflist()
 	if errors.Is(err, ErrWaiting) && in.state.ChainedFrom != "" {
 		// The network kubevs was chained into is gone: so goes the chained copy, or the
@@ -289,9 +292,6 @@ func (in *Installer) installConflist(ctx context.Context) error {
 		in.state.Conflist, in.state.ChainedFrom = "", ""
 	}
 	if err != nil {
-		return err
-	}
-	if err := conflist.CheckFirst(confDir, in.o.ConfName); err != nil {
 		return err
 	}
 	if err := in.checkPlugins(l); err != nil {
