@@ -46,7 +46,7 @@ func WriteTable(w io.Writer, r Report) error {
 	}
 	fmt.Fprintf(&b, "Node %s: %d Services, %d virtual servers, dummy link %s\n", r.Node, len(r.Services), nvs, r.Dummy)
 	b.WriteString("Prot LocalAddress:Port Scheduler Flags\n")
-	fmt.Fprintf(&b, "  -> %-28s %-7s %-6s %-10s %-10s\n", "RemoteAddress:Port", "Forward", "Weight", "ActiveConn", "InActConn")
+	fmt.Fprintf(&b, "  -> %-28s %-7s %-6s %-10s %s\n", "RemoteAddress:Port", "Forward", "Weight", "ActiveConn", "InActConn")
 	for _, s := range r.Services {
 		fmt.Fprintf(&b, "\n%s/%s (%s)\n", s.Namespace, s.Name, s.Type)
 		if len(s.VirtualServers) == 0 {
@@ -58,7 +58,7 @@ func WriteTable(w io.Writer, r Report) error {
 				fmt.Fprintf(&b, " persistent %d", v.Timeout)
 			}
 			if !v.InKernel {
-				b.WriteString("  [missing]")
+				b.WriteString(" [missing]")
 			}
 			b.WriteString("\n")
 			for _, rs := range v.RealServers {
