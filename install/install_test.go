@@ -151,10 +151,18 @@ func TestInstallStandalone(t *testing.T) {
 
 func TestReinstallIsIdempotent(t *testing.T) {
 	o := testOptions(t, ModeStandalone)
+	// A crashed earlier run left temporary files: they go, and nothing else does.
+	mustWrite(t, filepath.Join(o.Root, DefaultBinDir, ".kubevs.tmp-4242"), "half a binary")
+	mustWrite(t, filepath.Join(o.Root, DefaultConfDir, ".00-kubevs.conflist.tmp-4242"), "{")
 	if err := newInstaller(t, o).Install(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, o.Root)
+	for _, p := range []string{"opt/cni/bin/.kubevs.tmp-4242", "etc/cni/net.d/.00-kubevs.conflist.tmp-4242"} {
+		if _, ok := before[p]; ok {
+			t.Errorf("stale temporary file %s survived the install", p)
+		}
+	}
 	// A second installer (a restarted pod) changes nothing: not even an inode.
 	if err := newInstaller(t, o).Install(context.Background()); err != nil {
 		t.Fatal(err)

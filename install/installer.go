@@ -195,6 +195,9 @@ func (in *Installer) installBinaries(ctx context.Context) error {
 	if in.state.Binaries == nil {
 		in.state.Binaries = map[string]string{}
 	}
+	if err := atomicfile.CleanupFor(binDir, in.o.Binaries...); err != nil {
+		return err
+	}
 	for _, b := range in.o.Binaries {
 		node := filepath.Join(in.o.BinDir, b)
 		dst := in.o.host(node)
@@ -277,6 +280,9 @@ func (in *Installer) installConflist(ctx context.Context) error {
 	confDir := in.o.host(in.o.ConfDir)
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
 		return fmt.Errorf("create CNI configuration directory: %w", err)
+	}
+	if err := atomicfile.CleanupFor(confDir, in.o.ConfName); err != nil {
+		return err
 	}
 	if err := conflist.CheckFirst(confDir, in.o.ConfName); err != nil {
 		return err

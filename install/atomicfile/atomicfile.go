@@ -106,6 +106,25 @@ func IsTemp(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.Contains(name, TempMarker)
 }
 
+// CleanupFor removes the temporary files a crashed writer of dir/name left, for each name.
+// It touches nothing else in dir, so it is safe in directories other programs write to.
+func CleanupFor(dir string, names ...string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read directory %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		for _, n := range names {
+			if e.Type().IsRegular() && strings.HasPrefix(e.Name(), "."+n+TempMarker) {
+				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !os.IsNotExist(err) {
+					return fmt.Errorf("remove stale temporary file: %w", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // Cleanup removes the temporary files a crashed writer left in dir.
 func Cleanup(dir string) error {
 	entries, err := os.ReadDir(dir)

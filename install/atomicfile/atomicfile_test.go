@@ -84,3 +84,26 @@ func TestRemoveAbsentIsNotAnError(t *testing.T) {
 		t.Errorf("Remove(absent) = %v", err)
 	}
 }
+
+func TestCleanupForTouchesOnlyNamedFiles(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{".other.tmp-1", ".kubevs-ipam-not.tmp-1", "kubevs", ".kubevsx.tmp-1"}
+	gone := []string{".kubevs.tmp-123", ".00-kubevs.conflist.tmp-9"}
+	for _, n := range append(keep, gone...) {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CleanupFor(dir, "kubevs", "00-kubevs.conflist"); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	want := []string{".kubevs-ipam-not.tmp-1", ".kubevsx.tmp-1", ".other.tmp-1", "kubevs"}
+	if diff := cmp.Diff(want, left); diff != "" {
+		t.Errorf("left (-want +got):\n%s", diff)
+	}
+}
