@@ -51,72 +51,111 @@ func Ignored(svc *v1.Service) bool {
 
 // ComputeService returns the kernel state svc needs on node, given the EndpointSlices of
 // svc (slices of other Services must not be passed). It is pure and deterministic. The
-// errors name the parts it had to skip (an invalid annotation, address or port); the
-// returned Service is still the best state for everything else. A nil or ignored svc
-// computes to the zero Service.
+// errors name the parts it had to skip (an invalid annotation, address or port, an
+// externalIP outside Options.ExternalIPAllowedCIDRs); the returned Service is still the best
+// state for everything else. A nil or ignored svc computes to the zero Service.
+//
+// Per cluster IP family and Service port it wants: the ClusterIP virtual server (bound to
+// the dummy link); a NodePort virtual server on every NodePort address of that family
+// (NodePort and LoadBalancer Services; node addresses, never bound); one per externalIP and
+// per LoadBalancer ingress IP of that family (bound, unless the address is the node's own).
+// ClusterIP virtual servers get the endpoints of internalTrafficPolicy, the others those of
+// externalTrafficPolicy (see pick).
 func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, eps []*discoveryv1.EndpointSlice) (Service, []error) {
 	var out Service
 	if Ignored(svc) {
 		return out, nil
 	}
-	var errs []error
-	name := svc.Namespace + "/" + svc.Name
-	sched := opts.Scheduler
-	if sched == "" {
-		sched = DefaultScheduler
+	c := serviceComputation{opts: opts, node: node, out: &out, name: svc.Namespace + "/" + svc.Name}
+	c.sched = opts.Scheduler
+	if c.sched == "" {
+		c.sched = DefaultScheduler
 	}
 	if a, ok := svc.Annotations[SchedulerAnnotation]; ok {
 		if ValidScheduler(a) {
-			sched = a
+			c.sched = a
 		} else {
-			errs = append(errs, fmt.Errorf("service %s: annotation %s: unknown scheduler %q, using %q", name, SchedulerAnnotation, a, sched))
+			c.errs = append(c.errs, fmt.Errorf("service %s: annotation %s: unknown scheduler %q, using %q", c.name, SchedulerAnnotation, a, c.sched))
 		}
 	}
-	persistent, timeout := affinity(svc)
+	c.persistent, c.timeout = affinity(svc)
+	extLocal := externalPolicyLocal(svc)
+	intLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
+	hasNodePorts := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer
+	extIPs := c.externalIPs(svc)
+	lbIPs := loadBalancerIPs(svc)
+	ranges := c.sourceRanges(svc)
+	var readyLocal map[netip.Addr]struct{}
 	ips := clusterIPs(svc)
 	out.VirtualServers = make([]VirtualServer, 0, len(ips)*len(svc.Spec.Ports))
 	out.Entries = make([]SetEntry, 0, len(ips)*(1+len(svc.Spec.Ports)))
 	for _, ip := range ips {
 		vip, err := netip.ParseAddr(ip)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("service %s: parse cluster IP %q: %w", name, ip, err))
+			c.errs = append(c.errs, fmt.Errorf("service %s: parse cluster IP %q: %w", c.name, ip, err))
 			continue
 		}
 		vip = vip.Unmap()
 		fam := familyOf(vip)
 		if !familyEnabled(opts, fam) {
-			errs = append(errs, fmt.Errorf("service %s: cluster IP %s: family %s not enabled on this node", name, vip, fam))
+			c.errs = append(c.errs, fmt.Errorf("service %s: cluster IP %s: family %s not enabled on this node", c.name, vip, fam))
 			continue
 		}
 		sn := SetNames(fam)
-		out.VIPs = append(out.VIPs, vip)
-		out.Entries = append(out.Entries, SetEntry{Set: sn.VIPs, Entry: ipset.Entry(vip.String())})
+		c.bind(sn, vip)
+		var nodeIPs []netip.Addr
+		if hasNodePorts {
+			nodeIPs = nodePortAddresses(opts, node, fam)
+		}
 		for _, sp := range svc.Spec.Ports {
 			proto, ok := protocol(sp.Protocol)
 			if !ok {
-				errs = append(errs, fmt.Errorf("service %s: port %q: unsupported protocol %q", name, sp.Name, sp.Protocol))
+				c.errs = append(c.errs, fmt.Errorf("service %s: port %q: unsupported protocol %q", c.name, sp.Name, sp.Protocol))
 				continue
 			}
-			vs := VirtualServer{VirtualServer: ipvs.VirtualServer{
-				Key:        ipvs.Key{Address: vip, Protocol: proto, Port: uint16(sp.Port)},
-				Scheduler:  sched,
-				Persistent: persistent,
-				Timeout:    timeout,
-			}}
-			out.Entries = append(out.Entries, SetEntry{Set: sn.ClusterIP, Entry: ipPortEntry(vip, proto, uint16(sp.Port))})
-			backends := endpoints(fam, sp, eps, &errs, name)
-			vs.RealServers = make([]ipvs.RealServer, 0, len(backends))
-			for _, ep := range backends {
-				vs.RealServers = append(vs.RealServers, ipvs.RealServer{Address: ep.addr, Port: ep.port, Weight: 1})
-				if ep.local(node, local) {
-					out.Entries = append(out.Entries, SetEntry{Set: sn.LoopBack, Entry: loopBackEntry(ep.addr, proto, ep.port)})
-				}
+			cluster, localEps := pick(candidates(fam, sp, eps, &c.errs, c.name), node, local, &readyLocal)
+			internal, external := cluster, cluster
+			if intLocal {
+				internal = localEps
 			}
-			out.VirtualServers = append(out.VirtualServers, vs)
+			if extLocal {
+				external = localEps
+			}
+			port := uint16(sp.Port)
+			c.virtualServer(sn, vip, proto, port, internal, local)
+			c.entry(sn.ClusterIP, ipPortEntry(vip, proto, port))
+			if hasNodePorts && sp.NodePort > 0 && sp.NodePort <= 65535 {
+				c.nodePort(sn, nodeIPs, proto, uint16(sp.NodePort), extLocal, external, local)
+			}
+			for _, a := range extIPs {
+				if familyOf(a) != fam {
+					continue // served with the Service's cluster IP of that family, if any
+				}
+				c.virtualServer(sn, a, proto, port, external, local)
+				c.bindUnlessNodeAddress(sn, a)
+				set := sn.ExternalIP
+				if extLocal {
+					set = sn.ExternalIPLocal
+				}
+				c.entry(set, ipPortEntry(a, proto, port))
+			}
+			for _, a := range lbIPs {
+				if familyOf(a) != fam {
+					continue
+				}
+				c.virtualServer(sn, a, proto, port, external, local)
+				c.bindUnlessNodeAddress(sn, a)
+				c.loadBalancer(sn, a, proto, port, extLocal, ranges)
+			}
+		}
+		if extLocal && svc.Spec.HealthCheckNodePort > 0 && svc.Spec.HealthCheckNodePort <= 65535 {
+			out.HealthCheckNodePort = uint16(svc.Spec.HealthCheckNodePort)
+			c.entry(sn.HealthCheckNodePort, ipset.Entry(strconv.Itoa(int(svc.Spec.HealthCheckNodePort))))
 		}
 	}
+	out.LocalEndpoints = len(readyLocal)
 	sortService(&out)
-	return out, errs
+	return out, c.errs
 }
 
 // clusterIPs returns spec.clusterIPs, or spec.clusterIP for objects that predate dual-stack.

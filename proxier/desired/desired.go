@@ -33,6 +33,16 @@ type Options struct {
 	// StrictARP sets arp_ignore=1 and arp_announce=2 so the node does not answer ARP for
 	// the VIPs on the dummy link (see Global).
 	StrictARP bool
+	// NodePortAddresses are the node addresses NodePorts are served on, computed by the
+	// caller from its nodePortAddresses setting. Empty means the node's primary addresses
+	// (the first address of each family in Node.Addresses). Loopback addresses are used
+	// only when listed here explicitly (IPv4 ones then also set route_localnet; the kernel
+	// never routes ::1 off the loopback link, so an IPv6 loopback NodePort answers nothing).
+	NodePortAddresses []netip.Addr
+	// ExternalIPAllowedCIDRs, when not empty, are the only ranges a Service's externalIPs
+	// may come from (CVE-2020-8554); an externalIP outside them is skipped and returned as
+	// an error. Empty allows all, as kube-proxy does.
+	ExternalIPAllowedCIDRs []netip.Prefix
 }
 
 // Node is what Compute needs to know about the node it runs on.
@@ -79,9 +89,19 @@ type Service struct {
 	VIPs []netip.Addr
 	// Entries are the ipset members, sorted by set then entry.
 	Entries []SetEntry
+
+	// HealthCheckNodePort is the Service's healthCheckNodePort when it has
+	// externalTrafficPolicy=Local (0 otherwise): the daemon's health server answers on it
+	// with LocalEndpoints, 200 when it is above zero and 503 when it is zero, so external
+	// load balancers send traffic only to nodes that have an endpoint. Not kernel state.
+	HealthCheckNodePort uint16
+	// LocalEndpoints counts the ready endpoints of the Service on this node (distinct
+	// addresses, all families).
+	LocalEndpoints int
 }
 
-// IsZero reports whether the Service needs no kernel state at all.
+// IsZero reports whether the Service needs no kernel state at all (the health check data
+// is not kernel state).
 func (s Service) IsZero() bool {
 	return len(s.VirtualServers) == 0 && len(s.VIPs) == 0 && len(s.Entries) == 0
 }
@@ -100,6 +120,9 @@ func (s Service) String() string {
 	}
 	for _, e := range s.Entries {
 		fmt.Fprintf(&b, "set %s\n", e)
+	}
+	if s.HealthCheckNodePort != 0 {
+		fmt.Fprintf(&b, "health-check-node-port %d local-endpoints %d\n", s.HealthCheckNodePort, s.LocalEndpoints)
 	}
 	return b.String()
 }

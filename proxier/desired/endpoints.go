@@ -11,11 +11,13 @@ import (
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
-// endpoint is one usable backend of one Service port.
+// endpoint is one backend of one Service port, with its conditions and topology hints.
 type endpoint struct {
-	addr     netip.Addr
-	port     uint16
-	nodeName string
+	addr                        netip.Addr
+	port                        uint16
+	nodeName                    string
+	ready, serving, terminating bool
+	zones, nodes                []string // hints.forZones, hints.forNodes
 }
 
 func (e endpoint) local(node Node, pods LocalPods) bool {
@@ -25,25 +27,23 @@ func (e endpoint) local(node Node, pods LocalPods) bool {
 	return pods != nil && pods.Has(e.addr)
 }
 
-// endpoints returns the backends of service port sp in family fam, sorted and unique:
-// the ready endpoints, or, when none is ready, the serving and terminating ones (so
-// connections keep working while a rollout replaces the last pods).
+// candidates returns every endpoint of service port sp in family fam, sorted by address and
+// port, one per address and port (a ready copy wins over one that is not).
 //
 // Slice ports are matched to sp by name (and protocol), as the EndpointSlice API defines.
 // Per the API, a nil ready or serving condition means true and a nil terminating means false.
-func endpoints(fam ipset.Family, sp v1.ServicePort, eps []*discoveryv1.EndpointSlice, errs *[]error, svc string) []endpoint {
+func candidates(fam ipset.Family, sp v1.ServicePort, eps []*discoveryv1.EndpointSlice, errs *[]error, svc string) []endpoint {
 	want := discoveryv1.AddressTypeIPv4
 	if fam == ipset.IPv6 {
 		want = discoveryv1.AddressTypeIPv6
 	}
 	n := 0
 	for _, s := range eps {
-		if s != nil {
+		if s != nil && s.AddressType == want {
 			n += len(s.Endpoints)
 		}
 	}
-	ready := make([]endpoint, 0, n)
-	var fallback []endpoint
+	out := make([]endpoint, 0, n)
 	for _, s := range eps {
 		if s == nil || s.AddressType != want {
 			continue
@@ -52,7 +52,8 @@ func endpoints(fam ipset.Family, sp v1.ServicePort, eps []*discoveryv1.EndpointS
 		if !ok {
 			continue
 		}
-		for _, e := range s.Endpoints {
+		for i := range s.Endpoints {
+			e := &s.Endpoints[i]
 			if len(e.Addresses) == 0 {
 				continue
 			}
@@ -61,33 +62,140 @@ func endpoints(fam ipset.Family, sp v1.ServicePort, eps []*discoveryv1.EndpointS
 				*errs = append(*errs, fmt.Errorf("service %s: endpointslice %s: parse address %q: %w", svc, s.Name, e.Addresses[0], err))
 				continue
 			}
-			ep := endpoint{addr: a.Unmap(), port: port}
+			ep := endpoint{
+				addr:        a.Unmap(),
+				port:        port,
+				ready:       e.Conditions.Ready == nil || *e.Conditions.Ready,
+				serving:     e.Conditions.Serving == nil || *e.Conditions.Serving,
+				terminating: e.Conditions.Terminating != nil && *e.Conditions.Terminating,
+			}
 			if e.NodeName != nil {
 				ep.nodeName = *e.NodeName
 			}
-			isReady := e.Conditions.Ready == nil || *e.Conditions.Ready
-			serving := e.Conditions.Serving == nil || *e.Conditions.Serving
-			terminating := e.Conditions.Terminating != nil && *e.Conditions.Terminating
-			switch {
-			case isReady:
-				ready = append(ready, ep)
-			case serving && terminating:
-				fallback = append(fallback, ep)
+			if h := e.Hints; h != nil {
+				for _, z := range h.ForZones {
+					ep.zones = append(ep.zones, z.Name)
+				}
+				for _, nd := range h.ForNodes {
+					ep.nodes = append(ep.nodes, nd.Name)
+				}
+			}
+			out = append(out, ep)
+		}
+	}
+	slices.SortFunc(out, func(a, b endpoint) int {
+		if c := compareEndpoints(a, b); c != 0 {
+			return c
+		}
+		switch {
+		case a.ready == b.ready:
+			return 0
+		case a.ready:
+			return -1
+		}
+		return 1
+	})
+	return slices.CompactFunc(out, func(a, b endpoint) bool { return compareEndpoints(a, b) == 0 })
+}
+
+func compareEndpoints(a, b endpoint) int {
+	if c := a.addr.Compare(b.addr); c != 0 {
+		return c
+	}
+	return int(a.port) - int(b.port)
+}
+
+// pick splits the candidates of one Service port into the backends of the two traffic
+// policies, as kube-proxy does:
+//
+//   - cluster: the ready endpoints, narrowed by topology hints when they apply (see
+//     topology); when none is ready, the serving and terminating ones (so connections keep
+//     working while a rollout replaces the last pods).
+//   - local: the ready endpoints on this node; when there is none, the serving and
+//     terminating ones on this node.
+//
+// The ready local endpoints' addresses are added to *readyLocal (made on first use). When
+// every candidate is ready (the usual case) cluster shares cands' array.
+func pick(cands []endpoint, node Node, pods LocalPods, readyLocal *map[netip.Addr]struct{}) (cluster, local []endpoint) {
+	allReady := true
+	for i := range cands {
+		allReady = allReady && cands[i].ready
+	}
+	var ready, fallback, fallbackLocal []endpoint
+	if allReady {
+		ready = cands
+	}
+	for _, e := range cands {
+		isLocal := e.local(node, pods)
+		switch {
+		case e.ready:
+			if !allReady {
+				ready = append(ready, e)
+			}
+			if isLocal {
+				local = append(local, e)
+				if *readyLocal == nil {
+					*readyLocal = map[netip.Addr]struct{}{}
+				}
+				(*readyLocal)[e.addr] = struct{}{}
+			}
+		case e.serving && e.terminating:
+			fallback = append(fallback, e)
+			if isLocal {
+				fallbackLocal = append(fallbackLocal, e)
 			}
 		}
 	}
-	out := ready
-	if len(out) == 0 {
-		out = fallback
+	cluster = topology(ready, node)
+	if len(cluster) == 0 {
+		cluster = fallback
 	}
-	cmp := func(a, b endpoint) int {
-		if c := a.addr.Compare(b.addr); c != 0 {
-			return c
+	if len(local) == 0 {
+		local = fallbackLocal
+	}
+	return cluster, local
+}
+
+// topology narrows the ready endpoints by their hints, as kube-proxy does: hints.forNodes
+// (trafficDistribution PreferSameNode) when every endpoint has them and one names this
+// node, else hints.forZones (trafficDistribution PreferClose, or the topology-mode
+// annotation; the EndpointSlice controller sets the hints) when every endpoint has them and
+// one names this node's zone. Otherwise all ready endpoints are used: one endpoint without
+// hints means the hints are not to be trusted.
+func topology(ready []endpoint, node Node) []endpoint {
+	if len(ready) == 0 {
+		return ready
+	}
+	filter := func(hints func(endpoint) []string, want string) ([]endpoint, bool) {
+		if want == "" {
+			return nil, false
 		}
-		return int(a.port) - int(b.port)
+		found := false
+		for _, e := range ready {
+			h := hints(e)
+			if len(h) == 0 {
+				return nil, false
+			}
+			found = found || slices.Contains(h, want)
+		}
+		if !found {
+			return nil, false
+		}
+		var out []endpoint
+		for _, e := range ready {
+			if slices.Contains(hints(e), want) {
+				out = append(out, e)
+			}
+		}
+		return out, true
 	}
-	slices.SortFunc(out, cmp)
-	return slices.CompactFunc(out, func(a, b endpoint) bool { return cmp(a, b) == 0 })
+	if out, ok := filter(func(e endpoint) []string { return e.nodes }, node.Name); ok {
+		return out
+	}
+	if out, ok := filter(func(e endpoint) []string { return e.zones }, node.Zone); ok {
+		return out
+	}
+	return ready
 }
 
 // slicePort finds the port of slice s that serves sp: same name and protocol.

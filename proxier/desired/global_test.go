@@ -22,6 +22,7 @@ func TestGlobal(t *testing.T) {
 		}, KernelVersion{5, 4}},
 		{"masquerade-all", Options{MasqueradeAll: true}, KernelVersion{4, 0}},
 		{"no-masquerade", Options{}, KernelVersion{5, 9}},
+		{"nodeport-loopback-asked-for", Options{NodePortAddresses: addrs("127.0.0.1", "192.168.1.10")}, KernelVersion{6, 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

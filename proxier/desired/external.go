@@ -1,0 +1,236 @@
+package desired
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// SourceRangesAnnotation is the older way to give loadBalancerSourceRanges (a
+// comma-separated list); like kube-proxy, kubevs reads it when the field is empty.
+const SourceRangesAnnotation = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+// serviceComputation accumulates the state of one Service as ComputeService walks it.
+type serviceComputation struct {
+	opts       Options
+	node       Node
+	out        *Service
+	name       string
+	sched      string
+	persistent bool
+	timeout    uint32
+	errs       []error
+}
+
+// virtualServer adds the virtual server addr:port with backends as real servers, and the
+// loop-back members of the local ones.
+func (c *serviceComputation) virtualServer(sn SetNameList, addr netip.Addr, proto ipvs.Protocol, port uint16, backends []endpoint, pods LocalPods) {
+	vs := VirtualServer{VirtualServer: ipvs.VirtualServer{
+		Key:        ipvs.Key{Address: addr, Protocol: proto, Port: port},
+		Scheduler:  c.sched,
+		Persistent: c.persistent,
+		Timeout:    c.timeout,
+	}}
+	vs.RealServers = make([]ipvs.RealServer, 0, len(backends))
+	for _, ep := range backends {
+		vs.RealServers = append(vs.RealServers, ipvs.RealServer{Address: ep.addr, Port: ep.port, Weight: 1})
+		if ep.local(c.node, pods) {
+			c.entry(sn.LoopBack, loopBackEntry(ep.addr, proto, ep.port))
+		}
+	}
+	c.out.VirtualServers = append(c.out.VirtualServers, vs)
+}
+
+func (c *serviceComputation) entry(set string, e ipset.Entry) {
+	c.out.Entries = append(c.out.Entries, SetEntry{Set: set, Entry: e})
+}
+
+// bind asks for addr on the dummy link and in the VIPs set.
+func (c *serviceComputation) bind(sn SetNameList, addr netip.Addr) {
+	c.out.VIPs = append(c.out.VIPs, addr)
+	c.entry(sn.VIPs, ipset.Entry(addr.String()))
+}
+
+// bindUnlessNodeAddress binds an externalIP or LoadBalancer IP, unless the node already
+// owns it on another link (as kube-proxy does): binding it to the dummy link too would put
+// it in the VIPs set, whose REJECT rule would then close every other port of the node
+// address (sshd, the kubelet).
+func (c *serviceComputation) bindUnlessNodeAddress(sn SetNameList, addr netip.Addr) {
+	if !slices.Contains(c.node.Addresses, addr) {
+		c.bind(sn, addr)
+	}
+}
+
+// nodePort adds the NodePort virtual servers on nodeIPs and their set members.
+func (c *serviceComputation) nodePort(sn SetNameList, nodeIPs []netip.Addr, proto ipvs.Protocol, port uint16, extLocal bool, backends []endpoint, pods LocalPods) {
+	for _, a := range nodeIPs {
+		c.virtualServer(sn, a, proto, port, backends, pods)
+	}
+	var set, localSet string
+	switch proto {
+	case ipvs.TCP:
+		set, localSet = sn.NodePortTCP, sn.NodePortLocalTCP
+	case ipvs.UDP:
+		set, localSet = sn.NodePortUDP, sn.NodePortLocalUDP
+	default:
+		// hash:ip,port: one member per address.
+		for _, a := range nodeIPs {
+			c.entry(sn.NodePortSCTP, ipPortEntry(a, proto, port))
+			if extLocal {
+				c.entry(sn.NodePortLocalSCTP, ipPortEntry(a, proto, port))
+			}
+		}
+		return
+	}
+	if len(nodeIPs) == 0 {
+		return
+	}
+	c.entry(set, ipset.Entry(strconv.Itoa(int(port))))
+	if extLocal {
+		c.entry(localSet, ipset.Entry(strconv.Itoa(int(port))))
+	}
+}
+
+// loadBalancer adds the set members of LoadBalancer ingress IP addr: the port, its -LOCAL
+// copy, and the firewall members when the Service has source ranges.
+func (c *serviceComputation) loadBalancer(sn SetNameList, addr netip.Addr, proto ipvs.Protocol, port uint16, extLocal bool, ranges []netip.Prefix) {
+	e := ipPortEntry(addr, proto, port)
+	c.entry(sn.LoadBalancer, e)
+	if extLocal {
+		c.entry(sn.LoadBalancerLocal, e)
+	}
+	if len(ranges) == 0 {
+		return
+	}
+	fam := familyOf(addr)
+	var mine []netip.Prefix
+	for _, p := range ranges {
+		if familyOf(p.Addr()) != fam {
+			continue
+		}
+		if p.Bits() == 0 {
+			return // the whole family is allowed: no firewall (hash sets refuse a /0 anyway)
+		}
+		mine = append(mine, p)
+	}
+	// Ranges only of the other family allow no one of this family.
+	c.entry(sn.LoadBalancerFW, e)
+	fromNode := false
+	for _, p := range mine {
+		c.entry(sn.LoadBalancerSourceCIDR, ipset.Entry(string(e)+","+p.String()))
+		for _, n := range c.node.Addresses {
+			fromNode = fromNode || p.Contains(n)
+		}
+	}
+	if fromNode {
+		c.entry(sn.LoadBalancerSourceIP, ipset.Entry(string(e)+","+addr.String()))
+	}
+}
+
+// externalIPs parses spec.externalIPs, dropping (with an error) those outside the allowed
+// CIDRs.
+func (c *serviceComputation) externalIPs(svc *v1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range svc.Spec.ExternalIPs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("service %s: parse external IP %q: %w", c.name, s, err))
+			continue
+		}
+		a = a.Unmap()
+		if allowed := c.opts.ExternalIPAllowedCIDRs; len(allowed) > 0 && !slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			c.errs = append(c.errs, fmt.Errorf("service %s: external IP %s is outside the allowed CIDRs, skipped", c.name, a))
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// sourceRanges parses loadBalancerSourceRanges (or the older annotation), masked.
+func (c *serviceComputation) sourceRanges(svc *v1.Service) []netip.Prefix {
+	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+		return nil
+	}
+	raw := svc.Spec.LoadBalancerSourceRanges
+	if len(raw) == 0 {
+		if a := svc.Annotations[SourceRangesAnnotation]; a != "" {
+			raw = strings.Split(a, ",")
+		}
+	}
+	var out []netip.Prefix
+	for _, s := range raw {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("service %s: parse load balancer source range %q: %w", c.name, s, err))
+			continue
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+// loadBalancerIPs returns the ingress IPs of a LoadBalancer Service, except those whose
+// ipMode is Proxy (the load balancer proxies to the node; the node must not short-circuit
+// the address).
+func loadBalancerIPs(svc *v1.Service) []netip.Addr {
+	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+		return nil
+	}
+	var out []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IP == "" || (in.IPMode != nil && *in.IPMode == v1.LoadBalancerIPModeProxy) {
+			continue
+		}
+		if a, err := netip.ParseAddr(in.IP); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
+}
+
+// externalPolicyLocal reports whether externalTrafficPolicy=Local applies: the Service is
+// reachable from outside (NodePort, LoadBalancer, or externalIPs).
+func externalPolicyLocal(svc *v1.Service) bool {
+	if svc.Spec.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal {
+		return false
+	}
+	t := svc.Spec.Type
+	return t == v1.ServiceTypeNodePort || t == v1.ServiceTypeLoadBalancer || len(svc.Spec.ExternalIPs) > 0
+}
+
+// nodePortAddresses returns the NodePort addresses of family f: those of the options
+// (loopback included: asked for explicitly), else the node's primary address of f, never a
+// loopback one.
+func nodePortAddresses(opts Options, node Node, f ipset.Family) []netip.Addr {
+	var out []netip.Addr
+	if len(opts.NodePortAddresses) > 0 {
+		for _, a := range opts.NodePortAddresses {
+			if a = a.Unmap(); familyOf(a) == f && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	for _, a := range node.Addresses {
+		if a = a.Unmap(); familyOf(a) == f && !a.IsLoopback() && !a.IsUnspecified() {
+			return []netip.Addr{a}
+		}
+	}
+	return nil
+}
+
+// hasLoopback reports whether an IPv4 loopback address is among addrs.
+func hasLoopback(addrs []netip.Addr) bool {
+	return slices.ContainsFunc(addrs, func(a netip.Addr) bool { return a.Unmap().Is4() && a.Unmap().IsLoopback() })
+}
