@@ -1,0 +1,125 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubevs/kubevs/internal/testenv"
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/link"
+)
+
+// errWrite is what the read-only wrappers answer to a write.
+var errWrite = errors.New("status must not write to the kernel")
+
+// readOnlyIPVS fails every write, so a test proves status only reads.
+type readOnlyIPVS struct{ ipvs.Interface }
+
+func (readOnlyIPVS) AddVirtualServer(ipvs.VirtualServer) error        { return errWrite }
+func (readOnlyIPVS) UpdateVirtualServer(ipvs.VirtualServer) error     { return errWrite }
+func (readOnlyIPVS) DeleteVirtualServer(ipvs.Key) error               { return errWrite }
+func (readOnlyIPVS) AddRealServer(ipvs.Key, ipvs.RealServer) error    { return errWrite }
+func (readOnlyIPVS) UpdateRealServer(ipvs.Key, ipvs.RealServer) error { return errWrite }
+func (readOnlyIPVS) DeleteRealServer(ipvs.Key, ipvs.RealServer) error { return errWrite }
+
+type readOnlyLink struct{ link.Interface }
+
+func (readOnlyLink) EnsureDummy(string) error               { return errWrite }
+func (readOnlyLink) DeleteDummy(string) error               { return errWrite }
+func (readOnlyLink) AddAddress(string, netip.Addr) error    { return errWrite }
+func (readOnlyLink) DeleteAddress(string, netip.Addr) error { return errWrite }
+
+// TestStatusReadsTheKernel programs a small table with the real adapters in a fresh netns
+// of the test VM, then checks the report status reads back, in sync and after drift.
+func TestStatusReadsTheKernel(t *testing.T) {
+	testenv.RequireVM(t)
+	testenv.InNetns(t, func() {
+		iv, err := ipvs.New()
+		if err != nil {
+			t.Fatalf("ipvs: %v", err)
+		}
+		defer iv.(io.Closer).Close()
+		lk, err := link.New()
+		if err != nil {
+			t.Fatalf("link: %v", err)
+		}
+		defer lk.(io.Closer).Close()
+
+		web := service("default/web", "10.96.0.10", "TCP:80")
+		dns := service("kube-system/dns", "10.96.0.53", "UDP:53")
+		client := fake.NewClientset(web, dns, node("10.244.0.0/24"),
+			slice(web, "web-1", "10.244.1.5", "10.244.2.6"), slice(dns, "dns-1", "10.244.1.7"))
+		env := Env{Client: client, IPVS: readOnlyIPVS{iv}, Link: readOnlyLink{lk}}
+		run := func() Report {
+			t.Helper()
+			r, err := Run(context.Background(), testNode, config.New(), env)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			return r
+		}
+
+		// Nothing programmed: both virtual servers and the dummy link are missing.
+		r := run()
+		if diff := cmp.Diff([]DriftKind{MissingVirtualServer, MissingVirtualServer, MissingDummy}, kinds(r)); diff != "" {
+			t.Errorf("empty kernel: drift kinds (-want +got):\n%s\n%v", diff, r.Drift)
+		}
+
+		// Program what the API asks for, as the proxier would.
+		webKey, dnsKey := key(ipvs.TCP, "10.96.0.10", 80), key(ipvs.UDP, "10.96.0.53", 53)
+		must(t, lk.EnsureDummy(link.DefaultDummy))
+		for _, a := range []string{"10.96.0.10", "10.96.0.53"} {
+			must(t, lk.AddAddress(link.DefaultDummy, netip.MustParseAddr(a)))
+		}
+		must(t, iv.AddVirtualServer(ipvs.VirtualServer{Key: webKey, Scheduler: "rr"}))
+		must(t, iv.AddVirtualServer(ipvs.VirtualServer{Key: dnsKey, Scheduler: "rr"}))
+		must(t, iv.AddRealServer(webKey, rs("10.244.1.5:8080", 1)))
+		must(t, iv.AddRealServer(webKey, rs("10.244.2.6:8080", 1)))
+		must(t, iv.AddRealServer(dnsKey, rs("10.244.1.7:8053", 1)))
+		r = run()
+		if len(r.Drift) != 0 {
+			t.Errorf("programmed kernel: drift %v, want none", r.Drift)
+		}
+		var got []string
+		for _, s := range r.Services {
+			for _, v := range s.VirtualServers {
+				for _, x := range v.RealServers {
+					got = append(got, s.Namespace+"/"+s.Name+" "+v.Protocol+" "+netip.AddrPortFrom(v.Address, v.Port).String()+" "+v.Scheduler+
+						" -> "+netip.AddrPortFrom(x.Address, x.Port).String()+" "+x.State)
+				}
+			}
+		}
+		want := []string{
+			"default/web TCP 10.96.0.10:80 rr -> 10.244.1.5:8080 ok",
+			"default/web TCP 10.96.0.10:80 rr -> 10.244.2.6:8080 ok",
+			"kube-system/dns UDP 10.96.0.53:53 rr -> 10.244.1.7:8053 ok",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("report (-want +got):\n%s", diff)
+		}
+
+		// Drift: a removed endpoint, a weight changed by hand, a leftover virtual server.
+		must(t, iv.DeleteRealServer(webKey, rs("10.244.1.5:8080", 0)))
+		must(t, iv.UpdateRealServer(dnsKey, rs("10.244.1.7:8053", 5)))
+		must(t, iv.AddVirtualServer(ipvs.VirtualServer{Key: key(ipvs.TCP, "10.96.0.10", 8443), Scheduler: "wlc"}))
+		r = run()
+		if diff := cmp.Diff([]DriftKind{MissingRealServer, WrongWeight, OrphanVirtualServer}, kinds(r)); diff != "" {
+			t.Errorf("after drift: kinds (-want +got):\n%s\n%v", diff, r.Drift)
+		}
+	})
+}
+
+func kinds(r Report) []DriftKind {
+	var out []DriftKind
+	for _, d := range r.Drift {
+		out = append(out, d.Kind)
+	}
+	return out
+}
