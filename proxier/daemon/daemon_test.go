@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/kubevs/kubevs/proxier/config"
@@ -103,8 +105,11 @@ func startWith(t testing.TB, kernel *reconcile.Kernel, cfg *config.Configuration
 	t.Helper()
 	client := fake.NewClientset()
 	h := &harness{t: t, client: client, m: metrics.New(), cfg: cfg}
-	_, ctx := ktesting.NewTestContext(t)
-	h.ctx = ctx
+	h.ctx = klog.NewContext(context.Background(), logr.Discard())
+	if tt, ok := t.(*testing.T); ok { // benchmarks log nothing: the test logger is costly
+		_, h.ctx = ktesting.NewTestContext(tt)
+	}
+	ctx := h.ctx
 	for _, o := range append([]any{&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24"}}}}, objs...) {
 		h.create(o)
 	}
