@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubevs/kubevs/proxier/desired"
@@ -59,4 +60,29 @@ func TestServiceProxyNameLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the virtual server to come back", func() bool { return k.ipvs.Dump() == want })
+}
+
+// A change of the own Node (labels, addresses, pod CIDRs) recomputes every Service: a full
+// sync. Another Node's change does nothing.
+func TestNodeChangeIsFullSync(t *testing.T) {
+	k := newFakeKernel()
+	h := start(t, k, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
+	eventually(t, "readiness", h.d.Ready)
+	full := func() float64 { return gather(t, h.m)[`kubevs_sync_duration_seconds{mode="full"}`] }
+	if n := full(); n != 1 {
+		t.Fatalf("full syncs = %v after start, want 1", n)
+	}
+	ctx := context.Background()
+	if _, err := h.client.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-z"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels = map[string]string{v1.LabelTopologyZone: "zone-1"}
+	if _, err := h.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a second full sync", func() bool { return full() == 2 })
 }
