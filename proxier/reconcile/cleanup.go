@@ -16,8 +16,8 @@ import (
 )
 
 // Cleanup removes exactly what kubevs owns, in both families: the owned virtual servers
-// (address bound to the dummy link, or listed in a cluster-IP set, and not in
-// excludeCIDRs), the KUBE-* chains and their jumps, the owned sets, then the dummy link.
+// (address bound to the dummy link, or marked by a member of kubevs's sets, see marks; and
+// not in excludeCIDRs), the KUBE-* chains and their jumps, the owned sets, then the dummy link.
 // Sysctls are left as they are here: RestoreSysctls sets back what Start changed
 // (Reconciler.SysctlChanges, if the daemon persisted it), forwarding excepted. Absent
 // objects are not an error, so Cleanup may run any number of times.
@@ -36,10 +36,9 @@ func Cleanup(ctx context.Context, k Kernel, excludeCIDRs []netip.Prefix) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list sets: %w", err))
 	}
-	clusterIPs := map[string]struct{}{}
-	for _, f := range []ipset.Family{ipset.IPv4, ipset.IPv6} {
-		name := desired.SetNames(f).ClusterIP
-		if !slices.Contains(sets, name) {
+	mk := newMarks()
+	for _, name := range desired.OwnedSets() {
+		if !slices.Contains(sets, name) || !marksVS(name) {
 			continue
 		}
 		es, err := k.IPSet.Entries(name)
@@ -47,7 +46,7 @@ func Cleanup(ctx context.Context, k Kernel, excludeCIDRs []netip.Prefix) error {
 			errs = append(errs, fmt.Errorf("list members of set %s: %w", name, err))
 		}
 		for _, e := range es {
-			clusterIPs[string(e)] = struct{}{}
+			mk.add(name, e)
 		}
 	}
 	vss, err := k.IPVS.VirtualServers()
@@ -56,7 +55,7 @@ func Cleanup(ctx context.Context, k Kernel, excludeCIDRs []netip.Prefix) error {
 	}
 	n := 0
 	for _, v := range vss {
-		if !owned(v.Key, bound, clusterIPs, nil, excludeCIDRs) {
+		if !owned(v.Key, bound, mk, nil, excludeCIDRs) {
 			continue
 		}
 		if err := k.IPVS.DeleteVirtualServer(v.Key); err != nil && !errors.Is(err, ipvs.ErrNotFound) {

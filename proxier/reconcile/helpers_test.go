@@ -175,9 +175,22 @@ type svc struct {
 	affinity bool
 	sched    string
 	opts     *desired.Options // nil: testOpts
+
+	// Node-facing parts: the type (empty: ClusterIP; NodePort and LoadBalancer get the
+	// NodePort 30000+port), LoadBalancer ingress IPs, source ranges, externalIPs and the
+	// traffic policies.
+	typ      v1.ServiceType
+	ingress  []string
+	ranges   []string
+	extIPs   []string
+	extLocal bool
+	intLocal bool
 }
 
 const nodeName = "node-a"
+
+// nodeIP is the test node's address: the default NodePort address.
+var nodeIP = netip.MustParseAddr("192.168.1.10")
 
 // compute turns s into desired state through desired.ComputeService, as the daemon does.
 func (s svc) compute(t testing.TB) desired.Service {
@@ -193,6 +206,22 @@ func (s svc) compute(t testing.TB) desired.Service {
 	if s.sched != "" {
 		obj.Annotations = map[string]string{desired.SchedulerAnnotation: s.sched}
 	}
+	if s.typ != "" {
+		obj.Spec.Type = s.typ
+	}
+	for _, ip := range s.ingress {
+		obj.Status.LoadBalancer.Ingress = append(obj.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
+	}
+	obj.Spec.LoadBalancerSourceRanges = s.ranges
+	obj.Spec.ExternalIPs = s.extIPs
+	if s.extLocal {
+		obj.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+		obj.Spec.HealthCheckNodePort = 32000
+	}
+	if s.intLocal {
+		obj.Spec.InternalTrafficPolicy = ptr(v1.ServiceInternalTrafficPolicyLocal)
+	}
+	hasNodePort := s.typ == v1.ServiceTypeNodePort || s.typ == v1.ServiceTypeLoadBalancer
 	sl := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4}
 	if strings.Contains(s.ip, ":") {
 		sl.AddressType = discoveryv1.AddressTypeIPv6
@@ -202,7 +231,11 @@ func (s svc) compute(t testing.TB) desired.Service {
 		var n int32
 		fmt.Sscan(num, &n)
 		pname := strings.ToLower(proto) + num
-		obj.Spec.Ports = append(obj.Spec.Ports, v1.ServicePort{Name: pname, Protocol: v1.Protocol(proto), Port: n})
+		sp := v1.ServicePort{Name: pname, Protocol: v1.Protocol(proto), Port: n}
+		if hasNodePort {
+			sp.NodePort = 30000 + n
+		}
+		obj.Spec.Ports = append(obj.Spec.Ports, sp)
 		target := n + 8000
 		sl.Ports = append(sl.Ports, discoveryv1.EndpointPort{Name: &pname, Protocol: ptr(v1.Protocol(proto)), Port: &target})
 	}
@@ -218,7 +251,7 @@ func (s svc) compute(t testing.TB) desired.Service {
 	if s.opts != nil {
 		opts = *s.opts
 	}
-	out, errs := desired.ComputeService(opts, desired.Node{Name: nodeName}, nil, obj, []*discoveryv1.EndpointSlice{sl})
+	out, errs := desired.ComputeService(opts, desired.Node{Name: nodeName, Addresses: []netip.Addr{nodeIP}}, nil, obj, []*discoveryv1.EndpointSlice{sl})
 	if len(errs) > 0 {
 		t.Fatalf("compute %s: %v", s.name, errs)
 	}

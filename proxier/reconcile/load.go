@@ -10,15 +10,14 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/desired"
-	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
 // load reads the owned state of the kernel into the model: the addresses on the dummy
 // link, the members of the owned sets, and the owned virtual servers with their real
-// servers. A virtual server is owned when its address is bound to the dummy link, or its
-// address,protocol:port is in a cluster-IP set, or a Service wants it (wanted), or the
+// servers. A virtual server is owned when its address is bound to the dummy link, or a set
+// member marks it (see marks), or a Service wants it (wanted), or the
 // previous model held it (known: kubevs created or adopted it, and a delete may have
 // failed); never when its address is in ExcludeCIDRs. wanted and known may be nil.
 func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, known map[ipvs.Key]*vsState) error {
@@ -35,7 +34,7 @@ func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, know
 	if err != nil {
 		return fmt.Errorf("list sets: %w", err)
 	}
-	clusterIPs := map[string]struct{}{}
+	mk := newMarks()
 	for _, name := range desired.OwnedSets() {
 		if !slices.Contains(names, name) {
 			continue
@@ -44,12 +43,9 @@ func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, know
 		if err != nil {
 			return fmt.Errorf("list members of set %s: %w", name, err)
 		}
-		isClusterIP := name == desired.SetNames(ipset.IPv4).ClusterIP || name == desired.SetNames(ipset.IPv6).ClusterIP
 		for _, e := range es {
 			m.entries[desired.SetEntry{Set: name, Entry: e}] = struct{}{}
-			if isClusterIP {
-				clusterIPs[string(e)] = struct{}{}
-			}
+			mk.add(name, e)
 		}
 	}
 	vss, err := r.k.IPVS.VirtualServers()
@@ -57,7 +53,7 @@ func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, know
 		return fmt.Errorf("list virtual servers: %w", err)
 	}
 	for _, v := range vss {
-		if _, ok := known[v.Key]; !ok && !owned(v.Key, m.bound, clusterIPs, wanted, r.opts.ExcludeCIDRs) {
+		if _, ok := known[v.Key]; !ok && !owned(v.Key, m.bound, mk, wanted, r.opts.ExcludeCIDRs) {
 			continue
 		}
 		rss, err := r.k.IPVS.RealServers(v.Key)
@@ -81,20 +77,6 @@ func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, know
 	m.fresh = true
 	klog.FromContext(ctx).V(2).Info("Read kernel state", "virtualServers", len(m.vs), "addresses", len(m.bound), "setMembers", len(m.entries))
 	return nil
-}
-
-func owned(k ipvs.Key, bound map[netip.Addr]struct{}, clusterIPs map[string]struct{}, wanted map[ipvs.Key][]owner, exclude []netip.Prefix) bool {
-	if excluded(k.Address, exclude) {
-		return false
-	}
-	if _, ok := bound[k.Address]; ok {
-		return true
-	}
-	if _, ok := clusterIPs[protoEntry(k)]; ok {
-		return true
-	}
-	_, ok := wanted[k]
-	return ok
 }
 
 // Stats counts what the Reconciler believes it programmed, for metrics.
