@@ -144,3 +144,26 @@ func ParsedCIDRs(cidrs []string) []netip.Prefix {
 
 // StrictARPEnabled reports the defaulted StrictARP setting.
 func (c *IPVSConfiguration) StrictARPEnabled() bool { return c.StrictARP == nil || *c.StrictARP }
+
+// Bootstrap returns the configuration of the file at path (the defaults when path is
+// empty) with the bootstrap flags applied over it: kubeconfig and nodeName replace the
+// file's values when not empty. The result is validated.
+func Bootstrap(path, kubeconfig, nodeName string) (*Configuration, error) {
+	c := New()
+	if path != "" {
+		var err error
+		if c, err = Load(path); err != nil {
+			return nil, err
+		}
+	}
+	if kubeconfig != "" {
+		c.Kubeconfig = kubeconfig
+	}
+	if nodeName != "" {
+		c.NodeName = nodeName
+	}
+	if errs := Validate(c); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration: %w", errs.ToAggregate())
+	}
+	return c, nil
+}

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,7 +34,7 @@ func main() {
 }
 
 func run(configPath, kubeconfig, hostname string, cleanup bool) error {
-	cfg, err := loadConfig(configPath, kubeconfig, hostname)
+	cfg, err := config.Bootstrap(configPath, kubeconfig, hostname)
 	if err != nil {
 		return err
 	}
@@ -50,25 +49,4 @@ func run(configPath, kubeconfig, hostname string, cleanup bool) error {
 		return err
 	}
 	return d.Run(ctx)
-}
-
-// loadConfig reads the file (or takes the defaults) and applies the bootstrap flags.
-func loadConfig(path, kubeconfig, hostname string) (*config.Configuration, error) {
-	cfg := config.New()
-	if path != "" {
-		var err error
-		if cfg, err = config.Load(path); err != nil {
-			return nil, err
-		}
-	}
-	if kubeconfig != "" {
-		cfg.Kubeconfig = kubeconfig
-	}
-	if hostname != "" {
-		cfg.NodeName = hostname
-	}
-	if errs := config.Validate(cfg); len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration: %w", errs.ToAggregate())
-	}
-	return cfg, nil
 }
