@@ -9,10 +9,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/desired"
@@ -26,37 +23,46 @@ const (
 	sliceSelector   = discoveryv1.LabelServiceName + ",!" + desired.ServiceProxyNameLabel + ",!" + v1.IsHeadlessService
 )
 
-// ListDesired lists the Services, EndpointSlices and the Node nodeName from the API server
-// and computes, with desired.ComputeService and the options the proxier derives from cfg
+// Source lists the API objects status reads. NewSource is the API server's; tests wrap
+// client-go's fake clientset.
+type Source interface {
+	// Node returns the Node called name, or nil and no error if there is none.
+	Node(ctx context.Context, name string) (*v1.Node, error)
+	// Services lists the Services of every namespace that match the label selector.
+	Services(ctx context.Context, selector string) ([]v1.Service, error)
+	// EndpointSlices lists the EndpointSlices of every namespace that match the selector.
+	EndpointSlices(ctx context.Context, selector string) ([]discoveryv1.EndpointSlice, error)
+}
+
+// ListDesired lists the Services, EndpointSlices and the Node nodeName from src and
+// computes, with desired.ComputeService and the options the proxier derives from cfg
 // and the Node, what every Service kubevs handles asks of this node. Local pods are not
 // known here; they only change ipset members, which status does not compare. A missing
 // Node is no error (the proxier also computes without one). The result is sorted by name.
-func ListDesired(ctx context.Context, client kubernetes.Interface, nodeName string, cfg *config.Configuration) ([]Want, error) {
-	node, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		node = nil
-	} else if err != nil {
+func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.Configuration) ([]Want, error) {
+	node, err := src.Node(ctx, nodeName)
+	if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", nodeName, err)
 	}
-	svcs, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: serviceSelector})
+	svcs, err := src.Services(ctx, serviceSelector)
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
 	}
-	eps, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: sliceSelector})
+	eps, err := src.EndpointSlices(ctx, sliceSelector)
 	if err != nil {
 		return nil, fmt.Errorf("list endpoint slices: %w", err)
 	}
 	byService := map[types.NamespacedName][]*discoveryv1.EndpointSlice{}
-	for i := range eps.Items {
-		s := &eps.Items[i]
+	for i := range eps {
+		s := &eps[i]
 		name := types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[discoveryv1.LabelServiceName]}
 		byService[name] = append(byService[name], s)
 	}
 	opts := DesiredOptions(cfg, node)
 	dn := DesiredNode(nodeName, node)
 	var out []Want
-	for i := range svcs.Items {
-		svc := &svcs.Items[i]
+	for i := range svcs {
+		svc := &svcs[i]
 		if desired.Ignored(svc) {
 			continue
 		}

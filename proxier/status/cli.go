@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -25,10 +24,10 @@ const Command = "status"
 // binaries (install.DefaultKubeconfig; a test keeps the two equal).
 const DefaultKubeconfig = "/var/lib/kubevs/kubeconfig"
 
-// Env holds what a status run reads: the API client and the kernel adapters. Only their
-// read-only methods are called.
+// Env holds what a status run reads: the API objects and the kernel adapters. Only the
+// adapters' read-only methods are called.
 type Env struct {
-	Client kubernetes.Interface
+	API    Source
 	IPVS   ipvs.Interface
 	Link   link.Interface
 	// Close releases the adapters; may be nil.
@@ -46,7 +45,7 @@ type Options struct {
 // Run lists what the API asks of node (options from cfg), reads the kernel through env and
 // compares the two. It never writes to the kernel.
 func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (Report, error) {
-	wants, err := ListDesired(ctx, env.Client, node, cfg)
+	wants, err := ListDesired(ctx, env.API, node, cfg)
 	if err != nil {
 		return Report{}, err
 	}

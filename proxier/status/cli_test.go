@@ -114,7 +114,7 @@ func newCluster(t *testing.T) *cluster {
 		kc:   writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443"),
 	}
 	ctx := klog.NewContext(context.Background(), logr.Discard())
-	wants, err := ListDesired(ctx, c.client, testNode, config.New())
+	wants, err := ListDesired(ctx, clientsetSource{c.client}, testNode, config.New())
 	must(t, err)
 	all := map[types.NamespacedName]desired.Service{}
 	for _, w := range wants {
@@ -146,7 +146,7 @@ func newCluster(t *testing.T) *cluster {
 func (c *cluster) status(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	open := func(*rest.Config) (Env, error) { return Env{Client: c.client, IPVS: c.ipvs, Link: c.link}, nil }
+	open := func(*rest.Config) (Env, error) { return Env{API: clientsetSource{c.client}, IPVS: c.ipvs, Link: c.link}, nil }
 	noenv := func(string) string { return "" }
 	code = mainWith(context.Background(), append([]string{"--kubeconfig", c.kc, "--node", testNode}, args...), &out, &errb, noenv, open)
 	if ops := append(c.ipvs.Ops(), c.link.Ops()...); len(ops) != 0 {
@@ -216,7 +216,7 @@ func TestStatusErrors(t *testing.T) {
 			c := newCluster(t)
 			var out, errb bytes.Buffer
 			open := func(*rest.Config) (Env, error) {
-				return Env{Client: c.client, IPVS: c.ipvs, Link: c.link}, tt.open
+				return Env{API: clientsetSource{c.client}, IPVS: c.ipvs, Link: c.link}, tt.open
 			}
 			args := append([]string{"--kubeconfig", c.kc, "--node", testNode}, tt.args...)
 			code := mainWith(context.Background(), args, &out, &errb, func(string) string { return "" }, open)

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -11,8 +12,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
@@ -86,3 +89,30 @@ func node(podCIDRs ...string) *v1.Node {
 
 // objects is a cluster: the objects for the fake clientset.
 func objects(os ...runtime.Object) []runtime.Object { return os }
+
+// clientsetSource is a Source over a client-go clientset (the fake one in tests).
+type clientsetSource struct{ c kubernetes.Interface }
+
+func (s clientsetSource) Node(ctx context.Context, name string) (*v1.Node, error) {
+	n, err := s.c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return n, err
+}
+
+func (s clientsetSource) Services(ctx context.Context, selector string) ([]v1.Service, error) {
+	l, err := s.c.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+func (s clientsetSource) EndpointSlices(ctx context.Context, selector string) ([]discoveryv1.EndpointSlice, error) {
+	l, err := s.c.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}

@@ -4,19 +4,18 @@ import (
 	"fmt"
 	"io"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
-// openEnv builds the API client and opens the Linux adapters of the calling thread's
+// openEnv builds the API source and opens the Linux adapters of the calling thread's
 // network namespace.
 func openEnv(rc *rest.Config) (Env, error) {
-	client, err := kubernetes.NewForConfig(rc)
+	src, err := NewSource(rc)
 	if err != nil {
-		return Env{}, fmt.Errorf("create API client: %w", err)
+		return Env{}, err
 	}
 	iv, err := ipvs.New()
 	if err != nil {
@@ -27,7 +26,7 @@ func openEnv(rc *rest.Config) (Env, error) {
 		closeAll(iv)
 		return Env{}, fmt.Errorf("open links: %w", err)
 	}
-	return Env{Client: client, IPVS: iv, Link: lk, Close: func() { closeAll(iv, lk) }}, nil
+	return Env{API: src, IPVS: iv, Link: lk, Close: func() { closeAll(iv, lk) }}, nil
 }
 
 func closeAll(xs ...any) {

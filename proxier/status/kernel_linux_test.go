@@ -56,7 +56,7 @@ func TestStatusReadsTheKernel(t *testing.T) {
 		dns := service("kube-system/dns", "10.96.0.53", "UDP:53")
 		client := fake.NewClientset(web, dns, node("10.244.0.0/24"),
 			slice(web, "web-1", "10.244.1.5", "10.244.2.6"), slice(dns, "dns-1", "10.244.1.7"))
-		env := Env{Client: client, IPVS: readOnlyIPVS{iv}, Link: readOnlyLink{lk}}
+		env := Env{API: clientsetSource{client}, IPVS: readOnlyIPVS{iv}, Link: readOnlyLink{lk}}
 		run := func() Report {
 			t.Helper()
 			r, err := Run(context.Background(), testNode, config.New(), env)
