@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -30,7 +31,30 @@ func newNetns() (ns.NetNS, error) {
 		_ = netlink.LinkSetUp(lo)
 	}
 	if err := orig.Set(); err != nil {
+		_ = created.Close()
 		return nil, fmt.Errorf("return to original namespace: %w", err)
 	}
-	return created, nil
+	// created.Path() names the thread's namespace (/proc/<pid>/task/<tid>/ns/net), which is
+	// the original one again now. Reopen it through our own descriptor so that Path() keeps
+	// naming the new namespace for other processes (a CNI plugin given it as CNI_NETNS).
+	stable, err := ns.GetNS(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), created.Fd()))
+	if err != nil {
+		_ = created.Close()
+		return nil, err
+	}
+	return &fdNetns{NetNS: stable, holder: created}, nil
+}
+
+// fdNetns keeps the descriptor its path goes through open until Close.
+type fdNetns struct {
+	ns.NetNS
+	holder ns.NetNS
+}
+
+func (n *fdNetns) Close() error {
+	err := n.NetNS.Close()
+	if herr := n.holder.Close(); err == nil {
+		err = herr
+	}
+	return err
 }

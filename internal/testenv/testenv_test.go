@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"os"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -19,4 +20,21 @@ func TestInNetnsIsFreshAndLoopbackUp(t *testing.T) {
 			t.Fatalf("lo is down")
 		}
 	})
+}
+
+// The namespace's path must name the new namespace for other processes, not the creating
+// thread's current one.
+func TestNewNetnsPathNamesTheNewNamespace(t *testing.T) {
+	n := NewNetns(t)
+	here, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	there, err := os.Readlink(n.Path())
+	if err != nil {
+		t.Fatalf("read %s: %v", n.Path(), err)
+	}
+	if here == there {
+		t.Fatalf("%s names the test's own namespace %s", n.Path(), here)
+	}
 }
