@@ -11,11 +11,11 @@ import (
 	_ "github.com/moby/ipvs"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/vishvananda/netlink"
+	_ "golang.org/x/sys/unix"
 	_ "k8s.io/api/core/v1"
 	_ "k8s.io/apimachinery/pkg/apis/meta/v1"
-	_ "k8s.io/client-go/kubernetes"
 	_ "k8s.io/client-go/informers"
+	_ "k8s.io/client-go/kubernetes"
 	_ "k8s.io/klog/v2"
 	_ "sigs.k8s.io/yaml"
-	_ "golang.org/x/sys/unix"
 )
