@@ -27,9 +27,9 @@ const DefaultKubeconfig = "/var/lib/kubevs/kubeconfig"
 // Env holds what a status run reads: the API objects and the kernel adapters. Only the
 // adapters' read-only methods are called.
 type Env struct {
-	API    Source
-	IPVS   ipvs.Interface
-	Link   link.Interface
+	API  Source
+	IPVS ipvs.Interface
+	Link link.Interface
 	// Close releases the adapters; may be nil.
 	Close func()
 }

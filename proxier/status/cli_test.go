@@ -146,7 +146,9 @@ func newCluster(t *testing.T) *cluster {
 func (c *cluster) status(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	open := func(*rest.Config) (Env, error) { return Env{API: clientsetSource{c.client}, IPVS: c.ipvs, Link: c.link}, nil }
+	open := func(*rest.Config) (Env, error) {
+		return Env{API: clientsetSource{c.client}, IPVS: c.ipvs, Link: c.link}, nil
+	}
 	noenv := func(string) string { return "" }
 	code = mainWith(context.Background(), append([]string{"--kubeconfig", c.kc, "--node", testNode}, args...), &out, &errb, noenv, open)
 	if ops := append(c.ipvs.Ops(), c.link.Ops()...); len(ops) != 0 {
