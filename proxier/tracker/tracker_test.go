@@ -10,9 +10,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/desired"
 )
@@ -157,5 +160,36 @@ func TestTrackerTouch(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"ns/x"}, names(tr.Take().Services)); diff != "" {
 		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+}
+
+func TestTrackerTombstonesAndMovedSlices(t *testing.T) {
+	tr := New(fake.NewClientset(), "node-a", nil)
+	logger := klog.Background()
+	a := svc("a", "10.96.0.1", 80, nil)
+	s := slice("a", "a-1", time.Time{}, "10.244.0.2")
+	tr.onService(logger, nil, a)
+	tr.onSlice(logger, nil, s)
+	tr.Take()
+
+	// The slice's service-name label moves it from a to b.
+	moved := s.DeepCopy()
+	moved.Labels[discoveryv1.LabelServiceName] = "b"
+	tr.onSlice(logger, s, moved)
+	if diff := cmp.Diff([]string{"ns/a", "ns/b"}, names(tr.Take().Services)); diff != "" {
+		t.Errorf("changes after the move (-want +got):\n%s", diff)
+	}
+	if _, sl := tr.Service(nn("a")); len(sl) != 0 {
+		t.Errorf("a still has %d slices", len(sl))
+	}
+
+	// Deletions the informer missed arrive as tombstones.
+	tr.onService(logger, cache.DeletedFinalStateUnknown{Key: "ns/a", Obj: a}, nil)
+	tr.onSlice(logger, cache.DeletedFinalStateUnknown{Key: "ns/a-1", Obj: moved}, nil)
+	if diff := cmp.Diff([]string{"ns/a", "ns/b"}, names(tr.Take().Services)); diff != "" {
+		t.Errorf("changes after the tombstones (-want +got):\n%s", diff)
+	}
+	if got := tr.Services(); len(got) != 0 {
+		t.Errorf("Services() = %v after every deletion, want none", got)
 	}
 }
