@@ -172,6 +172,7 @@ func TestValidate(t *testing.T) {
 		{"metricsBindAddress host name", func(c *Configuration) { c.MetricsBindAddress = "localhost:10249" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"metricsBindAddress port", func(c *Configuration) { c.MetricsBindAddress = "127.0.0.1:0" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"healthzBindAddress", func(c *Configuration) { c.HealthzBindAddress = "127.0.0.1:http" }, []string{"healthzBindAddress: FieldValueInvalid"}},
+		{"healthzBindAddress same as metrics", func(c *Configuration) { c.HealthzBindAddress = c.MetricsBindAddress }, []string{"healthzBindAddress: FieldValueDuplicate"}},
 		{"nodeAPISocket", func(c *Configuration) { c.NodeAPISocket = "proxier.sock" }, []string{"nodeAPISocket: FieldValueInvalid"}},
 		{"registrationDir", func(c *Configuration) { c.RegistrationDir = "regs" }, []string{"registrationDir: FieldValueInvalid"}},
 		{"stateDir", func(c *Configuration) { c.StateDir = "state" }, []string{"stateDir: FieldValueInvalid"}},

@@ -52,6 +52,9 @@ func Validate(c *Configuration) field.ErrorList {
 	errs = append(errs, validateCIDRs(field.NewPath("externalIPAllowedCIDRs"), c.ExternalIPAllowedCIDRs, false)...)
 	errs = append(errs, validateBindAddress(field.NewPath("metricsBindAddress"), c.MetricsBindAddress, !c.MetricsAllowNonLoopback)...)
 	errs = append(errs, validateBindAddress(field.NewPath("healthzBindAddress"), c.HealthzBindAddress, false)...)
+	if c.HealthzBindAddress == c.MetricsBindAddress {
+		errs = append(errs, field.Duplicate(field.NewPath("healthzBindAddress"), c.HealthzBindAddress))
+	}
 	errs = append(errs, validateAbsPath(field.NewPath("nodeAPISocket"), c.NodeAPISocket)...)
 	errs = append(errs, validateAbsPath(field.NewPath("registrationDir"), c.RegistrationDir)...)
 	errs = append(errs, validateAbsPath(field.NewPath("stateDir"), c.StateDir)...)
