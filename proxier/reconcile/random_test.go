@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/proxier/desired"
@@ -16,7 +17,8 @@ import (
 )
 
 // TestRandomSequencesMatchACleanSync drives a Reconciler through random partial changes
-// of a few Services that share addresses, ports and endpoints, with failures injected now
+// of a few Services (of every type, with NodePorts, LoadBalancer ingress, externalIPs,
+// source ranges and traffic policies) that share addresses, ports and endpoints, with failures injected now
 // and then and restarts (a new Reconciler adopting the kernel). After every step without failure (and drains finished), and after a Resync
 // following a failure, the fake kernel must equal what a fresh Reconciler programs for the
 // same Services from an empty kernel.
@@ -32,6 +34,10 @@ func randomSequence(t *testing.T, seed uint64, steps int) {
 	vips := []string{"10.96.0.1", "10.96.0.2", "10.96.0.3"}
 	ports := []string{"TCP:80", "UDP:53", "TCP:443", "SCTP:9"}
 	pods := []string{"10.244.0.1@local", "10.244.0.2@local", "10.244.1.1", "10.244.1.2", "10.244.2.1"}
+	svcTypes := []v1.ServiceType{v1.ServiceTypeClusterIP, v1.ServiceTypeNodePort, v1.ServiceTypeLoadBalancer}
+	ingress := []string{"198.51.100.1", "198.51.100.2"}
+	extIPs := []string{"203.0.113.1", nodeIP.String()}
+	ranges := []string{"203.0.113.0/24", "192.168.1.0/24"}
 	pick := func(from []string, max int) []string {
 		var out []string
 		for _, s := range from {
@@ -51,7 +57,18 @@ func randomSequence(t *testing.T, seed uint64, steps int) {
 		if len(p) == 0 {
 			p = ports[i : i+1]
 		}
-		return svc{name: names[i], ip: vips[rng.IntN(len(vips))], ports: p, eps: pick(pods, 2), affinity: rng.IntN(3) == 0}
+		s := svc{name: names[i], ip: vips[rng.IntN(len(vips))], ports: p, eps: pick(pods, 2), affinity: rng.IntN(3) == 0}
+		// Node-facing parts: NodePorts on the node address, LoadBalancer ingress and
+		// externalIPs (one of them the node's own address), source ranges, policies.
+		s.typ = svcTypes[rng.IntN(len(svcTypes))]
+		if s.typ == v1.ServiceTypeLoadBalancer {
+			s.ingress = pick(ingress, 2)
+			s.ranges = pick(ranges, 3)
+		}
+		s.extIPs = pick(extIPs, 4)
+		s.extLocal = rng.IntN(3) == 0
+		s.intLocal = rng.IntN(4) == 0
+		return s
 	}
 	f, r := startSynced(t)
 	c := ctx(t)
@@ -66,7 +83,7 @@ func randomSequence(t *testing.T, seed uint64, steps int) {
 		}
 		fail := rng.IntN(5) == 0
 		if fail {
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
 			case 0:
 				f.ipvs.FailNext(ipvstest.OpAddRealServer, injected)
 			case 1:
@@ -75,6 +92,8 @@ func randomSequence(t *testing.T, seed uint64, steps int) {
 				f.ipset.FailNext(ipsettest.OpDel, injected)
 			case 3:
 				f.ipvs.FailNext(ipvstest.OpDeleteVirtualServer, injected)
+			case 4:
+				f.ipset.FailNext(ipsettest.OpAdd, injected)
 			}
 		}
 		for name, s := range changes(t, ch...) {
