@@ -97,6 +97,13 @@ func Prepare(ctx context.Context, cacheRoot string) (*Image, error) {
 		return nil, fmt.Errorf("create cache %s: %w", cacheRoot, err)
 	}
 	k, err := resolveCached(ctx, cacheRoot)
+	if err != nil && os.Geteuid() == 0 {
+		// A fresh machine may have no package lists yet.
+		logger.Info("Cannot resolve the kernel package; running apt-get update", "err", err)
+		if _, uerr := output(ctx, "apt-get", "update", "-qq"); uerr == nil {
+			k, err = resolveCached(ctx, cacheRoot)
+		}
+	}
 	if err != nil {
 		cached := cachedKernels(cacheRoot)
 		if len(cached) == 0 {
@@ -160,8 +167,22 @@ func Prepare(ctx context.Context, cacheRoot string) (*Image, error) {
 		return nil, fmt.Errorf("install image %s: %w", dir, err)
 	}
 	img.Built = true
+	pruneOthers(ctx, cacheRoot, k.Release())
 	logger.Info("Built the test VM image", "kernel", k.Package, "elapsed", time.Since(start).Round(time.Millisecond))
 	return img, nil
+}
+
+// pruneOthers removes the images of other kernel releases from the cache. A guest still
+// running from one keeps its open files.
+func pruneOthers(ctx context.Context, cacheRoot, keep string) {
+	stamps, _ := filepath.Glob(filepath.Join(cacheRoot, "*", stampFile))
+	for _, st := range stamps {
+		if dir := filepath.Dir(st); filepath.Base(dir) != keep {
+			if err := os.RemoveAll(dir); err != nil {
+				klog.FromContext(ctx).Info("Cannot remove an old image", "dir", dir, "err", err)
+			}
+		}
+	}
 }
 
 // buildInitramfs packs busybox, /init and the module closure of the unpacked kernel package

@@ -107,3 +107,27 @@ func TestResolveCachedUsesTheRememberedAnswer(t *testing.T) {
 		t.Errorf("resolveCached = %+v, want %+v", got, want)
 	}
 }
+
+func TestPruneOthers(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"6.1.0-55-amd64", "6.1.0-56-amd64"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, d, stampFile), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "resolved"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pruneOthers(t.Context(), root, "6.1.0-56-amd64")
+	var left []string
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if diff := cmp.Diff([]string{"6.1.0-56-amd64", "resolved"}, left); diff != "" {
+		t.Errorf("cache after prune (-want +got):\n%s", diff)
+	}
+}
