@@ -129,12 +129,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	case seen == SetupFailed:
 		return res, fmt.Errorf("run %q in test VM: guest setup failed; last console lines:\n%s", o.Command, last)
 	default:
-		return res, fmt.Errorf("run %q in test VM: guest stopped before the command ended (kernel panic or qemu failure): qemu %v %s; last console lines:\n%s",
-			o.Command, waitErr, strings.TrimSpace(qemuErr.String()), last)
+		qemu := "exited"
+		if waitErr != nil {
+			qemu = waitErr.Error()
+		}
+		if e := strings.TrimSpace(qemuErr.String()); e != "" {
+			qemu += ": " + e
+		}
+		return res, fmt.Errorf("run %q in test VM: guest stopped before the command ended (kernel panic or qemu failure; qemu %s); last console lines:\n%s",
+			o.Command, qemu, last)
 	}
 }
 
-// follow reads the console until EOF and returns the result, the last boot lines, and the
+// follow reads the console until EOF and returns the result, the last console lines, and the
 // kind of the final marker seen (BootLine if none). Once the EXIT marker is seen, the guest
 // gets a few seconds to power off before qemu is killed.
 func follow(ctx context.Context, cmd *exec.Cmd, r io.Reader, nonce string, start time.Time, o Options) (Result, string, EventKind) {
@@ -155,6 +162,7 @@ func follow(ctx context.Context, cmd *exec.Cmd, r io.Reader, nonce string, start
 						fmt.Fprintln(o.BootLog, ev.Text)
 					}
 				case Output:
+					tail.add(ev.Text)
 					if o.Stdout != nil {
 						fmt.Fprintln(o.Stdout, ev.Text)
 					}
