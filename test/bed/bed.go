@@ -28,6 +28,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,7 +55,8 @@ type Config struct {
 	// Network describes the pod network and the outside host.
 	Network NetworkConfig
 	// StartTimeout bounds the wait for each component to become ready. Default 3 minutes
-	// (the VM emulates its CPU; kube-apiserver takes tens of seconds there).
+	// (the VM emulates its CPU: kube-apiserver takes about 40 s there on an idle machine, and
+	// over 3 minutes when other jobs load the host).
 	StartTimeout time.Duration
 	// Components are started in order once the node and its network are up.
 	Components []Component
@@ -211,6 +213,16 @@ func (b *Bed) NetnsPrefix() string { return b.prefix }
 
 // Token is the admin bearer token.
 func (b *Bed) Token() string { return b.pki.Token }
+
+// Timings says how long each component took to become ready, in start order, for logs:
+// "etcd 1.1s, kube-apiserver 9.8s, ...".
+func (b *Bed) Timings() string {
+	parts := make([]string, 0, len(b.procs))
+	for _, p := range b.procs {
+		parts = append(parts, fmt.Sprintf("%s %s", p.Name, p.ReadyAfter.Round(100*time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
+}
 
 // LogFiles lists the components' log files, for a failing test to point at.
 func (b *Bed) LogFiles() []string {

@@ -23,9 +23,14 @@ type Process struct {
 	// LogPath is the file holding its output.
 	LogPath string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // set before done is closed
+	// ReadyAfter is how long the process took to pass its readiness check (zero if it had
+	// none, or has not passed it).
+	ReadyAfter time.Duration
+
+	started time.Time
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error // set before done is closed
 }
 
 // StartProcess starts bin with args, logging to logDir/name.log. The process runs in its own
@@ -45,7 +50,7 @@ func StartProcess(ctx context.Context, logDir, name, bin string, args ...string)
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	klog.FromContext(ctx).V(2).Info("Started", "component", name, "pid", cmd.Process.Pid, "log", logPath)
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, started: time.Now(), cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		_ = logFile.Close()
@@ -140,6 +145,9 @@ func poll(ctx context.Context, what string, timeout, interval time.Duration, pro
 	for {
 		last := cond(ctx)
 		if last == nil {
+			if proc != nil {
+				proc.ReadyAfter = time.Since(proc.started)
+			}
 			return nil
 		}
 		if proc != nil {

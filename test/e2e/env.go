@@ -131,6 +131,15 @@ func resolveBinaries(ctx context.Context) (*binaries, error) {
 // directory, where go test runs the binary.
 func repoPath(p string) string { return filepath.Join("..", "..", p) }
 
+// startTimeout bounds each bed component's start: generous in the VM, whose CPU is emulated
+// and shared with whatever else the host runs.
+func startTimeout() time.Duration {
+	if testenv.InVM() {
+		return 8 * time.Minute
+	}
+	return 3 * time.Minute
+}
+
 // timeout is the bound of each expectation.
 func timeout() time.Duration {
 	if v := os.Getenv("KUBEVS_E2E_TIMEOUT"); v != "" {

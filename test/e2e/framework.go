@@ -70,6 +70,7 @@ func run(m *testing.M) int {
 		keepLogs = false
 	}
 	cfg := bed.Config{
+		StartTimeout:    startTimeout(),
 		ControlPlaneBin: bins.controlPlane,
 		LogDir:          logDir,
 		Network:         bed.NetworkConfig{CNIBinDirs: []string{bins.tools}},
@@ -84,7 +85,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: start bed: %v\n(logs kept in %s)\n", err, logDir)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "e2e: bed up in %s (node %s, logs %s)\n", time.Since(start).Round(time.Millisecond), b.NodeName(), logDir)
+	fmt.Fprintf(os.Stderr, "e2e: bed up in %s (%s; node %s, logs %s)\n", time.Since(start).Round(time.Millisecond), b.Timings(), b.NodeName(), logDir)
 	theBed = b
 	theSim = podsim.New(b, bins.tools+"/testserver")
 
@@ -258,7 +259,8 @@ func isTrue(b *bool) bool { return b != nil && *b }
 func (f *Framework) Eventually(what string, cond func(ctx context.Context) error) {
 	f.t.Helper()
 	if err := f.poll(cond); err != nil {
-		f.t.Fatalf("%s: %v", what, err)
+		path, ipvs := f.dumpNodeState()
+		f.t.Fatalf("%s: %v\nnode state in %s; IPVS:\n%s", what, err, path, ipvs)
 	}
 }
 

@@ -1,13 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubevs/kubevs/internal/testenv"
-
 	"github.com/kubevs/kubevs/test/bed"
 )
 
@@ -32,6 +35,25 @@ func RequireProxier(t testing.TB) {
 	}
 }
 
+// proxierReadyz answers 200 once kubevs-proxier has synced (its default health address).
+const proxierReadyz = "http://127.0.0.1:10256/readyz"
+
+func httpOK(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
 // configureKubevs puts kubevs's own binaries into the bed when asked to. The bed's own
 // scenarios run with the reference plugins only; Service scenarios set:
 //
@@ -40,7 +62,8 @@ func RequireProxier(t testing.TB) {
 //	KUBEVS_E2E_PLUGIN=1      append the kubevs chained plugin to the conflist
 //	KUBEVS_E2E_PROXIER=1     start kubevs-proxier on the node; its arguments are
 //	                         --kubeconfig=KUBECONFIG --node-name=NODE followed by
-//	                         KUBEVS_E2E_PROXIER_ARGS (space-separated)
+//	                         KUBEVS_E2E_PROXIER_ARGS (space-separated); the bed waits for
+//	                         its /readyz
 //
 // KUBEVS_BIN is searched for CNI plugins after the tools dir either way.
 func configureKubevs(cfg *bed.Config, bins *binaries) error {
@@ -63,6 +86,7 @@ func configureKubevs(cfg *bed.Config, bins *binaries) error {
 			Args: func(b *bed.Bed) []string {
 				return append([]string{"--kubeconfig=" + b.Kubeconfig, "--node-name=" + b.NodeName()}, extra...)
 			},
+			Ready: func(ctx context.Context, _ *bed.Bed) error { return httpOK(ctx, proxierReadyz) },
 		})
 	}
 	return nil

@@ -43,6 +43,9 @@ kubevs_env=()
 if ((${#cmds[@]})); then
 	go build -trimpath -o "$work/kubevs/" "${cmds[@]}"
 	kubevs_env=(--env "KUBEVS_BIN=$work/kubevs")
+	# Service scenarios need the proxier; run it whenever it was built (KUBEVS_E2E_PROXIER=0
+	# turns it off).
+	[[ -x $work/kubevs/kubevs-proxier ]] && export KUBEVS_E2E_PROXIER=${KUBEVS_E2E_PROXIER:-1}
 fi
 go build -o "$work/kubevs-vm" ./test/vm/cmd/kubevs-vm
 go test -c -o "$work/e2e.test" ./test/e2e
