@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// pageSize bounds one list request; large clusters are listed in pages.
-const pageSize = 500
+// pageSize bounds one list request; large clusters are listed in pages. A test lowers it.
+var pageSize = 500
 
 // restSource is the Source of a real API server.
 type restSource struct {
