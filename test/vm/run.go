@@ -42,7 +42,7 @@ type Options struct {
 	Dir string
 	// Env holds KEY=VALUE pairs added to the command's environment, which otherwise holds
 	// only PATH (the host's), HOME=/root, LANG=C.UTF-8, KUBEVS_IN_VM=1, and CI and
-	// KUBEVS_STRICT when the host has them (so strictness carries into the guest).
+	// KUBEVS_STRICT when the host sets them (so strictness carries into the guest).
 	Env []string
 	// Shares are writable folders; the host's root itself is read-only in the guest, under a
 	// writable layer that is thrown away when the guest stops.
@@ -233,7 +233,7 @@ func writeControl(ctl string, o Options) ([]Share, error) {
 	}
 	var env []string
 	for _, k := range []string{"CI", "KUBEVS_STRICT"} {
-		if v, ok := os.LookupEnv(k); ok {
+		if v := os.Getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}
 	}
