@@ -129,10 +129,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	logger.Info("Starting kubevs-proxier", "node", d.cfg.NodeName, "scheduler", d.cfg.Scheduler,
 		"syncPeriod", d.cfg.SyncPeriod.Duration, "minSyncPeriod", d.cfg.MinSyncPeriod.Duration)
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	defer func() { cancel(); wg.Wait() }() // every return stops and waits for the servers
+	errc := make(chan error, 8)
 	serve := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -146,15 +145,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.startServers(ctx, serve); err != nil {
 		return err
 	}
-	defer wg.Wait()
 
 	if err := d.tracker.Start(ctx); err != nil {
 		return fmt.Errorf("start informers: %w", err)
 	}
 	logger.Info("Waiting for informers to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), d.tracker.HasSynced) {
-		cancel()
-		return firstErr(errc, nil)
+		return firstErr(errc, nil) // stopped, or a server failed
 	}
 	d.health.InformersSynced()
 	logger.Info("Informers synced", "services", len(d.tracker.Services()))

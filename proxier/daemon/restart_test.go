@@ -2,11 +2,15 @@ package daemon
 
 import (
 	"context"
+	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubevs/kubevs/proxier/desired"
 )
@@ -85,4 +89,34 @@ func TestNodeChangeIsFullSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "a second full sync", func() bool { return full() == 2 })
+}
+
+// A listener that cannot open fails Run at once, after stopping what had started (the
+// node API socket is removed again).
+func TestRunFailsWhenAnAddressIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := testConfig(t)
+	cfg.HealthzBindAddress = taken.Addr().String()
+	k := newFakeKernel()
+	d, err := New(Options{Config: cfg, Client: fake.NewClientset(), Kernel: k.kernel()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "healthz") {
+			t.Errorf("Run = %v, want a healthz listen error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if _, err := os.Stat(cfg.NodeAPISocket); !os.IsNotExist(err) {
+		t.Errorf("node API socket left behind: %v", err)
+	}
 }
