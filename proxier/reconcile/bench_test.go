@@ -77,8 +77,33 @@ func newBenchWorld(n int) *benchWorld {
 	return w
 }
 
+// nodeFacing turns every 10th Service into a NodePort (odd tens) or a LoadBalancer with
+// an ingress IP, two source ranges and, every other one, externalTrafficPolicy=Local (even
+// tens), each with its own NodePort, and returns their indexes.
+func (w *benchWorld) nodeFacing() []int {
+	var out []int
+	for i := 0; i < len(w.svcs); i += 10 {
+		s := &w.svcs[i].Spec
+		s.Ports[0].NodePort = int32(30000 + len(out))
+		s.Type = v1.ServiceTypeNodePort
+		if (i/10)%2 == 0 {
+			s.Type = v1.ServiceTypeLoadBalancer
+			s.LoadBalancerSourceRanges = []string{"203.0.113.0/24", "192.168.1.0/24"}
+			ip := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+			w.svcs[i].Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
+			if (i/20)%2 == 0 {
+				s.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+				s.HealthCheckNodePort = int32(32000 + len(out))
+			}
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
 func (w *benchWorld) compute(b *testing.B, i int) desired.Service {
-	s, errs := desired.ComputeService(testOpts, desired.Node{Name: "node-a"}, nil, w.svcs[i], []*discoveryv1.EndpointSlice{w.slices[i]})
+	node := desired.Node{Name: "node-a", Addresses: []netip.Addr{nodeIP}}
+	s, errs := desired.ComputeService(testOpts, node, nil, w.svcs[i], []*discoveryv1.EndpointSlice{w.slices[i]})
 	if len(errs) > 0 {
 		b.Fatal(errs)
 	}
@@ -134,10 +159,29 @@ func BenchmarkCold(b *testing.B) {
 	}
 }
 
+// BenchmarkEndpointChange changes one endpoint of one Service at a time. With
+// node-facing, one Service in ten is a NodePort or LoadBalancer (see nodeFacing) and only
+// those change: each change then touches the ClusterIP, NodePort and LoadBalancer virtual
+// servers of the Service.
 func BenchmarkEndpointChange(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+	for _, mix := range []string{"clusterip", "node-facing"} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("mix=%s/services=%d", mix, n), func(b *testing.B) { benchEndpointChange(b, n, mix == "node-facing") })
+		}
+	}
+}
+
+func benchEndpointChange(b *testing.B, n int, nodeFacing bool) {
+	{
+		{
 			w := newBenchWorld(n)
+			changing := make([]int, n)
+			for i := range changing {
+				changing[i] = i
+			}
+			if nodeFacing {
+				changing = w.nodeFacing()
+			}
 			c := quiet()
 			f := newFakes()
 			r := f.reconciler()
@@ -154,7 +198,7 @@ func BenchmarkEndpointChange(b *testing.B) {
 			b.ResetTimer()
 			c0 := cpuTime()
 			for i := 0; i < b.N; i++ {
-				k := (i / 2 * 7919) % n // a different Service each time, deterministic
+				k := changing[(i/2*7919)%len(changing)] // a different Service each time, deterministic
 				sl := w.slices[k]
 				if i%2 == 0 {
 					sl.Endpoints = append(sl.Endpoints, extra)
@@ -174,16 +218,29 @@ func BenchmarkEndpointChange(b *testing.B) {
 			cpu := cpuTime() - c0
 			b.ReportMetric(float64(ops)/float64(b.N), "ops/change")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
-		})
+		}
 	}
 }
 
 // BenchmarkRestart measures a restarted proxier adopting a populated kernel: Start + Resync
 // of a new Reconciler over fakes a first one filled. It must write nothing (writes/op).
+// With node-facing, one Service in ten is a NodePort or LoadBalancer (see nodeFacing): their
+// virtual servers on the node address are adopted through the NodePort set members.
 func BenchmarkRestart(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+	for _, mix := range []string{"clusterip", "node-facing"} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("mix=%s/services=%d", mix, n), func(b *testing.B) { benchRestart(b, n, mix == "node-facing") })
+		}
+	}
+}
+
+func benchRestart(b *testing.B, n int, nodeFacing bool) {
+	{
+		{
 			w := newBenchWorld(n)
+			if nodeFacing {
+				w.nodeFacing()
+			}
 			c := quiet()
 			f := newFakes()
 			all := w.all(b)
@@ -210,7 +267,7 @@ func BenchmarkRestart(b *testing.B) {
 			cpu := cpuTime() - c0
 			b.ReportMetric(float64(len(f.writes()))/float64(b.N), "writes/op")
 			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
-		})
+		}
 	}
 }
 

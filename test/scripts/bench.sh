@@ -4,8 +4,12 @@
 #   BenchmarkComputeService  Compute of one Service (2 ports x 10 endpoints)
 #   BenchmarkCold            Compute of every Service + Start + Resync on an empty kernel
 #   BenchmarkEndpointChange  one endpoint added/removed: Compute of one Service + Apply
-#                            (ops/change = kernel writes issued per change)
-#   BenchmarkRestart         a new Reconciler adopting a populated kernel (writes/op must be 0)
+#                            (ops/change = kernel writes issued per change); mix=node-facing
+#                            makes one Service in ten a NodePort or LoadBalancer (source
+#                            ranges, half externalTrafficPolicy=Local) and changes only those
+#   BenchmarkRestart         a new Reconciler adopting a populated kernel (writes/op must be 0),
+#                            also with mix=node-facing (NodePort virtual servers on the node
+#                            address are adopted through the NodePort sets)
 #   BenchmarkHeldMemory      heap held by the Reconciler after a cold sync (MiB-held)
 # Targets: one change well under 1 ms of CPU at 50,000 Services; cold 10,000 Services under
 # 2 s of CPU. cpu-ms/op and cpu-µs/op are process CPU time (getrusage), ns/op is wall time.
