@@ -1,25 +1,26 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// NewClient returns a clientset from the kubeconfig file at path, or the in-cluster
-// configuration when path is empty.
+// InstalledKubeconfig is where kubevs-install writes the kubeconfig of the node's kubevs
+// binaries (install.DefaultKubeconfig). A proxier launched by the CNI plugin, outside a
+// pod, finds its credentials there.
+const InstalledKubeconfig = "/var/lib/kubevs/kubeconfig"
+
+// NewClient returns a clientset from the kubeconfig file at path. With path empty it uses
+// the in-cluster configuration, or, outside a pod, InstalledKubeconfig if it exists.
 func NewClient(path string) (kubernetes.Interface, error) {
-	var cfg *rest.Config
-	var err error
-	if path == "" {
-		cfg, err = rest.InClusterConfig()
-	} else {
-		cfg, err = clientcmd.BuildConfigFromFlags("", path)
-	}
+	cfg, err := restConfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig %q: %w", path, err)
+		return nil, err
 	}
 	cfg.UserAgent = "kubevs-proxier"
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
@@ -29,4 +30,24 @@ func NewClient(path string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("create API client: %w", err)
 	}
 	return c, nil
+}
+
+func restConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", path, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err == nil {
+		return cfg, nil
+	}
+	if errors.Is(err, rest.ErrNotInCluster) {
+		if _, statErr := os.Stat(InstalledKubeconfig); statErr == nil {
+			return restConfig(InstalledKubeconfig)
+		}
+	}
+	return nil, fmt.Errorf("no kubeconfig given, and in-cluster configuration failed: %w", err)
 }
