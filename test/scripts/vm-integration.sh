@@ -10,8 +10,9 @@
 #
 # Environment:
 #   KUBEVS_RESULTS_DIR   host folder, writable in the guest at the same path, handed to the
-#                        tests as KUBEVS_RESULTS_DIR; each package's output is kept there as
-#                        <pkg path with _ for />.log, e.g. proxier_ipvs.log (default: a temporary folder, removed at the end)
+#                        tests as KUBEVS_RESULTS_DIR; each package's output is kept there
+#                        as e.g. proxier_ipvs.log (default: a temporary folder, removed at
+#                        the end). Anything else a test writes in the guest is thrown away.
 #   KUBEVS_VM_TEST_ARGS  extra arguments for every test binary, e.g. "-test.run TestX -test.v"
 #   KUBEVS_VM_TIMEOUT    bound on the whole guest run (default 30m)
 #
