@@ -92,6 +92,11 @@ func (d *Daemon) startReconciler(ctx context.Context) {
 		return
 	}
 	d.started = true
+	if rel, err := d.kernel.Sysctl.Get("kernel/osrelease"); err == nil {
+		if ok, known := schedulerInKernel("/", strings.TrimSpace(rel), d.cfg.Scheduler); known && !ok {
+			logger.Info("Warning: the running kernel seems to lack the configured IPVS scheduler; virtual servers using it will fail", "scheduler", d.cfg.Scheduler, "module", "ip_vs_"+d.cfg.Scheduler)
+		}
+	}
 	if err := saveSysctlChanges(d.cfg.StateDir, d.reconciler.SysctlChanges()); err != nil {
 		logger.Error(err, "Cannot record the sysctls kubevs changed; --cleanup will not restore them")
 	}
