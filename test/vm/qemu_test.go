@@ -12,7 +12,7 @@ import (
 
 func TestQemuArgs(t *testing.T) {
 	got := QemuArgs(QemuConfig{
-		Image:   &Image{Vmlinuz: "/c/vmlinuz", Initrd: "/c/initrd.gz"},
+		Image:   &Image{Vmlinuz: "/c/vmlinuz", Initrd: "/c/initrd.cpio"},
 		Control: "/tmp/kubevs-vm-1",
 		Shares:  []Share{{HostDir: "/work/out", GuestDir: "/results"}, {HostDir: "/a,b", GuestDir: "/a,b"}},
 		Nonce:   "n1",
@@ -20,7 +20,7 @@ func TestQemuArgs(t *testing.T) {
 	want := []string{
 		"-accel", "tcg,thread=multi", "-smp", "2", "-m", "6144", "-nographic", "-no-reboot",
 		"-nic", "none", "-device", "virtio-rng-pci",
-		"-kernel", "/c/vmlinuz", "-initrd", "/c/initrd.gz",
+		"-kernel", "/c/vmlinuz", "-initrd", "/c/initrd.cpio",
 		"-append", "console=ttyS0 quiet loglevel=4 panic=-1 mitigations=off kubevs.nonce=n1",
 		"-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,multidevs=remap,readonly=on",
 		"-virtfs", "local,path=/tmp/kubevs-vm-1,mount_tag=kvctl,security_model=none,multidevs=remap",

@@ -57,7 +57,7 @@ func TestRunWithFakeQemu(t *testing.T) {
 	t.Setenv("KUBEVS_STRICT", "")
 	t.Setenv("CI", "")
 	_, ctx := ktesting.NewTestContext(t)
-	img := &Image{Vmlinuz: "/nonexistent/vmlinux", Initrd: "/nonexistent/initrd.gz"}
+	img := &Image{Vmlinuz: "/nonexistent/vmlinux", Initrd: "/nonexistent/initrd.cpio"}
 
 	t.Run("exit code and output", func(t *testing.T) {
 		t.Setenv("FAKE_QEMU_MODE", "exit")
