@@ -18,7 +18,7 @@ deps:
 	bash test/scripts/deps.sh
 
 # Unit tests on fakes, plus host-kernel integration tests in fresh network namespaces when root.
-unit:
+unit: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
