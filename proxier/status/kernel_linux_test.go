@@ -5,10 +5,14 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/proxier/config"
@@ -122,4 +126,53 @@ func kinds(r Report) []DriftKind {
 		out = append(out, d.Kind)
 	}
 	return out
+}
+
+// TestStatusCommandInVM runs the command (flags, kubeconfig, the Linux adapters opened by the
+// command, the table, the exit code) over the VM's IPVS. The API is the fake clientset: a
+// kube-apiserver takes minutes to start under TCG, and the REST source has its own test
+// against a real one on the host.
+func TestStatusCommandInVM(t *testing.T) {
+	testenv.RequireVM(t)
+	web := service("default/web", "10.96.5.10", "TCP:80")
+	web.Spec.Type = v1.ServiceTypeNodePort
+	api := clientsetSource{fake.NewClientset(web, slice(web, "web-a", "10.244.1.5"))}
+	kc := writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443") // never dialled
+	open := func(rc *rest.Config) (Env, error) {
+		env, err := openEnv(rc)
+		env.API = api
+		return env, err
+	}
+	testenv.InNetns(t, func() {
+		iv, err := ipvs.New()
+		if err != nil {
+			t.Fatalf("ipvs: %v", err)
+		}
+		defer iv.(io.Closer).Close()
+		lk, err := link.New()
+		if err != nil {
+			t.Fatalf("link: %v", err)
+		}
+		defer lk.(io.Closer).Close()
+		k := key(ipvs.TCP, "10.96.5.10", 80)
+		must(t, lk.EnsureDummy(link.DefaultDummy))
+		must(t, lk.AddAddress(link.DefaultDummy, netip.MustParseAddr("10.96.5.10")))
+		must(t, iv.AddVirtualServer(ipvs.VirtualServer{Key: k, Scheduler: "rr"}))
+		must(t, iv.AddRealServer(k, rs("10.244.1.5:8080", 1)))
+
+		status := func(args ...string) (int, string, string) {
+			var out, errb strings.Builder
+			code := mainWith(context.Background(), append([]string{"--kubeconfig", kc, "--node", testNode}, args...), &out, &errb, os.Getenv, open)
+			return code, out.String(), errb.String()
+		}
+		code, out, errs := status()
+		if code != ExitOK || !strings.Contains(out, "default/web (NodePort)\nTCP  10.96.5.10:80 rr\n  -> 10.244.1.5:8080") {
+			t.Errorf("in sync: exit %d, stderr %q, stdout:\n%s", code, errs, out)
+		}
+		must(t, iv.UpdateRealServer(k, rs("10.244.1.5:8080", 0)))
+		code, out, errs = status("-o", "json")
+		if code != ExitDrift || !strings.Contains(out, `"kind": "wrong-weight"`) {
+			t.Errorf("drift: exit %d, stderr %q, stdout:\n%s", code, errs, out)
+		}
+	})
 }
