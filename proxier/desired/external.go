@@ -234,3 +234,27 @@ func nodePortAddresses(opts Options, node Node, f ipset.Family) []netip.Addr {
 func hasLoopback(addrs []netip.Addr) bool {
 	return slices.ContainsFunc(addrs, func(a netip.Addr) bool { return a.Unmap().Is4() && a.Unmap().IsLoopback() })
 }
+
+// NodePortAddressesIn returns the node's addresses (hostAddrs, as the daemon lists them
+// from its links) that lie in one of cidrs, for Options.NodePortAddresses when the
+// nodePortAddresses setting lists CIDRs, sorted and unique. A loopback address is kept only
+// when a CIDR is itself a loopback range (127.0.0.0/8 or a part of it, ::1/128): a wide
+// CIDR such as 0.0.0.0/0 never puts NodePorts on 127.0.0.1 (CVE-2020-8558).
+func NodePortAddressesIn(cidrs []netip.Prefix, hostAddrs []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range hostAddrs {
+		a = a.Unmap()
+		for _, p := range cidrs {
+			if !p.Contains(a) {
+				continue
+			}
+			if a.IsLoopback() && !p.Masked().Addr().IsLoopback() {
+				continue
+			}
+			out = append(out, a)
+			break
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}

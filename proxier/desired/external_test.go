@@ -295,3 +295,25 @@ func checkCanonical(t *testing.T, opts Options, s Service) {
 		}
 	}
 }
+
+func TestNodePortAddressesIn(t *testing.T) {
+	host := addrs("127.0.0.1", "192.168.1.10", "10.0.0.5", "::1", "fd00:1::10", "192.168.1.10")
+	tests := []struct {
+		name  string
+		cidrs []netip.Prefix
+		want  []netip.Addr
+	}{
+		{"one range", prefixes("192.168.1.0/24"), addrs("192.168.1.10")},
+		{"everything, loopback never", prefixes("0.0.0.0/0", "::/0"), addrs("10.0.0.5", "192.168.1.10", "fd00:1::10")},
+		{"loopback asked for", prefixes("127.0.0.0/8", "::1/128"), addrs("127.0.0.1", "::1")},
+		{"no match", prefixes("172.16.0.0/12"), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := NodePortAddressesIn(tc.cidrs, host)
+			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -10,8 +10,10 @@
 // after any failure).
 //
 // What kubevs owns: the dummy link kube-ipvs0 and its addresses; the IPVS virtual servers
-// whose address is bound to kube-ipvs0 (the rule kube-proxy's IPVS mode uses too), except
-// those whose address is in ExcludeCIDRs, plus those it creates itself; the sets named by
+// whose address is bound to kube-ipvs0 (the rule kube-proxy's IPVS mode uses too) or that a
+// member of kubevs's sets marks (cluster IPs, externalIPs, LoadBalancer ingress, NodePorts,
+// whose virtual servers sit on node addresses kubevs never binds: see marks), except those
+// whose address is in ExcludeCIDRs, plus those it creates itself; the sets named by
 // desired.OwnedSets; the KUBE-* chains of package desired. Nothing else is ever changed.
 package reconcile
 
