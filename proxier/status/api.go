@@ -35,11 +35,13 @@ type Source interface {
 }
 
 // ListDesired lists the Services, EndpointSlices and the Node nodeName from src and
-// computes, with desired.ComputeService and the options the proxier derives from cfg
-// and the Node, what every Service kubevs handles asks of this node. Local pods are not
-// known here; they only change ipset members, which status does not compare. A missing
-// Node is no error (the proxier also computes without one). The result is sorted by name.
-func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.Configuration) ([]Want, error) {
+// computes, with desired.ComputeService and the options the proxier derives from cfg and the
+// Node, what every Service kubevs handles asks of this node. local are the pods registered
+// on this node (ReadLocalPods; may be nil): endpoints on this node count as local for the
+// Local traffic policies by their nodeName or by being registered, as in the proxier. A
+// missing Node is no error (the proxier also computes without one). The result is sorted
+// by name.
+func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.Configuration, local desired.LocalPods) ([]Want, error) {
 	node, err := src.Node(ctx, nodeName)
 	if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", nodeName, err)
@@ -69,7 +71,7 @@ func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.C
 		name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 		sl := byService[name]
 		slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
-		st, errs := desired.ComputeService(opts, dn, nil, svc, sl)
+		st, errs := desired.ComputeService(opts, dn, local, svc, sl)
 		w := Want{Service: name, Type: string(svc.Spec.Type), State: st}
 		if w.Type == "" {
 			w.Type = string(v1.ServiceTypeClusterIP)

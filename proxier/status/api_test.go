@@ -110,7 +110,7 @@ set KUBE-IPVS-IPS 10.96.0.20
 			if tt.cfg != nil {
 				tt.cfg(cfg)
 			}
-			wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, cfg)
+			wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, cfg, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func TestListDesiredMatchesCompute(t *testing.T) {
 	a, b := slice(web, "web-a", "10.244.1.2"), slice(web, "web-b", "10.244.2.3", "10.244.2.4")
 	client := fake.NewClientset(web, b, a, node("10.244.0.0/24"))
 	cfg := config.New()
-	wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, cfg)
+	wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestListDesiredAPIError(t *testing.T) {
 	client.PrependReactor("list", "services", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("boom")
 	})
-	_, err := ListDesired(context.Background(), clientsetSource{client}, testNode, config.New())
+	_, err := ListDesired(context.Background(), clientsetSource{client}, testNode, config.New(), nil)
 	if err == nil || !strings.Contains(err.Error(), "list services: boom") {
 		t.Errorf("err = %v, want list services: boom", err)
 	}

@@ -45,7 +45,11 @@ type Options struct {
 // Run lists what the API asks of node (options from cfg), reads the kernel through env and
 // compares the two. It never writes to the kernel.
 func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (Report, error) {
-	wants, err := ListDesired(ctx, env.API, node, cfg)
+	local, err := ReadLocalPods(cfg.RegistrationDir)
+	if err != nil {
+		return Report{}, err
+	}
+	wants, err := ListDesired(ctx, env.API, node, cfg, local)
 	if err != nil {
 		return Report{}, err
 	}

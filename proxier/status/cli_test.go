@@ -114,7 +114,7 @@ func newCluster(t *testing.T) *cluster {
 		kc:   writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443"),
 	}
 	ctx := klog.NewContext(context.Background(), logr.Discard())
-	wants, err := ListDesired(ctx, clientsetSource{c.client}, testNode, config.New())
+	wants, err := ListDesired(ctx, clientsetSource{c.client}, testNode, config.New(), nil)
 	must(t, err)
 	all := map[types.NamespacedName]desired.Service{}
 	for _, w := range wants {
