@@ -17,10 +17,13 @@ t0=$SECONDS
 stamp() { echo "e2e.sh: $* ($((SECONDS - t0))s)" >&2; }
 
 work=$(mktemp -d /tmp/kubevs-e2e.XXXXXX)
-logs=${E2E_LOGDIR:-$work/logs}
+logs=${E2E_LOGDIR:-$(mktemp -d /tmp/kubevs-e2e-logs.XXXXXX)}
 mkdir -p "$work/tools" "$work/kubevs" "$logs"
 keep_logs=${E2E_LOGDIR:+1}
-cleanup() { if [[ -z $keep_logs ]]; then rm -rf "$work"; else rm -rf "$work/tools" "$work/kubevs" "$work"/*.test "$work/kubevs-vm"; fi; }
+cleanup() {
+	rm -rf "$work"
+	[[ -n $keep_logs ]] || rm -rf "$logs"
+}
 trap cleanup EXIT
 
 # 1. The control plane, from the version-keyed cache (builds only when missing).
