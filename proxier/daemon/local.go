@@ -35,6 +35,7 @@ func (d *Daemon) onRegistrations(ctx context.Context) {
 	old := d.localIPs
 	d.localIPs = now
 	changed := map[netip.Addr]bool{}
+	removed := false
 	for ip := range now {
 		if _, ok := old[ip]; !ok {
 			changed[ip] = true
@@ -43,6 +44,7 @@ func (d *Daemon) onRegistrations(ctx context.Context) {
 	for ip := range old {
 		if _, ok := now[ip]; !ok {
 			changed[ip] = true
+			removed = true
 			d.flush = append(d.flush, ip)
 		}
 	}
@@ -52,8 +54,10 @@ func (d *Daemon) onRegistrations(ctx context.Context) {
 	}
 	names := d.tracker.ServicesWithEndpoints(func(a netip.Addr) bool { return changed[a] })
 	klog.FromContext(ctx).V(2).Info("Local pods changed", "ips", len(changed), "services", len(names))
-	d.tracker.Touch(names...)
-	d.runner.Run() // also for the conntrack flush when no Service is affected
+	d.tracker.Touch(names...) // runs a sync when names is not empty
+	if removed {
+		d.runner.Run() // the conntrack flush, also when no Service is affected
+	}
 }
 
 // flushConntrack deletes every flow of the pod IPs that were unregistered.
