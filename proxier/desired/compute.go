@@ -79,13 +79,13 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 		}
 	}
 	c.persistent, c.timeout = affinity(svc)
-	extLocal := externalPolicyLocal(svc)
-	intLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
+	c.extLocal = externalPolicyLocal(svc)
+	c.intLocal = svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	hasNodePorts := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer
-	extIPs := c.externalIPs(svc)
-	lbIPs := loadBalancerIPs(svc)
-	ranges := c.sourceRanges(svc)
-	var readyLocal map[netip.Addr]struct{}
+	c.extIPs = c.externalIPs(svc)
+	c.lbIPs = loadBalancerIPs(svc)
+	c.ranges = c.sourceRanges(svc)
+	c.pods, c.eps = local, eps
 	ips := clusterIPs(svc)
 	out.VirtualServers = make([]VirtualServer, 0, len(ips)*len(svc.Spec.Ports))
 	out.Entries = make([]SetEntry, 0, len(ips)*(1+len(svc.Spec.Ports)))
@@ -108,52 +108,14 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 			nodeIPs = nodePortAddresses(opts, node, fam)
 		}
 		for _, sp := range svc.Spec.Ports {
-			proto, ok := protocol(sp.Protocol)
-			if !ok {
-				c.errs = append(c.errs, fmt.Errorf("service %s: port %q: unsupported protocol %q", c.name, sp.Name, sp.Protocol))
-				continue
-			}
-			cluster, localEps := pick(candidates(fam, sp, eps, &c.errs, c.name), node, local, &readyLocal)
-			internal, external := cluster, cluster
-			if intLocal {
-				internal = localEps
-			}
-			if extLocal {
-				external = localEps
-			}
-			port := uint16(sp.Port)
-			c.virtualServer(sn, vip, proto, port, internal, local)
-			c.entry(sn.ClusterIP, ipPortEntry(vip, proto, port))
-			if hasNodePorts && sp.NodePort > 0 && sp.NodePort <= 65535 {
-				c.nodePort(sn, nodeIPs, proto, uint16(sp.NodePort), extLocal, external, local)
-			}
-			for _, a := range extIPs {
-				if familyOf(a) != fam {
-					continue // served with the Service's cluster IP of that family, if any
-				}
-				c.virtualServer(sn, a, proto, port, external, local)
-				c.bindUnlessNodeAddress(sn, a)
-				set := sn.ExternalIP
-				if extLocal {
-					set = sn.ExternalIPLocal
-				}
-				c.entry(set, ipPortEntry(a, proto, port))
-			}
-			for _, a := range lbIPs {
-				if familyOf(a) != fam {
-					continue
-				}
-				c.virtualServer(sn, a, proto, port, external, local)
-				c.bindUnlessNodeAddress(sn, a)
-				c.loadBalancer(sn, a, proto, port, extLocal, ranges)
-			}
+			c.servicePort(sn, vip, nodeIPs, sp)
 		}
-		if extLocal && svc.Spec.HealthCheckNodePort > 0 && svc.Spec.HealthCheckNodePort <= 65535 {
+		if c.extLocal && svc.Spec.HealthCheckNodePort > 0 && svc.Spec.HealthCheckNodePort <= 65535 {
 			out.HealthCheckNodePort = uint16(svc.Spec.HealthCheckNodePort)
 			c.entry(sn.HealthCheckNodePort, ipset.Entry(strconv.Itoa(int(svc.Spec.HealthCheckNodePort))))
 		}
 	}
-	out.LocalEndpoints = len(readyLocal)
+	out.LocalEndpoints = len(c.readyLocal)
 	sortService(&out)
 	return out, c.errs
 }

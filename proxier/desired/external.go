@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -21,17 +22,71 @@ const SourceRangesAnnotation = "service.beta.kubernetes.io/load-balancer-source-
 type serviceComputation struct {
 	opts       Options
 	node       Node
+	pods       LocalPods
+	eps        []*discoveryv1.EndpointSlice
 	out        *Service
 	name       string
 	sched      string
 	persistent bool
 	timeout    uint32
+	// The node-facing parts of the Service and its traffic policies.
+	extLocal, intLocal bool
+	extIPs, lbIPs      []netip.Addr
+	ranges             []netip.Prefix
+	// readyLocal holds the addresses of the ready local endpoints (nil until one is seen).
+	readyLocal map[netip.Addr]struct{}
 	errs       []error
+}
+
+// servicePort adds what one Service port needs in the family of cluster IP vip: its
+// ClusterIP virtual server with the endpoints of internalTrafficPolicy, and the NodePort,
+// externalIP and LoadBalancer ones of that family with those of externalTrafficPolicy.
+func (c *serviceComputation) servicePort(sn SetNameList, vip netip.Addr, nodeIPs []netip.Addr, sp v1.ServicePort) {
+	proto, ok := protocol(sp.Protocol)
+	if !ok {
+		c.errs = append(c.errs, fmt.Errorf("service %s: port %q: unsupported protocol %q", c.name, sp.Name, sp.Protocol))
+		return
+	}
+	fam := familyOf(vip)
+	cluster, localEps := pick(candidates(fam, sp, c.eps, &c.errs, c.name), c.node, c.pods, &c.readyLocal)
+	internal, external := cluster, cluster
+	if c.intLocal {
+		internal = localEps
+	}
+	if c.extLocal {
+		external = localEps
+	}
+	port := uint16(sp.Port)
+	c.virtualServer(sn, vip, proto, port, internal)
+	c.entry(sn.ClusterIP, ipPortEntry(vip, proto, port))
+	if len(nodeIPs) > 0 && sp.NodePort > 0 && sp.NodePort <= 65535 {
+		c.nodePort(sn, nodeIPs, proto, uint16(sp.NodePort), external)
+	}
+	for _, a := range c.extIPs {
+		if familyOf(a) != fam {
+			continue // served with the Service's cluster IP of that family, if any
+		}
+		c.virtualServer(sn, a, proto, port, external)
+		c.bindUnlessNodeAddress(sn, a)
+		set := sn.ExternalIP
+		if c.extLocal {
+			set = sn.ExternalIPLocal
+		}
+		c.entry(set, ipPortEntry(a, proto, port))
+	}
+	for _, a := range c.lbIPs {
+		if familyOf(a) != fam {
+			continue
+		}
+		c.virtualServer(sn, a, proto, port, external)
+		c.bindUnlessNodeAddress(sn, a)
+		c.loadBalancer(sn, a, proto, port)
+	}
 }
 
 // virtualServer adds the virtual server addr:port with backends as real servers, and the
 // loop-back members of the local ones.
-func (c *serviceComputation) virtualServer(sn SetNameList, addr netip.Addr, proto ipvs.Protocol, port uint16, backends []endpoint, pods LocalPods) {
+func (c *serviceComputation) virtualServer(sn SetNameList, addr netip.Addr, proto ipvs.Protocol, port uint16, backends []endpoint) {
 	vs := VirtualServer{VirtualServer: ipvs.VirtualServer{
 		Key:        ipvs.Key{Address: addr, Protocol: proto, Port: port},
 		Scheduler:  c.sched,
@@ -41,7 +96,7 @@ func (c *serviceComputation) virtualServer(sn SetNameList, addr netip.Addr, prot
 	vs.RealServers = make([]ipvs.RealServer, 0, len(backends))
 	for _, ep := range backends {
 		vs.RealServers = append(vs.RealServers, ipvs.RealServer{Address: ep.addr, Port: ep.port, Weight: 1})
-		if ep.local(c.node, pods) {
+		if ep.local(c.node, c.pods) {
 			c.entry(sn.LoopBack, loopBackEntry(ep.addr, proto, ep.port))
 		}
 	}
@@ -69,9 +124,10 @@ func (c *serviceComputation) bindUnlessNodeAddress(sn SetNameList, addr netip.Ad
 }
 
 // nodePort adds the NodePort virtual servers on nodeIPs and their set members.
-func (c *serviceComputation) nodePort(sn SetNameList, nodeIPs []netip.Addr, proto ipvs.Protocol, port uint16, extLocal bool, backends []endpoint, pods LocalPods) {
+func (c *serviceComputation) nodePort(sn SetNameList, nodeIPs []netip.Addr, proto ipvs.Protocol, port uint16, backends []endpoint) {
+	extLocal := c.extLocal
 	for _, a := range nodeIPs {
-		c.virtualServer(sn, a, proto, port, backends, pods)
+		c.virtualServer(sn, a, proto, port, backends)
 	}
 	var set, localSet string
 	switch proto {
@@ -100,18 +156,18 @@ func (c *serviceComputation) nodePort(sn SetNameList, nodeIPs []netip.Addr, prot
 
 // loadBalancer adds the set members of LoadBalancer ingress IP addr: the port, its -LOCAL
 // copy, and the firewall members when the Service has source ranges.
-func (c *serviceComputation) loadBalancer(sn SetNameList, addr netip.Addr, proto ipvs.Protocol, port uint16, extLocal bool, ranges []netip.Prefix) {
+func (c *serviceComputation) loadBalancer(sn SetNameList, addr netip.Addr, proto ipvs.Protocol, port uint16) {
 	e := ipPortEntry(addr, proto, port)
 	c.entry(sn.LoadBalancer, e)
-	if extLocal {
+	if c.extLocal {
 		c.entry(sn.LoadBalancerLocal, e)
 	}
-	if len(ranges) == 0 {
+	if len(c.ranges) == 0 {
 		return
 	}
 	fam := familyOf(addr)
 	var mine []netip.Prefix
-	for _, p := range ranges {
+	for _, p := range c.ranges {
 		if familyOf(p.Addr()) != fam {
 			continue
 		}
