@@ -141,6 +141,9 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	d.flush = nil
 	d.mu.Unlock()
 
+	if !full && len(ch.Services) == 0 && len(flush) == 0 {
+		return nil // every change cancelled out: nothing to do, nothing to measure
+	}
 	mode := metrics.Partial
 	start := d.clock.Now()
 	var err error
