@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
@@ -102,7 +103,10 @@ type cluster struct {
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	web := service("default/web", "10.96.0.10", "TCP:80", "TCP:443")
-	web.Spec.Type = "NodePort"
+	web.Spec.Type = v1.ServiceTypeLoadBalancer
+	web.Spec.Ports[0].NodePort = 30080
+	web.Spec.Ports[1].NodePort = 30443
+	web.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.10"}}
 	dns := service("kube-system/dns", "10.96.0.53", "UDP:53", "TCP:53")
 	dns.Annotations = map[string]string{desired.SchedulerAnnotation: "lc"}
 	empty := service("team/empty", "10.96.0.77", "TCP:8080")
@@ -257,8 +261,9 @@ func TestStatusUsesTheConfiguration(t *testing.T) {
 			n++
 		}
 	}
-	// web 80, web 443 and empty 8080 use the global scheduler; dns keeps its annotation (lc).
-	if diff := cmp.Diff(3, n); diff != "" {
+	// web's six (ClusterIP, NodePort and LoadBalancer, two ports each) and empty's use the
+	// global scheduler; dns keeps its annotation (lc).
+	if diff := cmp.Diff(7, n); diff != "" {
 		t.Errorf("wrong-scheduler drifts (-want +got):\n%s", diff)
 	}
 }

@@ -82,9 +82,10 @@ func slice(svc *v1.Service, name string, ips ...string) *discoveryv1.EndpointSli
 	return sl
 }
 
-// node returns the Node testNode with pod CIDRs.
+// node returns the Node testNode with pod CIDRs and the InternalIP 192.168.0.10.
 func node(podCIDRs ...string) *v1.Node {
-	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode}, Spec: v1.NodeSpec{PodCIDRs: podCIDRs}}
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode}, Spec: v1.NodeSpec{PodCIDRs: podCIDRs},
+		Status: v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "192.168.0.10"}}}}
 }
 
 // objects is a cluster: the objects for the fake clientset.
