@@ -1,13 +1,19 @@
 package reconcile
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
 // A NodePort + LoadBalancer Service over the Linux adapters in the test VM: the virtual
@@ -81,4 +87,89 @@ addr 198.51.100.1
 			t.Errorf("kernel after cleanup:\n%s", got)
 		}
 	})
+}
+
+// UDP through a NodePort, and an IPv6 ClusterIP and NodePort, over the Linux adapters in
+// the test VM (dual-stack options; endpoints on a dummy "pods" link of the test's netns).
+func TestRealKernelNodePortUDPAndIPv6(t *testing.T) {
+	realKernel(t, func(k Kernel) {
+		node6 := netip.MustParseAddr("fd00:1::10")
+		for name, as := range map[string][]string{"eth0": {nodeIP.String(), node6.String()}, "pods": {"10.244.0.3", "fd00:244::3"}} {
+			l := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name}}
+			must(t, netlink.LinkAdd(l))
+			for _, a := range as {
+				must(t, netlink.AddrAdd(l, &netlink.Addr{IPNet: netlink.NewIPNet(net.ParseIP(a)), Flags: unix.IFA_F_NODAD}))
+			}
+			must(t, netlink.LinkSetUp(l))
+		}
+		pc, err := net.ListenPacket("udp", "10.244.0.3:8053")
+		must(t, err)
+		defer pc.Close()
+		go echo(pc)
+		ln, err := net.Listen("tcp", "[fd00:244::3]:8080")
+		must(t, err)
+		defer ln.Close()
+		go acceptAll(ln)
+
+		opts := testOpts
+		opts.Families = []ipset.Family{ipset.IPv4, ipset.IPv6}
+		opts.ClusterCIDRs = append(slices.Clone(opts.ClusterCIDRs), netip.MustParsePrefix("fd00:244::/56"))
+		opts.NodePortAddresses = []netip.Addr{nodeIP, node6}
+		dnsNP := svc{name: "ns/dns", ip: "10.96.0.53", ports: []string{"UDP:53"}, eps: []string{"10.244.0.3@local"}, typ: v1.ServiceTypeNodePort, opts: &opts}
+		web6 := svc{name: "ns/web6", ip: "fd00:96::80", ports: []string{"TCP:80"}, eps: []string{"fd00:244::3@local"}, typ: v1.ServiceTypeNodePort, opts: &opts}
+		c := ctx(t)
+		r := New(k, Options{Desired: opts})
+		must(t, r.Start(c))
+		must(t, r.Resync(c, all(t, dnsNP, web6)))
+		for _, a := range []string{"10.96.0.53:53", "192.168.1.10:30053"} {
+			if err := udpRoundTrip(netip.MustParseAddrPort(a)); err != nil {
+				t.Errorf("UDP to %s: %v", a, err)
+			}
+		}
+		for _, a := range []string{"[fd00:96::80]:80", "[fd00:1::10]:30080"} {
+			if err := dial(netip.MustParseAddrPort(a)); err != nil {
+				t.Errorf("connect to %s: %v", a, err)
+			}
+		}
+		must(t, Cleanup(c, k, nil))
+		if got := kernelText(t, k); got != "" {
+			t.Errorf("kernel after cleanup:\n%s", got)
+		}
+	})
+}
+
+// echo answers every datagram with its own payload.
+func echo(pc net.PacketConn) {
+	buf := make([]byte, 512)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = pc.WriteTo(buf[:n], from)
+	}
+}
+
+// udpRoundTrip sends one datagram to a and waits (bounded) for the echo.
+func udpRoundTrip(a netip.AddrPort) error {
+	conn, err := net.Dial("udp", a.String())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("ping")); err != nil {
+		return err
+	}
+	buf := make([]byte, 16)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return err
+	}
+	if string(buf[:n]) != "ping" {
+		return fmt.Errorf("echo %q, want %q", buf[:n], "ping")
+	}
+	return nil
 }
