@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -40,7 +41,12 @@ type Options struct {
 	Node       string
 	ConfigPath string
 	Output     string
+	// Timeout bounds the whole run (API requests and kernel reads).
+	Timeout time.Duration
 }
+
+// DefaultTimeout bounds a status run unless --timeout says otherwise.
+const DefaultTimeout = 30 * time.Second
 
 // Run lists what the API asks of node (options from cfg), reads the kernel through env and
 // compares the two. It never writes to the kernel.
@@ -108,6 +114,11 @@ func run(ctx context.Context, opts Options, stdout io.Writer, getenv func(string
 	if err != nil {
 		return ExitError, err
 	}
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+	}
 	env, err := open(rc)
 	if err != nil {
 		return ExitError, err
@@ -138,8 +149,9 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.ConfigPath, "config", "", "the proxier's ProxierConfiguration file (scheduler, cluster CIDRs, excludeCIDRs); default: the proxier's defaults")
 	fs.StringVar(&o.Output, "o", FormatTable, "output format: table or json")
 	fs.StringVar(&o.Output, "output", FormatTable, "alias of -o")
+	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "give up (exit 2) after this long; 0: never")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: kubevs status [--kubeconfig PATH] [--node NAME] [--config FILE] [-o table|json]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: kubevs status [--kubeconfig PATH] [--node NAME] [--config FILE] [-o table|json] [--timeout 30s]\n\n"+
 			"Prints the node's IPVS virtual servers by Kubernetes Service, with real servers, weights and\n"+
 			"connection counts, and the drift between the kernel and what the API server asks for.\n"+
 			"Reads only; never changes the kernel. Exit status: 0 no drift, 1 drift, 2 error.\n\n")

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
@@ -266,4 +267,28 @@ func TestStatusUsesTheConfiguration(t *testing.T) {
 	if diff := cmp.Diff(7, n); diff != "" {
 		t.Errorf("wrong-scheduler drifts (-want +got):\n%s", diff)
 	}
+}
+
+// An API server that does not answer is an error (exit 2) once --timeout has passed.
+func TestStatusTimeout(t *testing.T) {
+	c := newCluster(t)
+	src := blockingSource{clientsetSource{c.client}}
+	var out, errb bytes.Buffer
+	open := func(*rest.Config) (Env, error) { return Env{API: src, IPVS: c.ipvs, Link: c.link}, nil }
+	start := time.Now()
+	code := mainWith(context.Background(), []string{"--kubeconfig", c.kc, "--node", testNode, "--timeout", "200ms"}, &out, &errb, func(string) string { return "" }, open)
+	if code != ExitError || !strings.Contains(errb.String(), context.DeadlineExceeded.Error()) {
+		t.Errorf("exit %d, stderr %q; want 2 and a deadline error", code, errb.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v despite --timeout 200ms", d)
+	}
+}
+
+// blockingSource's Node waits for the context, as a request to a silent server does.
+type blockingSource struct{ clientsetSource }
+
+func (blockingSource) Node(ctx context.Context, _ string) (*v1.Node, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
 }

@@ -34,7 +34,6 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == status.Command {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		defer stop()
 		code := status.Main(ctx, os.Args[2:], os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
