@@ -1,10 +1,12 @@
 package reconcile
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +62,10 @@ addr 198.51.100.1
 			if err := dial(netip.MustParseAddrPort(a)); err != nil {
 				t.Errorf("connect to %s from the node: %v", a, err)
 			}
+		}
+		// CVE-2020-8558: no NodePort on localhost.
+		if err := dial(netip.MustParseAddrPort("127.0.0.1:30080")); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("connect to the NodePort on 127.0.0.1: %v, want refused", err)
 		}
 		// No source range holds the node: its own connections to the LoadBalancer drop.
 		denied := lb
