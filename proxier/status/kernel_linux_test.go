@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
@@ -175,4 +176,8 @@ func TestStatusCommandInVM(t *testing.T) {
 			t.Errorf("drift: exit %d, stderr %q, stdout:\n%s", code, errs, out)
 		}
 	})
+}
+
+func desiredVS(v ipvs.VirtualServer) desired.VirtualServer {
+	return desired.VirtualServer{VirtualServer: v}
 }
