@@ -17,7 +17,7 @@ import (
 // node (its address on a dummy "eth0"), a "pod" netns behind a veth holds the endpoint and
 // reports the source address it sees, a "client" netns behind another veth holds two
 // client addresses. externalTrafficPolicy=Cluster masquerades NodePort traffic (the pod
-// sees the node), Local keeps the client's address; a LoadBalancer with source ranges lets
+// sees the node), Local keeps the client's address (NodePort, externalIP); a LoadBalancer with source ranges lets
 // the allowed client in and drops the other.
 func TestRealKernelOutsideClients(t *testing.T) {
 	realKernel(t, func(k Kernel) {
@@ -79,7 +79,11 @@ func TestRealKernelOutsideClients(t *testing.T) {
 			t.Errorf("NodePort, externalTrafficPolicy=Cluster: the pod saw %v (err %v), want the node's 10.244.0.1 (masqueraded)", got, err)
 		}
 		s.extLocal = true
+		s.extIPs = []string{"198.51.100.7"}
 		must(t, r.Apply(c, changes(t, s)))
+		if got, err := from("192.0.2.2", "198.51.100.7:80"); err != nil || got != netip.MustParseAddr("192.0.2.2") {
+			t.Errorf("externalIP, externalTrafficPolicy=Local: the pod saw %v (err %v), want the client 192.0.2.2", got, err)
+		}
 		if got, err := from("203.0.113.5", "192.168.1.10:30080"); err != nil || got != netip.MustParseAddr("203.0.113.5") {
 			t.Errorf("NodePort, externalTrafficPolicy=Local: the pod saw %v (err %v), want the client 203.0.113.5", got, err)
 		}
