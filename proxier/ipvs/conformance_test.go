@@ -57,11 +57,15 @@ type step struct {
 
 var scenario = []step{
 	{"add web", func(v ipvs.Interface) error { return v.AddVirtualServer(ipvs.VirtualServer{Key: web, Scheduler: "rr"}) }, ok},
-	{"add web again", func(v ipvs.Interface) error { return v.AddVirtualServer(ipvs.VirtualServer{Key: web, Scheduler: "wrr"}) }, exist},
+	{"add web again", func(v ipvs.Interface) error {
+		return v.AddVirtualServer(ipvs.VirtualServer{Key: web, Scheduler: "wrr"})
+	}, exist},
 	{"add dns6 persistent", func(v ipvs.Interface) error {
 		return v.AddVirtualServer(ipvs.VirtualServer{Key: dns6, Scheduler: "sh", Persistent: true, Timeout: 10800})
 	}, ok},
-	{"add sctp", func(v ipvs.Interface) error { return v.AddVirtualServer(ipvs.VirtualServer{Key: sctp, Scheduler: "mh"}) }, ok},
+	{"add sctp", func(v ipvs.Interface) error {
+		return v.AddVirtualServer(ipvs.VirtualServer{Key: sctp, Scheduler: "mh"})
+	}, ok},
 	{"update absent", func(v ipvs.Interface) error {
 		return v.UpdateVirtualServer(ipvs.VirtualServer{Key: ipvs.Key{Address: web.Address, Protocol: ipvs.UDP, Port: 80}, Scheduler: "rr"})
 	}, notFound},
