@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/nodeapi"
@@ -47,6 +48,9 @@ type Options struct {
 	Clock clock.WithTicker
 	// Metrics receives the metrics. Nil: a new registry.
 	Metrics *metrics.Metrics
+	// HostAddresses lists the node's addresses for the nodePortAddresses CIDRs; it is called
+	// before every full sync when nodePortAddresses is set. Nil: derive.HostAddresses.
+	HostAddresses func() ([]netip.Addr, error)
 }
 
 // Daemon is one running proxier.
@@ -57,9 +61,11 @@ type Daemon struct {
 	clock   clock.WithTicker
 	metrics *metrics.Metrics
 	health  *metrics.Health
-	tracker *tracker.Tracker
-	runner  *runner.Runner
-	store   *nodeapi.Store
+	// hostAddrs lists the host's addresses (Options.HostAddresses).
+	hostAddrs func() ([]netip.Addr, error)
+	tracker   *tracker.Tracker
+	runner    *runner.Runner
+	store     *nodeapi.Store
 
 	// kmu serialises every use of the reconciler (syncs and drains).
 	kmu         sync.Mutex
@@ -89,6 +95,10 @@ func New(o Options) (*Daemon, error) {
 	}
 	if d.metrics == nil {
 		d.metrics = metrics.New()
+	}
+	d.hostAddrs = o.HostAddresses
+	if d.hostAddrs == nil {
+		d.hostAddrs = derive.HostAddresses
 	}
 	if d.client == nil {
 		c, err := NewClient(o.Config.Kubeconfig)

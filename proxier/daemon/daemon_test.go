@@ -103,6 +103,13 @@ func start(t testing.TB, k *fakeKernel, objs ...any) *harness {
 // startWith runs a daemon over kernel with the configuration cfg.
 func startWith(t testing.TB, kernel *reconcile.Kernel, cfg *config.Configuration, objs ...any) *harness {
 	t.Helper()
+	return startWithOptions(t, Options{Kernel: kernel, Config: cfg}, objs...)
+}
+
+// startWithOptions runs a daemon built from o; the harness sets Client and Metrics.
+func startWithOptions(t testing.TB, o Options, objs ...any) *harness {
+	t.Helper()
+	cfg := o.Config
 	client := fake.NewClientset()
 	h := &harness{t: t, client: client, m: metrics.New(), cfg: cfg}
 	h.ctx = klog.NewContext(context.Background(), logr.Discard())
@@ -113,7 +120,8 @@ func startWith(t testing.TB, kernel *reconcile.Kernel, cfg *config.Configuration
 	for _, o := range append([]any{&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24"}}}}, objs...) {
 		h.create(o)
 	}
-	d, err := New(Options{Config: h.cfg, Client: client, Kernel: kernel, Metrics: h.m})
+	o.Client, o.Metrics = client, h.m
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/netip"
-	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -13,56 +13,28 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/desired"
-	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/reconcile"
 	"github.com/kubevs/kubevs/proxier/runner"
 )
 
-// desiredOptions derives Compute's options from the configuration and the Node: the IP
-// families are those of the cluster CIDRs, else of the Node's pod CIDRs, else IPv4.
-func desiredOptions(c *config.Configuration, node *v1.Node) desired.Options {
-	o := desired.Options{
-		ClusterCIDRs:  config.ParsedCIDRs(c.ClusterCIDRs),
-		MasqueradeAll: c.MasqueradeAll,
-		Scheduler:     c.Scheduler,
-		StrictARP:     c.IPVS.StrictARPEnabled(),
+// options derives Compute's options from the configuration, the Node and (when
+// nodePortAddresses is set) the host's addresses. A failed read of the addresses keeps the
+// previous NodePortAddresses and is returned, so the caller logs it.
+func (d *Daemon) options(node *v1.Node) (desired.Options, error) {
+	var hosts []netip.Addr
+	var err error
+	if derive.NeedsHostAddresses(d.cfg) {
+		hosts, err = d.hostAddrs()
 	}
-	cidrs := o.ClusterCIDRs
-	if len(cidrs) == 0 && node != nil {
-		cidrs = config.ParsedCIDRs(node.Spec.PodCIDRs)
+	o := derive.Options(d.cfg, node, hosts)
+	if err != nil {
+		o.NodePortAddresses = d.desiredOpts.NodePortAddresses
+		return o, fmt.Errorf("read the node's addresses for nodePortAddresses: %w", err)
 	}
-	for _, p := range cidrs {
-		f := ipset.IPv4
-		if p.Addr().Is6() {
-			f = ipset.IPv6
-		}
-		if !slices.Contains(o.Families, f) {
-			o.Families = append(o.Families, f)
-		}
-	}
-	slices.Sort(o.Families) // "inet" < "inet6"
-	return o
-}
-
-// desiredNode is what Compute needs of the Node.
-func desiredNode(name string, n *v1.Node) desired.Node {
-	out := desired.Node{Name: name}
-	if n == nil {
-		return out
-	}
-	out.Labels = n.Labels
-	out.Zone = n.Labels[v1.LabelTopologyZone]
-	for _, a := range n.Status.Addresses {
-		if a.Type != v1.NodeInternalIP && a.Type != v1.NodeExternalIP {
-			continue
-		}
-		if ip, err := netip.ParseAddr(a.Address); err == nil {
-			out.Addresses = append(out.Addresses, ip.Unmap())
-		}
-	}
-	return out
+	return o, nil
 }
 
 // initReconciler builds the reconciler once the informers synced (the Node is known) and
@@ -70,7 +42,11 @@ func desiredNode(name string, n *v1.Node) desired.Node {
 func (d *Daemon) initReconciler(ctx context.Context) {
 	d.kmu.Lock()
 	defer d.kmu.Unlock()
-	d.desiredOpts = desiredOptions(d.cfg, d.tracker.Node())
+	o, err := d.options(d.tracker.Node())
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Deriving the options")
+	}
+	d.desiredOpts = o
 	drain := d.cfg.IPVS.GracefulTerminationPeriod.Duration
 	if drain == 0 {
 		drain = 1 // "delete at once": reconcile treats zero as its default
@@ -124,17 +100,11 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	ch := d.tracker.Take()
 	d.triggers = append(d.triggers, ch.Triggers...)
 	node := d.tracker.Node()
-	if ch.Node {
-		if o := desiredOptions(d.cfg, node); !equalOptions(o, d.desiredOpts) {
-			d.desiredOpts = o
-			if err := d.reconciler.SetOptions(ctx, o); err != nil {
-				logger.Error(err, "Changing the fixed rules for new options")
-				d.needFull = true
-			}
-		}
-	}
 	full := d.needFull || why != runner.Requested || ch.Node
-	dn := desiredNode(d.cfg.NodeName, node)
+	if full {
+		d.updateOptions(ctx, node)
+	}
+	dn := derive.Node(d.cfg.NodeName, node)
 	d.mu.Lock()
 	local := maps.Clone(d.localIPs)
 	flush := d.flush
@@ -231,7 +201,22 @@ func (d *Daemon) observeProgrammed() {
 	d.metrics.ObjectsProgrammed.WithLabelValues(metrics.SetEntries).Set(float64(s.SetMembers))
 }
 
-func equalOptions(a, b desired.Options) bool {
-	return slices.Equal(a.ClusterCIDRs, b.ClusterCIDRs) && a.MasqueradeAll == b.MasqueradeAll &&
-		a.Scheduler == b.Scheduler && slices.Equal(a.Families, b.Families) && a.StrictARP == b.StrictARP
+// updateOptions derives the options again before a full sync (the Node or the host's
+// addresses may have changed); when they differ, the reconciler's fixed rules follow and
+// the full sync recomputes every Service with them. kmu must be held.
+func (d *Daemon) updateOptions(ctx context.Context, node *v1.Node) {
+	logger := klog.FromContext(ctx)
+	o, err := d.options(node)
+	if err != nil {
+		logger.Error(err, "Deriving the options; keeping the previous NodePort addresses")
+	}
+	if derive.Equal(o, d.desiredOpts) {
+		return
+	}
+	logger.Info("Options changed", "nodePortAddresses", o.NodePortAddresses, "families", o.Families)
+	d.desiredOpts = o
+	if err := d.reconciler.SetOptions(ctx, o); err != nil {
+		logger.Error(err, "Changing the fixed rules for new options")
+		d.needFull = true
+	}
 }

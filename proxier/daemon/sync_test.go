@@ -1,8 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -11,9 +15,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/desired"
-	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
 func TestSkipReasonOfComputeErrors(t *testing.T) {
@@ -39,42 +41,96 @@ func TestSkipReasonOfComputeErrors(t *testing.T) {
 	}
 }
 
-func TestDesiredOptions(t *testing.T) {
-	node := &v1.Node{Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24", "fd00:1::/64"}}}
-	tests := []struct {
-		name         string
-		clusterCIDRs []string
-		node         *v1.Node
-		want         []ipset.Family
-	}{
-		{"nothing known: IPv4", nil, nil, nil},
-		{"from the cluster CIDRs", []string{"fd00::/48"}, node, []ipset.Family{ipset.IPv6}},
-		{"from the node's pod CIDRs", nil, node, []ipset.Family{ipset.IPv4, ipset.IPv6}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := config.New()
-			c.ClusterCIDRs = tt.clusterCIDRs
-			if diff := cmp.Diff(tt.want, desiredOptions(c, tt.node).Families); diff != "" {
-				t.Errorf("families (-want +got):\n%s", diff)
-			}
-		})
+// nodePortService is a NodePort Service with one port (nodePort 30080) and externalIPs.
+func nodePortService(name, ip string, externalIPs ...string) *v1.Service {
+	s := service(name, ip, 80)
+	s.Spec.Type = v1.ServiceTypeNodePort
+	s.Spec.Ports[0].NodePort = 30080
+	s.Spec.ExternalIPs = externalIPs
+	return s
+}
+
+// hostAddrs is a settable HostAddresses for the daemon.
+type hostAddrs struct {
+	mu    sync.Mutex
+	addrs []netip.Addr
+	err   error
+}
+
+func (h *hostAddrs) set(err error, as ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.addrs, h.err = nil, err
+	for _, a := range as {
+		h.addrs = append(h.addrs, netip.MustParseAddr(a))
 	}
 }
 
-func TestDesiredNode(t *testing.T) {
-	n := &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{v1.LabelTopologyZone: "z1"}},
-		Status: v1.NodeStatus{Addresses: []v1.NodeAddress{
-			{Type: v1.NodeInternalIP, Address: "192.168.1.10"},
-			{Type: v1.NodeHostName, Address: "node-a"},
-			{Type: v1.NodeExternalIP, Address: "203.0.113.7"},
-		}},
+func (h *hostAddrs) get() ([]netip.Addr, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.addrs), h.err
+}
+
+// virtualServers lists the "PROTO:addr:port" keys of the fake's IPVS table.
+func virtualServers(k *fakeKernel) []string {
+	var out []string
+	for _, line := range strings.Split(k.ipvs.Dump(), "\n") {
+		if line != "" && !strings.HasPrefix(line, " ") {
+			out = append(out, strings.Fields(line)[0])
+		}
 	}
-	got := desiredNode("node-a", n)
-	want := desired.Node{Name: "node-a", Labels: n.Labels, Zone: "z1",
-		Addresses: []netip.Addr{netip.MustParseAddr("192.168.1.10"), netip.MustParseAddr("203.0.113.7")}}
-	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
-		t.Errorf("desiredNode (-want +got):\n%s", diff)
+	return out
+}
+
+func TestNodePortAddressesAndExternalIPAllowList(t *testing.T) {
+	k := newFakeKernel()
+	cfg := testConfig(t)
+	cfg.NodePortAddresses = []string{"192.168.1.0/24"}
+	cfg.ExternalIPAllowedCIDRs = []string{"203.0.113.0/24"}
+	hosts := &hostAddrs{}
+	hosts.set(nil, "127.0.0.1", "10.0.0.5", "192.168.1.10")
+	h := startWithOptions(t, Options{Config: cfg, Kernel: k.kernel(), HostAddresses: hosts.get},
+		nodePortService("web", "10.96.0.10", "203.0.113.7", "198.51.100.7"), slice("web", "node-b", "10.244.2.5"))
+	want := []string{"TCP:10.96.0.10:80", "TCP:192.168.1.10:30080", "TCP:203.0.113.7:80"}
+	eventually(t, "NodePort on the host address in nodePortAddresses, the allowed externalIP only", func() bool {
+		return slices.Equal(virtualServers(k), want)
+	})
+
+	// The host's address changes; a full sync (here: a change of the own Node) moves the
+	// NodePort and recomputes every Service.
+	hosts.set(nil, "127.0.0.1", "192.168.1.20")
+	touchNode(t, h, "moved")
+	want = []string{"TCP:10.96.0.10:80", "TCP:192.168.1.20:30080", "TCP:203.0.113.7:80"}
+	eventually(t, "NodePort on the new host address", func() bool { return slices.Equal(virtualServers(k), want) })
+
+	// A failed read keeps the previous addresses.
+	hosts.set(errors.New("netlink says no"))
+	fulls := gather(t, h.m)[`kubevs_sync_duration_seconds{mode="full"}`]
+	touchNode(t, h, "failed-read")
+	eventually(t, "a full sync after the failed read", func() bool {
+		return gather(t, h.m)[`kubevs_sync_duration_seconds{mode="full"}`] > fulls
+	})
+	if got := virtualServers(k); !slices.Equal(got, want) {
+		t.Errorf("after a failed read of the host addresses: virtual servers %q, want %q", got, want)
 	}
+}
+
+// touchNode changes a label of the Node node-a (a full sync) and waits until the daemon
+// synced it.
+func touchNode(t *testing.T, h *harness, value string) {
+	t.Helper()
+	ctx := context.Background()
+	n, err := h.client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels = map[string]string{"test": value}
+	if _, err := h.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Node change", func() bool {
+		n := h.d.tracker.Node()
+		return n != nil && n.Labels["test"] == value
+	})
 }

@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/desired"
-	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
 // The label selectors the proxier's informers use (package tracker): Services of another
@@ -35,13 +35,14 @@ type Source interface {
 }
 
 // ListDesired lists the Services, EndpointSlices and the Node nodeName from src and
-// computes, with desired.ComputeService and the options the proxier derives from cfg and the
-// Node, what every Service kubevs handles asks of this node. local are the pods registered
+// computes, with desired.ComputeService and the options the proxier derives from cfg, the
+// Node and the host's addresses hostAddrs (package derive; used only for the
+// nodePortAddresses CIDRs), what every Service kubevs handles asks of this node. local are the pods registered
 // on this node (ReadLocalPods; may be nil): endpoints on this node count as local for the
 // Local traffic policies by their nodeName or by being registered, as in the proxier. A
 // missing Node is no error (the proxier also computes without one). The result is sorted
 // by name.
-func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.Configuration, local desired.LocalPods) ([]Want, error) {
+func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.Configuration, hostAddrs []netip.Addr, local desired.LocalPods) ([]Want, error) {
 	node, err := src.Node(ctx, nodeName)
 	if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", nodeName, err)
@@ -60,8 +61,8 @@ func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.C
 		name := types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[discoveryv1.LabelServiceName]}
 		byService[name] = append(byService[name], s)
 	}
-	opts := DesiredOptions(cfg, node)
-	dn := DesiredNode(nodeName, node)
+	opts := derive.Options(cfg, node, hostAddrs)
+	dn := derive.Node(nodeName, node)
 	var out []Want
 	for i := range svcs {
 		svc := &svcs[i]
@@ -83,51 +84,4 @@ func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.C
 	}
 	slices.SortFunc(out, func(a, b Want) int { return strings.Compare(a.Service.String(), b.Service.String()) })
 	return out, nil
-}
-
-// DesiredOptions derives ComputeService's options as the proxier does: from the
-// configuration, with the IP families of the cluster CIDRs, else of the Node's pod CIDRs,
-// else IPv4. It mirrors the proxier daemon's unexported desiredOptions.
-func DesiredOptions(c *config.Configuration, node *v1.Node) desired.Options {
-	o := desired.Options{
-		ClusterCIDRs:  config.ParsedCIDRs(c.ClusterCIDRs),
-		MasqueradeAll: c.MasqueradeAll,
-		Scheduler:     c.Scheduler,
-		StrictARP:     c.IPVS.StrictARPEnabled(),
-	}
-	cidrs := o.ClusterCIDRs
-	if len(cidrs) == 0 && node != nil {
-		cidrs = config.ParsedCIDRs(node.Spec.PodCIDRs)
-	}
-	for _, p := range cidrs {
-		f := ipset.IPv4
-		if p.Addr().Is6() {
-			f = ipset.IPv6
-		}
-		if !slices.Contains(o.Families, f) {
-			o.Families = append(o.Families, f)
-		}
-	}
-	slices.Sort(o.Families)
-	return o
-}
-
-// DesiredNode is what ComputeService needs of the Node (nil: only its name), as the
-// proxier daemon derives it.
-func DesiredNode(name string, n *v1.Node) desired.Node {
-	out := desired.Node{Name: name}
-	if n == nil {
-		return out
-	}
-	out.Labels = n.Labels
-	out.Zone = n.Labels[v1.LabelTopologyZone]
-	for _, a := range n.Status.Addresses {
-		if a.Type != v1.NodeInternalIP && a.Type != v1.NodeExternalIP {
-			continue
-		}
-		if ip, err := netip.ParseAddr(a.Address); err == nil {
-			out.Addresses = append(out.Addresses, ip.Unmap())
-		}
-	}
-	return out
 }

@@ -14,6 +14,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/desired"
 )
 
@@ -110,7 +111,7 @@ set KUBE-IPVS-IPS 10.96.0.20
 			if tt.cfg != nil {
 				tt.cfg(cfg)
 			}
-			wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, cfg, nil)
+			wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, cfg, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,11 +136,11 @@ func TestListDesiredMatchesCompute(t *testing.T) {
 	a, b := slice(web, "web-a", "10.244.1.2"), slice(web, "web-b", "10.244.2.3", "10.244.2.4")
 	client := fake.NewClientset(web, b, a, node("10.244.0.0/24"))
 	cfg := config.New()
-	wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, cfg, nil)
+	wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, errs := desired.ComputeService(DesiredOptions(cfg, node("10.244.0.0/24")), DesiredNode(testNode, node("10.244.0.0/24")), nil, web, []*discoveryv1.EndpointSlice{a, b})
+	st, errs := desired.ComputeService(derive.Options(cfg, node("10.244.0.0/24"), nil), derive.Node(testNode, node("10.244.0.0/24")), nil, web, []*discoveryv1.EndpointSlice{a, b})
 	if len(errs) != 0 || len(wants) != 1 {
 		t.Fatalf("errs %v, wants %d", errs, len(wants))
 	}
@@ -153,7 +154,7 @@ func TestListDesiredAPIError(t *testing.T) {
 	client.PrependReactor("list", "services", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("boom")
 	})
-	_, err := ListDesired(context.Background(), clientsetSource{client}, testNode, config.New(), nil)
+	_, err := ListDesired(context.Background(), clientsetSource{client}, testNode, config.New(), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "list services: boom") {
 		t.Errorf("err = %v, want list services: boom", err)
 	}

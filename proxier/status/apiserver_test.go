@@ -197,9 +197,9 @@ func TestSourceAgainstARealAPIServer(t *testing.T) {
 		}
 		return b.String()
 	}
-	got, err := ListDesired(ctx, src, testNode, config.New(), nil)
+	got, err := ListDesired(ctx, src, testNode, config.New(), nil, nil)
 	must(t, err)
-	want, err := ListDesired(ctx, clientsetSource{cs}, testNode, config.New(), nil)
+	want, err := ListDesired(ctx, clientsetSource{cs}, testNode, config.New(), nil, nil)
 	must(t, err)
 	// default/kubernetes and six of ours: one has another proxy's label.
 	if len(got) != 7 {

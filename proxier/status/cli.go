@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
@@ -31,6 +33,9 @@ type Env struct {
 	API  Source
 	IPVS ipvs.Interface
 	Link link.Interface
+	// HostAddresses lists the node's addresses, read only when the configuration has
+	// nodePortAddresses (derive.HostAddresses in production); nil: none.
+	HostAddresses func() ([]netip.Addr, error)
 	// Close releases the adapters; may be nil.
 	Close func()
 }
@@ -55,7 +60,13 @@ func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (
 	if err != nil {
 		return Report{}, err
 	}
-	wants, err := ListDesired(ctx, env.API, node, cfg, local)
+	var hosts []netip.Addr
+	if derive.NeedsHostAddresses(cfg) && env.HostAddresses != nil {
+		if hosts, err = env.HostAddresses(); err != nil {
+			return Report{}, err
+		}
+	}
+	wants, err := ListDesired(ctx, env.API, node, cfg, hosts, local)
 	if err != nil {
 		return Report{}, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubevs/kubevs/install"
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
@@ -119,7 +120,7 @@ func newCluster(t *testing.T) *cluster {
 		kc:   writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443"),
 	}
 	ctx := klog.NewContext(context.Background(), logr.Discard())
-	wants, err := ListDesired(ctx, clientsetSource{c.client}, testNode, config.New(), nil)
+	wants, err := ListDesired(ctx, clientsetSource{c.client}, testNode, config.New(), nil, nil)
 	must(t, err)
 	all := map[types.NamespacedName]desired.Service{}
 	for _, w := range wants {
@@ -139,7 +140,7 @@ func newCluster(t *testing.T) *cluster {
 			"net/ipv4/conf/all/arp_ignore":          "0",
 			"net/ipv4/conf/all/arp_announce":        "2",
 		})}
-	r := reconcile.New(k, reconcile.Options{Desired: DesiredOptions(config.New(), node("10.244.0.0/24"))})
+	r := reconcile.New(k, reconcile.Options{Desired: derive.Options(config.New(), node("10.244.0.0/24"), nil)})
 	must(t, r.Start(ctx))
 	must(t, r.Resync(ctx, all))
 	c.ipvs.ResetOps()

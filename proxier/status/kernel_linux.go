@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
@@ -26,7 +27,7 @@ func openEnv(rc *rest.Config) (Env, error) {
 		closeAll(iv)
 		return Env{}, fmt.Errorf("open links: %w", err)
 	}
-	return Env{API: src, IPVS: iv, Link: lk, Close: func() { closeAll(iv, lk) }}, nil
+	return Env{API: src, IPVS: iv, Link: lk, HostAddresses: derive.HostAddresses, Close: func() { closeAll(iv, lk) }}, nil
 }
 
 func closeAll(xs ...any) {

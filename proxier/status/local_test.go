@@ -59,7 +59,7 @@ func TestListDesiredLocalPods(t *testing.T) {
 	}
 	client := clientsetSource{fake.NewClientset(svc, sl, node("10.244.0.0/24"))}
 	show := func(local desired.LocalPods) string {
-		ws, err := ListDesired(context.Background(), client, testNode, config.New(), local)
+		ws, err := ListDesired(context.Background(), client, testNode, config.New(), nil, local)
 		must(t, err)
 		var b strings.Builder
 		for _, w := range ws {

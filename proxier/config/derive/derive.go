@@ -1,0 +1,125 @@
+// Package derive turns the proxier's configuration and its Node object into the inputs of
+// the pure desired state (desired.Options and desired.Node). The proxier daemon and
+// `kubevs status` both call it, so the two always compute the same virtual servers.
+//
+// It is small on purpose: the kubevs CNI binary links it through `kubevs status`, so it
+// imports no metrics, informers or kernel adapters; HostAddresses reads the node's
+// addresses through the standard library only.
+package derive
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/link"
+)
+
+// Options derives desired.Options from the configuration c, the Node (nil when unknown) and
+// the addresses of the host's links (HostAddresses; read only when c.NodePortAddresses is
+// set). The IP families are those of the cluster CIDRs, else of the Node's pod CIDRs, else
+// IPv4 only. NodePortAddresses are the host addresses inside c.NodePortAddresses
+// (desired.NodePortAddressesIn); ExternalIPAllowedCIDRs are c.ExternalIPAllowedCIDRs.
+func Options(c *config.Configuration, node *v1.Node, hostAddrs []netip.Addr) desired.Options {
+	o := desired.Options{
+		ClusterCIDRs:           config.ParsedCIDRs(c.ClusterCIDRs),
+		MasqueradeAll:          c.MasqueradeAll,
+		Scheduler:              c.Scheduler,
+		StrictARP:              c.IPVS.StrictARPEnabled(),
+		ExternalIPAllowedCIDRs: config.ParsedCIDRs(c.ExternalIPAllowedCIDRs),
+	}
+	if cidrs := config.ParsedCIDRs(c.NodePortAddresses); len(cidrs) > 0 {
+		o.NodePortAddresses = desired.NodePortAddressesIn(cidrs, hostAddrs)
+	}
+	cidrs := o.ClusterCIDRs
+	if len(cidrs) == 0 && node != nil {
+		cidrs = config.ParsedCIDRs(node.Spec.PodCIDRs)
+	}
+	for _, p := range cidrs {
+		f := ipset.IPv4
+		if p.Addr().Is6() {
+			f = ipset.IPv6
+		}
+		if !slices.Contains(o.Families, f) {
+			o.Families = append(o.Families, f)
+		}
+	}
+	slices.Sort(o.Families) // "inet" < "inet6"
+	return o
+}
+
+// NeedsHostAddresses reports whether Options uses the host's addresses for c, so callers
+// read them only then.
+func NeedsHostAddresses(c *config.Configuration) bool { return len(c.NodePortAddresses) > 0 }
+
+// Node is what desired.ComputeService needs of the Node n (nil: only its name): its
+// labels, topology zone and internal and external addresses.
+func Node(name string, n *v1.Node) desired.Node {
+	out := desired.Node{Name: name}
+	if n == nil {
+		return out
+	}
+	out.Labels = n.Labels
+	out.Zone = n.Labels[v1.LabelTopologyZone]
+	for _, a := range n.Status.Addresses {
+		if a.Type != v1.NodeInternalIP && a.Type != v1.NodeExternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil {
+			out.Addresses = append(out.Addresses, ip.Unmap())
+		}
+	}
+	return out
+}
+
+// Equal reports whether two derived Options are the same, so a caller knows when the
+// fixed rules and every Service must be recomputed. Slices compare in order (Options
+// returns them in a stable order).
+func Equal(a, b desired.Options) bool {
+	return slices.Equal(a.ClusterCIDRs, b.ClusterCIDRs) && a.MasqueradeAll == b.MasqueradeAll &&
+		a.Scheduler == b.Scheduler && slices.Equal(a.Families, b.Families) && a.StrictARP == b.StrictARP &&
+		slices.Equal(a.NodePortAddresses, b.NodePortAddresses) &&
+		slices.Equal(a.ExternalIPAllowedCIDRs, b.ExternalIPAllowedCIDRs)
+}
+
+// HostAddresses lists the addresses of the host's links, except those on kubevs's dummy
+// link (link.DefaultDummy holds Service VIPs, not node addresses). It only reads.
+func HostAddresses() ([]netip.Addr, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list network interfaces: %w", err)
+	}
+	var out []netip.Addr
+	for _, i := range ifs {
+		if i.Name == link.DefaultDummy {
+			continue
+		}
+		addrs, err := i.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("list addresses of %s: %w", i.Name, err)
+		}
+		out = append(out, addrsOf(addrs)...)
+	}
+	return out, nil
+}
+
+// addrsOf keeps the IP addresses of a link's address list (IPv4-mapped ones unmapped).
+func addrsOf(addrs []net.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(n.IP); ok {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}

@@ -1,0 +1,146 @@
+package derive
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+)
+
+var cmpAddr = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+
+func addrs(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	return out
+}
+
+func TestOptions(t *testing.T) {
+	node := &v1.Node{Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24", "fd00:1::/64"}}}
+	host := addrs("127.0.0.1", "192.168.1.10", "10.0.0.5", "::1", "2001:db8::10")
+	tests := []struct {
+		name string
+		edit func(*config.Configuration)
+		node *v1.Node
+		want desired.Options
+	}{
+		{"nothing known: IPv4", nil, nil, desired.Options{Scheduler: "rr", StrictARP: true}},
+		{"families from the cluster CIDRs", func(c *config.Configuration) { c.ClusterCIDRs = []string{"fd00::/48"} }, node,
+			desired.Options{Scheduler: "rr", StrictARP: true, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("fd00::/48")}, Families: []ipset.Family{ipset.IPv6}}},
+		{"families from the node's pod CIDRs", nil, node,
+			desired.Options{Scheduler: "rr", StrictARP: true, Families: []ipset.Family{ipset.IPv4, ipset.IPv6}}},
+		{"nodePortAddresses: host addresses inside, loopback only for a loopback CIDR", func(c *config.Configuration) {
+			c.NodePortAddresses = []string{"0.0.0.0/0", "2001:db8::/64"}
+		}, nil, desired.Options{Scheduler: "rr", StrictARP: true, NodePortAddresses: addrs("10.0.0.5", "192.168.1.10", "2001:db8::10")}},
+		{"nodePortAddresses: an explicit loopback CIDR", func(c *config.Configuration) {
+			c.NodePortAddresses = []string{"127.0.0.0/8", "192.168.1.0/24"}
+		}, nil, desired.Options{Scheduler: "rr", StrictARP: true, NodePortAddresses: addrs("127.0.0.1", "192.168.1.10")}},
+		{"externalIPAllowedCIDRs and the other settings", func(c *config.Configuration) {
+			c.ExternalIPAllowedCIDRs = []string{"203.0.113.0/24"}
+			c.MasqueradeAll = true
+			c.Scheduler = "wlc"
+			c.IPVS.StrictARP = new(bool)
+		}, nil, desired.Options{Scheduler: "wlc", MasqueradeAll: true, ExternalIPAllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.New()
+			if tt.edit != nil {
+				tt.edit(c)
+			}
+			got := Options(c, tt.node, host)
+			if diff := cmp.Diff(tt.want, got, cmpAddr); diff != "" {
+				t.Errorf("Options (-want +got):\n%s", diff)
+			}
+			if !Equal(got, tt.want) {
+				t.Errorf("Equal(got, want) = false for equal options")
+			}
+			if NeedsHostAddresses(c) != (len(c.NodePortAddresses) > 0) {
+				t.Errorf("NeedsHostAddresses = %v with nodePortAddresses %q", NeedsHostAddresses(c), c.NodePortAddresses)
+			}
+		})
+	}
+}
+
+func TestEqualSeesEveryField(t *testing.T) {
+	base := desired.Options{Scheduler: "rr"}
+	edits := map[string]func(*desired.Options){
+		"ClusterCIDRs":           func(o *desired.Options) { o.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} },
+		"MasqueradeAll":          func(o *desired.Options) { o.MasqueradeAll = true },
+		"Scheduler":              func(o *desired.Options) { o.Scheduler = "lc" },
+		"Families":               func(o *desired.Options) { o.Families = []ipset.Family{ipset.IPv6} },
+		"StrictARP":              func(o *desired.Options) { o.StrictARP = true },
+		"NodePortAddresses":      func(o *desired.Options) { o.NodePortAddresses = addrs("192.168.1.10") },
+		"ExternalIPAllowedCIDRs": func(o *desired.Options) { o.ExternalIPAllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")} },
+	}
+	for name, edit := range edits {
+		o := base
+		edit(&o)
+		if Equal(base, o) {
+			t.Errorf("Equal misses a change of %s", name)
+		}
+	}
+	if !Equal(base, base) {
+		t.Error("Equal(base, base) = false")
+	}
+}
+
+func TestNode(t *testing.T) {
+	n := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{v1.LabelTopologyZone: "z1"}},
+		Status: v1.NodeStatus{Addresses: []v1.NodeAddress{
+			{Type: v1.NodeInternalIP, Address: "192.168.1.10"},
+			{Type: v1.NodeHostName, Address: "node-a"},
+			{Type: v1.NodeExternalIP, Address: "203.0.113.7"},
+			{Type: v1.NodeInternalIP, Address: "::ffff:10.0.0.1"},
+		}},
+	}
+	want := desired.Node{Name: "node-a", Labels: n.Labels, Zone: "z1", Addresses: addrs("192.168.1.10", "203.0.113.7", "10.0.0.1")}
+	if diff := cmp.Diff(want, Node("node-a", n), cmpAddr); diff != "" {
+		t.Errorf("Node (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(desired.Node{Name: "node-b"}, Node("node-b", nil), cmpAddr); diff != "" {
+		t.Errorf("Node of no Node object (-want +got):\n%s", diff)
+	}
+}
+
+func TestAddrsOf(t *testing.T) {
+	in := []net.Addr{
+		&net.IPNet{IP: net.ParseIP("192.168.1.10"), Mask: net.CIDRMask(24, 32)}, // 16-byte form
+		&net.IPNet{IP: net.ParseIP("10.0.0.5").To4(), Mask: net.CIDRMask(8, 32)},
+		&net.IPNet{IP: net.ParseIP("2001:db8::1"), Mask: net.CIDRMask(64, 128)},
+		&net.IPAddr{IP: net.ParseIP("10.9.9.9")}, // not a link address
+	}
+	if diff := cmp.Diff(addrs("192.168.1.10", "10.0.0.5", "2001:db8::1"), addrsOf(in), cmpAddr); diff != "" {
+		t.Errorf("addrsOf (-want +got):\n%s", diff)
+	}
+}
+
+func TestHostAddressesHasLoopback(t *testing.T) {
+	got, err := HostAddresses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !containsAddr(got, netip.MustParseAddr("127.0.0.1")) {
+		t.Errorf("HostAddresses() = %v, want 127.0.0.1 among them (lo)", got)
+	}
+}
+
+func containsAddr(as []netip.Addr, a netip.Addr) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
