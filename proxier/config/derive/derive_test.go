@@ -75,13 +75,15 @@ func TestOptions(t *testing.T) {
 func TestEqualSeesEveryField(t *testing.T) {
 	base := desired.Options{Scheduler: "rr"}
 	edits := map[string]func(*desired.Options){
-		"ClusterCIDRs":           func(o *desired.Options) { o.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} },
-		"MasqueradeAll":          func(o *desired.Options) { o.MasqueradeAll = true },
-		"Scheduler":              func(o *desired.Options) { o.Scheduler = "lc" },
-		"Families":               func(o *desired.Options) { o.Families = []ipset.Family{ipset.IPv6} },
-		"StrictARP":              func(o *desired.Options) { o.StrictARP = true },
-		"NodePortAddresses":      func(o *desired.Options) { o.NodePortAddresses = addrs("192.168.1.10") },
-		"ExternalIPAllowedCIDRs": func(o *desired.Options) { o.ExternalIPAllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")} },
+		"ClusterCIDRs":      func(o *desired.Options) { o.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} },
+		"MasqueradeAll":     func(o *desired.Options) { o.MasqueradeAll = true },
+		"Scheduler":         func(o *desired.Options) { o.Scheduler = "lc" },
+		"Families":          func(o *desired.Options) { o.Families = []ipset.Family{ipset.IPv6} },
+		"StrictARP":         func(o *desired.Options) { o.StrictARP = true },
+		"NodePortAddresses": func(o *desired.Options) { o.NodePortAddresses = addrs("192.168.1.10") },
+		"ExternalIPAllowedCIDRs": func(o *desired.Options) {
+			o.ExternalIPAllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+		},
 	}
 	for name, edit := range edits {
 		o := base
