@@ -14,8 +14,13 @@ import (
 	"github.com/kubevs/kubevs/test/bed"
 )
 
-// proxierRunning is set when the bed runs kubevs-proxier; Service scenarios need it.
-var proxierRunning bool
+// What configureKubevs put on the node.
+var (
+	// proxierRunning: the bed runs kubevs-proxier; Service scenarios need it.
+	proxierRunning bool
+	// pluginInChain: the conflist ends with the kubevs plugin.
+	pluginInChain bool
+)
 
 // RequireProxier marks a scenario that needs kubevs-proxier on the node (Services, that is).
 // On the host, which has no IPVS, it always skips: make e2e runs it in the VM. In the VM it
@@ -23,15 +28,28 @@ var proxierRunning bool
 // test/scripts/e2e.sh starts the proxier whenever it built one).
 func RequireProxier(t testing.TB) {
 	t.Helper()
+	require(t, proxierRunning, "kubevs-proxier on the node: set KUBEVS_BIN and KUBEVS_E2E_PROXIER=1")
+}
+
+// RequirePlugin marks a scenario that needs the kubevs chained plugin in the node's conflist
+// as well as the proxier (hairpin, registrations). Same rules as RequireProxier.
+func RequirePlugin(t testing.TB) {
+	t.Helper()
+	RequireProxier(t)
+	require(t, pluginInChain, "the kubevs plugin in the conflist: set KUBEVS_BIN and KUBEVS_E2E_PLUGIN=1")
+}
+
+func require(t testing.TB, ok bool, what string) {
+	t.Helper()
 	switch {
-	case proxierRunning:
+	case ok:
 		return
 	case !testenv.InVM():
-		t.Skip("needs kubevs-proxier and IPVS: runs in the test VM (make e2e)")
+		t.Skip("needs IPVS and " + what + ": runs in the test VM (make e2e)")
 	case testenv.Strict():
-		t.Fatal("needs kubevs-proxier on the node: set KUBEVS_BIN and KUBEVS_E2E_PROXIER=1")
+		t.Fatal("needs " + what)
 	default:
-		t.Skip("needs kubevs-proxier on the node: set KUBEVS_BIN and KUBEVS_E2E_PROXIER=1 (test/scripts/e2e.sh does)")
+		t.Skip("needs " + what + " (test/scripts/e2e.sh does)")
 	}
 }
 
@@ -75,6 +93,7 @@ func configureKubevs(cfg *bed.Config, bins *binaries) error {
 		cfg.Network.IPAM = map[string]any{"type": "kubevs-ipam"}
 	}
 	if os.Getenv("KUBEVS_E2E_PLUGIN") == "1" {
+		pluginInChain = true
 		cfg.Network.Chain = append(cfg.Network.Chain, map[string]any{"type": "kubevs"})
 	}
 	if os.Getenv("KUBEVS_E2E_PROXIER") == "1" {

@@ -34,3 +34,14 @@ func TestNodePortFromOutside(t *testing.T) {
 
 	f.ExpectHTTP(f.FromOutside(), f.NodePortURL(svc, "/hostname")).Hostname(pods...)
 }
+
+func TestPodReachesItselfThroughItsService(t *testing.T) {
+	RequirePlugin(t)
+	f := New(t)
+	svc := f.CreateService("self")
+	pods := f.CreatePods("self", 1)
+
+	// Hairpin: the only backend is the client itself, so the packet leaves the pod's bridge
+	// port and must come back through it.
+	f.ExpectHTTP(f.FromPod(pods[0]), ServiceURL(svc, "/hostname")).Hostname(pods[0])
+}

@@ -46,9 +46,10 @@ kubevs_env=()
 if ((${#cmds[@]})); then
 	go build -trimpath -o "$work/kubevs/" "${cmds[@]}"
 	kubevs_env=(--env "KUBEVS_BIN=$work/kubevs")
-	# Service scenarios need the proxier; run it whenever it was built (KUBEVS_E2E_PROXIER=0
-	# turns it off).
-	[[ -x $work/kubevs/kubevs-proxier ]] && export KUBEVS_E2E_PROXIER=${KUBEVS_E2E_PROXIER:-1}
+	# Service scenarios need the proxier, hairpin ones the kubevs plugin at the end of the
+	# chain; use whatever was built (KUBEVS_E2E_PROXIER=0 or KUBEVS_E2E_PLUGIN=0 turn them off).
+	if [[ -x $work/kubevs/kubevs-proxier ]]; then export KUBEVS_E2E_PROXIER=${KUBEVS_E2E_PROXIER:-1}; fi
+	if [[ -x $work/kubevs/kubevs ]]; then export KUBEVS_E2E_PLUGIN=${KUBEVS_E2E_PLUGIN:-1}; fi
 fi
 go build -o "$work/kubevs-vm" ./test/vm/cmd/kubevs-vm
 go test -c -o "$work/e2e.test" ./test/e2e
