@@ -25,6 +25,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/config/derive"
+	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/nodeapi"
@@ -66,6 +67,8 @@ type Daemon struct {
 	tracker   *tracker.Tracker
 	runner    *runner.Runner
 	store     *nodeapi.Store
+	// svcHealth serves the Services' healthCheckNodePorts.
+	svcHealth *svchealth.Servers
 
 	// kmu serialises every use of the reconciler (syncs and drains).
 	kmu         sync.Mutex
@@ -128,6 +131,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("open registration store: %w", err)
 	}
 	d.store = store
+	d.svcHealth = svchealth.New(nil, nil)
 	d.localIPs = localIPs(store.List())
 	return d, nil
 }
@@ -140,7 +144,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"syncPeriod", d.cfg.SyncPeriod.Duration, "minSyncPeriod", d.cfg.MinSyncPeriod.Duration)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }() // every return stops and waits for the servers
+	defer func() { cancel(); wg.Wait(); d.svcHealth.Close() }() // every return stops and waits for the servers
 	errc := make(chan error, 8)
 	serve := func(name string, fn func(context.Context) error) {
 		wg.Add(1)

@@ -59,6 +59,7 @@ func newFakeKernel() *fakeKernel {
 			"net/ipv4/ip_forward":                   "1",
 			"net/ipv4/conf/all/arp_ignore":          "0",
 			"net/ipv4/conf/all/arp_announce":        "0",
+			"net/ipv4/conf/all/route_localnet":      "0",
 		}),
 	}
 	f.nf.UseSets(f.ipset)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/config/derive"
+	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/reconcile"
@@ -47,6 +48,7 @@ func (d *Daemon) initReconciler(ctx context.Context) {
 		klog.FromContext(ctx).Error(err, "Deriving the options")
 	}
 	d.desiredOpts = o
+	d.setHealthAddresses(ctx)
 	drain := d.cfg.IPVS.GracefulTerminationPeriod.Duration
 	if drain == 0 {
 		drain = 1 // "delete at once": reconcile treats zero as its default
@@ -123,6 +125,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		for _, name := range d.tracker.Services() {
 			all[name] = d.compute(ctx, name, dn, local, d.firstSync)
 		}
+		d.serveHealthChecks(ctx, all, true)
 		err = d.reconciler.Resync(ctx, all)
 		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "err", err)
 	} else {
@@ -131,6 +134,11 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 			s := d.compute(ctx, name, dn, local, true)
 			changed[name] = &s
 		}
+		hc := make(map[types.NamespacedName]desired.Service, len(changed))
+		for name, s := range changed {
+			hc[name] = *s
+		}
+		d.serveHealthChecks(ctx, hc, false)
 		err = d.reconciler.Apply(ctx, changed)
 		logger.V(2).Info("Partial sync", "services", len(changed), "err", err)
 	}
@@ -215,8 +223,36 @@ func (d *Daemon) updateOptions(ctx context.Context, node *v1.Node) {
 	}
 	logger.Info("Options changed", "nodePortAddresses", o.NodePortAddresses, "families", o.Families)
 	d.desiredOpts = o
+	d.setHealthAddresses(ctx)
 	if err := d.reconciler.SetOptions(ctx, o); err != nil {
 		logger.Error(err, "Changing the fixed rules for new options")
 		d.needFull = true
+	}
+}
+
+// setHealthAddresses makes the healthCheckNodePort listeners follow the NodePort addresses
+// (none configured: every address, as kube-proxy listens). kmu must be held.
+func (d *Daemon) setHealthAddresses(ctx context.Context) {
+	if err := d.svcHealth.SetAddresses(d.desiredOpts.NodePortAddresses); err != nil {
+		klog.FromContext(ctx).Error(err, "Serving health check node ports on new addresses")
+	}
+}
+
+// serveHealthChecks opens, updates or closes the healthCheckNodePort listeners of the
+// computed Services: all of them on a full sync, the changed ones otherwise. A port that
+// cannot be opened is logged and tried again with the next sync; it fails no sync.
+func (d *Daemon) serveHealthChecks(ctx context.Context, svcs map[types.NamespacedName]desired.Service, full bool) {
+	hc := make(map[types.NamespacedName]svchealth.Entry, len(svcs))
+	for name, s := range svcs {
+		if s.HealthCheckNodePort != 0 || !full {
+			hc[name] = svchealth.Entry{Port: s.HealthCheckNodePort, LocalEndpoints: s.LocalEndpoints}
+		}
+	}
+	update := d.svcHealth.Update
+	if full {
+		update = d.svcHealth.Sync
+	}
+	if err := update(hc); err != nil {
+		klog.FromContext(ctx).Error(err, "Serving health check node ports")
 	}
 }

@@ -3,8 +3,12 @@ package daemon
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -133,4 +137,67 @@ func touchNode(t *testing.T, h *harness, value string) {
 		n := h.d.tracker.Node()
 		return n != nil && n.Labels["test"] == value
 	})
+}
+
+// freePort returns a loopback TCP port nothing listens on now.
+func freePort(t *testing.T) int32 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return int32(l.Addr().(*net.TCPAddr).Port)
+}
+
+// healthCheck asks the healthCheckNodePort at addr: the status code (0 when nothing
+// answers) and the body.
+func healthCheck(addr string) (int, string) {
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+func TestHealthCheckNodePortFollowsLocalEndpoints(t *testing.T) {
+	k := newFakeKernel()
+	cfg := testConfig(t)
+	cfg.NodePortAddresses = []string{"127.0.0.0/8"} // the listeners go on 127.0.0.1
+	hosts := &hostAddrs{}
+	hosts.set(nil, "127.0.0.1", "192.168.1.10")
+	port := freePort(t)
+	svc := nodePortService("web", "10.96.0.10")
+	svc.Spec.Type = v1.ServiceTypeLoadBalancer
+	svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	svc.Spec.HealthCheckNodePort = port
+	h := startWithOptions(t, Options{Config: cfg, Kernel: k.kernel(), HostAddresses: hosts.get},
+		svc, slice("web", "node-a", "10.244.1.5", "10.244.1.6"))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	type answer struct {
+		Code int
+		Body string
+	}
+	expect := func(what string, want answer) {
+		t.Helper()
+		var got answer
+		eventually(t, what, func() bool {
+			got.Code, got.Body = healthCheck(addr)
+			return got == want
+		})
+	}
+	expect("200 with two local endpoints", answer{200, `{"service":{"namespace":"default","name":"web"},"localEndpoints":2}`})
+
+	moved := slice("web", "node-b", "10.244.2.5")
+	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), moved, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("503 without a local endpoint", answer{503, `{"service":{"namespace":"default","name":"web"},"localEndpoints":0}`})
+
+	if err := h.client.CoreV1().Services("default").Delete(context.Background(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("the port closed with the Service", answer{})
 }
