@@ -184,22 +184,9 @@ func (d *Daemon) compute(ctx context.Context, name types.NamespacedName, node de
 	return s
 }
 
-// skipReason names the reason of a ComputeService error for the objects_skipped metric.
-// desired returns plain errors, so this matches their documented wording.
-func skipReason(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "unknown scheduler"):
-		return "invalid_scheduler_annotation"
-	case strings.Contains(msg, "unsupported protocol"):
-		return "unsupported_protocol"
-	case strings.Contains(msg, "not enabled"):
-		return "ip_family_disabled"
-	case strings.Contains(msg, "parse"):
-		return "invalid_address"
-	}
-	return "other"
-}
+// skipReason names the reason of a ComputeService error for the objects_skipped metric:
+// desired's SkipError Reason, "other" for anything else.
+func skipReason(err error) string { return string(desired.ReasonOf(err)) }
 
 func (d *Daemon) observeProgrammed() {
 	s := d.reconciler.Stats()

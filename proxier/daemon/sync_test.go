@@ -28,18 +28,21 @@ func TestSkipReasonOfComputeErrors(t *testing.T) {
 	svc.Spec.Ports = append(svc.Spec.Ports, v1.ServicePort{Name: "x", Protocol: "ICMP", Port: 1})
 	v6 := service("v6", "fd00::10", 80)
 	bad := slice("web", "", "not-an-ip")
+	ext := service("ext", "10.96.0.11", 80)
+	ext.Spec.ExternalIPs = []string{"198.51.100.7"}
 	var got []string
 	for _, c := range []struct {
 		svc *v1.Service
 		eps []*discoveryv1.EndpointSlice
-	}{{svc, []*discoveryv1.EndpointSlice{bad}}, {v6, nil}} {
-		_, errs := desired.ComputeService(desired.Options{}, desired.Node{}, nil, c.svc, c.eps)
+	}{{svc, []*discoveryv1.EndpointSlice{bad}}, {v6, nil}, {ext, nil}} {
+		opts := desired.Options{ExternalIPAllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}
+		_, errs := desired.ComputeService(opts, desired.Node{}, nil, c.svc, c.eps)
 		for _, err := range errs {
 			got = append(got, skipReason(err))
 		}
 	}
 	got = append(got, skipReason(errors.New("something new")))
-	want := []string{"invalid_scheduler_annotation", "unsupported_protocol", "invalid_address", "ip_family_disabled", "other"}
+	want := []string{"invalid_scheduler_annotation", "unsupported_protocol", "invalid_address", "ip_family_disabled", "external_ip_not_allowed", "other"}
 	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("skip reasons (-want +got):\n%s", diff)
 	}
@@ -99,6 +102,10 @@ func TestNodePortAddressesAndExternalIPAllowList(t *testing.T) {
 	want := []string{"TCP:10.96.0.10:80", "TCP:192.168.1.10:30080", "TCP:203.0.113.7:80"}
 	eventually(t, "NodePort on the host address in nodePortAddresses, the allowed externalIP only", func() bool {
 		return slices.Equal(virtualServers(k), want)
+	})
+
+	eventually(t, "the disallowed externalIP counted as skipped", func() bool {
+		return gather(t, h.m)[`kubevs_objects_skipped_total{reason="external_ip_not_allowed"}`] == 1
 	})
 
 	// The host's address changes; a full sync (here: a change of the own Node) moves the

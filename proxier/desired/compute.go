@@ -1,7 +1,6 @@
 package desired
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -75,7 +74,7 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 		if ValidScheduler(a) {
 			c.sched = a
 		} else {
-			c.errs = append(c.errs, fmt.Errorf("service %s: annotation %s: unknown scheduler %q, using %q", c.name, SchedulerAnnotation, a, c.sched))
+			c.errs = append(c.errs, skipped(ReasonInvalidScheduler, "service %s: annotation %s: unknown scheduler %q, using %q", c.name, SchedulerAnnotation, a, c.sched))
 		}
 	}
 	c.persistent, c.timeout = affinity(svc)
@@ -92,13 +91,13 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 	for _, ip := range ips {
 		vip, err := netip.ParseAddr(ip)
 		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("service %s: parse cluster IP %q: %w", c.name, ip, err))
+			c.errs = append(c.errs, skipped(ReasonInvalidAddress, "service %s: parse cluster IP %q: %w", c.name, ip, err))
 			continue
 		}
 		vip = vip.Unmap()
 		fam := familyOf(vip)
 		if !familyEnabled(opts, fam) {
-			c.errs = append(c.errs, fmt.Errorf("service %s: cluster IP %s: family %s not enabled on this node", c.name, vip, fam))
+			c.errs = append(c.errs, skipped(ReasonFamilyDisabled, "service %s: cluster IP %s: family %s not enabled on this node", c.name, vip, fam))
 			continue
 		}
 		sn := SetNames(fam)

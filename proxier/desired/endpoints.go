@@ -1,7 +1,6 @@
 package desired
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 
@@ -59,7 +58,7 @@ func candidates(fam ipset.Family, sp v1.ServicePort, eps []*discoveryv1.Endpoint
 			}
 			a, err := netip.ParseAddr(e.Addresses[0])
 			if err != nil {
-				*errs = append(*errs, fmt.Errorf("service %s: endpointslice %s: parse address %q: %w", svc, s.Name, e.Addresses[0], err))
+				*errs = append(*errs, skipped(ReasonInvalidAddress, "service %s: endpointslice %s: parse address %q: %w", svc, s.Name, e.Addresses[0], err))
 				continue
 			}
 			ep := endpoint{

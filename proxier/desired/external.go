@@ -1,7 +1,6 @@
 package desired
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -44,7 +43,7 @@ type serviceComputation struct {
 func (c *serviceComputation) servicePort(sn SetNameList, vip netip.Addr, nodeIPs []netip.Addr, sp v1.ServicePort) {
 	proto, ok := protocol(sp.Protocol)
 	if !ok {
-		c.errs = append(c.errs, fmt.Errorf("service %s: port %q: unsupported protocol %q", c.name, sp.Name, sp.Protocol))
+		c.errs = append(c.errs, skipped(ReasonUnsupportedProtocol, "service %s: port %q: unsupported protocol %q", c.name, sp.Name, sp.Protocol))
 		return
 	}
 	fam := familyOf(vip)
@@ -197,12 +196,12 @@ func (c *serviceComputation) externalIPs(svc *v1.Service) []netip.Addr {
 	for _, s := range svc.Spec.ExternalIPs {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("service %s: parse external IP %q: %w", c.name, s, err))
+			c.errs = append(c.errs, skipped(ReasonInvalidAddress, "service %s: parse external IP %q: %w", c.name, s, err))
 			continue
 		}
 		a = a.Unmap()
 		if allowed := c.opts.ExternalIPAllowedCIDRs; len(allowed) > 0 && !slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(a) }) {
-			c.errs = append(c.errs, fmt.Errorf("service %s: external IP %s is outside the allowed CIDRs, skipped", c.name, a))
+			c.errs = append(c.errs, skipped(ReasonExternalIPNotAllowed, "service %s: external IP %s is outside the allowed CIDRs, skipped", c.name, a))
 			continue
 		}
 		out = append(out, a)
@@ -225,7 +224,7 @@ func (c *serviceComputation) sourceRanges(svc *v1.Service) []netip.Prefix {
 	for _, s := range raw {
 		p, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("service %s: parse load balancer source range %q: %w", c.name, s, err))
+			c.errs = append(c.errs, skipped(ReasonInvalidAddress, "service %s: parse load balancer source range %q: %w", c.name, s, err))
 			continue
 		}
 		if p.Addr().Is4In6() && p.Bits() >= 96 {

@@ -49,7 +49,9 @@ type Metrics struct {
 	ObjectsProgrammed *prometheus.GaugeVec
 	// ChangesPending is the number of Services changed and not yet synced.
 	ChangesPending prometheus.Gauge
-	// ObjectsSkipped counts parts of Services that could not be programmed, by reason.
+	// ObjectsSkipped counts parts of Services that could not be programmed, by reason (the
+	// values of desired.Reason: invalid_scheduler_annotation, unsupported_protocol,
+	// ip_family_disabled, invalid_address, external_ip_not_allowed, other).
 	ObjectsSkipped *prometheus.CounterVec
 	// LastSync is the Unix time of the last successful sync.
 	LastSync prometheus.Gauge
