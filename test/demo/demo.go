@@ -186,7 +186,7 @@ func (d *run) steps(ctx context.Context) error {
 	}{
 		{"start the control plane: etcd, kube-apiserver, kube-controller-manager (this is the slow part under emulation)", d.startBed},
 		{"apply kubevs's ServiceAccount and RBAC from install/manifests/kubevs.yaml; issue its token", d.applyIdentity},
-		{"install kubevs on the node with kubevs-install (CNI reference plugins already in /opt/cni/bin)", d.install},
+		{"install kubevs on the node with kubevs-install, as install/kubeadm.md says for a node where the plugin launches the proxier", d.install},
 		{"create Service demo/web (NodePort) and pods web-0, web-1, web-2 and client through the installed conflist", d.createWorkload},
 		{"curl the ClusterIP from pod client until web-0, web-1 and web-2 have answered", d.checkClusterIP},
 		{"curl the NodePort from the outside host", d.checkNodePort},

@@ -25,6 +25,7 @@ import (
 	"github.com/kubevs/kubevs/conflist"
 	"github.com/kubevs/kubevs/install"
 	"github.com/kubevs/kubevs/plugin"
+	"github.com/kubevs/kubevs/proxier/link"
 	"github.com/kubevs/kubevs/test/bed"
 )
 
@@ -161,6 +162,37 @@ func stopSupervisor(ctx context.Context) error {
 		}
 		return f.Close()
 	})
+}
+
+// verifyClean checks that the node holds nothing of kubevs any more.
+func verifyClean(ctx context.Context) error {
+	var left []string
+	paths := []string{filepath.Join(confDir, conflist.DefaultFileName), proxierConfig, install.DefaultKubeconfig}
+	for _, b := range install.DefaultBinaries {
+		paths = append(paths, filepath.Join(binDir, b))
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			left = append(left, p)
+		}
+	}
+	if _, err := netlink.LinkByName(link.DefaultDummy); err == nil {
+		left = append(left, "link "+link.DefaultDummy)
+	}
+	out, err := exec.CommandContext(ctx, "ipvsadm", "-Sn").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ipvsadm -Sn: %w: %s", err, out)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		left = append(left, "IPVS: "+s)
+	}
+	if proxierReady(ctx) == nil {
+		left = append(left, "a proxier answering on "+proxierReadyz)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("left on the node: %s", strings.Join(left, "; "))
+	}
+	return nil
 }
 
 // deleteLink removes the named link if it exists (the standalone bridge).

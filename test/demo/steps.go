@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,8 +63,9 @@ func (d *run) install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(d.w, "         reference plugins placed as a distribution package would: %v\n", placed)
 	args := append([]string{"--once"}, installArgs(d.cfg.KubevsDir, d.bed.NodeName(), d.proxier, d.creds)...)
-	fmt.Fprintf(d.w, "         $ kubevs-install %v\n", args)
+	fmt.Fprintf(d.w, "         $ kubevs-install %s\n", strings.Join(args, " \\\n             "))
 	d.installed = true // uninstall even after a partial install
 	if err := runCommand(ctx, d.w, filepath.Join(d.cfg.KubevsDir, "kubevs-install"), args...); err != nil {
 		return err
@@ -283,7 +285,8 @@ func (d *run) cleanup(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	fmt.Fprintf(d.w, "demo: cleaning up\n")
+	t0 := time.Now()
+	fmt.Fprintf(d.w, "demo: cleaning up: pods (CNI DEL), the launched proxier, kubevs-proxier --cleanup, kubevs-install --uninstall, the control plane\n")
 	if d.sim != nil {
 		add(d.sim.Close(ctx))
 	}
@@ -308,7 +311,14 @@ func (d *run) cleanup(ctx context.Context) error {
 	if d.bed != nil {
 		add(d.bed.Close())
 	}
-	return errors.Join(errs...)
+	if d.installed {
+		add(verifyClean(ctx))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean up: %w", err)
+	}
+	fmt.Fprintf(d.w, "         ok (%s): no conflist, no kubevs binary, no kube-ipvs0, no IPVS virtual server, no proxier left\n", since(t0))
+	return nil
 }
 
 // runQuiet runs a cleanup command, returning its output only if it fails.
