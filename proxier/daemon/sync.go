@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -49,17 +50,24 @@ func (d *Daemon) initReconciler(ctx context.Context) {
 	}
 	d.desiredOpts = o
 	d.setHealthAddresses(ctx)
-	drain := d.cfg.IPVS.GracefulTerminationPeriod.Duration
-	if drain == 0 {
-		drain = 1 // "delete at once": reconcile treats zero as its default
-	}
-	d.reconciler = reconcile.New(d.kernel, reconcile.Options{
-		Desired:      d.desiredOpts,
-		ExcludeCIDRs: config.ParsedCIDRs(d.cfg.IPVS.ExcludeCIDRs),
-		DrainTimeout: drain,
-		Now:          d.clock.Now,
-	})
+	d.reconciler = reconcile.New(d.kernel, reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now))
 	d.startReconciler(ctx)
+}
+
+// reconcilerOptions maps the configuration onto the reconciler's options:
+// ipvs.gracefulTerminationPeriod is the drain time, and zero deletes removed real servers
+// at once (NoDrain); unset (not defaulted) leaves the reconciler's default.
+func reconcilerOptions(c *config.Configuration, o desired.Options, now func() time.Time) reconcile.Options {
+	ro := reconcile.Options{
+		Desired:      o,
+		ExcludeCIDRs: config.ParsedCIDRs(c.IPVS.ExcludeCIDRs),
+		Now:          now,
+	}
+	if p := c.IPVS.GracefulTerminationPeriod; p != nil {
+		ro.DrainTimeout = p.Duration
+		ro.NoDrain = p.Duration == 0
+	}
+	return ro
 }
 
 // startReconciler runs reconciler.Start; kmu must be held.

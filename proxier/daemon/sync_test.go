@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -19,7 +20,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/reconcile"
 )
 
 func TestSkipReasonOfComputeErrors(t *testing.T) {
@@ -207,4 +210,49 @@ func TestHealthCheckNodePortFollowsLocalEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("the port closed with the Service", answer{})
+}
+
+func TestReconcilerOptionsDrain(t *testing.T) {
+	tests := []struct {
+		name   string
+		period *metav1.Duration
+		want   reconcile.Options
+	}{
+		{"unset: the reconciler's default", nil, reconcile.Options{}},
+		{"zero: delete at once", &metav1.Duration{}, reconcile.Options{NoDrain: true}},
+		{"a period: drain that long", &metav1.Duration{Duration: 30 * time.Second}, reconcile.Options{DrainTimeout: 30 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.New()
+			c.IPVS.GracefulTerminationPeriod = tt.period
+			c.IPVS.ExcludeCIDRs = []string{"192.0.2.0/24"}
+			got := reconcilerOptions(c, desired.Options{Scheduler: "rr"}, nil)
+			tt.want.Desired = desired.Options{Scheduler: "rr"}
+			tt.want.ExcludeCIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
+				t.Errorf("reconciler options (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// With gracefulTerminationPeriod 0 a removed endpoint's real server goes at once.
+func TestZeroGracePeriodDeletesAtOnce(t *testing.T) {
+	k := newFakeKernel()
+	cfg := testConfig(t)
+	cfg.IPVS.GracefulTerminationPeriod = &metav1.Duration{}
+	h := startWith(t, k.kernel(), cfg, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5", "10.244.2.6"))
+	eventually(t, "two real servers", func() bool { return strings.Count(k.ipvs.Dump(), "->") == 2 })
+	k.ipvs.ResetOps()
+	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), slice("web", "node-b", "10.244.2.5"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := "TCP:10.96.0.10:80 rr\n  -> 10.244.2.5:8080 weight 1\n"
+	eventually(t, "one real server", func() bool { return k.ipvs.Dump() == want })
+	for _, op := range k.ipvs.Ops() {
+		if strings.Contains(op, "weight 0") {
+			t.Errorf("drained although the grace period is 0: %s", op)
+		}
+	}
 }

@@ -156,11 +156,11 @@ func (r *Reconciler) putRealServer(k ipvs.Key, rs ipvs.RealServer, exists bool) 
 	return err
 }
 
-// retire takes away a real server no Service wants: UDP ones at once, with their flows;
-// others go to weight 0 and are deleted by finishDrains.
+// retire takes away a real server no Service wants: UDP ones at once, with their flows,
+// and every one with Options.NoDrain; others go to weight 0 and are deleted by FinishDrains.
 func (r *Reconciler) retire(ctx context.Context, k ipvs.Key, have *vsState, ap netip.AddrPort, weight int) error {
 	dk := drainKey{k, ap}
-	if k.Protocol == ipvs.UDP {
+	if k.Protocol == ipvs.UDP || r.opts.NoDrain {
 		return r.deleteRealServer(ctx, k, have, ap)
 	}
 	if weight != 0 {

@@ -56,6 +56,10 @@ type Options struct {
 	ExcludeCIDRs []netip.Prefix
 	// DrainTimeout bounds graceful drain; zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// NoDrain deletes a real server no Service wants at once, as UDP ones always are,
+	// instead of draining it at weight 0 (DrainTimeout is then unused). Adopted weight-0
+	// real servers nobody wants are deleted by the first Resync.
+	NoDrain bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
