@@ -106,3 +106,42 @@ func TestKubeconfig(t *testing.T) {
 		t.Errorf("kubeconfig users %+v, current context %q", kc.Users, kc.CurrentContext)
 	}
 }
+
+func TestWriteKubeconfigAs(t *testing.T) {
+	dir := t.TempDir()
+	p, err := newPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Bed{pki: p}
+	path := dir + "/proxier.kubeconfig"
+	if err := b.WriteKubeconfigAs(path, "system:serviceaccount:kube-system:kubevs-proxier", "system:serviceaccounts"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kc struct {
+		Users []struct {
+			User struct {
+				Token    string   `json:"token"`
+				As       string   `json:"as"`
+				AsGroups []string `json:"as-groups"`
+			} `json:"user"`
+		} `json:"users"`
+	}
+	if err := yaml.Unmarshal(data, &kc); err != nil {
+		t.Fatalf("parse kubeconfig: %v\n%s", err, data)
+	}
+	if len(kc.Users) != 1 {
+		t.Fatalf("users = %+v", kc.Users)
+	}
+	u := kc.Users[0].User
+	if u.Token != p.Token || u.As != "system:serviceaccount:kube-system:kubevs-proxier" || len(u.AsGroups) != 1 || u.AsGroups[0] != "system:serviceaccounts" {
+		t.Errorf("user = %+v, want the admin token impersonating the proxier", u)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v (err %v), want 0600", st.Mode().Perm(), err)
+	}
+}
