@@ -225,10 +225,15 @@ func (d *Daemon) updateOptions(ctx context.Context, node *v1.Node) {
 	}
 }
 
-// setHealthAddresses makes the healthCheckNodePort listeners follow the NodePort addresses
-// (none configured: every address, as kube-proxy listens). kmu must be held.
+// setHealthAddresses makes the healthCheckNodePort listeners follow the NodePort addresses:
+// every address when nodePortAddresses is not set (as kube-proxy listens), none when its
+// CIDRs match no node address. kmu must be held.
 func (d *Daemon) setHealthAddresses(ctx context.Context) {
-	if err := d.svcHealth.SetAddresses(d.desiredOpts.NodePortAddresses); err != nil {
+	addrs := d.desiredOpts.NodePortAddresses
+	if d.desiredOpts.OnlyNodePortAddresses && addrs == nil {
+		addrs = []netip.Addr{} // nowhere
+	}
+	if err := d.svcHealth.SetAddresses(addrs); err != nil {
 		klog.FromContext(ctx).Error(err, "Serving health check node ports on new addresses")
 	}
 }

@@ -39,6 +39,11 @@ type Options struct {
 	// only when listed here explicitly (IPv4 ones then also set route_localnet; the kernel
 	// never routes ::1 off the loopback link, so an IPv6 loopback NodePort answers nothing).
 	NodePortAddresses []netip.Addr
+	// OnlyNodePortAddresses makes NodePortAddresses the whole list even when it is empty:
+	// the caller sets it when a nodePortAddresses setting exists, so CIDRs that match no
+	// node address serve NodePorts nowhere (as kube-proxy does) rather than on the primary
+	// addresses.
+	OnlyNodePortAddresses bool
 	// ExternalIPAllowedCIDRs, when not empty, are the only ranges a Service's externalIPs
 	// may come from (CVE-2020-8554); an externalIP outside them is skipped and returned as
 	// an error. Empty allows all, as kube-proxy does.

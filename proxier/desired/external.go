@@ -265,11 +265,11 @@ func externalPolicyLocal(svc *v1.Service) bool {
 }
 
 // nodePortAddresses returns the NodePort addresses of family f: those of the options
-// (loopback included: asked for explicitly), else the node's primary address of f, never a
-// loopback one.
+// (loopback included: asked for explicitly; none with OnlyNodePortAddresses and an empty
+// list), else the node's primary address of f, never a loopback one.
 func nodePortAddresses(opts Options, node Node, f ipset.Family) []netip.Addr {
 	var out []netip.Addr
-	if len(opts.NodePortAddresses) > 0 {
+	if len(opts.NodePortAddresses) > 0 || opts.OnlyNodePortAddresses {
 		for _, a := range opts.NodePortAddresses {
 			if a = a.Unmap(); familyOf(a) == f && !slices.Contains(out, a) {
 				out = append(out, a)

@@ -102,6 +102,13 @@ func TestComputeNodeFacing(t *testing.T) {
 				ep{addr: "10.244.0.5", node: "node-a"}, ep{addr: "10.244.1.5", node: "node-b"})},
 		},
 		{
+			// A nodePortAddresses setting that matched no node address: no NodePort.
+			name: "nodeport-only-addresses-none",
+			opts: Options{OnlyNodePortAddresses: true},
+			svc:  nodePortSvc("np", "10.96.0.20", v1.ServiceTypeNodePort, web),
+			sl:   twoEps,
+		},
+		{
 			name: "nodeport-loopback-asked-for",
 			opts: Options{NodePortAddresses: addrs("127.0.0.1")},
 			svc:  nodePortSvc("np", "10.96.0.20", v1.ServiceTypeNodePort, web),

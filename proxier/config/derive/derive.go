@@ -25,7 +25,8 @@ import (
 // the addresses of the host's links (HostAddresses; read only when c.NodePortAddresses is
 // set). The IP families are those of the cluster CIDRs, else of the Node's pod CIDRs, else
 // IPv4 only. NodePortAddresses are the host addresses inside c.NodePortAddresses
-// (desired.NodePortAddressesIn); ExternalIPAllowedCIDRs are c.ExternalIPAllowedCIDRs.
+// (desired.NodePortAddressesIn), and only those (OnlyNodePortAddresses, also when none
+// matches); ExternalIPAllowedCIDRs are c.ExternalIPAllowedCIDRs.
 func Options(c *config.Configuration, node *v1.Node, hostAddrs []netip.Addr) desired.Options {
 	o := desired.Options{
 		ClusterCIDRs:           config.ParsedCIDRs(c.ClusterCIDRs),
@@ -36,6 +37,7 @@ func Options(c *config.Configuration, node *v1.Node, hostAddrs []netip.Addr) des
 	}
 	if cidrs := config.ParsedCIDRs(c.NodePortAddresses); len(cidrs) > 0 {
 		o.NodePortAddresses = desired.NodePortAddressesIn(cidrs, hostAddrs)
+		o.OnlyNodePortAddresses = true // matching no address means no NodePort
 	}
 	cidrs := o.ClusterCIDRs
 	if len(cidrs) == 0 && node != nil {
@@ -84,7 +86,7 @@ func Node(name string, n *v1.Node) desired.Node {
 func Equal(a, b desired.Options) bool {
 	return slices.Equal(a.ClusterCIDRs, b.ClusterCIDRs) && a.MasqueradeAll == b.MasqueradeAll &&
 		a.Scheduler == b.Scheduler && slices.Equal(a.Families, b.Families) && a.StrictARP == b.StrictARP &&
-		slices.Equal(a.NodePortAddresses, b.NodePortAddresses) &&
+		slices.Equal(a.NodePortAddresses, b.NodePortAddresses) && a.OnlyNodePortAddresses == b.OnlyNodePortAddresses &&
 		slices.Equal(a.ExternalIPAllowedCIDRs, b.ExternalIPAllowedCIDRs)
 }
 

@@ -41,10 +41,13 @@ func TestOptions(t *testing.T) {
 			desired.Options{Scheduler: "rr", StrictARP: true, Families: []ipset.Family{ipset.IPv4, ipset.IPv6}}},
 		{"nodePortAddresses: host addresses inside, loopback only for a loopback CIDR", func(c *config.Configuration) {
 			c.NodePortAddresses = []string{"0.0.0.0/0", "2001:db8::/64"}
-		}, nil, desired.Options{Scheduler: "rr", StrictARP: true, NodePortAddresses: addrs("10.0.0.5", "192.168.1.10", "2001:db8::10")}},
+		}, nil, desired.Options{Scheduler: "rr", StrictARP: true, OnlyNodePortAddresses: true, NodePortAddresses: addrs("10.0.0.5", "192.168.1.10", "2001:db8::10")}},
 		{"nodePortAddresses: an explicit loopback CIDR", func(c *config.Configuration) {
 			c.NodePortAddresses = []string{"127.0.0.0/8", "192.168.1.0/24"}
-		}, nil, desired.Options{Scheduler: "rr", StrictARP: true, NodePortAddresses: addrs("127.0.0.1", "192.168.1.10")}},
+		}, nil, desired.Options{Scheduler: "rr", StrictARP: true, OnlyNodePortAddresses: true, NodePortAddresses: addrs("127.0.0.1", "192.168.1.10")}},
+		{"nodePortAddresses matching no host address: no NodePort address at all", func(c *config.Configuration) {
+			c.NodePortAddresses = []string{"172.16.0.0/12"}
+		}, nil, desired.Options{Scheduler: "rr", StrictARP: true, OnlyNodePortAddresses: true}},
 		{"externalIPAllowedCIDRs and the other settings", func(c *config.Configuration) {
 			c.ExternalIPAllowedCIDRs = []string{"203.0.113.0/24"}
 			c.MasqueradeAll = true

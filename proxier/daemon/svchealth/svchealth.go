@@ -47,7 +47,7 @@ type Servers struct {
 	listen func(network, address string) (net.Listener, error)
 
 	mu       sync.Mutex
-	addrs    []netip.Addr // listen addresses; empty: every address
+	addrs    []netip.Addr // listen addresses; nil: every address, empty: none
 	services map[types.NamespacedName]Entry
 	ports    map[uint16]*port
 	wg       sync.WaitGroup
@@ -59,8 +59,10 @@ type port struct {
 	srv     *http.Server // nil when no listener could be opened (retried by Update and Sync)
 }
 
-// New returns Servers that listen on addrs (the node addresses NodePorts are served on;
-// empty: every address of the node). listen is net.Listen in production (nil: net.Listen).
+// New returns Servers that listen on addrs, the node addresses NodePorts are served on: nil
+// means every address of the node, an empty non-nil slice none at all (no NodePort
+// address: the ports are remembered and nothing listens). listen is net.Listen in
+// production (nil: net.Listen).
 func New(addrs []netip.Addr, listen func(network, address string) (net.Listener, error)) *Servers {
 	if listen == nil {
 		listen = net.Listen
@@ -95,12 +97,12 @@ func (s *Servers) Sync(all map[types.NamespacedName]Entry) error {
 	return s.openMissing()
 }
 
-// SetAddresses changes the listen addresses; every listener is opened again on them when
-// they differ.
+// SetAddresses changes the listen addresses (as in New: nil every address, empty none);
+// every listener is opened again on them when they differ.
 func (s *Servers) SetAddresses(addrs []netip.Addr) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if slices.Equal(s.addrs, addrs) {
+	if slices.Equal(s.addrs, addrs) && (s.addrs == nil) == (addrs == nil) {
 		return nil
 	}
 	s.addrs = slices.Clone(addrs)
@@ -158,6 +160,9 @@ func (s *Servers) set(name types.NamespacedName, e Entry) {
 
 // openMissing opens the listeners of ports without one; mu must be held.
 func (s *Servers) openMissing() error {
+	if s.addrs != nil && len(s.addrs) == 0 {
+		return nil // no address to listen on
+	}
 	for name, e := range s.services { // a port freed by one Service that another claims
 		if s.ports[e.Port] == nil {
 			s.ports[e.Port] = &port{service: name}
@@ -177,7 +182,7 @@ func (s *Servers) openMissing() error {
 // open listens on every address for port n, all or nothing; mu must be held.
 func (s *Servers) open(n uint16, p *port) error {
 	hosts := []string{""}
-	if len(s.addrs) > 0 {
+	if s.addrs != nil {
 		hosts = hosts[:0]
 		for _, a := range s.addrs {
 			hosts = append(hosts, a.String())

@@ -207,3 +207,33 @@ func TestRealListener(t *testing.T) {
 		t.Errorf("after Close the port answers %d", c)
 	}
 }
+
+// No NodePort address (an empty, non-nil list): nothing listens, the ports are kept and
+// open again once there are addresses; nil listens on every address.
+func TestNoAddressesListensNowhere(t *testing.T) {
+	l := newLoopback()
+	s := New([]netip.Addr{}, l.listen)
+	t.Cleanup(s.Close)
+	if err := s.Sync(map[types.NamespacedName]Entry{web: {30100, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Ports(); len(got) != 0 || len(l.asked) != 0 {
+		t.Errorf("ports %v, listens %q with no address; want none", got, l.asked)
+	}
+	if err := s.SetAddresses(nil); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := get(t, l.addr(":30100")); c != 200 {
+		t.Errorf("every address: answer %d, want 200", c)
+	}
+	old := l.addr(":30100")
+	if err := s.SetAddresses([]netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Ports(); len(got) != 0 {
+		t.Errorf("ports %v after the addresses went, want none", got)
+	}
+	if c, _ := get(t, old); c != 0 {
+		t.Errorf("the listener still answers %d after the addresses went", c)
+	}
+}
