@@ -157,7 +157,7 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else the configuration's kubeconfig, else "+DefaultKubeconfig+", else in-cluster)")
 	fs.StringVar(&o.Node, "node", "", "name of this Node (default: the configuration's nodeName, else the host name)")
-	fs.StringVar(&o.ConfigPath, "config", "", "the proxier's ProxierConfiguration file (scheduler, cluster CIDRs, excludeCIDRs); default: the proxier's defaults")
+	fs.StringVar(&o.ConfigPath, "config", "", "the proxier's ProxierConfiguration file (scheduler, cluster CIDRs, nodePortAddresses, externalIPAllowedCIDRs, excludeCIDRs); default: the proxier's defaults")
 	fs.StringVar(&o.Output, "o", FormatTable, "output format: table or json")
 	fs.StringVar(&o.Output, "output", FormatTable, "alias of -o")
 	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "give up (exit 2) after this long; 0: never")
