@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (err error) {
 			}
 			fmt.Fprintf(w, "demo: FAILED after %s: %v\n", since(d.start), err)
 			if cfg.LogDir == "" {
-				fmt.Fprintf(w, "demo: logs (kept) in %s\n", d.logDir)
+				fmt.Fprintf(w, "demo: logs (kept) in %s (in the test VM's throw-away root: set KUBEVS_DEMO_LOGDIR to a share to keep them)\n", d.logDir)
 			}
 			return
 		}

@@ -92,7 +92,7 @@ func runCommand(ctx context.Context, w io.Writer, bin string, args ...string) er
 	err := cmd.Run()
 	iw.flush()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", filepath.Base(bin), strings.Join(args, " "), err)
+		return fmt.Errorf("%s: %w (last output: %s)", filepath.Base(bin), err, iw.last)
 	}
 	return nil
 }
@@ -226,6 +226,8 @@ type indentWriter struct {
 	w      io.Writer
 	prefix string
 	buf    []byte
+	// last is the last complete line written.
+	last string
 }
 
 func (iw *indentWriter) Write(p []byte) (int, error) {
@@ -235,13 +237,15 @@ func (iw *indentWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			return len(p), nil
 		}
-		fmt.Fprintf(iw.w, "%s%s\n", iw.prefix, iw.buf[:i])
+		iw.last = string(iw.buf[:i])
+		fmt.Fprintf(iw.w, "%s%s\n", iw.prefix, iw.last)
 		iw.buf = iw.buf[i+1:]
 	}
 }
 
 func (iw *indentWriter) flush() {
 	if len(iw.buf) > 0 {
+		iw.last = string(iw.buf)
 		fmt.Fprintf(iw.w, "%s%s\n", iw.prefix, iw.buf)
 		iw.buf = nil
 	}

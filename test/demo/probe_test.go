@@ -107,3 +107,28 @@ func TestRunRefusesOutsideTheVM(t *testing.T) {
 		t.Fatalf("Run outside the VM: %v, want a refusal", err)
 	}
 }
+
+func TestRunCommandShowsOutputAndNamesTheLastLineOnFailure(t *testing.T) {
+	tests := []struct {
+		name, script, wantErr, wantOut string
+	}{
+		{"success", "echo one; echo two >&2", "", "         | one\n         | two\n"},
+		{"failure", "echo working; echo 'cannot read binary' >&2; exit 3", "sh: exit status 3 (last output: cannot read binary)", "         | working\n         | cannot read binary\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			err := runCommand(context.Background(), &out, "sh", "-c", tt.script)
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if diff := cmp.Diff(tt.wantErr, gotErr); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantOut, out.String()); diff != "" {
+				t.Errorf("output (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -34,7 +34,8 @@ func main() {
 	err := demo.Run(ctx, cfg, os.Stdout)
 	stop()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		// Run has printed the failure on stdout, unless it refused to start.
+		fmt.Fprintf(os.Stderr, "demo: failed: %v\n", err)
 		os.Exit(1)
 	}
 }
