@@ -46,8 +46,10 @@ type Configuration struct {
 	MinSyncPeriod *metav1.Duration `json:"minSyncPeriod,omitempty"`
 	// IPVS holds the IPVS-specific settings.
 	IPVS IPVSConfiguration `json:"ipvs,omitempty"`
-	// NodePortAddresses restricts NodePorts to node addresses within these CIDRs. Empty: all
-	// addresses of the node.
+	// NodePortAddresses restricts NodePorts (and healthCheckNodePort listeners) to the
+	// addresses of the host's links within these CIDRs, read again before every full sync;
+	// a loopback address only for a loopback CIDR; none when no address matches. Empty:
+	// NodePorts on the Node's primary address of each family, health checks on every address.
 	NodePortAddresses []string `json:"nodePortAddresses,omitempty"`
 	// ExternalIPAllowedCIDRs lists the CIDRs Service externalIPs may come from. Empty: every
 	// externalIP is accepted.
