@@ -91,7 +91,7 @@ func run(m *testing.M) int {
 
 	code := m.Run()
 
-	closeErr := errors.Join(theSim.Close(ctx), b.Close())
+	closeErr := errors.Join(theSim.Close(ctx), stopProxiers(), b.Close())
 	if closeErr != nil {
 		fmt.Fprintf(os.Stderr, "e2e: stop bed: %v\n", closeErr)
 		if code == 0 {

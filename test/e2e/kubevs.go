@@ -20,6 +20,8 @@ var (
 	proxierRunning bool
 	// pluginInChain: the conflist ends with the kubevs plugin.
 	pluginInChain bool
+	// proxier is how the bed starts kubevs-proxier, for scenarios that restart it.
+	proxier bed.Component
 )
 
 // RequireProxier marks a scenario that needs kubevs-proxier on the node (Services, that is).
@@ -99,14 +101,15 @@ func configureKubevs(cfg *bed.Config, bins *binaries) error {
 	if os.Getenv("KUBEVS_E2E_PROXIER") == "1" {
 		proxierRunning = true
 		extra := strings.Fields(os.Getenv("KUBEVS_E2E_PROXIER_ARGS"))
-		cfg.Components = append(cfg.Components, bed.Component{
+		proxier = bed.Component{
 			Name:   "kubevs-proxier",
 			Binary: filepath.Join(bins.kubevs, "kubevs-proxier"),
 			Args: func(b *bed.Bed) []string {
 				return append([]string{"--kubeconfig=" + b.Kubeconfig, "--node-name=" + b.NodeName()}, extra...)
 			},
 			Ready: func(ctx context.Context, _ *bed.Bed) error { return httpOK(ctx, proxierReadyz) },
-		})
+		}
+		cfg.Components = append(cfg.Components, proxier)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ package e2e
 // each asserts what a client sees through the Service.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -263,4 +264,60 @@ func TestHeadlessAndOtherProxiesServicesIgnored(t *testing.T) {
 	if _, err := Get(f.Context(), f.FromNode(), ServiceURL(other, "/hostname")); err == nil {
 		t.Fatalf("%s answered though another proxy owns it", ServiceURL(other, "/hostname"))
 	}
+}
+
+func TestConnectionSurvivesProxierRestart(t *testing.T) {
+	RequireProxier(t)
+	f := New(t)
+	svc := f.CreateService("steady")
+	pods := f.CreatePods("steady", 2)
+	client := f.CreatePod("client", "client")
+	addr := echoAddr(svc, "tcp-echo")
+	f.expectEchoHostnames(f.FromPod(client), "tcp", addr, pods...)
+
+	// One TCP connection through the ClusterIP, open across the restart.
+	conn, err := client.DialContext(f.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	echo := func(line string) {
+		t.Helper()
+		_ = conn.SetDeadline(time.Now().Add(perTry))
+		if _, err := fmt.Fprintln(conn, line); err != nil {
+			t.Fatalf("send %q on the open connection: %v", line, err)
+		}
+		got, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read %q back on the open connection: %v", line, err)
+		}
+		if got != line+"\n" {
+			t.Fatalf("open connection echoed %q, want %q", got, line)
+		}
+	}
+	echo("before")
+
+	vs := func(when string) {
+		t.Helper()
+		has, err := ipvsHas(f.Context(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !has {
+			path, ipvs := f.dumpNodeState()
+			t.Fatalf("no virtual server for %s %s; node state in %s; IPVS:\n%s", addr, when, path, ipvs)
+		}
+	}
+	vs("before the restart")
+	f.killProxier()
+	vs("with the proxier down")
+	echo("proxier down")
+	f.startProxier()
+	vs("after the restart")
+	echo("after restart")
+	// New connections keep reaching every backend too.
+	f.expectEchoHostnames(f.FromPod(client), "tcp", addr, pods...)
+	vs("at the end")
+	echo("at the end")
 }

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kubevs/kubevs/test/bed"
+)
+
+// Proxiers that scenarios started in place of the bed's own; stopProxiers ends them with the
+// suite.
+var (
+	restartedMu sync.Mutex
+	restarted   []*bed.Process
+)
+
+// proxierPIDs lists the running processes whose executable is the bed's kubevs-proxier.
+func proxierPIDs() ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("read /proc: %w", err)
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err == nil && exe == proxier.Binary {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
+}
+
+// killProxier sends SIGKILL to the running kubevs-proxier and waits until it is gone.
+func (f *Framework) killProxier() {
+	f.t.Helper()
+	pids, err := proxierPIDs()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(pids) != 1 {
+		f.t.Fatalf("want one kubevs-proxier running, found pids %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		f.t.Fatalf("kill kubevs-proxier %d: %v", pids[0], err)
+	}
+	f.Eventually(fmt.Sprintf("kubevs-proxier %d ends", pids[0]), func(context.Context) error {
+		left, err := proxierPIDs()
+		if err != nil {
+			return err
+		}
+		if len(left) != 0 {
+			return fmt.Errorf("still running: %v", left)
+		}
+		return nil
+	})
+}
+
+// startProxier starts kubevs-proxier again as the bed did and waits for its /readyz. It runs
+// until the suite ends.
+func (f *Framework) startProxier() {
+	f.t.Helper()
+	p, err := bed.StartProcess(f.ctx, f.Bed.LogDir, fmt.Sprintf("kubevs-proxier-restarted-%s", f.Namespace), proxier.Binary, proxier.Args(f.Bed)...)
+	if err != nil {
+		f.t.Fatalf("start kubevs-proxier again: %v", err)
+	}
+	restartedMu.Lock()
+	restarted = append(restarted, p)
+	restartedMu.Unlock()
+	f.Eventually("the restarted kubevs-proxier is ready", func(ctx context.Context) error {
+		if exited, err := p.Exited(); exited {
+			return fmt.Errorf("exited: %v; log:\n%s", err, p.Tail(2000))
+		}
+		return httpOK(ctx, proxierReadyz)
+	})
+}
+
+// stopProxiers stops the proxiers scenarios started.
+func stopProxiers() error {
+	restartedMu.Lock()
+	defer restartedMu.Unlock()
+	var errs []error
+	for _, p := range restarted {
+		errs = append(errs, p.Stop(10*time.Second))
+	}
+	restarted = nil
+	return errors.Join(errs...)
+}
