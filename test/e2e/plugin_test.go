@@ -1,0 +1,170 @@
+package e2e
+
+// Issue 4's scenarios (the chained plugin): CNI STATUS and the proxier launch and supervision,
+// run against the bed's node with its own proxier stopped for the time of the test.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// pluginSocketDir holds the node API socket and the supervisor's files (the plugin's default
+// socket /run/kubevs/proxier.sock, which the bed's proxier also uses).
+const pluginSocketDir = "/run/kubevs"
+
+// cniStatus execs the kubevs plugin with CNI_COMMAND=STATUS and the conflist entry conf and
+// returns the CNI error code (0 on success).
+func cniStatus(ctx context.Context, conf map[string]any) (int, error) {
+	conf["cniVersion"] = "1.1.0"
+	conf["name"] = "kubevs-e2e"
+	conf["type"] = "kubevs"
+	in, err := json.Marshal(conf)
+	if err != nil {
+		return 0, err
+	}
+	bin := filepath.Join(filepath.Dir(proxier.Binary), "kubevs")
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(), "CNI_COMMAND=STATUS", "CNI_PATH="+filepath.Dir(proxier.Binary))
+	cmd.Stdin = bytes.NewReader(in)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	if runErr == nil {
+		return 0, nil
+	}
+	var exitErr *exec.ExitError
+	if !errors.As(runErr, &exitErr) {
+		return 0, fmt.Errorf("run %s STATUS: %w", bin, runErr)
+	}
+	var cniErr struct {
+		Code int    `json:"code"`
+		Msg  string `json:"msg"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &cniErr); err != nil || cniErr.Code == 0 {
+		return 0, fmt.Errorf("%s STATUS: %v, stdout %q, stderr %q", bin, runErr, stdout.String(), stderr.String())
+	}
+	return cniErr.Code, nil
+}
+
+// expectStatus polls STATUS until it returns want.
+func (f *Framework) expectStatus(conf func() map[string]any, want int) {
+	f.t.Helper()
+	f.Eventually(fmt.Sprintf("CNI STATUS returns %d", want), func(ctx context.Context) error {
+		got, err := cniStatus(ctx, conf())
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("returned %d", got)
+		}
+		return nil
+	})
+}
+
+func TestPluginStatusLaunchAndSupervision(t *testing.T) {
+	RequirePlugin(t)
+	f := New(t)
+	svc := f.CreateService("sup")
+	pods := f.CreatePods("sup", 2)
+	client := f.CreatePod("client", "client")
+	f.ExpectHTTP(f.FromPod(client), ServiceURL(svc, "/hostname")).Hostname(pods...)
+
+	config := filepath.Join(t.TempDir(), "proxier.yaml")
+	text := fmt.Sprintf("apiVersion: kubevs.io/v1alpha1\nkind: ProxierConfiguration\nnodeName: %s\nkubeconfig: %s\n", f.Bed.NodeName(), f.Bed.Kubeconfig)
+	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain := func() map[string]any { return map[string]any{} }
+	launching := func() map[string]any {
+		return map[string]any{"launch": map[string]any{
+			"enabled": true, "proxierBinary": proxier.Binary, "configPath": config,
+			"logFile": filepath.Join(f.Bed.LogDir, "kubevs-proxier-launched-"+f.Namespace+".log"),
+		}}
+	}
+
+	f.expectStatus(plain, 0)
+	f.killProxier()
+	// Whatever happens below, the node ends with the bed's kind of proxier again.
+	t.Cleanup(func() {
+		stopSupervisor(t)
+		f.Eventually("the launched proxier ends", func(context.Context) error {
+			left, err := proxierPIDs()
+			if err != nil {
+				return err
+			}
+			if len(left) != 0 {
+				return fmt.Errorf("still running: %v", left)
+			}
+			return nil
+		})
+		f.startProxier()
+	})
+
+	// No proxier: not available. The virtual servers stay meanwhile.
+	f.expectStatus(plain, 50)
+
+	// STATUS with launch on starts the supervisor and the proxier; 50 until it has synced.
+	code, err := cniStatus(f.Context(), launching())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first STATUS with launch on returned %d", code)
+	f.expectStatus(launching, 0)
+	f.ExpectHTTP(f.FromPod(client), ServiceURL(svc, "/hostname")).Hostname(pods...)
+
+	// kill -9 of the launched proxier: the supervisor starts another, which syncs.
+	pids, err := proxierPIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 1 {
+		t.Fatalf("want one launched kubevs-proxier, found %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	f.Eventually("the supervisor restarts the proxier", func(context.Context) error {
+		now, err := proxierPIDs()
+		if err != nil {
+			return err
+		}
+		if len(now) != 1 || now[0] == pids[0] {
+			return fmt.Errorf("proxier pids %v (killed %d)", now, pids[0])
+		}
+		return nil
+	})
+	f.expectStatus(plain, 0)
+	f.ExpectHTTP(f.FromPod(client), ServiceURL(svc, "/hostname")).Hostname(pods...)
+	f.expectEchoHostnames(f.FromPod(client), "udp", echoAddr(svc, "udp-echo"), pods...)
+}
+
+// stopSupervisor sends SIGTERM to the pid in <socket dir>/supervisor.pid, if there is one.
+func stopSupervisor(t testing.TB) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(pluginSocketDir, "supervisor.pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		t.Errorf("read supervisor pid: %v", err)
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Errorf("supervisor pid %q: %v", b, err)
+		return
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("stop supervisor %d: %v", pid, err)
+	}
+}
