@@ -87,11 +87,16 @@ func run(m *testing.M) int {
 	}
 	fmt.Fprintf(os.Stderr, "e2e: bed up in %s (%s; node %s, logs %s)\n", time.Since(start).Round(time.Millisecond), b.Timings(), b.NodeName(), logDir)
 	theBed = b
+	if err := writeLaunchConfig(b); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		_ = b.Close()
+		return 1
+	}
 	theSim = podsim.New(b, bins.tools+"/testserver")
 
 	code := m.Run()
 
-	closeErr := errors.Join(theSim.Close(ctx), stopProxiers(), b.Close())
+	closeErr := errors.Join(theSim.Close(ctx), stopProxiers(), stopLaunched(ctx), b.Close())
 	if closeErr != nil {
 		fmt.Fprintf(os.Stderr, "e2e: stop bed: %v\n", closeErr)
 		if code == 0 {

@@ -22,7 +22,22 @@ var (
 	pluginInChain bool
 	// proxier is how the bed starts kubevs-proxier, for scenarios that restart it.
 	proxier bed.Component
+	// launchConfig is the proxier config the plugin's launch stanza names.
+	launchConfig string
 )
+
+// writeLaunchConfig writes the config the plugin passes to a proxier it launches: the bed's
+// node and admin kubeconfig, as the bed runs its own proxier.
+func writeLaunchConfig(b *bed.Bed) error {
+	if launchConfig == "" {
+		return nil
+	}
+	text := fmt.Sprintf("apiVersion: kubevs.io/v1alpha1\nkind: ProxierConfiguration\nnodeName: %s\nkubeconfig: %s\n", b.NodeName(), b.Kubeconfig)
+	if err := os.WriteFile(launchConfig, []byte(text), 0o600); err != nil {
+		return fmt.Errorf("write proxier launch config: %w", err)
+	}
+	return nil
+}
 
 // RequireProxier marks a scenario that needs kubevs-proxier on the node (Services, that is).
 // On the host, which has no IPVS, it always skips: make e2e runs it in the VM. In the VM it
@@ -96,7 +111,16 @@ func configureKubevs(cfg *bed.Config, bins *binaries) error {
 	}
 	if os.Getenv("KUBEVS_E2E_PLUGIN") == "1" {
 		pluginInChain = true
-		cfg.Network.Chain = append(cfg.Network.Chain, map[string]any{"type": "kubevs"})
+		// Launch on: with the bed's proxier listening it does nothing; a scenario that stops
+		// that proxier sees the next ADD or STATUS launch one (writeLaunchConfig fills in
+		// the config once the bed's kubeconfig exists).
+		launchConfig = filepath.Join(cfg.LogDir, "kubevs-proxier-launch.yaml")
+		cfg.Network.Chain = append(cfg.Network.Chain, map[string]any{"type": "kubevs", "launch": map[string]any{
+			"enabled":       true,
+			"proxierBinary": filepath.Join(bins.kubevs, "kubevs-proxier"),
+			"configPath":    launchConfig,
+			"logFile":       filepath.Join(cfg.LogDir, "kubevs-proxier-launched.log"),
+		}})
 	}
 	if os.Getenv("KUBEVS_E2E_PROXIER") == "1" {
 		proxierRunning = true

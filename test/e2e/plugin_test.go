@@ -12,15 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 )
-
-// pluginSocketDir holds the node API socket and the supervisor's files (the plugin's default
-// socket /run/kubevs/proxier.sock, which the bed's proxier also uses).
-const pluginSocketDir = "/run/kubevs"
 
 // cniStatus execs the kubevs plugin with CNI_COMMAND=STATUS and the conflist entry conf and
 // returns the CNI error code (0 on success).
@@ -148,23 +142,10 @@ func TestPluginStatusLaunchAndSupervision(t *testing.T) {
 	f.expectEchoHostnames(f.FromPod(client), "udp", echoAddr(svc, "udp-echo"), pods...)
 }
 
-// stopSupervisor sends SIGTERM to the pid in <socket dir>/supervisor.pid, if there is one.
+// stopSupervisor stops the supervisor the plugin launched, if any.
 func stopSupervisor(t testing.TB) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(pluginSocketDir, "supervisor.pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return
-	}
-	if err != nil {
-		t.Errorf("read supervisor pid: %v", err)
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Errorf("supervisor pid %q: %v", b, err)
-		return
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("stop supervisor %d: %v", pid, err)
+	if _, err := signalSupervisor(); err != nil {
+		t.Error(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -95,4 +96,62 @@ func stopProxiers() error {
 	}
 	restarted = nil
 	return errors.Join(errs...)
+}
+
+// pluginSocketDir holds the node API socket and the supervisor's files (the plugin's default
+// socket /run/kubevs/proxier.sock, which the bed's proxier also uses).
+const pluginSocketDir = "/run/kubevs"
+
+// signalSupervisor sends SIGTERM to the pid in <socket dir>/supervisor.pid and returns it;
+// 0 when there is no pid file or that process is gone.
+func signalSupervisor() (int, error) {
+	b, err := os.ReadFile(filepath.Join(pluginSocketDir, "supervisor.pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read supervisor pid: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("supervisor pid %q: %w", b, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("stop supervisor %d: %w", pid, err)
+	}
+	return pid, nil
+}
+
+// stopLaunched stops a supervisor the plugin launched and still runs at the suite's end, and
+// waits (30 s at most) until it is gone.
+func stopLaunched(ctx context.Context) error {
+	pid, err := signalSupervisor()
+	if err != nil || pid == 0 {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for alive(pid) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("supervisor %d still running 30s after SIGTERM", pid)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// alive reports whether process pid exists and is not a zombie (in the VM the suite may be
+// init, which reaps no orphans).
+func alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
