@@ -1,0 +1,114 @@
+package e2e
+
+// `kubevs status` against the bed: in sync after the proxier's sync, drift named when a real
+// server is removed by hand, in sync again after the proxier's periodic resync.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// ipvsHasRealServer reports whether ipvsadm lists a real server at addr (IP:PORT) under any
+// virtual server.
+func ipvsHasRealServer(ctx context.Context, addr string) (bool, error) {
+	out, err := exec.CommandContext(ctx, "ipvsadm", "-Ln").CombinedOutput()
+	if err != nil {
+		return false, fmt.Errorf("ipvsadm -Ln: %w: %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 2 && fields[0] == "->" && fields[1] == addr {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// runKubevsStatus runs `kubevs status` for the bed's node and returns its exit code and output.
+func (f *Framework) runKubevsStatus(ctx context.Context) (int, string, error) {
+	bin := filepath.Join(os.Getenv("KUBEVS_BIN"), "kubevs")
+	cmd := exec.CommandContext(ctx, bin, "status", "--kubeconfig", f.Bed.Kubeconfig, "--node", f.Bed.NodeName())
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out), nil
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out), nil
+	default:
+		return -1, string(out), fmt.Errorf("run %s status: %w", bin, err)
+	}
+}
+
+// expectKubevsStatus waits until `kubevs status` exits with code and its output holds every one of
+// want.
+func (f *Framework) expectKubevsStatus(code int, want ...string) string {
+	f.t.Helper()
+	var last string
+	f.Eventually(fmt.Sprintf("kubevs status exits %d naming %q", code, want), func(ctx context.Context) error {
+		got, out, err := f.runKubevsStatus(ctx)
+		last = out
+		if err != nil {
+			return err
+		}
+		if got != code {
+			return fmt.Errorf("exit %d:\n%s", got, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return fmt.Errorf("exit %d but no %q in:\n%s", got, w, out)
+			}
+		}
+		return nil
+	})
+	return last
+}
+
+func TestKubevsStatusReportsDrift(t *testing.T) {
+	RequirePlugin(t) // the kubevs binary is built with the plugin
+	f := New(t)
+	svc := f.CreateService("stat")
+	pods := f.CreatePods("stat", 2)
+	f.ExpectHTTP(f.FromNode(), ServiceURL(svc, "/hostname")).Hostname(pods...)
+
+	out := f.expectKubevsStatus(0, f.Namespace+"/stat")
+	t.Logf("kubevs status in sync:\n%s", out)
+
+	// Remove one real server behind the kernel's back.
+	vs := net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(portNamed(svc, "http").Port))
+	rs := net.JoinHostPort(pods[0].IP.String(), fmt.Sprint(pods[0].HTTPPort()))
+	if out, err := exec.CommandContext(f.ctx, "ipvsadm", "-d", "-t", vs, "-r", rs).CombinedOutput(); err != nil {
+		t.Fatalf("ipvsadm -d -t %s -r %s: %v: %s", vs, rs, err, out)
+	}
+	restore := func() {
+		if has, _ := ipvsHasRealServer(f.ctx, rs); !has {
+			_ = exec.Command("ipvsadm", "-a", "-t", vs, "-r", rs, "-m").Run()
+		}
+	}
+	t.Cleanup(restore)
+
+	// Drift is reported at once (the proxier's periodic resync is 30s away at most; the
+	// first run after the delete is expected to see it).
+	code, out, err := f.runKubevsStatus(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := ipvsHasRealServer(f.ctx, rs); !has {
+		if code != 1 || !strings.Contains(out, rs) {
+			t.Errorf("kubevs status with %s removed from %s: exit %d, want 1 naming %s:\n%s", rs, vs, code, rs, out)
+		}
+	} else {
+		t.Logf("the proxier repaired %s before kubevs status ran: exit %d", rs, code)
+	}
+
+	// The proxier's periodic full sync puts it back.
+	f.expectKubevsStatus(0, f.Namespace+"/stat")
+	f.ExpectHTTP(f.FromNode(), ServiceURL(svc, "/hostname")).Hostname(pods...)
+}
