@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -287,5 +286,3 @@ func changes(t testing.TB, ss ...svc) map[types.NamespacedName]*desired.Service 
 	}
 	return out
 }
-
-func sorted(ss []string) []string { slices.Sort(ss); return ss }

@@ -113,7 +113,7 @@ func (b *Bed) setupNetwork() error {
 		return fmt.Errorf("parse generated conflist: %w", err)
 	}
 	lo := fmt.Sprintf(`{"cniVersion": %q, "name": "cni-loopback", "type": "loopback"}`, c.CNIVersion)
-	if n.Loopback, err = libcni.ConfFromBytes([]byte(lo)); err != nil {
+	if n.Loopback, err = libcni.NetworkPluginConfFromBytes([]byte(lo)); err != nil {
 		return fmt.Errorf("parse loopback conf: %w", err)
 	}
 	n.CNI = libcni.NewCNIConfigWithCacheDir(c.CNIBinDirs, filepath.Join(dir, "cache"), nil)

@@ -152,12 +152,12 @@ func poll(ctx context.Context, what string, timeout, interval time.Duration, pro
 		}
 		if proc != nil {
 			if exited, perr := proc.Exited(); exited {
-				return fmt.Errorf("wait for %s: %s exited (%v); log tail:\n%s", what, proc.Name, perr, proc.Tail(2048))
+				return fmt.Errorf("wait for %s: %s exited (%w); log tail:\n%s", what, proc.Name, perr, proc.Tail(2048))
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: %w (last: %v)", what, ctx.Err(), last)
+			return fmt.Errorf("wait for %s: %w (last: %w)", what, ctx.Err(), last)
 		case <-time.After(interval):
 		}
 	}

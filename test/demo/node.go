@@ -105,7 +105,7 @@ func installedNetwork(cacheDir string) (*bed.Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load the installed conflist: %w", err)
 	}
-	lo, err := libcni.ConfFromBytes([]byte(fmt.Sprintf(`{"cniVersion": %q, "name": "cni-loopback", "type": "loopback"}`, list.CNIVersion)))
+	lo, err := libcni.NetworkPluginConfFromBytes([]byte(fmt.Sprintf(`{"cniVersion": %q, "name": "cni-loopback", "type": "loopback"}`, list.CNIVersion)))
 	if err != nil {
 		return nil, fmt.Errorf("parse loopback conf: %w", err)
 	}

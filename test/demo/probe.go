@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -20,7 +21,8 @@ func curlIn(nsPath, url string) fetchFunc {
 		out, err := cmd.Output()
 		if err != nil {
 			var stderr string
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				stderr = strings.TrimSpace(string(ee.Stderr))
 			}
 			return "", fmt.Errorf("curl %s: %w: %s", url, err, stderr)
@@ -75,7 +77,7 @@ func probe(ctx context.Context, w io.Writer, fetch fetchFunc, exp expectation, t
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("after %s and %d requests, %v answered of %v; last error: %v", since(start), requests, sortedKeys(seen), exp.want, lastErr)
+			return fmt.Errorf("after %s and %d requests, %v answered of %v; last error: %w", since(start), requests, sortedKeys(seen), exp.want, lastErr)
 		case <-time.After(interval):
 		}
 		interval = min(interval*2, time.Second)

@@ -152,7 +152,7 @@ func (p *Pod) waitGone(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for pod %s to be gone: %w (last: %v)", p.Key(), ctx.Err(), err)
+			return fmt.Errorf("wait for pod %s to be gone: %w (last: %w)", p.Key(), ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -255,7 +255,7 @@ func (p *Pod) startServer(ctx context.Context) error {
 			return nil
 		}
 		if exited, werr := p.server.Exited(); exited {
-			return fmt.Errorf("test server in pod %s exited (%v): %s", p.Key(), werr, p.server.Tail(1024))
+			return fmt.Errorf("test server in pod %s exited (%w): %s", p.Key(), werr, p.server.Tail(1024))
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("test server in pod %s not listening on %s: %w", p.Key(), addr, err)

@@ -123,7 +123,7 @@ func extractVmlinux(ctx context.Context, bzImage, dst string) error {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
 	if fi, err := os.Stat(dst); err != nil || fi.Size() != size {
-		return fmt.Errorf("decompress %s: got %v bytes, the header says %d (%v)", bzImage, fi.Size(), size, err)
+		return fmt.Errorf("decompress %s: got %v bytes, the header says %d (%w)", bzImage, fi.Size(), size, err)
 	}
 	ok, err := hasPVHEntry(dst)
 	if err != nil {

@@ -94,7 +94,7 @@ func (f *Fake) ResetOps() {
 }
 
 // begin records an op and returns an injected failure for its verb, if any. Callers hold mu.
-func (f *Fake) begin(verb string, args ...string) (injected error, finish func(error) error) {
+func (f *Fake) begin(verb string, args ...string) (finish func(error) error, injected error) {
 	i := len(f.ops)
 	f.ops = append(f.ops, strings.Join(append([]string{verb}, args...), " "))
 	finish = func(err error) error {
@@ -105,9 +105,9 @@ func (f *Fake) begin(verb string, args ...string) (injected error, finish func(e
 	}
 	if q := f.fails[verb]; len(q) > 0 {
 		f.fails[verb] = q[1:]
-		return q[0], finish
+		return finish, q[0]
 	}
-	return nil, finish
+	return finish, nil
 }
 
 func family(s ipset.Set) ipset.Family {
@@ -124,7 +124,7 @@ func family(s ipset.Set) ipset.Family {
 func (f *Fake) Sets() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	injected, finish := f.begin(OpSets)
+	finish, injected := f.begin(OpSets)
 	if injected != nil {
 		return nil, finish(injected)
 	}
@@ -141,7 +141,7 @@ func (f *Fake) CreateSet(s ipset.Set) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s.Family = family(s)
-	injected, finish := f.begin(OpCreate, s.Name, string(s.Type), string(s.Family))
+	finish, injected := f.begin(OpCreate, s.Name, string(s.Type), string(s.Family))
 	if injected != nil {
 		return finish(injected)
 	}
@@ -159,7 +159,7 @@ func (f *Fake) CreateSet(s ipset.Set) error {
 func (f *Fake) DestroySet(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	injected, finish := f.begin(OpDestroy, name)
+	finish, injected := f.begin(OpDestroy, name)
 	if injected != nil {
 		return finish(injected)
 	}
@@ -178,7 +178,7 @@ func (f *Fake) DestroySet(name string) error {
 func (f *Fake) Entries(name string) ([]ipset.Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	injected, finish := f.begin(OpList, name)
+	finish, injected := f.begin(OpList, name)
 	if injected != nil {
 		return nil, finish(injected)
 	}
@@ -219,7 +219,7 @@ func (f *Fake) modify(verb, name string, entries []ipset.Entry, add bool) error 
 	for _, e := range entries {
 		args = append(args, string(e))
 	}
-	injected, finish := f.begin(verb, args...)
+	finish, injected := f.begin(verb, args...)
 	if injected != nil {
 		return finish(injected)
 	}
