@@ -22,6 +22,10 @@ unit: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
+# golangci-lint (pinned; built once from the Go module proxy) with .golangci.yml.
+lint:
+	bash test/scripts/lint.sh
+
 # Tests that need IPVS or dummy links, run inside the test VM.
 vm-integration: deps
 	bash test/scripts/vm-integration.sh
@@ -31,7 +35,7 @@ e2e: deps
 	bash test/scripts/e2e.sh
 
 # Everything CI runs.
-test: unit vm-integration e2e
+test: lint unit vm-integration e2e
 
 demo: deps
 	bash test/scripts/demo.sh
