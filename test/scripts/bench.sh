@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Benchmarks (the IPVS adapter's 10k scale benchmark runs in the VM: see README).
 # Benchmarks of the proxier core on the in-memory fakes (issue 3's performance targets):
 # 10,000 and 50,000 Services x 10 endpoints.
 #   BenchmarkComputeService  Compute of one Service (2 ports x 10 endpoints)
@@ -31,3 +32,10 @@ run() {
 run ./proxier/desired/ -bench 'BenchmarkComputeService' "$@"
 run ./proxier/reconcile/ -bench 'BenchmarkCold|BenchmarkRestart|BenchmarkHeldMemory' -benchtime=1x "$@"
 run ./proxier/reconcile/ -bench 'BenchmarkEndpointChange' -benchtime=2000x "$@"
+# The kubevs CNI plugin: ADD and DEL latency through exec (libcni) with the node API running,
+# 200 pods on the reference bridge plugin (root; p50/p99 reported as custom metrics).
+if [ "$(id -u)" = 0 ]; then
+	run ./plugin/ -bench 'AddDelLatency' -benchtime=1x "$@"
+fi
+# The proxier end to end on fakes: an EndpointSlice update in the fake clientset to the fake IPVS.
+run ./proxier/daemon/ -bench 'BenchmarkEndpointChangeToKernel' -benchtime=300x "$@"
