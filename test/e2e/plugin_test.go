@@ -73,19 +73,7 @@ func TestPluginStatusLaunchAndSupervision(t *testing.T) {
 	client := f.CreatePod("client", "client")
 	f.ExpectHTTP(f.FromPod(client), ServiceURL(svc, "/hostname")).Hostname(pods...)
 
-	config := filepath.Join(t.TempDir(), "proxier.yaml")
-	text := fmt.Sprintf("apiVersion: kubevs.io/v1alpha1\nkind: ProxierConfiguration\nnodeName: %s\nkubeconfig: %s\n", f.Bed.NodeName(), f.Bed.Kubeconfig)
-	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	plain := func() map[string]any { return map[string]any{} }
-	launching := func() map[string]any {
-		return map[string]any{"launch": map[string]any{
-			"enabled": true, "proxierBinary": proxier.Binary, "configPath": config,
-			"logFile": filepath.Join(f.Bed.LogDir, "kubevs-proxier-launched-"+f.Namespace+".log"),
-		}}
-	}
-
 	f.expectStatus(plain, 0)
 	f.killProxier()
 	// Whatever happens below, the node ends with the bed's kind of proxier again.
@@ -106,14 +94,18 @@ func TestPluginStatusLaunchAndSupervision(t *testing.T) {
 
 	// No proxier: not available. The virtual servers stay meanwhile.
 	f.expectStatus(plain, 50)
-
-	// STATUS with launch on starts the supervisor and the proxier; 50 until it has synced.
-	code, err := cniStatus(f.Context(), launching())
-	if err != nil {
-		t.Fatal(err)
+	if has, err := ipvsHas(f.Context(), echoAddr(svc, "http")); err != nil || !has {
+		t.Fatalf("virtual server %s gone with the proxier down (err %v)", echoAddr(svc, "http"), err)
 	}
-	t.Logf("first STATUS with launch on returned %d", code)
-	f.expectStatus(launching, 0)
+
+	// The first ADD (launch on in the bed's conflist) starts the supervisor and a proxier;
+	// STATUS turns 0 once that proxier has synced, and the new pod is a backend with the others.
+	launched := f.CreatePod("sup-2", "sup")
+	pods = append(pods, launched)
+	f.expectStatus(plain, 0)
+	if _, err := os.Stat(filepath.Join(pluginSocketDir, "supervisor.pid")); err != nil {
+		t.Fatalf("no supervisor after the ADD: %v", err)
+	}
 	f.ExpectHTTP(f.FromPod(client), ServiceURL(svc, "/hostname")).Hostname(pods...)
 
 	// kill -9 of the launched proxier: the supervisor starts another, which syncs.

@@ -105,6 +105,20 @@ func TestMultiportService(t *testing.T) {
 	f.expectEchoHostnames(f.FromPod(client), "udp", echoAddr(svc, "udp-echo"), pods...)
 }
 
+// getReset is Get whose client ends each connection with a reset (SO_LINGER 0): IPVS then
+// forgets the connection after its CLOSE timeout (10 s) instead of holding it in TIME_WAIT
+// for 2 minutes, and with it the affinity template the connection keeps alive.
+func getReset(ctx context.Context, src Source, url string) (string, error) {
+	reset := Source{Name: src.Name, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := src.Dial(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		return c, err
+	}}
+	return Get(ctx, reset, url)
+}
+
 func TestSessionAffinityClientIP(t *testing.T) {
 	RequireProxier(t)
 	f := New(t)
@@ -121,11 +135,11 @@ func TestSessionAffinityClientIP(t *testing.T) {
 	var first string
 	f.Eventually("the sticky Service answers", func(ctx context.Context) error {
 		var err error
-		first, err = Get(ctx, f.FromPod(client), url)
+		first, err = getReset(ctx, f.FromPod(client), url)
 		return err
 	})
 	for i := range 15 {
-		got, err := Get(f.Context(), f.FromPod(client), url)
+		got, err := getReset(f.Context(), f.FromPod(client), url)
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
@@ -136,10 +150,10 @@ func TestSessionAffinityClientIP(t *testing.T) {
 
 	// Idle longer than timeoutSeconds, the affinity is forgotten: requests spread again.
 	// Each round waits out the timeout once, so a few rounds bound the test.
-	deadline := time.Now().Add(3 * time.Minute) // IPVS keeps the template while TIME_WAIT entries (2m) hang on it
+	deadline := time.Now().Add(90 * time.Second)
 	for {
-		time.Sleep(time.Duration(timeout+2) * time.Second) // the affinity timeout itself is what is tested
-		got, err := Get(f.Context(), f.FromPod(client), url)
+		time.Sleep(time.Duration(timeout+5) * time.Second) // the affinity timeout itself is what is tested
+		got, err := getReset(f.Context(), f.FromPod(client), url)
 		if err != nil {
 			t.Fatal(err)
 		}
