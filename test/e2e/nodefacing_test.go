@@ -180,13 +180,15 @@ func TestNodePortOverTCPAndUDP(t *testing.T) {
 func TestExternalTrafficPolicyLocal(t *testing.T) {
 	RequireProxier(t)
 	f := New(t)
+	// The API server allocates a healthCheckNodePort to LoadBalancer Services only; no
+	// ingress IP is needed for the NodePort and the health check.
 	svc := f.CreateService("etp", func(s *corev1.Service) {
-		s.Spec.Type = corev1.ServiceTypeNodePort
+		s.Spec.Type = corev1.ServiceTypeLoadBalancer
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	})
 	pods := f.CreatePods("etp", 2)
 	if svc.Spec.HealthCheckNodePort == 0 {
-		t.Fatalf("the API server allocated no healthCheckNodePort to %s (type NodePort?)", svc.Name)
+		t.Fatalf("the API server allocated no healthCheckNodePort to %s ", svc.Name)
 	}
 
 	// The server sees the outside client's own address: no masquerade under Local.

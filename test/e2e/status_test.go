@@ -84,28 +84,35 @@ func TestKubevsStatusReportsDrift(t *testing.T) {
 	// Remove one real server behind the kernel's back.
 	vs := net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(portNamed(svc, "http").Port))
 	rs := net.JoinHostPort(pods[0].IP.String(), fmt.Sprint(pods[0].HTTPPort()))
-	if out, err := exec.CommandContext(f.ctx, "ipvsadm", "-d", "-t", vs, "-r", rs).CombinedOutput(); err != nil {
-		t.Fatalf("ipvsadm -d -t %s -r %s: %v: %s", vs, rs, err, out)
-	}
 	restore := func() {
 		if has, _ := ipvsHasRealServer(f.ctx, rs); !has {
 			_ = exec.Command("ipvsadm", "-a", "-t", vs, "-r", rs, "-m").Run()
 		}
 	}
 	t.Cleanup(restore)
-
-	// Drift is reported at once (the proxier's periodic resync is 30s away at most; the
-	// first run after the delete is expected to see it).
-	code, out, err := f.runKubevsStatus(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if has, _ := ipvsHasRealServer(f.ctx, rs); !has {
-		if code != 1 || !strings.Contains(out, rs) {
-			t.Errorf("kubevs status with %s removed from %s: exit %d, want 1 naming %s:\n%s", rs, vs, code, rs, out)
+	// kubevs status must see the drift at least once: the proxier's periodic resync may
+	// repair the real server between the delete and the read, so try again then.
+	seen := false
+	for attempt := 1; attempt <= 3 && !seen; attempt++ {
+		if out, err := exec.CommandContext(f.ctx, "ipvsadm", "-d", "-t", vs, "-r", rs).CombinedOutput(); err != nil {
+			t.Fatalf("ipvsadm -d -t %s -r %s: %v: %s", vs, rs, err, out)
 		}
-	} else {
-		t.Logf("the proxier repaired %s before kubevs status ran: exit %d", rs, code)
+		code, out, err := f.runKubevsStatus(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has, _ := ipvsHasRealServer(f.ctx, rs); has {
+			t.Logf("attempt %d: the proxier repaired %s before kubevs status finished (exit %d)", attempt, rs, code)
+			continue
+		}
+		if code != 1 || !strings.Contains(out, rs) {
+			t.Fatalf("kubevs status with %s removed from %s: exit %d, want 1 naming %s:\n%s", rs, vs, code, rs, out)
+		}
+		t.Logf("kubevs status with %s removed (exit 1):\n%s", rs, out)
+		seen = true
+	}
+	if !seen {
+		t.Fatalf("the proxier repaired %s each time before kubevs status could read the kernel", rs)
 	}
 
 	// The proxier's periodic full sync puts it back.
