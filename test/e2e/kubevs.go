@@ -95,6 +95,7 @@ func httpOK(ctx context.Context, url string) error {
 //	KUBEVS_BIN               dir of kubevs, kubevs-ipam, kubevs-proxier (make build's bin/)
 //	KUBEVS_E2E_IPAM=1        use kubevs-ipam instead of host-local
 //	KUBEVS_E2E_PLUGIN=1      append the kubevs chained plugin to the conflist
+//	                         (launch on: a proxier only starts when none listens)
 //	KUBEVS_E2E_PROXIER=1     start kubevs-proxier on the node; its arguments are
 //	                         --kubeconfig=KUBECONFIG --node-name=NODE followed by
 //	                         KUBEVS_E2E_PROXIER_ARGS (space-separated); the bed waits for
