@@ -53,7 +53,8 @@ if ((${#cmds[@]})); then
 fi
 go build -o "$work/kubevs-vm" ./test/vm/cmd/kubevs-vm
 go test -c -o "$work/e2e.test" ./test/e2e
-stamp "built tools, kubevs binaries (${#cmds[@]}), e2e.test"
+go test -c -o "$work/demo.test" ./test/demo
+stamp "built tools, kubevs binaries (${#cmds[@]}), e2e.test, demo.test"
 
 # 3. Run the suite in the guest. Logs go to a writable share so they outlive the guest.
 pass=()
@@ -62,6 +63,10 @@ for v in $(env | grep -o '^KUBEVS_E2E_[A-Z_]*' || true); do
 done
 test_args=(-test.v -test.count=1)
 [[ -n ${E2E_RUN:-} ]] && test_args+=("-test.run=$E2E_RUN")
+# The demo (make demo's own code, test/demo) runs after the suite in the same guest, so it
+# cannot rot: a full run only (not with E2E_RUN), and E2E_DEMO=0 leaves it out.
+demo=0
+[[ -z ${E2E_RUN:-} && ${E2E_DEMO:-1} != 0 && ${#cmds[@]} -eq 4 ]] && demo=1
 start=$SECONDS
 set +e
 (cd test/e2e && "$work/kubevs-vm" run --timeout "${E2E_TIMEOUT:-30m}" \
@@ -71,7 +76,13 @@ set +e
 	--env "KUBEVS_E2E_LOGDIR=$logs" \
 	--env "KUBEVS_STRICT=1" \
 	"${kubevs_env[@]}" "${pass[@]}" \
-	-- "$work/e2e.test" "${test_args[@]}") 2>&1 | tee "$work/output"
+	--env "KUBEVS_DEMO_LOGDIR=$logs/demo" --env "E2E_WITH_DEMO=$demo" \
+	-- sh -c '"$0" "$@"; e=$?; d=0
+		if [ "$E2E_WITH_DEMO" = 1 ]; then
+			mkdir -p "$KUBEVS_DEMO_LOGDIR"
+			cd ../demo && "${0%/*}/demo.test" -test.v -test.count=1 -test.run="^TestDemo\$"; d=$?
+		fi
+		[ $e = 0 ] && [ $d = 0 ]' "$work/e2e.test" "${test_args[@]}") 2>&1 | tee "$work/output"
 rc=${PIPESTATUS[0]}
 set -e
 elapsed=$((SECONDS - start))
