@@ -80,7 +80,7 @@ func (f *Framework) startProxier() {
 	restartedMu.Unlock()
 	f.Eventually("the restarted kubevs-proxier is ready", func(ctx context.Context) error {
 		if exited, err := p.Exited(); exited {
-			return fmt.Errorf("exited: %v; log:\n%s", err, p.Tail(2000))
+			return fmt.Errorf("exited: %w; log:\n%s", err, p.Tail(2000))
 		}
 		return httpOK(ctx, proxierReadyz)
 	})
