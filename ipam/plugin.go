@@ -51,6 +51,25 @@ func (p *Plugin) logger() klog.Logger {
 	return p.Logger
 }
 
+// decode reads the network configuration of a CNI call; a bad one is a decoding failure.
+func decode(args *skel.CmdArgs) (*conflist.IPAMNetConf, error) {
+	conf, err := conflist.DecodeIPAM(args.StdinData)
+	if err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, err.Error(), "")
+	}
+	return conf, nil
+}
+
+// withStore runs fn with the network's store open, and closes it after.
+func (p *Plugin) withStore(conf *conflist.IPAMNetConf, fn func(store.Store) error) error {
+	s, err := p.open(conf)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
+}
+
 func (p *Plugin) open(conf *conflist.IPAMNetConf) (store.Store, error) {
 	open := p.OpenStore
 	if open == nil {
@@ -82,9 +101,9 @@ func owner(args *skel.CmdArgs) store.Owner {
 func (p *Plugin) Add(args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	conf, err := conflist.DecodeIPAM(args.StdinData)
+	conf, err := decode(args)
 	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
+		return err
 	}
 	node, err := p.nodeName(&conf.IPAM)
 	if err != nil {
@@ -157,16 +176,15 @@ func buildResult(conf *conflist.IPAMNetConf, allocs []Allocation) *current.Resul
 
 // Del releases what (container, ifname) holds. It is idempotent.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	conf, err := conflist.DecodeIPAM(args.StdinData)
-	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
-	}
-	s, err := p.open(conf)
+	conf, err := decode(args)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	released, err := Release(s, owner(args))
+	var released []netip.Addr
+	err = p.withStore(conf, func(s store.Store) (err error) {
+		released, err = Release(s, owner(args))
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -176,16 +194,15 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 
 // Check fails unless (container, ifname) holds an address.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
-	conf, err := conflist.DecodeIPAM(args.StdinData)
-	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
-	}
-	s, err := p.open(conf)
+	conf, err := decode(args)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	held, err := Lookup(s, owner(args))
+	var held []netip.Addr
+	err = p.withStore(conf, func(s store.Store) (err error) {
+		held, err = Lookup(s, owner(args))
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -197,20 +214,19 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 
 // GC releases every reservation not among the configuration's valid attachments.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
-	conf, err := conflist.DecodeIPAM(args.StdinData)
+	conf, err := decode(args)
 	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
+		return err
 	}
 	valid := make([]store.Owner, 0, len(conf.ValidAttachments))
 	for _, a := range conf.ValidAttachments {
 		valid = append(valid, store.Owner{ContainerID: a.ContainerID, IfName: a.IfName})
 	}
-	s, err := p.open(conf)
-	if err != nil {
+	var released []store.Entry
+	err = p.withStore(conf, func(s store.Store) (err error) {
+		released, err = GC(s, valid)
 		return err
-	}
-	defer s.Close()
-	released, err := GC(s, valid)
+	})
 	p.logger().V(2).Info("Garbage-collected", "network", conf.Name, "released", len(released))
 	return err
 }
@@ -219,9 +235,9 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 func (p *Plugin) Status(args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	conf, err := conflist.DecodeIPAM(args.StdinData)
+	conf, err := decode(args)
 	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
+		return err
 	}
 	node, err := p.nodeName(&conf.IPAM)
 	if err != nil {
