@@ -149,10 +149,14 @@ func TestSessionAffinityClientIP(t *testing.T) {
 	}
 
 	// Idle longer than timeoutSeconds, the affinity is forgotten: requests spread again.
-	// Each round waits out the timeout once, so a few rounds bound the test.
-	deadline := time.Now().Add(90 * time.Second)
+	// IPVS keeps a persistence template while a connection it controls exists: the last
+	// (reset) connection lingers in state CLOSE for 10 s, and a template that expires while
+	// it does is re-armed for another timeout. So a round idles timeout + 10 s + timeout,
+	// plus slack; a new connection sooner would pin the client again. Three rounds bound it.
+	idle := time.Duration(2*timeout+10+3) * time.Second
+	deadline := time.Now().Add(3 * idle)
 	for {
-		time.Sleep(time.Duration(timeout+5) * time.Second) // the affinity timeout itself is what is tested
+		time.Sleep(idle) // the affinity timeout itself is what is tested
 		got, err := getReset(f.Context(), f.FromPod(client), url)
 		if err != nil {
 			t.Fatal(err)
