@@ -69,3 +69,28 @@ func InNetns(t testing.TB, fn func()) {
 	}
 	runtime.Gosched()
 }
+
+// EnterNetns moves the calling goroutine, locked to its thread, into a fresh network
+// namespace until the test ends, so processes it starts inherit the namespace. Subtests
+// (their own goroutines) need their own call. If the thread cannot return to its namespace
+// it stays locked, and the runtime retires it rather than reuse it elsewhere.
+func EnterNetns(t testing.TB) {
+	t.Helper()
+	n := NewNetns(t)
+	runtime.LockOSThread()
+	orig, err := ns.GetCurrentNS()
+	if err != nil {
+		t.Fatalf("get current netns: %v", err)
+	}
+	if err := n.Set(); err != nil {
+		t.Fatalf("enter netns: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := orig.Set(); err != nil {
+			t.Errorf("return to netns: %v", err)
+			return // leave the thread locked: the runtime retires it
+		}
+		_ = orig.Close()
+		runtime.UnlockOSThread()
+	})
+}

@@ -6,41 +6,17 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
-
-// inNetns moves the test goroutine into a fresh network namespace until the test ends.
-func inNetns(t *testing.T) {
-	t.Helper()
-	n := testenv.NewNetns(t)
-	runtime.LockOSThread()
-	orig, err := ns.GetCurrentNS()
-	if err != nil {
-		t.Fatalf("get current netns: %v", err)
-	}
-	if err := n.Set(); err != nil {
-		t.Fatalf("enter netns: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := orig.Set(); err != nil {
-			t.Errorf("return to netns: %v", err)
-			return
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
 
 // flow is "proto origSrc:port origDst:port replySrc:port replyDst:port".
 type flow struct {
@@ -135,7 +111,7 @@ func TestLinuxDeletes(t *testing.T) {
 	all := []flow{dns, dns2, dnsTCP, api, other, pod, dns6, dns6b, sctp}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			inNetns(t)
+			testenv.EnterNetns(t)
 			for _, f := range all {
 				f.insert(t)
 			}
@@ -176,7 +152,7 @@ func TestLinuxRejects(t *testing.T) {
 func TestLinuxRealFlow(t *testing.T) {
 	for _, by := range []string{"orig dst", "reply src", "addr"} {
 		t.Run(by, func(t *testing.T) {
-			inNetns(t)
+			testenv.EnterNetns(t)
 			lo, err := netlink.LinkByName("lo")
 			if err != nil {
 				t.Fatal(err)

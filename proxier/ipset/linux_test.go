@@ -7,40 +7,15 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 )
-
-// inNetns moves the test goroutine into a fresh network namespace until the test ends. Use it
-// at the top of a test (or subtest) that runs the real adapter; subtests need their own.
-func inNetns(t *testing.T) {
-	t.Helper()
-	n := testenv.NewNetns(t)
-	runtime.LockOSThread()
-	orig, err := ns.GetCurrentNS()
-	if err != nil {
-		t.Fatalf("get current netns: %v", err)
-	}
-	if err := n.Set(); err != nil {
-		t.Fatalf("enter netns: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := orig.Set(); err != nil {
-			t.Errorf("return to netns: %v", err)
-			return // leave the thread locked: the runtime retires it
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
 
 // cli runs the ipset (or another) command in the test's namespace.
 func cli(t *testing.T, name string, args ...string) string {
@@ -133,7 +108,7 @@ func TestLinuxEveryType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.set.Name, func(t *testing.T) {
-			inNetns(t)
+			testenv.EnterNetns(t)
 			l := New()
 			if err := l.CreateSet(tt.set); err != nil {
 				t.Fatalf("CreateSet: %v", err)
@@ -185,7 +160,7 @@ func TestLinuxEveryType(t *testing.T) {
 }
 
 func TestLinuxErrors(t *testing.T) {
-	inNetns(t)
+	testenv.EnterNetns(t)
 	l := New()
 	if _, err := l.Entries("NOPE"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Entries of a missing set = %v, want ErrNotFound", err)
@@ -224,7 +199,7 @@ func TestLinuxErrors(t *testing.T) {
 }
 
 func TestLinuxSetsListsForeignSets(t *testing.T) {
-	inNetns(t)
+	testenv.EnterNetns(t)
 	l := New()
 	cli(t, "ipset", "create", "foreign", "hash:ip")
 	if err := l.CreateSet(Set{Name: "KUBE-A", Type: HashIP, Family: IPv6}); err != nil {
@@ -254,7 +229,7 @@ func TestLinuxSetsListsForeignSets(t *testing.T) {
 
 // TestLinuxTenThousand measures one AddEntries of 10,000 members (the figure in the report).
 func TestLinuxTenThousand(t *testing.T) {
-	inNetns(t)
+	testenv.EnterNetns(t)
 	l := New()
 	for _, s := range []Set{
 		{Name: "KUBE-CLUSTER-IP", Type: HashIPPort},

@@ -4,39 +4,14 @@ package netfilter
 
 import (
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
-
-// inNetns moves the test goroutine into a fresh network namespace until the test ends;
-// processes it starts inherit the namespace. Subtests need their own call.
-func inNetns(t *testing.T) {
-	t.Helper()
-	n := testenv.NewNetns(t)
-	runtime.LockOSThread()
-	orig, err := ns.GetCurrentNS()
-	if err != nil {
-		t.Fatalf("get current netns: %v", err)
-	}
-	if err := n.Set(); err != nil {
-		t.Fatalf("enter netns: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := orig.Set(); err != nil {
-			t.Errorf("return to netns: %v", err)
-			return
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -88,7 +63,7 @@ func ruleset(masq string) Ruleset {
 func backends(t *testing.T, fn func(t *testing.T, l *Linux)) {
 	for _, b := range []Backend{BackendNFT, BackendLegacy} {
 		t.Run(string(b), func(t *testing.T) {
-			inNetns(t)
+			testenv.EnterNetns(t)
 			l, err := NewBackend(b)
 			if err != nil {
 				t.Fatal(err)
