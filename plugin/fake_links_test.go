@@ -15,10 +15,13 @@ import (
 type fakeLinks struct {
 	mu      sync.Mutex
 	netns   map[string]map[string]PodLink // netns path -> ifname -> link
+	on      map[string]bool               // bridge ports (host ifnames) with hairpin on
 	hairpin []string                      // SetHairpin calls, in order
 }
 
-func newFakeLinks() *fakeLinks { return &fakeLinks{netns: map[string]map[string]PodLink{}} }
+func newFakeLinks() *fakeLinks {
+	return &fakeLinks{netns: map[string]map[string]PodLink{}, on: map[string]bool{}}
+}
 
 func (f *fakeLinks) addPod(netns string, pl PodLink) {
 	f.mu.Lock()
@@ -47,15 +50,31 @@ func (f *fakeLinks) Inspect(netnsPath, ifName string) (PodLink, error) {
 func (f *fakeLinks) SetHairpin(host string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.bridgePort(host); err != nil {
+		return err
+	}
+	f.on[host] = true
+	f.hairpin = append(f.hairpin, host)
+	return nil
+}
+
+func (f *fakeLinks) Hairpin(host string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.bridgePort(host); err != nil {
+		return false, err
+	}
+	return f.on[host], nil
+}
+
+// bridgePort checks that host is the host end of a pod veth on a bridge, as the kernel would.
+func (f *fakeLinks) bridgePort(host string) error {
 	for _, ifs := range f.netns {
-		for name, pl := range ifs {
+		for _, pl := range ifs {
 			if pl.HostIfName == host {
 				if pl.Bridge == "" {
-					return fmt.Errorf("set hairpin on %s: not a bridge port", host)
+					return fmt.Errorf("hairpin of %s: not a bridge port", host)
 				}
-				pl.Hairpin = true
-				ifs[name] = pl
-				f.hairpin = append(f.hairpin, host)
 				return nil
 			}
 		}
@@ -79,10 +98,16 @@ func TestFakeLinks(t *testing.T) {
 	if err := f.SetHairpin("nope"); err == nil {
 		t.Error("SetHairpin on a missing link succeeded")
 	}
+	if on, err := f.Hairpin("veth-a"); err != nil || on {
+		t.Errorf("Hairpin before SetHairpin = %v, %v; want false, nil", on, err)
+	}
+	if _, err := f.Hairpin("veth-b"); err == nil {
+		t.Error("Hairpin of a routed veth succeeded")
+	}
 	if err := f.SetHairpin("veth-a"); err != nil {
 		t.Fatal(err)
 	}
-	if pl, _ := f.Inspect("/ns/a", "eth0"); !pl.Hairpin {
-		t.Error("hairpin not recorded")
+	if on, err := f.Hairpin("veth-a"); err != nil || !on {
+		t.Errorf("Hairpin after SetHairpin = %v, %v; want true, nil", on, err)
 	}
 }

@@ -32,8 +32,6 @@ type PodLink struct {
 	HostIfName string
 	// Bridge is the bridge HostIfName is a port of; empty for a routed link.
 	Bridge string
-	// Hairpin is the current hairpin flag of the bridge port.
-	Hairpin bool
 }
 
 // Links is the kernel seam of the plugin: reading the pod's link and setting hairpin. The
@@ -44,6 +42,8 @@ type Links interface {
 	Inspect(netnsPath, ifName string) (PodLink, error)
 	// SetHairpin turns hairpin on for the bridge port hostIfName; idempotent.
 	SetHairpin(hostIfName string) error
+	// Hairpin reads the hairpin flag of the bridge port hostIfName.
+	Hairpin(hostIfName string) (bool, error)
 }
 
 // NetlinkLinks is the Linux implementation of Links.
@@ -114,14 +114,24 @@ func (NetlinkLinks) Inspect(netnsPath, ifName string) (PodLink, error) {
 		}
 		if master.Type() == "bridge" {
 			pl.Bridge = master.Attrs().Name
-			pi, err := netlink.LinkGetProtinfo(host)
-			if err != nil {
-				return PodLink{}, fmt.Errorf("read bridge port flags of %s: %w", pl.HostIfName, err)
-			}
-			pl.Hairpin = pi.Hairpin
 		}
 	}
 	return pl, nil
+}
+
+// Hairpin implements Links. The kernel answers bridge port flags only to a dump of every port
+// (RTM_GETLINK, AF_BRIDGE), O(ports): ADD therefore sets hairpin without reading it first, and
+// only CHECK reads it.
+func (NetlinkLinks) Hairpin(hostIfName string) (bool, error) {
+	l, err := netlink.LinkByName(hostIfName)
+	if err != nil {
+		return false, fmt.Errorf("find bridge port %s: %w", hostIfName, err)
+	}
+	pi, err := netlink.LinkGetProtinfo(l)
+	if err != nil {
+		return false, fmt.Errorf("read bridge port flags of %s: %w", hostIfName, err)
+	}
+	return pi.Hairpin, nil
 }
 
 // SetHairpin implements Links.

@@ -95,10 +95,12 @@ func cniBin(t testing.TB) string {
 			binErr = err
 			return
 		}
+		// CGO_ENABLED=0 as kubevs-install and the Makefile ship it: a static binary.
 		cmd := exec.Command(goBin, "build", "-o", binDir+"/",
 			"github.com/containernetworking/plugins/plugins/main/bridge",
 			"github.com/containernetworking/plugins/plugins/ipam/host-local",
 			"github.com/kubevs/kubevs/plugin/cmd/kubevs")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return

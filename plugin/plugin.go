@@ -159,7 +159,9 @@ func (p *Plugin) Add(ctx context.Context, cfg *Config, args *skel.CmdArgs) (type
 	if err != nil {
 		return nil, err
 	}
-	if pl.Bridge != "" && !pl.Hairpin {
+	if pl.Bridge != "" {
+		// Set without reading first: one netlink request, where reading the flag would dump
+		// every bridge port; setting it again is a no-op.
 		if err := p.Links.SetHairpin(pl.HostIfName); err != nil {
 			return nil, err
 		}
@@ -246,8 +248,14 @@ func (p *Plugin) Check(ctx context.Context, cfg *Config, args *skel.CmdArgs) err
 	if err != nil {
 		return err
 	}
-	if pl.Bridge != "" && !pl.Hairpin {
-		return fmt.Errorf("bridge port %s of %s: hairpin is off", pl.HostIfName, pl.Bridge)
+	if pl.Bridge != "" {
+		on, err := p.Links.Hairpin(pl.HostIfName)
+		if err != nil {
+			return err
+		}
+		if !on {
+			return fmt.Errorf("bridge port %s of %s: hairpin is off", pl.HostIfName, pl.Bridge)
+		}
 	}
 	a := nodeapi.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
 	_, err = p.NewAPI(cfg).Get(ctx, a)

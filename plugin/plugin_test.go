@@ -105,11 +105,12 @@ func TestAddBridgePort(t *testing.T) {
 	if diff := cmp.Diff(want, e.store.List(), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("registrations (-want +got):\n%s", diff)
 	}
-	// ADD again (a runtime retry): hairpin already on, so no second call; still registered.
+	// ADD again (a runtime retry): hairpin set again (idempotent; one request instead of a
+	// read that dumps every bridge port); still one registration.
 	if _, err := e.p.Add(context.Background(), cfg, cmdArgs("c1", "/ns/p1")); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.links.hairpin) != 1 || len(e.store.List()) != 1 {
+	if len(e.links.hairpin) != 2 || len(e.store.List()) != 1 {
 		t.Errorf("repeated ADD: hairpin calls %v, registrations %d", e.links.hairpin, len(e.store.List()))
 	}
 	if err := e.p.Check(context.Background(), cfg, cmdArgs("c1", "/ns/p1")); err != nil {

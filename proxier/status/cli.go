@@ -20,7 +20,8 @@ import (
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
-// Command is the subcommand's name in the kubevs binary.
+// Command is the subcommand's name: `kubevs-proxier status`, also reached as `kubevs status`
+// (the CNI binary execs kubevs-proxier to keep its own per-pod start-up lean).
 const Command = "status"
 
 // DefaultKubeconfig is where kubevs-install writes the kubeconfig of the node's kubevs

@@ -1,5 +1,6 @@
 // Command kubevs-proxier is the node daemon that programs Kubernetes Services into IPVS.
 // All logic lives in package daemon; this file parses flags, sets up logging and signals.
+// `kubevs-proxier status [flags]` (also reached as `kubevs status`) runs package status.
 package main
 
 import (
@@ -13,9 +14,16 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/daemon"
+	"github.com/kubevs/kubevs/proxier/status"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == status.Command {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		code := status.Main(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	fs := flag.NewFlagSet("kubevs-proxier", flag.ExitOnError)
 	klog.InitFlags(fs)
 	configPath := fs.String("config", "", "path of the ProxierConfiguration file (kubevs.io/v1alpha1); empty: defaults")
