@@ -132,6 +132,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.store = store
 	d.svcHealth = svchealth.New(nil, nil)
+	d.svcHealth.SetProxyHealth(func() bool { return d.health.Status().Healthy })
 	d.localIPs = localIPs(store.List())
 	return d, nil
 }

@@ -198,13 +198,13 @@ func TestHealthCheckNodePortFollowsLocalEndpoints(t *testing.T) {
 			return got == want
 		})
 	}
-	expect("200 with two local endpoints", answer{200, `{"service":{"namespace":"default","name":"web"},"localEndpoints":2}`})
+	expect("200 with two local endpoints", answer{200, `{"service":{"namespace":"default","name":"web"},"localEndpoints":2,"serviceProxyHealthy":true}`})
 
 	moved := slice("web", "node-b", "10.244.2.5")
 	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), moved, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	expect("503 without a local endpoint", answer{503, `{"service":{"namespace":"default","name":"web"},"localEndpoints":0}`})
+	expect("503 without a local endpoint", answer{503, `{"service":{"namespace":"default","name":"web"},"localEndpoints":0,"serviceProxyHealthy":true}`})
 
 	if err := h.client.CoreV1().Services("default").Delete(context.Background(), "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

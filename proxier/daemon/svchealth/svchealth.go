@@ -1,8 +1,9 @@
 // Package svchealth serves the healthCheckNodePort of Services with
 // externalTrafficPolicy=Local, as kube-proxy does: an external load balancer asks each node
 // on that port whether it has a local endpoint of the Service, and sends traffic only to
-// the nodes that answer 200 (503 when the node has none). The body is JSON naming the
-// Service and its count of local endpoints.
+// the nodes that answer 200 (503 when the node has none, or when the proxier itself is not
+// healthy: its rules may be stale). The body is JSON naming the Service, its count of local
+// endpoints and serviceProxyHealthy, the fields kube-proxy answers with.
 //
 // Servers is level-driven and O(change): Update and Sync take the wanted health check
 // ports (desired.Service.HealthCheckNodePort and LocalEndpoints); a listener opens when a
@@ -32,8 +33,9 @@ type Entry struct {
 
 // Response is the JSON body of an answer.
 type Response struct {
-	Service        ServiceName `json:"service"`
-	LocalEndpoints int         `json:"localEndpoints"`
+	Service             ServiceName `json:"service"`
+	LocalEndpoints      int         `json:"localEndpoints"`
+	ServiceProxyHealthy bool        `json:"serviceProxyHealthy"`
 }
 
 // ServiceName names the Service in a Response.
@@ -46,7 +48,8 @@ type ServiceName struct {
 type Servers struct {
 	listen func(network, address string) (net.Listener, error)
 
-	mu       sync.Mutex
+	mu           sync.Mutex
+	proxyHealthy func() bool // nil: healthy
 	addrs    []netip.Addr // listen addresses; nil: every address, empty: none
 	services map[types.NamespacedName]Entry
 	ports    map[uint16]*port
@@ -219,6 +222,14 @@ func (s *Servers) stop(p *port) {
 	}
 }
 
+// SetProxyHealth makes every answer report healthy() as serviceProxyHealthy, and 503 while it
+// is false, so a load balancer stops sending to a node whose proxier has stopped syncing.
+func (s *Servers) SetProxyHealth(healthy func() bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.proxyHealthy = healthy
+}
+
 // handler answers for the Service that holds port n when the request arrives.
 func (s *Servers) handler(n uint16) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -229,10 +240,12 @@ func (s *Servers) handler(n uint16) http.Handler {
 			found = true
 			r = Response{Service: ServiceName{Namespace: p.service.Namespace, Name: p.service.Name}, LocalEndpoints: s.services[p.service].LocalEndpoints}
 		}
+		healthy := s.proxyHealthy
 		s.mu.Unlock()
+		r.ServiceProxyHealthy = healthy == nil || healthy()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		if !found || r.LocalEndpoints == 0 {
+		if !found || r.LocalEndpoints == 0 || !r.ServiceProxyHealthy {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_ = json.NewEncoder(w).Encode(r)

@@ -102,15 +102,15 @@ func TestServersFollowServices(t *testing.T) {
 	}{
 		{"two Services, one with a local endpoint", true, map[types.NamespacedName]Entry{web: {30100, 2}, api: {30200, 0}},
 			[]uint16{30100, 30200}, map[string]answer{
-				":30100": {200, Response{ServiceName{"default", "web"}, 2}},
-				":30200": {503, Response{ServiceName{"team", "api"}, 0}},
+				":30100": {200, Response{ServiceName{"default", "web"}, 2, true}},
+				":30200": {503, Response{ServiceName{"team", "api"}, 0, true}},
 			}},
 		{"the count changes, the listener stays", false, map[types.NamespacedName]Entry{api: {30200, 1}},
-			[]uint16{30100, 30200}, map[string]answer{":30200": {200, Response{ServiceName{"team", "api"}, 1}}}},
+			[]uint16{30100, 30200}, map[string]answer{":30200": {200, Response{ServiceName{"team", "api"}, 1, true}}}},
 		{"web moves to another port", false, map[types.NamespacedName]Entry{web: {30101, 0}},
-			[]uint16{30101, 30200}, map[string]answer{":30101": {503, Response{ServiceName{"default", "web"}, 0}}}},
+			[]uint16{30101, 30200}, map[string]answer{":30101": {503, Response{ServiceName{"default", "web"}, 0, true}}}},
 		{"a full sync without api closes its port", true, map[types.NamespacedName]Entry{web: {30101, 3}},
-			[]uint16{30101}, map[string]answer{":30101": {200, Response{ServiceName{"default", "web"}, 3}}}},
+			[]uint16{30101}, map[string]answer{":30101": {200, Response{ServiceName{"default", "web"}, 3, true}}}},
 		{"zero port removes", false, map[types.NamespacedName]Entry{web: {}}, nil, nil},
 	}
 	for _, st := range steps {
@@ -199,7 +199,7 @@ func TestRealListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, r := get(t, "127.0.0.1:"+strconv.Itoa(port))
-	if diff := cmp.Diff(fmt.Sprint(503, Response{ServiceName{"default", "web"}, 0}), fmt.Sprint(c, r)); diff != "" {
+	if diff := cmp.Diff(fmt.Sprint(503, Response{ServiceName{"default", "web"}, 0, true}), fmt.Sprint(c, r)); diff != "" {
 		t.Errorf("answer (-want +got):\n%s", diff)
 	}
 	s.Close()
@@ -235,5 +235,36 @@ func TestNoAddressesListensNowhere(t *testing.T) {
 	}
 	if c, _ := get(t, old); c != 0 {
 		t.Errorf("the listener still answers %d after the addresses went", c)
+	}
+}
+
+// While the proxier is unhealthy (no successful sync lately) every port answers 503 with
+// serviceProxyHealthy false, local endpoints or not, as kube-proxy does; healthy again, 200.
+func TestProxyUnhealthyAnswers503(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	s := New([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil)
+	t.Cleanup(s.Close)
+	var mu sync.Mutex
+	healthy := false
+	s.SetProxyHealth(func() bool { mu.Lock(); defer mu.Unlock(); return healthy })
+	if err := s.Sync(map[types.NamespacedName]Entry{web: {uint16(port), 2}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c, r := get(t, addr)
+	if diff := cmp.Diff(fmt.Sprint(503, Response{ServiceName{"default", "web"}, 2, false}), fmt.Sprint(c, r)); diff != "" {
+		t.Errorf("unhealthy proxier answer (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	healthy = true
+	mu.Unlock()
+	c, r = get(t, addr)
+	if diff := cmp.Diff(fmt.Sprint(200, Response{ServiceName{"default", "web"}, 2, true}), fmt.Sprint(c, r)); diff != "" {
+		t.Errorf("healthy proxier answer (-want +got):\n%s", diff)
 	}
 }
