@@ -52,6 +52,9 @@ type Options struct {
 	// HostAddresses lists the node's addresses for the nodePortAddresses CIDRs; it is called
 	// before every full sync when nodePortAddresses is set. Nil: derive.HostAddresses.
 	HostAddresses func() ([]netip.Addr, error)
+	// AddressChanges streams the host's address changes, watched when nodePortAddresses is
+	// set. Nil: NetlinkAddressChanges.
+	AddressChanges AddressChanges
 }
 
 // Daemon is one running proxier.
@@ -64,9 +67,12 @@ type Daemon struct {
 	health  *metrics.Health
 	// hostAddrs lists the host's addresses (Options.HostAddresses).
 	hostAddrs func() ([]netip.Addr, error)
-	tracker   *tracker.Tracker
-	runner    *runner.Runner
-	store     *nodeapi.Store
+	// addrChanges is Options.AddressChanges; addrsChanged asks the next sync to be full.
+	addrChanges  AddressChanges
+	addrsChanged atomic.Bool
+	tracker      *tracker.Tracker
+	runner       *runner.Runner
+	store        *nodeapi.Store
 	// svcHealth serves the Services' healthCheckNodePorts.
 	svcHealth *svchealth.Servers
 
@@ -102,6 +108,10 @@ func New(o Options) (*Daemon, error) {
 	d.hostAddrs = o.HostAddresses
 	if d.hostAddrs == nil {
 		d.hostAddrs = derive.HostAddresses
+	}
+	d.addrChanges = o.AddressChanges
+	if d.addrChanges == nil {
+		d.addrChanges = NetlinkAddressChanges
 	}
 	if d.client == nil {
 		c, err := NewClient(o.Config.Kubeconfig)
@@ -176,6 +186,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	serve("runner", func(ctx context.Context) error { d.runner.Loop(ctx); return nil })
 	serve("drains", func(ctx context.Context) error { d.drainLoop(ctx); return nil })
+	if derive.NeedsHostAddresses(d.cfg) {
+		serve("address watch", func(ctx context.Context) error { d.watchAddresses(ctx); return nil })
+	}
 	d.runner.Run()
 
 	<-ctx.Done()

@@ -110,7 +110,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	ch := d.tracker.Take()
 	d.triggers = append(d.triggers, ch.Triggers...)
 	node := d.tracker.Node()
-	full := d.needFull || why != runner.Requested || ch.Node
+	full := d.needFull || why != runner.Requested || ch.Node || d.addrsChanged.Swap(false)
 	if full {
 		d.updateOptions(ctx, node)
 	}

@@ -49,11 +49,11 @@ type Servers struct {
 	listen func(network, address string) (net.Listener, error)
 
 	mu           sync.Mutex
-	proxyHealthy func() bool // nil: healthy
-	addrs    []netip.Addr // listen addresses; nil: every address, empty: none
-	services map[types.NamespacedName]Entry
-	ports    map[uint16]*port
-	wg       sync.WaitGroup
+	proxyHealthy func() bool  // nil: healthy
+	addrs        []netip.Addr // listen addresses; nil: every address, empty: none
+	services     map[types.NamespacedName]Entry
+	ports        map[uint16]*port
+	wg           sync.WaitGroup
 }
 
 // port is one health check port: its Service and, when listening, its server.

@@ -1,0 +1,117 @@
+package daemon
+
+// Host address watch: with nodePortAddresses set, NodePorts and health check ports are
+// served on the host addresses inside those CIDRs. The addresses are read before every full
+// sync; the watch makes an address that appears or goes (DHCP renewal, a second NIC, a VIP
+// moved by keepalived) trigger one at once instead of at the next periodic resync. Changes
+// outside the CIDRs, on kubevs's own dummy link (Service VIPs) and link-local ones (each new
+// pod's veth) are ignored, so pod churn never causes full syncs.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/link"
+)
+
+// AddressChanges streams the host's address changes to changed (the link's name, "" when
+// unknown, and the address) until ctx is done or the source fails.
+type AddressChanges func(ctx context.Context, changed func(linkName string, addr netip.Addr)) error
+
+// watchAddresses runs until ctx is done: every relevant host address change requests a full
+// sync. A failing source is re-subscribed with backoff, each time with a full sync, as
+// changes may have been missed meanwhile.
+func (d *Daemon) watchAddresses(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	cidrs := config.ParsedCIDRs(d.cfg.NodePortAddresses)
+	relevant := func(linkName string, a netip.Addr) bool {
+		if linkName == link.DefaultDummy || a.IsLinkLocalUnicast() {
+			return false
+		}
+		for _, c := range cidrs {
+			if c.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	backoff := time.Second
+	for {
+		err := d.addrChanges(ctx, func(linkName string, a netip.Addr) {
+			if !relevant(linkName, a) {
+				return
+			}
+			logger.V(2).Info("Host address changed; NodePort addresses follow", "link", linkName, "address", a)
+			d.addrsChanged.Store(true)
+			d.runner.Run()
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		logger.Error(err, "Watching the host's addresses; subscribing again", "after", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.clock.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+		d.addrsChanged.Store(true) // changes may have been missed
+		d.runner.Run()
+	}
+}
+
+// NetlinkAddressChanges is the Linux AddressChanges: a netlink subscription to the address
+// changes of the network namespace of the calling thread.
+func NetlinkAddressChanges(ctx context.Context, changed func(linkName string, addr netip.Addr)) error {
+	return netlinkAddressChanges(ctx, nil, changed)
+}
+
+// netlinkAddressChanges subscribes in the network namespace ns (nil: the calling thread's).
+// Link names are looked up in the calling thread's namespace.
+func netlinkAddressChanges(ctx context.Context, ns *netns.NsHandle, changed func(linkName string, addr netip.Addr)) error {
+	ch := make(chan netlink.AddrUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	errc := make(chan error, 1)
+	err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+		Namespace: ns,
+		ErrorCallback: func(err error) {
+			select {
+			case errc <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to address changes: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("address changes: %w", err)
+		case u, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("address changes: subscription closed")
+			}
+			a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+			if !ok {
+				continue
+			}
+			name := ""
+			if i, err := net.InterfaceByIndex(u.LinkIndex); err == nil {
+				name = i.Name
+			}
+			changed(name, a.Unmap())
+		}
+	}
+}
