@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/conntrack"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
@@ -42,17 +43,18 @@ func (f Flow) compare(o Flow) int {
 //
 // Ops records one line per call with its result: "delete-orig-dst UDP 10.96.0.10:53 = 2",
 // "delete-reply-src UDP 10.244.0.5:0 = 1" (port 0: any), "delete-addr 10.244.0.5 = 3";
-// a failed call ends in " (failed)" instead of a count.
+// a failed call ends in " (failed)" instead of a count. FailNext and SetHook fail a call of a
+// verb, deleting nothing.
 type Fake struct {
+	*kfake.Log
+	rec   *kfake.Recorder
 	mu    sync.Mutex
 	flows []Flow
-	ops   []string
-	fails map[string][]error
 }
 
 var _ conntrack.Interface = (*Fake)(nil)
 
-// The verbs of Ops, for FailNext.
+// The verbs of Ops, for FailNext, Calls and hooks.
 const (
 	OpDeleteByOrigDst  = "delete-orig-dst"
 	OpDeleteByReplySrc = "delete-reply-src"
@@ -61,7 +63,8 @@ const (
 
 // NewFake returns a table holding flows.
 func NewFake(flows ...Flow) *Fake {
-	f := &Fake{fails: map[string][]error{}}
+	log, rec := kfake.New(kfake.MarkFailed)
+	f := &Fake{Log: log, rec: rec}
 	f.Add(flows...)
 	return f
 }
@@ -98,49 +101,23 @@ func (f *Fake) Dump() string {
 	return b.String()
 }
 
-// FailNext makes the next call with this verb fail with err, deleting nothing.
-func (f *Fake) FailNext(verb string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fails[verb] = append(f.fails[verb], err)
-}
-
-// Ops returns the calls recorded since the last ResetOps.
-func (f *Fake) Ops() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.ops)
-}
-
-// ResetOps clears the operation log.
-func (f *Fake) ResetOps() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ops = nil
-}
-
 func (f *Fake) delete(verb, what string, proto ipvs.Protocol, addr netip.Addr, match func(Flow) bool) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	op := verb + " " + what
-	fail := func(err error) (int, error) {
-		f.ops = append(f.ops, op+" (failed)")
+	c, err := f.rec.Begin(verb, what, true)
+	if err != nil {
 		return 0, err
 	}
-	if q := f.fails[verb]; len(q) > 0 {
-		f.fails[verb] = q[1:]
-		return fail(q[0])
-	}
 	if proto != "" && proto != ipvs.TCP && proto != ipvs.UDP && proto != ipvs.SCTP {
-		return fail(fmt.Errorf("unknown protocol %q", proto))
+		return 0, c.Done(fmt.Errorf("unknown protocol %q", proto))
 	}
 	if !addr.IsValid() {
-		return fail(fmt.Errorf("delete conntrack flows: invalid address"))
+		return 0, c.Done(fmt.Errorf("delete conntrack flows: invalid address"))
 	}
 	n := len(f.flows)
 	f.flows = slices.DeleteFunc(f.flows, match)
 	n -= len(f.flows)
-	f.ops = append(f.ops, fmt.Sprintf("%s = %d", op, n))
+	c.Note(fmt.Sprintf(" = %d", n))
 	return n, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
@@ -18,12 +19,13 @@ import (
 // Every call is recorded in Ops as one line, "<verb> <args>": "sets", "create <name> <type>
 // <family>", "destroy <name>", "list <name>", "add <name> <entry>...", "del <name> <entry>...";
 // a call that fails gets " (failed)" appended. Reads are recorded too, so a test can prove a
-// code path did not list the kernel.
+// code path did not list the kernel. FailNext and SetHook fail a call of a verb (OpAdd,
+// OpCreate, ...), changing nothing.
 type Fake struct {
-	mu    sync.Mutex
-	sets  map[string]*set
-	ops   []string
-	fails map[string][]error
+	*kfake.Log
+	rec  *kfake.Recorder
+	mu   sync.Mutex
+	sets map[string]*set
 }
 
 type set struct {
@@ -34,7 +36,7 @@ type set struct {
 
 var _ ipset.Interface = (*Fake)(nil)
 
-// The verbs of Ops, for FailNext.
+// The verbs of Ops, for FailNext, Calls and hooks.
 const (
 	OpSets    = "sets"
 	OpCreate  = "create"
@@ -46,15 +48,8 @@ const (
 
 // NewFake returns an empty set table.
 func NewFake() *Fake {
-	return &Fake{sets: map[string]*set{}, fails: map[string][]error{}}
-}
-
-// FailNext makes the next call with this verb (OpAdd, OpCreate, ...) fail with err, changing
-// nothing. Several calls queue several failures.
-func (f *Fake) FailNext(verb string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fails[verb] = append(f.fails[verb], err)
+	log, rec := kfake.New(kfake.MarkFailed)
+	return &Fake{Log: log, rec: rec, sets: map[string]*set{}}
 }
 
 // SetInUse marks a set as referenced by a rule (or not): DestroySet then fails with ErrInUse,
@@ -79,35 +74,9 @@ func (f *Fake) Has(name string) bool {
 	return ok
 }
 
-// Ops returns the calls recorded since the last ResetOps.
-func (f *Fake) Ops() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.ops)
-}
-
-// ResetOps clears the operation log.
-func (f *Fake) ResetOps() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ops = nil
-}
-
-// begin records an op and returns an injected failure for its verb, if any. Callers hold mu.
-func (f *Fake) begin(verb string, args ...string) (finish func(error) error, injected error) {
-	i := len(f.ops)
-	f.ops = append(f.ops, strings.Join(append([]string{verb}, args...), " "))
-	finish = func(err error) error {
-		if err != nil {
-			f.ops[i] += " (failed)"
-		}
-		return err
-	}
-	if q := f.fails[verb]; len(q) > 0 {
-		f.fails[verb] = q[1:]
-		return finish, q[0]
-	}
-	return finish, nil
+// begin records a call and returns the error injected for it, if any. Callers hold mu.
+func (f *Fake) begin(verb string, args ...string) (*kfake.Call, error) {
+	return f.rec.Begin(verb, strings.Join(args, " "), true)
 }
 
 func family(s ipset.Set) ipset.Family {
@@ -124,9 +93,9 @@ func family(s ipset.Set) ipset.Family {
 func (f *Fake) Sets() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	finish, injected := f.begin(OpSets)
-	if injected != nil {
-		return nil, finish(injected)
+	_, err := f.begin(OpSets)
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, 0, len(f.sets))
 	for n := range f.sets {
@@ -141,15 +110,15 @@ func (f *Fake) CreateSet(s ipset.Set) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s.Family = family(s)
-	finish, injected := f.begin(OpCreate, s.Name, string(s.Type), string(s.Family))
-	if injected != nil {
-		return finish(injected)
+	c, err := f.begin(OpCreate, s.Name, string(s.Type), string(s.Family))
+	if err != nil {
+		return err
 	}
 	if err := s.Validate(); err != nil {
-		return finish(fmt.Errorf("create set %s: %w", s.Name, err))
+		return c.Done(fmt.Errorf("create set %s: %w", s.Name, err))
 	}
 	if _, ok := f.sets[s.Name]; ok {
-		return finish(fmt.Errorf("create set %s: %w", s.Name, ipset.ErrExist))
+		return c.Done(fmt.Errorf("create set %s: %w", s.Name, ipset.ErrExist))
 	}
 	f.sets[s.Name] = &set{Set: s, members: map[ipset.Entry]bool{}}
 	return nil
@@ -159,16 +128,16 @@ func (f *Fake) CreateSet(s ipset.Set) error {
 func (f *Fake) DestroySet(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	finish, injected := f.begin(OpDestroy, name)
-	if injected != nil {
-		return finish(injected)
+	c, err := f.begin(OpDestroy, name)
+	if err != nil {
+		return err
 	}
 	s, ok := f.sets[name]
 	switch {
 	case !ok:
-		return finish(fmt.Errorf("destroy set %s: %w", name, ipset.ErrNotFound))
+		return c.Done(fmt.Errorf("destroy set %s: %w", name, ipset.ErrNotFound))
 	case s.inUse:
-		return finish(fmt.Errorf("destroy set %s: %w", name, ipset.ErrInUse))
+		return c.Done(fmt.Errorf("destroy set %s: %w", name, ipset.ErrInUse))
 	}
 	delete(f.sets, name)
 	return nil
@@ -178,13 +147,13 @@ func (f *Fake) DestroySet(name string) error {
 func (f *Fake) Entries(name string) ([]ipset.Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	finish, injected := f.begin(OpList, name)
-	if injected != nil {
-		return nil, finish(injected)
+	c, err := f.begin(OpList, name)
+	if err != nil {
+		return nil, err
 	}
 	s, ok := f.sets[name]
 	if !ok {
-		return nil, finish(fmt.Errorf("list set %s: %w", name, ipset.ErrNotFound))
+		return nil, c.Done(fmt.Errorf("list set %s: %w", name, ipset.ErrNotFound))
 	}
 	return s.sorted(), nil
 }
@@ -219,28 +188,28 @@ func (f *Fake) modify(verb, name string, entries []ipset.Entry, add bool) error 
 	for _, e := range entries {
 		args = append(args, string(e))
 	}
-	finish, injected := f.begin(verb, args...)
-	if injected != nil {
-		return finish(injected)
+	c, err := f.begin(verb, args...)
+	if err != nil {
+		return err
 	}
 	s, ok := f.sets[name]
 	if !ok {
-		return finish(fmt.Errorf("%s entries of set %s: %w", verb, name, ipset.ErrNotFound))
+		return c.Done(fmt.Errorf("%s entries of set %s: %w", verb, name, ipset.ErrNotFound))
 	}
 	var errs []error
 	for _, e := range entries {
-		c, err := ipset.Canonical(s.Set, e)
+		canon, err := ipset.Canonical(s.Set, e)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s entry of set %s: %w", verb, name, err))
 			continue
 		}
 		if add {
-			s.members[c] = true
+			s.members[canon] = true
 		} else {
-			delete(s.members, c)
+			delete(s.members, canon)
 		}
 	}
-	return finish(errors.Join(errs...))
+	return c.Done(errors.Join(errs...))
 }
 
 // Dump prints every set and its members, sorted, one member per indented line:

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
@@ -35,7 +36,7 @@ const (
 // Hook is called before every operation with its name and a description of its target (the
 // same text Ops records, without the name). A non-nil error fails the call without changing
 // the table.
-type Hook func(op, target string) error
+type Hook = kfake.Hook
 
 type service struct {
 	vs   ipvs.VirtualServer
@@ -44,63 +45,24 @@ type service struct {
 
 // Fake is an in-memory ipvs.Interface. The zero value is not usable; call NewFake. It is safe
 // for concurrent use.
+//
+// Its Log records the writes issued since the last ResetOps, in order, one line each, for
+// example "add-rs TCP:10.96.0.1:80 10.244.0.2:8080 weight 1"; a write that failed ends in
+// ": <error>". Reads are not recorded there; Calls counts them. FailNext and SetHook (asked
+// when no FailNext failure is queued) fail a call without changing the table.
 type Fake struct {
+	*kfake.Log
+	rec      *kfake.Recorder
 	mu       sync.Mutex
 	services map[ipvs.Key]*service
-	ops      []string
-	calls    map[string]int
-	failNext map[string][]error
-	hook     Hook
 }
 
 var _ ipvs.Interface = (*Fake)(nil)
 
 // NewFake returns an empty table.
 func NewFake() *Fake {
-	return &Fake{
-		services: map[ipvs.Key]*service{},
-		calls:    map[string]int{},
-		failNext: map[string][]error{},
-	}
-}
-
-// Ops returns the writes issued since the last ResetOps, in order, one line each, for example
-// "add-rs TCP:10.96.0.1:80 10.244.0.2:8080 weight 1". A write that failed ends in ": <error>".
-// Reads are not recorded here; Calls counts them.
-func (f *Fake) Ops() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.ops)
-}
-
-// Calls returns how many times op was called (reads included) since the last ResetOps.
-func (f *Fake) Calls(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[op]
-}
-
-// ResetOps forgets the recorded operations and call counts; the table is kept.
-func (f *Fake) ResetOps() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ops = nil
-	f.calls = map[string]int{}
-}
-
-// FailNext makes the next call of op fail with err, without changing the table. Calling it
-// several times queues several failures.
-func (f *Fake) FailNext(op string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext[op] = append(f.failNext[op], err)
-}
-
-// SetHook installs h (nil removes it); it runs after FailNext's queue is consulted.
-func (f *Fake) SetHook(h Hook) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.hook = h
+	log, rec := kfake.New(kfake.MarkError)
+	return &Fake{Log: log, rec: rec, services: map[ipvs.Key]*service{}}
 }
 
 // SetConns sets the connection counters of a real server, as traffic would; it fails with
@@ -142,42 +104,11 @@ func (f *Fake) Dump() string {
 	return b.String()
 }
 
-// begin counts the call, records writes and returns an injected failure if any. The caller
-// holds f.mu.
-func (f *Fake) begin(op, target string, write bool) error {
-	f.calls[op]++
-	var err error
-	if q := f.failNext[op]; len(q) > 0 {
-		err, f.failNext[op] = q[0], q[1:]
-	} else if f.hook != nil {
-		err = f.hook(op, target)
-	}
-	if write {
-		f.record(op, target, err)
-	}
-	return err
-}
-
-func (f *Fake) record(op, target string, err error) {
-	line := op + " " + target
-	if err != nil {
-		line += ": " + err.Error()
-	}
-	f.ops = append(f.ops, line)
-}
-
-// fail replaces the last recorded write's line with one that carries err.
-func (f *Fake) fail(err error) error {
-	last := f.ops[len(f.ops)-1]
-	f.ops[len(f.ops)-1] = last + ": " + err.Error()
-	return err
-}
-
 // VirtualServers lists every virtual server, sorted.
 func (f *Fake) VirtualServers() ([]ipvs.VirtualServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpVirtualServers, "", false); err != nil {
+	if _, err := f.rec.Begin(OpVirtualServers, "", false); err != nil {
 		return nil, err
 	}
 	out := make([]ipvs.VirtualServer, 0, len(f.services))
@@ -191,14 +122,15 @@ func (f *Fake) VirtualServers() ([]ipvs.VirtualServer, error) {
 func (f *Fake) AddVirtualServer(vs ipvs.VirtualServer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpAddVirtualServer, vs.String(), true); err != nil {
+	c, err := f.rec.Begin(OpAddVirtualServer, vs.String(), true)
+	if err != nil {
 		return err
 	}
 	if err := validateVS(vs); err != nil {
-		return f.fail(err)
+		return c.Done(err)
 	}
 	if _, ok := f.services[vs.Key]; ok {
-		return f.fail(fmt.Errorf("add virtual server %s: %w", vs.Key, ipvs.ErrExist))
+		return c.Done(fmt.Errorf("add virtual server %s: %w", vs.Key, ipvs.ErrExist))
 	}
 	f.services[vs.Key] = &service{vs: normalize(vs), dest: map[netip.AddrPort]ipvs.RealServer{}}
 	return nil
@@ -208,15 +140,16 @@ func (f *Fake) AddVirtualServer(vs ipvs.VirtualServer) error {
 func (f *Fake) UpdateVirtualServer(vs ipvs.VirtualServer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpUpdateVirtualServer, vs.String(), true); err != nil {
+	c, err := f.rec.Begin(OpUpdateVirtualServer, vs.String(), true)
+	if err != nil {
 		return err
 	}
 	if err := validateVS(vs); err != nil {
-		return f.fail(err)
+		return c.Done(err)
 	}
 	s, ok := f.services[vs.Key]
 	if !ok {
-		return f.fail(fmt.Errorf("update virtual server %s: %w", vs.Key, ipvs.ErrNotFound))
+		return c.Done(fmt.Errorf("update virtual server %s: %w", vs.Key, ipvs.ErrNotFound))
 	}
 	s.vs = normalize(vs)
 	return nil
@@ -226,11 +159,12 @@ func (f *Fake) UpdateVirtualServer(vs ipvs.VirtualServer) error {
 func (f *Fake) DeleteVirtualServer(k ipvs.Key) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpDeleteVirtualServer, k.String(), true); err != nil {
+	c, err := f.rec.Begin(OpDeleteVirtualServer, k.String(), true)
+	if err != nil {
 		return err
 	}
 	if _, ok := f.services[k]; !ok {
-		return f.fail(fmt.Errorf("delete virtual server %s: %w", k, ipvs.ErrNotFound))
+		return c.Done(fmt.Errorf("delete virtual server %s: %w", k, ipvs.ErrNotFound))
 	}
 	delete(f.services, k)
 	return nil
@@ -240,7 +174,7 @@ func (f *Fake) DeleteVirtualServer(k ipvs.Key) error {
 func (f *Fake) RealServers(k ipvs.Key) ([]ipvs.RealServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpRealServers, k.String(), false); err != nil {
+	if _, err := f.rec.Begin(OpRealServers, k.String(), false); err != nil {
 		return nil, err
 	}
 	s, ok := f.services[k]
@@ -294,22 +228,23 @@ func (f *Fake) writeDest(op string, k ipvs.Key, rs ipvs.RealServer, apply func(*
 	if op == OpDeleteRealServer {
 		target = k.String() + " " + rs.AddrPort().String()
 	}
-	if err := f.begin(op, target, true); err != nil {
+	c, err := f.rec.Begin(op, target, true)
+	if err != nil {
 		return err
 	}
 	verb := map[string]string{OpAddRealServer: "add", OpUpdateRealServer: "update", OpDeleteRealServer: "delete"}[op]
 	s, ok := f.services[k]
 	if !ok {
-		return f.fail(fmt.Errorf("%s real server %s of %s: virtual server %w", verb, rs.AddrPort(), k, ipvs.ErrNotFound))
+		return c.Done(fmt.Errorf("%s real server %s of %s: virtual server %w", verb, rs.AddrPort(), k, ipvs.ErrNotFound))
 	}
 	if op != OpDeleteRealServer {
 		if err := validateRS(k, rs); err != nil {
-			return f.fail(err)
+			return c.Done(err)
 		}
 	}
 	_, exists := s.dest[rs.AddrPort()]
 	if err := apply(s, exists); err != nil {
-		return f.fail(fmt.Errorf("%s real server %s of %s: %w", verb, rs.AddrPort(), k, err))
+		return c.Done(fmt.Errorf("%s real server %s of %s: %w", verb, rs.AddrPort(), k, err))
 	}
 	return nil
 }

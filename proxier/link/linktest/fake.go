@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
@@ -28,7 +29,7 @@ const (
 
 // Hook is called before every operation with its name and target (the text Ops records after
 // the name). A non-nil error fails the call without changing anything.
-type Hook func(op, target string) error
+type Hook = kfake.Hook
 
 type fakeLink struct {
 	dummy bool
@@ -37,20 +38,23 @@ type fakeLink struct {
 }
 
 // Fake is an in-memory link.Interface; create it with NewFake. It is safe for concurrent use.
+//
+// Its Log records the writes (ensure, add, delete) issued since the last ResetOps, one line
+// each, such as "add-addr kube-ipvs0 10.96.0.1"; a failed one ends in ": <error>". Calls
+// counts reads too. FailNext and SetHook fail a call without changing anything.
 type Fake struct {
-	mu       sync.Mutex
-	links    map[string]*fakeLink
-	ops      []string
-	calls    map[string]int
-	failNext map[string][]error
-	hook     Hook
+	*kfake.Log
+	rec   *kfake.Recorder
+	mu    sync.Mutex
+	links map[string]*fakeLink
 }
 
 var _ link.Interface = (*Fake)(nil)
 
 // NewFake returns a host without links.
 func NewFake() *Fake {
-	return &Fake{links: map[string]*fakeLink{}, calls: map[string]int{}, failNext: map[string][]error{}}
+	log, rec := kfake.New(kfake.MarkError)
+	return &Fake{Log: log, rec: rec, links: map[string]*fakeLink{}}
 }
 
 // AddForeignLink adds a link that is not a dummy (an eth0, a bridge), so tests can check
@@ -59,43 +63,6 @@ func (f *Fake) AddForeignLink(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.links[name] = &fakeLink{up: true, addrs: map[netip.Addr]bool{}}
-}
-
-// Ops returns the writes (ensure, add, delete) issued since the last ResetOps, one line
-// each, such as "add-addr kube-ipvs0 10.96.0.1"; a failed one ends in ": <error>".
-func (f *Fake) Ops() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.ops)
-}
-
-// Calls returns how many times op was called (reads included) since the last ResetOps.
-func (f *Fake) Calls(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[op]
-}
-
-// ResetOps forgets recorded operations and call counts; links and addresses are kept.
-func (f *Fake) ResetOps() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ops = nil
-	f.calls = map[string]int{}
-}
-
-// FailNext makes the next call of op fail with err; calling it again queues more failures.
-func (f *Fake) FailNext(op string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext[op] = append(f.failNext[op], err)
-}
-
-// SetHook installs h (nil removes it); it runs when no FailNext failure is queued.
-func (f *Fake) SetHook(h Hook) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.hook = h
 }
 
 // Dump prints links sorted by name, each with its kind, state and sorted addresses.
@@ -129,24 +96,11 @@ func (f *Fake) Dump() string {
 func (f *Fake) do(op, target string, write bool, fn func() error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls[op]++
-	var err error
-	if q := f.failNext[op]; len(q) > 0 {
-		err, f.failNext[op] = q[0], q[1:]
-	} else if f.hook != nil {
-		err = f.hook(op, target)
+	c, err := f.rec.Begin(op, target, write)
+	if err != nil {
+		return err
 	}
-	if err == nil {
-		err = fn()
-	}
-	if write {
-		line := op + " " + target
-		if err != nil {
-			line += ": " + err.Error()
-		}
-		f.ops = append(f.ops, line)
-	}
-	return err
+	return c.Done(fn())
 }
 
 // EnsureDummy creates the dummy link if absent and sets it up; a non-dummy link of that name

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/netfilter"
 )
@@ -23,12 +24,12 @@ import (
 // implementation runs iptables-restore for. A call that fails gets " (failed)" appended.
 //
 // Rules are kept exactly as written (the fake does not canonicalize like iptables-save), and
-// compared token by token.
+// compared token by token. FailNext and SetHook fail a call of a verb, changing nothing.
 type Fake struct {
+	*kfake.Log
+	rec    *kfake.Recorder
 	mu     sync.Mutex
 	tables map[string]*table // "family/table"
-	ops    []string
-	fails  map[string][]error
 	sets   *ipsettest.Fake
 	// referenced are the sets the rules referenced after the last change.
 	referenced []string
@@ -41,7 +42,7 @@ type table struct {
 
 var _ netfilter.Interface = (*Fake)(nil)
 
-// The verbs of Ops, for FailNext.
+// The verbs of Ops, for FailNext, Calls and hooks.
 const (
 	OpEnsure  = "ensure"
 	OpCleanup = "cleanup"
@@ -57,7 +58,8 @@ var builtins = map[string][]string{
 
 // NewFake returns empty tables (built-in chains only).
 func NewFake() *Fake {
-	return &Fake{tables: map[string]*table{}, fails: map[string][]error{}}
+	log, rec := kfake.New(kfake.MarkFailed)
+	return &Fake{Log: log, rec: rec, tables: map[string]*table{}}
 }
 
 // UseSets links the fake to an ipset fake: a rule with "--match-set NAME" fails to load when
@@ -67,27 +69,6 @@ func (f *Fake) UseSets(sets *ipsettest.Fake) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sets = sets
-}
-
-// FailNext makes the next call with this verb fail with err, changing nothing.
-func (f *Fake) FailNext(verb string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fails[verb] = append(f.fails[verb], err)
-}
-
-// Ops returns the calls recorded since the last ResetOps.
-func (f *Fake) Ops() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.ops)
-}
-
-// ResetOps clears the operation log.
-func (f *Fake) ResetOps() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ops = nil
 }
 
 // Append adds a rule (iptables-save syntax without "-A CHAIN") at the end of a chain,
@@ -137,22 +118,11 @@ func (t *table) equal(o *table) bool {
 	return slices.Equal(t.chains, o.chains) && maps.EqualFunc(t.rules, o.rules, slices.Equal)
 }
 
-func (f *Fake) begin(verb string, family netfilter.Family) (int, error) {
-	i := len(f.ops)
-	f.ops = append(f.ops, verb+" "+string(family))
-	if q := f.fails[verb]; len(q) > 0 {
-		f.fails[verb] = q[1:]
-		f.ops[i] += " (failed)"
-		return i, q[0]
-	}
-	return i, nil
-}
-
 // Ensure applies rs to each table in one atomic step, recording a restore per changed table.
 func (f *Fake) Ensure(family netfilter.Family, rs netfilter.Ruleset) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i, err := f.begin(OpEnsure, family)
+	c, err := f.rec.Begin(OpEnsure, string(family), true)
 	if err == nil {
 		err = rs.Validate()
 	}
@@ -160,8 +130,7 @@ func (f *Fake) Ensure(family netfilter.Family, rs netfilter.Ruleset) error {
 		err = f.apply(family, func(name string, t *table) error { return ensure(name, t, rs) })
 	}
 	if err != nil {
-		f.ops[i] = strings.TrimSuffix(f.ops[i], " (failed)") + " (failed)"
-		return fmt.Errorf("ensure %s rules: %w", family, err)
+		return fmt.Errorf("ensure %s rules: %w", family, c.Done(err))
 	}
 	return nil
 }
@@ -170,13 +139,12 @@ func (f *Fake) Ensure(family netfilter.Family, rs netfilter.Ruleset) error {
 func (f *Fake) Cleanup(family netfilter.Family) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i, err := f.begin(OpCleanup, family)
+	c, err := f.rec.Begin(OpCleanup, string(family), true)
 	if err == nil {
 		err = f.apply(family, func(name string, t *table) error { return ensure(name, t, netfilter.Ruleset{}) })
 	}
 	if err != nil {
-		f.ops[i] = strings.TrimSuffix(f.ops[i], " (failed)") + " (failed)"
-		return fmt.Errorf("clean up %s rules: %w", family, err)
+		return fmt.Errorf("clean up %s rules: %w", family, c.Done(err))
 	}
 	return nil
 }
@@ -202,7 +170,7 @@ func (f *Fake) apply(family netfilter.Family, change func(string, *table) error)
 			errs = append(errs, fmt.Errorf("table %s: %w", name, err))
 			continue
 		}
-		f.ops = append(f.ops, "restore "+string(family)+" "+name)
+		f.rec.Record("restore " + string(family) + " " + name)
 		f.tables[string(family)+"/"+name] = next
 		f.syncSetRefs()
 	}
@@ -353,7 +321,7 @@ func (f *Fake) syncSetRefs() {
 func (f *Fake) Dump(family netfilter.Family) (netfilter.Ruleset, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i, err := f.begin(OpDump, family)
+	c, err := f.rec.Begin(OpDump, string(family), true)
 	if err != nil {
 		return netfilter.Ruleset{}, err
 	}
@@ -361,8 +329,7 @@ func (f *Fake) Dump(family netfilter.Family) (netfilter.Ruleset, error) {
 	for _, name := range netfilter.Tables() {
 		t, err := f.table(family, name)
 		if err != nil {
-			f.ops[i] += " (failed)"
-			return netfilter.Ruleset{}, err
+			return netfilter.Ruleset{}, c.Done(err)
 		}
 		for _, chain := range slices.Sorted(slices.Values(t.chains)) {
 			if netfilter.Owned(name, chain) {

@@ -9,25 +9,33 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/sysctl"
 )
 
 // Fake is an in-memory sysctl.Interface, safe for concurrent use. Like the kernel it only
 // knows the parameters it was given: reading or writing any other fails with fs.ErrNotExist.
 // Names are validated and normalised exactly as the real implementation does.
+//
+// Its Log records every Set with a valid name as "set <slashed name> <value>", a failed one
+// ending in ": <error>"; Get is not recorded.
 type Fake struct {
-	mu       sync.Mutex
-	params   map[string]string
-	ops      []string
-	failNext []error
+	*kfake.Log
+	rec    *kfake.Recorder
+	mu     sync.Mutex
+	params map[string]string
 }
+
+// OpSet is the operation name of Set, for Calls and hooks.
+const OpSet = "set"
 
 var _ sysctl.Interface = (*Fake)(nil)
 
 // NewFake returns parameters holding initial's values; its names are dotted or slashed.
 // It panics on an invalid name, a mistake in the test itself.
 func NewFake(initial map[string]string) *Fake {
-	f := &Fake{params: map[string]string{}}
+	log, rec := kfake.New(kfake.MarkError)
+	f := &Fake{Log: log, rec: rec, params: map[string]string{}}
 	for n, v := range initial {
 		p, err := sysctl.Path(n)
 		if err != nil {
@@ -61,42 +69,20 @@ func (f *Fake) Set(name, value string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	line := "set " + p + " " + value
-	if len(f.failNext) > 0 {
-		err, f.failNext = f.failNext[0], f.failNext[1:]
-		f.ops = append(f.ops, line+": "+err.Error())
+	c, err := f.rec.Begin(OpSet, p+" "+value, true)
+	if err != nil {
 		return err
 	}
 	if _, ok := f.params[p]; !ok {
-		err := fmt.Errorf("set sysctl %s: %w", p, fs.ErrNotExist)
-		f.ops = append(f.ops, line+": "+err.Error())
-		return err
+		return c.Done(fmt.Errorf("set sysctl %s: %w", p, fs.ErrNotExist))
 	}
 	f.params[p] = value
-	f.ops = append(f.ops, line)
 	return nil
 }
 
-// FailNext makes the next Set fail with err without changing anything.
-func (f *Fake) FailNext(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext = append(f.failNext, err)
-}
-
-// Ops returns the Set calls since the last ResetOps; a failed one ends in ": <error>".
-func (f *Fake) Ops() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.ops)
-}
-
-// ResetOps forgets the recorded calls.
-func (f *Fake) ResetOps() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ops = nil
-}
+// FailNext makes the next Set fail with err without changing anything; it stands for the
+// Log's FailNext(OpSet, err).
+func (f *Fake) FailNext(err error) { f.Log.FailNext(OpSet, err) }
 
 // Dump prints "name = value" lines sorted by slashed name.
 func (f *Fake) Dump() string {
