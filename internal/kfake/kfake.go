@@ -116,12 +116,8 @@ func (r *Recorder) Begin(op, target string, record bool) (*Call, error) {
 	l.calls[op]++
 	c := &Call{l: l, i: -1, gen: l.gen}
 	if record {
-		line := op
-		if target != "" {
-			line += " " + target
-		}
 		c.i = len(l.ops)
-		l.ops = append(l.ops, line)
+		l.ops = append(l.ops, lineOf(op, target))
 	}
 	var err error
 	hook := l.hook
@@ -150,12 +146,7 @@ func (c *Call) Done(err error) error {
 		return err
 	}
 	c.failed = true
-	switch c.l.mark {
-	case MarkFailed:
-		c.Note(" (failed)")
-	default:
-		c.Note(": " + err.Error())
-	}
+	c.Note(markOf(c.l.mark, err))
 	return err
 }
 
@@ -167,4 +158,20 @@ func (c *Call) Note(text string) {
 	if c.i >= 0 && c.gen == c.l.gen && c.i < len(c.l.ops) {
 		c.l.ops[c.i] += text
 	}
+}
+
+// lineOf is the line of a call of op on target.
+func lineOf(op, target string) string {
+	if target == "" {
+		return op
+	}
+	return op + " " + target
+}
+
+// markOf is what a line gets appended when its call fails with err.
+func markOf(m Mark, err error) string {
+	if m == MarkFailed {
+		return " (failed)"
+	}
+	return ": " + err.Error()
 }

@@ -209,3 +209,84 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("ResetOps kept %d lines", len(l.Ops()))
 	}
 }
+
+// table is the smallest fake: keys set with Set, read with Get. leaky changes the table
+// before it asks the log, the mistake CheckInjection must catch.
+type table struct {
+	*Log
+	rec   *Recorder
+	mu    sync.Mutex
+	keys  map[string]bool
+	leaky bool
+}
+
+func newTable(leaky bool) *table {
+	l, r := New(MarkError)
+	return &table{Log: l, rec: r, keys: map[string]bool{}, leaky: leaky}
+}
+
+func (f *table) Set(k string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.leaky {
+		f.keys[k] = true
+	}
+	if _, err := f.rec.Begin("set", k, true); err != nil {
+		return err
+	}
+	f.keys[k] = true
+	return nil
+}
+
+func (f *table) Get(k string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.rec.Begin("get", k, false)
+	return err
+}
+
+func (f *table) Dump() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fmt.Sprint(f.keys)
+}
+
+// spy records what a check reports instead of failing the test.
+type spy struct {
+	testing.TB
+	errs []string
+}
+
+func (s *spy) Helper() {}
+func (s *spy) Errorf(format string, args ...any) {
+	s.errs = append(s.errs, fmt.Sprintf(format, args...))
+}
+
+func TestCheckInjection(t *testing.T) {
+	tests := []struct {
+		name     string
+		leaky    bool
+		record   bool // what the calls claim about being recorded
+		wantErrs int
+	}{
+		{name: "a sound fake passes", record: true},
+		{name: "a fake that changes state first is caught", leaky: true, record: true, wantErrs: 1},
+		{name: "a wrong claim about the log is caught", record: false, wantErrs: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newTable(tt.leaky)
+			s := &spy{TB: t}
+			CheckInjection(s, f.Log, f.Dump, []Injection{
+				{Op: "set", Target: "a", Record: tt.record, Call: func() error { return f.Set("a") }},
+				{Op: "get", Target: "a", Call: func() error { return f.Get("a") }},
+			})
+			if len(s.errs) != tt.wantErrs {
+				t.Errorf("CheckInjection reported %d errors, want %d:\n%q", len(s.errs), tt.wantErrs, s.errs)
+			}
+			if err := f.Set("b"); err != nil {
+				t.Errorf("the hook outlived CheckInjection: %v", err)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
@@ -85,28 +86,39 @@ func TestFakeDumpAndFailures(t *testing.T) {
 	if diff := cmp.Diff(wantOps, f.Ops()); diff != "" {
 		t.Errorf("Ops (-want +got):\n%s", diff)
 	}
-	f.ResetOps()
-	if len(f.Ops()) != 0 {
-		t.Errorf("ResetOps left ops")
-	}
 }
 
 func TestFakeConcurrent(t *testing.T) {
 	f := NewFake()
 	var wg sync.WaitGroup
 	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 50 {
 				c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(g), byte(i)}), 1000)
 				f.Add(NATFlow(ipvs.UDP, c, ap("10.96.0.10:53"), ap("10.244.0.5:53")))
 				_ = f.Dump()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if n, err := f.DeleteByReplySrc(ipvs.UDP, ip("10.244.0.5"), 53); err != nil || n != 400 {
 		t.Errorf("deleted %d, %v; want 400", n, err)
 	}
+}
+
+// TestInjection fails every verb by FailNext and by a hook, on calls that would otherwise
+// delete flows.
+func TestInjection(t *testing.T) {
+	f := NewFake(flows()...)
+	kfake.CheckInjection(t, f.Log, f.Dump, []kfake.Injection{
+		{Op: OpDeleteByOrigDst, Target: "UDP 10.96.0.10:53", Record: true, Call: func() error {
+			_, err := f.DeleteByOrigDst(ipvs.UDP, ip("10.96.0.10"), 53)
+			return err
+		}},
+		{Op: OpDeleteByReplySrc, Target: "UDP 10.244.0.5:0", Record: true, Call: func() error {
+			_, err := f.DeleteByReplySrc(ipvs.UDP, ip("10.244.0.5"), 0)
+			return err
+		}},
+		{Op: OpDeleteByAddr, Target: "10.244.0.5", Record: true, Call: func() error { _, err := f.DeleteByAddr(ip("10.244.0.5")); return err }},
+	})
 }

@@ -6,6 +6,7 @@ package ipsettest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -219,13 +220,8 @@ func (f *Fake) modify(verb, name string, entries []ipset.Entry, add bool) error 
 func (f *Fake) Dump() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names := make([]string, 0, len(f.sets))
-	for n := range f.sets {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	var b strings.Builder
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(f.sets)) {
 		s := f.sets[n]
 		fmt.Fprintf(&b, "set %s %s", s.Name, s.Type)
 		if s.Type == ipset.BitmapPort {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
@@ -117,10 +118,6 @@ func TestFakeOpsAndFailures(t *testing.T) {
 	if diff := cmp.Diff(want, f.Ops()); diff != "" {
 		t.Errorf("Ops (-want +got):\n%s", diff)
 	}
-	f.ResetOps()
-	if len(f.Ops()) != 0 {
-		t.Errorf("ResetOps left %v", f.Ops())
-	}
 }
 
 func TestFakeConcurrent(t *testing.T) {
@@ -130,9 +127,7 @@ func TestFakeConcurrent(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 50 {
 				e := ipset.Entry(fmt.Sprintf("10.0.%d.%d,tcp:80", g, i))
 				if err := f.AddEntries("S", e); err != nil {
@@ -140,7 +135,7 @@ func TestFakeConcurrent(t *testing.T) {
 				}
 				_ = f.Dump()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	got, err := f.Entries("S")
@@ -150,4 +145,24 @@ func TestFakeConcurrent(t *testing.T) {
 	if len(got) != 400 {
 		t.Errorf("got %d entries, want 400", len(got))
 	}
+}
+
+// TestInjection fails every verb by FailNext and by a hook, on calls that would otherwise
+// change the table.
+func TestInjection(t *testing.T) {
+	f := NewFake()
+	if err := f.CreateSet(ipset.Set{Name: "S", Type: ipset.HashIP}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddEntries("S", "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	kfake.CheckInjection(t, f.Log, f.Dump, []kfake.Injection{
+		{Op: OpSets, Record: true, Call: func() error { _, err := f.Sets(); return err }},
+		{Op: OpCreate, Target: "T hash:ip inet", Record: true, Call: func() error { return f.CreateSet(ipset.Set{Name: "T", Type: ipset.HashIP}) }},
+		{Op: OpDestroy, Target: "S", Record: true, Call: func() error { return f.DestroySet("S") }},
+		{Op: OpList, Target: "S", Record: true, Call: func() error { _, err := f.Entries("S"); return err }},
+		{Op: OpAdd, Target: "S 10.0.0.2 10.0.0.3", Record: true, Call: func() error { return f.AddEntries("S", "10.0.0.2", "10.0.0.3") }},
+		{Op: OpDel, Target: "S 10.0.0.1", Record: true, Call: func() error { return f.DeleteEntries("S", "10.0.0.1") }},
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
@@ -133,63 +134,35 @@ UDP:[fd00::a]:53 sh persistent 10800s
 	if rss, _ := f.RealServers(web); len(rss) != 0 {
 		t.Errorf("re-added virtual server has real servers %v", rss)
 	}
-
-	f.ResetOps()
-	if len(f.Ops()) != 0 || f.Calls(OpRealServers) != 0 {
-		t.Errorf("ResetOps kept %v", f.Ops())
-	}
 }
 
-func TestFailNextAndHook(t *testing.T) {
+// TestInjection fails every operation by FailNext and by a hook, on calls that would
+// otherwise change the table.
+func TestInjection(t *testing.T) {
 	f := NewFake()
-	boom := errors.New("boom")
-	f.FailNext(OpAddVirtualServer, boom)
-	f.FailNext(OpAddVirtualServer, boom)
-	vs := ipvs.VirtualServer{Key: web, Scheduler: "rr"}
-	for i := range 2 {
-		if err := f.AddVirtualServer(vs); !errors.Is(err, boom) {
-			t.Fatalf("attempt %d: got %v, want injected error", i, err)
-		}
-	}
-	if f.Dump() != "" {
-		t.Fatalf("a failed add changed the table:\n%s", f.Dump())
-	}
-	mustDo(t, f.AddVirtualServer(vs))
-
-	f.FailNext(OpVirtualServers, boom)
-	if _, err := f.VirtualServers(); !errors.Is(err, boom) {
-		t.Fatalf("list: got %v, want injected error", err)
-	}
-
-	var seen []string
-	f.SetHook(func(op, target string) error {
-		seen = append(seen, op+" "+target)
-		if op == OpAddRealServer && target == "TCP:10.96.0.1:80 10.244.0.9:80 weight 1" {
-			return boom
-		}
-		return nil
+	mustDo(t, f.AddVirtualServer(ipvs.VirtualServer{Key: web, Scheduler: "rr"}))
+	mustDo(t, f.AddRealServer(web, rs("10.244.0.2", 8080, 1)))
+	f.ResetOps()
+	kfake.CheckInjection(t, f.Log, f.Dump, []kfake.Injection{
+		{Op: OpVirtualServers, Call: func() error { _, err := f.VirtualServers(); return err }},
+		{Op: OpAddVirtualServer, Target: "UDP:[fd00::a]:53 rr", Record: true, Call: func() error {
+			return f.AddVirtualServer(ipvs.VirtualServer{Key: dns, Scheduler: "rr"})
+		}},
+		{Op: OpUpdateVirtualServer, Target: "TCP:10.96.0.1:80 wlc", Record: true, Call: func() error {
+			return f.UpdateVirtualServer(ipvs.VirtualServer{Key: web, Scheduler: "wlc"})
+		}},
+		{Op: OpDeleteVirtualServer, Target: "TCP:10.96.0.1:80", Record: true, Call: func() error { return f.DeleteVirtualServer(web) }},
+		{Op: OpRealServers, Target: "TCP:10.96.0.1:80", Call: func() error { _, err := f.RealServers(web); return err }},
+		{Op: OpAddRealServer, Target: "TCP:10.96.0.1:80 10.244.0.9:80 weight 1", Record: true, Call: func() error {
+			return f.AddRealServer(web, rs("10.244.0.9", 80, 1))
+		}},
+		{Op: OpUpdateRealServer, Target: "TCP:10.96.0.1:80 10.244.0.2:8080 weight 0", Record: true, Call: func() error {
+			return f.UpdateRealServer(web, rs("10.244.0.2", 8080, 0))
+		}},
+		{Op: OpDeleteRealServer, Target: "TCP:10.96.0.1:80 10.244.0.2:8080", Record: true, Call: func() error {
+			return f.DeleteRealServer(web, rs("10.244.0.2", 8080, 1))
+		}},
 	})
-	mustDo(t, f.AddRealServer(web, rs("10.244.0.2", 80, 1)))
-	if err := f.AddRealServer(web, rs("10.244.0.9", 80, 1)); !errors.Is(err, boom) {
-		t.Fatalf("hook: got %v", err)
-	}
-	f.SetHook(nil)
-	mustDo(t, f.AddRealServer(web, rs("10.244.0.9", 80, 1)))
-	want := []string{"add-rs TCP:10.96.0.1:80 10.244.0.2:80 weight 1", "add-rs TCP:10.96.0.1:80 10.244.0.9:80 weight 1"}
-	if diff := cmp.Diff(want, seen); diff != "" {
-		t.Errorf("hook calls (-want +got):\n%s", diff)
-	}
-	wantOps := []string{
-		"add-vs TCP:10.96.0.1:80 rr: boom",
-		"add-vs TCP:10.96.0.1:80 rr: boom",
-		"add-vs TCP:10.96.0.1:80 rr",
-		"add-rs TCP:10.96.0.1:80 10.244.0.2:80 weight 1",
-		"add-rs TCP:10.96.0.1:80 10.244.0.9:80 weight 1: boom",
-		"add-rs TCP:10.96.0.1:80 10.244.0.9:80 weight 1",
-	}
-	if diff := cmp.Diff(wantOps, f.Ops()); diff != "" {
-		t.Errorf("ops (-want +got):\n%s", diff)
-	}
 }
 
 func TestConcurrentUse(t *testing.T) {

@@ -9,6 +9,7 @@ package linktest
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -69,13 +70,8 @@ func (f *Fake) AddForeignLink(name string) {
 func (f *Fake) Dump() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names := make([]string, 0, len(f.links))
-	for n := range f.links {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	var b strings.Builder
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(f.links)) {
 		l := f.links[n]
 		kind, state := "other", "down"
 		if l.dummy {

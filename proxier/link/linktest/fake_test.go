@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
@@ -97,45 +98,22 @@ func TestSequence(t *testing.T) {
 	if got, _ := f.Addresses(dev); len(got) != 0 {
 		t.Errorf("recreated link kept addresses %v", got)
 	}
-	f.ResetOps()
-	if len(f.Ops()) != 0 || f.Calls(OpAddresses) != 0 {
-		t.Errorf("ResetOps kept %v", f.Ops())
-	}
 }
 
-func TestFailNextAndHook(t *testing.T) {
+// TestInjection fails every operation by FailNext and by a hook, on calls that would
+// otherwise change the links.
+func TestInjection(t *testing.T) {
 	f := NewFake()
-	boom := errors.New("boom")
-	f.FailNext(OpEnsureDummy, boom)
-	if err := f.EnsureDummy(dev); !errors.Is(err, boom) {
-		t.Fatalf("got %v", err)
-	}
-	if f.Dump() != "" {
-		t.Fatalf("failed ensure created a link:\n%s", f.Dump())
-	}
-	must(t, f.EnsureDummy(dev))
-	f.SetHook(func(op, target string) error {
-		if op == OpAddAddress && target == "kube-ipvs0 fd00::1" {
-			return boom
-		}
-		return nil
+	must(t, f.EnsureDummy("old"))
+	must(t, f.AddAddress("old", vip4))
+	f.ResetOps()
+	kfake.CheckInjection(t, f.Log, f.Dump, []kfake.Injection{
+		{Op: OpEnsureDummy, Target: "kube-ipvs0", Record: true, Call: func() error { return f.EnsureDummy(dev) }},
+		{Op: OpDeleteDummy, Target: "old", Record: true, Call: func() error { return f.DeleteDummy("old") }},
+		{Op: OpAddresses, Target: "old", Call: func() error { _, err := f.Addresses("old"); return err }},
+		{Op: OpAddAddress, Target: "old fd00::1", Record: true, Call: func() error { return f.AddAddress("old", vip6) }},
+		{Op: OpDeleteAddress, Target: "old 10.96.0.1", Record: true, Call: func() error { return f.DeleteAddress("old", vip4) }},
 	})
-	must(t, f.AddAddress(dev, vip4))
-	if err := f.AddAddress(dev, vip6); !errors.Is(err, boom) {
-		t.Fatalf("hook: got %v", err)
-	}
-	f.SetHook(nil)
-	must(t, f.AddAddress(dev, vip6))
-	wantOps := []string{
-		"ensure-dummy kube-ipvs0: boom",
-		"ensure-dummy kube-ipvs0",
-		"add-addr kube-ipvs0 10.96.0.1",
-		"add-addr kube-ipvs0 fd00::1: boom",
-		"add-addr kube-ipvs0 fd00::1",
-	}
-	if diff := cmp.Diff(wantOps, f.Ops()); diff != "" {
-		t.Errorf("ops (-want +got):\n%s", diff)
-	}
 }
 
 func TestConcurrentUse(t *testing.T) {

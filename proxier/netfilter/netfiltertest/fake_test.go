@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/netfilter"
@@ -243,4 +244,19 @@ func TestFakeDropsChainsThatJumpToEachOther(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInjection fails every verb by FailNext and by a hook, on calls that would otherwise
+// change the tables.
+func TestInjection(t *testing.T) {
+	f := NewFake()
+	if err := f.Ensure(v4, rules("0x4000")); err != nil {
+		t.Fatal(err)
+	}
+	kfake.CheckInjection(t, f.Log, f.Save, []kfake.Injection{
+		{Op: OpEnsure, Target: "inet", Record: true, Call: func() error { return f.Ensure(v4, rules("0x8000")) }},
+		{Op: OpCleanup, Target: "inet6", Record: true, Call: func() error { return f.Cleanup(ipset.IPv6) }},
+		{Op: OpCleanup, Target: "inet", Record: true, Call: func() error { return f.Cleanup(v4) }},
+		{Op: OpDump, Target: "inet", Record: true, Call: func() error { _, err := f.Dump(v4); return err }},
+	})
 }

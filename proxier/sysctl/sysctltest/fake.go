@@ -5,6 +5,7 @@ package sysctltest
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -88,13 +89,8 @@ func (f *Fake) FailNext(err error) { f.Log.FailNext(OpSet, err) }
 func (f *Fake) Dump() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names := make([]string, 0, len(f.params))
-	for n := range f.params {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	var b strings.Builder
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(f.params)) {
 		fmt.Fprintf(&b, "%s = %s\n", n, f.params[n])
 	}
 	return b.String()

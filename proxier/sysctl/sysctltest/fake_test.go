@@ -45,8 +45,4 @@ func TestFake(t *testing.T) {
 	if diff := cmp.Diff("net/ipv4/ip_forward = 1\nnet/ipv4/vs/conntrack = 1\n", f.Dump()); diff != "" {
 		t.Errorf("dump (-want +got):\n%s", diff)
 	}
-	f.ResetOps()
-	if len(f.Ops()) != 0 {
-		t.Errorf("ResetOps kept %v", f.Ops())
-	}
 }
