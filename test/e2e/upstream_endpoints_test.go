@@ -12,10 +12,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 
@@ -71,6 +71,7 @@ func TestUpstreamPublishNotReadyAddresses(t *testing.T) {
 	f.expectEndpoints(publish,
 		Endpoint{IP: ready.IP.String(), Ready: true, Serving: true},
 		Endpoint{IP: unready.IP.String(), Ready: true, Terminating: true})
+	f.proxierSynced()
 	f.ExpectHTTP(src, ServiceURL(publish, "/hostname")).Hostname(ready, unready)
 	f.alwaysHostname(src, ServiceURL(hide, "/hostname"), ready.Name, 12)
 }
@@ -78,32 +79,31 @@ func TestUpstreamPublishNotReadyAddresses(t *testing.T) {
 // udpFlow sends "hostname" every interval from one UDP socket (one source port, the whole
 // test long) and remembers the last answer, as upstream's conntrack client pod does.
 type udpFlow struct {
+	name   string
 	conn   net.Conn
 	mu     sync.Mutex
 	last   string
 	lastAt time.Time
+	sent   atomic.Int32
 	wg     sync.WaitGroup
 	stop   chan struct{}
 }
 
-// startUDPFlow opens the flow from inside pod p to addr; it stops when the test ends.
-func (f *Framework) startUDPFlow(p *podsim.Pod, addr string, interval time.Duration) *udpFlow {
+// startUDPFlow opens the flow from src to addr; it stops when the test ends.
+func (f *Framework) startUDPFlow(src Source, addr string, interval time.Duration) *udpFlow {
 	f.t.Helper()
-	var conn net.Conn
-	err := p.NS.Do(func(ns.NetNS) error {
-		var err error
-		conn, err = net.Dial("udp", addr)
-		return err
-	})
+	conn, err := src.Dial(f.ctx, "udp", addr)
 	if err != nil {
-		f.t.Fatalf("open udp flow from pod %s to %s: %v", p.Key(), addr, err)
+		f.t.Fatalf("open udp flow from %s to %s: %v", src.Name, addr, err)
 	}
-	u := &udpFlow{conn: conn, stop: make(chan struct{})}
+	u := &udpFlow{name: fmt.Sprintf("udp flow %s -> %s from %s", conn.LocalAddr(), addr, src.Name), conn: conn, stop: make(chan struct{})}
 	u.wg.Go(func() {
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
-			_, _ = conn.Write([]byte("hostname")) // an ICMP error only shows on a later read
+			if _, err := conn.Write([]byte("hostname")); err == nil { // an ICMP error shows on a later read
+				u.sent.Add(1)
+			}
 			select {
 			case <-u.stop:
 				return
@@ -140,41 +140,86 @@ func (u *udpFlow) answer() (string, time.Time) {
 	return u.last, u.lastAt
 }
 
-// expectAnsweredBy waits until an answer newer than since comes from pod name.
-func (f *Framework) expectAnsweredBy(u *udpFlow, name string, since time.Time) {
+// expectAnsweredBy waits until an answer newer than since comes from pod name, and returns
+// how long after since it came.
+func (f *Framework) expectAnsweredBy(u *udpFlow, name string, since time.Time) time.Duration {
 	f.t.Helper()
-	f.Eventually(fmt.Sprintf("the udp flow from %s is answered by %s", u.conn.LocalAddr(), name), func(context.Context) error {
+	var after time.Duration
+	f.Eventually(fmt.Sprintf("the %s is answered by %s", u.name, name), func(context.Context) error {
 		got, at := u.answer()
 		switch {
-		case at.Before(since) || at.IsZero():
+		case at.IsZero() || at.Before(since):
 			return fmt.Errorf("no answer since %s (last %q at %s)", since.Format(time.TimeOnly), got, at.Format(time.TimeOnly))
 		case got != name:
 			return fmt.Errorf("answered by %q", got)
 		}
+		after = at.Sub(since)
 		return nil
 	})
+	return after
 }
 
 // Upstream (conntrack.go): "should be able to preserve UDP traffic when server pod cycles for
-// a ClusterIP service". The client's flow keeps one source port while its only backend goes
-// and another comes: IPVS's and conntrack's entries for the flow must not keep it pinned to
-// the gone pod.
+// a ClusterIP service" and "... for a NodePort service". Each client flow keeps one source
+// port while the only backend goes and another comes: IPVS's and conntrack's entries for the
+// flow must not keep it pinned to the gone pod.
 func TestUpstreamUDPFlowFollowsServerPodCycle(t *testing.T) {
 	RequireProxier(t)
 	f := New(t)
-	svc := f.CreateService("cycle", func(s *corev1.Service) { s.Spec.Ports = servicePortsNamed("udp-echo") })
+	svc := f.CreateService("cycle", func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		s.Spec.Ports = servicePortsNamed("udp-echo")
+	})
 	first := f.CreatePod("cycle-0", "cycle")
 	client := f.CreatePod("client", "client")
 	f.expectEchoHostnames(f.FromPod(client), "udp", echoAddr(svc, "udp-echo"), first)
 
-	flow := f.startUDPFlow(client, echoAddr(svc, "udp-echo"), 250*time.Millisecond)
-	f.expectAnsweredBy(flow, first.Name, time.Time{})
+	flows := []*udpFlow{
+		f.startUDPFlow(f.FromPod(client), echoAddr(svc, "udp-echo"), 250*time.Millisecond),
+		f.startUDPFlow(f.FromOutside(), f.nodePortAddr(svc, "udp-echo"), 250*time.Millisecond),
+	}
+	for _, u := range flows {
+		f.expectAnsweredBy(u, first.Name, time.Time{})
+	}
 	if err := first.Delete(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	f.expectEndpoints(svc)
 	second := f.CreatePod("cycle-1", "cycle")
-	f.expectAnsweredBy(flow, second.Name, time.Now())
+	ready := time.Now()
+	for _, u := range flows {
+		t.Logf("%s answered by the new pod %s after its creation returned", u.name, f.expectAnsweredBy(u, second.Name, ready).Round(time.Millisecond))
+	}
+}
+
+// Upstream (conntrack.go): "should be able to preserve UDP traffic when initial unready
+// endpoints get ready". The flow starts while the only pod is not ready (its datagrams get no
+// answer), and must reach the pod once it is ready, from the same source port.
+func TestUpstreamUDPFlowReachesEndpointThatGetsReady(t *testing.T) {
+	RequireProxier(t)
+	f := New(t)
+	svc := f.CreateService("late", func(s *corev1.Service) { s.Spec.Ports = servicePortsNamed("udp-echo") })
+	pod := f.CreatePod("late-0", "late", func(s *podsim.PodSpec) { s.NotReady = true })
+	client := f.CreatePod("client", "client")
+	f.expectEndpoints(svc, Endpoint{IP: pod.IP.String()})
+	f.expectRealServers("UDP", echoAddr(svc, "udp-echo"))
+
+	flow := f.startUDPFlow(f.FromPod(client), echoAddr(svc, "udp-echo"), 250*time.Millisecond)
+	// The flow is under way (its first datagrams went unanswered) before the pod gets ready.
+	f.Eventually("the flow has sent 4 datagrams", func(context.Context) error {
+		if n := flow.sent.Load(); n < 4 {
+			return fmt.Errorf("sent %d", n)
+		}
+		return nil
+	})
+	if got, at := flow.answer(); !at.IsZero() {
+		t.Fatalf("%s answered by %q while no endpoint was ready", flow.name, got)
+	}
+	if err := pod.SetReady(f.ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	ready := time.Now()
+	t.Logf("%s answered by %s after it was set ready", flow.name, f.expectAnsweredBy(flow, pod.Name, ready).Round(time.Millisecond))
 }
 
 // Upstream: "should fail health check node port if there are only terminating endpoints",
@@ -204,6 +249,7 @@ func TestUpstreamHealthCheckNodePortOnlyTerminating(t *testing.T) {
 	f.expectEndpoints(svc, Endpoint{IP: pod.IP.String(), Serving: true, Terminating: true})
 	f.expectHealth(f.FromOutside(), health, healthAnswer{Code: http.StatusServiceUnavailable, LocalEndpoints: 0})
 	// ...while connections that still come are served by the terminating pod.
+	f.proxierSynced()
 	f.ExpectHTTP(f.FromOutside(), url).Hostname(pod)
 	f.alwaysHostname(f.FromOutside(), url, pod.Name, 5)
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -178,9 +179,11 @@ func TestUpstreamWorksAfterAPIServerRestart(t *testing.T) {
 	client := f.CreatePod("client", "client")
 	f.ExpectHTTP(f.FromPod(client), ServiceURL(before, "/hostname")).Hostname(beforePods...)
 
+	start := time.Now()
 	if err := f.Bed.RestartAPIServer(f.ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("kube-apiserver restarted and ready in %s", time.Since(start).Round(100*time.Millisecond))
 	// The programmed Service kept working, and the proxier sees what changes after the
 	// restart: a new Service, and a backend leaving the old one.
 	f.ExpectHTTP(f.FromPod(client), ServiceURL(before, "/hostname")).Hostname(beforePods...)
@@ -191,4 +194,5 @@ func TestUpstreamWorksAfterAPIServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.ExpectHTTP(f.FromPod(client), ServiceURL(before, "/hostname")).Hostname(beforePods[0])
+	f.alwaysHostname(f.FromPod(client), ServiceURL(before, "/hostname"), beforePods[0].Name, 8)
 }
