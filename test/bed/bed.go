@@ -7,12 +7,15 @@
 //     from pinned modules by test/scripts/control-plane.sh, on loopback, with certificates, an
 //     admin token (group system:masters) and a service-account key generated in Go; RBAC and
 //     Node authorization; logs in LogDir;
-//   - the Node object, with the pod CIDR, the node's InternalIP and a Ready condition;
+//   - the Node object, with the pod CIDRs, the node's InternalIPs and a Ready condition;
 //   - the node's CNI network: a conflist for the reference bridge plugin (host-local IPAM by
 //     default, kubevs-ipam and the kubevs plugin when configured), run through libcni by
 //     package podsim;
 //   - an "outside" host: a network namespace on the node's subnet behind a veth pair, for
 //     NodePort, LoadBalancer and ExternalIP traffic from another machine;
+//   - dual-stack, IPv4 first, unless NetworkConfig.IPv4Only: service ranges ServiceCIDR and
+//     ServiceCIDRv6, pod ranges, node and outside addresses of both families, pods with
+//     one address of each;
 //   - optional extra components (kubevs-proxier) once the node is up.
 //
 // Close stops everything and removes what Start created. A Bed is not safe for concurrent
@@ -198,14 +201,35 @@ func (b *Bed) Close() error {
 // NodeName is the name of the bed's Node.
 func (b *Bed) NodeName() string { return b.cfg.NodeName }
 
-// NodeIP is the node's InternalIP, on the link to the outside host.
+// NodeIP is the node's IPv4 InternalIP, on the link to the outside host.
 func (b *Bed) NodeIP() net.IP { return mustAddr(b.cfg.Network.NodeAddr) }
 
-// OutsideIP is the outside host's address.
+// NodeIPv6 is the node's IPv6 InternalIP on that link; nil on an IPv4-only bed.
+func (b *Bed) NodeIPv6() net.IP { return mustAddr(b.cfg.Network.NodeAddrV6) }
+
+// NodeIPs are the node's InternalIPs, IPv4 first.
+func (b *Bed) NodeIPs() []net.IP { return nonNil(b.NodeIP(), b.NodeIPv6()) }
+
+// OutsideIP is the outside host's IPv4 address.
 func (b *Bed) OutsideIP() net.IP { return mustAddr(b.cfg.Network.OutsideAddr) }
 
-// PodCIDR is the node's pod range.
+// OutsideIPv6 is the outside host's IPv6 address; nil on an IPv4-only bed.
+func (b *Bed) OutsideIPv6() net.IP { return mustAddr(b.cfg.Network.OutsideAddrV6) }
+
+// PodCIDR is the node's IPv4 pod range.
 func (b *Bed) PodCIDR() string { return b.cfg.Network.PodCIDR }
+
+// PodCIDRv6 is the node's IPv6 pod range; empty on an IPv4-only bed.
+func (b *Bed) PodCIDRv6() string { return b.cfg.Network.PodCIDRv6 }
+
+// PodCIDRs are the node's pod ranges as its spec.podCIDRs lists them, IPv4 first.
+func (b *Bed) PodCIDRs() []string { return b.cfg.Network.PodCIDRs() }
+
+// ServiceCIDRs are the API server's service ranges, IPv4 first.
+func (b *Bed) ServiceCIDRs() []string { return b.cfg.Network.serviceCIDRs() }
+
+// DualStack reports whether the node has both families (it is not IPv4Only).
+func (b *Bed) DualStack() bool { return b.cfg.Network.PodCIDRv6 != "" }
 
 // NetnsPrefix is a prefix unique to this bed for naming network namespaces, so beds of
 // different test runs on one host never collide.
@@ -233,7 +257,21 @@ func (b *Bed) LogFiles() []string {
 	return out
 }
 
+func nonNil(ips ...net.IP) []net.IP {
+	var out []net.IP
+	for _, ip := range ips {
+		if ip != nil {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// mustAddr is the address of cidr, nil for "".
 func mustAddr(cidr string) net.IP {
+	if cidr == "" {
+		return nil
+	}
 	ip, _, err := net.ParseCIDR(cidr)
 	if err != nil {
 		panic(fmt.Sprintf("bed: invalid address %q (Start validates it): %v", cidr, err))

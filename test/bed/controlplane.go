@@ -26,9 +26,20 @@ const (
 	// APIServerURL is where kube-apiserver serves.
 	APIServerURL = "https://127.0.0.1:6443"
 	kcmHealthURL = "https://127.0.0.1:10257/healthz"
-	// ServiceCIDR is the ClusterIP range the API server allocates from.
+	// ServiceCIDR is the IPv4 ClusterIP range the API server allocates from, its primary one.
 	ServiceCIDR = "10.96.0.0/16"
+	// ServiceCIDRv6 is the IPv6 ClusterIP range of a dual-stack bed (the API server refuses
+	// IPv6 service ranges wider than /108).
+	ServiceCIDRv6 = "fd00:96::/112"
 )
+
+// serviceCIDRs are the service ranges for c, IPv4 first.
+func (c NetworkConfig) serviceCIDRs() []string {
+	if c.IPv4Only {
+		return []string{ServiceCIDR}
+	}
+	return []string{ServiceCIDR, ServiceCIDRv6}
+}
 
 // findBinary looks for name in dirs, in order.
 func findBinary(dirs []string, name string) (string, error) {
@@ -88,7 +99,7 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		"--authorization-mode=Node,RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+p.SAPub, "--service-account-signing-key-file="+p.SAKey,
-		"--service-cluster-ip-range="+ServiceCIDR,
+		"--service-cluster-ip-range="+strings.Join(b.ServiceCIDRs(), ","),
 		"--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false",
 		// No kubelet and no service-account controller: pods get no token volume.
@@ -116,6 +127,9 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		"--kubeconfig="+b.Kubeconfig,
 		"--authentication-kubeconfig="+b.Kubeconfig, "--authorization-kubeconfig="+b.Kubeconfig,
 		"--controllers=endpointslice,endpointslicemirroring",
+		// No node IPAM runs (the bed writes the Node's podCIDRs); the range is given for
+		// what else reads it, matching the API server's.
+		"--service-cluster-ip-range="+strings.Join(b.ServiceCIDRs(), ","),
 		"--leader-elect=false", "--use-service-account-credentials=false",
 		"--bind-address=127.0.0.1", "--secure-port=10257",
 		"--cert-dir="+filepath.Join(b.Dir, "kcm-certs"),

@@ -9,17 +9,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// createNode registers the bed's Node the way a kubelet would: pod CIDR in the spec, the node's
-// address as InternalIP and a Ready condition in the status. No node lifecycle controller runs,
-// so the status stays as written.
+// createNode registers the bed's Node the way a kubelet would: pod CIDRs in the spec (IPv4
+// first), the node's addresses as InternalIPs (IPv4 first) and a Ready condition in the status.
+// No node lifecycle controller runs, so the status stays as written.
 func (b *Bed) createNode(ctx context.Context) error {
-	cidr := b.cfg.Network.PodCIDR
+	cidrs := b.PodCIDRs()
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   b.cfg.NodeName,
 			Labels: map[string]string{corev1.LabelHostname: b.cfg.NodeName, corev1.LabelOSStable: "linux"},
 		},
-		Spec: corev1.NodeSpec{PodCIDR: cidr, PodCIDRs: []string{cidr}},
+		Spec: corev1.NodeSpec{PodCIDR: cidrs[0], PodCIDRs: cidrs},
 	}
 	created, err := b.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil {
@@ -27,11 +27,12 @@ func (b *Bed) createNode(ctx context.Context) error {
 	}
 	now := metav1.Now()
 	host, _ := os.Hostname()
+	var addrs []corev1.NodeAddress
+	for _, ip := range b.NodeIPs() {
+		addrs = append(addrs, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})
+	}
 	created.Status = corev1.NodeStatus{
-		Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: b.NodeIP().String()},
-			{Type: corev1.NodeHostName, Address: host},
-		},
+		Addresses: append(addrs, corev1.NodeAddress{Type: corev1.NodeHostName, Address: host}),
 		Conditions: []corev1.NodeCondition{{
 			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 			Message: "simulated by the kubevs test bed", LastHeartbeatTime: now, LastTransitionTime: now,

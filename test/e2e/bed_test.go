@@ -36,20 +36,32 @@ func TestAPIServerAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("get node: %v", err)
 	}
-	got := map[string]any{"podCIDRs": node.Spec.PodCIDRs, "addresses": node.Status.Addresses[0], "ready": readyCondition(node)}
+	var internal []corev1.NodeAddress
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			internal = append(internal, a)
+		}
+	}
+	got := map[string]any{"podCIDR": node.Spec.PodCIDR, "podCIDRs": node.Spec.PodCIDRs, "internalIPs": internal, "ready": readyCondition(node)}
+	// Dual-stack unless the bed is IPv4-only, IPv4 first in every list.
+	wantInternal := []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: f.Bed.NodeIP().String()}}
+	if f.Bed.DualStack() {
+		wantInternal = append(wantInternal, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: f.Bed.NodeIPv6().String()})
+	}
 	want := map[string]any{
-		"podCIDRs":  []string{f.Bed.PodCIDR()},
-		"addresses": corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: f.Bed.NodeIP().String()},
-		"ready":     corev1.ConditionTrue,
+		"podCIDR":     f.Bed.PodCIDR(),
+		"podCIDRs":    f.Bed.PodCIDRs(),
+		"internalIPs": wantInternal,
+		"ready":       corev1.ConditionTrue,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("node %s (-want +got):\n%s", node.Name, diff)
 	}
-	// The API server allocated the kubernetes Service from the bed's service range.
 	k, err := f.Client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("get service kubernetes: %v", err)
 	}
+	// The API server allocated the kubernetes Service from the bed's primary (IPv4) range.
 	if _, cidr, _ := net.ParseCIDR(bed.ServiceCIDR); !cidr.Contains(net.ParseIP(k.Spec.ClusterIP)) {
 		t.Errorf("kubernetes ClusterIP %s outside %s", k.Spec.ClusterIP, bed.ServiceCIDR)
 	}
@@ -121,13 +133,21 @@ func TestDeleteRunsDELAndFreesIP(t *testing.T) {
 	f := New(t)
 	ctx := f.Context()
 	p := f.CreatePod("gone", "gone")
-	lease := filepath.Join(f.Bed.Network.IPAMDataDir, bed.NetworkName, p.IP.String())
-	data, err := os.ReadFile(lease)
-	if err != nil {
-		t.Fatalf("host-local lease of %s: %v", p.IP, err)
+	// One host-local lease per address: IPv4, and IPv6 on a dual-stack bed.
+	var leases []string
+	for _, ip := range p.IPs() {
+		lease := filepath.Join(f.Bed.Network.IPAMDataDir, bed.NetworkName, ip.String())
+		data, err := os.ReadFile(lease)
+		if err != nil {
+			t.Fatalf("host-local lease of %s: %v", ip, err)
+		}
+		if !strings.Contains(string(data), p.UID) {
+			t.Errorf("lease %s holds %q, want the pod's container id (bed-%s)", lease, data, p.UID)
+		}
+		leases = append(leases, lease)
 	}
-	if !strings.Contains(string(data), p.UID) {
-		t.Errorf("lease %s holds %q, want the pod's container id (bed-%s)", lease, data, p.UID)
+	if want := len(f.Bed.PodCIDRs()); len(leases) != want {
+		t.Errorf("pod has addresses %v, want one in each of %v", p.IPs(), f.Bed.PodCIDRs())
 	}
 	before := bridgePorts(t, f)
 	f.ExpectHTTP(f.FromNode(), PodURL(p, "/hostname")).Body(p.Name)
@@ -135,8 +155,10 @@ func TestDeleteRunsDELAndFreesIP(t *testing.T) {
 	if err := p.Delete(ctx); err != nil {
 		t.Fatalf("delete pod: %v", err)
 	}
-	if _, err := os.Stat(lease); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("lease %s still there after delete (err %v)", lease, err)
+	for _, lease := range leases {
+		if _, err := os.Stat(lease); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("lease %s still there after delete (err %v)", lease, err)
+		}
 	}
 	if _, err := os.Stat(p.NS.Path()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("netns %s still there after delete (err %v)", p.NS.Path(), err)

@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,16 +29,33 @@ var (
 )
 
 // writeLaunchConfig writes the config the plugin passes to a proxier it launches: the bed's
-// node and admin kubeconfig, as the bed runs its own proxier.
+// node, admin kubeconfig and pod ranges, as the bed runs its own proxier.
 func writeLaunchConfig(b *bed.Bed) error {
 	if launchConfig == "" {
 		return nil
 	}
-	text := fmt.Sprintf("apiVersion: kubevs.io/v1alpha1\nkind: ProxierConfiguration\nnodeName: %s\nkubeconfig: %s\n", b.NodeName(), b.Kubeconfig)
+	text := proxierConfig(map[string]string{"nodeName": b.NodeName(), "kubeconfig": b.Kubeconfig}, b.PodCIDRs())
 	if err := os.WriteFile(launchConfig, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("write proxier launch config: %w", err)
 	}
 	return nil
+}
+
+// proxierConfig renders a ProxierConfiguration with the given string fields (sorted) and
+// clusterCIDRs.
+func proxierConfig(fields map[string]string, cidrs []string) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: kubevs.io/v1alpha1\nkind: ProxierConfiguration\n")
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		fmt.Fprintf(&b, "%s: %s\n", k, fields[k])
+	}
+	if len(cidrs) > 0 {
+		b.WriteString("clusterCIDRs:\n")
+		for _, c := range cidrs {
+			fmt.Fprintf(&b, "- %q\n", c)
+		}
+	}
+	return b.String()
 }
 
 // RequireProxier marks a scenario that needs kubevs-proxier on the node (Services, that is).
@@ -97,9 +116,10 @@ func httpOK(ctx context.Context, url string) error {
 //	KUBEVS_E2E_PLUGIN=1      append the kubevs chained plugin to the conflist
 //	                         (launch on: a proxier only starts when none listens)
 //	KUBEVS_E2E_PROXIER=1     start kubevs-proxier on the node; its arguments are
-//	                         --kubeconfig=KUBECONFIG --node-name=NODE followed by
-//	                         KUBEVS_E2E_PROXIER_ARGS (space-separated); the bed waits for
-//	                         its /readyz
+//	                         --config=LOGDIR/kubevs-proxier.yaml (clusterCIDRs: the bed's pod
+//	                         ranges, both families) --kubeconfig=KUBECONFIG --node-name=NODE
+//	                         followed by KUBEVS_E2E_PROXIER_ARGS (space-separated); the bed
+//	                         waits for its /readyz
 //
 // KUBEVS_BIN is searched for CNI plugins after the tools dir either way.
 func configureKubevs(cfg *bed.Config, bins *binaries) error {
@@ -126,11 +146,17 @@ func configureKubevs(cfg *bed.Config, bins *binaries) error {
 	if os.Getenv("KUBEVS_E2E_PROXIER") == "1" {
 		proxierRunning = true
 		extra := strings.Fields(os.Getenv("KUBEVS_E2E_PROXIER_ARGS"))
+		// The node name and kubeconfig come from flags: the kubeconfig exists only once the
+		// bed is up.
+		configPath := filepath.Join(cfg.LogDir, "kubevs-proxier.yaml")
+		if err := os.WriteFile(configPath, []byte(proxierConfig(nil, cfg.Network.PodCIDRs())), 0o600); err != nil {
+			return fmt.Errorf("write proxier config: %w", err)
+		}
 		proxier = bed.Component{
 			Name:   "kubevs-proxier",
 			Binary: filepath.Join(bins.kubevs, "kubevs-proxier"),
 			Args: func(b *bed.Bed) []string {
-				return append([]string{"--kubeconfig=" + b.Kubeconfig, "--node-name=" + b.NodeName()}, extra...)
+				return append([]string{"--config=" + configPath, "--kubeconfig=" + b.Kubeconfig, "--node-name=" + b.NodeName()}, extra...)
 			},
 			Ready: func(ctx context.Context, _ *bed.Bed) error { return httpOK(ctx, proxierReadyz) },
 		}

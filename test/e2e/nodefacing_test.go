@@ -2,8 +2,8 @@ package e2e
 
 // Issue 5's scenarios (node-facing Services): NodePort, externalTrafficPolicy=Local and its
 // healthCheckNodePort, LoadBalancer with source ranges, externalIPs, internalTrafficPolicy.
-// Each asserts what a client sees. The bed is single-stack IPv4 (node 192.168.77.1/24, pods
-// 10.244.0.0/24), so no IPv6 scenario lives here.
+// Each asserts what a client sees, over IPv4 (node 192.168.77.1/24, pods 10.244.0.0/24); the
+// bed is dual-stack, and the IPv6 scenarios live in dualstack_test.go.
 
 import (
 	"context"

@@ -40,10 +40,16 @@ func (p *Pod) writeStatus(ctx context.Context, ready bool, started metav1.Time) 
 			return corev1.PodCondition{Type: t, Status: s, LastTransitionTime: now}
 		}
 		cur.Status.Phase = corev1.PodRunning
-		cur.Status.HostIP = p.sim.nodeIP
-		cur.Status.HostIPs = []corev1.HostIP{{IP: p.sim.nodeIP}}
+		cur.Status.HostIP = p.sim.nodeIPs[0]
+		cur.Status.HostIPs = nil
+		for _, ip := range p.sim.nodeIPs {
+			cur.Status.HostIPs = append(cur.Status.HostIPs, corev1.HostIP{IP: ip})
+		}
 		cur.Status.PodIP = p.IP.String()
-		cur.Status.PodIPs = []corev1.PodIP{{IP: p.IP.String()}}
+		cur.Status.PodIPs = nil
+		for _, ip := range p.IPs() {
+			cur.Status.PodIPs = append(cur.Status.PodIPs, corev1.PodIP{IP: ip.String()})
+		}
 		if cur.Status.StartTime == nil {
 			cur.Status.StartTime = &started
 		}

@@ -6,7 +6,9 @@
 // Lifecycle of a simulated pod, in the kubelet's order:
 //   - Create: Pod object bound to the node; netns; CNI ADD (loopback, then the conflist) with
 //     K8S_POD_NAMESPACE/NAME/UID in CNI_ARGS; test server started inside; status written
-//     (podIP(s), phase Running, Ready=True unless asked otherwise).
+//     (podIP and podIPs, one per family with IPv4 first, so the EndpointSlice controller
+//     publishes an IPv6 slice for IPv6 Services on a dual-stack node; hostIPs likewise;
+//     phase Running, Ready=True unless asked otherwise).
 //   - Delete: graceful delete (the Pod gets a deletionTimestamp and its endpoint turns
 //     terminating), the server is stopped and the Pod marked not ready, CNI DEL, netns removed,
 //     then the Pod is deleted with grace period 0.
@@ -36,7 +38,7 @@ import (
 type Sim struct {
 	client     kubernetes.Interface
 	nodeName   string
-	nodeIP     string
+	nodeIPs    []string
 	network    *bed.Network
 	testserver string
 	prefix     string
@@ -48,10 +50,14 @@ type Sim struct {
 
 // New returns a simulator for b's node that runs the testserver binary in each pod.
 func New(b *bed.Bed, testserver string) *Sim {
+	var nodeIPs []string
+	for _, ip := range b.NodeIPs() {
+		nodeIPs = append(nodeIPs, ip.String())
+	}
 	return &Sim{
 		client:     b.Client,
 		nodeName:   b.NodeName(),
-		nodeIP:     b.NodeIP().String(),
+		nodeIPs:    nodeIPs,
 		network:    b.Network,
 		testserver: testserver,
 		prefix:     b.NetnsPrefix(),
@@ -118,8 +124,10 @@ type Pod struct {
 	spec PodSpec
 	// Namespace, Name and UID identify the Pod object.
 	Namespace, Name, UID string
-	// IP is the address CNI gave the pod.
+	// IP is the IPv4 address CNI gave the pod, its primary one.
 	IP net.IP
+	// IPv6 is the IPv6 address CNI gave the pod; nil on an IPv4-only node.
+	IPv6 net.IP
 	// NS is the pod's network namespace.
 	NS *netns.NS
 
@@ -214,13 +222,34 @@ func (p *Pod) attach(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("convert cni result for pod %s: %w", p.Key(), err)
 	}
+	p.IP, p.IPv6 = familyAddrs(r)
+	if p.IP == nil {
+		return fmt.Errorf("cni add for pod %s: no IPv4 address in result %v", p.Key(), r)
+	}
+	return nil
+}
+
+// familyAddrs picks the first address of each family from a CNI result.
+func familyAddrs(r *types100.Result) (v4, v6 net.IP) {
 	for _, ip := range r.IPs {
-		if ip.Address.IP.To4() != nil {
-			p.IP = ip.Address.IP
-			return nil
+		switch a := ip.Address.IP; {
+		case a.To4() != nil:
+			if v4 == nil {
+				v4 = a.To4()
+			}
+		case v6 == nil:
+			v6 = a
 		}
 	}
-	return fmt.Errorf("cni add for pod %s: no IPv4 address in result %v", p.Key(), r)
+	return v4, v6
+}
+
+// IPs are the pod's addresses as its status.podIPs lists them, IPv4 first.
+func (p *Pod) IPs() []net.IP {
+	if p.IPv6 == nil {
+		return []net.IP{p.IP}
+	}
+	return []net.IP{p.IP, p.IPv6}
 }
 
 // startServer runs the test server inside the pod's netns and waits until it accepts
