@@ -23,6 +23,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
@@ -184,38 +185,27 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// service is the ClusterIP Service "default/name" on ip with the port "http" (TCP).
 func service(name, ip string, port int32) *v1.Service {
-	return &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-		Spec: v1.ServiceSpec{
-			Type: v1.ServiceTypeClusterIP, ClusterIP: ip, ClusterIPs: []string{ip},
-			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: port}},
-		},
-	}
+	return fixture.Service("default/"+name, fixture.ClusterIPs(ip), fixture.Ports(fixture.Port("http", v1.ProtocolTCP, port)))
 }
 
 func ptr[T any](v T) *T { return &v }
 
+// slice is the IPv4 EndpointSlice "<svc>-1" of the Service svc, changed now, with the ready
+// endpoints ips on node (none if empty), port "http" (TCP) 8080.
 func slice(svc string, node string, ips ...string) *discoveryv1.EndpointSlice {
-	s := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: "default", Name: svc + "-1",
-			Labels: map[string]string{discoveryv1.LabelServiceName: svc},
-			Annotations: map[string]string{
-				"endpoints.kubernetes.io/last-change-trigger-time": time.Now().UTC().Format(time.RFC3339Nano),
-			},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(v1.ProtocolTCP), Port: ptr(int32(8080))}},
-	}
+	var eps []discoveryv1.Endpoint
 	for _, ip := range ips {
-		e := discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}}
+		e := fixture.Endpoint(ip, fixture.Ready(true))
 		if node != "" {
 			e.NodeName = ptr(node)
 		}
-		s.Endpoints = append(s.Endpoints, e)
+		eps = append(eps, e)
 	}
-	return s
+	return fixture.Slice("default/"+svc+"-1", fixture.OfService(svc), fixture.TriggerTime(time.Now()),
+		fixture.AddressType(discoveryv1.AddressTypeIPv4),
+		fixture.SlicePorts(fixture.SlicePort("http", v1.ProtocolTCP, 8080)), fixture.Endpoints(eps...))
 }
 
 func TestServiceBecomesVirtualServer(t *testing.T) {

@@ -1,89 +1,64 @@
 package desired
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
-
-// golden compares got with testdata/name.golden, or rewrites it under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs from the golden file (-want +got):\n%s", path, diff)
-	}
-}
-
 func ptr[T any](v T) *T { return &v }
 
-type svcOpt func(*v1.Service)
+type svcOpt = fixture.ServiceOption
 
+// service is the Service "ns/name" on ips (the first is spec.clusterIP).
 func service(name string, ips []string, ports []v1.ServicePort, opts ...svcOpt) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
-		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: ips[0], ClusterIPs: ips, Ports: ports},
-	}
-	for _, o := range opts {
-		o(s)
-	}
-	return s
+	return fixture.Service("ns/"+name, append([]svcOpt{fixture.ClusterIPs(ips...), fixture.Ports(ports...)}, opts...)...)
 }
 
-func port(name string, proto v1.Protocol, p int32) v1.ServicePort {
-	return v1.ServicePort{Name: name, Protocol: proto, Port: p}
-}
+// port and sport are a Service port and an EndpointSlice port, short for the tables below.
+var (
+	port  = fixture.Port
+	sport = fixture.SlicePort
+)
 
+// ep is an endpoint: its address, node (none if empty) and conditions (unset if nil).
 type ep struct {
 	addr                    string
 	node                    string
 	ready, serving, termina *bool
 }
 
-func slice(name string, at discoveryv1.AddressType, ports []discoveryv1.EndpointPort, eps ...ep) *discoveryv1.EndpointSlice {
-	s := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: name},
-		AddressType: at,
-		Ports:       ports,
+func (e ep) endpoint() discoveryv1.Endpoint {
+	var opts []fixture.EndpointOption
+	if e.node != "" {
+		opts = append(opts, fixture.OnNode(e.node))
 	}
-	for _, e := range eps {
-		x := discoveryv1.Endpoint{
-			Addresses:  []string{e.addr},
-			Conditions: discoveryv1.EndpointConditions{Ready: e.ready, Serving: e.serving, Terminating: e.termina},
+	for _, c := range []struct {
+		set func(bool) fixture.EndpointOption
+		v   *bool
+	}{{fixture.Ready, e.ready}, {fixture.Serving, e.serving}, {fixture.Terminating, e.termina}} {
+		if c.v != nil {
+			opts = append(opts, c.set(*c.v))
 		}
-		if e.node != "" {
-			x.NodeName = ptr(e.node)
-		}
-		s.Endpoints = append(s.Endpoints, x)
 	}
-	return s
+	return fixture.Endpoint(e.addr, opts...)
 }
 
-func sport(name string, proto v1.Protocol, p int32) discoveryv1.EndpointPort {
-	return discoveryv1.EndpointPort{Name: ptr(name), Protocol: ptr(proto), Port: ptr(p)}
+// slice is the EndpointSlice "ns/name" of address type at with ports and endpoints eps.
+func slice(name string, at discoveryv1.AddressType, ports []discoveryv1.EndpointPort, eps ...ep) *discoveryv1.EndpointSlice {
+	var endpoints []discoveryv1.Endpoint
+	for _, e := range eps {
+		endpoints = append(endpoints, e.endpoint())
+	}
+	return fixture.Slice("ns/"+name, fixture.AddressType(at), fixture.SlicePorts(ports...), fixture.Endpoints(endpoints...))
 }
 
 var (
@@ -194,7 +169,7 @@ func TestComputeService(t *testing.T) {
 			for _, e := range errs {
 				fmt.Fprintf(&b, "error: %v\n", e)
 			}
-			golden(t, "service-"+tc.name, b.String())
+			fixture.Golden(t, "service-"+tc.name, b.String())
 			again, _ := ComputeService(tc.opts, node, local, tc.svc, tc.sl)
 			if diff := cmp.Diff(got.String(), again.String()); diff != "" {
 				t.Errorf("not deterministic:\n%s", diff)

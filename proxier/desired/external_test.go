@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
@@ -265,7 +266,7 @@ func TestComputeNodeFacing(t *testing.T) {
 			for _, e := range errs {
 				fmt.Fprintf(&b, "error: %v\n", e)
 			}
-			golden(t, "service-"+tc.name, b.String())
+			fixture.Golden(t, "service-"+tc.name, b.String())
 			again, _ := ComputeService(tc.opts, node, nil, tc.svc, tc.sl)
 			if diff := cmp.Diff(got.String(), again.String()); diff != "" {
 				t.Errorf("not deterministic:\n%s", diff)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
@@ -26,7 +27,7 @@ func TestGlobal(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			golden(t, "global-"+tc.name, Global(tc.opts, tc.kv).String())
+			fixture.Golden(t, "global-"+tc.name, Global(tc.opts, tc.kv).String())
 		})
 	}
 }

@@ -1,11 +1,7 @@
 package reconcile
 
 import (
-	"flag"
-	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,40 +9,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
 	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
 	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
-}
 
 // fakes is a whole fake kernel.
 type fakes struct {
@@ -194,11 +167,13 @@ var nodeIP = netip.MustParseAddr("192.168.1.10")
 // compute turns s into desired state through desired.ComputeService, as the daemon does.
 func (s svc) compute(t testing.TB) desired.Service {
 	t.Helper()
-	ns, name, _ := strings.Cut(s.name, "/")
-	obj := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1.ServiceSpec{ClusterIP: s.ip, ClusterIPs: []string{s.ip}, Type: v1.ServiceTypeClusterIP},
+	ports := fixture.PortSpecs(s.ports...)
+	if s.typ == v1.ServiceTypeNodePort || s.typ == v1.ServiceTypeLoadBalancer {
+		for i := range ports {
+			ports[i].NodePort = 30000 + ports[i].Port
+		}
 	}
+	obj := fixture.Service(s.name, fixture.ClusterIPs(s.ip), fixture.Ports(ports...))
 	if s.affinity {
 		obj.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 	}
@@ -220,32 +195,20 @@ func (s svc) compute(t testing.TB) desired.Service {
 	if s.intLocal {
 		obj.Spec.InternalTrafficPolicy = ptr(v1.ServiceInternalTrafficPolicyLocal)
 	}
-	hasNodePort := s.typ == v1.ServiceTypeNodePort || s.typ == v1.ServiceTypeLoadBalancer
-	sl := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4}
+	at := discoveryv1.AddressTypeIPv4
 	if strings.Contains(s.ip, ":") {
-		sl.AddressType = discoveryv1.AddressTypeIPv6
+		at = discoveryv1.AddressTypeIPv6
 	}
-	for _, p := range s.ports {
-		proto, num, _ := strings.Cut(p, ":")
-		var n int32
-		fmt.Sscan(num, &n)
-		pname := strings.ToLower(proto) + num
-		sp := v1.ServicePort{Name: pname, Protocol: v1.Protocol(proto), Port: n}
-		if hasNodePort {
-			sp.NodePort = 30000 + n
-		}
-		obj.Spec.Ports = append(obj.Spec.Ports, sp)
-		target := n + 8000
-		sl.Ports = append(sl.Ports, discoveryv1.EndpointPort{Name: &pname, Protocol: ptr(v1.Protocol(proto)), Port: &target})
-	}
+	var eps []discoveryv1.Endpoint
 	for _, e := range s.eps {
 		addr, loc, _ := strings.Cut(e, "@")
 		node := "node-b"
 		if loc == "local" {
 			node = nodeName
 		}
-		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{addr}, NodeName: ptr(node)})
+		eps = append(eps, fixture.Endpoint(addr, fixture.OnNode(node)))
 	}
+	sl := fixture.Slice(s.name, fixture.AddressType(at), fixture.TargetPorts(obj, 8000), fixture.Endpoints(eps...))
 	opts := testOpts
 	if s.opts != nil {
 		opts = *s.opts

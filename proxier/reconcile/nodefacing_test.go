@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 )
 
 // Type changes of one Service, ClusterIP -> NodePort -> LoadBalancer -> ClusterIP ->
@@ -116,7 +117,7 @@ func TestTypeChangesLeaveNothingBehind(t *testing.T) {
 		}
 		f.checkNoReads(t, st.name)
 		if st.golden != "" {
-			golden(t, st.golden, f.dump())
+			fixture.Golden(t, st.golden, f.dump())
 		}
 		f.checkOps(t, st.name, st.ops)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset"
 
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
@@ -209,7 +210,7 @@ func TestApplySequence(t *testing.T) {
 		}
 		f.checkOps(t, st.name, st.ops)
 	}
-	golden(t, "apply-sequence", f.dump())
+	fixture.Golden(t, "apply-sequence", f.dump())
 }
 
 func TestRestartAdoptsWithoutOps(t *testing.T) {
@@ -433,7 +434,7 @@ func TestCleanupRemovesOnlyWhatKubevsOwns(t *testing.T) {
 	if err := Cleanup(c, f.kernel(), mustPrefixes("10.100.0.0/16")); err != nil {
 		t.Fatalf("cleanup: %v", err)
 	}
-	golden(t, "cleanup", f.dump())
+	fixture.Golden(t, "cleanup", f.dump())
 	if err := Cleanup(c, f.kernel(), mustPrefixes("10.100.0.0/16")); err != nil {
 		t.Fatalf("second cleanup: %v", err)
 	}
@@ -484,7 +485,7 @@ func TestDualStack(t *testing.T) {
 	v6 := svc{name: "default/v6", ip: "fd00:96::10", ports: []string{"TCP:80"}, eps: []string{"fd00:244::5@local", "fd00:244::6"}, opts: &opts}
 	d := v6.compute(t)
 	must(t, r.Resync(c, map[types.NamespacedName]desired.Service{nn(v6.name): d}))
-	golden(t, "dual-stack", f.dump())
+	fixture.Golden(t, "dual-stack", f.dump())
 	if got, want := r.Stats(), (Stats{VirtualServers: 1, RealServers: 2, Addresses: 1, SetMembers: 3}); got != want {
 		t.Errorf("stats %+v, want %+v", got, want)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
@@ -170,7 +171,7 @@ func TestStatusOfWhatTheReconcilerProgrammed(t *testing.T) {
 	if code != ExitOK || errs != "" {
 		t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, errs)
 	}
-	golden(t, "in-sync", out)
+	fixture.Golden(t, "in-sync", out)
 }
 
 func TestStatusDrift(t *testing.T) {
@@ -195,12 +196,12 @@ func TestStatusDrift(t *testing.T) {
 	if code != ExitDrift {
 		t.Errorf("exit %d, want %d", code, ExitDrift)
 	}
-	golden(t, "drift", out)
+	fixture.Golden(t, "drift", out)
 	code, out, _ = c.status(t, "-o", "json")
 	if code != ExitDrift {
 		t.Errorf("json: exit %d, want %d", code, ExitDrift)
 	}
-	golden(t, "drift-json", out)
+	fixture.Golden(t, "drift-json", out)
 }
 
 func TestStatusErrors(t *testing.T) {
