@@ -4,15 +4,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/kubevs/kubevs/internal/testenv"
-	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
@@ -36,63 +35,14 @@ func TestDaemonOnRealKernel(t *testing.T) {
 	}
 }
 
-// writeCounter counts IPVS writes.
-type writeCounter struct {
-	ipvs.Interface
-	writes []string
-}
-
-func (c *writeCounter) AddVirtualServer(v ipvs.VirtualServer) error {
-	c.writes = append(c.writes, "add-vs "+v.String())
-	return c.Interface.AddVirtualServer(v)
-}
-
-func (c *writeCounter) UpdateVirtualServer(v ipvs.VirtualServer) error {
-	c.writes = append(c.writes, "update-vs "+v.String())
-	return c.Interface.UpdateVirtualServer(v)
-}
-
-func (c *writeCounter) DeleteVirtualServer(k ipvs.Key) error {
-	c.writes = append(c.writes, "delete-vs "+k.String())
-	return c.Interface.DeleteVirtualServer(k)
-}
-
-func (c *writeCounter) AddRealServer(k ipvs.Key, r ipvs.RealServer) error {
-	c.writes = append(c.writes, "add-rs "+r.String())
-	return c.Interface.AddRealServer(k, r)
-}
-
-func (c *writeCounter) UpdateRealServer(k ipvs.Key, r ipvs.RealServer) error {
-	c.writes = append(c.writes, "update-rs "+r.String())
-	return c.Interface.UpdateRealServer(k, r)
-}
-
-func (c *writeCounter) DeleteRealServer(k ipvs.Key, r ipvs.RealServer) error {
-	c.writes = append(c.writes, "delete-rs "+r.String())
-	return c.Interface.DeleteRealServer(k, r)
-}
-
 // ipvsText prints the IPVS table sorted.
 func ipvsText(t *testing.T, v ipvs.Interface) string {
 	t.Helper()
-	vss, err := v.VirtualServers()
+	text, err := ipvstest.Text(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(vss, func(a, b ipvs.VirtualServer) int { return desired.CompareKeys(a.Key, b.Key) })
-	var b strings.Builder
-	for _, vs := range vss {
-		b.WriteString(vs.String() + "\n")
-		rss, err := v.RealServers(vs.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.SortFunc(rss, func(a, b ipvs.RealServer) int { return a.AddrPort().Compare(b.AddrPort()) })
-		for _, r := range rss {
-			b.WriteString("  -> " + r.String() + "\n")
-		}
-	}
-	return b.String()
+	return text
 }
 
 func TestDaemonInFreshNetns(t *testing.T) {
@@ -127,14 +77,14 @@ func TestDaemonInFreshNetns(t *testing.T) {
 	h.stop()
 
 	// Restart: the first sync adopts what is there and writes nothing to IPVS.
-	counted := &writeCounter{Interface: k.IPVS}
+	counted := ipvstest.NewRecorder(k.IPVS)
 	k2 := k
 	k2.IPVS = counted
 	h2 := startWith(t, &k2, cfg, objs...)
 	eventually(t, "readiness after restart", h2.d.Ready)
 	h2.stop()
-	if len(counted.writes) != 0 {
-		t.Errorf("restart wrote to IPVS: %v", counted.writes)
+	if len(counted.Ops()) != 0 {
+		t.Errorf("restart wrote to IPVS: %q", counted.Ops())
 	}
 	if got := ipvsText(t, k.IPVS); got != want {
 		t.Errorf("IPVS after restart:\n%s\nwant:\n%s", got, want)

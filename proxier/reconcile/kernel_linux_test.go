@@ -11,9 +11,9 @@ import (
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/proxier/conntrack"
-	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link"
 	"github.com/kubevs/kubevs/proxier/netfilter"
 	"github.com/kubevs/kubevs/proxier/sysctl"
@@ -43,58 +43,13 @@ func realKernel(t *testing.T, fn func(Kernel)) {
 	})
 }
 
-// countingIPVS counts the writes that go through it.
-type countingIPVS struct {
-	ipvs.Interface
-	writes []string
-}
-
-func (c *countingIPVS) AddVirtualServer(v ipvs.VirtualServer) error {
-	c.writes = append(c.writes, "add-vs "+v.String())
-	return c.Interface.AddVirtualServer(v)
-}
-
-func (c *countingIPVS) UpdateVirtualServer(v ipvs.VirtualServer) error {
-	c.writes = append(c.writes, "update-vs "+v.String())
-	return c.Interface.UpdateVirtualServer(v)
-}
-
-func (c *countingIPVS) DeleteVirtualServer(k ipvs.Key) error {
-	c.writes = append(c.writes, "delete-vs "+k.String())
-	return c.Interface.DeleteVirtualServer(k)
-}
-
-func (c *countingIPVS) AddRealServer(k ipvs.Key, r ipvs.RealServer) error {
-	c.writes = append(c.writes, "add-rs "+k.String()+" "+r.String())
-	return c.Interface.AddRealServer(k, r)
-}
-
-func (c *countingIPVS) UpdateRealServer(k ipvs.Key, r ipvs.RealServer) error {
-	c.writes = append(c.writes, "update-rs "+k.String()+" "+r.String())
-	return c.Interface.UpdateRealServer(k, r)
-}
-
-func (c *countingIPVS) DeleteRealServer(k ipvs.Key, r ipvs.RealServer) error {
-	c.writes = append(c.writes, "delete-rs "+k.String()+" "+r.String())
-	return c.Interface.DeleteRealServer(k, r)
-}
-
 // kernelText prints the IPVS table, the dummy link's addresses and the owned sets.
 func kernelText(t *testing.T, k Kernel) string {
 	t.Helper()
 	var b strings.Builder
-	vss, err := k.IPVS.VirtualServers()
+	text, err := ipvstest.Text(k.IPVS)
 	must(t, err)
-	slices.SortFunc(vss, func(a, b ipvs.VirtualServer) int { return desired.CompareKeys(a.Key, b.Key) })
-	for _, v := range vss {
-		b.WriteString(v.String() + "\n")
-		rss, err := k.IPVS.RealServers(v.Key)
-		must(t, err)
-		slices.SortFunc(rss, func(a, b ipvs.RealServer) int { return a.AddrPort().Compare(b.AddrPort()) })
-		for _, r := range rss {
-			b.WriteString("  -> " + r.String() + "\n")
-		}
-	}
+	b.WriteString(text)
 	addrs, err := k.Link.Addresses(link.DefaultDummy)
 	if err == nil {
 		slices.SortFunc(addrs, netip.Addr.Compare)
@@ -170,14 +125,14 @@ set KUBE-NODE-PORT-UDP
 		}
 
 		// A restarted proxier adopts everything and writes nothing to IPVS.
-		counting := &countingIPVS{Interface: k.IPVS}
+		counting := ipvstest.NewRecorder(k.IPVS)
 		k2 := k
 		k2.IPVS = counting
 		r2 := New(k2, opts)
 		must(t, r2.Start(c))
 		must(t, r2.Resync(c, all(t, web3, dns)))
-		if len(counting.writes) != 0 {
-			t.Errorf("restart wrote to IPVS: %q", counting.writes)
+		if len(counting.Ops()) != 0 {
+			t.Errorf("restart wrote to IPVS: %q", counting.Ops())
 		}
 		if diff := cmp.Diff(want, kernelText(t, k)); diff != "" {
 			t.Errorf("kernel after restart (-want +got):\n%s", diff)

@@ -224,11 +224,7 @@ func (f *Fake) DeleteRealServer(k ipvs.Key, rs ipvs.RealServer) error {
 func (f *Fake) writeDest(op string, k ipvs.Key, rs ipvs.RealServer, apply func(*service, bool) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	target := k.String() + " " + rs.String()
-	if op == OpDeleteRealServer {
-		target = k.String() + " " + rs.AddrPort().String()
-	}
-	c, err := f.rec.Begin(op, target, true)
+	c, err := f.rec.Begin(op, destTarget(op, k, rs), true)
 	if err != nil {
 		return err
 	}
