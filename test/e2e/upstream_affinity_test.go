@@ -8,7 +8,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,11 +64,7 @@ func TestUpstreamSessionAffinityNodePort(t *testing.T) {
 	pods := f.CreatePods("sticky-np", 3)
 	url := f.NodePortURL(svc, "/hostname")
 	// Every pod is a real server first: stickiness over one real server would prove nothing.
-	var rs []string
-	for _, p := range pods {
-		rs = append(rs, net.JoinHostPort(p.IP.String(), fmt.Sprint(p.HTTPPort())))
-	}
-	f.expectRealServers("TCP", f.nodePortAddr(svc, "http"), rs...)
+	f.expectRealServers("TCP", f.nodePortAddr(svc, "http"), realServer(pods...)...)
 
 	// From the outside host every request lands on one pod, and it is one of the Service's.
 	got := f.expectSticky(f.FromOutside(), url)

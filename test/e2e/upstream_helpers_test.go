@@ -6,6 +6,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubevs/kubevs/test/podsim"
 )
 
 // ipvsRealServers lists the real servers (IP:PORT, sorted) of the virtual server at vs
@@ -92,4 +95,13 @@ func (f *Framework) proxierSynced() {
 		}
 		return nil
 	})
+}
+
+// realServer is the real server (POD-IP:HTTP-PORT) of each pod's HTTP port.
+func realServer(pods ...*podsim.Pod) []string {
+	out := make([]string, len(pods))
+	for i, p := range pods {
+		out[i] = net.JoinHostPort(p.IP.String(), fmt.Sprint(p.HTTPPort()))
+	}
+	return out
 }

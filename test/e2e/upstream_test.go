@@ -179,11 +179,37 @@ func TestUpstreamWorksAfterAPIServerRestart(t *testing.T) {
 	client := f.CreatePod("client", "client")
 	f.ExpectHTTP(f.FromPod(client), ServiceURL(before, "/hostname")).Hostname(beforePods...)
 
+	// Requests keep going while the API server is away: the data path never needs it.
+	restarted, done := make(chan struct{}), make(chan struct{})
+	var during []string
+	go func() {
+		defer close(done)
+		for {
+			got, err := Get(f.ctx, f.FromPod(client), ServiceURL(before, "/hostname"))
+			if err != nil {
+				got = err.Error()
+			}
+			during = append(during, got)
+			select {
+			case <-restarted:
+				return
+			case <-time.After(500 * time.Millisecond): // request pacing, not a wait
+			}
+		}
+	}()
 	start := time.Now()
-	if err := f.Bed.RestartAPIServer(f.ctx); err != nil {
+	err := f.Bed.RestartAPIServer(f.ctx)
+	close(restarted)
+	<-done
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kube-apiserver restarted and ready in %s", time.Since(start).Round(100*time.Millisecond))
+	t.Logf("kube-apiserver restarted and ready in %s; %d requests meanwhile", time.Since(start).Round(100*time.Millisecond), len(during))
+	for i, got := range during {
+		if got != beforePods[0].Name && got != beforePods[1].Name {
+			t.Fatalf("request %d of %d during the restart: %s", i+1, len(during), got)
+		}
+	}
 	// The programmed Service kept working, and the proxier sees what changes after the
 	// restart: a new Service, and a backend leaving the old one.
 	f.ExpectHTTP(f.FromPod(client), ServiceURL(before, "/hostname")).Hostname(beforePods...)
@@ -193,6 +219,6 @@ func TestUpstreamWorksAfterAPIServerRestart(t *testing.T) {
 	if err := beforePods[1].SetReady(f.ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	f.ExpectHTTP(f.FromPod(client), ServiceURL(before, "/hostname")).Hostname(beforePods[0])
+	f.expectRealServers("TCP", echoAddr(before, "http"), realServer(beforePods[0])...)
 	f.alwaysHostname(f.FromPod(client), ServiceURL(before, "/hostname"), beforePods[0].Name, 8)
 }
