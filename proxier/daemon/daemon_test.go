@@ -46,25 +46,12 @@ type fakeKernel struct {
 }
 
 func newFakeKernel() *fakeKernel {
-	f := &fakeKernel{
-		ipvs:  ipvstest.NewFake(),
-		link:  linktest.NewFake(),
-		ipset: ipsettest.NewFake(),
-		nf:    netfiltertest.NewFake(),
-		ct:    conntracktest.NewFake(),
-		sysctl: sysctltest.NewFake(map[string]string{
-			"kernel/osrelease":                      "6.1.0-28-amd64",
-			"net/ipv4/vs/conntrack":                 "0",
-			"net/ipv4/vs/expire_nodest_conn":        "0",
-			"net/ipv4/vs/expire_quiescent_template": "0",
-			"net/ipv4/ip_forward":                   "1",
-			"net/ipv4/conf/all/arp_ignore":          "0",
-			"net/ipv4/conf/all/arp_announce":        "0",
-			"net/ipv4/conf/all/route_localnet":      "0",
-		}),
-	}
-	f.nf.UseSets(f.ipset)
-	return f
+	sysctls := fixture.Sysctls()
+	delete(sysctls, "net/ipv4/vs/conn_reuse_mode")
+	sysctls["net/ipv4/conf/all/arp_announce"] = "0"
+	sysctls["net/ipv4/conf/all/route_localnet"] = "0"
+	k := fixture.NewKernel(sysctls)
+	return &fakeKernel{ipvs: k.IPVS, link: k.Link, ipset: k.IPSet, nf: k.Netfilter, ct: k.Conntrack, sysctl: k.Sysctl}
 }
 
 func (f *fakeKernel) kernel() *reconcile.Kernel {

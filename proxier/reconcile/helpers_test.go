@@ -33,26 +33,9 @@ type fakes struct {
 }
 
 func newFakes() *fakes {
-	f := &fakes{
-		ipvs:  ipvstest.NewFake(),
-		link:  linktest.NewFake(),
-		ipset: ipsettest.NewFake(),
-		nf:    netfiltertest.NewFake(),
-		ct:    conntracktest.NewFake(),
-		sysctl: sysctltest.NewFake(map[string]string{
-			"kernel/osrelease":                      "6.1.0-28-amd64",
-			"net/ipv4/vs/conntrack":                 "0",
-			"net/ipv4/vs/expire_nodest_conn":        "0",
-			"net/ipv4/vs/expire_quiescent_template": "0",
-			"net/ipv4/vs/conn_reuse_mode":           "1",
-			"net/ipv4/ip_forward":                   "1",
-			"net/ipv4/conf/all/arp_ignore":          "0",
-			"net/ipv4/conf/all/arp_announce":        "2",
-		}),
-		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-	}
-	f.nf.UseSets(f.ipset)
-	return f
+	k := fixture.NewKernel(fixture.Sysctls())
+	return &fakes{ipvs: k.IPVS, link: k.Link, ipset: k.IPSet, nf: k.Netfilter, ct: k.Conntrack, sysctl: k.Sysctl,
+		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
 func (f *fakes) kernel() Kernel {

@@ -22,17 +22,13 @@ import (
 	"github.com/kubevs/kubevs/install"
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/config/derive"
-	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/internal/fixture"
-	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
-	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
 	"github.com/kubevs/kubevs/proxier/reconcile"
-	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
 )
 
 func TestDefaultKubeconfigIsTheInstallers(t *testing.T) {
@@ -113,11 +109,12 @@ func newCluster(t *testing.T) *cluster {
 	dns := service("kube-system/dns", "10.96.0.53", "UDP:53", "TCP:53")
 	dns.Annotations = map[string]string{desired.SchedulerAnnotation: "lc"}
 	empty := service("team/empty", "10.96.0.77", "TCP:8080")
+	fk := fixture.NewKernel(fixture.Sysctls())
 	c := &cluster{
 		client: fake.NewClientset(web, dns, empty, node("10.244.0.0/24"),
 			slice(web, "web-1", "10.244.1.5", "10.244.2.6"), slice(dns, "dns-1", "10.244.1.7")),
-		ipvs: ipvstest.NewFake(),
-		link: linktest.NewFake(),
+		ipvs: fk.IPVS,
+		link: fk.Link,
 		kc:   writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443"),
 	}
 	ctx := klog.NewContext(context.Background(), logr.Discard())
@@ -127,20 +124,7 @@ func newCluster(t *testing.T) *cluster {
 	for _, w := range wants {
 		all[w.Service] = w.State
 	}
-	ips := ipsettest.NewFake()
-	nf := netfiltertest.NewFake()
-	nf.UseSets(ips)
-	k := reconcile.Kernel{IPVS: c.ipvs, Link: c.link, IPSet: ips, Netfilter: nf, Conntrack: conntracktest.NewFake(),
-		Sysctl: sysctltest.NewFake(map[string]string{
-			"kernel/osrelease":                      "6.1.0-28-amd64",
-			"net/ipv4/vs/conntrack":                 "0",
-			"net/ipv4/vs/expire_nodest_conn":        "0",
-			"net/ipv4/vs/expire_quiescent_template": "0",
-			"net/ipv4/vs/conn_reuse_mode":           "1",
-			"net/ipv4/ip_forward":                   "1",
-			"net/ipv4/conf/all/arp_ignore":          "0",
-			"net/ipv4/conf/all/arp_announce":        "2",
-		})}
+	k := reconcile.Kernel{IPVS: fk.IPVS, Link: fk.Link, IPSet: fk.IPSet, Netfilter: fk.Netfilter, Conntrack: fk.Conntrack, Sysctl: fk.Sysctl}
 	r := reconcile.New(k, reconcile.Options{Desired: derive.Options(config.New(), node("10.244.0.0/24"), nil)})
 	must(t, r.Start(ctx))
 	must(t, r.Resync(ctx, all))
