@@ -104,7 +104,8 @@ type Network struct {
 	Loopback *libcni.PluginConfig
 	// CNI executes plugins from the configured bin dirs, caching results in the bed's dir.
 	CNI *libcni.CNIConfig
-	// IPAMDataDir is host-local's lease store (one file per allocated IP) when IPAM is default.
+	// IPAMDataDir is host-local's lease store (one file per allocated IP) when IPAM is
+	// default; empty when NetworkConfig.IPAM names another plugin.
 	IPAMDataDir string
 }
 
@@ -147,6 +148,9 @@ func (b *Bed) setupNetwork() error {
 	data, err := c.conflist(n.IPAMDataDir)
 	if err != nil {
 		return fmt.Errorf("render conflist: %w", err)
+	}
+	if c.IPAM != nil {
+		n.IPAMDataDir = ""
 	}
 	if err := os.MkdirAll(filepath.Dir(n.ConfListPath), 0o755); err != nil {
 		return fmt.Errorf("create conf dir: %w", err)

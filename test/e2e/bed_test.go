@@ -133,9 +133,16 @@ func TestDeleteRunsDELAndFreesIP(t *testing.T) {
 	f := New(t)
 	ctx := f.Context()
 	p := f.CreatePod("gone", "gone")
-	// One host-local lease per address: IPv4, and IPv6 on a dual-stack bed.
+	// One address per family, and with host-local one lease per address (kubevs-ipam, when
+	// the suite uses it, has its own tests of its store).
+	if len(p.IPs()) != len(f.Bed.PodCIDRs()) {
+		t.Errorf("pod has addresses %v, want one in each of %v", p.IPs(), f.Bed.PodCIDRs())
+	}
 	var leases []string
 	for _, ip := range p.IPs() {
+		if f.Bed.Network.IPAMDataDir == "" {
+			break
+		}
 		lease := filepath.Join(f.Bed.Network.IPAMDataDir, bed.NetworkName, ip.String())
 		data, err := os.ReadFile(lease)
 		if err != nil {
@@ -145,9 +152,6 @@ func TestDeleteRunsDELAndFreesIP(t *testing.T) {
 			t.Errorf("lease %s holds %q, want the pod's container id (bed-%s)", lease, data, p.UID)
 		}
 		leases = append(leases, lease)
-	}
-	if want := len(f.Bed.PodCIDRs()); len(leases) != want {
-		t.Errorf("pod has addresses %v, want one in each of %v", p.IPs(), f.Bed.PodCIDRs())
 	}
 	before := bridgePorts(t, f)
 	f.ExpectHTTP(f.FromNode(), PodURL(p, "/hostname")).Body(p.Name)

@@ -189,6 +189,35 @@ func TestDualStackRequireDualStackService(t *testing.T) {
 	}
 }
 
+// TestDualStackIPv6ExternalTrafficPolicyLocal: under externalTrafficPolicy=Local an IPv6
+// NodePort is not masqueraded, so the backend sees the outside host's own IPv6 address.
+func TestDualStackIPv6ExternalTrafficPolicyLocal(t *testing.T) {
+	RequireProxier(t)
+	f := New(t)
+	requireDualStack(t, f)
+	svc := f.CreateService("v6local", ipv6Only, nodePort, func(s *corev1.Service) {
+		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	})
+	pods := f.CreatePods("v6local", 2)
+
+	f.ExpectHTTP(f.FromOutside(), nodePortURLAt(svc, f.Bed.NodeIPv6(), "/hostname")).Hostname(pods...)
+	f.ExpectHTTP(f.FromOutside(), nodePortURLAt(svc, f.Bed.NodeIPv6(), "/clientip")).Body(f.Bed.OutsideIPv6().String())
+}
+
+// TestDualStackIPv6PodReachesItself: hairpin over IPv6. The only backend of an IPv6 Service
+// is the client itself, so its packet leaves the pod's bridge port and must come back
+// through it, masqueraded.
+func TestDualStackIPv6PodReachesItself(t *testing.T) {
+	RequirePlugin(t)
+	f := New(t)
+	requireDualStack(t, f)
+	svc := f.CreateService("self6", ipv6Only)
+	pods := f.CreatePods("self6", 1)
+
+	f.ExpectHTTP(f.FromPod(pods[0]), ServiceURL(svc, "/hostname")).Hostname(pods[0])
+	f.expectEchoFrom(f.FromPod(pods[0]), "udp", net.JoinHostPort(svc.Spec.ClusterIP, "9000"), pods[0])
+}
+
 // expectEchoFrom waits until echoes of "hostname" over network to addr from src have been
 // answered by every one of pods and, after the first answered, by no other.
 func (f *Framework) expectEchoFrom(src Source, network, addr string, pods ...*podsim.Pod) {
