@@ -163,19 +163,27 @@ func TestComputeService(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, errs := ComputeService(tc.opts, node, local, tc.svc, tc.sl)
-			var b strings.Builder
-			b.WriteString(got.String())
-			for _, e := range errs {
-				fmt.Fprintf(&b, "error: %v\n", e)
-			}
-			fixture.Golden(t, "service-"+tc.name, b.String())
-			again, _ := ComputeService(tc.opts, node, local, tc.svc, tc.sl)
-			if diff := cmp.Diff(got.String(), again.String()); diff != "" {
-				t.Errorf("not deterministic:\n%s", diff)
-			}
+			computeGolden(t, "service-"+tc.name, tc.opts, node, local, tc.svc, tc.sl)
 		})
 	}
+}
+
+// computeGolden computes svc and compares its text, errors included, with the golden file
+// name; a second computation must print the same. It returns the first result.
+func computeGolden(t *testing.T, name string, opts Options, node Node, local PodSet, svc *v1.Service, sl []*discoveryv1.EndpointSlice) Service {
+	t.Helper()
+	got, errs := ComputeService(opts, node, local, svc, sl)
+	var b strings.Builder
+	b.WriteString(got.String())
+	for _, e := range errs {
+		fmt.Fprintf(&b, "error: %v\n", e)
+	}
+	fixture.Golden(t, name, b.String())
+	again, _ := ComputeService(opts, node, local, svc, sl)
+	if diff := cmp.Diff(got.String(), again.String()); diff != "" {
+		t.Errorf("not deterministic:\n%s", diff)
+	}
+	return got
 }
 
 func TestComputeServiceNilLocalPods(t *testing.T) {

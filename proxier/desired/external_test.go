@@ -1,16 +1,13 @@
 package desired
 
 import (
-	"fmt"
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
@@ -260,17 +257,7 @@ func TestComputeNodeFacing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, errs := ComputeService(tc.opts, node, nil, tc.svc, tc.sl)
-			var b strings.Builder
-			b.WriteString(got.String())
-			for _, e := range errs {
-				fmt.Fprintf(&b, "error: %v\n", e)
-			}
-			fixture.Golden(t, "service-"+tc.name, b.String())
-			again, _ := ComputeService(tc.opts, node, nil, tc.svc, tc.sl)
-			if diff := cmp.Diff(got.String(), again.String()); diff != "" {
-				t.Errorf("not deterministic:\n%s", diff)
-			}
+			got := computeGolden(t, "service-"+tc.name, tc.opts, node, nil, tc.svc, tc.sl)
 			checkCanonical(t, tc.opts, got)
 		})
 	}

@@ -48,13 +48,7 @@ func TestLoadBalancerFirewallOnTheHostKernel(t *testing.T) {
 		defer other.Close()
 		go acceptAll(ln)
 		go acceptAll(other)
-		nf, err := netfilter.New()
-		if err != nil {
-			t.Fatalf("netfilter: %v", err)
-		}
-		f := newFakes()
-		k := f.kernel()
-		k.IPSet, k.Netfilter = ipset.New(), nf
+		_, k := hostKernel(t)
 		r := New(k, Options{Desired: testOpts})
 		c := ctx(t)
 		must(t, r.Start(c))
@@ -104,4 +98,18 @@ func acceptAll(ln net.Listener) {
 		}
 		c.Close()
 	}
+}
+
+// hostKernel returns fakes and a Kernel over them whose sets and rules are the real ones of
+// the calling goroutine's network namespace: ipset and iptables need no VM.
+func hostKernel(t *testing.T) (*fakes, Kernel) {
+	t.Helper()
+	nf, err := netfilter.New()
+	if err != nil {
+		t.Fatalf("netfilter: %v", err)
+	}
+	f := newFakes()
+	k := f.kernel()
+	k.IPSet, k.Netfilter = ipset.New(), nf
+	return f, k
 }

@@ -32,13 +32,7 @@ func TestNodeFacingSetsAndRulesOnTheHostKernel(t *testing.T) {
 	np6 := svc{name: "ns/np6", ip: "fd00:96::50", ports: []string{"TCP:80", "SCTP:9"}, eps: []string{"fd00:244::5@local"},
 		typ: v1.ServiceTypeNodePort, opts: &opts}
 	testenv.InNetns(t, func() {
-		nf, err := netfilter.New()
-		if err != nil {
-			t.Fatalf("netfilter: %v", err)
-		}
-		f := newFakes()
-		k := f.kernel()
-		k.IPSet, k.Netfilter = ipset.New(), nf
+		f, k := hostKernel(t)
 		k.Sysctl = sysctltest.NewFake(map[string]string{
 			"kernel/osrelease": "6.1.0", "net/ipv4/vs/conntrack": "1", "net/ipv4/vs/expire_nodest_conn": "1",
 			"net/ipv4/vs/expire_quiescent_template": "1", "net/ipv4/ip_forward": "1", "net/ipv6/conf/all/forwarding": "1",
@@ -71,7 +65,7 @@ func TestNodeFacingSetsAndRulesOnTheHostKernel(t *testing.T) {
 		// iptables-save prints some rules in its own words (MARK --set-xmark, REJECT
 		// --reject-with ...), so chains are compared by name and rule count, jumps as they are.
 		for _, fr := range desired.Global(opts, desired.KernelVersion{Major: 6, Minor: 1}).Rules {
-			cur, err := nf.Dump(fr.Family)
+			cur, err := k.Netfilter.Dump(fr.Family)
 			if err != nil {
 				t.Fatalf("dump %s rules: %v", fr.Family, err)
 			}

@@ -41,21 +41,29 @@ func (readOnlyLink) DeleteDummy(string) error               { return errWrite }
 func (readOnlyLink) AddAddress(string, netip.Addr) error    { return errWrite }
 func (readOnlyLink) DeleteAddress(string, netip.Addr) error { return errWrite }
 
+// realAdapters opens the Linux IPVS and link adapters in the calling goroutine's network
+// namespace; they are closed when the test ends.
+func realAdapters(t *testing.T) (ipvs.Interface, link.Interface) {
+	t.Helper()
+	iv, err := ipvs.New()
+	if err != nil {
+		t.Fatalf("ipvs: %v", err)
+	}
+	t.Cleanup(func() { iv.(io.Closer).Close() })
+	lk, err := link.New()
+	if err != nil {
+		t.Fatalf("link: %v", err)
+	}
+	t.Cleanup(func() { lk.(io.Closer).Close() })
+	return iv, lk
+}
+
 // TestStatusReadsTheKernel programs a small table with the real adapters in a fresh netns
 // of the test VM, then checks the report status reads back, in sync and after drift.
 func TestStatusReadsTheKernel(t *testing.T) {
 	testenv.RequireVM(t)
 	testenv.InNetns(t, func() {
-		iv, err := ipvs.New()
-		if err != nil {
-			t.Fatalf("ipvs: %v", err)
-		}
-		defer iv.(io.Closer).Close()
-		lk, err := link.New()
-		if err != nil {
-			t.Fatalf("link: %v", err)
-		}
-		defer lk.(io.Closer).Close()
+		iv, lk := realAdapters(t)
 
 		web := service("default/web", "10.96.0.10", "TCP:80")
 		dns := service("kube-system/dns", "10.96.0.53", "UDP:53")
@@ -145,16 +153,7 @@ func TestStatusCommandInVM(t *testing.T) {
 		return env, err
 	}
 	testenv.InNetns(t, func() {
-		iv, err := ipvs.New()
-		if err != nil {
-			t.Fatalf("ipvs: %v", err)
-		}
-		defer iv.(io.Closer).Close()
-		lk, err := link.New()
-		if err != nil {
-			t.Fatalf("link: %v", err)
-		}
-		defer lk.(io.Closer).Close()
+		iv, lk := realAdapters(t)
 		k := key(ipvs.TCP, "10.96.5.10", 80)
 		must(t, lk.EnsureDummy(link.DefaultDummy))
 		must(t, lk.AddAddress(link.DefaultDummy, netip.MustParseAddr("10.96.5.10")))
