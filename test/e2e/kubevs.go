@@ -121,8 +121,10 @@ func httpOK(ctx context.Context, url string) error {
 //	                         followed by KUBEVS_E2E_PROXIER_ARGS (space-separated); the bed
 //	                         waits for its /readyz
 //
-// KUBEVS_BIN is searched for CNI plugins after the tools dir either way.
+// KUBEVS_BIN is searched for CNI plugins after the tools dir either way. The bed is
+// dual-stack unless KUBEVS_E2E_IPV4_ONLY=1 (then the DualStack scenarios skip).
 func configureKubevs(cfg *bed.Config, bins *binaries) error {
+	cfg.Network.IPv4Only = os.Getenv("KUBEVS_E2E_IPV4_ONLY") == "1"
 	if bins.kubevs == "" {
 		return nil
 	}
