@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var boom = errors.New("boom")
+var errBoom = errors.New("boom")
 
 // call is one step of a fake's call: Begin, then the fake's own result.
 type call struct {
@@ -52,29 +52,29 @@ func TestLog(t *testing.T) {
 		},
 		{
 			name:     "the fake's own failure marks its line with the error",
-			calls:    []call{{op: "del", target: "S", record: true, result: boom}},
-			wantErrs: []error{boom},
+			calls:    []call{{op: "del", target: "S", record: true, result: errBoom}},
+			wantErrs: []error{errBoom},
 			wantOps:  []string{"del S: boom"},
 		},
 		{
 			name:     "failed mark",
 			mark:     MarkFailed,
-			calls:    []call{{op: "del", target: "S", record: true, result: boom}},
-			wantErrs: []error{boom},
+			calls:    []call{{op: "del", target: "S", record: true, result: errBoom}},
+			wantErrs: []error{errBoom},
 			wantOps:  []string{"del S (failed)"},
 		},
 		{
 			name:     "FailNext queues failures used in order, one per call of that op only",
-			setup:    func(l *Log) { l.FailNext("add", boom); l.FailNext("add", errors.New("bang")) },
+			setup:    func(l *Log) { l.FailNext("add", errBoom); l.FailNext("add", errors.New("bang")) },
 			calls:    []call{list, add, add, add},
-			wantErrs: []error{nil, boom, errors.New("bang"), nil},
+			wantErrs: []error{nil, errBoom, errors.New("bang"), nil},
 			wantOps:  []string{"add S 10.0.0.1: boom", "add S 10.0.0.1: bang", "add S 10.0.0.1"},
 		},
 		{
 			name:     "an injected read failure is returned, not recorded",
-			setup:    func(l *Log) { l.FailNext("list", boom) },
+			setup:    func(l *Log) { l.FailNext("list", errBoom) },
 			calls:    []call{list, list},
-			wantErrs: []error{boom, nil},
+			wantErrs: []error{errBoom, nil},
 			wantOps:  nil,
 		},
 		{
@@ -89,7 +89,7 @@ func TestLog(t *testing.T) {
 		},
 		{
 			name:     "a removed hook fails nothing",
-			setup:    func(l *Log) { l.SetHook(func(string, string) error { return boom }); l.SetHook(nil) },
+			setup:    func(l *Log) { l.SetHook(func(string, string) error { return errBoom }); l.SetHook(nil) },
 			calls:    []call{add},
 			wantErrs: []error{nil},
 			wantOps:  []string{"add S 10.0.0.1"},
@@ -97,9 +97,9 @@ func TestLog(t *testing.T) {
 		{
 			name:     "a note is appended on success only",
 			mark:     MarkFailed,
-			setup:    func(l *Log) { l.FailNext("delete-addr", boom) },
+			setup:    func(l *Log) { l.FailNext("delete-addr", errBoom) },
 			calls:    []call{{op: "delete-addr", target: "10.0.0.1", record: true, note: " = 3"}, {op: "delete-addr", target: "10.0.0.1", record: true, note: " = 3"}},
-			wantErrs: []error{boom, nil},
+			wantErrs: []error{errBoom, nil},
 			wantOps:  []string{"delete-addr 10.0.0.1 (failed)", "delete-addr 10.0.0.1 = 3"},
 		},
 	}
@@ -132,13 +132,13 @@ func sameError(a, b error) bool {
 
 func TestDoneMarksOnce(t *testing.T) {
 	l, r := New(MarkFailed)
-	l.FailNext("ensure", boom)
+	l.FailNext("ensure", errBoom)
 	c, err := r.Begin("ensure", "inet", true)
-	if !errors.Is(err, boom) {
+	if !errors.Is(err, errBoom) {
 		t.Fatalf("Begin = %v, want boom", err)
 	}
 	r.Record("restore inet nat")
-	if got := c.Done(fmt.Errorf("ensure inet rules: %w", err)); !errors.Is(got, boom) {
+	if got := c.Done(fmt.Errorf("ensure inet rules: %w", err)); !errors.Is(got, errBoom) {
 		t.Errorf("Done = %v, want it returned", got)
 	}
 	if diff := cmp.Diff([]string{"ensure inet (failed)", "restore inet nat"}, l.Ops()); diff != "" {
@@ -148,7 +148,7 @@ func TestDoneMarksOnce(t *testing.T) {
 
 func TestResetOps(t *testing.T) {
 	l, r := New(MarkError)
-	l.FailNext("add", boom)
+	l.FailNext("add", errBoom)
 	c, _ := r.Begin("list", "", true)
 	if _, err := r.Begin("read", "", false); err != nil {
 		t.Fatal(err)
@@ -160,9 +160,9 @@ func TestResetOps(t *testing.T) {
 	// A call begun before the reset does not edit the line that took its place.
 	r.Record("later")
 	c.Note(" = 1")
-	_ = c.Done(boom)
+	_ = c.Done(errBoom)
 	// Queued failures outlive the reset.
-	if _, err := r.Begin("add", "x", true); !errors.Is(err, boom) {
+	if _, err := r.Begin("add", "x", true); !errors.Is(err, errBoom) {
 		t.Errorf("queued failure after ResetOps = %v, want boom", err)
 	}
 	want := []string{"later", "add x: boom"}
@@ -180,7 +180,7 @@ func TestConcurrentUse(t *testing.T) {
 	l, r := New(MarkError)
 	l.SetHook(func(op, _ string) error {
 		if op == "fail" {
-			return boom
+			return errBoom
 		}
 		return nil
 	})
