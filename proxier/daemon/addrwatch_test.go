@@ -69,8 +69,8 @@ func TestWatchAddressesRequestsFullSync(t *testing.T) {
 	<-subscriptions
 	for _, e := range []addrEvent{
 		{"kube-ipvs0", "192.168.1.5"}, // a Service VIP on kubevs's dummy
-		{"veth1234", "fe80::1"},        // a new pod's veth
-		{"eth0", "10.0.0.9"},           // outside nodePortAddresses
+		{"veth1234", "fe80::1"},       // a new pod's veth
+		{"eth0", "10.0.0.9"},          // outside nodePortAddresses
 	} {
 		events <- e
 	}
