@@ -9,13 +9,17 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kubevs/kubevs/test/podsim"
 )
 
 // ipvsEntry is one line of /proc/net/ip_vs_conn.
@@ -114,5 +118,76 @@ func (f *Framework) waitTemplateGone(client netip.Addr, virtual netip.AddrPort, 
 			f.t.Fatalf("the persistence template of %s on %s outlived %v: %v\nnode state in %s; IPVS:\n%s", client, virtual, bound, entries, path, ipvs)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// affinitySlack is what the affinity timeout scenarios allow past timeoutSeconds: timer
+// rounding (about 2 s for timers of 16 s to 2 min), the 0.5 s poll and the emulated guest.
+const affinitySlack = 10 * time.Second
+
+// stickyRequests is how many requests in a row must reach one backend in a timeout scenario.
+const stickyRequests = 15
+
+// affinityScenario is one client of a ClientIP Service whose virtual server balances round
+// robin over pods.
+type affinityScenario struct {
+	src     Source
+	client  netip.Addr     // the client's address as IPVS sees it
+	virtual netip.AddrPort // the TCP virtual server url reaches
+	url     string         // answers the backend's hostname
+	pods    []*podsim.Pod  // every backend, all ready
+	timeout int32          // the Service's timeoutSeconds, above 10 (see below)
+}
+
+// expectAffinityTimeout checks that the client sticks to one pod, that the affinity holds
+// for timeoutSeconds after the client's last request began and ends then, and that the next
+// request lands on another pod.
+//
+// Requests end with a reset, so each connection leaves IPVS's table 10 s after it closed
+// (CLOSE); with timeoutSeconds above that, the kernel's rule ends the affinity at the timeout
+// itself, never re-arming the template for a minute.
+func (f *Framework) expectAffinityTimeout(s affinityScenario) {
+	f.t.Helper()
+	// Every backend first: round robin's order then stays as it is for the whole scenario.
+	var backends []string
+	for _, p := range s.pods {
+		backends = append(backends, net.JoinHostPort(p.IP.String(), fmt.Sprint(p.HTTPPort())))
+	}
+	f.expectRealServers("TCP", s.virtual.String(), backends...)
+
+	var first string
+	f.Eventually(fmt.Sprintf("%s answers %s", s.url, s.src.Name), func(ctx context.Context) error {
+		var err error
+		first, err = getReset(ctx, s.src, s.url)
+		return err
+	})
+	var lastStart time.Time
+	for i := range stickyRequests {
+		lastStart = time.Now()
+		got, err := getReset(f.Context(), s.src, s.url)
+		if err != nil {
+			f.t.Fatalf("request %d from %s: %v", i, s.src.Name, err)
+		}
+		if got != first {
+			f.t.Fatalf("request %d from %s answered by %s, the first by %s: affinity broken", i, s.src.Name, got, first)
+		}
+	}
+
+	timeout := time.Duration(s.timeout) * time.Second
+	held := f.waitTemplateGone(s.client, s.virtual, lastStart, timeout+affinitySlack)
+	if held < timeout {
+		f.t.Fatalf("the affinity of %s ended %.1fs after its last request began, before its timeout %v", s.src.Name, held.Seconds(), timeout)
+	}
+	f.t.Logf("the affinity of %s held %.1fs after its last request began (timeout %v)", s.src.Name, held.Seconds(), timeout)
+	// The template gone, round robin picks again: past the pod it last picked, the sticky one.
+	got, err := getReset(f.Context(), s.src, s.url)
+	if err != nil {
+		f.t.Fatalf("request from %s after the timeout: %v", s.src.Name, err)
+	}
+	if got == first {
+		f.t.Fatalf("after the affinity expired the request from %s was answered by %s again", s.src.Name, got)
+	}
+	if !isPodName(s.pods, got) {
+		f.t.Fatalf("answered by %q, none of the Service's pods", got)
 	}
 }

@@ -123,10 +123,7 @@ func getReset(ctx context.Context, src Source, url string) (string, error) {
 // Upstream: "should have session affinity work for service with type clusterIP" and "should
 // have session affinity timeout work for service with type clusterIP". The timeout is IPVS's
 // persistence timeout, and the affinity ends when the kernel drops the client's template: see
-// affinity_conns.go for the rule, which can hold it up to a minute past timeoutSeconds while
-// a connection of the client is still in IPVS's table. Requests end with a reset, so each
-// connection leaves the table 10 s after it closed; a timeout of 20 s is past that, and the
-// rule then ends the affinity at timeoutSeconds itself.
+// affinity_conns.go for the kernel's rule and why timeoutSeconds is 20 here.
 func TestSessionAffinityClientIP(t *testing.T) {
 	RequireProxier(t)
 	f := New(t)
@@ -137,34 +134,19 @@ func TestSessionAffinityClientIP(t *testing.T) {
 	})
 	pods := f.CreatePods("sticky", 3)
 	client := f.CreatePod("client", "client")
-	url := ServiceURL(svc, "/hostname")
 	httpPort := portNamed(svc, "http").Port
-	virtual := netip.AddrPortFrom(netip.MustParseAddr(svc.Spec.ClusterIP), uint16(httpPort))
-	// All three first: round robin's order then stays as it is for the whole scenario.
-	var backends []string
-	for _, p := range pods {
-		backends = append(backends, net.JoinHostPort(p.IP.String(), fmt.Sprint(p.HTTPPort())))
+	clientIP, ok := netip.AddrFromSlice(client.IP.To4())
+	if !ok {
+		t.Fatalf("client pod has no IPv4 address: %v", client.IP)
 	}
-	f.expectRealServers("TCP", virtual.String(), backends...)
-
-	// Every request of one client lands on one pod.
-	var first string
-	f.Eventually("the sticky Service answers", func(ctx context.Context) error {
-		var err error
-		first, err = getReset(ctx, f.FromPod(client), url)
-		return err
+	f.expectAffinityTimeout(affinityScenario{
+		src:     f.FromPod(client),
+		client:  clientIP,
+		virtual: netip.AddrPortFrom(netip.MustParseAddr(svc.Spec.ClusterIP), uint16(httpPort)),
+		url:     ServiceURL(svc, "/hostname"),
+		pods:    pods,
+		timeout: timeout,
 	})
-	var lastStart time.Time
-	for i := range 15 {
-		lastStart = time.Now()
-		got, err := getReset(f.Context(), f.FromPod(client), url)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		if got != first {
-			t.Fatalf("request %d answered by %s, the first by %s: affinity broken", i, got, first)
-		}
-	}
 
 	// The timeout is programmed: the virtual server is persistent for timeoutSeconds.
 	vs := fmt.Sprintf("%s:%d", svc.Spec.ClusterIP, httpPort)
@@ -185,36 +167,7 @@ func TestSessionAffinityClientIP(t *testing.T) {
 	if !found {
 		t.Fatalf("no virtual server %s in:\n%s", vs, out)
 	}
-
-	// Idle: the affinity holds for timeoutSeconds after the last request began and ends then:
-	// the last connection (CLOSE for 10 s after its reset) has left the table by then, so the
-	// kernel does not re-arm the template.
-	clientIP, ok := netip.AddrFromSlice(client.IP.To4())
-	if !ok {
-		t.Fatalf("client pod has no IPv4 address: %v", client.IP)
-	}
-	limit := time.Duration(timeout)*time.Second + affinitySlack
-	held := f.waitTemplateGone(clientIP, virtual, lastStart, limit)
-	if held < time.Duration(timeout)*time.Second {
-		t.Fatalf("the affinity ended %.1fs after the last request began, before its timeout %ds", held.Seconds(), timeout)
-	}
-	t.Logf("affinity held %.1fs after the last request began (timeout %ds)", held.Seconds(), timeout)
-	// The template gone, round robin picks again: past the pod it last picked, the sticky one.
-	got, err := getReset(f.Context(), f.FromPod(client), url)
-	if err != nil {
-		t.Fatalf("request after the timeout: %v", err)
-	}
-	if got == first {
-		t.Fatalf("after the affinity expired the request was answered by %s again", got)
-	}
-	if !isPodName(pods, got) {
-		t.Fatalf("answered by %q, none of the Service's pods", got)
-	}
 }
-
-// affinitySlack is what the affinity timeout scenario allows past timeoutSeconds: timer
-// rounding (about 2 s for timers of 16 s to 2 min), the 0.5 s poll and the emulated guest.
-const affinitySlack = 10 * time.Second
 
 func TestScaleEndpointsUpAndDown(t *testing.T) {
 	RequireProxier(t)
