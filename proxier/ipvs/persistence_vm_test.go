@@ -10,7 +10,8 @@ package ipvs
 // connection stays there CLOSE for 10 s after a reset, TIME_WAIT for 120 s after a FIN
 // exchange), it is not removed: its timeout becomes 60 s, for good, and it is re-armed. So a
 // template outlives its last connection by its timeout if the connection is gone by then, and
-// otherwise goes at the first 60 s tick after the connection has gone.
+// otherwise goes at the first 60 s tick after the connection has gone. A UDP "connection" stays
+// for the UDP timeout after its last datagram (300 s unless set, as ipvs.udpTimeout does).
 
 import (
 	"bufio"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	libipvs "github.com/moby/ipvs"
 	"github.com/vishvananda/netlink"
 
 	"github.com/kubevs/kubevs/internal/testenv"
@@ -116,6 +118,7 @@ TCP 0A000202 9C4E 0A600901 0050 0A000103 1F90 CLOSE             7
 type persistCase struct {
 	name    string
 	timeout uint32 // the virtual server's persistence timeout, seconds
+	udp     bool   // one UDP request and answer instead of a TCP connection
 	reset   bool   // close with a reset (SO_LINGER 0) instead of a FIN exchange
 	state   string // the closed connection's IPVS state
 	// The template must go within [min, max] after the connection's dial began.
@@ -135,11 +138,13 @@ func TestPersistenceTemplateLifetime(t *testing.T) {
 		{name: "reset/timeout-5", timeout: 5, reset: true, state: "CLOSE", min: 65 * time.Second, max: 65*time.Second + slack},
 		// TIME_WAIT (120 s) outlives the 5 s and the 65 s firing: gone at the 125 s one.
 		{name: "fin/timeout-5", timeout: 5, reset: false, state: "TIME_WAIT", min: 125 * time.Second, max: 125*time.Second + slack},
+		// The UDP entry lives udpTimeout (8 s here) after the answer: re-armed once, 60 s.
+		{name: "udp/timeout-5", timeout: 5, udp: true, state: "UDP", min: 65 * time.Second, max: 65*time.Second + slack},
 	}
 	for i, c := range cases {
 		vip := netip.AddrFrom4([4]byte{10, 96, 9, byte(1 + i)})
 		client := netip.AddrFrom4([4]byte{10, 0, 2, byte(2 + i)})
-		bed.addVirtualServer(t, vip, c.timeout)
+		bed.addVirtualServer(t, vip, c.udp, c.timeout)
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			bed.checkLifetime(t, c, vip, client)
@@ -148,7 +153,8 @@ func TestPersistenceTemplateLifetime(t *testing.T) {
 }
 
 // persistBed is three network namespaces: director (IPVS, VIPs on lo, forwarding), backends
-// (10.0.1.2-4, a listener on :8080 each that answers its own address) and clients (10.0.2.0/24).
+// (10.0.1.2-4, each answering its own address on TCP :8080 and UDP :8053) and clients
+// (10.0.2.0/24). The director's IPVS UDP timeout is persistUDPTimeout.
 type persistBed struct {
 	director, backends, clients ns.NetNS
 	ipvs                        Interface
@@ -158,10 +164,19 @@ type persistBed struct {
 func newPersistBed(t *testing.T) *persistBed {
 	b := &persistBed{director: testenv.NewNetns(t), backends: testenv.NewNetns(t), clients: testenv.NewNetns(t)}
 	b.wire(t, "vs-be", b.backends, "10.0.1.1/24", "10.0.1.2/24", "10.0.1.3/24", "10.0.1.4/24")
-	b.wire(t, "vs-cl", b.clients, "10.0.2.1/24", "10.0.2.2/24", "10.0.2.3/24", "10.0.2.4/24")
+	b.wire(t, "vs-cl", b.clients, "10.0.2.1/24", "10.0.2.2/24", "10.0.2.3/24", "10.0.2.4/24", "10.0.2.5/24")
 	b.in(t, b.director, func() error {
 		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 			return err
+		}
+		// What the proxier does for ipvs.udpTimeout.
+		h, err := libipvs.New("")
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		if err := h.SetConfig(&libipvs.Config{TimeoutUDP: persistUDPTimeout}); err != nil {
+			return fmt.Errorf("set the UDP timeout: %w", err)
 		}
 		v, err := New()
 		b.ipvs = v
@@ -178,8 +193,30 @@ func newPersistBed(t *testing.T) *persistBed {
 		})
 		t.Cleanup(func() { _ = ln.Close() })
 		go serveAddress(ln, a)
+		var pc net.PacketConn
+		b.in(t, b.backends, func() (err error) {
+			pc, err = net.ListenPacket("udp", net.JoinHostPort(a, "8053"))
+			return err
+		})
+		t.Cleanup(func() { _ = pc.Close() })
+		go answerAddress(pc, a)
 	}
 	return b
+}
+
+// persistUDPTimeout is the director's IPVS UDP timeout.
+const persistUDPTimeout = 8 * time.Second
+
+// answerAddress answers each datagram with the server's address.
+func answerAddress(pc net.PacketConn, addr string) {
+	buf := make([]byte, 512)
+	for {
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = pc.WriteTo([]byte(addr+"\n"), from)
+	}
 }
 
 // serveAddress answers each connection with the server's address, then waits for the client
@@ -255,9 +292,9 @@ func addAddrUp(l netlink.Link, cidr string) error {
 	return netlink.LinkSetUp(l)
 }
 
-// addVirtualServer adds vip:80, round robin, persistent for timeout seconds, over every
-// backend's :8080, and puts vip on the director's loopback.
-func (b *persistBed) addVirtualServer(t *testing.T, vip netip.Addr, timeout uint32) {
+// addVirtualServer adds TCP vip:80 over every backend's :8080 (or UDP vip:53 over :8053),
+// round robin, persistent for timeout seconds, and puts vip on the director's loopback.
+func (b *persistBed) addVirtualServer(t *testing.T, vip netip.Addr, udp bool, timeout uint32) {
 	t.Helper()
 	b.in(t, b.director, func() error {
 		lo, err := netlink.LinkByName("lo")
@@ -266,34 +303,47 @@ func (b *persistBed) addVirtualServer(t *testing.T, vip netip.Addr, timeout uint
 		}
 		return netlink.AddrAdd(lo, &netlink.Addr{IPNet: netlink.NewIPNet(vip.AsSlice())})
 	})
-	k := Key{Address: vip, Protocol: TCP, Port: 80}
+	k, port := Key{Address: vip, Protocol: TCP, Port: 80}, uint16(8080)
+	if udp {
+		k, port = Key{Address: vip, Protocol: UDP, Port: 53}, 8053
+	}
 	if err := b.ipvs.AddVirtualServer(VirtualServer{Key: k, Scheduler: "rr", Persistent: true, Timeout: timeout}); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range b.backendAddrs {
-		if err := b.ipvs.AddRealServer(k, RealServer{Address: a, Port: 8080, Weight: 1}); err != nil {
+		if err := b.ipvs.AddRealServer(k, RealServer{Address: a, Port: port, Weight: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-// request connects from client to vip:80, reads the answering backend and closes.
-func (b *persistBed) request(t *testing.T, client, vip netip.Addr, reset bool) string {
+// request connects from client to vip:80, reads the answering backend and closes (or sends
+// one datagram to vip:53 and reads the answer).
+func (b *persistBed) request(t *testing.T, client, vip netip.Addr, udp, reset bool) string {
 	t.Helper()
 	var c net.Conn
 	b.in(t, b.clients, func() (err error) {
+		if udp {
+			c, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(client, 0)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(vip, 53)))
+			return err
+		}
 		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, 0)), Timeout: 10 * time.Second}
 		c, err = d.Dial("tcp", net.JoinHostPort(vip.String(), "80"))
 		return err
 	})
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if udp {
+		if _, err := c.Write([]byte("which\n")); err != nil {
+			t.Fatalf("send from %s to %s: %v", client, vip, err)
+		}
+	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
 		t.Fatalf("read from %s via %s: %v", client, vip, err)
 	}
-	if reset {
-		_ = c.(*net.TCPConn).SetLinger(0)
+	if tc, ok := c.(*net.TCPConn); ok && reset {
+		_ = tc.SetLinger(0)
 	}
 	return strings.TrimSpace(line)
 }
@@ -324,7 +374,7 @@ func (b *persistBed) conns(t *testing.T, client netip.Addr) []ipvsConn {
 // until the client's template is gone; then the next connection goes to another backend.
 func (b *persistBed) checkLifetime(t *testing.T, c persistCase, vip, client netip.Addr) {
 	start := time.Now()
-	first := b.request(t, client, vip, c.reset)
+	first := b.request(t, client, vip, c.udp, c.reset)
 	// The log shows the table when an entry comes, goes or changes state, and when the
 	// template is re-armed (its expiry rises).
 	var last string
@@ -367,7 +417,7 @@ func (b *persistBed) checkLifetime(t *testing.T, c persistCase, vip, client neti
 		t.Errorf("the closed connection was never seen in state %s", c.state)
 	}
 	// Round robin's last pick made the template: without it, the next pick is another backend.
-	if next := b.request(t, client, vip, true); next == first {
+	if next := b.request(t, client, vip, c.udp, true); next == first {
 		t.Errorf("after the template went, the next connection went to %s again", next)
 	}
 }
