@@ -5,7 +5,7 @@
 #
 # Environment:
 #   E2E_RUN=REGEXP         run only matching tests (go test -run)
-#   E2E_TIMEOUT=DURATION   bound of the whole VM run (default 30m)
+#   E2E_TIMEOUT=DURATION   bound of the whole VM run (default 50m)
 #   E2E_LOGDIR=DIR         keep component and pod logs there (default: a temporary dir, printed
 #                          and kept when the suite fails)
 #   KUBEVS_E2E_*           passed through to the suite (see test/e2e/env.go and kubevs.go)
@@ -69,7 +69,7 @@ demo=0
 [[ -z ${E2E_RUN:-} && ${E2E_DEMO:-1} != 0 && ${#cmds[@]} -eq 4 ]] && demo=1
 start=$SECONDS
 set +e
-(cd test/e2e && "$work/kubevs-vm" run --timeout "${E2E_TIMEOUT:-30m}" \
+(cd test/e2e && "$work/kubevs-vm" run --timeout "${E2E_TIMEOUT:-50m}" \
 	--share "$logs" \
 	--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin" \
 	--env "KUBEVS_E2E_BIN=$work/tools" \
