@@ -20,7 +20,8 @@ import (
 // running, over 200 pods wired by the reference bridge plugin, and reports p50/p99: as the
 // runtime sees them (exec included) and inside the plugin (from its own log), with the
 // server's store on disk and on tmpfs (where the proxier keeps it, nodeapi.DefaultStoreDir).
-// The bridge+host-local ADD and DEL of the same pods are reported beside them for scale. Run
+// The bridge+host-local ADD and DEL of the same pods are reported beside them for scale, and
+// kubevs's VERSION (exec and Go runtime start, no work) as the floor of any exec. Run
 // with -benchtime=1x: one iteration is the whole 200-pod run.
 //
 //	go test -run '^$' -bench AddDelLatency -benchtime=1x ./plugin/
@@ -52,7 +53,7 @@ func benchAddDel(b *testing.B, storeDir string) {
 	kubevs := filepath.Join(h.bin, "kubevs")
 	ctx := context.Background()
 	for b.Loop() {
-		var bridgeAdd, kubevsAdd, kubevsDel, bridgeDel []time.Duration
+		var bridgeAdd, kubevsAdd, kubevsDel, bridgeDel, version []time.Duration
 		type wired struct {
 			p    *pod
 			conf []byte
@@ -98,6 +99,17 @@ func benchAddDel(b *testing.B, storeDir string) {
 		if n := len(h.store.List()); n != 0 {
 			b.Fatalf("%d registrations left", n)
 		}
+		// The floor of any exec'd Go plugin here: kubevs answering VERSION, which does no work.
+		for range pods {
+			start := time.Now()
+			if err := h.inHost(func() error {
+				_, err := invoke.GetVersionInfo(ctx, kubevs, nil)
+				return err
+			}); err != nil {
+				b.Fatalf("kubevs VERSION: %v", err)
+			}
+			version = append(version, time.Since(start))
+		}
 		inAdd, inDel := inProcessDurations(b, h.kubevsLog())
 		for _, m := range []struct {
 			name string
@@ -105,7 +117,7 @@ func benchAddDel(b *testing.B, storeDir string) {
 		}{
 			{"kubevs-add", kubevsAdd}, {"kubevs-del", kubevsDel},
 			{"kubevs-add-inproc", inAdd}, {"kubevs-del-inproc", inDel},
-			{"bridge-add", bridgeAdd}, {"bridge-del", bridgeDel},
+			{"bridge-add", bridgeAdd}, {"bridge-del", bridgeDel}, {"kubevs-version", version},
 		} {
 			p50, p99 := percentile(m.d, 50), percentile(m.d, 99)
 			b.ReportMetric(ms(p50), m.name+"-p50-ms")
