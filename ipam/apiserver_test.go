@@ -160,7 +160,7 @@ func TestPodCIDRsFromRealAPIServer(t *testing.T) {
 	b, err := bed.Start(ctx, bed.Config{
 		ControlPlaneBin: filepath.SplitList(os.Getenv("KUBEVS_CONTROL_PLANE_BIN")),
 		NodeName:        "ipam-node",
-		Network:         bed.NetworkConfig{PodCIDR: "10.244.9.0/24"},
+		Network:         bed.NetworkConfig{PodCIDR: "10.244.9.0/24", PodCIDRv6: "fd00:249::/64"},
 	})
 	if err != nil {
 		t.Fatalf("start the bed: %v", err)
@@ -171,7 +171,9 @@ func TestPodCIDRsFromRealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fromAPIServer: %v", err)
 	}
-	if diff := cmp.Diff([]netip.Prefix{netip.MustParsePrefix("10.244.9.0/24")}, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+	// A dual-stack Node: both ranges, in the Node's order (IPv4 first).
+	want := []netip.Prefix{netip.MustParsePrefix("10.244.9.0/24"), netip.MustParsePrefix("fd00:249::/64")}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("podCIDRs (-want +got):\n%s", diff)
 	}
 	if _, err := fromAPIServer(ctx, b.Kubeconfig, "no-such-node"); !errors.Is(err, errNodeNotFound) {
