@@ -21,7 +21,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -287,25 +286,7 @@ func TestInternalTrafficPolicyLocal(t *testing.T) {
 		s.Spec.Ports = s.Spec.Ports[:1]
 		s.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicyLocal)
 	})
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: f.Namespace,
-			Name:      "itp-manual",
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName: svc.Name,
-				discoveryv1.LabelManagedBy:   "e2e.kubevs.io",
-			},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{local.IP.String()}, NodeName: ptr.To(f.Bed.NodeName()), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}},
-			{Addresses: []string{remoteIP}, NodeName: ptr.To("other-node"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}},
-		},
-		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(local.HTTPPort())), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}
-	if _, err := f.Client.DiscoveryV1().EndpointSlices(f.Namespace).Create(f.ctx, slice, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create endpointslice: %v", err)
-	}
+	f.createLocalAndRemoteSlice(svc, local, remoteIP)
 	url := ServiceURL(svc, "/hostname")
 
 	f.ExpectHTTP(f.FromPod(client), url).Hostname(local)

@@ -13,8 +13,10 @@ import (
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubevs/kubevs/test/podsim"
 )
@@ -104,4 +106,30 @@ func realServer(pods ...*podsim.Pod) []string {
 		out[i] = net.JoinHostPort(p.IP.String(), fmt.Sprint(p.HTTPPort()))
 	}
 	return out
+}
+
+// createLocalAndRemoteSlice writes the EndpointSlice of the selector-less Service svc by hand:
+// pod local on this node and remoteIP on another node, both ready, on svc's "http" port.
+func (f *Framework) createLocalAndRemoteSlice(svc *corev1.Service, local *podsim.Pod, remoteIP string) {
+	f.t.Helper()
+	ready := discoveryv1.EndpointConditions{Ready: ptr.To(true)}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: f.Namespace,
+			Name:      svc.Name + "-manual",
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: svc.Name,
+				discoveryv1.LabelManagedBy:   "e2e.kubevs.io",
+			},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{local.IP.String()}, NodeName: ptr.To(f.Bed.NodeName()), Conditions: ready},
+			{Addresses: []string{remoteIP}, NodeName: ptr.To("other-node"), Conditions: ready},
+		},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(local.HTTPPort())), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	if _, err := f.Client.DiscoveryV1().EndpointSlices(f.Namespace).Create(f.ctx, slice, metav1.CreateOptions{}); err != nil {
+		f.t.Fatalf("create endpointslice %s: %v", slice.Name, err)
+	}
 }

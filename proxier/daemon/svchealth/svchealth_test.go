@@ -187,14 +187,7 @@ func TestAddressesAndRetry(t *testing.T) {
 
 // A real listener on a fixed loopback port, as the daemon opens it.
 func TestRealListener(t *testing.T) {
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
-	s := New([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil)
-	t.Cleanup(s.Close)
+	port, s := loopbackServers(t)
 	if err := s.Sync(map[types.NamespacedName]Entry{web: {uint16(port), 0}}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,14 +234,7 @@ func TestNoAddressesListensNowhere(t *testing.T) {
 // While the proxier is unhealthy (no successful sync lately) every port answers 503 with
 // serviceProxyHealthy false, local endpoints or not, as kube-proxy does; healthy again, 200.
 func TestProxyUnhealthyAnswers503(t *testing.T) {
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
-	s := New([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil)
-	t.Cleanup(s.Close)
+	port, s := loopbackServers(t)
 	var mu sync.Mutex
 	healthy := false
 	s.SetProxyHealth(func() bool { mu.Lock(); defer mu.Unlock(); return healthy })
@@ -267,4 +253,18 @@ func TestProxyUnhealthyAnswers503(t *testing.T) {
 	if diff := cmp.Diff(fmt.Sprint(200, Response{ServiceName{"default", "web"}, 2, true}), fmt.Sprint(c, r)); diff != "" {
 		t.Errorf("healthy proxier answer (-want +got):\n%s", diff)
 	}
+}
+
+// loopbackServers returns a free loopback port and Servers listening on 127.0.0.1.
+func loopbackServers(t *testing.T) (int, *Servers) {
+	t.Helper()
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	s := New([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil)
+	t.Cleanup(s.Close)
+	return port, s
 }
