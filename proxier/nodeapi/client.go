@@ -1,6 +1,7 @@
 package nodeapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"syscall"
 	"time"
 )
@@ -37,26 +39,13 @@ type Client struct {
 	socketPath string
 	// Timeout bounds each request (DefaultTimeout when zero).
 	Timeout time.Duration
-	http    *http.Client
 }
 
-// NewClient returns a client for the server on socketPath.
+// NewClient returns a client for the server on socketPath. Each request opens its own
+// connection and speaks HTTP/1.1 on it directly, without a pooling Transport: the CNI plugin,
+// a process that lives a few milliseconds, makes one request per run.
 func NewClient(socketPath string) *Client {
-	dialer := &net.Dialer{Timeout: DefaultTimeout}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, "unix", socketPath)
-			if err != nil {
-				return nil, fmt.Errorf("dial %s: %w: %w", socketPath, ErrUnavailable, err)
-			}
-			return c, nil
-		},
-		MaxIdleConns:        2,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-		TLSHandshakeTimeout: time.Second,
-	}
-	return &Client{socketPath: socketPath, http: &http.Client{Transport: tr}}
+	return &Client{socketPath: socketPath}
 }
 
 // SocketPath returns the socket the client talks to.
@@ -104,6 +93,44 @@ func (c *Client) List(ctx context.Context) ([]Registration, error) {
 	return rs, err
 }
 
+// roundTrip dials the socket, writes req and reads its response on that connection, within
+// ctx's deadline; the response body is read in full before the connection closes.
+func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socketPath)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w: %w", c.socketPath, ErrUnavailable, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := req.Write(conn); err != nil {
+		return nil, fmt.Errorf("write request: %w", ctxErr(ctx, err))
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", ctxErr(ctx, err))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", ctxErr(ctx, err))
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
+}
+
+// ctxErr names the context's error when it ended the exchange, else returns err.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	timeout := c.Timeout
 	if timeout <= 0 {
@@ -126,9 +153,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	req.Close = true // one request per connection
+	resp, err := c.roundTrip(ctx, req)
 	if err != nil {
-		if !errors.Is(err, ErrUnavailable) && errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, ErrUnavailable) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return fmt.Errorf("%s %s: %w", method, path, err)
