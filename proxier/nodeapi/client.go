@@ -94,12 +94,12 @@ func (c *Client) List(ctx context.Context) ([]Registration, error) {
 }
 
 // roundTrip dials the socket, writes req and reads its response on that connection, within
-// ctx's deadline; the response body is read in full before the connection closes.
-func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+// ctx's deadline, and returns the status code and the body (at most maxBody bytes).
+func (c *Client) roundTrip(ctx context.Context, req *http.Request) (int, []byte, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socketPath)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w: %w", c.socketPath, ErrUnavailable, err)
+		return 0, nil, fmt.Errorf("dial %s: %w: %w", c.socketPath, ErrUnavailable, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -108,19 +108,18 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if err := req.Write(conn); err != nil {
-		return nil, fmt.Errorf("write request: %w", ctxErr(ctx, err))
+		return 0, nil, fmt.Errorf("write request: %w", ctxErr(ctx, err))
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err != nil {
-		return nil, fmt.Errorf("read response: %w", ctxErr(ctx, err))
+		return 0, nil, fmt.Errorf("read response: %w", ctxErr(ctx, err))
 	}
+	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	resp.Body.Close()
 	if err != nil {
-		return nil, fmt.Errorf("read response: %w", ctxErr(ctx, err))
+		return 0, nil, fmt.Errorf("read response: %w", ctxErr(ctx, err))
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp, nil
+	return resp.StatusCode, b, nil
 }
 
 // ctxErr names the context's error when it ended the exchange, else returns err.
@@ -154,28 +153,23 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Close = true // one request per connection
-	resp, err := c.roundTrip(ctx, req)
+	status, b, err := c.roundTrip(ctx, req)
 	if err != nil {
 		if !errors.Is(err, ErrUnavailable) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return fmt.Errorf("read %s response: %w", path, err)
-	}
-	if resp.StatusCode/100 != 2 {
+	if status/100 != 2 {
 		var e ErrorBody
 		msg := string(b)
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			msg = e.Error
 		}
-		if resp.StatusCode == http.StatusNotFound {
+		if status == http.StatusNotFound {
 			return fmt.Errorf("%s %s: %w: %s", method, path, ErrNotFound, msg)
 		}
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, msg)
+		return fmt.Errorf("%s %s: status %d: %s", method, path, status, msg)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
