@@ -4,9 +4,7 @@ package e2e
 // and the outside host work before any Service scenario relies on them.
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -210,16 +208,8 @@ func TestEndpointSlicePublishesAndWithdraws(t *testing.T) {
 
 	expect := func(step string, want []Endpoint) {
 		t.Helper()
-		f.Eventually(step, func(context.Context) error {
-			got, err := f.Endpoints(svc)
-			if err != nil {
-				return err
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				return fmt.Errorf("endpoints (-want +got):\n%s", diff)
-			}
-			return nil
-		})
+		t.Log(step)
+		f.expectEndpoints(svc, want...)
 	}
 	expect("ready pod published", []Endpoint{{IP: ip, Ready: true, Serving: true}})
 

@@ -79,16 +79,7 @@ func TestPluginStatusLaunchAndSupervision(t *testing.T) {
 	// Whatever happens below, the node ends with the bed's kind of proxier again.
 	t.Cleanup(func() {
 		stopSupervisor(t)
-		f.Eventually("the launched proxier ends", func(context.Context) error {
-			left, err := proxierPIDs()
-			if err != nil {
-				return err
-			}
-			if len(left) != 0 {
-				return fmt.Errorf("still running: %v", left)
-			}
-			return nil
-		})
+		f.expectNoProxier("the launched proxier ends")
 		f.startProxier()
 	})
 

@@ -55,7 +55,13 @@ func (f *Framework) killProxier() {
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		f.t.Fatalf("kill kubevs-proxier %d: %v", pids[0], err)
 	}
-	f.Eventually(fmt.Sprintf("kubevs-proxier %d ends", pids[0]), func(context.Context) error {
+	f.expectNoProxier(fmt.Sprintf("kubevs-proxier %d ends", pids[0]))
+}
+
+// expectNoProxier waits until no kubevs-proxier process is left on the node.
+func (f *Framework) expectNoProxier(what string) {
+	f.t.Helper()
+	f.Eventually(what, func(context.Context) error {
 		left, err := proxierPIDs()
 		if err != nil {
 			return err
