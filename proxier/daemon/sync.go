@@ -110,7 +110,8 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	ch := d.tracker.Take()
 	d.triggers = append(d.triggers, ch.Triggers...)
 	node := d.tracker.Node()
-	full := d.needFull || why != runner.Requested || ch.Node || d.addrsChanged.Swap(false)
+	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
+	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged
 	if full {
 		d.updateOptions(ctx, node)
 	}
