@@ -192,6 +192,21 @@ func TestDaemonSet(t *testing.T) {
 	}
 }
 
+// TestImage: both containers run the image `make image` builds (Image), and pull it only when
+// the node does not have it: there is no registry, the archive is imported on each node.
+func TestImage(t *testing.T) {
+	ds := find[*appsv1.DaemonSet](t, "kubevs")
+	spec := ds.Spec.Template.Spec
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		if c.Image != Image {
+			t.Errorf("%s: image %q, want %q (what make image builds)", c.Name, c.Image, Image)
+		}
+		if c.ImagePullPolicy != corev1.PullIfNotPresent {
+			t.Errorf("%s: imagePullPolicy %q, want IfNotPresent", c.Name, c.ImagePullPolicy)
+		}
+	}
+}
+
 // TestProxierConfiguration decodes the ConfigMap's configuration with the proxier's own strict
 // decoder, and checks the CNI mode is one kubevs-install accepts.
 func TestProxierConfiguration(t *testing.T) {
