@@ -5,13 +5,17 @@ GO ?= go
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps unit vm-integration e2e test demo bench lint clean
+.PHONY: all build deps unit vm-integration e2e test demo bench lint clean image
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(wildcard $(CMDS))
+
+# kubevs's OCI image, bin/kubevs-image.tar, built without a container engine (install/image).
+image:
+	bash test/scripts/image.sh
 
 # Debian packages the tests and the demo need (idempotent).
 deps:

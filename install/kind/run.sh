@@ -77,7 +77,7 @@ kind load docker-image "$image" --name "$cluster"
 cp_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$cluster-control-plane")
 step "API server for the proxier: $cp_ip:6443"
 sed -e "s|\"API_SERVER_HOST\"|\"$cp_ip\"|" \
-	-e "s|ghcr.io/kubevs/kubevs:latest|$image|g" \
+	-e "s|image: kubevs.io/kubevs:.*|image: $image|g" \
 	-e "s|imagePullPolicy: IfNotPresent|imagePullPolicy: Never|g" \
 	"$repo/install/manifests/kubevs.yaml" >"$work/kubevs.yaml"
 
