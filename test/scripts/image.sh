@@ -19,8 +19,9 @@ work=$(mktemp -d /tmp/kubevs-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$debs" "$work/bin" "$(dirname "$out")"
 
-# 1. The binaries: static, no build paths, no VCS stamp (the digest depends on the source only).
-CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$work/bin/" \
+# 1. The binaries: static, no build paths, no VCS stamp (the digest depends on the source
+# only), without symbol tables and DWARF (-s -w: the kubevs layer shrinks from 40 to 22 MB gzipped).
+CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="-s -w" -o "$work/bin/" \
 	./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam \
 	./install/cmd/kubevs-install ./install/cmd/kubevs-iptables-wrapper
 (cd install/image && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$work/" ./cmd/kubevs-image)
