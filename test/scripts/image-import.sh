@@ -76,7 +76,9 @@ for n in legacy nft; do
 	[[ $out == *"($want)"* ]] || fail "canary in $n: the image's iptables --version printed $out"
 	out2=$(run --privileged --with-ns "network:/run/netns/$ns-$n" "$tag" "iptables-save-$n" /usr/sbin/iptables-save -t mangle 2>&1)
 	[[ $out2 == *":KUBE-KUBELET-CANARY"* ]] || fail "canary in $n: the image's iptables-save -t mangle does not show it: $out2"
-	pass "ctr run --privileged in a netns with the kubelet canary in $n: iptables --version -> $out; iptables-save sees the canary"
+	why=$(run --privileged --with-ns "network:/run/netns/$ns-$n" "$tag" "detect-$n" /opt/kubevs/bin/kubevs-iptables-wrapper detect 2>&1)
+	[[ $why == "xtables-$n-multi: "* ]] || fail "canary in $n: kubevs-iptables-wrapper detect printed $why"
+	pass "ctr run --privileged in a netns with the kubelet canary in $n: iptables --version -> $out; iptables-save sees the canary; detect: $why"
 done
 
 # 4. podman load, rootful, with its own storage.
