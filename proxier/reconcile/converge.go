@@ -177,7 +177,7 @@ func (r *Reconciler) retire(ctx context.Context, k ipvs.Key, have *vsState, ap n
 		have.rs[ap] = 0
 	}
 	if _, ok := r.m.draining[dk]; !ok {
-		r.m.draining[dk] = r.opts.Now().Add(r.opts.DrainTimeout)
+		r.m.draining[dk] = r.drainDeadline(ctx, dk)
 	}
 	return nil
 }

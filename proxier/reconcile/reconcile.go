@@ -60,6 +60,9 @@ type Options struct {
 	// instead of draining it at weight 0 (DrainTimeout is then unused). Adopted weight-0
 	// real servers nobody wants are deleted by the first Resync.
 	NoDrain bool
+	// DrainFile records the drain deadlines across restarts (see drainstate.go); empty:
+	// in memory only, so a restart gives adopted drains a full DrainTimeout again.
+	DrainFile string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -79,6 +82,11 @@ type Reconciler struct {
 	changed  []SysctlChange
 	global   desired.GlobalState
 	started  bool
+	// restored are the drain deadlines read from DrainFile, until the first Resync;
+	// savedDrains is what DrainFile holds; drainsRead: it was read.
+	restored    map[drainKey]time.Time
+	savedDrains map[drainKey]time.Time
+	drainsRead  bool
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

@@ -30,6 +30,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	}
 	errs = append(errs, r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
 	errs = append(errs, r.load(ctx, nil, nil))
+	r.readDrainRecord(ctx)
 	r.started = true
 	logger.V(0).Info("Reconciler started", "kernel", kv, "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries))
 	return errors.Join(errs...)
