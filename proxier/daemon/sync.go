@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -44,7 +45,7 @@ func (d *Daemon) options(node *v1.Node) (desired.Options, error) {
 func (d *Daemon) initReconciler(ctx context.Context) {
 	d.kmu.Lock()
 	defer d.kmu.Unlock()
-	o, err := d.options(d.tracker.Node())
+	o, err := d.options(d.knownNode(ctx))
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Deriving the options")
 	}
@@ -62,6 +63,9 @@ func reconcilerOptions(c *config.Configuration, o desired.Options, now func() ti
 		Desired:      o,
 		ExcludeCIDRs: config.ParsedCIDRs(c.IPVS.ExcludeCIDRs),
 		Now:          now,
+	}
+	if c.StateDir != "" {
+		ro.DrainFile = filepath.Join(c.StateDir, drainFile)
 	}
 	if p := c.IPVS.GracefulTerminationPeriod; p != nil {
 		ro.DrainTimeout = p.Duration
@@ -109,7 +113,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	}
 	ch := d.tracker.Take()
 	d.triggers = append(d.triggers, ch.Triggers...)
-	node := d.tracker.Node()
+	node := d.knownNode(ctx)
 	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
 	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged
 	if full {
@@ -175,6 +179,27 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		logger.Info("First sync done: ready", "duration", end.Sub(start))
 	}
 	return nil
+}
+
+// knownNode is the own Node to compute with: the tracker's, or the last one seen with
+// addresses while the Node is absent or has none (deleted, or recreated and not yet
+// updated by its kubelet), so NodePorts stay on the node's last known addresses
+// (derive.KnownNode). It logs when it starts and stops standing in. kmu must be held.
+func (d *Daemon) knownNode(ctx context.Context) *v1.Node {
+	cur := d.tracker.Node()
+	node, kept := derive.KnownNode(d.lastNode, cur)
+	logger := klog.FromContext(ctx)
+	switch {
+	case kept && !d.keptNode:
+		logger.Info("The Node is absent or has no addresses; keeping its last known addresses", "node", d.cfg.NodeName, "present", cur != nil, "addresses", d.lastNode.Status.Addresses)
+	case !kept && d.keptNode:
+		logger.Info("The Node has addresses again", "node", d.cfg.NodeName)
+	}
+	d.keptNode = kept
+	if !kept && node != nil && len(derive.Node(d.cfg.NodeName, node).Addresses) > 0 {
+		d.lastNode = node
+	}
+	return node
 }
 
 // compute returns the desired state of one Service. countSkips counts the parts it had to

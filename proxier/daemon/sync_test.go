@@ -230,6 +230,7 @@ func TestReconcilerOptionsDrain(t *testing.T) {
 			got := reconcilerOptions(c, desired.Options{Scheduler: "rr"}, nil)
 			tt.want.Desired = desired.Options{Scheduler: "rr"}
 			tt.want.ExcludeCIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+			tt.want.DrainFile = "/var/lib/kubevs/drains.json"
 			if diff := cmp.Diff(tt.want, got, cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
 				t.Errorf("reconciler options (-want +got):\n%s", diff)
 			}
