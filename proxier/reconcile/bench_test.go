@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 
+	"github.com/kubevs/kubevs/proxier/conntrack"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -332,5 +333,6 @@ func (null) Dump(ipset.Family) (netfilter.Ruleset, error)                    { r
 func (null) DeleteByOrigDst(ipvs.Protocol, netip.Addr, uint16) (int, error)  { return 0, nil }
 func (null) DeleteByReplySrc(ipvs.Protocol, netip.Addr, uint16) (int, error) { return 0, nil }
 func (null) DeleteByAddr(netip.Addr) (int, error)                            { return 0, nil }
+func (null) Delete([]conntrack.Filter) (int, error)                          { return 0, nil }
 func (null) Get(string) (string, error)                                      { return "", nil }
 func (null) Set(string, string) error                                        { return nil }

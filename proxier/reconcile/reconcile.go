@@ -87,6 +87,8 @@ type Reconciler struct {
 	restored    map[drainKey]time.Time
 	savedDrains map[drainKey]time.Time
 	drainsRead  bool
+	// ctQueue holds the conntrack filters whose flows wait to be deleted (flows.go).
+	ctQueue map[conntrack.Filter]struct{}
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.
