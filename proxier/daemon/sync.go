@@ -125,8 +125,13 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	flush := d.flush
 	d.flush = nil
 	d.mu.Unlock()
+	for _, ip := range flush {
+		if _, ok := local[ip]; !ok { // not registered again meanwhile (IP reuse)
+			d.reconciler.DeletePodFlows(ip)
+		}
+	}
 
-	if !full && len(ch.Services) == 0 && len(flush) == 0 {
+	if !full && len(ch.Services) == 0 && d.reconciler.PendingFlowDeletes() == 0 {
 		return nil // every change cancelled out: nothing to do, nothing to measure
 	}
 	mode := metrics.Partial
@@ -155,7 +160,6 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		err = d.reconciler.Apply(ctx, changed)
 		logger.V(2).Info("Partial sync", "services", len(changed), "err", err)
 	}
-	err = errors.Join(err, d.flushConntrack(ctx, flush))
 	end := d.clock.Now()
 	d.metrics.SyncDuration.WithLabelValues(mode).Observe(end.Sub(start).Seconds())
 	d.metrics.ChangesPending.Set(float64(len(d.tracker.PendingChanges())))
