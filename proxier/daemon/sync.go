@@ -18,6 +18,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/reconcile"
 	"github.com/kubevs/kubevs/proxier/runner"
@@ -63,6 +64,7 @@ func reconcilerOptions(c *config.Configuration, o desired.Options, now func() ti
 		Desired:      o,
 		ExcludeCIDRs: config.ParsedCIDRs(c.IPVS.ExcludeCIDRs),
 		Now:          now,
+		Timeouts:     ipvs.Timeouts{TCP: c.IPVS.TCPTimeout.Duration, TCPFin: c.IPVS.TCPFinTimeout.Duration, UDP: c.IPVS.UDPTimeout.Duration},
 	}
 	if c.StateDir != "" {
 		ro.DrainFile = filepath.Join(c.StateDir, drainFile)
@@ -89,9 +91,6 @@ func (d *Daemon) startReconciler(ctx context.Context) {
 	}
 	if err := saveSysctlChanges(d.cfg.StateDir, d.reconciler.SysctlChanges()); err != nil {
 		logger.Error(err, "Cannot record the sysctls kubevs changed; --cleanup will not restore them")
-	}
-	if err := applyIPVSTimeouts(d.cfg.IPVS); err != nil {
-		logger.Error(err, "Cannot set the IPVS connection timeouts")
 	}
 }
 

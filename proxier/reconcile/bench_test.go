@@ -316,6 +316,7 @@ func (null) RealServers(ipvs.Key) ([]ipvs.RealServer, error)                 { r
 func (null) AddRealServer(ipvs.Key, ipvs.RealServer) error                   { return nil }
 func (null) UpdateRealServer(ipvs.Key, ipvs.RealServer) error                { return nil }
 func (null) DeleteRealServer(ipvs.Key, ipvs.RealServer) error                { return nil }
+func (null) SetTimeouts(ipvs.Timeouts) error                                 { return nil }
 func (null) EnsureDummy(string) error                                        { return nil }
 func (null) DeleteDummy(string) error                                        { return nil }
 func (null) Addresses(string) ([]netip.Addr, error)                          { return nil, nil }

@@ -63,6 +63,8 @@ type Options struct {
 	// DrainFile records the drain deadlines across restarts (see drainstate.go); empty:
 	// in memory only, so a restart gives adopted drains a full DrainTimeout again.
 	DrainFile string
+	// Timeouts are IPVS's connection timeouts, set by Start (zero ones left as they are).
+	Timeouts ipvs.Timeouts
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
