@@ -6,18 +6,19 @@ package daemon
 // gone pods for ever, and with them KUBE-LOOP-BACK entries and local endpoints for IPs
 // the IPAM may hand to another pod. So the proxier collects them itself, now and then.
 //
-// A registration is stale when the network namespace it recorded at ADD is gone and none of
-// its IPs is an endpoint in any EndpointSlice. Both must hold: the namespace path alone
-// could be invisible from the proxier's own mount namespace (a container without the
-// host's /run/netns), and an IP alone could still be a pod's that backs no Service. A
+// A registration is stale when the network namespace it recorded at ADD is gone (its
+// directory still there: see netnsGone) and none of its IPs is an endpoint in any
+// EndpointSlice. Both must hold: a namespace path can be invisible from the proxier's own
+// mount namespace, and an IP alone could still be a pod's that backs no Service. A
 // registration that recorded no namespace is never collected here (a DEL or a CNI GC
-// removes it).
+// removes it). A DaemonSet proxier needs the host's /run/netns mounted for this GC to act.
 
 import (
 	"context"
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -29,10 +30,15 @@ import (
 const regGCInterval = time.Minute
 
 // netnsGone reports whether the network namespace path recorded by a registration no
-// longer exists. An error other than "not exist" counts as present.
+// longer exists, while its directory does. A proxier in a container that does not see the
+// host's /run/netns (or its PID namespace, for /proc/<pid>/ns/net paths) sees neither, and
+// must not take every pod for gone. An error other than "not exist" counts as present.
 func netnsGone(path string) bool {
-	_, err := os.Stat(path)
-	return errors.Is(err, os.ErrNotExist)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	_, err := os.Stat(filepath.Dir(path))
+	return err == nil
 }
 
 // staleRegistrations returns the registrations of regs whose recorded namespace is gone

@@ -40,6 +40,24 @@ func TestStaleRegistrations(t *testing.T) {
 	}
 }
 
+func TestNetnsGone(t *testing.T) {
+	dir := t.TempDir()
+	present := filepath.Join(dir, "cni-1")
+	if err := os.WriteFile(present, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{
+		present:                            false,
+		filepath.Join(dir, "cni-2"):        true,  // gone from a directory we see
+		filepath.Join(dir, "run", "cni-3"): false, // a directory we do not see: unknown
+		"/proc/999999999/ns/net":           false, // a PID we do not see
+	} {
+		if got := netnsGone(path); got != want {
+			t.Errorf("netnsGone(%s) = %v, want %v", path, got, want)
+		}
+	}
+}
+
 // A pod whose DEL never reached the proxier: once its network namespace is gone and its IP
 // is in no EndpointSlice, the GC drops its registration, and its flows go with it. A gone
 // namespace whose IP is still an endpoint keeps its registration.
