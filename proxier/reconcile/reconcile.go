@@ -9,6 +9,10 @@
 // Services only; Resync re-reads the kernel and converges everything (periodically, and
 // after any failure).
 //
+// It also sets IPVS's connection timeouts (Start), deletes the conntrack flows that would
+// keep traffic on a dead end, all of a sync's in one call and retried until done
+// (flows.go), and records drain deadlines so a restart does not re-arm them (drainstate.go).
+//
 // What kubevs owns: the dummy link kube-ipvs0 and its addresses; the IPVS virtual servers
 // whose address is bound to kube-ipvs0 (the rule kube-proxy's IPVS mode uses too) or that a
 // member of kubevs's sets marks (cluster IPs, externalIPs, LoadBalancer ingress, NodePorts,
