@@ -18,4 +18,8 @@ type Interface interface {
 	DeleteByReplySrc(proto ipvs.Protocol, addr netip.Addr, port uint16) (int, error)
 	// DeleteByAddr removes every flow to or from addr (a deleted pod's IP), any protocol.
 	DeleteByAddr(addr netip.Addr) (int, error)
+	// Delete removes every flow one of filters matches, reading each family's table once
+	// for all of them. It goes on past a flow it cannot delete and returns the count and
+	// the failures joined; deleting again is harmless.
+	Delete(filters []Filter) (int, error)
 }

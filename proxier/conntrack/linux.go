@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -14,9 +15,9 @@ import (
 )
 
 // Linux deletes flows over ctnetlink in the network namespace of the calling thread: one dump
-// of the family's table, then one delete per matching flow (what `conntrack -D` does), for
-// TCP, UDP and SCTP, IPv4 and IPv6. It
-// holds no state and is safe for concurrent use.
+// of each family's table a call needs, then one delete per matching flow (what `conntrack -D`
+// does), for TCP, UDP and SCTP, IPv4 and IPv6. A Delete with many filters costs one dump per
+// family, not one per filter. It holds no state and is safe for concurrent use.
 type Linux struct{}
 
 var _ Interface = Linux{}
@@ -24,48 +25,75 @@ var _ Interface = Linux{}
 // New returns the netlink implementation.
 func New() Linux { return Linux{} }
 
-// protoNumber maps a Service protocol to its IP protocol number.
-func protoNumber(p ipvs.Protocol) (uint8, error) {
-	switch p {
-	case ipvs.TCP:
-		return unix.IPPROTO_TCP, nil
-	case ipvs.UDP:
-		return unix.IPPROTO_UDP, nil
-	case ipvs.SCTP:
-		return unix.IPPROTO_SCTP, nil
-	}
-	return 0, fmt.Errorf("unknown protocol %q", p)
-}
-
-// match selects entries to delete.
-type match func(e entry) bool
-
 func family(addr netip.Addr) uint8 {
-	if addr.Is4() {
+	if addr.Unmap().Is4() {
 		return unix.AF_INET
 	}
 	return unix.AF_INET6
 }
 
-// deleteFlows dumps the family's table and deletes the matching entries. If the kernel
-// interrupted the dump, the matches found are deleted and the dump is tried again (a few
-// times), so a busy table does not hide flows.
-func deleteFlows(what string, addr netip.Addr, m match) (int, error) {
-	if !addr.IsValid() {
-		return 0, fmt.Errorf("delete conntrack flows %s: invalid address", what)
+// flowOf is what filters compare of an entry.
+func flowOf(e entry) Flow {
+	return Flow{Proto: protocolOf(e.orig.proto), OrigSrc: e.orig.src, OrigDst: e.orig.dst, ReplySrc: e.reply.src, ReplyDst: e.reply.dst}
+}
+
+// Delete removes every flow that matches one of filters. Per family, it dumps the table
+// once and deletes the matches; if the kernel interrupted the dump, the matches found are
+// deleted and the dump is tried again (a few times), so a busy table does not hide flows.
+// An invalid filter fails the call before anything is deleted.
+func (Linux) Delete(filters []Filter) (int, error) {
+	byFamily := map[uint8][]Filter{}
+	for _, f := range filters {
+		if err := f.Validate(); err != nil {
+			return 0, fmt.Errorf("delete conntrack flows: %w", err)
+		}
+		byFamily[family(f.Addr)] = append(byFamily[family(f.Addr)], f)
 	}
 	deleted := 0
 	var errs []error
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		fs := byFamily[fam]
+		if len(fs) == 0 {
+			continue
+		}
+		n, err := deleteMatching(fam, fs)
+		deleted += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete conntrack flows %s: %w", describe(fs), err))
+		}
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// describe names a few filters for an error message.
+func describe(fs []Filter) string {
+	var parts []string
+	for i, f := range fs {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(fs)-i))
+			break
+		}
+		parts = append(parts, f.String())
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// deleteMatching dumps one family's table (again if the dump was interrupted) and deletes
+// the entries one of fs matches.
+func deleteMatching(fam uint8, fs []Filter) (int, error) {
+	deleted := 0
+	var errs []error
 	for range 3 {
-		entries, err := dump(family(addr))
+		entries, err := dump(fam)
 		if entries == nil && err != nil {
-			return deleted, fmt.Errorf("delete conntrack flows %s: %w", what, err)
+			return deleted, err
 		}
 		for _, e := range entries {
-			if !m(e) {
+			fl := flowOf(e)
+			if !matchesAny(fs, fl) {
 				continue
 			}
-			if err := remove(family(addr), e); err != nil {
+			if err := remove(fam, e); err != nil {
 				errs = append(errs, fmt.Errorf("delete conntrack flow %s -> %s: %w", e.orig.src, e.orig.dst, err))
 				continue
 			}
@@ -75,43 +103,29 @@ func deleteFlows(what string, addr netip.Addr, m match) (int, error) {
 			break
 		}
 	}
-	if len(errs) > 0 {
-		return deleted, fmt.Errorf("delete conntrack flows %s: %w", what, errors.Join(errs...))
+	return deleted, errors.Join(errs...)
+}
+
+func matchesAny(fs []Filter, fl Flow) bool {
+	for _, f := range fs {
+		if f.Matches(fl) {
+			return true
+		}
 	}
-	return deleted, nil
+	return false
 }
 
 // DeleteByOrigDst removes flows whose original destination is addr:port over proto.
-func (Linux) DeleteByOrigDst(proto ipvs.Protocol, addr netip.Addr, port uint16) (int, error) {
-	p, err := protoNumber(proto)
-	if err != nil {
-		return 0, err
-	}
-	addr = addr.Unmap()
-	what := fmt.Sprintf("to %s %s", proto, netip.AddrPortFrom(addr, port))
-	return deleteFlows(what, addr, func(e entry) bool {
-		return e.orig.proto == p && e.orig.dst == netip.AddrPortFrom(addr, port)
-	})
+func (l Linux) DeleteByOrigDst(proto ipvs.Protocol, addr netip.Addr, port uint16) (int, error) {
+	return l.Delete([]Filter{{Match: OrigDst, Proto: proto, Addr: addr, Port: port}})
 }
 
 // DeleteByReplySrc removes flows whose reply comes from addr:port over proto (port 0: any).
-func (Linux) DeleteByReplySrc(proto ipvs.Protocol, addr netip.Addr, port uint16) (int, error) {
-	p, err := protoNumber(proto)
-	if err != nil {
-		return 0, err
-	}
-	addr = addr.Unmap()
-	what := fmt.Sprintf("answered by %s %s", proto, netip.AddrPortFrom(addr, port))
-	return deleteFlows(what, addr, func(e entry) bool {
-		return e.reply.proto == p && e.reply.src.Addr() == addr && (port == 0 || e.reply.src.Port() == port)
-	})
+func (l Linux) DeleteByReplySrc(proto ipvs.Protocol, addr netip.Addr, port uint16) (int, error) {
+	return l.Delete([]Filter{{Match: ReplySrc, Proto: proto, Addr: addr, Port: port}})
 }
 
 // DeleteByAddr removes every flow with addr as a source or destination in either direction.
-func (Linux) DeleteByAddr(addr netip.Addr) (int, error) {
-	addr = addr.Unmap()
-	return deleteFlows("of "+addr.String(), addr, func(e entry) bool {
-		return e.orig.src.Addr() == addr || e.orig.dst.Addr() == addr ||
-			e.reply.src.Addr() == addr || e.reply.dst.Addr() == addr
-	})
+func (l Linux) DeleteByAddr(addr netip.Addr) (int, error) {
+	return l.Delete([]Filter{{Match: Addr, Addr: addr}})
 }

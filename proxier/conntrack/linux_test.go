@@ -107,6 +107,16 @@ func TestLinuxDeletes(t *testing.T) {
 		{"addr any direction", func(l Linux) (int, error) { return l.DeleteByAddr(netip.MustParseAddr("10.244.0.5")) }, []flow{dns, dnsTCP, other}},
 		{"addr as source", func(l Linux) (int, error) { return l.DeleteByAddr(netip.MustParseAddr("10.244.0.7")) }, []flow{pod}},
 		{"addr IPv4-mapped", func(l Linux) (int, error) { return l.DeleteByAddr(netip.MustParseAddr("::ffff:10.244.0.7")) }, []flow{pod}},
+		{"many filters of both families in one call", func(l Linux) (int, error) {
+			return l.Delete([]Filter{
+				{Match: ReplySrc, Proto: ipvs.UDP, Addr: netip.MustParseAddr("10.244.0.5"), Port: 53},
+				{Match: Addr, Addr: netip.MustParseAddr("10.244.0.7")},
+				{Match: OrigDst, Proto: ipvs.UDP, Addr: netip.MustParseAddr("fd00:96::a"), Port: 53},
+				{Match: OrigDst, Proto: ipvs.SCTP, Addr: netip.MustParseAddr("10.96.0.12"), Port: 9},
+				{Match: ReplySrc, Proto: ipvs.TCP, Addr: netip.MustParseAddr("10.244.9.9")}, // matches nothing
+			})
+		}, []flow{dns, pod, dns6, dns6b, sctp}},
+		{"no filter", func(l Linux) (int, error) { return l.Delete(nil) }, nil},
 	}
 	all := []flow{dns, dns2, dnsTCP, api, other, pod, dns6, dns6b, sctp}
 	for _, tt := range tests {
@@ -142,6 +152,9 @@ func TestLinuxRejects(t *testing.T) {
 	}
 	if _, err := New().DeleteByAddr(netip.Addr{}); err == nil {
 		t.Errorf("invalid address accepted")
+	}
+	if _, err := New().Delete([]Filter{{Match: Addr, Addr: netip.MustParseAddr("10.0.0.1")}, {Match: "nat", Addr: netip.MustParseAddr("10.0.0.1")}}); err == nil {
+		t.Errorf("unknown match accepted")
 	}
 }
 

@@ -1,8 +1,11 @@
 package conntrack
 
 // ctnetlink, the part kubevs needs: dump one family's table and delete chosen entries.
-// vishvananda/netlink's ConntrackDeleteFilters parses ports of TCP and UDP flows only, and
-// kubevs balances SCTP too, so the tuples are parsed here. Numbers are from the kernel's
+// vishvananda/netlink's ConntrackDeleteFilters parses ports of TCP and UDP flows only (kubevs
+// balances SCTP too) and has no reply-source-port filter (a UDP endpoint's flows), so the
+// tuples are parsed here. Speed is not the reason: both take one dump for many filters
+// (TestMeasureBatchedDelete, host netns, 20 endpoints: 2,000 flows 16-17 ms here vs 21-34 ms
+// the library; 10,000 flows 0.13-0.34 s vs 0.39-0.65 s; one call per endpoint 1.4-2.3 s). Numbers are from the kernel's
 // include/uapi/linux/netfilter/nfnetlink_conntrack.h.
 
 import (

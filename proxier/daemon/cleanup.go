@@ -19,6 +19,10 @@ import (
 // an old one wrote.
 const sysctlFile = "sysctl-changes.json"
 
+// drainFile records, in the state directory, the deadlines of the real servers draining
+// (reconcile.Options.DrainFile), so a restart does not re-arm them.
+const drainFile = "drains.json"
+
 // saveSysctlChanges adds changes to the record in dir. A parameter already recorded keeps
 // its first old value: after a restart Start changes nothing, the original is what counts.
 func saveSysctlChanges(dir string, changes []reconcile.SysctlChange) error {
@@ -99,6 +103,9 @@ func Cleanup(ctx context.Context, c *config.Configuration, k *reconcile.Kernel) 
 		if err := os.Remove(filepath.Join(c.StateDir, sysctlFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove sysctl record: %w", err))
 		}
+	}
+	if err := os.Remove(filepath.Join(c.StateDir, drainFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("remove drain record: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -55,6 +56,9 @@ type Options struct {
 	// AddressChanges streams the host's address changes, watched when nodePortAddresses is
 	// set. Nil: NetlinkAddressChanges.
 	AddressChanges AddressChanges
+	// NetnsGone reports whether a registration's network namespace path is gone, for the
+	// registration GC (reggc.go). Nil: the path does not exist.
+	NetnsGone func(path string) bool
 }
 
 // Daemon is one running proxier.
@@ -70,6 +74,7 @@ type Daemon struct {
 	// addrChanges is Options.AddressChanges; addrsChanged asks the next sync to be full.
 	addrChanges  AddressChanges
 	addrsChanged atomic.Bool
+	netnsGone    func(string) bool
 	tracker      *tracker.Tracker
 	runner       *runner.Runner
 	store        *nodeapi.Store
@@ -84,6 +89,10 @@ type Daemon struct {
 	firstSync   bool // no sync succeeded yet
 	triggers    []time.Time
 	desiredOpts desired.Options
+	// lastNode is the last own Node seen with addresses; keptNode: it stands in for an
+	// absent Node or one without addresses (derive.KnownNode).
+	lastNode *v1.Node
+	keptNode bool
 
 	// mu guards the local pod IPs and the IPs whose flows await deletion.
 	mu       sync.Mutex
@@ -112,6 +121,10 @@ func New(o Options) (*Daemon, error) {
 	d.addrChanges = o.AddressChanges
 	if d.addrChanges == nil {
 		d.addrChanges = NetlinkAddressChanges
+	}
+	d.netnsGone = o.NetnsGone
+	if d.netnsGone == nil {
+		d.netnsGone = netnsGone
 	}
 	if d.client == nil {
 		c, err := NewClient(o.Config.Kubeconfig)
@@ -186,6 +199,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	serve("runner", func(ctx context.Context) error { d.runner.Loop(ctx); return nil })
 	serve("drains", func(ctx context.Context) error { d.drainLoop(ctx); return nil })
+	serve("registration GC", func(ctx context.Context) error { d.regGCLoop(ctx); return nil })
 	if derive.NeedsHostAddresses(d.cfg) {
 		serve("address watch", func(ctx context.Context) error { d.watchAddresses(ctx); return nil })
 	}

@@ -3,9 +3,6 @@ package daemon
 import (
 	"fmt"
 
-	mobyipvs "github.com/moby/ipvs"
-
-	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/conntrack"
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -37,26 +34,4 @@ func NewKernel() (reconcile.Kernel, error) {
 		Conntrack: conntrack.New(),
 		Sysctl:    sysctl.New(),
 	}, nil
-}
-
-// applyIPVSTimeouts sets the kernel's IPVS connection timeouts; zero leaves a timeout as
-// the kernel has it. It is a no-op when all three are zero.
-func applyIPVSTimeouts(c config.IPVSConfiguration) error {
-	if c.TCPTimeout.Duration == 0 && c.TCPFinTimeout.Duration == 0 && c.UDPTimeout.Duration == 0 {
-		return nil
-	}
-	h, err := mobyipvs.New("")
-	if err != nil {
-		return fmt.Errorf("open IPVS: %w", err)
-	}
-	defer h.Close()
-	err = h.SetConfig(&mobyipvs.Config{
-		TimeoutTCP:    c.TCPTimeout.Duration,
-		TimeoutTCPFin: c.TCPFinTimeout.Duration,
-		TimeoutUDP:    c.UDPTimeout.Duration,
-	})
-	if err != nil {
-		return fmt.Errorf("set IPVS timeouts: %w", err)
-	}
-	return nil
 }

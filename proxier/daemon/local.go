@@ -4,12 +4,11 @@ package daemon
 // pod's endpoints local (their hairpin entries go into KUBE-LOOP-BACK) even before the
 // EndpointSlice names this node. A registration change recomputes only the Services with
 // an endpoint on the IPs that came or went; an IP that went away also loses its conntrack
-// entries, so no flow keeps pointing at a deleted pod.
+// entries (the next sync has the reconciler delete them, retried until done), so no flow
+// keeps pointing at a deleted pod.
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/netip"
 
 	"k8s.io/klog/v2"
@@ -58,31 +57,4 @@ func (d *Daemon) onRegistrations(ctx context.Context) {
 	if removed {
 		d.runner.Run() // the conntrack flush, also when no Service is affected
 	}
-}
-
-// flushConntrack deletes every flow of the pod IPs that were unregistered.
-func (d *Daemon) flushConntrack(ctx context.Context, ips []netip.Addr) error {
-	var errs []error
-	for _, ip := range ips {
-		if _, ok := d.localIPsHas(ip); ok {
-			continue // registered again meanwhile (IP reuse)
-		}
-		n, err := d.kernel.Conntrack.DeleteByAddr(ip)
-		if err != nil {
-			d.mu.Lock()
-			d.flush = append(d.flush, ip)
-			d.mu.Unlock()
-			errs = append(errs, fmt.Errorf("delete conntrack entries of %s: %w", ip, err))
-			continue
-		}
-		klog.FromContext(ctx).V(4).Info("Deleted conntrack entries of an unregistered pod", "ip", ip, "entries", n)
-	}
-	return errors.Join(errs...)
-}
-
-func (d *Daemon) localIPsHas(ip netip.Addr) (struct{}, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	v, ok := d.localIPs[ip]
-	return v, ok
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/reconcile"
 	"github.com/kubevs/kubevs/proxier/runner"
@@ -44,7 +46,7 @@ func (d *Daemon) options(node *v1.Node) (desired.Options, error) {
 func (d *Daemon) initReconciler(ctx context.Context) {
 	d.kmu.Lock()
 	defer d.kmu.Unlock()
-	o, err := d.options(d.tracker.Node())
+	o, err := d.options(d.knownNode(ctx))
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Deriving the options")
 	}
@@ -62,6 +64,10 @@ func reconcilerOptions(c *config.Configuration, o desired.Options, now func() ti
 		Desired:      o,
 		ExcludeCIDRs: config.ParsedCIDRs(c.IPVS.ExcludeCIDRs),
 		Now:          now,
+		Timeouts:     ipvs.Timeouts{TCP: c.IPVS.TCPTimeout.Duration, TCPFin: c.IPVS.TCPFinTimeout.Duration, UDP: c.IPVS.UDPTimeout.Duration},
+	}
+	if c.StateDir != "" {
+		ro.DrainFile = filepath.Join(c.StateDir, drainFile)
 	}
 	if p := c.IPVS.GracefulTerminationPeriod; p != nil {
 		ro.DrainTimeout = p.Duration
@@ -86,9 +92,6 @@ func (d *Daemon) startReconciler(ctx context.Context) {
 	if err := saveSysctlChanges(d.cfg.StateDir, d.reconciler.SysctlChanges()); err != nil {
 		logger.Error(err, "Cannot record the sysctls kubevs changed; --cleanup will not restore them")
 	}
-	if err := applyIPVSTimeouts(d.cfg.IPVS); err != nil {
-		logger.Error(err, "Cannot set the IPVS connection timeouts")
-	}
 }
 
 // sync is the runner's function: a partial sync of the changed Services, or a full resync
@@ -109,7 +112,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	}
 	ch := d.tracker.Take()
 	d.triggers = append(d.triggers, ch.Triggers...)
-	node := d.tracker.Node()
+	node := d.knownNode(ctx)
 	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
 	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged
 	if full {
@@ -121,8 +124,13 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	flush := d.flush
 	d.flush = nil
 	d.mu.Unlock()
+	for _, ip := range flush {
+		if _, ok := local[ip]; !ok { // not registered again meanwhile (IP reuse)
+			d.reconciler.DeletePodFlows(ip)
+		}
+	}
 
-	if !full && len(ch.Services) == 0 && len(flush) == 0 {
+	if !full && len(ch.Services) == 0 && d.reconciler.PendingFlowDeletes() == 0 {
 		return nil // every change cancelled out: nothing to do, nothing to measure
 	}
 	mode := metrics.Partial
@@ -151,7 +159,6 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		err = d.reconciler.Apply(ctx, changed)
 		logger.V(2).Info("Partial sync", "services", len(changed), "err", err)
 	}
-	err = errors.Join(err, d.flushConntrack(ctx, flush))
 	end := d.clock.Now()
 	d.metrics.SyncDuration.WithLabelValues(mode).Observe(end.Sub(start).Seconds())
 	d.metrics.ChangesPending.Set(float64(len(d.tracker.PendingChanges())))
@@ -175,6 +182,27 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		logger.Info("First sync done: ready", "duration", end.Sub(start))
 	}
 	return nil
+}
+
+// knownNode is the own Node to compute with: the tracker's, or the last one seen with
+// addresses while the Node is absent or has none (deleted, or recreated and not yet
+// updated by its kubelet), so NodePorts stay on the node's last known addresses
+// (derive.KnownNode). It logs when it starts and stops standing in. kmu must be held.
+func (d *Daemon) knownNode(ctx context.Context) *v1.Node {
+	cur := d.tracker.Node()
+	node, kept := derive.KnownNode(d.lastNode, cur)
+	logger := klog.FromContext(ctx)
+	switch {
+	case kept && !d.keptNode:
+		logger.Info("The Node is absent or has no addresses; keeping its last known addresses", "node", d.cfg.NodeName, "present", cur != nil, "addresses", d.lastNode.Status.Addresses)
+	case !kept && d.keptNode:
+		logger.Info("The Node has addresses again", "node", d.cfg.NodeName)
+	}
+	d.keptNode = kept
+	if !kept && node != nil && len(derive.Node(d.cfg.NodeName, node).Addresses) > 0 {
+		d.lastNode = node
+	}
+	return node
 }
 
 // compute returns the desired state of one Service. countSkips counts the parts it had to

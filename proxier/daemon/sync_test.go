@@ -22,6 +22,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/reconcile"
 )
 
@@ -227,9 +228,12 @@ func TestReconcilerOptionsDrain(t *testing.T) {
 			c := config.New()
 			c.IPVS.GracefulTerminationPeriod = tt.period
 			c.IPVS.ExcludeCIDRs = []string{"192.0.2.0/24"}
+			c.IPVS.UDPTimeout = metav1.Duration{Duration: 30 * time.Second}
 			got := reconcilerOptions(c, desired.Options{Scheduler: "rr"}, nil)
+			tt.want.Timeouts = ipvs.Timeouts{UDP: 30 * time.Second}
 			tt.want.Desired = desired.Options{Scheduler: "rr"}
 			tt.want.ExcludeCIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+			tt.want.DrainFile = "/var/lib/kubevs/drains.json"
 			if diff := cmp.Diff(tt.want, got, cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
 				t.Errorf("reconciler options (-want +got):\n%s", diff)
 			}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Protocol is a transport protocol IPVS balances.
@@ -86,6 +87,22 @@ type Interface interface {
 	UpdateRealServer(Key, RealServer) error
 	// DeleteRealServer removes one real server; ErrNotFound if absent.
 	DeleteRealServer(Key, RealServer) error
+	// SetTimeouts sets the kernel's connection timeouts (ipvsadm --set); a zero one is
+	// left as it is.
+	SetTimeouts(Timeouts) error
+}
+
+// Timeouts are IPVS's connection timeouts (TCP established, TCP after FIN, UDP). Zero
+// leaves a timeout unchanged.
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
+}
+
+// IsZero reports whether no timeout is set.
+func (t Timeouts) IsZero() bool { return t == Timeouts{} }
+
+func (t Timeouts) String() string {
+	return fmt.Sprintf("tcp %s tcpfin %s udp %s", t.TCP, t.TCPFin, t.UDP)
 }
 
 // Sentinel errors; implementations wrap them so errors.Is works.

@@ -201,3 +201,17 @@ func (l *linuxIPVS) destCmd(verb string, k Key, rs RealServer, cmd func(*libipvs
 	}
 	return nil
 }
+
+// SetTimeouts sets the connection timeouts; the kernel leaves a zero one unchanged.
+func (l *linuxIPVS) SetTimeouts(t Timeouts) error {
+	if t.IsZero() {
+		return nil
+	}
+	err := l.do(func() error {
+		return l.h.SetConfig(&libipvs.Config{TimeoutTCP: t.TCP, TimeoutTCPFin: t.TCPFin, TimeoutUDP: t.UDP})
+	})
+	if err != nil {
+		return fmt.Errorf("set IPVS timeouts (%s): %w", t, err)
+	}
+	return nil
+}

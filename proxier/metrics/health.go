@@ -11,9 +11,12 @@ import (
 
 // Health tracks the proxier's liveness and readiness. Its methods are safe for concurrent use.
 //
-// Healthy (/healthz, /livez): a successful sync happened within twice the sync period. The
-// process start counts as a sync for this purpose, so a proxier that just started is
-// healthy for a grace of 2 x syncPeriod while its informers list the API.
+// Healthy (/healthz): a successful sync happened within twice the sync period. The
+// process start, and then the end of the informers' initial lists, count as a sync for
+// this purpose, so a proxier gets a grace of 2 x syncPeriod for its first sync.
+// Alive (/livez): Healthy, or still waiting for the informers' initial lists: a proxier
+// that cannot reach the API server yet is alive, and a liveness probe restarting it would
+// not bring the API server back.
 // Ready (/readyz): the informers have synced and a first sync succeeded.
 type Health struct {
 	clock      clock.PassiveClock
@@ -23,6 +26,7 @@ type Health struct {
 	mu              sync.Mutex
 	lastSync        time.Time
 	informersSynced bool
+	informedAt      time.Time
 }
 
 // NewHealth returns a Health for a proxier whose full resync period is syncPeriod.
@@ -37,7 +41,9 @@ func NewHealth(syncPeriod time.Duration, clk clock.PassiveClock) *Health {
 // InformersSynced records that the informers delivered their initial lists.
 func (h *Health) InformersSynced() {
 	h.mu.Lock()
-	h.informersSynced = true
+	if !h.informersSynced {
+		h.informersSynced, h.informedAt = true, h.clock.Now()
+	}
 	h.mu.Unlock()
 }
 
@@ -56,6 +62,8 @@ type HealthStatus struct {
 	CurrentTime time.Time `json:"currentTime"`
 	// Healthy: a sync succeeded (or the process started) within 2 x syncPeriod.
 	Healthy bool `json:"healthy"`
+	// Alive: Healthy, or the informers have not delivered their initial lists yet.
+	Alive bool `json:"alive"`
 	// InformersSynced: the informers delivered their initial lists.
 	InformersSynced bool `json:"informersSynced"`
 	// Ready: InformersSynced and a first sync succeeded.
@@ -68,25 +76,30 @@ func (h *Health) Status() HealthStatus {
 	defer h.mu.Unlock()
 	now := h.clock.Now()
 	ref := h.lastSync
-	if ref.IsZero() {
+	switch {
+	case !ref.IsZero():
+	case h.informersSynced:
+		ref = h.informedAt
+	default:
 		ref = h.started
 	}
+	healthy := now.Sub(ref) <= 2*h.syncPeriod
 	return HealthStatus{
 		LastSync:        h.lastSync,
 		CurrentTime:     now,
-		Healthy:         now.Sub(ref) <= 2*h.syncPeriod,
+		Healthy:         healthy,
+		Alive:           healthy || !h.informersSynced,
 		InformersSynced: h.informersSynced,
 		Ready:           h.informersSynced && !h.lastSync.IsZero(),
 	}
 }
 
-// Handler serves /healthz and /livez (200 when healthy, else 503) and /readyz (200 when
-// ready, else 503), each with the HealthStatus as JSON.
+// Handler serves /healthz (200 when healthy, else 503), /livez (200 when alive) and
+// /readyz (200 when ready), each with the HealthStatus as JSON.
 func (h *Health) Handler() http.Handler {
 	mux := http.NewServeMux()
-	healthy := func(s HealthStatus) bool { return s.Healthy }
-	mux.HandleFunc("/healthz", h.serve(healthy))
-	mux.HandleFunc("/livez", h.serve(healthy))
+	mux.HandleFunc("/healthz", h.serve(func(s HealthStatus) bool { return s.Healthy }))
+	mux.HandleFunc("/livez", h.serve(func(s HealthStatus) bool { return s.Alive }))
 	mux.HandleFunc("/readyz", h.serve(func(s HealthStatus) bool { return s.Ready }))
 	return mux
 }

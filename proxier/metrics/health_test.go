@@ -22,6 +22,8 @@ func TestHealthEndpoints(t *testing.T) {
 		want [3]int
 	}{
 		{"just started", false, -1, 0, [3]int{200, 200, 503}},
+		// The API server is unreachable: no liveness restart loop while waiting for it.
+		{"still waiting for the API server", false, -1, 10 * time.Minute, [3]int{503, 200, 503}},
 		{"start grace over without a sync", true, -1, 61 * time.Second, [3]int{503, 503, 503}},
 		{"informers synced, no sync yet", true, -1, time.Second, [3]int{200, 200, 503}},
 		{"synced", true, time.Second, 2 * time.Second, [3]int{200, 200, 200}},
@@ -60,5 +62,23 @@ func TestHealthEndpoints(t *testing.T) {
 				t.Errorf("status codes of /healthz /livez /readyz (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The first sync's grace starts when the informers synced, not at the process start: a
+// proxier that waited long for the API server gets 2 x syncPeriod for its first sync.
+func TestHealthGraceFromInformersSynced(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakePassiveClock(t0)
+	h := NewHealth(30*time.Second, clk)
+	clk.SetTime(t0.Add(5 * time.Minute))
+	h.InformersSynced()
+	clk.SetTime(t0.Add(5*time.Minute + 59*time.Second))
+	if s := h.Status(); !s.Healthy || !s.Alive || s.Ready {
+		t.Errorf("59 s after the informers synced, no sync: %+v, want healthy, alive, not ready", s)
+	}
+	clk.SetTime(t0.Add(6*time.Minute + time.Second))
+	if s := h.Status(); s.Healthy || s.Alive {
+		t.Errorf("61 s after the informers synced, no sync: %+v, want neither healthy nor alive", s)
 	}
 }

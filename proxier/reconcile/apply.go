@@ -35,7 +35,8 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 	}
 	t.sort()
 	r.m.fresh = false
-	err := r.converge(ctx, &t)
+	err := errors.Join(r.converge(ctx, &t), r.flushFlows(ctx))
+	r.saveDrains(ctx)
 	klog.FromContext(ctx).V(2).Info("Applied changed services", "services", len(changed), "virtualServers", len(t.vs), "err", err)
 	return err
 }
@@ -91,7 +92,8 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		t.entries = append(t.entries, e)
 	}
 	t.sort()
-	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx))
+	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx), r.flushFlows(ctx))
+	r.restored = nil  // recorded deadlines serve the drains a restart adopted, once
 	r.m.fresh = false // the next Resync reads the kernel again
 	err := errors.Join(errs...)
 	klog.FromContext(ctx).V(2).Info("Resynced all services", "services", len(r.services), "virtualServers", len(r.m.vs), "err", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 
+	"github.com/kubevs/kubevs/proxier/conntrack"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -315,6 +316,7 @@ func (null) RealServers(ipvs.Key) ([]ipvs.RealServer, error)                 { r
 func (null) AddRealServer(ipvs.Key, ipvs.RealServer) error                   { return nil }
 func (null) UpdateRealServer(ipvs.Key, ipvs.RealServer) error                { return nil }
 func (null) DeleteRealServer(ipvs.Key, ipvs.RealServer) error                { return nil }
+func (null) SetTimeouts(ipvs.Timeouts) error                                 { return nil }
 func (null) EnsureDummy(string) error                                        { return nil }
 func (null) DeleteDummy(string) error                                        { return nil }
 func (null) Addresses(string) ([]netip.Addr, error)                          { return nil, nil }
@@ -332,5 +334,6 @@ func (null) Dump(ipset.Family) (netfilter.Ruleset, error)                    { r
 func (null) DeleteByOrigDst(ipvs.Protocol, netip.Addr, uint16) (int, error)  { return 0, nil }
 func (null) DeleteByReplySrc(ipvs.Protocol, netip.Addr, uint16) (int, error) { return 0, nil }
 func (null) DeleteByAddr(netip.Addr) (int, error)                            { return 0, nil }
+func (null) Delete([]conntrack.Filter) (int, error)                          { return 0, nil }
 func (null) Get(string) (string, error)                                      { return "", nil }
 func (null) Set(string, string) error                                        { return nil }

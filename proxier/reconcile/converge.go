@@ -68,7 +68,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 			delete(r.m.draining, drainKey{k, rs})
 		}
 		if k.Protocol == ipvs.UDP {
-			return r.clearVIP(k)
+			r.clearVIP(k)
 		}
 		return nil
 	}
@@ -136,7 +136,7 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 	if k.Protocol == ipvs.UDP && hadNone && len(want) > 0 {
 		// Flows that reached the VIP while it had no endpoint would stick to their dead
 		// end; remove them now that the Service can answer.
-		errs = append(errs, r.clearVIP(k))
+		r.clearVIP(k)
 	}
 	return errors.Join(errs...)
 }
@@ -177,7 +177,7 @@ func (r *Reconciler) retire(ctx context.Context, k ipvs.Key, have *vsState, ap n
 		have.rs[ap] = 0
 	}
 	if _, ok := r.m.draining[dk]; !ok {
-		r.m.draining[dk] = r.opts.Now().Add(r.opts.DrainTimeout)
+		r.m.draining[dk] = r.drainDeadline(ctx, dk)
 	}
 	return nil
 }
@@ -191,24 +191,15 @@ func (r *Reconciler) deleteRealServer(ctx context.Context, k ipvs.Key, have *vsS
 	}
 	delete(have.rs, ap)
 	delete(r.m.draining, drainKey{k, ap})
-	if k.Protocol == ipvs.UDP && r.k.Conntrack != nil {
-		if _, err := r.k.Conntrack.DeleteByReplySrc(ipvs.UDP, ap.Addr(), ap.Port()); err != nil {
-			return fmt.Errorf("delete conntrack flows from %s: %w", ap, err)
-		}
+	if k.Protocol == ipvs.UDP {
+		r.queueFlows(udpEndpointFlows(ap))
 	}
 	return nil
 }
 
-// clearVIP deletes the UDP flows whose original destination is the virtual server k.
-func (r *Reconciler) clearVIP(k ipvs.Key) error {
-	if r.k.Conntrack == nil {
-		return nil
-	}
-	if _, err := r.k.Conntrack.DeleteByOrigDst(k.Protocol, k.Address, k.Port); err != nil {
-		return fmt.Errorf("delete conntrack flows to %s: %w", k, err)
-	}
-	return nil
-}
+// clearVIP queues the deletion of the UDP flows whose original destination is the
+// virtual server k.
+func (r *Reconciler) clearVIP(k ipvs.Key) { r.queueFlows(vipFlows(k)) }
 
 // readVS reads one virtual server and its real servers from the kernel into the model.
 func (r *Reconciler) readVS(k ipvs.Key) (*vsState, error) {

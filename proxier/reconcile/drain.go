@@ -16,6 +16,7 @@ import (
 // FinishDrains deletes the draining real servers whose connections have all ended or whose
 // drain time is over. It reads only the virtual servers that have draining real servers.
 func (r *Reconciler) FinishDrains(ctx context.Context) error {
+	defer r.saveDrains(ctx)
 	if len(r.m.draining) == 0 {
 		return nil
 	}

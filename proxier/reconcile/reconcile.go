@@ -9,6 +9,10 @@
 // Services only; Resync re-reads the kernel and converges everything (periodically, and
 // after any failure).
 //
+// It also sets IPVS's connection timeouts (Start), deletes the conntrack flows that would
+// keep traffic on a dead end, all of a sync's in one call and retried until done
+// (flows.go), and records drain deadlines so a restart does not re-arm them (drainstate.go).
+//
 // What kubevs owns: the dummy link kube-ipvs0 and its addresses; the IPVS virtual servers
 // whose address is bound to kube-ipvs0 (the rule kube-proxy's IPVS mode uses too) or that a
 // member of kubevs's sets marks (cluster IPs, externalIPs, LoadBalancer ingress, NodePorts,
@@ -60,6 +64,11 @@ type Options struct {
 	// instead of draining it at weight 0 (DrainTimeout is then unused). Adopted weight-0
 	// real servers nobody wants are deleted by the first Resync.
 	NoDrain bool
+	// DrainFile records the drain deadlines across restarts (see drainstate.go); empty:
+	// in memory only, so a restart gives adopted drains a full DrainTimeout again.
+	DrainFile string
+	// Timeouts are IPVS's connection timeouts, set by Start (zero ones left as they are).
+	Timeouts ipvs.Timeouts
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -79,6 +88,13 @@ type Reconciler struct {
 	changed  []SysctlChange
 	global   desired.GlobalState
 	started  bool
+	// restored are the drain deadlines read from DrainFile, until the first Resync;
+	// savedDrains is what DrainFile holds; drainsRead: it was read.
+	restored    map[drainKey]time.Time
+	savedDrains map[drainKey]time.Time
+	drainsRead  bool
+	// ctQueue holds the conntrack filters whose flows wait to be deleted (flows.go).
+	ctQueue map[conntrack.Filter]struct{}
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

@@ -155,7 +155,7 @@ func TestApplySequence(t *testing.T) {
 				"add-addr kube-ipvs0 10.96.0.53",
 				"add KUBE-CLUSTER-IP 10.96.0.53,tcp:53 10.96.0.53,udp:53",
 				"add KUBE-IPVS-IPS 10.96.0.53",
-				"delete-orig-dst UDP 10.96.0.53:53 = 0",
+				"delete orig-dst UDP 10.96.0.53:53 = 0",
 			},
 		},
 		{
@@ -164,7 +164,7 @@ func TestApplySequence(t *testing.T) {
 			ops: []string{
 				"update-rs TCP:10.96.0.53:53 10.244.3.1:8053 weight 0",
 				"delete-rs UDP:10.96.0.53:53 10.244.3.1:8053",
-				"delete-reply-src UDP 10.244.3.1:8053 = 0",
+				"delete reply-src UDP 10.244.3.1:8053 = 0",
 			},
 		},
 		{
@@ -463,7 +463,7 @@ func TestResyncRepairsWhatOthersRemoved(t *testing.T) {
 		"add-rs UDP:10.96.0.53:53 10.244.3.2:8053 weight 1",
 		"add-addr kube-ipvs0 10.96.0.10",
 		"add KUBE-LOOP-BACK 10.244.0.3,tcp:8080,10.244.0.3",
-		"delete-orig-dst UDP 10.96.0.53:53 = 0",
+		"delete orig-dst UDP 10.96.0.53:53 = 0",
 	})
 	if diff := cmp.Diff(want, f.dump()); diff != "" {
 		t.Errorf("not repaired (-want +got):\n%s", diff)
@@ -535,7 +535,7 @@ func TestStaleUDPFlowsAreDeleted(t *testing.T) {
 	f.checkOps(t, "endpoint gone", []string{
 		"update-rs TCP:10.96.0.53:53 10.244.3.1:8053 weight 0",
 		"delete-rs UDP:10.96.0.53:53 10.244.3.1:8053",
-		"delete-reply-src UDP 10.244.3.1:8053 = 1",
+		"delete reply-src UDP 10.244.3.1:8053 = 1",
 	})
 	must(t, r.Apply(c, changes(t, svc{name: dns.name})))
 	f.checkOps(t, "service gone", []string{
@@ -544,7 +544,7 @@ func TestStaleUDPFlowsAreDeleted(t *testing.T) {
 		"delete-addr kube-ipvs0 10.96.0.53",
 		"del KUBE-CLUSTER-IP 10.96.0.53,tcp:53 10.96.0.53,udp:53",
 		"del KUBE-IPVS-IPS 10.96.0.53",
-		"delete-orig-dst UDP 10.96.0.53:53 = 1",
+		"delete orig-dst UDP 10.96.0.53:53 = 1",
 	})
 	// TCP flows are left to IPVS (expire_nodest_conn), never deleted by kubevs.
 	if got := len(f.ct.Flows()); got != 1 {

@@ -29,7 +29,14 @@ func (r *Reconciler) Start(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
 	errs = append(errs, r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
+	if t := r.opts.Timeouts; !t.IsZero() {
+		if err := r.k.IPVS.SetTimeouts(t); err != nil {
+			// Optional: the kernel's own timeouts still work; programming goes on.
+			logger.Error(err, "Cannot set the IPVS connection timeouts; the kernel's stay", "timeouts", t)
+		}
+	}
 	errs = append(errs, r.load(ctx, nil, nil))
+	r.readDrainRecord(ctx)
 	r.started = true
 	logger.V(0).Info("Reconciler started", "kernel", kv, "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries))
 	return errors.Join(errs...)

@@ -33,6 +33,7 @@ func (readOnlyIPVS) DeleteVirtualServer(ipvs.Key) error               { return e
 func (readOnlyIPVS) AddRealServer(ipvs.Key, ipvs.RealServer) error    { return errWrite }
 func (readOnlyIPVS) UpdateRealServer(ipvs.Key, ipvs.RealServer) error { return errWrite }
 func (readOnlyIPVS) DeleteRealServer(ipvs.Key, ipvs.RealServer) error { return errWrite }
+func (readOnlyIPVS) SetTimeouts(ipvs.Timeouts) error                  { return errWrite }
 
 type readOnlyLink struct{ link.Interface }
 

@@ -125,3 +125,35 @@ func addrsOf(addrs []net.Addr) []netip.Addr {
 	}
 	return out
 }
+
+// KnownNode returns the Node to compute with when the Node cur (nil: absent) may be
+// missing or recreated: cur while it has addresses; otherwise the last Node seen with
+// addresses (last, nil if none), so the NodePorts it placed on its addresses stay until
+// the Node shows addresses again. When cur exists without addresses, the result is a copy
+// of cur with last's addresses. kept reports that last's addresses were used; the caller
+// logs it. Neither argument is modified.
+func KnownNode(last, cur *v1.Node) (node *v1.Node, kept bool) {
+	if hasNodeAddress(cur) || !hasNodeAddress(last) {
+		return cur, false
+	}
+	if cur == nil {
+		return last, true
+	}
+	n := cur.DeepCopy()
+	n.Status.Addresses = slices.Clone(last.Status.Addresses)
+	return n, true
+}
+
+// hasNodeAddress reports whether n (may be nil) has an internal or external address, the
+// ones Node uses.
+func hasNodeAddress(n *v1.Node) bool {
+	if n == nil {
+		return false
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type == v1.NodeInternalIP || a.Type == v1.NodeExternalIP {
+			return true
+		}
+	}
+	return false
+}

@@ -149,3 +149,47 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 	}
 	return false
 }
+
+func TestKnownNode(t *testing.T) {
+	withAddr := func(name, addr string) *v1.Node {
+		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"gen": name}}}
+		if addr != "" {
+			n.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: addr}}
+		}
+		return n
+	}
+	hostOnly := withAddr("hostname-only", "")
+	hostOnly.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeHostName, Address: "node-a"}}
+	last := withAddr("last", "192.168.1.10")
+	tests := []struct {
+		name      string
+		last, cur *v1.Node
+		want      *v1.Node
+		kept      bool
+	}{
+		{"nothing known", nil, nil, nil, false},
+		{"first Node", nil, withAddr("cur", "192.168.1.20"), withAddr("cur", "192.168.1.20"), false},
+		{"a Node without addresses and none known", nil, withAddr("cur", ""), withAddr("cur", ""), false},
+		{"the Node is deleted: the last one stays", last, nil, last, true},
+		{"recreated without addresses yet: its labels, the last addresses", last, withAddr("cur", ""),
+			&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cur", Labels: map[string]string{"gen": "cur"}}, Status: last.Status}, true},
+		{"a hostname is no address", last, hostOnly,
+			&v1.Node{ObjectMeta: hostOnly.ObjectMeta, Status: last.Status}, true},
+		{"recreated with a new address: it follows", last, withAddr("cur", "192.168.1.20"), withAddr("cur", "192.168.1.20"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var lastCopy *v1.Node
+			if tt.last != nil {
+				lastCopy = tt.last.DeepCopy()
+			}
+			got, kept := KnownNode(tt.last, tt.cur)
+			if diff := cmp.Diff(tt.want, got); diff != "" || kept != tt.kept {
+				t.Errorf("KnownNode kept = %v (want %v), node (-want +got):\n%s", kept, tt.kept, diff)
+			}
+			if diff := cmp.Diff(lastCopy, tt.last); diff != "" {
+				t.Errorf("KnownNode modified last:\n%s", diff)
+			}
+		})
+	}
+}

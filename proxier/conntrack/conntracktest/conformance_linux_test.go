@@ -43,6 +43,12 @@ func TestFakeMatchesKernel(t *testing.T) {
 	script := func(c conntrack.Interface) []string {
 		var out []string
 		rec := func(n int, err error) { out = append(out, fmt.Sprint(n, err)) }
+		rec(c.Delete([]conntrack.Filter{ // both families, three matches, one call
+			{Match: conntrack.ReplySrc, Proto: ipvs.UDP, Addr: ip("10.244.0.6"), Port: 53},
+			{Match: conntrack.Addr, Addr: ip("fd00:244::5")},
+			{Match: conntrack.OrigDst, Proto: ipvs.UDP, Addr: ip("10.96.0.11"), Port: 53},
+		}))
+		rec(c.Delete([]conntrack.Filter{{Match: "nat", Addr: ip("10.0.0.1")}}))
 		rec(c.DeleteByReplySrc(ipvs.UDP, ip("10.244.0.5"), 53))
 		rec(c.DeleteByOrigDst(ipvs.UDP, ip("10.96.0.10"), 53))
 		rec(c.DeleteByOrigDst(ipvs.SCTP, ip("10.96.0.12"), 9))

@@ -42,7 +42,8 @@ func (f Flow) compare(o Flow) int {
 // Fake is an in-memory conntrack table. It is safe for concurrent use.
 //
 // Ops records one line per call with its result: "delete-orig-dst UDP 10.96.0.10:53 = 2",
-// "delete-reply-src UDP 10.244.0.5:0 = 1" (port 0: any), "delete-addr 10.244.0.5 = 3";
+// "delete-reply-src UDP 10.244.0.5:0 = 1" (port 0: any), "delete-addr 10.244.0.5 = 3",
+// "delete orig-dst UDP 10.96.0.10:53; addr 10.244.0.5 = 3" (Delete, its filters in order);
 // a failed call ends in " (failed)" instead of a count. FailNext and SetHook fail a call of a
 // verb, deleting nothing.
 type Fake struct {
@@ -59,6 +60,7 @@ const (
 	OpDeleteByOrigDst  = "delete-orig-dst"
 	OpDeleteByReplySrc = "delete-reply-src"
 	OpDeleteByAddr     = "delete-addr"
+	OpDelete           = "delete"
 )
 
 // NewFake returns a table holding flows.
@@ -116,6 +118,38 @@ func (f *Fake) delete(verb, what string, proto ipvs.Protocol, addr netip.Addr, m
 	}
 	n := len(f.flows)
 	f.flows = slices.DeleteFunc(f.flows, match)
+	n -= len(f.flows)
+	c.Note(fmt.Sprintf(" = %d", n))
+	return n, nil
+}
+
+// Delete removes the flows one of filters matches, as one call (the kernel's one dump). An
+// invalid filter fails the call, deleting nothing.
+func (f *Fake) Delete(filters []conntrack.Filter) (int, error) {
+	what := make([]string, len(filters))
+	for i, fl := range filters {
+		what[i] = fl.String()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.rec.Begin(OpDelete, strings.Join(what, "; "), true)
+	if err != nil {
+		return 0, err
+	}
+	for _, fl := range filters {
+		if err := fl.Validate(); err != nil {
+			return 0, c.Done(fmt.Errorf("delete conntrack flows: %w", err))
+		}
+	}
+	n := len(f.flows)
+	f.flows = slices.DeleteFunc(f.flows, func(fl Flow) bool {
+		for _, filter := range filters {
+			if filter.Matches(conntrack.Flow(fl)) {
+				return true
+			}
+		}
+		return false
+	})
 	n -= len(f.flows)
 	c.Note(fmt.Sprintf(" = %d", n))
 	return n, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kubevs/kubevs/internal/kfake"
+	"github.com/kubevs/kubevs/proxier/conntrack"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
@@ -42,6 +43,14 @@ func TestFakeDeletes(t *testing.T) {
 		{"reply src any port", func(f *Fake) (int, error) { return f.DeleteByReplySrc(ipvs.UDP, ip("10.244.0.5"), 0) }, "delete-reply-src UDP 10.244.0.5:0 = 2", 5},
 		{"addr", func(f *Fake) (int, error) { return f.DeleteByAddr(ip("10.244.0.5")) }, "delete-addr 10.244.0.5 = 3", 4},
 		{"addr mapped", func(f *Fake) (int, error) { return f.DeleteByAddr(ip("::ffff:10.244.0.7")) }, "delete-addr 10.244.0.7 = 1", 6},
+		{"many filters in one call", func(f *Fake) (int, error) {
+			return f.Delete([]conntrack.Filter{
+				{Match: conntrack.ReplySrc, Proto: ipvs.UDP, Addr: ip("10.244.0.6"), Port: 53},
+				{Match: conntrack.Addr, Addr: ip("fd00::1")},
+				{Match: conntrack.OrigDst, Proto: ipvs.SCTP, Addr: ip("10.96.0.12"), Port: 9},
+			})
+		}, "delete reply-src UDP 10.244.0.6:53; addr fd00::1; orig-dst SCTP 10.96.0.12:9 = 3", 4},
+		{"no filter", func(f *Fake) (int, error) { return f.Delete(nil) }, "delete = 0", 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

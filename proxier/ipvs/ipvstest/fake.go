@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kubevs/kubevs/internal/kfake"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -31,6 +32,7 @@ const (
 	OpAddRealServer       = "add-rs"
 	OpUpdateRealServer    = "update-rs"
 	OpDeleteRealServer    = "delete-rs"
+	OpSetTimeouts         = "set-timeouts"
 )
 
 // Hook is called before every operation with its name and a description of its target (the
@@ -55,6 +57,7 @@ type Fake struct {
 	rec      *kfake.Recorder
 	mu       sync.Mutex
 	services map[ipvs.Key]*service
+	timeouts ipvs.Timeouts
 }
 
 var _ ipvs.Interface = (*Fake)(nil)
@@ -303,4 +306,33 @@ func sortedDests(m map[netip.AddrPort]ipvs.RealServer) []ipvs.RealServer {
 	}
 	slices.SortFunc(out, func(a, b ipvs.RealServer) int { return a.AddrPort().Compare(b.AddrPort()) })
 	return out
+}
+
+// SetTimeouts sets the non-zero timeouts of t, as the kernel does; Timeouts reads them.
+func (f *Fake) SetTimeouts(t ipvs.Timeouts) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.rec.Begin(OpSetTimeouts, t.String(), true)
+	if err != nil {
+		return err
+	}
+	for _, p := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&f.timeouts.TCP, t.TCP}, {&f.timeouts.TCPFin, t.TCPFin}, {&f.timeouts.UDP, t.UDP}} {
+		if p.v < 0 {
+			return c.Done(fmt.Errorf("set timeouts %s: negative timeout", t))
+		}
+		if p.v != 0 {
+			*p.dst = p.v
+		}
+	}
+	return c.Done(nil)
+}
+
+// Timeouts returns the timeouts set so far (zero: never set, the kernel's defaults).
+func (f *Fake) Timeouts() ipvs.Timeouts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.timeouts
 }

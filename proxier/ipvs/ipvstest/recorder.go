@@ -65,6 +65,11 @@ func (r *Recorder) DeleteRealServer(k ipvs.Key, rs ipvs.RealServer) error {
 	return r.write(OpDeleteRealServer, destTarget(OpDeleteRealServer, k, rs), func() error { return r.Interface.DeleteRealServer(k, rs) })
 }
 
+// SetTimeouts records and passes on the call.
+func (r *Recorder) SetTimeouts(t ipvs.Timeouts) error {
+	return r.write(OpSetTimeouts, t.String(), func() error { return r.Interface.SetTimeouts(t) })
+}
+
 // destTarget is the target text of a real-server write: the key and the real server, whose
 // weight a delete leaves out.
 func destTarget(op string, k ipvs.Key, rs ipvs.RealServer) string {
