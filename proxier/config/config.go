@@ -72,6 +72,30 @@ type Configuration struct {
 	// StateDir holds state that survives restarts and reboots (the sysctl values kubevs
 	// changed, for --cleanup). Default: /var/lib/kubevs.
 	StateDir string `json:"stateDir,omitempty"`
+	// Conntrack sets the kernel's connection tracking limits and timeouts. Unset fields
+	// leave the kernel's values as they are.
+	Conntrack ConntrackConfiguration `json:"conntrack,omitempty"`
+}
+
+// ConntrackConfiguration sets netfilter's connection tracking sysctls, with kube-proxy's
+// meaning. Zero (or unset) leaves the kernel's value as it is.
+type ConntrackConfiguration struct {
+	// MaxPerCore sets net/netfilter/nf_conntrack_max to MaxPerCore times the number of
+	// CPUs, but at least Min; a larger value already set is kept.
+	MaxPerCore *int32 `json:"maxPerCore,omitempty"`
+	// Min is the least nf_conntrack_max set with MaxPerCore.
+	Min *int32 `json:"min,omitempty"`
+	// TCPEstablishedTimeout sets nf_conntrack_tcp_timeout_established.
+	TCPEstablishedTimeout metav1.Duration `json:"tcpEstablishedTimeout,omitempty"`
+	// TCPCloseWaitTimeout sets nf_conntrack_tcp_timeout_close_wait.
+	TCPCloseWaitTimeout metav1.Duration `json:"tcpCloseWaitTimeout,omitempty"`
+	// TCPBeLiberal sets nf_conntrack_tcp_be_liberal=1 (out-of-window packets are not
+	// marked INVALID).
+	TCPBeLiberal bool `json:"tcpBeLiberal,omitempty"`
+	// UDPTimeout sets nf_conntrack_udp_timeout (unreplied flows).
+	UDPTimeout metav1.Duration `json:"udpTimeout,omitempty"`
+	// UDPStreamTimeout sets nf_conntrack_udp_timeout_stream (assured flows).
+	UDPStreamTimeout metav1.Duration `json:"udpStreamTimeout,omitempty"`
 }
 
 // IPVSConfiguration holds the IPVS-specific settings.
