@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"runtime"
 	"strings"
 	"time"
 
@@ -88,6 +89,9 @@ func (d *Daemon) startReconciler(ctx context.Context) {
 	}
 	if err := applyIPVSTimeouts(d.cfg.IPVS); err != nil {
 		logger.Error(err, "Cannot set the IPVS connection timeouts")
+	}
+	if err := applyConntrack(d.kernel.Sysctl, d.cfg.Conntrack, runtime.NumCPU()); err != nil {
+		logger.Error(err, "Cannot set the conntrack limits and timeouts")
 	}
 }
 
