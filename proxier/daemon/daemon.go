@@ -136,6 +136,7 @@ func New(o Options) (*Daemon, error) {
 		Clock:       d.clock,
 	})
 	d.tracker = tracker.New(d.client, o.Config.NodeName, d.runner.Run)
+	d.health.WatchNode(d.tracker.Node)
 	store, err := nodeapi.NewStore(o.Config.RegistrationDir)
 	if err != nil {
 		return nil, fmt.Errorf("open registration store: %w", err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -15,10 +16,17 @@ import (
 // process start counts as a sync for this purpose, so a proxier that just started is
 // healthy for a grace of 2 x syncPeriod while its informers list the API.
 // Ready (/readyz): the informers have synced and a first sync succeeded.
+//
+// As kube-proxy's, /healthz also answers 503 while the own Node is being deleted or carries
+// the cluster autoscaler's ToBeDeleted taint (see WatchNode), so load balancers probing
+// <node>:10256/healthz stop sending new connections to a node about to go; /livez does
+// not, so the process is not restarted for it.
 type Health struct {
 	clock      clock.PassiveClock
 	syncPeriod time.Duration
 	started    time.Time
+	node       func() *v1.Node
+	observe    func(path string, code int)
 
 	mu              sync.Mutex
 	lastSync        time.Time
@@ -32,6 +40,34 @@ func NewHealth(syncPeriod time.Duration, clk clock.PassiveClock) *Health {
 		clk = clock.RealClock{}
 	}
 	return &Health{clock: clk, syncPeriod: syncPeriod, started: clk.Now()}
+}
+
+// ToBeDeletedTaint is the taint the cluster autoscaler puts on a node it is removing.
+const ToBeDeletedTaint = "ToBeDeletedByClusterAutoscaler"
+
+// WatchNode makes /healthz read the own Node from node (nil while unknown) at each request.
+// Call it before serving.
+func (h *Health) WatchNode(node func() *v1.Node) { h.node = node }
+
+// ObserveRequests makes every response of /healthz, /livez and /readyz call observe with
+// the path and status code (for request counters). Call it before serving.
+func (h *Health) ObserveRequests(observe func(path string, code int)) { h.observe = observe }
+
+// NodeEligible reports whether n may receive load-balanced traffic: not being deleted and
+// without the ToBeDeleted taint. An unknown Node (nil) is eligible.
+func NodeEligible(n *v1.Node) bool {
+	if n == nil {
+		return true
+	}
+	if n.DeletionTimestamp != nil {
+		return false
+	}
+	for _, t := range n.Spec.Taints {
+		if t.Key == ToBeDeletedTaint {
+			return false
+		}
+	}
+	return true
 }
 
 // InformersSynced records that the informers delivered their initial lists.
@@ -60,10 +96,16 @@ type HealthStatus struct {
 	InformersSynced bool `json:"informersSynced"`
 	// Ready: InformersSynced and a first sync succeeded.
 	Ready bool `json:"ready"`
+	// NodeEligible: the own Node is neither being deleted nor tainted ToBeDeleted.
+	NodeEligible bool `json:"nodeEligible"`
 }
 
 // Status returns the current health.
 func (h *Health) Status() HealthStatus {
+	eligible := true
+	if h.node != nil {
+		eligible = NodeEligible(h.node())
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.clock.Now()
@@ -77,22 +119,22 @@ func (h *Health) Status() HealthStatus {
 		Healthy:         now.Sub(ref) <= 2*h.syncPeriod,
 		InformersSynced: h.informersSynced,
 		Ready:           h.informersSynced && !h.lastSync.IsZero(),
+		NodeEligible:    eligible,
 	}
 }
 
-// Handler serves /healthz and /livez (200 when healthy, else 503) and /readyz (200 when
-// ready, else 503), each with the HealthStatus as JSON.
+// Handler serves /healthz (200 when healthy and the Node eligible, else 503), /livez (200
+// when healthy) and /readyz (200 when ready), each with the HealthStatus as JSON.
 func (h *Health) Handler() http.Handler {
 	mux := http.NewServeMux()
-	healthy := func(s HealthStatus) bool { return s.Healthy }
-	mux.HandleFunc("/healthz", h.serve(healthy))
-	mux.HandleFunc("/livez", h.serve(healthy))
+	mux.HandleFunc("/healthz", h.serve(func(s HealthStatus) bool { return s.Healthy && s.NodeEligible }))
+	mux.HandleFunc("/livez", h.serve(func(s HealthStatus) bool { return s.Healthy }))
 	mux.HandleFunc("/readyz", h.serve(func(s HealthStatus) bool { return s.Ready }))
 	return mux
 }
 
 func (h *Health) serve(ok func(HealthStatus) bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
 		s := h.Status()
 		code := http.StatusOK
 		if !ok(s) {
@@ -102,5 +144,8 @@ func (h *Health) serve(ok func(HealthStatus) bool) http.HandlerFunc {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(s)
+		if h.observe != nil {
+			h.observe(r.URL.Path, code)
+		}
 	}
 }
