@@ -135,8 +135,12 @@ func New(o Options) (*Daemon, error) {
 		MaxInterval: o.Config.SyncPeriod.Duration,
 		Clock:       d.clock,
 	})
-	d.tracker = tracker.New(d.client, o.Config.NodeName, d.runner.Run)
+	d.tracker = tracker.New(d.client, o.Config.NodeName, func() {
+		d.metrics.KubeProxy.Queued(d.clock.Now())
+		d.runner.Run()
+	})
 	d.health.WatchNode(d.tracker.Node)
+	d.health.ObserveRequests(d.metrics.KubeProxy.HealthRequest)
 	store, err := nodeapi.NewStore(o.Config.RegistrationDir)
 	if err != nil {
 		return nil, fmt.Errorf("open registration store: %w", err)

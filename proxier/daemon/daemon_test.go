@@ -237,6 +237,17 @@ func TestServiceBecomesVirtualServer(t *testing.T) {
 			m[`kubevs_objects_programmed{object="real_servers"}`] == 3 &&
 			m[`kubevs_objects_programmed{object="vips"}`] == 2
 	})
+	// The same syncs under kube-proxy's names.
+	eventually(t, "kube-proxy's metrics of the syncs", func() bool {
+		m := gather(t, h.m)
+		return m[`kubeproxy_sync_proxy_rules_duration_seconds{ip_family="IPv4"}`] >= 2 &&
+			m[`kubeproxy_network_programming_duration_seconds{ip_family="IPv4"}`] == 1 &&
+			m[`kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}`] > 0 &&
+			m[`kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{ip_family="IPv4"}`] > 0 &&
+			m["kubeproxy_sync_proxy_rules_service_changes_total"] >= 1 &&
+			m["kubeproxy_sync_proxy_rules_endpoint_changes_total"] >= 1 &&
+			m["kubeproxy_sync_proxy_rules_service_changes_pending"] == 0
+	})
 
 	// Shutdown leaves the kernel as it is.
 	h.stop()
@@ -245,7 +256,7 @@ func TestServiceBecomesVirtualServer(t *testing.T) {
 	}
 }
 
-// gather returns the kubevs metrics as name{labels} -> value; histograms give their
+// gather returns the kubevs and kube-proxy metrics as name{labels} -> value; histograms give their
 // sample count.
 func gather(t *testing.T, m *metrics.Metrics) map[string]float64 {
 	t.Helper()
@@ -255,7 +266,7 @@ func gather(t *testing.T, m *metrics.Metrics) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for _, mf := range mfs {
-		if !strings.HasPrefix(mf.GetName(), metrics.Namespace+"_") {
+		if !strings.HasPrefix(mf.GetName(), metrics.Namespace+"_") && !strings.HasPrefix(mf.GetName(), "kubeproxy_") {
 			continue
 		}
 		for _, mm := range mf.GetMetric() {

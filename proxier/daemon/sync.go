@@ -18,6 +18,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/reconcile"
 	"github.com/kubevs/kubevs/proxier/runner"
@@ -50,6 +51,7 @@ func (d *Daemon) initReconciler(ctx context.Context) {
 		klog.FromContext(ctx).Error(err, "Deriving the options")
 	}
 	d.desiredOpts = o
+	d.metrics.KubeProxy.SetFamilies(familyNames(o))
 	d.setHealthAddresses(ctx)
 	d.reconciler = reconcile.New(d.kernel, reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now))
 	d.startReconciler(ctx)
@@ -112,6 +114,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		}
 	}
 	ch := d.tracker.Take()
+	d.metrics.KubeProxy.Taken(len(ch.Services), len(ch.Triggers))
 	d.triggers = append(d.triggers, ch.Triggers...)
 	node := d.tracker.Node()
 	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
@@ -158,7 +161,9 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	err = errors.Join(err, d.flushConntrack(ctx, flush))
 	end := d.clock.Now()
 	d.metrics.SyncDuration.WithLabelValues(mode).Observe(end.Sub(start).Seconds())
-	d.metrics.ChangesPending.Set(float64(len(d.tracker.PendingChanges())))
+	pending := len(d.tracker.PendingChanges())
+	d.metrics.ChangesPending.Set(float64(pending))
+	d.metrics.KubeProxy.Synced(end.Sub(start), pending, len(d.triggers))
 	if err != nil {
 		d.needFull = true
 		d.metrics.SyncFailures.WithLabelValues(mode).Inc()
@@ -171,6 +176,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 			d.metrics.NetworkProgrammingLatency.Observe(lat.Seconds())
 		}
 	}
+	d.metrics.KubeProxy.Succeeded(end, d.triggers)
 	d.triggers = nil
 	d.observeProgrammed()
 	d.health.SyncSucceeded()
@@ -223,6 +229,7 @@ func (d *Daemon) updateOptions(ctx context.Context, node *v1.Node) {
 	}
 	logger.Info("Options changed", "nodePortAddresses", o.NodePortAddresses, "families", o.Families)
 	d.desiredOpts = o
+	d.metrics.KubeProxy.SetFamilies(familyNames(o))
 	d.setHealthAddresses(ctx)
 	if err := d.reconciler.SetOptions(ctx, o); err != nil {
 		logger.Error(err, "Changing the fixed rules for new options")
@@ -260,4 +267,17 @@ func (d *Daemon) serveHealthChecks(ctx context.Context, svcs map[types.Namespace
 	if err := update(hc); err != nil {
 		klog.FromContext(ctx).Error(err, "Serving health check node ports")
 	}
+}
+
+// familyNames names the IP families of o as kube-proxy's ip_family label does.
+func familyNames(o desired.Options) []string {
+	var out []string
+	for _, f := range desired.Families(o) {
+		if f == ipset.IPv6 {
+			out = append(out, string(v1.IPv6Protocol))
+		} else {
+			out = append(out, string(v1.IPv4Protocol))
+		}
+	}
+	return out
 }
