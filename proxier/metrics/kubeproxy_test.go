@@ -1,11 +1,17 @@
 package metrics
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 func TestKubeProxyMetrics(t *testing.T) {
@@ -91,5 +97,28 @@ kubeproxy_sync_proxy_rules_service_changes_total 3
 				t.Errorf("%s%v: %d samples, want 1", mf.GetName(), s.GetLabel(), h.GetSampleCount())
 			}
 		}
+	}
+}
+
+func TestRESTClientMetrics(t *testing.T) {
+	m := New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"kind":"NodeList","apiVersion":"v1","items":[]}`))
+	}))
+	defer srv.Close()
+	c, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if n := testutil.ToFloat64(restRequests.WithLabelValues("200", "GET", host)); n != 1 {
+		t.Errorf("rest_client_requests_total{code=200,method=GET} = %v, want 1", n)
+	}
+	if n, err := testutil.GatherAndCount(m.Registry, "rest_client_request_duration_seconds"); err != nil || n == 0 {
+		t.Errorf("rest_client_request_duration_seconds: %d series, %v", n, err)
 	}
 }

@@ -100,6 +100,7 @@ func New() *Metrics {
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.KubeProxy.collectors()...)
+	m.Registry.MustRegister(restClientCollectors()...)
 	for _, mode := range []string{Partial, Full} {
 		m.SyncFailures.WithLabelValues(mode)
 		m.SyncDuration.WithLabelValues(mode)
