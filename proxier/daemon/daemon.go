@@ -27,6 +27,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/nodeapi"
 	"github.com/kubevs/kubevs/proxier/reconcile"
@@ -73,6 +74,8 @@ type Daemon struct {
 	tracker      *tracker.Tracker
 	runner       *runner.Runner
 	store        *nodeapi.Store
+	// owners maps virtual servers to Services for the per-Service IPVS counters.
+	owners *vsOwners
 	// svcHealth serves the Services' healthCheckNodePorts.
 	svcHealth *svchealth.Servers
 
@@ -147,6 +150,10 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.store = store
 	d.svcHealth = svchealth.New(nil, nil)
+	d.owners = newVSOwners()
+	if sr, ok := d.kernel.IPVS.(ipvs.StatsReader); ok {
+		d.metrics.Registry.MustRegister(metrics.NewIPVSCollector(sr, d.owners.snapshot))
+	}
 	d.svcHealth.SetProxyHealth(func() bool { return d.health.Status().Healthy })
 	d.localIPs = localIPs(store.List())
 	return d, nil

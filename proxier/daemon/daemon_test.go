@@ -249,6 +249,18 @@ func TestServiceBecomesVirtualServer(t *testing.T) {
 			m["kubeproxy_sync_proxy_rules_service_changes_pending"] == 0
 	})
 
+	// Per-Service traffic from the IPVS counters, mapped by the last desired state.
+	web := ipvs.Key{Address: netip.MustParseAddr("10.96.0.10"), Protocol: ipvs.TCP, Port: 80}
+	if err := k.ipvs.SetStats(web, ipvs.Stats{Connections: 4, PacketsIn: 40, PacketsOut: 30, BytesIn: 400, BytesOut: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	m := gather(t, h.m)
+	labels := `{address_family="IPv4",name="web",namespace="default",port="80",protocol="TCP"}`
+	if m["kubevs_service_connections_total"+labels] != 4 || m["kubevs_service_bytes_out_total"+labels] != 3000 {
+		t.Errorf("per-Service IPVS counters: connections %v, bytes out %v; want 4, 3000",
+			m["kubevs_service_connections_total"+labels], m["kubevs_service_bytes_out_total"+labels])
+	}
+
 	// Shutdown leaves the kernel as it is.
 	h.stop()
 	if got := k.ipvs.Dump(); got != want2 {

@@ -142,6 +142,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 			all[name] = d.compute(ctx, name, dn, local, d.firstSync)
 		}
 		d.serveHealthChecks(ctx, all, true)
+		d.owners.update(all, true)
 		err = d.reconciler.Resync(ctx, all)
 		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "err", err)
 	} else {
@@ -155,6 +156,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 			hc[name] = *s
 		}
 		d.serveHealthChecks(ctx, hc, false)
+		d.owners.update(hc, false)
 		err = d.reconciler.Apply(ctx, changed)
 		logger.V(2).Info("Partial sync", "services", len(changed), "err", err)
 	}
