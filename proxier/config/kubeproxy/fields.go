@@ -190,6 +190,9 @@ func equalJSON(a, b any) bool {
 			return false
 		}
 		for k, v := range a {
+			if isZero(v) {
+				continue // unset: kube-proxy's default
+			}
 			if bv, ok := bm[k]; ok {
 				if !equalJSON(v, bv) {
 					return false

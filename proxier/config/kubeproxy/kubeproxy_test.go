@@ -47,6 +47,9 @@ func TestDecodeKubeadmConfigMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	data = []byte(strings.Replace(string(data), `hostnameOverride: ""`, `hostnameOverride: node-1`, 1))
+	// kube-proxy's own defaults written out are not reported either.
+	data = []byte(strings.ReplaceAll(string(data), "  masqueradeBit: null", "  masqueradeBit: 14"))
+	data = []byte(strings.Replace(string(data), "oomScoreAdj: null", "oomScoreAdj: -999", 1))
 	c, rep, err := Decode(data)
 	if err != nil {
 		t.Fatal(err)
