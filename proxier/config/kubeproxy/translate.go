@@ -160,14 +160,13 @@ func bindAddress(p *field.Path, s, def string, port int) (string, *field.Error) 
 
 // kubevsToKubeProxy renames the paths of config.Validate's errors.
 var kubevsToKubeProxy = map[string]string{
-	"nodeName":           "hostnameOverride",
-	"kubeconfig":         "clientConnection.kubeconfig",
-	"clusterCIDRs":       "clusterCIDR",
-	"masqueradeAll":      "iptables.masqueradeAll",
-	"scheduler":          "ipvs.scheduler",
-	"syncPeriod":         "ipvs.syncPeriod",
-	"minSyncPeriod":      "ipvs.minSyncPeriod",
-	"metricsBindAddress": "metricsBindAddress",
+	"nodeName":      "hostnameOverride",
+	"kubeconfig":    "clientConnection.kubeconfig",
+	"clusterCIDRs":  "clusterCIDR",
+	"masqueradeAll": "iptables.masqueradeAll",
+	"scheduler":     "ipvs.scheduler",
+	"syncPeriod":    "ipvs.syncPeriod",
+	"minSyncPeriod": "ipvs.minSyncPeriod",
 }
 
 func kubeProxyPath(p string) string {
