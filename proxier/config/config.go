@@ -75,6 +75,20 @@ type Configuration struct {
 	// Conntrack sets the kernel's connection tracking limits and timeouts. Unset fields
 	// leave the kernel's values as they are.
 	Conntrack ConntrackConfiguration `json:"conntrack,omitempty"`
+	// ClientConnection tunes the API client. Unset fields keep the defaults.
+	ClientConnection ClientConnectionConfiguration `json:"clientConnection,omitempty"`
+}
+
+// ClientConnectionConfiguration tunes the proxier's API client.
+type ClientConnectionConfiguration struct {
+	// QPS and Burst bound the client's request rate. Default: 5 and 10 (client-go's).
+	QPS   float32 `json:"qps,omitempty"`
+	Burst int32   `json:"burst,omitempty"`
+	// ContentType of requests: application/vnd.kubernetes.protobuf (the default) or
+	// application/json.
+	ContentType string `json:"contentType,omitempty"`
+	// AcceptContentTypes is the Accept header. Default: protobuf, then JSON.
+	AcceptContentTypes string `json:"acceptContentTypes,omitempty"`
 }
 
 // ConntrackConfiguration sets netfilter's connection tracking sysctls, with kube-proxy's

@@ -185,6 +185,9 @@ func TestValidate(t *testing.T) {
 			c.Conntrack.MaxPerCore = ptr[int32](-1)
 			c.Conntrack.UDPStreamTimeout.Duration = -1
 		}, []string{"conntrack.maxPerCore: FieldValueInvalid", "conntrack.udpStreamTimeout: FieldValueInvalid"}},
+		{"clientConnection", func(c *Configuration) {
+			c.ClientConnection = ClientConnectionConfiguration{QPS: -1, Burst: -1, ContentType: "text/plain"}
+		}, []string{"clientConnection.qps: FieldValueInvalid", "clientConnection.burst: FieldValueInvalid", "clientConnection.contentType: FieldValueNotSupported"}},
 		{"nodePortAddresses", func(c *Configuration) { c.NodePortAddresses = []string{"primary"} }, []string{"nodePortAddresses[0]: FieldValueInvalid"}},
 		{"externalIPAllowedCIDRs", func(c *Configuration) { c.ExternalIPAllowedCIDRs = []string{"1.2.3.4/33"} }, []string{"externalIPAllowedCIDRs[0]: FieldValueInvalid"}},
 		{"metricsBindAddress not host:port", func(c *Configuration) { c.MetricsBindAddress = "127.0.0.1" }, []string{"metricsBindAddress: FieldValueInvalid"}},

@@ -117,7 +117,7 @@ func New(o Options) (*Daemon, error) {
 		d.addrChanges = NetlinkAddressChanges
 	}
 	if d.client == nil {
-		c, err := NewClient(o.Config.Kubeconfig)
+		c, err := newClient(o.Config.Kubeconfig, o.Config.ClientConnection)
 		if err != nil {
 			return nil, err
 		}

@@ -113,6 +113,10 @@ ipvs:
 			c.MasqueradeAll = true
 			c.ClusterCIDRs = []string{"10.244.0.0/16", "fd00::/48"}
 			c.Kubeconfig = "/k"
+			c.ClientConnection = config.ClientConnectionConfiguration{QPS: 5, Burst: 10}
+		}},
+		{"client connection", "clientConnection: {qps: 50, burst: 100, contentType: application/json, acceptContentTypes: application/json}\n", func(c *config.Configuration) {
+			c.ClientConnection = config.ClientConnectionConfiguration{QPS: 50, Burst: 100, ContentType: "application/json", AcceptContentTypes: "application/json"}
 		}},
 		{"conntrack", "conntrack:\n  maxPerCore: 0\n  min: 1000\n  tcpEstablishedTimeout: 0s\n  tcpCloseWaitTimeout: 30m\n  tcpBeLiberal: true\n  udpTimeout: 30s\n  udpStreamTimeout: 2m\n", func(c *config.Configuration) {
 			c.Conntrack = config.ConntrackConfiguration{
@@ -145,7 +149,6 @@ oomScoreAdj: -999
 configSyncPeriod: 10m
 featureGates: {SomeGate: true}
 logging: {verbosity: 4}
-clientConnection: {qps: 50, burst: 10, contentType: application/json}
 iptables: {syncPeriod: 30s, minSyncPeriod: 5s, localhostNodePorts: false}
 nftables: {syncPeriod: 30s, minSyncPeriod: 1s, masqueradeBit: 14}
 winkernel: {networkName: x}
@@ -164,7 +167,7 @@ notAField: true
 		got = append(got, f.Path)
 	}
 	exp := []string{
-		"bindAddress", "clientConnection.contentType", "clientConnection.qps", "configSyncPeriod",
+		"bindAddress", "configSyncPeriod",
 		"featureGates", "iptables.minSyncPeriod",
 		"ipvs.someFutureField", "logging", "notAField", "winkernel",
 	}
@@ -187,6 +190,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"bad healthz address", "healthzBindAddress: localhost\n", `healthzBindAddress: Invalid value: "localhost"`},
 		{"min above max sync period", "ipvs: {syncPeriod: 10s, minSyncPeriod: 20s}\n", "ipvs.minSyncPeriod: Invalid value"},
 		{"negative conntrack", "conntrack: {min: -1}\n", "conntrack.min: Invalid value"},
+		{"content type", "clientConnection: {contentType: text/plain}\n", `clientConnection.contentType: Unsupported value: "text/plain"`},
 		{"bad hostname", "hostnameOverride: a_b\n", "hostnameOverride: Invalid value"},
 		{"duplicate field", "mode: ipvs\nmode: ipvs\n", `key "mode" already set`},
 		{"wrong type", "ipvs: {strictARP: yes-please}\n", "strictARP"},

@@ -66,6 +66,10 @@ func translate(kp *kpv1alpha1.KubeProxyConfiguration, ext topLevel, rename map[s
 	var errs field.ErrorList
 	c.NodeName = strings.ToLower(strings.TrimSpace(kp.HostnameOverride))
 	c.Kubeconfig = kp.ClientConnection.Kubeconfig
+	c.ClientConnection = config.ClientConnectionConfiguration{
+		QPS: kp.ClientConnection.QPS, Burst: kp.ClientConnection.Burst,
+		ContentType: kp.ClientConnection.ContentType, AcceptContentTypes: kp.ClientConnection.AcceptContentTypes,
+	}
 	c.ClusterCIDRs = splitList(kp.ClusterCIDR)
 	c.MasqueradeAll = kp.IPTables.MasqueradeAll
 	c.Scheduler = kp.IPVS.Scheduler
