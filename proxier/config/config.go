@@ -72,6 +72,44 @@ type Configuration struct {
 	// StateDir holds state that survives restarts and reboots (the sysctl values kubevs
 	// changed, for --cleanup). Default: /var/lib/kubevs.
 	StateDir string `json:"stateDir,omitempty"`
+	// Conntrack sets the kernel's connection tracking limits and timeouts. Unset fields
+	// leave the kernel's values as they are.
+	Conntrack ConntrackConfiguration `json:"conntrack,omitempty"`
+	// ClientConnection tunes the API client. Unset fields keep the defaults.
+	ClientConnection ClientConnectionConfiguration `json:"clientConnection,omitempty"`
+}
+
+// ClientConnectionConfiguration tunes the proxier's API client.
+type ClientConnectionConfiguration struct {
+	// QPS and Burst bound the client's request rate. Default: 5 and 10 (client-go's).
+	QPS   float32 `json:"qps,omitempty"`
+	Burst int32   `json:"burst,omitempty"`
+	// ContentType of requests: application/vnd.kubernetes.protobuf (the default) or
+	// application/json.
+	ContentType string `json:"contentType,omitempty"`
+	// AcceptContentTypes is the Accept header. Default: protobuf, then JSON.
+	AcceptContentTypes string `json:"acceptContentTypes,omitempty"`
+}
+
+// ConntrackConfiguration sets netfilter's connection tracking sysctls, with kube-proxy's
+// meaning. Zero (or unset) leaves the kernel's value as it is.
+type ConntrackConfiguration struct {
+	// MaxPerCore sets net/netfilter/nf_conntrack_max to MaxPerCore times the number of
+	// CPUs, but at least Min; a larger value already set is kept.
+	MaxPerCore *int32 `json:"maxPerCore,omitempty"`
+	// Min is the least nf_conntrack_max set with MaxPerCore.
+	Min *int32 `json:"min,omitempty"`
+	// TCPEstablishedTimeout sets nf_conntrack_tcp_timeout_established.
+	TCPEstablishedTimeout metav1.Duration `json:"tcpEstablishedTimeout,omitempty"`
+	// TCPCloseWaitTimeout sets nf_conntrack_tcp_timeout_close_wait.
+	TCPCloseWaitTimeout metav1.Duration `json:"tcpCloseWaitTimeout,omitempty"`
+	// TCPBeLiberal sets nf_conntrack_tcp_be_liberal=1 (out-of-window packets are not
+	// marked INVALID).
+	TCPBeLiberal bool `json:"tcpBeLiberal,omitempty"`
+	// UDPTimeout sets nf_conntrack_udp_timeout (unreplied flows).
+	UDPTimeout metav1.Duration `json:"udpTimeout,omitempty"`
+	// UDPStreamTimeout sets nf_conntrack_udp_timeout_stream (assured flows).
+	UDPStreamTimeout metav1.Duration `json:"udpStreamTimeout,omitempty"`
 }
 
 // IPVSConfiguration holds the IPVS-specific settings.

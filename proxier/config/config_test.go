@@ -69,6 +69,14 @@ healthzBindAddress: 0.0.0.0:10256
 nodeAPISocket: /run/kv/p.sock
 registrationDir: /run/kv/regs
 stateDir: /var/lib/kv
+conntrack:
+  maxPerCore: 32768
+  min: 131072
+  tcpEstablishedTimeout: 24h
+  tcpCloseWaitTimeout: 1h
+  tcpBeLiberal: true
+  udpTimeout: 30s
+  udpStreamTimeout: 2m
 `,
 			want: func(c *Configuration) {
 				c.NodeName = "worker-1"
@@ -94,6 +102,14 @@ stateDir: /var/lib/kv
 				c.NodeAPISocket = "/run/kv/p.sock"
 				c.RegistrationDir = "/run/kv/regs"
 				c.StateDir = "/var/lib/kv"
+				c.Conntrack = ConntrackConfiguration{
+					MaxPerCore: ptr[int32](32768), Min: ptr[int32](131072),
+					TCPEstablishedTimeout: metav1.Duration{Duration: 24 * time.Hour},
+					TCPCloseWaitTimeout:   metav1.Duration{Duration: time.Hour},
+					TCPBeLiberal:          true,
+					UDPTimeout:            metav1.Duration{Duration: 30 * time.Second},
+					UDPStreamTimeout:      metav1.Duration{Duration: 2 * time.Minute},
+				}
 			},
 		},
 		{
@@ -165,6 +181,13 @@ func TestValidate(t *testing.T) {
 		}, []string{"ipvs.tcpTimeout: FieldValueInvalid", "ipvs.tcpFinTimeout: FieldValueInvalid", "ipvs.udpTimeout: FieldValueInvalid"}},
 		{"ipvs.excludeCIDRs", func(c *Configuration) { c.IPVS.ExcludeCIDRs = []string{"x"} }, []string{"ipvs.excludeCIDRs[0]: FieldValueInvalid"}},
 		{"ipvs.gracefulTerminationPeriod", func(c *Configuration) { c.IPVS.GracefulTerminationPeriod.Duration = -1 }, []string{"ipvs.gracefulTerminationPeriod: FieldValueInvalid"}},
+		{"conntrack", func(c *Configuration) {
+			c.Conntrack.MaxPerCore = ptr[int32](-1)
+			c.Conntrack.UDPStreamTimeout.Duration = -1
+		}, []string{"conntrack.maxPerCore: FieldValueInvalid", "conntrack.udpStreamTimeout: FieldValueInvalid"}},
+		{"clientConnection", func(c *Configuration) {
+			c.ClientConnection = ClientConnectionConfiguration{QPS: -1, Burst: -1, ContentType: "text/plain"}
+		}, []string{"clientConnection.qps: FieldValueInvalid", "clientConnection.burst: FieldValueInvalid", "clientConnection.contentType: FieldValueNotSupported"}},
 		{"nodePortAddresses", func(c *Configuration) { c.NodePortAddresses = []string{"primary"} }, []string{"nodePortAddresses[0]: FieldValueInvalid"}},
 		{"externalIPAllowedCIDRs", func(c *Configuration) { c.ExternalIPAllowedCIDRs = []string{"1.2.3.4/33"} }, []string{"externalIPAllowedCIDRs[0]: FieldValueInvalid"}},
 		{"metricsBindAddress not host:port", func(c *Configuration) { c.MetricsBindAddress = "127.0.0.1" }, []string{"metricsBindAddress: FieldValueInvalid"}},

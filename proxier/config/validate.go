@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -58,6 +59,51 @@ func Validate(c *Configuration) field.ErrorList {
 	errs = append(errs, validateAbsPath(field.NewPath("nodeAPISocket"), c.NodeAPISocket)...)
 	errs = append(errs, validateAbsPath(field.NewPath("registrationDir"), c.RegistrationDir)...)
 	errs = append(errs, validateAbsPath(field.NewPath("stateDir"), c.StateDir)...)
+	errs = append(errs, validateConntrack(field.NewPath("conntrack"), &c.Conntrack)...)
+	errs = append(errs, validateClient(field.NewPath("clientConnection"), &c.ClientConnection)...)
+	return errs
+}
+
+// contentTypes are the request content types the API server speaks.
+var contentTypes = []string{"application/vnd.kubernetes.protobuf", "application/json"}
+
+func validateClient(p *field.Path, c *ClientConnectionConfiguration) field.ErrorList {
+	var errs field.ErrorList
+	if c.QPS < 0 {
+		errs = append(errs, field.Invalid(p.Child("qps"), c.QPS, "must be greater than or equal to 0"))
+	}
+	if c.Burst < 0 {
+		errs = append(errs, field.Invalid(p.Child("burst"), c.Burst, "must be greater than or equal to 0"))
+	}
+	if c.ContentType != "" && !slices.Contains(contentTypes, c.ContentType) {
+		errs = append(errs, field.NotSupported(p.Child("contentType"), c.ContentType, contentTypes))
+	}
+	return errs
+}
+
+func validateConntrack(p *field.Path, c *ConntrackConfiguration) field.ErrorList {
+	var errs field.ErrorList
+	for _, n := range []struct {
+		name string
+		v    *int32
+	}{{"maxPerCore", c.MaxPerCore}, {"min", c.Min}} {
+		if n.v != nil && *n.v < 0 {
+			errs = append(errs, field.Invalid(p.Child(n.name), *n.v, "must be greater than or equal to 0"))
+		}
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"tcpEstablishedTimeout", c.TCPEstablishedTimeout.Duration},
+		{"tcpCloseWaitTimeout", c.TCPCloseWaitTimeout.Duration},
+		{"udpTimeout", c.UDPTimeout.Duration},
+		{"udpStreamTimeout", c.UDPStreamTimeout.Duration},
+	} {
+		if t.d < 0 {
+			errs = append(errs, field.Invalid(p.Child(t.name), t.d.String(), "must be greater than or equal to 0"))
+		}
+	}
 	return errs
 }
 

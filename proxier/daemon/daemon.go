@@ -28,6 +28,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/nodeapi"
 	"github.com/kubevs/kubevs/proxier/reconcile"
@@ -78,6 +79,8 @@ type Daemon struct {
 	tracker      *tracker.Tracker
 	runner       *runner.Runner
 	store        *nodeapi.Store
+	// owners maps virtual servers to Services for the per-Service IPVS counters.
+	owners *vsOwners
 	// svcHealth serves the Services' healthCheckNodePorts.
 	svcHealth *svchealth.Servers
 
@@ -127,7 +130,7 @@ func New(o Options) (*Daemon, error) {
 		d.netnsGone = netnsGone
 	}
 	if d.client == nil {
-		c, err := NewClient(o.Config.Kubeconfig)
+		c, err := newClient(o.Config.Kubeconfig, o.Config.ClientConnection)
 		if err != nil {
 			return nil, err
 		}
@@ -148,13 +151,22 @@ func New(o Options) (*Daemon, error) {
 		MaxInterval: o.Config.SyncPeriod.Duration,
 		Clock:       d.clock,
 	})
-	d.tracker = tracker.New(d.client, o.Config.NodeName, d.runner.Run)
+	d.tracker = tracker.New(d.client, o.Config.NodeName, func() {
+		d.metrics.KubeProxy.Queued(d.clock.Now())
+		d.runner.Run()
+	})
+	d.health.WatchNode(d.tracker.Node)
+	d.health.ObserveRequests(d.metrics.KubeProxy.HealthRequest)
 	store, err := nodeapi.NewStore(o.Config.RegistrationDir)
 	if err != nil {
 		return nil, fmt.Errorf("open registration store: %w", err)
 	}
 	d.store = store
 	d.svcHealth = svchealth.New(nil, nil)
+	d.owners = newVSOwners()
+	if sr, ok := d.kernel.IPVS.(ipvs.StatsReader); ok {
+		d.metrics.Registry.MustRegister(metrics.NewIPVSCollector(sr, d.owners.snapshot))
+	}
 	d.svcHealth.SetProxyHealth(func() bool { return d.health.Status().Healthy })
 	d.localIPs = localIPs(store.List())
 	return d, nil

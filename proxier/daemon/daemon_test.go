@@ -237,6 +237,29 @@ func TestServiceBecomesVirtualServer(t *testing.T) {
 			m[`kubevs_objects_programmed{object="real_servers"}`] == 3 &&
 			m[`kubevs_objects_programmed{object="vips"}`] == 2
 	})
+	// The same syncs under kube-proxy's names.
+	eventually(t, "kube-proxy's metrics of the syncs", func() bool {
+		m := gather(t, h.m)
+		return m[`kubeproxy_sync_proxy_rules_duration_seconds{ip_family="IPv4"}`] >= 2 &&
+			m[`kubeproxy_network_programming_duration_seconds{ip_family="IPv4"}`] == 1 &&
+			m[`kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}`] > 0 &&
+			m[`kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{ip_family="IPv4"}`] > 0 &&
+			m["kubeproxy_sync_proxy_rules_service_changes_total"] >= 1 &&
+			m["kubeproxy_sync_proxy_rules_endpoint_changes_total"] >= 1 &&
+			m["kubeproxy_sync_proxy_rules_service_changes_pending"] == 0
+	})
+
+	// Per-Service traffic from the IPVS counters, mapped by the last desired state.
+	web := ipvs.Key{Address: netip.MustParseAddr("10.96.0.10"), Protocol: ipvs.TCP, Port: 80}
+	if err := k.ipvs.SetStats(web, ipvs.Stats{Connections: 4, PacketsIn: 40, PacketsOut: 30, BytesIn: 400, BytesOut: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	m := gather(t, h.m)
+	labels := `{address_family="IPv4",name="web",namespace="default",port="80",protocol="TCP"}`
+	if m["kubevs_service_connections_total"+labels] != 4 || m["kubevs_service_bytes_out_total"+labels] != 3000 {
+		t.Errorf("per-Service IPVS counters: connections %v, bytes out %v; want 4, 3000",
+			m["kubevs_service_connections_total"+labels], m["kubevs_service_bytes_out_total"+labels])
+	}
 
 	// Shutdown leaves the kernel as it is.
 	h.stop()
@@ -245,7 +268,7 @@ func TestServiceBecomesVirtualServer(t *testing.T) {
 	}
 }
 
-// gather returns the kubevs metrics as name{labels} -> value; histograms give their
+// gather returns the kubevs and kube-proxy metrics as name{labels} -> value; histograms give their
 // sample count.
 func gather(t *testing.T, m *metrics.Metrics) map[string]float64 {
 	t.Helper()
@@ -255,7 +278,7 @@ func gather(t *testing.T, m *metrics.Metrics) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for _, mf := range mfs {
-		if !strings.HasPrefix(mf.GetName(), metrics.Namespace+"_") {
+		if !strings.HasPrefix(mf.GetName(), metrics.Namespace+"_") && !strings.HasPrefix(mf.GetName(), "kubeproxy_") {
 			continue
 		}
 		for _, mm := range mf.GetMetric() {

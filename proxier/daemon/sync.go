@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/reconcile"
@@ -51,6 +53,7 @@ func (d *Daemon) initReconciler(ctx context.Context) {
 		klog.FromContext(ctx).Error(err, "Deriving the options")
 	}
 	d.desiredOpts = o
+	d.metrics.KubeProxy.SetFamilies(familyNames(o))
 	d.setHealthAddresses(ctx)
 	d.reconciler = reconcile.New(d.kernel, reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now))
 	d.startReconciler(ctx)
@@ -92,6 +95,9 @@ func (d *Daemon) startReconciler(ctx context.Context) {
 	if err := saveSysctlChanges(d.cfg.StateDir, d.reconciler.SysctlChanges()); err != nil {
 		logger.Error(err, "Cannot record the sysctls kubevs changed; --cleanup will not restore them")
 	}
+	if err := applyConntrack(d.kernel.Sysctl, d.cfg.Conntrack, runtime.NumCPU()); err != nil {
+		logger.Error(err, "Cannot set the conntrack limits and timeouts")
+	}
 }
 
 // sync is the runner's function: a partial sync of the changed Services, or a full resync
@@ -111,6 +117,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		}
 	}
 	ch := d.tracker.Take()
+	d.metrics.KubeProxy.Taken(len(ch.Services), len(ch.Triggers))
 	d.triggers = append(d.triggers, ch.Triggers...)
 	node := d.knownNode(ctx)
 	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
@@ -143,6 +150,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 			all[name] = d.compute(ctx, name, dn, local, d.firstSync)
 		}
 		d.serveHealthChecks(ctx, all, true)
+		d.owners.update(all, true)
 		err = d.reconciler.Resync(ctx, all)
 		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "err", err)
 	} else {
@@ -156,12 +164,15 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 			hc[name] = *s
 		}
 		d.serveHealthChecks(ctx, hc, false)
+		d.owners.update(hc, false)
 		err = d.reconciler.Apply(ctx, changed)
 		logger.V(2).Info("Partial sync", "services", len(changed), "err", err)
 	}
 	end := d.clock.Now()
 	d.metrics.SyncDuration.WithLabelValues(mode).Observe(end.Sub(start).Seconds())
-	d.metrics.ChangesPending.Set(float64(len(d.tracker.PendingChanges())))
+	pending := len(d.tracker.PendingChanges())
+	d.metrics.ChangesPending.Set(float64(pending))
+	d.metrics.KubeProxy.Synced(end.Sub(start), pending, len(d.triggers))
 	if err != nil {
 		d.needFull = true
 		d.metrics.SyncFailures.WithLabelValues(mode).Inc()
@@ -174,6 +185,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 			d.metrics.NetworkProgrammingLatency.Observe(lat.Seconds())
 		}
 	}
+	d.metrics.KubeProxy.Succeeded(end, d.triggers)
 	d.triggers = nil
 	d.observeProgrammed()
 	d.health.SyncSucceeded()
@@ -247,6 +259,7 @@ func (d *Daemon) updateOptions(ctx context.Context, node *v1.Node) {
 	}
 	logger.Info("Options changed", "nodePortAddresses", o.NodePortAddresses, "families", o.Families)
 	d.desiredOpts = o
+	d.metrics.KubeProxy.SetFamilies(familyNames(o))
 	d.setHealthAddresses(ctx)
 	if err := d.reconciler.SetOptions(ctx, o); err != nil {
 		logger.Error(err, "Changing the fixed rules for new options")
@@ -284,4 +297,17 @@ func (d *Daemon) serveHealthChecks(ctx context.Context, svcs map[types.Namespace
 	if err := update(hc); err != nil {
 		klog.FromContext(ctx).Error(err, "Serving health check node ports")
 	}
+}
+
+// familyNames names the IP families of o as kube-proxy's ip_family label does.
+func familyNames(o desired.Options) []string {
+	var out []string
+	for _, f := range desired.Families(o) {
+		if f == ipset.IPv6 {
+			out = append(out, string(v1.IPv6Protocol))
+		} else {
+			out = append(out, string(v1.IPv4Protocol))
+		}
+	}
+	return out
 }

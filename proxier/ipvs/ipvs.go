@@ -105,6 +105,20 @@ func (t Timeouts) String() string {
 	return fmt.Sprintf("tcp %s tcpfin %s udp %s", t.TCP, t.TCPFin, t.UDP)
 }
 
+// Stats are a virtual server's counters since it was created: connections scheduled,
+// packets and bytes in (client to real server) and out. The kernel's netlink dump gives
+// the connection and packet counts as 32 bits: they wrap at 2^32.
+type Stats struct {
+	Connections, PacketsIn, PacketsOut, BytesIn, BytesOut uint64
+}
+
+// StatsReader reads the counters of every virtual server (firewall-mark services left
+// out). The Linux implementation and the fake implement it beside Interface, and are safe
+// for concurrent use.
+type StatsReader interface {
+	VirtualServerStats() (map[Key]Stats, error)
+}
+
 // Sentinel errors; implementations wrap them so errors.Is works.
 var (
 	ErrExist    = errors.New("already exists")

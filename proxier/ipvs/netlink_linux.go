@@ -107,6 +107,31 @@ func (l *linuxIPVS) VirtualServers() ([]VirtualServer, error) {
 	return out, nil
 }
 
+var _ StatsReader = (*linuxIPVS)(nil)
+
+// VirtualServerStats reads the counters of every virtual server in one dump.
+func (l *linuxIPVS) VirtualServerStats() (map[Key]Stats, error) {
+	var svcs []*libipvs.Service
+	err := l.do(func() (err error) {
+		svcs, err = l.h.GetServices()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read virtual server counters: %w", err)
+	}
+	out := make(map[Key]Stats, len(svcs))
+	for _, s := range svcs {
+		if vs, ok := fromService(s); ok {
+			st := s.Stats
+			out[vs.Key] = Stats{
+				Connections: uint64(st.Connections), PacketsIn: uint64(st.PacketsIn), PacketsOut: uint64(st.PacketsOut),
+				BytesIn: st.BytesIn, BytesOut: st.BytesOut,
+			}
+		}
+	}
+	return out, nil
+}
+
 // AddVirtualServer adds vs; ErrExist if the key is taken. An unknown scheduler is an error
 // that matches unix.ENOENT but not ErrNotFound.
 func (l *linuxIPVS) AddVirtualServer(vs VirtualServer) error {

@@ -295,3 +295,58 @@ func compareKeys(a, b Key) int {
 	}
 	return int(a.Port) - int(b.Port)
 }
+
+// TestStatsAreRead checks VirtualServerStats against the kernel's counters: one connection
+// through a virtual server counts one connection and the packets and bytes it carried.
+func TestStatsAreRead(t *testing.T) {
+	inKernel(t, func(v Interface) {
+		vip := netip.MustParseAddr("10.96.3.1")
+		lo, err := netlink.LinkByName("lo")
+		must(t, err)
+		must(t, netlink.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: vip.AsSlice(), Mask: net.CIDRMask(32, 32)}}))
+		ln, err := net.Listen("tcp", "10.96.3.1:8080")
+		must(t, err)
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = io.Copy(c, c) // echo until the client closes
+		}()
+		k := Key{Address: vip, Protocol: TCP, Port: 80}
+		must(t, v.AddVirtualServer(VirtualServer{Key: k, Scheduler: "rr"}))
+		must(t, v.AddRealServer(k, RealServer{Address: vip, Port: 8080, Weight: 1}))
+		other := Key{Address: vip, Protocol: UDP, Port: 53}
+		must(t, v.AddVirtualServer(VirtualServer{Key: other, Scheduler: "rr"}))
+
+		c, err := net.DialTimeout("tcp", "10.96.3.1:80", 10*time.Second)
+		must(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte("hello"))
+		must(t, err)
+		buf := make([]byte, 5)
+		_, err = io.ReadFull(c, buf)
+		must(t, err)
+
+		sr, ok := v.(StatsReader)
+		if !ok {
+			t.Fatal("the Linux adapter does not implement StatsReader")
+		}
+		var last map[Key]Stats
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			last, err = sr.VirtualServerStats()
+			must(t, err)
+			if s := last[k]; s.Connections == 1 && s.PacketsIn >= 2 && s.BytesIn >= 5 && s.PacketsOut >= 2 && s.BytesOut >= 5 {
+				break
+			}
+		}
+		if s := last[k]; s.Connections != 1 || s.PacketsIn < 2 || s.BytesIn < 5 || s.PacketsOut < 2 || s.BytesOut < 5 {
+			t.Errorf("counters of %s: %+v, want 1 connection and its packets and bytes both ways", k, s)
+		}
+		if s, ok := last[other]; !ok || s != (Stats{}) {
+			t.Errorf("counters of the idle %s: %+v (present %v), want zero", other, s, ok)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -18,10 +19,17 @@ import (
 // that cannot reach the API server yet is alive, and a liveness probe restarting it would
 // not bring the API server back.
 // Ready (/readyz): the informers have synced and a first sync succeeded.
+//
+// As kube-proxy's, /healthz also answers 503 while the own Node is being deleted or carries
+// the cluster autoscaler's ToBeDeleted taint (see WatchNode), so load balancers probing
+// <node>:10256/healthz stop sending new connections to a node about to go; /livez does
+// not, so the process is not restarted for it.
 type Health struct {
 	clock      clock.PassiveClock
 	syncPeriod time.Duration
 	started    time.Time
+	node       func() *v1.Node
+	observe    func(path string, code int)
 
 	mu              sync.Mutex
 	lastSync        time.Time
@@ -36,6 +44,34 @@ func NewHealth(syncPeriod time.Duration, clk clock.PassiveClock) *Health {
 		clk = clock.RealClock{}
 	}
 	return &Health{clock: clk, syncPeriod: syncPeriod, started: clk.Now()}
+}
+
+// ToBeDeletedTaint is the taint the cluster autoscaler puts on a node it is removing.
+const ToBeDeletedTaint = "ToBeDeletedByClusterAutoscaler"
+
+// WatchNode makes /healthz read the own Node from node (nil while unknown) at each request.
+// Call it before serving.
+func (h *Health) WatchNode(node func() *v1.Node) { h.node = node }
+
+// ObserveRequests makes every response of /healthz, /livez and /readyz call observe with
+// the path and status code (for request counters). Call it before serving.
+func (h *Health) ObserveRequests(observe func(path string, code int)) { h.observe = observe }
+
+// NodeEligible reports whether n may receive load-balanced traffic: not being deleted and
+// without the ToBeDeleted taint. An unknown Node (nil) is eligible.
+func NodeEligible(n *v1.Node) bool {
+	if n == nil {
+		return true
+	}
+	if n.DeletionTimestamp != nil {
+		return false
+	}
+	for _, t := range n.Spec.Taints {
+		if t.Key == ToBeDeletedTaint {
+			return false
+		}
+	}
+	return true
 }
 
 // InformersSynced records that the informers delivered their initial lists.
@@ -68,10 +104,16 @@ type HealthStatus struct {
 	InformersSynced bool `json:"informersSynced"`
 	// Ready: InformersSynced and a first sync succeeded.
 	Ready bool `json:"ready"`
+	// NodeEligible: the own Node is neither being deleted nor tainted ToBeDeleted.
+	NodeEligible bool `json:"nodeEligible"`
 }
 
 // Status returns the current health.
 func (h *Health) Status() HealthStatus {
+	eligible := true
+	if h.node != nil {
+		eligible = NodeEligible(h.node())
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.clock.Now()
@@ -91,21 +133,22 @@ func (h *Health) Status() HealthStatus {
 		Alive:           healthy || !h.informersSynced,
 		InformersSynced: h.informersSynced,
 		Ready:           h.informersSynced && !h.lastSync.IsZero(),
+		NodeEligible:    eligible,
 	}
 }
 
-// Handler serves /healthz (200 when healthy, else 503), /livez (200 when alive) and
-// /readyz (200 when ready), each with the HealthStatus as JSON.
+// Handler serves /healthz (200 when healthy and the Node eligible, else 503), /livez (200
+// when alive) and /readyz (200 when ready), each with the HealthStatus as JSON.
 func (h *Health) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", h.serve(func(s HealthStatus) bool { return s.Healthy }))
+	mux.HandleFunc("/healthz", h.serve(func(s HealthStatus) bool { return s.Healthy && s.NodeEligible }))
 	mux.HandleFunc("/livez", h.serve(func(s HealthStatus) bool { return s.Alive }))
 	mux.HandleFunc("/readyz", h.serve(func(s HealthStatus) bool { return s.Ready }))
 	return mux
 }
 
 func (h *Health) serve(ok func(HealthStatus) bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
 		s := h.Status()
 		code := http.StatusOK
 		if !ok(s) {
@@ -115,5 +158,8 @@ func (h *Health) serve(ok func(HealthStatus) bool) http.HandlerFunc {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(s)
+		if h.observe != nil {
+			h.observe(r.URL.Path, code)
+		}
 	}
 }

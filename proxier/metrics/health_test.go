@@ -2,12 +2,15 @@ package metrics
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -80,5 +83,51 @@ func TestHealthGraceFromInformersSynced(t *testing.T) {
 	clk.SetTime(t0.Add(6*time.Minute + time.Second))
 	if s := h.Status(); s.Healthy || s.Alive {
 		t.Errorf("61 s after the informers synced, no sync: %+v, want neither healthy nor alive", s)
+	}
+}
+
+func TestHealthzFollowsTheNode(t *testing.T) {
+	now := metav1.Now()
+	for _, tc := range []struct {
+		name string
+		node *v1.Node
+		// want codes of /healthz, /livez, /readyz
+		want [3]int
+	}{
+		{"node unknown", nil, [3]int{200, 200, 200}},
+		{"node serving", &v1.Node{}, [3]int{200, 200, 200}},
+		{"other taints", &v1.Node{Spec: v1.NodeSpec{Taints: []v1.Taint{{Key: "node.kubernetes.io/unschedulable", Effect: v1.TaintEffectNoSchedule}}}}, [3]int{200, 200, 200}},
+		{"tainted ToBeDeleted", &v1.Node{Spec: v1.NodeSpec{Taints: []v1.Taint{{Key: ToBeDeletedTaint, Effect: v1.TaintEffectNoSchedule}}}}, [3]int{503, 200, 200}},
+		{"being deleted", &v1.Node{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &now}}, [3]int{503, 200, 200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHealth(30*time.Second, nil)
+			h.InformersSynced()
+			h.SyncSucceeded()
+			h.WatchNode(func() *v1.Node { return tc.node })
+			var seen []string
+			h.ObserveRequests(func(path string, code int) { seen = append(seen, fmt.Sprintf("%s %d", path, code)) })
+			var got [3]int
+			var want []string
+			for i, path := range []string{"/healthz", "/livez", "/readyz"} {
+				rec := httptest.NewRecorder()
+				h.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				got[i] = rec.Code
+				want = append(want, fmt.Sprintf("%s %d", path, tc.want[i]))
+				var s HealthStatus
+				if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
+					t.Fatal(err)
+				}
+				if s.NodeEligible != (tc.want[0] == 200) {
+					t.Errorf("%s: nodeEligible %v", path, s.NodeEligible)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("status codes of /healthz /livez /readyz (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(want, seen); diff != "" {
+				t.Errorf("observed requests (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,8 @@ type Metrics struct {
 	ObjectsSkipped *prometheus.CounterVec
 	// LastSync is the Unix time of the last successful sync.
 	LastSync prometheus.Gauge
+	// KubeProxy holds kube-proxy's metrics, under kube-proxy's names.
+	KubeProxy *KubeProxy
 }
 
 // New returns the metrics registered in a new registry (with the Go and process collectors).
@@ -91,10 +94,13 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "last_sync_timestamp_seconds",
 			Help: "Unix time of the last successful sync.",
 		}),
+		KubeProxy: newKubeProxy(),
 	}
 	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncFailures,
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.KubeProxy.collectors()...)
+	m.Registry.MustRegister(restClientCollectors()...)
 	for _, mode := range []string{Partial, Full} {
 		m.SyncFailures.WithLabelValues(mode)
 		m.SyncDuration.WithLabelValues(mode)
@@ -104,6 +110,8 @@ func New() *Metrics {
 	}
 	return m
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // Handler serves the registry in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {

@@ -6,13 +6,14 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"k8s.io/klog/v2"
 
-	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/config/kubeproxy"
 	"github.com/kubevs/kubevs/proxier/daemon"
 	"github.com/kubevs/kubevs/proxier/status"
 )
@@ -26,14 +27,21 @@ func main() {
 	}
 	fs := flag.NewFlagSet("kubevs-proxier", flag.ExitOnError)
 	klog.InitFlags(fs)
-	configPath := fs.String("config", "", "path of the ProxierConfiguration file (kubevs.io/v1alpha1); empty: defaults")
-	kubeconfig := fs.String("kubeconfig", "", "path of a kubeconfig file; overrides the configuration's kubeconfig")
-	hostname := fs.String("hostname-override", "", "name of this Node; overrides the configuration's nodeName")
-	fs.StringVar(hostname, "node-name", "", "alias of --hostname-override")
+	var o kubeproxy.Options
+	fs.StringVar(&o.ConfigPath, "config", "", "path of a ProxierConfiguration (kubevs.io/v1alpha1) or KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file; empty: defaults")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path of a kubeconfig file; overrides a ProxierConfiguration's kubeconfig (ignored with a KubeProxyConfiguration, as by kube-proxy)")
+	fs.StringVar(&o.HostnameOverride, "hostname-override", "", "name of this Node; overrides the configuration's nodeName")
+	fs.StringVar(&o.HostnameOverride, "node-name", "", "alias of --hostname-override")
 	cleanup := fs.Bool("cleanup", false, "remove every kernel object kubevs owns, then exit")
+	o.Flags.AddFlags(fs)
 	_ = fs.Parse(os.Args[1:])
+	o.Flags.Parsed(fs)
+	if o.Flags.Version {
+		fmt.Println(kubeproxy.Version())
+		return
+	}
 
-	if err := run(*configPath, *kubeconfig, *hostname, *cleanup); err != nil {
+	if err := run(o, *cleanup); err != nil {
 		klog.ErrorS(err, "kubevs-proxier failed")
 		klog.Flush()
 		os.Exit(1)
@@ -41,8 +49,9 @@ func main() {
 	klog.Flush()
 }
 
-func run(configPath, kubeconfig, hostname string, cleanup bool) error {
-	cfg, err := config.Bootstrap(configPath, kubeconfig, hostname)
+func run(o kubeproxy.Options, cleanup bool) error {
+	cfg, report, err := kubeproxy.Bootstrap(o)
+	report.Log(klog.Background())
 	if err != nil {
 		return err
 	}

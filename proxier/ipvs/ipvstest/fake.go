@@ -41,8 +41,9 @@ const (
 type Hook = kfake.Hook
 
 type service struct {
-	vs   ipvs.VirtualServer
-	dest map[netip.AddrPort]ipvs.RealServer
+	vs    ipvs.VirtualServer
+	dest  map[netip.AddrPort]ipvs.RealServer
+	stats ipvs.Stats
 }
 
 // Fake is an in-memory ipvs.Interface. The zero value is not usable; call NewFake. It is safe
@@ -60,7 +61,34 @@ type Fake struct {
 	timeouts ipvs.Timeouts
 }
 
-var _ ipvs.Interface = (*Fake)(nil)
+var (
+	_ ipvs.Interface   = (*Fake)(nil)
+	_ ipvs.StatsReader = (*Fake)(nil)
+)
+
+// SetStats sets the counters of the virtual server k, as traffic would (ipvs.ErrNotFound if
+// it is absent). A virtual server deleted and added again starts from zero, as in the kernel.
+func (f *Fake) SetStats(k ipvs.Key, st ipvs.Stats) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.services[k]
+	if !ok {
+		return fmt.Errorf("virtual server %s: %w", k, ipvs.ErrNotFound)
+	}
+	s.stats = st
+	return nil
+}
+
+// VirtualServerStats returns the counters of every virtual server.
+func (f *Fake) VirtualServerStats() (map[ipvs.Key]ipvs.Stats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[ipvs.Key]ipvs.Stats, len(f.services))
+	for k, s := range f.services {
+		out[k] = s.stats
+	}
+	return out, nil
+}
 
 // NewFake returns an empty table.
 func NewFake() *Fake {
