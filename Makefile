@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps unit vm-integration e2e test demo bench lint clean image
+.PHONY: all build deps control-plane unit vm-integration e2e test demo bench lint clean image
 
 all: build
 
@@ -22,10 +22,15 @@ deps:
 	bash test/scripts/deps.sh
 
 # Unit tests on fakes, plus host-kernel integration tests in fresh network namespaces when root.
-unit: deps
+unit: deps control-plane
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	cd install/image && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+# etcd, kube-apiserver and kube-controller-manager from Go modules, cached (test/scripts/control-plane.sh).
+# Built before the tests that use them, so a cold build never runs inside go test's timeout.
+control-plane:
+	bash test/scripts/control-plane.sh
 
 # golangci-lint (pinned; built once from the Go module proxy) with .golangci.yml.
 lint:

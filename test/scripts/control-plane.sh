@@ -26,6 +26,13 @@ etcd_version=$(pinned test/tools/etcd go.etcd.io/etcd/server/v3)
 kube_dir=$cache/bin/kube-$kube_version
 etcd_dir=$cache/bin/etcd-$etcd_version
 
+# One build at a time: go test runs packages in parallel, and several of them (ipam, test/e2e)
+# call this script; a second caller waits for the first one's binaries instead of racing it
+# on the same temporary names.
+mkdir -p "$cache/bin"
+exec 9>"$cache/bin/.control-plane.lock"
+flock 9
+
 # build MODULE_DIR OUT_DIR BINARY PACKAGE [LDFLAGS]: go build into a temporary name, then rename,
 # so an interrupted build never leaves a half-written binary in the cache.
 build() {
