@@ -7,7 +7,9 @@
 // kernel already holds, so a restart changes nothing that is already right: no flush, no
 // weight reset, no dropped connection. Apply then costs work proportional to the changed
 // Services only; Resync re-reads the kernel and converges everything (periodically, and
-// after any failure).
+// after any failure): the fixed rules (one iptables-save per table), the sets and their
+// members, the dummy link and its addresses, and the virtual servers, so that what someone
+// else flushed is put back (see Drift).
 //
 // What kubevs owns: the dummy link kube-ipvs0 and its addresses; the IPVS virtual servers
 // whose address is bound to kube-ipvs0 (the rule kube-proxy's IPVS mode uses too) or that a
@@ -79,6 +81,7 @@ type Reconciler struct {
 	changed  []SysctlChange
 	global   desired.GlobalState
 	started  bool
+	drift    Drift
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

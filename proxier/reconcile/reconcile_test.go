@@ -75,7 +75,6 @@ func TestStartOnEmptyKernel(t *testing.T) {
 		"create KUBE-LOAD-BALANCER-SOURCE-IP hash:ip,port,ip inet",
 		"create KUBE-EXTERNAL-IP hash:ip,port inet",
 		"create KUBE-EXTERNAL-IP-LOCAL hash:ip,port inet",
-		"ensure inet",
 		"restore inet filter",
 		"restore inet nat",
 		"set net/ipv4/vs/conntrack 1",
@@ -580,7 +579,7 @@ func TestSetOptionsRewritesRulesOnlyWhenTheyChange(t *testing.T) {
 	o := testOpts
 	o.MasqueradeAll = true
 	must(t, r.SetOptions(c, o))
-	f.checkOps(t, "masquerade-all", []string{"ensure inet", "restore inet nat"})
+	f.checkOps(t, "masquerade-all", []string{"restore inet nat"})
 	if !strings.Contains(f.nf.Save(), "-A KUBE-CLUSTER-IP -j KUBE-MARK-MASQ") || strings.Contains(f.nf.Save(), "-s 10.244.0.0/16 -j RETURN") {
 		t.Errorf("rules after masquerade-all:\n%s", f.nf.Save())
 	}

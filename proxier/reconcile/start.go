@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
-	"github.com/kubevs/kubevs/proxier/netfilter"
 )
 
 // Start prepares the kernel and adopts what it already holds: it ensures the dummy link,
@@ -28,7 +26,9 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
-	errs = append(errs, r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
+	_, setsErr := r.ensureSets()
+	_, rulesErr := r.ensureRules()
+	errs = append(errs, r.ensureSysctls(ctx), setsErr, rulesErr)
 	errs = append(errs, r.load(ctx, nil, nil))
 	r.started = true
 	logger.V(0).Info("Reconciler started", "kernel", kv, "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries))
@@ -82,35 +82,45 @@ func satisfied(cur string, s desired.Sysctl) bool {
 	return err1 == nil && err2 == nil && c >= w
 }
 
-func (r *Reconciler) ensureSets() error {
+// ensureSets creates the owned sets the kernel lacks and returns their names.
+func (r *Reconciler) ensureSets() ([]string, error) {
 	names, err := r.k.IPSet.Sets()
 	if err != nil {
-		return fmt.Errorf("list sets: %w", err)
+		return nil, fmt.Errorf("list sets: %w", err)
 	}
 	var errs []error
+	var created []string
 	for _, s := range r.global.Sets {
 		if slices.Contains(names, s.Name) {
 			continue
 		}
-		if err := r.k.IPSet.CreateSet(s); err != nil && !errors.Is(err, ipset.ErrExist) {
+		err := r.k.IPSet.CreateSet(s)
+		switch {
+		case err == nil:
+			created = append(created, s.Name)
+		case !errors.Is(err, ipset.ErrExist):
 			errs = append(errs, fmt.Errorf("create set %s: %w", s.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return created, errors.Join(errs...)
 }
 
-// ensureRules writes the fixed ruleset of each family unless the kernel already holds it.
-func (r *Reconciler) ensureRules() error {
+// ensureRules writes the fixed ruleset of each family where the kernel does not hold it:
+// one read per table, a write only for a table that differs. It returns the tables it
+// rewrote, as "family/table".
+func (r *Reconciler) ensureRules() ([]string, error) {
 	var errs []error
+	var rewritten []string
 	for _, fr := range r.global.Rules {
-		if cur, err := r.k.Netfilter.Dump(fr.Family); err == nil && equalRules(cur, fr.Ruleset) {
-			continue
+		tables, err := r.k.Netfilter.Repair(fr.Family, fr.Ruleset)
+		for _, t := range tables {
+			rewritten = append(rewritten, string(fr.Family)+"/"+t)
 		}
-		if err := r.k.Netfilter.Ensure(fr.Family, fr.Ruleset); err != nil {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("ensure %s rules: %w", fr.Family, err))
 		}
 	}
-	return errors.Join(errs...)
+	return rewritten, errors.Join(errs...)
 }
 
 // SetOptions changes the options of the desired state (cluster CIDRs, masquerade-all,
@@ -122,28 +132,7 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 		return nil
 	}
 	r.global = desired.Global(o, r.kernelVersion(ctx))
-	return errors.Join(r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
-}
-
-// equalRules compares two rulesets, ignoring the order of chains and of jumps.
-func equalRules(a, b netfilter.Ruleset) bool {
-	if len(a.Chains) != len(b.Chains) || len(a.Jumps) != len(b.Jumps) {
-		return false
-	}
-	chains := func(rs netfilter.Ruleset) []netfilter.Chain {
-		c := slices.Clone(rs.Chains)
-		slices.SortFunc(c, func(x, y netfilter.Chain) int { return strings.Compare(x.Table+" "+x.Name, y.Table+" "+y.Name) })
-		return c
-	}
-	jumps := func(rs netfilter.Ruleset) []netfilter.Jump {
-		j := slices.Clone(rs.Jumps)
-		slices.SortFunc(j, func(x, y netfilter.Jump) int {
-			return strings.Compare(x.Table+" "+x.From+" "+x.To+" "+x.Match, y.Table+" "+y.From+" "+y.To+" "+y.Match)
-		})
-		return j
-	}
-	eqChain := func(x, y netfilter.Chain) bool {
-		return x.Table == y.Table && x.Name == y.Name && slices.Equal(x.Rules, y.Rules)
-	}
-	return slices.EqualFunc(chains(a), chains(b), eqChain) && slices.Equal(jumps(a), jumps(b))
+	_, setsErr := r.ensureSets()
+	_, rulesErr := r.ensureRules()
+	return errors.Join(r.ensureSysctls(ctx), setsErr, rulesErr)
 }
