@@ -64,6 +64,13 @@ type Options struct {
 	NoDrain bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// QuarantineAfter is how many converges in a row of one virtual server may fail before
+	// it is quarantined (see quarantine.go); zero means DefaultQuarantineAfter, negative
+	// never quarantines.
+	QuarantineAfter int
+	// QuarantineRetry is the first retry delay of a quarantined virtual server; zero means
+	// DefaultQuarantineRetry.
+	QuarantineRetry time.Duration
 }
 
 // SysctlChange records a parameter Start changed, so an operator or --cleanup may restore it.
@@ -82,6 +89,10 @@ type Reconciler struct {
 	global   desired.GlobalState
 	started  bool
 	drift    Drift
+	// failures are the virtual servers whose last converges failed; quarantines counts
+	// quarantine events by reason.
+	failures    map[ipvs.Key]*failure
+	quarantines map[string]int
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.
@@ -92,7 +103,14 @@ func New(k Kernel, o Options) *Reconciler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Reconciler{k: k, opts: o, services: map[types.NamespacedName]desired.Service{}, m: newModel()}
+	if o.QuarantineAfter == 0 {
+		o.QuarantineAfter = DefaultQuarantineAfter
+	}
+	if o.QuarantineRetry <= 0 {
+		o.QuarantineRetry = DefaultQuarantineRetry
+	}
+	return &Reconciler{k: k, opts: o, services: map[types.NamespacedName]desired.Service{}, m: newModel(),
+		failures: map[ipvs.Key]*failure{}, quarantines: map[string]int{}}
 }
 
 // SysctlChanges returns the parameters Start changed and their previous values.
