@@ -79,6 +79,7 @@ type Daemon struct {
 	// kmu serialises every use of the reconciler (syncs and drains).
 	kmu         sync.Mutex
 	reconciler  *reconcile.Reconciler
+	rel         reliability
 	started     bool // reconciler.Start succeeded
 	needFull    bool // the next sync must be a full resync
 	firstSync   bool // no sync succeeded yet
@@ -269,6 +270,7 @@ func (d *Daemon) drainLoop(ctx context.Context) {
 				klog.FromContext(ctx).Error(err, "Finish draining real servers")
 			}
 		}
+		d.retryQuarantined(ctx)
 		d.kmu.Unlock()
 	}
 }

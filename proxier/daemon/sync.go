@@ -155,6 +155,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	end := d.clock.Now()
 	d.metrics.SyncDuration.WithLabelValues(mode).Observe(end.Sub(start).Seconds())
 	d.metrics.ChangesPending.Set(float64(len(d.tracker.PendingChanges())))
+	d.observeReliability()
 	if err != nil {
 		d.needFull = true
 		d.metrics.SyncFailures.WithLabelValues(mode).Inc()

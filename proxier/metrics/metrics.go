@@ -55,6 +55,15 @@ type Metrics struct {
 	ObjectsSkipped *prometheus.CounterVec
 	// LastSync is the Unix time of the last successful sync.
 	LastSync prometheus.Gauge
+	// ObjectsQuarantined is the number of virtual servers set aside because their kernel
+	// writes keep failing, by reason (the failing operation: add_virtual_server,
+	// update_virtual_server, delete_virtual_server, real_servers, other).
+	ObjectsQuarantined *prometheus.GaugeVec
+	// Quarantines counts virtual servers put in quarantine, by reason.
+	Quarantines *prometheus.CounterVec
+	// DriftRepaired counts what full syncs found changed by someone else and put back, by
+	// object (rules_tables, sets, set_entries, vips, virtual_servers).
+	DriftRepaired *prometheus.CounterVec
 }
 
 // New returns the metrics registered in a new registry (with the Go and process collectors).
@@ -91,9 +100,22 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "last_sync_timestamp_seconds",
 			Help: "Unix time of the last successful sync.",
 		}),
+		ObjectsQuarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "objects_quarantined",
+			Help: "Virtual servers set aside because their kernel writes keep failing (retried on their own backoff), by reason.",
+		}, []string{"reason"}),
+		Quarantines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "objects_quarantined_total",
+			Help: "Virtual servers put in quarantine, by reason.",
+		}, []string{"reason"}),
+		DriftRepaired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "drift_repaired_total",
+			Help: "Objects full syncs found changed by someone else and put back, by object.",
+		}, []string{"object"}),
 	}
 	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncFailures,
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
+		m.ObjectsQuarantined, m.Quarantines, m.DriftRepaired,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, mode := range []string{Partial, Full} {
 		m.SyncFailures.WithLabelValues(mode)
