@@ -15,8 +15,8 @@ type reliability struct {
 	quarantines map[string]int
 }
 
-// observeReliability exports the reconciler's drift repairs and quarantines; kmu must be
-// held.
+// observeReliability exports the reconciler's drift repairs, quarantines and degraded
+// start steps; kmu must be held.
 func (d *Daemon) observeReliability() {
 	if d.reconciler == nil {
 		return
@@ -48,6 +48,10 @@ func (d *Daemon) observeReliability() {
 	}
 	for reason := range qs {
 		d.metrics.ObjectsQuarantined.WithLabelValues(reason).Set(float64(now[reason]))
+	}
+	d.metrics.Degraded.Reset()
+	for _, dg := range d.reconciler.Degraded() {
+		d.metrics.Degraded.WithLabelValues(dg.Step).Set(1)
 	}
 }
 

@@ -54,3 +54,20 @@ func TestQuarantinedServiceDoesNotPoisonTheNode(t *testing.T) {
 		return strings.Contains(k.ipvs.Dump(), "TCP:10.96.0.99:80 mh\n  -> 10.244.2.7:8080") && gather(t, h.m)[quarantined] == 0
 	})
 }
+
+// Dual-stack clusterCIDRs on a node whose kernel cannot turn on IPv6 forwarding (the fake
+// does not know the parameter): the proxier gets ready with IPv6 disabled and reported, and
+// programs the IPv4 Services.
+func TestDualStackWithoutIPv6ForwardingDegrades(t *testing.T) {
+	k := newFakeKernel()
+	cfg := testConfig(t)
+	cfg.ClusterCIDRs = []string{"10.244.0.0/16", "fd00:244::/56"}
+	h := startWith(t, k.kernel(), cfg, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
+	eventually(t, "the IPv4 virtual server", func() bool {
+		return k.ipvs.Dump() == "TCP:10.96.0.10:80 rr\n  -> 10.244.2.5:8080 weight 1\n" && h.d.Ready()
+	})
+	eventually(t, "the degraded metric", func() bool { return gather(t, h.m)[`kubevs_degraded{step="family inet6"}`] == 1 })
+	if strings.Contains(k.nf.Save(), "# inet6") {
+		t.Errorf("IPv6 rules written with IPv6 disabled:\n%s", k.nf.Save())
+	}
+}

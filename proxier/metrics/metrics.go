@@ -64,6 +64,9 @@ type Metrics struct {
 	// DriftRepaired counts what full syncs found changed by someone else and put back, by
 	// object (rules_tables, sets, set_entries, vips, virtual_servers).
 	DriftRepaired *prometheus.CounterVec
+	// Degraded is 1 for each optional start step the kernel refused ("family inet6",
+	// "sysctl <name>"): the proxier runs without it.
+	Degraded *prometheus.GaugeVec
 }
 
 // New returns the metrics registered in a new registry (with the Go and process collectors).
@@ -112,10 +115,14 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "drift_repaired_total",
 			Help: "Objects full syncs found changed by someone else and put back, by object.",
 		}, []string{"object"}),
+		Degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "degraded",
+			Help: "1 for each optional start step the kernel refused (family inet6, sysctl <name>): the proxier runs without it.",
+		}, []string{"step"}),
 	}
 	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncFailures,
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
-		m.ObjectsQuarantined, m.Quarantines, m.DriftRepaired,
+		m.ObjectsQuarantined, m.Quarantines, m.DriftRepaired, m.Degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, mode := range []string{Partial, Full} {
 		m.SyncFailures.WithLabelValues(mode)

@@ -28,7 +28,7 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 			delete(r.services, name)
 		}
 		if s != nil && !s.IsZero() {
-			r.services[name] = *s
+			r.services[name] = r.usable(*s)
 			cur := r.services[name]
 			r.m.addRefs(name, &cur, &t)
 		}
@@ -52,7 +52,7 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	r.services = make(map[types.NamespacedName]desired.Service, len(all))
 	var t touched
 	for name, s := range all {
-		if s.IsZero() {
+		if s = r.usable(s); s.IsZero() {
 			continue
 		}
 		r.services[name] = s

@@ -93,6 +93,10 @@ type Reconciler struct {
 	// quarantine events by reason.
 	failures    map[ipvs.Key]*failure
 	quarantines map[string]int
+	// degraded are the optional Start steps that failed; noIPv6 is set when IPv6 is
+	// disabled for one of them (see degrade.go).
+	degraded []Degradation
+	noIPv6   bool
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

@@ -20,6 +20,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
+	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -473,13 +474,15 @@ func TestDualStack(t *testing.T) {
 	f := newFakes()
 	opts := testOpts
 	opts.Families = []ipset.Family{ipset.IPv4, ipset.IPv6}
-	must(t, f.sysctl.Set("kernel/osrelease", "6.1.0")) // keep the fake's parameter list
+	sysctls := fixture.Sysctls()
+	sysctls["kernel/osrelease"] = "6.1.0"
+	sysctls["net/ipv6/conf/all/forwarding"] = "0"
+	f.sysctl = sysctltest.NewFake(sysctls)
 	r := New(f.kernel(), Options{Desired: opts, Now: func() time.Time { return f.now }})
 	c := ctx(t)
-	err := r.Start(c)
-	// The fake kernel has no net/ipv6/conf/all/forwarding: Start reports it and goes on.
-	if err == nil || !strings.Contains(err.Error(), "net/ipv6/conf/all/forwarding") {
-		t.Errorf("start: want the missing IPv6 sysctl reported, got %v", err)
+	must(t, r.Start(c))
+	if d := r.Degraded(); len(d) != 0 {
+		t.Errorf("Degraded() = %v on a kernel with IPv6 forwarding", d)
 	}
 	v6 := svc{name: "default/v6", ip: "fd00:96::10", ports: []string{"TCP:80"}, eps: []string{"fd00:244::5@local", "fd00:244::6"}, opts: &opts}
 	d := v6.compute(t)

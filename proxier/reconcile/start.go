@@ -20,18 +20,17 @@ import (
 // synced, then Resync with every Service.
 func (r *Reconciler) Start(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	kv := r.kernelVersion(ctx)
-	r.global = desired.Global(r.opts.Desired, kv)
-	var errs []error
+	// The sysctls first: an optional one that fails may disable a family (see degrade.go).
+	errs := []error{r.prepare(ctx, r.opts.Desired)}
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
 	_, setsErr := r.ensureSets()
 	_, rulesErr := r.ensureRules()
-	errs = append(errs, r.ensureSysctls(ctx), setsErr, rulesErr)
+	errs = append(errs, setsErr, rulesErr)
 	errs = append(errs, r.load(ctx, nil, nil))
 	r.started = true
-	logger.V(0).Info("Reconciler started", "kernel", kv, "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries))
+	logger.V(0).Info("Reconciler started", "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries), "degraded", len(r.degraded))
 	return errors.Join(errs...)
 }
 
@@ -53,21 +52,22 @@ func (r *Reconciler) kernelVersion(ctx context.Context) desired.KernelVersion {
 	return kv
 }
 
-func (r *Reconciler) ensureSysctls(ctx context.Context) error {
-	var errs []error
-	for _, s := range r.global.Sysctls {
+// ensureSysctls sets the parameters of ss that need it; it returns the failures by name.
+func (r *Reconciler) ensureSysctls(ctx context.Context, ss []desired.Sysctl) map[string]error {
+	fails := map[string]error{}
+	for _, s := range ss {
 		cur, err := r.k.Sysctl.Get(s.Name)
 		if err == nil && satisfied(cur, s) {
 			continue
 		}
 		if err := r.k.Sysctl.Set(s.Name, s.Value); err != nil {
-			errs = append(errs, fmt.Errorf("set sysctl %s=%s: %w", s.Name, s.Value, err))
+			fails[s.Name] = fmt.Errorf("set sysctl %s=%s: %w", s.Name, s.Value, err)
 			continue
 		}
 		klog.FromContext(ctx).V(2).Info("Set sysctl", "name", s.Name, "old", cur, "new", s.Value)
 		r.changed = append(r.changed, SysctlChange{Name: s.Name, Old: cur, New: s.Value})
 	}
-	return errors.Join(errs...)
+	return fails
 }
 
 func satisfied(cur string, s desired.Sysctl) bool {
@@ -131,8 +131,8 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 	if !r.started {
 		return nil
 	}
-	r.global = desired.Global(o, r.kernelVersion(ctx))
+	err := r.prepare(ctx, o)
 	_, setsErr := r.ensureSets()
 	_, rulesErr := r.ensureRules()
-	return errors.Join(r.ensureSysctls(ctx), setsErr, rulesErr)
+	return errors.Join(err, setsErr, rulesErr)
 }
