@@ -55,6 +55,8 @@ type Options struct {
 	// AddressChanges streams the host's address changes, watched when nodePortAddresses is
 	// set. Nil: NetlinkAddressChanges.
 	AddressChanges AddressChanges
+	// LinkChanges reports the dummy link deleted or down. Nil: NetlinkLinkChanges.
+	LinkChanges LinkChanges
 }
 
 // Daemon is one running proxier.
@@ -92,6 +94,10 @@ type Daemon struct {
 	flush    []netip.Addr
 
 	ready atomic.Bool
+
+	// linkChanges is Options.LinkChanges; linkLost asks the next sync to be full.
+	linkChanges LinkChanges
+	linkLost    atomic.Bool
 }
 
 // New builds a Daemon; it touches neither the kernel nor the network.
@@ -113,6 +119,10 @@ func New(o Options) (*Daemon, error) {
 	d.addrChanges = o.AddressChanges
 	if d.addrChanges == nil {
 		d.addrChanges = NetlinkAddressChanges
+	}
+	d.linkChanges = o.LinkChanges
+	if d.linkChanges == nil {
+		d.linkChanges = NetlinkLinkChanges
 	}
 	if d.client == nil {
 		c, err := NewClient(o.Config.Kubeconfig)
@@ -190,6 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if derive.NeedsHostAddresses(d.cfg) {
 		serve("address watch", func(ctx context.Context) error { d.watchAddresses(ctx); return nil })
 	}
+	serve("link watch", func(ctx context.Context) error { d.watchLink(ctx); return nil })
 	d.runner.Run()
 
 	<-ctx.Done()

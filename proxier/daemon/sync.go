@@ -111,7 +111,8 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	d.triggers = append(d.triggers, ch.Triggers...)
 	node := d.tracker.Node()
 	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
-	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged
+	linkLost := d.linkLost.Swap(false)
+	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged || linkLost
 	if full {
 		d.updateOptions(ctx, node)
 	}
