@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -73,7 +74,9 @@ func TestResyncRepairsFlushedRulesOnTheHostKernel(t *testing.T) {
 			if save() == before {
 				t.Fatalf("the flushes changed nothing")
 			}
+			t0 := time.Now()
 			must(t, r.Resync(c, all(t, web, dns)))
+			repair := time.Since(t0)
 			if diff := cmp.Diff(before, save()); diff != "" {
 				t.Errorf("after the repairing Resync (-before +after):\n%s", diff)
 			}
@@ -81,7 +84,9 @@ func TestResyncRepairsFlushedRulesOnTheHostKernel(t *testing.T) {
 			if diff := cmp.Diff(want, r.Drift()); diff != "" {
 				t.Errorf("Drift (-want +got):\n%s", diff)
 			}
+			t0 = time.Now()
 			must(t, r.Resync(c, all(t, web, dns)))
+			t.Logf("%s: repairing Resync %s, Resync without drift %s", b, repair.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 			if diff := cmp.Diff(want, r.Drift()); diff != "" {
 				t.Errorf("a Resync without drift repaired something (-want +got):\n%s", diff)
 			}
