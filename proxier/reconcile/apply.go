@@ -42,8 +42,11 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 
 // Resync re-reads what the kernel holds and converges it to all, the complete set of
 // Services: Services absent from all are removed, and owned objects no Service wants
-// (virtual servers, addresses, set members) are deleted. Use it for the first sync after
-// Start, periodically, and after a failed Apply.
+// (virtual servers, addresses, set members) are deleted. It also puts back what someone
+// else changed: the fixed rules (one read per table, a write only where they differ), the
+// sets, the dummy link (created, set up) and the members, addresses and virtual servers it
+// finds gone (see Drift). Use it for the first sync after Start, periodically, and after a
+// failed Apply.
 func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]desired.Service) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")
