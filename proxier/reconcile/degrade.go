@@ -7,8 +7,9 @@ package reconcile
 //   - required: the dummy link, the sets and rules of the families served, ip_forward and
 //     vs/conntrack (IPVS NAT traffic is masqueraded through netfilter only with it): Start
 //     fails while one of them fails, and is retried;
-//   - optional: the IPv6 family of a dual-stack node (needs net/ipv6/conf/all/forwarding):
-//     when that sysctl cannot be set, IPv6 is disabled and IPv4 programmed; the other
+//   - optional: the IPv6 family of a dual-stack node (its forwarding sysctl, its sets, its
+//     ip6tables rules): when one of them cannot be done, IPv6 is disabled and IPv4
+//     programmed; the other
 //     sysctls (expire_nodest_conn, expire_quiescent_template, conn_reuse_mode, strict ARP,
 //     route_localnet) only make behaviour better: a failure is reported and Start goes on.
 //
@@ -94,5 +95,58 @@ func (r *Reconciler) usable(s desired.Service) desired.Service {
 		a, err := netip.ParseAddr(first)
 		return err == nil && a.Unmap().Is6() // port-only members belong to both families
 	})
+	return out
+}
+
+// familyError is the failure of a set or ruleset of one family ("" for the port bitmaps
+// both families share).
+type familyError struct {
+	family ipset.Family
+	err    error
+}
+
+func (e *familyError) Error() string { return e.err.Error() }
+func (e *familyError) Unwrap() error { return e.err }
+
+// ensureSetsAndRules creates the sets and writes the rules of r.global. On a dual-stack node
+// where only IPv6's fail, it disables IPv6 (degraded) and returns the IPv4 outcome.
+func (r *Reconciler) ensureSetsAndRules(ctx context.Context) error {
+	_, setsErr := r.ensureSets()
+	_, rulesErr := r.ensureRules()
+	err := errors.Join(setsErr, rulesErr)
+	if err == nil || r.noIPv6 || !slices.Contains(desired.Families(r.opts.Desired), ipset.IPv4) || !onlyIPv6(err) {
+		return err
+	}
+	klog.FromContext(ctx).Error(err, "IPv6 sets or rules cannot be written: IPv6 Services are not programmed on this node, IPv4 ones are")
+	r.noIPv6 = true
+	r.degraded = append(r.degraded, Degradation{Step: "family inet6", Err: err})
+	o := r.opts.Desired
+	o.Families = []ipset.Family{ipset.IPv4}
+	r.global = desired.Global(o, r.kernelVersion(ctx))
+	return nil // IPv4's sets and rules were written by the calls above
+}
+
+// onlyIPv6 reports whether every error joined in err is a familyError of IPv6.
+func onlyIPv6(err error) bool {
+	errs := leaves(err)
+	for _, e := range errs {
+		fe := (*familyError)(nil)
+		if !errors.As(e, &fe) || fe.family != ipset.IPv6 {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+// leaves flattens the errors errors.Join joined.
+func leaves(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
 	return out
 }

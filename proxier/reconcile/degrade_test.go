@@ -8,7 +8,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
 	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
 )
 
@@ -81,6 +83,48 @@ func TestStartStepsOptionalAndRequired(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.degraded, got); diff != "" {
 				t.Errorf("Degraded (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A dual-stack node whose kernel refuses the IPv6 rules for good (no ip6tables support)
+// starts with IPv6 disabled and reported, and programs IPv4; an IPv4 failure still fails
+// Start.
+func TestStartWithoutIP6TablesDisablesIPv6(t *testing.T) {
+	for _, failing := range []string{"inet6", "inet"} {
+		t.Run(failing, func(t *testing.T) {
+			f := newFakes()
+			sysctls := fixture.Sysctls()
+			sysctls["net/ipv6/conf/all/forwarding"] = "0"
+			f.sysctl = sysctltest.NewFake(sysctls)
+			f.nf.SetHook(func(op, target string) error {
+				if op == netfiltertest.OpEnsure && target == failing {
+					return errors.New("ip6tables-restore: Table does not exist (do you need to insmod?)")
+				}
+				return nil
+			})
+			opts := testOpts
+			opts.Families = []ipset.Family{ipset.IPv4, ipset.IPv6}
+			r := New(f.kernel(), Options{Desired: opts, Now: func() time.Time { return f.now }})
+			err := r.Start(ctx(t))
+			if failing == "inet" {
+				if err == nil {
+					t.Fatalf("Start succeeded without the IPv4 rules")
+				}
+				return
+			}
+			must(t, err)
+			if d := r.Degraded(); len(d) != 1 || d[0].Step != "family inet6" {
+				t.Fatalf("Degraded() = %v, want the IPv6 family", d)
+			}
+			v6 := svc{name: "default/v6", ip: "fd00:96::10", ports: []string{"TCP:80"}, eps: []string{"fd00:244::5"}, opts: &opts}
+			must(t, r.Resync(ctx(t), all(t, web, v6)))
+			if got := f.ipvs.Dump(); strings.Contains(got, "fd00") || !strings.Contains(got, "10.96.0.10") {
+				t.Errorf("IPVS with IPv6 disabled:\n%s", got)
+			}
+			if strings.Contains(f.nf.Save(), "inet6") {
+				t.Errorf("IPv6 rules written:\n%s", f.nf.Save())
 			}
 		})
 	}

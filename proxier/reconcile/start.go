@@ -25,9 +25,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
-	_, setsErr := r.ensureSets()
-	_, rulesErr := r.ensureRules()
-	errs = append(errs, setsErr, rulesErr)
+	errs = append(errs, r.ensureSetsAndRules(ctx))
 	errs = append(errs, r.load(ctx, nil, nil))
 	r.started = true
 	logger.V(0).Info("Reconciler started", "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries), "degraded", len(r.degraded))
@@ -99,7 +97,7 @@ func (r *Reconciler) ensureSets() ([]string, error) {
 		case err == nil:
 			created = append(created, s.Name)
 		case !errors.Is(err, ipset.ErrExist):
-			errs = append(errs, fmt.Errorf("create set %s: %w", s.Name, err))
+			errs = append(errs, &familyError{s.Family, fmt.Errorf("create set %s: %w", s.Name, err)})
 		}
 	}
 	return created, errors.Join(errs...)
@@ -117,7 +115,7 @@ func (r *Reconciler) ensureRules() ([]string, error) {
 			rewritten = append(rewritten, string(fr.Family)+"/"+t)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("ensure %s rules: %w", fr.Family, err))
+			errs = append(errs, &familyError{fr.Family, fmt.Errorf("ensure %s rules: %w", fr.Family, err)})
 		}
 	}
 	return rewritten, errors.Join(errs...)
@@ -132,7 +130,5 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 		return nil
 	}
 	err := r.prepare(ctx, o)
-	_, setsErr := r.ensureSets()
-	_, rulesErr := r.ensureRules()
-	return errors.Join(err, setsErr, rulesErr)
+	return errors.Join(err, r.ensureSetsAndRules(ctx))
 }
