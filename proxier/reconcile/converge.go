@@ -29,20 +29,22 @@ import (
 // load), so they go only after the virtual server itself, and a failed delete is retried.
 func (r *Reconciler) converge(ctx context.Context, t *touched) error {
 	var errs []error
+	var tl tally
 	for _, k := range t.vs {
 		if _, _, ok := r.m.want(k); ok {
-			errs = append(errs, r.isolate(ctx, k))
+			errs = append(errs, r.isolate(ctx, k, &tl))
 		}
 	}
 	errs = append(errs, r.convergeEntries(ctx, t.entries, true))
 	errs = append(errs, r.convergeVIPs(ctx, t.vips, true))
 	for _, k := range t.vs {
 		if _, _, ok := r.m.want(k); !ok {
-			errs = append(errs, r.isolate(ctx, k))
+			errs = append(errs, r.isolate(ctx, k, &tl))
 		}
 	}
 	errs = append(errs, r.convergeEntries(ctx, t.entries, false))
 	errs = append(errs, r.convergeVIPs(ctx, t.vips, false))
+	errs = append(errs, tl.wholesale())
 	err := errors.Join(errs...)
 	if err != nil {
 		r.m.fresh = false

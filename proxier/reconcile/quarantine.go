@@ -9,11 +9,13 @@ package reconcile
 // so every other Service keeps its O(change) syncs and the node stays healthy. A
 // quarantined virtual server is retried on its own exponential backoff (by RetryQuarantined,
 // or by any sync that touches it once its retry is due), and leaves quarantine at its first
-// success.
+// success. Quarantine isolates one object, never a broken kernel: when a converge tried
+// several virtual servers and none succeeded, the errors are returned all the same.
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -85,9 +87,27 @@ type Quarantined struct {
 	Next     time.Time
 }
 
+// tally counts the virtual servers one converge tried: the ones that converged, the ones
+// that failed, and the errors quarantine hid.
+type tally struct {
+	ok, failed int
+	hidden     []error
+}
+
+// wholesale returns the hidden errors when nothing converged and several virtual servers
+// failed (or wait in quarantine): then the kernel is broken (IPVS gone, netlink refused), not one object, and the
+// sync must fail so that health tells.
+func (tl *tally) wholesale() error {
+	if tl.ok > 0 || tl.failed < 2 || len(tl.hidden) == 0 {
+		return nil
+	}
+	return fmt.Errorf("every virtual server tried failed (%d), quarantine does not hide it: %w", tl.failed, errors.Join(tl.hidden...))
+}
+
 // isolate converges virtual server k unless it is quarantined and its retry is not due, and
-// keeps its failure record. It returns the converge's error unless k is (now) quarantined.
-func (r *Reconciler) isolate(ctx context.Context, k ipvs.Key) error {
+// keeps its failure record and tl's counts. It returns the converge's error unless k is
+// (now) quarantined.
+func (r *Reconciler) isolate(ctx context.Context, k ipvs.Key, tl *tally) error {
 	now := r.opts.Now()
 	f := r.failures[k]
 	if _, _, wanted := r.m.want(k); f != nil && !wanted && r.m.vs[k] == nil {
@@ -95,11 +115,14 @@ func (r *Reconciler) isolate(ctx context.Context, k ipvs.Key) error {
 		f = nil
 	}
 	if f != nil && f.quarantined && now.Before(f.next) {
+		tl.failed++ // counted with its last error: still failing as far as anyone knows
+		tl.hidden = append(tl.hidden, f.err)
 		return nil
 	}
 	err := r.convergeVS(ctx, k)
 	logger := klog.FromContext(ctx)
 	if err == nil {
+		tl.ok++
 		if f != nil && f.quarantined {
 			logger.Info("Virtual server left quarantine", "virtualServer", k, "failures", f.count)
 		}
@@ -112,11 +135,13 @@ func (r *Reconciler) isolate(ctx context.Context, k ipvs.Key) error {
 	}
 	f.count++
 	f.reason, f.err = reasonOf(err), err
+	tl.failed++
 	switch {
 	case f.quarantined:
 		f.retry = min(2*f.retry, MaxQuarantineRetry)
 		f.next = now.Add(f.retry)
 		logger.V(2).Info("Quarantined virtual server failed again", "virtualServer", k, "failures", f.count, "nextRetry", f.next, "err", err)
+		tl.hidden = append(tl.hidden, err)
 		return nil
 	case r.opts.QuarantineAfter > 0 && f.count >= r.opts.QuarantineAfter:
 		f.quarantined = true
@@ -124,6 +149,7 @@ func (r *Reconciler) isolate(ctx context.Context, k ipvs.Key) error {
 		f.next = now.Add(f.retry)
 		r.quarantines[f.reason]++
 		logger.Error(err, "Quarantining a virtual server whose kernel writes keep failing; the other Services go on", "virtualServer", k, "reason", f.reason, "failures", f.count, "nextRetry", f.next)
+		tl.hidden = append(tl.hidden, err)
 		return nil
 	}
 	return err

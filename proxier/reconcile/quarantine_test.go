@@ -99,3 +99,25 @@ func TestQuarantineForgetsDeletedServices(t *testing.T) {
 		t.Errorf("quarantine of a deleted Service kept: %+v", q)
 	}
 }
+
+// Quarantine never hides a broken kernel: when every virtual server a sync tries fails, the
+// sync fails, however many times it is retried.
+func TestQuarantineDoesNotHideABrokenKernel(t *testing.T) {
+	f, r := startSynced(t)
+	c := ctx(t)
+	f.ipvs.SetHook(func(op, _ string) error {
+		if op == ipvstest.OpAddVirtualServer {
+			return fmt.Errorf("netlink: %w", syscall.ENOPROTOOPT)
+		}
+		return nil
+	})
+	defer f.ipvs.SetHook(nil)
+	for i := range 5 {
+		if err := r.Resync(c, all(t, web, dns)); err == nil {
+			t.Fatalf("resync %d succeeded with every virtual server failing", i+1)
+		}
+	}
+	if q := r.Quarantined(); len(q) != 3 {
+		t.Errorf("Quarantined() = %+v, want the 3 virtual servers (retried on their own delay)", q)
+	}
+}
