@@ -41,6 +41,8 @@ func TestLostDummyLinkIsRepairedAtOnce(t *testing.T) {
 	eventually(t, "the dummy link and its VIP back", func() bool { return k.link.Dump() == want })
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("repair took %s", d)
+	} else {
+		t.Logf("dummy link and VIP back %s after the event", d.Round(time.Millisecond))
 	}
 	eventually(t, "the drift metric", func() bool { return gather(t, h.m)[`kubevs_drift_repaired_total{object="vips"}`] == 1 })
 }
