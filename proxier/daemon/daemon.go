@@ -60,6 +60,8 @@ type Options struct {
 	// NetnsGone reports whether a registration's network namespace path is gone, for the
 	// registration GC (reggc.go). Nil: the path does not exist.
 	NetnsGone func(path string) bool
+	// LinkChanges reports the dummy link deleted or down. Nil: NetlinkLinkChanges.
+	LinkChanges LinkChanges
 }
 
 // Daemon is one running proxier.
@@ -87,6 +89,7 @@ type Daemon struct {
 	// kmu serialises every use of the reconciler (syncs and drains).
 	kmu         sync.Mutex
 	reconciler  *reconcile.Reconciler
+	rel         reliability
 	started     bool // reconciler.Start succeeded
 	needFull    bool // the next sync must be a full resync
 	firstSync   bool // no sync succeeded yet
@@ -103,6 +106,10 @@ type Daemon struct {
 	flush    []netip.Addr
 
 	ready atomic.Bool
+
+	// linkChanges is Options.LinkChanges; linkLost asks the next sync to be full.
+	linkChanges LinkChanges
+	linkLost    atomic.Bool
 }
 
 // New builds a Daemon; it touches neither the kernel nor the network.
@@ -128,6 +135,10 @@ func New(o Options) (*Daemon, error) {
 	d.netnsGone = o.NetnsGone
 	if d.netnsGone == nil {
 		d.netnsGone = netnsGone
+	}
+	d.linkChanges = o.LinkChanges
+	if d.linkChanges == nil {
+		d.linkChanges = NetlinkLinkChanges
 	}
 	if d.client == nil {
 		c, err := newClient(o.Config.Kubeconfig, o.Config.ClientConnection)
@@ -215,6 +226,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if derive.NeedsHostAddresses(d.cfg) {
 		serve("address watch", func(ctx context.Context) error { d.watchAddresses(ctx); return nil })
 	}
+	serve("link watch", func(ctx context.Context) error { d.watchLink(ctx); return nil })
 	d.runner.Run()
 
 	<-ctx.Done()
@@ -295,6 +307,7 @@ func (d *Daemon) drainLoop(ctx context.Context) {
 				klog.FromContext(ctx).Error(err, "Finish draining real servers")
 			}
 		}
+		d.retryQuarantined(ctx)
 		d.kmu.Unlock()
 	}
 }

@@ -121,7 +121,8 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	d.triggers = append(d.triggers, ch.Triggers...)
 	node := d.knownNode(ctx)
 	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
-	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged
+	linkLost := d.linkLost.Swap(false)
+	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged || linkLost
 	if full {
 		d.updateOptions(ctx, node)
 	}
@@ -173,6 +174,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	pending := len(d.tracker.PendingChanges())
 	d.metrics.ChangesPending.Set(float64(pending))
 	d.metrics.KubeProxy.Synced(end.Sub(start), pending, len(d.triggers))
+	d.observeReliability()
 	if err != nil {
 		d.needFull = true
 		d.metrics.SyncFailures.WithLabelValues(mode).Inc()

@@ -58,6 +58,18 @@ type Metrics struct {
 	LastSync prometheus.Gauge
 	// KubeProxy holds kube-proxy's metrics, under kube-proxy's names.
 	KubeProxy *KubeProxy
+	// ObjectsQuarantined is the number of virtual servers set aside because their kernel
+	// writes keep failing, by reason (the failing operation: add_virtual_server,
+	// update_virtual_server, delete_virtual_server, real_servers, other).
+	ObjectsQuarantined *prometheus.GaugeVec
+	// Quarantines counts virtual servers put in quarantine, by reason.
+	Quarantines *prometheus.CounterVec
+	// DriftRepaired counts what full syncs found changed by someone else and put back, by
+	// object (rules_tables, sets, set_entries, vips, virtual_servers).
+	DriftRepaired *prometheus.CounterVec
+	// Degraded is 1 for each optional start step the kernel refused ("family inet6",
+	// "sysctl <name>"): the proxier runs without it.
+	Degraded *prometheus.GaugeVec
 }
 
 // New returns the metrics registered in a new registry (with the Go and process collectors).
@@ -95,9 +107,26 @@ func New() *Metrics {
 			Help: "Unix time of the last successful sync.",
 		}),
 		KubeProxy: newKubeProxy(),
+		ObjectsQuarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "objects_quarantined",
+			Help: "Virtual servers set aside because their kernel writes keep failing (retried on their own backoff), by reason.",
+		}, []string{"reason"}),
+		Quarantines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "objects_quarantined_total",
+			Help: "Virtual servers put in quarantine, by reason.",
+		}, []string{"reason"}),
+		DriftRepaired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "drift_repaired_total",
+			Help: "Objects full syncs found changed by someone else and put back, by object.",
+		}, []string{"object"}),
+		Degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "degraded",
+			Help: "1 for each optional start step the kernel refused (family inet6, sysctl <name>): the proxier runs without it.",
+		}, []string{"step"}),
 	}
 	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncFailures,
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
+		m.ObjectsQuarantined, m.Quarantines, m.DriftRepaired, m.Degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.KubeProxy.collectors()...)
 	m.Registry.MustRegister(restClientCollectors()...)

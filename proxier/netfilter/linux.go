@@ -168,12 +168,20 @@ func (l *Linux) remember(family Family, t *table, rs Ruleset) {
 // one iptables-restore per table that needs a change. Tables are handled independently; the
 // errors of each are joined.
 func (l *Linux) Ensure(family Family, rs Ruleset) error {
+	_, err := l.Repair(family, rs)
+	return err
+}
+
+// Repair is Ensure that returns the tables it rewrote: one iptables-save per table, and an
+// iptables-restore only for a table that differs from rs.
+func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 	if err := rs.Validate(); err != nil {
-		return fmt.Errorf("ensure %s rules: %w", family, err)
+		return nil, fmt.Errorf("ensure %s rules: %w", family, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var errs []error
+	var rewritten []string
 	for _, name := range Tables() {
 		cur, err := l.read(family, name)
 		if err != nil {
@@ -188,6 +196,7 @@ func (l *Linux) Ensure(family Family, rs Ruleset) error {
 			errs = append(errs, fmt.Errorf("ensure %s rules: write table %s: %w", family, name, err))
 			continue
 		}
+		rewritten = append(rewritten, name)
 		after, err := l.read(family, name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("ensure %s rules: read back table %s: %w", family, name, err))
@@ -195,7 +204,7 @@ func (l *Linux) Ensure(family Family, rs Ruleset) error {
 		}
 		l.remember(family, after, rs)
 	}
-	return errors.Join(errs...)
+	return rewritten, errors.Join(errs...)
 }
 
 // Cleanup removes the jumps to owned chains and the owned chains of family.

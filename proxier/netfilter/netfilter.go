@@ -37,6 +37,11 @@ type Interface interface {
 	// batch per table; chains owned by kubevs but absent from rs are flushed and deleted.
 	// It is idempotent and leaves other chains untouched.
 	Ensure(family Family, rs Ruleset) error
+	// Repair is Ensure that also reports the tables it rewrote, sorted: none when the kernel
+	// already held rs. It reads each table once, so it is the cheap check a periodic
+	// resync runs to find and undo what someone else changed (an `iptables -F KUBE-...`,
+	// a firewall reload, another agent's restore).
+	Repair(family Family, rs Ruleset) (rewritten []string, err error)
 	// Cleanup removes every jump to a KUBE- chain kubevs owns and those chains.
 	Cleanup(family Family) error
 	// Dump returns the current rules of the owned chains, for status and tests.

@@ -28,7 +28,7 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 			delete(r.services, name)
 		}
 		if s != nil && !s.IsZero() {
-			r.services[name] = *s
+			r.services[name] = r.usable(*s)
 			cur := r.services[name]
 			r.m.addRefs(name, &cur, &t)
 		}
@@ -43,8 +43,11 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 
 // Resync re-reads what the kernel holds and converges it to all, the complete set of
 // Services: Services absent from all are removed, and owned objects no Service wants
-// (virtual servers, addresses, set members) are deleted. Use it for the first sync after
-// Start, periodically, and after a failed Apply.
+// (virtual servers, addresses, set members) are deleted. It also puts back what someone
+// else changed: the fixed rules (one read per table, a write only where they differ), the
+// sets, the dummy link (created, set up) and the members, addresses and virtual servers it
+// finds gone (see Drift). Use it for the first sync after Start, periodically, and after a
+// failed Apply.
 func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]desired.Service) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")
@@ -53,7 +56,7 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	r.services = make(map[types.NamespacedName]desired.Service, len(all))
 	var t touched
 	for name, s := range all {
-		if s.IsZero() {
+		if s = r.usable(s); s.IsZero() {
 			continue
 		}
 		r.services[name] = s
@@ -62,25 +65,32 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		s := r.services[name]
 		m.addRefs(name, &s, &t)
 	}
-	// The kernel's objects kubevs needs whatever the Services: recreated if someone
-	// removed them (the rules are rewritten only by Start and SetOptions).
+	// The kernel's objects kubevs needs whatever the Services: recreated or rewritten if
+	// someone removed or changed them (sets before the rules that match them).
 	var errs []error
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
-	errs = append(errs, r.ensureSets())
+	created, err := r.ensureSets()
+	errs = append(errs, err)
+	tables, err := r.ensureRules()
+	errs = append(errs, err)
+	drift := Drift{Sets: len(created), Rules: len(tables)}
 	if r.m.fresh {
 		// Start has just read the kernel: no need to read it again.
 		m.vs, m.bound, m.entries, m.draining = r.m.vs, r.m.bound, r.m.entries, r.m.draining
 		r.m = m
 	} else {
 		m.draining = r.m.draining
-		prev := r.m.vs
+		prev := r.m
 		r.m = m
-		if err := r.load(ctx, m.wantVS, prev); err != nil {
+		if err := r.load(ctx, m.wantVS, prev.vs); err != nil {
+			r.noteDrift(ctx, drift, tables)
 			return errors.Join(append(errs, fmt.Errorf("resync: %w", err))...)
 		}
+		drift.add(r.lost(&prev))
 	}
+	r.noteDrift(ctx, drift, tables)
 	// Everything the kernel holds is touched too, so unwanted objects go.
 	for k := range r.m.vs {
 		t.vs = append(t.vs, k)
@@ -95,7 +105,7 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx), r.flushFlows(ctx))
 	r.restored = nil  // recorded deadlines serve the drains a restart adopted, once
 	r.m.fresh = false // the next Resync reads the kernel again
-	err := errors.Join(errs...)
+	err = errors.Join(errs...)
 	klog.FromContext(ctx).V(2).Info("Resynced all services", "services", len(r.services), "virtualServers", len(r.m.vs), "err", err)
 	return err
 }

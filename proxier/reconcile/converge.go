@@ -29,20 +29,22 @@ import (
 // load), so they go only after the virtual server itself, and a failed delete is retried.
 func (r *Reconciler) converge(ctx context.Context, t *touched) error {
 	var errs []error
+	var tl tally
 	for _, k := range t.vs {
 		if _, _, ok := r.m.want(k); ok {
-			errs = append(errs, r.convergeVS(ctx, k))
+			errs = append(errs, r.isolate(ctx, k, &tl))
 		}
 	}
 	errs = append(errs, r.convergeEntries(ctx, t.entries, true))
 	errs = append(errs, r.convergeVIPs(ctx, t.vips, true))
 	for _, k := range t.vs {
 		if _, _, ok := r.m.want(k); !ok {
-			errs = append(errs, r.convergeVS(ctx, k))
+			errs = append(errs, r.isolate(ctx, k, &tl))
 		}
 	}
 	errs = append(errs, r.convergeEntries(ctx, t.entries, false))
 	errs = append(errs, r.convergeVIPs(ctx, t.vips, false))
+	errs = append(errs, tl.wholesale())
 	err := errors.Join(errs...)
 	if err != nil {
 		r.m.fresh = false
@@ -61,7 +63,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 		}
 		logger.V(4).Info("Deleting virtual server", "virtualServer", k)
 		if err := r.k.IPVS.DeleteVirtualServer(k); err != nil && !errors.Is(err, ipvs.ErrNotFound) {
-			return fmt.Errorf("delete virtual server %s: %w", k, err)
+			return failed(ReasonDeleteVirtualServer, fmt.Errorf("delete virtual server %s: %w", k, err))
 		}
 		delete(r.m.vs, k)
 		for rs := range have.rs {
@@ -82,10 +84,10 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 		case errors.Is(err, ipvs.ErrExist):
 			// The model lagged behind the kernel: learn what is there and go on.
 			if have, err = r.readVS(k); err != nil {
-				return fmt.Errorf("read virtual server %s of service %s: %w", k, name, err)
+				return failed(ReasonAddVirtualServer, fmt.Errorf("read virtual server %s of service %s: %w", k, name, err))
 			}
 		default:
-			return fmt.Errorf("add virtual server %s of service %s: %w", want.VirtualServer, name, err)
+			return failed(ReasonAddVirtualServer, fmt.Errorf("add virtual server %s of service %s: %w", want.VirtualServer, name, err))
 		}
 	}
 	if !sameSettings(have.vs, want.VirtualServer) {
@@ -94,11 +96,11 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 			if errors.Is(err, ipvs.ErrNotFound) {
 				delete(r.m.vs, k)
 			}
-			return fmt.Errorf("update virtual server %s of service %s: %w", want.VirtualServer, name, err)
+			return failed(ReasonUpdateVirtualServer, fmt.Errorf("update virtual server %s of service %s: %w", want.VirtualServer, name, err))
 		}
 		have.vs = want.VirtualServer
 	}
-	return r.convergeRealServers(ctx, k, name.String(), have, want.RealServers)
+	return failed(ReasonRealServers, r.convergeRealServers(ctx, k, name.String(), have, want.RealServers))
 }
 
 // convergeRealServers adds and restores the wanted real servers and drains (TCP, SCTP) or

@@ -55,7 +55,8 @@ func (f *fakes) dump() string {
 
 // writes returns every write op issued since the last reset, grouped by subsystem (in
 // issue order within each): ipvs, links (the idempotent ensure-dummy dropped), sets,
-// rules, conntrack, sysctls. Reads are left out.
+// rules (the restores: the ensure that reads the tables is dropped), conntrack, sysctls.
+// Reads are left out.
 func (f *fakes) writes() []string {
 	var out []string
 	out = append(out, f.ipvs.Ops()...)
@@ -71,7 +72,10 @@ func (f *fakes) writes() []string {
 		}
 	}
 	for _, op := range f.nf.Ops() {
-		if !strings.HasPrefix(op, netfiltertest.OpDump+" ") {
+		// "ensure inet" alone reads the tables (one iptables-save each); its "restore"
+		// lines are the writes. A failed ensure stays.
+		verb, fam, _ := strings.Cut(op, " ")
+		if verb != netfiltertest.OpDump && !(verb == netfiltertest.OpEnsure && !strings.Contains(fam, " ")) {
 			out = append(out, op)
 		}
 	}

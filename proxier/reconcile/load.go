@@ -92,5 +92,3 @@ func (r *Reconciler) Stats() Stats {
 	}
 	return s
 }
-
-// equalRules compares two rulesets, ignoring the order of chains and of jumps.

@@ -7,7 +7,9 @@
 // kernel already holds, so a restart changes nothing that is already right: no flush, no
 // weight reset, no dropped connection. Apply then costs work proportional to the changed
 // Services only; Resync re-reads the kernel and converges everything (periodically, and
-// after any failure).
+// after any failure): the fixed rules (one iptables-save per table), the sets and their
+// members, the dummy link and its addresses, and the virtual servers, so that what someone
+// else flushed is put back (see Drift).
 //
 // It also sets IPVS's connection timeouts (Start), deletes the conntrack flows that would
 // keep traffic on a dead end, all of a sync's in one call and retried until done
@@ -71,6 +73,13 @@ type Options struct {
 	Timeouts ipvs.Timeouts
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// QuarantineAfter is how many converges in a row of one virtual server may fail before
+	// it is quarantined (see quarantine.go); zero means DefaultQuarantineAfter, negative
+	// never quarantines.
+	QuarantineAfter int
+	// QuarantineRetry is the first retry delay of a quarantined virtual server; zero means
+	// DefaultQuarantineRetry.
+	QuarantineRetry time.Duration
 }
 
 // SysctlChange records a parameter Start changed, so an operator or --cleanup may restore it.
@@ -95,6 +104,15 @@ type Reconciler struct {
 	drainsRead  bool
 	// ctQueue holds the conntrack filters whose flows wait to be deleted (flows.go).
 	ctQueue map[conntrack.Filter]struct{}
+	drift   Drift
+	// failures are the virtual servers whose last converges failed; quarantines counts
+	// quarantine events by reason.
+	failures    map[ipvs.Key]*failure
+	quarantines map[string]int
+	// degraded are the optional Start steps that failed; noIPv6 is set when IPv6 is
+	// disabled for one of them (see degrade.go).
+	degraded []Degradation
+	noIPv6   bool
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.
@@ -105,7 +123,14 @@ func New(k Kernel, o Options) *Reconciler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Reconciler{k: k, opts: o, services: map[types.NamespacedName]desired.Service{}, m: newModel()}
+	if o.QuarantineAfter == 0 {
+		o.QuarantineAfter = DefaultQuarantineAfter
+	}
+	if o.QuarantineRetry <= 0 {
+		o.QuarantineRetry = DefaultQuarantineRetry
+	}
+	return &Reconciler{k: k, opts: o, services: map[types.NamespacedName]desired.Service{}, m: newModel(),
+		failures: map[ipvs.Key]*failure{}, quarantines: map[string]int{}}
 }
 
 // SysctlChanges returns the parameters Start changed and their previous values.

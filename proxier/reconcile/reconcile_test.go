@@ -20,6 +20,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
+	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -75,7 +76,6 @@ func TestStartOnEmptyKernel(t *testing.T) {
 		"create KUBE-LOAD-BALANCER-SOURCE-IP hash:ip,port,ip inet",
 		"create KUBE-EXTERNAL-IP hash:ip,port inet",
 		"create KUBE-EXTERNAL-IP-LOCAL hash:ip,port inet",
-		"ensure inet",
 		"restore inet filter",
 		"restore inet nat",
 		"set net/ipv4/vs/conntrack 1",
@@ -474,13 +474,15 @@ func TestDualStack(t *testing.T) {
 	f := newFakes()
 	opts := testOpts
 	opts.Families = []ipset.Family{ipset.IPv4, ipset.IPv6}
-	must(t, f.sysctl.Set("kernel/osrelease", "6.1.0")) // keep the fake's parameter list
+	sysctls := fixture.Sysctls()
+	sysctls["kernel/osrelease"] = "6.1.0"
+	sysctls["net/ipv6/conf/all/forwarding"] = "0"
+	f.sysctl = sysctltest.NewFake(sysctls)
 	r := New(f.kernel(), Options{Desired: opts, Now: func() time.Time { return f.now }})
 	c := ctx(t)
-	err := r.Start(c)
-	// The fake kernel has no net/ipv6/conf/all/forwarding: Start reports it and goes on.
-	if err == nil || !strings.Contains(err.Error(), "net/ipv6/conf/all/forwarding") {
-		t.Errorf("start: want the missing IPv6 sysctl reported, got %v", err)
+	must(t, r.Start(c))
+	if d := r.Degraded(); len(d) != 0 {
+		t.Errorf("Degraded() = %v on a kernel with IPv6 forwarding", d)
 	}
 	v6 := svc{name: "default/v6", ip: "fd00:96::10", ports: []string{"TCP:80"}, eps: []string{"fd00:244::5@local", "fd00:244::6"}, opts: &opts}
 	d := v6.compute(t)
@@ -580,7 +582,7 @@ func TestSetOptionsRewritesRulesOnlyWhenTheyChange(t *testing.T) {
 	o := testOpts
 	o.MasqueradeAll = true
 	must(t, r.SetOptions(c, o))
-	f.checkOps(t, "masquerade-all", []string{"ensure inet", "restore inet nat"})
+	f.checkOps(t, "masquerade-all", []string{"restore inet nat"})
 	if !strings.Contains(f.nf.Save(), "-A KUBE-CLUSTER-IP -j KUBE-MARK-MASQ") || strings.Contains(f.nf.Save(), "-s 10.244.0.0/16 -j RETURN") {
 		t.Errorf("rules after masquerade-all:\n%s", f.nf.Save())
 	}

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
-	"github.com/kubevs/kubevs/proxier/netfilter"
 )
 
 // Start prepares the kernel and adopts what it already holds: it ensures the dummy link,
@@ -22,13 +20,12 @@ import (
 // synced, then Resync with every Service.
 func (r *Reconciler) Start(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	kv := r.kernelVersion(ctx)
-	r.global = desired.Global(r.opts.Desired, kv)
-	var errs []error
+	// The sysctls first: an optional one that fails may disable a family (see degrade.go).
+	errs := []error{r.prepare(ctx, r.opts.Desired)}
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
-	errs = append(errs, r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
+	errs = append(errs, r.ensureSetsAndRules(ctx))
 	if t := r.opts.Timeouts; !t.IsZero() {
 		if err := r.k.IPVS.SetTimeouts(t); err != nil {
 			// Optional: the kernel's own timeouts still work; programming goes on.
@@ -38,7 +35,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	errs = append(errs, r.load(ctx, nil, nil))
 	r.readDrainRecord(ctx)
 	r.started = true
-	logger.V(0).Info("Reconciler started", "kernel", kv, "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries))
+	logger.V(0).Info("Reconciler started", "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries), "degraded", len(r.degraded))
 	return errors.Join(errs...)
 }
 
@@ -60,21 +57,22 @@ func (r *Reconciler) kernelVersion(ctx context.Context) desired.KernelVersion {
 	return kv
 }
 
-func (r *Reconciler) ensureSysctls(ctx context.Context) error {
-	var errs []error
-	for _, s := range r.global.Sysctls {
+// ensureSysctls sets the parameters of ss that need it; it returns the failures by name.
+func (r *Reconciler) ensureSysctls(ctx context.Context, ss []desired.Sysctl) map[string]error {
+	fails := map[string]error{}
+	for _, s := range ss {
 		cur, err := r.k.Sysctl.Get(s.Name)
 		if err == nil && satisfied(cur, s) {
 			continue
 		}
 		if err := r.k.Sysctl.Set(s.Name, s.Value); err != nil {
-			errs = append(errs, fmt.Errorf("set sysctl %s=%s: %w", s.Name, s.Value, err))
+			fails[s.Name] = fmt.Errorf("set sysctl %s=%s: %w", s.Name, s.Value, err)
 			continue
 		}
 		klog.FromContext(ctx).V(2).Info("Set sysctl", "name", s.Name, "old", cur, "new", s.Value)
 		r.changed = append(r.changed, SysctlChange{Name: s.Name, Old: cur, New: s.Value})
 	}
-	return errors.Join(errs...)
+	return fails
 }
 
 func satisfied(cur string, s desired.Sysctl) bool {
@@ -89,35 +87,45 @@ func satisfied(cur string, s desired.Sysctl) bool {
 	return err1 == nil && err2 == nil && c >= w
 }
 
-func (r *Reconciler) ensureSets() error {
+// ensureSets creates the owned sets the kernel lacks and returns their names.
+func (r *Reconciler) ensureSets() ([]string, error) {
 	names, err := r.k.IPSet.Sets()
 	if err != nil {
-		return fmt.Errorf("list sets: %w", err)
+		return nil, fmt.Errorf("list sets: %w", err)
 	}
 	var errs []error
+	var created []string
 	for _, s := range r.global.Sets {
 		if slices.Contains(names, s.Name) {
 			continue
 		}
-		if err := r.k.IPSet.CreateSet(s); err != nil && !errors.Is(err, ipset.ErrExist) {
-			errs = append(errs, fmt.Errorf("create set %s: %w", s.Name, err))
+		err := r.k.IPSet.CreateSet(s)
+		switch {
+		case err == nil:
+			created = append(created, s.Name)
+		case !errors.Is(err, ipset.ErrExist):
+			errs = append(errs, &familyError{s.Family, fmt.Errorf("create set %s: %w", s.Name, err)})
 		}
 	}
-	return errors.Join(errs...)
+	return created, errors.Join(errs...)
 }
 
-// ensureRules writes the fixed ruleset of each family unless the kernel already holds it.
-func (r *Reconciler) ensureRules() error {
+// ensureRules writes the fixed ruleset of each family where the kernel does not hold it:
+// one read per table, a write only for a table that differs. It returns the tables it
+// rewrote, as "family/table".
+func (r *Reconciler) ensureRules() ([]string, error) {
 	var errs []error
+	var rewritten []string
 	for _, fr := range r.global.Rules {
-		if cur, err := r.k.Netfilter.Dump(fr.Family); err == nil && equalRules(cur, fr.Ruleset) {
-			continue
+		tables, err := r.k.Netfilter.Repair(fr.Family, fr.Ruleset)
+		for _, t := range tables {
+			rewritten = append(rewritten, string(fr.Family)+"/"+t)
 		}
-		if err := r.k.Netfilter.Ensure(fr.Family, fr.Ruleset); err != nil {
-			errs = append(errs, fmt.Errorf("ensure %s rules: %w", fr.Family, err))
+		if err != nil {
+			errs = append(errs, &familyError{fr.Family, fmt.Errorf("ensure %s rules: %w", fr.Family, err)})
 		}
 	}
-	return errors.Join(errs...)
+	return rewritten, errors.Join(errs...)
 }
 
 // SetOptions changes the options of the desired state (cluster CIDRs, masquerade-all,
@@ -128,29 +136,6 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 	if !r.started {
 		return nil
 	}
-	r.global = desired.Global(o, r.kernelVersion(ctx))
-	return errors.Join(r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
-}
-
-// equalRules compares two rulesets, ignoring the order of chains and of jumps.
-func equalRules(a, b netfilter.Ruleset) bool {
-	if len(a.Chains) != len(b.Chains) || len(a.Jumps) != len(b.Jumps) {
-		return false
-	}
-	chains := func(rs netfilter.Ruleset) []netfilter.Chain {
-		c := slices.Clone(rs.Chains)
-		slices.SortFunc(c, func(x, y netfilter.Chain) int { return strings.Compare(x.Table+" "+x.Name, y.Table+" "+y.Name) })
-		return c
-	}
-	jumps := func(rs netfilter.Ruleset) []netfilter.Jump {
-		j := slices.Clone(rs.Jumps)
-		slices.SortFunc(j, func(x, y netfilter.Jump) int {
-			return strings.Compare(x.Table+" "+x.From+" "+x.To+" "+x.Match, y.Table+" "+y.From+" "+y.To+" "+y.Match)
-		})
-		return j
-	}
-	eqChain := func(x, y netfilter.Chain) bool {
-		return x.Table == y.Table && x.Name == y.Name && slices.Equal(x.Rules, y.Rules)
-	}
-	return slices.EqualFunc(chains(a), chains(b), eqChain) && slices.Equal(jumps(a), jumps(b))
+	err := r.prepare(ctx, o)
+	return errors.Join(err, r.ensureSetsAndRules(ctx))
 }

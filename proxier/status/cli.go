@@ -16,8 +16,11 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/config/derive"
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
+	"github.com/kubevs/kubevs/proxier/netfilter"
 )
 
 // Command is the subcommand's name: `kubevs-proxier status`, also reached as `kubevs status`
@@ -34,6 +37,9 @@ type Env struct {
 	API  Source
 	IPVS ipvs.Interface
 	Link link.Interface
+	// IPSet and Netfilter read kubevs's sets and rules for their drift; nil: not checked.
+	IPSet     ipset.Interface
+	Netfilter netfilter.Interface
 	// HostAddresses lists the node's addresses, read only when the configuration has
 	// nodePortAddresses (derive.HostAddresses in production); nil: none.
 	HostAddresses func() ([]netip.Addr, error)
@@ -75,7 +81,22 @@ func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (
 	if err != nil {
 		return Report{}, err
 	}
-	return Compare(CompareOptions{Node: node, ExcludeCIDRs: config.ParsedCIDRs(cfg.IPVS.ExcludeCIDRs)}, wants, snap), nil
+	rep := Compare(CompareOptions{Node: node, ExcludeCIDRs: config.ParsedCIDRs(cfg.IPVS.ExcludeCIDRs)}, wants, snap)
+	if env.IPSet == nil && env.Netfilter == nil {
+		return rep, nil
+	}
+	n, err := env.API.Node(ctx, node)
+	if err != nil {
+		return Report{}, fmt.Errorf("get node %s: %w", node, err)
+	}
+	// The rules and sets do not depend on the kernel version (only sysctls do).
+	g := desired.Global(derive.Options(cfg, n, hosts), desired.KernelVersion{Major: 6})
+	fx, err := ReadFixed(env.IPSet, env.Netfilter, g)
+	if err != nil {
+		return Report{}, err
+	}
+	rep.Drift = append(rep.Drift, CompareFixed(g, wants, fx, env.IPSet != nil, env.Netfilter != nil)...)
+	return rep, nil
 }
 
 // Main runs `kubevs status` with args (the words after "status"), printing the report to

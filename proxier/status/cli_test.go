@@ -24,10 +24,12 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/internal/fixture"
+	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
+	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
 	"github.com/kubevs/kubevs/proxier/reconcile"
 )
 
@@ -94,6 +96,8 @@ type cluster struct {
 	client *fake.Clientset
 	ipvs   *ipvstest.Fake
 	link   *linktest.Fake
+	ipset  *ipsettest.Fake
+	nf     *netfiltertest.Fake
 	kc     string // a kubeconfig path for --kubeconfig (never dialled)
 }
 
@@ -113,9 +117,11 @@ func newCluster(t *testing.T) *cluster {
 	c := &cluster{
 		client: fake.NewClientset(web, dns, empty, node("10.244.0.0/24"),
 			slice(web, "web-1", "10.244.1.5", "10.244.2.6"), slice(dns, "dns-1", "10.244.1.7")),
-		ipvs: fk.IPVS,
-		link: fk.Link,
-		kc:   writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443"),
+		ipvs:  fk.IPVS,
+		link:  fk.Link,
+		ipset: fk.IPSet,
+		nf:    fk.Netfilter,
+		kc:    writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443"),
 	}
 	ctx := klog.NewContext(context.Background(), logr.Discard())
 	wants, err := ListDesired(ctx, clientsetSource{c.client}, testNode, config.New(), nil, nil)
@@ -130,6 +136,8 @@ func newCluster(t *testing.T) *cluster {
 	must(t, r.Resync(ctx, all))
 	c.ipvs.ResetOps()
 	c.link.ResetOps()
+	c.ipset.ResetOps()
+	c.nf.ResetOps()
 	return c
 }
 
@@ -138,13 +146,20 @@ func (c *cluster) status(t *testing.T, args ...string) (code int, stdout, stderr
 	t.Helper()
 	var out, errb bytes.Buffer
 	open := func(*rest.Config) (Env, error) {
-		return Env{API: clientsetSource{c.client}, IPVS: c.ipvs, Link: c.link}, nil
+		return Env{API: clientsetSource{c.client}, IPVS: c.ipvs, Link: c.link, IPSet: c.ipset, Netfilter: c.nf}, nil
 	}
 	noenv := func(string) string { return "" }
 	code = mainWith(context.Background(), append([]string{"--kubeconfig", c.kc, "--node", testNode}, args...), &out, &errb, noenv, open)
 	if ops := append(c.ipvs.Ops(), c.link.Ops()...); len(ops) != 0 {
 		t.Errorf("status wrote to the kernel: %q", ops)
 	}
+	for _, op := range append(c.ipset.Ops(), c.nf.Ops()...) {
+		if verb, _, _ := strings.Cut(op, " "); verb != ipsettest.OpSets && verb != ipsettest.OpList && verb != netfiltertest.OpDump {
+			t.Errorf("status wrote to the kernel: %q", op)
+		}
+	}
+	c.ipset.ResetOps()
+	c.nf.ResetOps()
 	return code, out.String(), errb.String()
 }
 

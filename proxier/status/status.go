@@ -1,6 +1,8 @@
 // Package status owns `kubevs status`: a read-only report of what the node's IPVS table
 // holds for each Kubernetes Service (like `ipvsadm -Ln`, with Service names and connection
-// counts) and of the drift between that table and what the API server asks for.
+// counts) and of the drift between the kernel and what the API server asks for: virtual
+// servers, addresses on the dummy link, and kubevs's sets, their members and its iptables
+// chains and jumps (see fixed.go).
 //
 // The desired side is computed with the proxier's own pure code (desired.ComputeService)
 // from Services and EndpointSlices listed from the API server; the kernel side is read

@@ -75,6 +75,35 @@ func (f *Fake) Has(name string) bool {
 	return ok
 }
 
+// Flush removes every member of a set the way someone else's `ipset flush NAME` does; it is
+// not recorded as an operation. A set that does not exist is an error.
+func (f *Fake) Flush(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sets[name]
+	if !ok {
+		return fmt.Errorf("flush set %s: %w", name, ipset.ErrNotFound)
+	}
+	s.members = map[ipset.Entry]bool{}
+	return nil
+}
+
+// Remove destroys a set the way someone else's `ipset destroy NAME` does (after the rules
+// that held it were flushed): not recorded, and refused with ErrInUse while a rule holds it.
+func (f *Fake) Remove(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sets[name]
+	switch {
+	case !ok:
+		return fmt.Errorf("destroy set %s: %w", name, ipset.ErrNotFound)
+	case s.inUse:
+		return fmt.Errorf("destroy set %s: %w", name, ipset.ErrInUse)
+	}
+	delete(f.sets, name)
+	return nil
+}
+
 // begin records a call and returns the error injected for it, if any. Callers hold mu.
 func (f *Fake) begin(verb string, args ...string) (*kfake.Call, error) {
 	return f.rec.Begin(verb, strings.Join(args, " "), true)

@@ -66,6 +66,44 @@ func (f *Fake) AddForeignLink(name string) {
 	f.links[name] = &fakeLink{up: true, addrs: map[netip.Addr]bool{}}
 }
 
+// SetDown sets a link down the way someone else's `ip link set NAME down` does; it is not
+// recorded as an operation. A link that does not exist is link.ErrNotFound.
+func (f *Fake) SetDown(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.links[name]
+	if !ok {
+		return fmt.Errorf("set link %s down: %w", name, link.ErrNotFound)
+	}
+	l.up = false
+	return nil
+}
+
+// Remove deletes a link and its addresses the way someone else's `ip link del NAME` does;
+// it is not recorded as an operation. A link that does not exist is link.ErrNotFound.
+func (f *Fake) Remove(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.links[name]; !ok {
+		return fmt.Errorf("delete link %s: %w", name, link.ErrNotFound)
+	}
+	delete(f.links, name)
+	return nil
+}
+
+// RemoveAddress unbinds an address the way someone else's `ip addr del` does; it is not
+// recorded as an operation. An absent link or address is link.ErrNotFound.
+func (f *Fake) RemoveAddress(name string, addr netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.links[name]
+	if !ok || !l.addrs[addr] {
+		return fmt.Errorf("delete address %s from %s: %w", addr, name, link.ErrNotFound)
+	}
+	delete(l.addrs, addr)
+	return nil
+}
+
 // Dump prints links sorted by name, each with its kind, state and sorted addresses.
 func (f *Fake) Dump() string {
 	f.mu.Lock()

@@ -120,19 +120,26 @@ func (t *table) equal(o *table) bool {
 
 // Ensure applies rs to each table in one atomic step, recording a restore per changed table.
 func (f *Fake) Ensure(family netfilter.Family, rs netfilter.Ruleset) error {
+	_, err := f.Repair(family, rs)
+	return err
+}
+
+// Repair is Ensure returning the tables it changed, sorted; Ops records it as Ensure.
+func (f *Fake) Repair(family netfilter.Family, rs netfilter.Ruleset) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var changed []string
 	c, err := f.rec.Begin(OpEnsure, string(family), true)
 	if err == nil {
 		err = rs.Validate()
 	}
 	if err == nil {
-		err = f.apply(family, func(name string, t *table) error { return ensure(name, t, rs) })
+		changed, err = f.apply(family, func(name string, t *table) error { return ensure(name, t, rs) })
 	}
 	if err != nil {
-		return fmt.Errorf("ensure %s rules: %w", family, c.Done(err))
+		return changed, fmt.Errorf("ensure %s rules: %w", family, c.Done(err))
 	}
-	return nil
+	return changed, nil
 }
 
 // Cleanup removes the jumps to owned chains and the owned chains.
@@ -141,7 +148,7 @@ func (f *Fake) Cleanup(family netfilter.Family) error {
 	defer f.mu.Unlock()
 	c, err := f.rec.Begin(OpCleanup, string(family), true)
 	if err == nil {
-		err = f.apply(family, func(name string, t *table) error { return ensure(name, t, netfilter.Ruleset{}) })
+		_, err = f.apply(family, func(name string, t *table) error { return ensure(name, t, netfilter.Ruleset{}) })
 	}
 	if err != nil {
 		return fmt.Errorf("clean up %s rules: %w", family, c.Done(err))
@@ -150,13 +157,15 @@ func (f *Fake) Cleanup(family netfilter.Family) error {
 }
 
 // apply runs change on a copy of each table kubevs uses and commits the tables that changed,
-// each on its own as iptables-restore does; errors of the tables are joined.
-func (f *Fake) apply(family netfilter.Family, change func(string, *table) error) error {
+// each on its own as iptables-restore does; errors of the tables are joined. It returns the
+// tables it changed.
+func (f *Fake) apply(family netfilter.Family, change func(string, *table) error) ([]string, error) {
 	var errs []error
+	var changed []string
 	for _, name := range netfilter.Tables() {
 		t, err := f.table(family, name)
 		if err != nil {
-			return err
+			return changed, err
 		}
 		next := t.clone()
 		if err := change(name, next); err != nil {
@@ -173,8 +182,9 @@ func (f *Fake) apply(family netfilter.Family, change func(string, *table) error)
 		f.rec.Record("restore " + string(family) + " " + name)
 		f.tables[string(family)+"/"+name] = next
 		f.syncSetRefs()
+		changed = append(changed, name)
 	}
-	return errors.Join(errs...)
+	return changed, errors.Join(errs...)
 }
 
 // ensure makes t hold the owned chains and jumps rs wants for table name.
