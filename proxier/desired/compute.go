@@ -82,7 +82,7 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 	c.intLocal = svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	hasNodePorts := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer
 	c.extIPs = c.externalIPs(svc)
-	c.lbIPs = loadBalancerIPs(svc)
+	c.lbIPs = c.loadBalancerIPs(svc)
 	c.ranges = c.sourceRanges(svc)
 	c.pods, c.eps = local, eps
 	ips := clusterIPs(svc)
