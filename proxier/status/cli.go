@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubevs/kubevs/proxier/config"
-	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
@@ -62,7 +61,7 @@ func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (
 		return Report{}, err
 	}
 	var hosts []netip.Addr
-	if derive.NeedsHostAddresses(cfg) && env.HostAddresses != nil {
+	if env.HostAddresses != nil { // nodePortAddresses and the guard rails
 		if hosts, err = env.HostAddresses(); err != nil {
 			return Report{}, err
 		}
