@@ -109,7 +109,7 @@ func Global(opts Options, kv KernelVersion) GlobalState {
 		// loopback-sourced packets off the loopback link (CVE-2020-8558 is why this is off
 		// by default). Never without the guard rule of rules.go, which the IPv4 ruleset
 		// holds whenever this is set.
-		g.Sysctls = append(g.Sysctls, Sysctl{Name: "net/ipv4/conf/all/route_localnet", Value: "1"})
+		g.Sysctls = append(g.Sysctls, Sysctl{Name: RouteLocalnetSysctl, Value: "1"})
 	}
 	if opts.StrictARP {
 		g.Sysctls = append(g.Sysctls,
@@ -119,6 +119,10 @@ func Global(opts Options, kv KernelVersion) GlobalState {
 	}
 	return g
 }
+
+// RouteLocalnetSysctl is the sysctl that lets the kernel route 127.0.0.0/8 off the loopback
+// link; set only with the localnet guard (RouteLocalnet).
+const RouteLocalnetSysctl = "net/ipv4/conf/all/route_localnet"
 
 // RouteLocalnet reports whether Global sets net.ipv4.conf.all.route_localnet: only when an
 // IPv4 loopback address is among the NodePort addresses and IPv4 is served (an IPv6-only

@@ -28,7 +28,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
-	errs = append(errs, r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
+	errs = append(errs, r.ensureGlobal(ctx))
 	errs = append(errs, r.load(ctx, nil, nil))
 	r.started = true
 	logger.V(0).Info("Reconciler started", "kernel", kv, "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries))
@@ -53,9 +53,14 @@ func (r *Reconciler) kernelVersion(ctx context.Context) desired.KernelVersion {
 	return kv
 }
 
-func (r *Reconciler) ensureSysctls(ctx context.Context) error {
+// ensureSysctls sets the sysctls Global wants; route_localnet only when guarded (the
+// localnet guard rule is in the kernel).
+func (r *Reconciler) ensureSysctls(ctx context.Context, guarded bool) error {
 	var errs []error
 	for _, s := range r.global.Sysctls {
+		if s.Name == desired.RouteLocalnetSysctl && !guarded {
+			continue
+		}
 		cur, err := r.k.Sysctl.Get(s.Name)
 		if err == nil && satisfied(cur, s) {
 			continue
@@ -122,7 +127,17 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 		return nil
 	}
 	r.global = desired.Global(o, r.kernelVersion(ctx))
-	return errors.Join(r.ensureSysctls(ctx), r.ensureSets(), r.ensureRules())
+	return r.ensureGlobal(ctx)
+}
+
+// ensureGlobal writes the fixed sets, then the rules that match them, then the sysctls:
+// route_localnet=1 only once the rules that hold its localnet guard are in
+// (CVE-2020-8558; desired.RouteLocalnet). When the rules failed it is left unset, for the
+// retry of the next sync.
+func (r *Reconciler) ensureGlobal(ctx context.Context) error {
+	setsErr := r.ensureSets()
+	rulesErr := r.ensureRules()
+	return errors.Join(setsErr, rulesErr, r.ensureSysctls(ctx, rulesErr == nil))
 }
 
 // equalRules compares two rulesets, ignoring the order of chains and of jumps.
