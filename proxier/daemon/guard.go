@@ -93,3 +93,11 @@ func (d *Daemon) reportRefusals(ctx context.Context, name types.NamespacedName, 
 
 // sameAPIServers reports whether the API server's endpoints are those the options hold.
 func sameAPIServers(a, b []netip.AddrPort) bool { return slices.Equal(a, b) }
+
+// logRefusedNodePorts logs, once per change of options, the NodePort addresses the guard
+// rails leave out.
+func logRefusedNodePorts(ctx context.Context, o desired.Options) {
+	if refused := desired.RefusedNodePortAddresses(o); len(refused) > 0 {
+		klog.FromContext(ctx).Info("Warning: these node addresses serve no NodePort: link-local, multicast, or in a pod or Service CIDR", "addresses", refused)
+	}
+}

@@ -49,6 +49,7 @@ func (d *Daemon) initReconciler(ctx context.Context) {
 		klog.FromContext(ctx).Error(err, "Deriving the options")
 	}
 	d.desiredOpts = o
+	logRefusedNodePorts(ctx, o)
 	d.setHealthAddresses(ctx)
 	d.reconciler = reconcile.New(d.kernel, reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now))
 	d.startReconciler(ctx)
@@ -225,6 +226,7 @@ func (d *Daemon) updateOptions(ctx context.Context, node *v1.Node) {
 		return
 	}
 	logger.Info("Options changed", "nodePortAddresses", o.NodePortAddresses, "families", o.Families)
+	logRefusedNodePorts(ctx, o)
 	d.desiredOpts = o
 	d.setHealthAddresses(ctx)
 	if err := d.reconciler.SetOptions(ctx, o); err != nil {

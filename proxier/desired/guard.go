@@ -117,6 +117,18 @@ func nodePortAllowed(opts Options, a netip.Addr) bool {
 	return !inAny(opts.ClusterCIDRs, a) && !inAny(opts.Reserved.PodCIDRs, a) && !inAny(opts.Reserved.ServiceCIDRs, a)
 }
 
+// RefusedNodePortAddresses returns the addresses of opts.NodePortAddresses that serve no
+// NodePort (see nodePortAllowed), so the caller can log them once per change of options.
+func RefusedNodePortAddresses(opts Options) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range opts.NodePortAddresses {
+		if !nodePortAllowed(opts, a.Unmap()) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // apiServerNodePort reports whether a TCP NodePort on a:port would take the API server's
 // endpoint.
 func apiServerNodePort(opts Options, a netip.Addr, port uint16) bool {

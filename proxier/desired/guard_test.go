@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -130,5 +131,14 @@ func TestSpecialAddress(t *testing.T) {
 		if got := specialAddress(netip.MustParseAddr(tc.addr)) != ""; got != tc.want {
 			t.Errorf("specialAddress(%s) special = %v, want %v", tc.addr, got, tc.want)
 		}
+	}
+}
+
+func TestRefusedNodePortAddresses(t *testing.T) {
+	o := Options{ClusterCIDRs: prefixes("10.244.0.0/16"), Reserved: Reserved{ServiceCIDRs: prefixes("10.96.0.0/12")},
+		NodePortAddresses: addrs("127.0.0.1", "169.254.1.1", "10.244.0.1", "10.96.0.1", "192.168.1.10", "fe80::1", "::ffff:10.244.0.2")}
+	want := addrs("169.254.1.1", "10.244.0.1", "10.96.0.1", "fe80::1", "::ffff:10.244.0.2")
+	if diff := cmp.Diff(want, RefusedNodePortAddresses(o), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("RefusedNodePortAddresses (-want +got):\n%s", diff)
 	}
 }
