@@ -54,6 +54,17 @@ type Configuration struct {
 	// ExternalIPAllowedCIDRs lists the CIDRs Service externalIPs may come from. Empty: every
 	// externalIP is accepted.
 	ExternalIPAllowedCIDRs []string `json:"externalIPAllowedCIDRs,omitempty"`
+	// DenyAllExternalIPs refuses every Service externalIP (CVE-2020-8554), for clusters
+	// that do not use them; externalIPAllowedCIDRs must then be empty. Default: false.
+	DenyAllExternalIPs bool `json:"denyAllExternalIPs,omitempty"`
+	// LoadBalancerIngressAllowedCIDRs lists the CIDRs LoadBalancer ingress IPs
+	// (status.loadBalancer.ingress[].ip) may come from. Empty: every ingress IP is accepted.
+	LoadBalancerIngressAllowedCIDRs []string `json:"loadBalancerIngressAllowedCIDRs,omitempty"`
+	// ServiceCIDRs are the ranges the cluster allocates ClusterIPs from (the API server's
+	// --service-cluster-ip-range). No externalIP, LoadBalancer ingress IP or NodePort
+	// address may lie inside them. Empty: only the ClusterIPs of the Services the proxier
+	// knows are refused as such.
+	ServiceCIDRs []string `json:"serviceCIDRs,omitempty"`
 	// MetricsBindAddress is the host:port the /metrics endpoint listens on.
 	// Default: 127.0.0.1:10249. A non-loopback address is refused unless
 	// MetricsAllowNonLoopback is set.

@@ -63,6 +63,8 @@ ipvs:
   gracefulTerminationPeriod: 0s
 nodePortAddresses: [192.168.1.0/24]
 externalIPAllowedCIDRs: [203.0.113.0/24]
+loadBalancerIngressAllowedCIDRs: [198.51.100.0/24, "2001:db8::/64"]
+serviceCIDRs: [10.96.0.0/12, "fd00:10:96::/108"]
 metricsBindAddress: 0.0.0.0:9100
 metricsAllowNonLoopback: true
 healthzBindAddress: 0.0.0.0:10256
@@ -96,6 +98,8 @@ conntrack:
 				}
 				c.NodePortAddresses = []string{"192.168.1.0/24"}
 				c.ExternalIPAllowedCIDRs = []string{"203.0.113.0/24"}
+				c.LoadBalancerIngressAllowedCIDRs = []string{"198.51.100.0/24", "2001:db8::/64"}
+				c.ServiceCIDRs = []string{"10.96.0.0/12", "fd00:10:96::/108"}
 				c.MetricsBindAddress = "0.0.0.0:9100"
 				c.MetricsAllowNonLoopback = true
 				c.HealthzBindAddress = "0.0.0.0:10256"
@@ -111,6 +115,11 @@ conntrack:
 					UDPStreamTimeout:      metav1.Duration{Duration: 2 * time.Minute},
 				}
 			},
+		},
+		{
+			name: "deny all externalIPs",
+			yaml: header + "denyAllExternalIPs: true\n",
+			want: func(c *Configuration) { c.DenyAllExternalIPs = true },
 		},
 		{
 			name: "ipv6 loopback metrics",
@@ -190,6 +199,14 @@ func TestValidate(t *testing.T) {
 		}, []string{"clientConnection.qps: FieldValueInvalid", "clientConnection.burst: FieldValueInvalid", "clientConnection.contentType: FieldValueNotSupported"}},
 		{"nodePortAddresses", func(c *Configuration) { c.NodePortAddresses = []string{"primary"} }, []string{"nodePortAddresses[0]: FieldValueInvalid"}},
 		{"externalIPAllowedCIDRs", func(c *Configuration) { c.ExternalIPAllowedCIDRs = []string{"1.2.3.4/33"} }, []string{"externalIPAllowedCIDRs[0]: FieldValueInvalid"}},
+		{"denyAllExternalIPs with an allow-list", func(c *Configuration) {
+			c.DenyAllExternalIPs = true
+			c.ExternalIPAllowedCIDRs = []string{"203.0.113.0/24"}
+		}, []string{"externalIPAllowedCIDRs: FieldValueForbidden"}},
+		{"loadBalancerIngressAllowedCIDRs", func(c *Configuration) {
+			c.LoadBalancerIngressAllowedCIDRs = []string{"198.51.100.0/24", "198.51.100.1"}
+		}, []string{"loadBalancerIngressAllowedCIDRs[1]: FieldValueInvalid"}},
+		{"serviceCIDRs", func(c *Configuration) { c.ServiceCIDRs = []string{"10.96.0.0/12", "fd00::/129"} }, []string{"serviceCIDRs[1]: FieldValueInvalid"}},
 		{"metricsBindAddress not host:port", func(c *Configuration) { c.MetricsBindAddress = "127.0.0.1" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"metricsBindAddress not loopback", func(c *Configuration) { c.MetricsBindAddress = "0.0.0.0:10249" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"metricsBindAddress host name", func(c *Configuration) { c.MetricsBindAddress = "localhost:10249" }, []string{"metricsBindAddress: FieldValueInvalid"}},

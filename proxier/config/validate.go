@@ -51,6 +51,11 @@ func Validate(c *Configuration) field.ErrorList {
 	errs = append(errs, validateIPVS(field.NewPath("ipvs"), &c.IPVS)...)
 	errs = append(errs, validateCIDRs(field.NewPath("nodePortAddresses"), c.NodePortAddresses, false)...)
 	errs = append(errs, validateCIDRs(field.NewPath("externalIPAllowedCIDRs"), c.ExternalIPAllowedCIDRs, false)...)
+	if c.DenyAllExternalIPs && len(c.ExternalIPAllowedCIDRs) > 0 {
+		errs = append(errs, field.Forbidden(field.NewPath("externalIPAllowedCIDRs"), "must be empty when denyAllExternalIPs is true"))
+	}
+	errs = append(errs, validateCIDRs(field.NewPath("loadBalancerIngressAllowedCIDRs"), c.LoadBalancerIngressAllowedCIDRs, false)...)
+	errs = append(errs, validateCIDRs(field.NewPath("serviceCIDRs"), c.ServiceCIDRs, false)...)
 	errs = append(errs, validateBindAddress(field.NewPath("metricsBindAddress"), c.MetricsBindAddress, !c.MetricsAllowNonLoopback)...)
 	errs = append(errs, validateBindAddress(field.NewPath("healthzBindAddress"), c.HealthzBindAddress, false)...)
 	if c.HealthzBindAddress == c.MetricsBindAddress {

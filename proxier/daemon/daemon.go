@@ -19,8 +19,11 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -62,6 +65,12 @@ type Options struct {
 	NetnsGone func(path string) bool
 	// LinkChanges reports the dummy link deleted or down. Nil: NetlinkLinkChanges.
 	LinkChanges LinkChanges
+	// APIServerHost is the API server's URL as the kubeconfig names it (rest.Config.Host),
+	// reserved by the guard rails. Empty: read from Config.Kubeconfig when Client is nil.
+	APIServerHost string
+	// Recorder reports refusals as Events on the Services. Nil: core/v1 Events written
+	// through Client.
+	Recorder record.EventRecorder
 }
 
 // Daemon is one running proxier.
@@ -85,6 +94,11 @@ type Daemon struct {
 	owners *vsOwners
 	// svcHealth serves the Services' healthCheckNodePorts.
 	svcHealth *svchealth.Servers
+	// apiHost is Options.APIServerHost; recorder writes the refusal Events, through
+	// broadcaster when the daemon made it (nil otherwise).
+	apiHost     string
+	recorder    record.EventRecorder
+	broadcaster record.EventBroadcaster
 
 	// kmu serialises every use of the reconciler (syncs and drains).
 	kmu         sync.Mutex
@@ -99,6 +113,10 @@ type Daemon struct {
 	// absent Node or one without addresses (derive.KnownNode).
 	lastNode *v1.Node
 	keptNode bool
+	// clusterIPs indexes the ClusterIP of every Service (the guard's Reserved.ClusterIPs);
+	// refused holds, per Service, the refusals last reported (see reportRefusals).
+	clusterIPs derive.ClusterIPIndex
+	refused    map[types.NamespacedName]map[string]struct{}
 
 	// mu guards the local pod IPs and the IPs whose flows await deletion.
 	mu       sync.Mutex
@@ -140,12 +158,21 @@ func New(o Options) (*Daemon, error) {
 	if d.linkChanges == nil {
 		d.linkChanges = NetlinkLinkChanges
 	}
+	d.apiHost = o.APIServerHost
 	if d.client == nil {
 		c, err := newClient(o.Config.Kubeconfig, o.Config.ClientConnection)
 		if err != nil {
 			return nil, err
 		}
 		d.client = c
+		if rc, err := restConfig(o.Config.Kubeconfig); err == nil && d.apiHost == "" {
+			d.apiHost = rc.Host
+		}
+	}
+	d.refused = map[types.NamespacedName]map[string]struct{}{}
+	d.recorder = o.Recorder
+	if d.recorder == nil {
+		d.recorder, d.broadcaster = newRecorder(d)
 	}
 	if o.Kernel != nil {
 		d.kernel = *o.Kernel
@@ -205,6 +232,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if err := d.startServers(ctx, serve); err != nil {
 		return err
+	}
+	if d.broadcaster != nil {
+		d.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: d.client.CoreV1().Events("")})
+		defer d.broadcaster.Shutdown()
 	}
 
 	if err := d.tracker.Start(ctx); err != nil {

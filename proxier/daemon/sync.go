@@ -26,19 +26,19 @@ import (
 	"github.com/kubevs/kubevs/proxier/runner"
 )
 
-// options derives Compute's options from the configuration, the Node and (when
-// nodePortAddresses is set) the host's addresses. A failed read of the addresses keeps the
-// previous NodePortAddresses and is returned, so the caller logs it.
+// options derives Compute's options from the configuration, the Node, the host's
+// addresses (for nodePortAddresses and the guard rails), the API server's endpoints and the
+// ClusterIP index. A failed read of the addresses keeps the previous NodePortAddresses and
+// reserved node addresses and is returned, so the caller logs it. kmu must be held.
 func (d *Daemon) options(node *v1.Node) (desired.Options, error) {
-	var hosts []netip.Addr
-	var err error
-	if derive.NeedsHostAddresses(d.cfg) {
-		hosts, err = d.hostAddrs()
-	}
+	hosts, err := d.hostAddrs()
 	o := derive.Options(d.cfg, node, hosts)
+	o.Reserved.APIServers = d.apiServers()
+	o.Reserved.ClusterIPs = &d.clusterIPs
 	if err != nil {
 		o.NodePortAddresses = d.desiredOpts.NodePortAddresses
-		return o, fmt.Errorf("read the node's addresses for nodePortAddresses: %w", err)
+		o.Reserved.NodeAddresses = d.desiredOpts.Reserved.NodeAddresses
+		return o, fmt.Errorf("read the node's addresses: %w", err)
 	}
 	return o, nil
 }
@@ -54,6 +54,7 @@ func (d *Daemon) initReconciler(ctx context.Context) {
 	}
 	d.desiredOpts = o
 	d.metrics.KubeProxy.SetFamilies(familyNames(o))
+	logRefusedNodePorts(ctx, o)
 	d.setHealthAddresses(ctx)
 	d.reconciler = reconcile.New(d.kernel, reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now))
 	d.startReconciler(ctx)
@@ -122,9 +123,15 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	node := d.knownNode(ctx)
 	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
 	linkLost := d.linkLost.Swap(false)
-	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged || linkLost
+	// The API server's endpoints moved (default/kubernetes changed): every Service's
+	// externalIPs and LoadBalancer IPs are checked again.
+	apiMoved := !sameAPIServers(d.apiServers(), d.desiredOpts.Reserved.APIServers)
+	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged || linkLost || apiMoved
 	if full {
+		d.reindexClusterIPs()
 		d.updateOptions(ctx, node)
+	} else {
+		d.indexClusterIPs(ch.Services)
 	}
 	dn := derive.Node(d.cfg.NodeName, node)
 	d.mu.Lock()
@@ -222,8 +229,9 @@ func (d *Daemon) knownNode(ctx context.Context) *v1.Node {
 // compute returns the desired state of one Service. countSkips counts the parts it had to
 // skip in the metrics (not on periodic resyncs, which would count the same part again).
 func (d *Daemon) compute(ctx context.Context, name types.NamespacedName, node desired.Node, local desired.PodSet, countSkips bool) desired.Service {
-	svc, slices := d.tracker.Service(name)
-	s, errs := desired.ComputeService(d.desiredOpts, node, local, svc, slices)
+	svc, eps := d.tracker.Service(name)
+	s, errs := desired.ComputeService(d.desiredOpts, node, local, svc, eps)
+	d.reportRefusals(ctx, name, svc, errs)
 	logger := klog.FromContext(ctx)
 	for _, err := range errs {
 		logger.V(2).Info("Skipped part of a Service", "service", name, "err", err)
@@ -260,6 +268,7 @@ func (d *Daemon) updateOptions(ctx context.Context, node *v1.Node) {
 		return
 	}
 	logger.Info("Options changed", "nodePortAddresses", o.NodePortAddresses, "families", o.Families)
+	logRefusedNodePorts(ctx, o)
 	d.desiredOpts = o
 	d.metrics.KubeProxy.SetFamilies(familyNames(o))
 	d.setHealthAddresses(ctx)

@@ -51,13 +51,15 @@ func Ignored(svc *v1.Service) bool {
 // ComputeService returns the kernel state svc needs on node, given the EndpointSlices of
 // svc (slices of other Services must not be passed). It is pure and deterministic. The
 // errors name the parts it had to skip (an invalid annotation, address or port, an
-// externalIP outside Options.ExternalIPAllowedCIDRs); the returned Service is still the best
-// state for everything else. A nil or ignored svc computes to the zero Service.
+// externalIP or LoadBalancer ingress IP outside its allow-list or refused by the guard
+// rails of guard.go); the returned Service is still the best state for everything else. A
+// nil or ignored svc computes to the zero Service.
 //
 // Per cluster IP family and Service port it wants: the ClusterIP virtual server (bound to
 // the dummy link); a NodePort virtual server on every NodePort address of that family
 // (NodePort and LoadBalancer Services; node addresses, never bound); one per externalIP and
-// per LoadBalancer ingress IP of that family (bound, unless the address is the node's own).
+// per LoadBalancer ingress IP of that family (bound; never a node's address, which the
+// guard rails refuse).
 // ClusterIP virtual servers get the endpoints of internalTrafficPolicy, the others those of
 // externalTrafficPolicy (see pick).
 func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, eps []*discoveryv1.EndpointSlice) (Service, []error) {
@@ -82,7 +84,7 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 	c.intLocal = svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	hasNodePorts := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer
 	c.extIPs = c.externalIPs(svc)
-	c.lbIPs = loadBalancerIPs(svc)
+	c.lbIPs = c.loadBalancerIPs(svc)
 	c.ranges = c.sourceRanges(svc)
 	c.pods, c.eps = local, eps
 	ips := clusterIPs(svc)

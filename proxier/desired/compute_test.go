@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -176,7 +177,12 @@ func computeGolden(t *testing.T, name string, opts Options, node Node, local Pod
 	var b strings.Builder
 	b.WriteString(got.String())
 	for _, e := range errs {
-		fmt.Fprintf(&b, "error: %v\n", e)
+		fmt.Fprintf(&b, "error (%s", ReasonOf(e))
+		var se *SkipError
+		if errors.As(e, &se) && se.Event != "" {
+			fmt.Fprintf(&b, ", event %s %s", se.Event, se.Addr)
+		}
+		fmt.Fprintf(&b, "): %v\n", e)
 	}
 	fixture.Golden(t, name, b.String())
 	again, _ := ComputeService(opts, node, local, svc, sl)

@@ -48,6 +48,14 @@ type Options struct {
 	// may come from (CVE-2020-8554); an externalIP outside them is skipped and returned as
 	// an error. Empty allows all, as kube-proxy does.
 	ExternalIPAllowedCIDRs []netip.Prefix
+	// DenyAllExternalIPs refuses every externalIP (whatever ExternalIPAllowedCIDRs say).
+	DenyAllExternalIPs bool
+	// LoadBalancerIngressAllowedCIDRs, when not empty, are the only ranges a LoadBalancer
+	// ingress IP may come from; one outside them is refused. Empty allows all.
+	LoadBalancerIngressAllowedCIDRs []netip.Prefix
+	// Reserved are the addresses no Service may take, whatever the allow-lists say (see
+	// guard.go).
+	Reserved Reserved
 }
 
 // Node is what Compute needs to know about the node it runs on.

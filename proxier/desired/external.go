@@ -125,9 +125,16 @@ func (c *serviceComputation) bindUnlessNodeAddress(sn SetNameList, addr netip.Ad
 // nodePort adds the NodePort virtual servers on nodeIPs and their set members.
 func (c *serviceComputation) nodePort(sn SetNameList, nodeIPs []netip.Addr, proto ipvs.Protocol, port uint16, backends []endpoint) {
 	extLocal := c.extLocal
+	var kept []netip.Addr
 	for _, a := range nodeIPs {
+		if proto == ipvs.TCP && apiServerNodePort(c.opts, a, port) {
+			c.refuse(ReasonRefusedAPIServer, EventNodePortRefused, "TCP node port "+strconv.Itoa(int(port))+" on", a, "it is the API server's endpoint")
+			continue
+		}
+		kept = append(kept, a)
 		c.virtualServer(sn, a, proto, port, backends)
 	}
+	nodeIPs = kept
 	var set, localSet string
 	switch proto {
 	case ipvs.TCP:
@@ -192,16 +199,28 @@ func (c *serviceComputation) loadBalancer(sn SetNameList, addr netip.Addr, proto
 // externalIPs parses spec.externalIPs, dropping (with an error) those outside the allowed
 // CIDRs.
 func (c *serviceComputation) externalIPs(svc *v1.Service) []netip.Addr {
-	var out []netip.Addr
+	var out, seen []netip.Addr
 	for _, s := range svc.Spec.ExternalIPs {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
 			c.errs = append(c.errs, skipped(ReasonInvalidAddress, "service %s: parse external IP %q: %w", c.name, s, err))
 			continue
 		}
-		a = a.Unmap()
-		if allowed := c.opts.ExternalIPAllowedCIDRs; len(allowed) > 0 && !slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(a) }) {
-			c.errs = append(c.errs, skipped(ReasonExternalIPNotAllowed, "service %s: external IP %s is outside the allowed CIDRs, skipped", c.name, a))
+		if a = a.Unmap(); slices.Contains(seen, a) {
+			continue // one decision, one report, per address
+		}
+		seen = append(seen, a)
+		const kind = "external IP"
+		if c.opts.DenyAllExternalIPs {
+			c.refuse(ReasonExternalIPsDenied, EventExternalIPRefused, kind, a, "externalIPs are denied on this node (denyAllExternalIPs)")
+			continue
+		}
+		if r, rule := c.reservedRule(a); r != "" {
+			c.refuse(r, EventExternalIPRefused, kind, a, rule)
+			continue
+		}
+		if allowed := c.opts.ExternalIPAllowedCIDRs; len(allowed) > 0 && !inAny(allowed, a) {
+			c.refuse(ReasonExternalIPNotAllowed, EventExternalIPRefused, kind, a, "it is outside externalIPAllowedCIDRs")
 			continue
 		}
 		out = append(out, a)
@@ -237,19 +256,34 @@ func (c *serviceComputation) sourceRanges(svc *v1.Service) []netip.Prefix {
 
 // loadBalancerIPs returns the ingress IPs of a LoadBalancer Service, except those whose
 // ipMode is Proxy (the load balancer proxies to the node; the node must not short-circuit
-// the address).
-func loadBalancerIPs(svc *v1.Service) []netip.Addr {
+// the address) and those refused (reserved, or outside LoadBalancerIngressAllowedCIDRs).
+func (c *serviceComputation) loadBalancerIPs(svc *v1.Service) []netip.Addr {
 	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
 		return nil
 	}
-	var out []netip.Addr
+	var out, seen []netip.Addr
 	for _, in := range svc.Status.LoadBalancer.Ingress {
 		if in.IP == "" || (in.IPMode != nil && *in.IPMode == v1.LoadBalancerIPModeProxy) {
 			continue
 		}
-		if a, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, a.Unmap())
+		a, err := netip.ParseAddr(in.IP)
+		if err != nil {
+			continue
 		}
+		if a = a.Unmap(); slices.Contains(seen, a) {
+			continue
+		}
+		seen = append(seen, a)
+		const kind = "load balancer ingress IP"
+		if r, rule := c.reservedRule(a); r != "" {
+			c.refuse(r, EventLoadBalancerIPRefused, kind, a, rule)
+			continue
+		}
+		if allowed := c.opts.LoadBalancerIngressAllowedCIDRs; len(allowed) > 0 && !inAny(allowed, a) {
+			c.refuse(ReasonLoadBalancerIPNotAllowed, EventLoadBalancerIPRefused, kind, a, "it is outside loadBalancerIngressAllowedCIDRs")
+			continue
+		}
+		out = append(out, a)
 	}
 	return out
 }
@@ -266,19 +300,21 @@ func externalPolicyLocal(svc *v1.Service) bool {
 
 // nodePortAddresses returns the NodePort addresses of family f: those of the options
 // (loopback included: asked for explicitly; none with OnlyNodePortAddresses and an empty
-// list), else the node's primary address of f, never a loopback one.
+// list), else the node's primary address of f, never a loopback one. Addresses no NodePort
+// may use (nodePortAllowed: link-local, multicast, in a pod or Service CIDR, ...) are left
+// out of both.
 func nodePortAddresses(opts Options, node Node, f ipset.Family) []netip.Addr {
 	var out []netip.Addr
 	if len(opts.NodePortAddresses) > 0 || opts.OnlyNodePortAddresses {
 		for _, a := range opts.NodePortAddresses {
-			if a = a.Unmap(); familyOf(a) == f && !slices.Contains(out, a) {
+			if a = a.Unmap(); familyOf(a) == f && nodePortAllowed(opts, a) && !slices.Contains(out, a) {
 				out = append(out, a)
 			}
 		}
 		return out
 	}
 	for _, a := range node.Addresses {
-		if a = a.Unmap(); familyOf(a) == f && !a.IsLoopback() && !a.IsUnspecified() {
+		if a = a.Unmap(); familyOf(a) == f && !a.IsLoopback() && nodePortAllowed(opts, a) {
 			return []netip.Addr{a}
 		}
 	}

@@ -104,11 +104,12 @@ func Global(opts Options, kv KernelVersion) GlobalState {
 	if familyEnabled(opts, ipset.IPv6) {
 		g.Sysctls = append(g.Sysctls, Sysctl{Name: "net/ipv6/conf/all/forwarding", Value: "1"})
 	}
-	if hasLoopback(opts.NodePortAddresses) {
+	if RouteLocalnet(opts) {
 		// Asked for explicitly: NodePorts on 127.0.0.0/8 need the kernel to route
 		// loopback-sourced packets off the loopback link (CVE-2020-8558 is why this is off
-		// by default).
-		g.Sysctls = append(g.Sysctls, Sysctl{Name: "net/ipv4/conf/all/route_localnet", Value: "1"})
+		// by default). Never without the guard rule of rules.go, which the IPv4 ruleset
+		// holds whenever this is set.
+		g.Sysctls = append(g.Sysctls, Sysctl{Name: RouteLocalnetSysctl, Value: "1"})
 	}
 	if opts.StrictARP {
 		g.Sysctls = append(g.Sysctls,
@@ -117,6 +118,18 @@ func Global(opts Options, kv KernelVersion) GlobalState {
 		)
 	}
 	return g
+}
+
+// RouteLocalnetSysctl is the sysctl that lets the kernel route 127.0.0.0/8 off the loopback
+// link; set only with the localnet guard (RouteLocalnet).
+const RouteLocalnetSysctl = "net/ipv4/conf/all/route_localnet"
+
+// RouteLocalnet reports whether Global sets net.ipv4.conf.all.route_localnet: only when an
+// IPv4 loopback address is among the NodePort addresses and IPv4 is served (an IPv6-only
+// node has no IPv4 ruleset to hold the guard, and no IPv4 NodePort to need it). Whenever it
+// is true, the IPv4 ruleset holds LocalnetGuardRule.
+func RouteLocalnet(opts Options) bool {
+	return familyEnabled(opts, ipset.IPv4) && hasLoopback(opts.NodePortAddresses)
 }
 
 // String prints the global state in a stable text form.

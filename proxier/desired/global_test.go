@@ -2,6 +2,7 @@ package desired
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -43,6 +44,50 @@ func TestGlobalRulesAreValid(t *testing.T) {
 				t.Errorf("options %+v, family %s: %v", opts, fr.Family, err)
 			}
 		}
+	}
+}
+
+// TestRouteLocalnetOnlyWithGuard: route_localnet=1 is wanted exactly when the IPv4 ruleset
+// holds the localnet guard (CVE-2020-8558), and never on IPv6 rules.
+func TestRouteLocalnetOnlyWithGuard(t *testing.T) {
+	dual := []ipset.Family{ipset.IPv4, ipset.IPv6}
+	tests := []struct {
+		name string
+		opts Options
+		want bool
+	}{
+		{"no nodePortAddresses", Options{}, false},
+		{"node address only", Options{NodePortAddresses: addrs("192.168.1.10")}, false},
+		{"IPv4 loopback", Options{NodePortAddresses: addrs("127.0.0.1")}, true},
+		{"IPv4 loopback, dual-stack", Options{Families: dual, NodePortAddresses: addrs("127.0.0.1", "::1")}, true},
+		{"IPv6 loopback only", Options{Families: dual, NodePortAddresses: addrs("::1")}, false},
+		{"IPv4 loopback on an IPv6-only node", Options{Families: []ipset.Family{ipset.IPv6}, NodePortAddresses: addrs("127.0.0.1")}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := Global(tc.opts, KernelVersion{6, 1})
+			sysctl := slices.ContainsFunc(g.Sysctls, func(s Sysctl) bool {
+				return s.Name == "net/ipv4/conf/all/route_localnet" && s.Value == "1"
+			})
+			guards := map[ipset.Family]bool{}
+			for _, fr := range g.Rules {
+				if err := fr.Validate(); err != nil {
+					t.Errorf("family %s: %v", fr.Family, err)
+				}
+				for _, c := range fr.Chains {
+					if c.Table == "filter" && c.Name == ChainProxyFirewall && slices.Contains(c.Rules, LocalnetGuardRule) {
+						guards[fr.Family] = true
+					}
+				}
+			}
+			if sysctl != tc.want || guards[ipset.IPv4] != tc.want || guards[ipset.IPv6] {
+				t.Errorf("route_localnet %v, guard IPv4 %v, guard IPv6 %v; want route_localnet and IPv4 guard %v, no IPv6 guard",
+					sysctl, guards[ipset.IPv4], guards[ipset.IPv6], tc.want)
+			}
+			if RouteLocalnet(tc.opts) != tc.want {
+				t.Errorf("RouteLocalnet = %v, want %v", RouteLocalnet(tc.opts), tc.want)
+			}
+		})
 	}
 }
 

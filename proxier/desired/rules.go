@@ -57,7 +57,20 @@ package desired
 // dropped first packet leaves no connection behind, so the rest never come.
 //
 // route_localnet is never set (unless NodePorts on loopback are asked for explicitly):
-// ClusterIPs and NodePorts are not reachable through 127.0.0.0/8 (CVE-2020-8558).
+// ClusterIPs and NodePorts are not reachable through 127.0.0.0/8 (CVE-2020-8558). When it
+// is set (Global), KUBE-PROXY-FIREWALL also holds the martian-source guard, IPv4 only:
+//
+//	! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+//
+// route_localnet=1 makes the kernel accept, on every link, packets addressed to 127.0.0.0/8:
+// a neighbour on the node's L2 segment could then reach every process listening on
+// 127.0.0.1 (a kubelet, a local etcd). The guard drops any new packet to the loopback
+// range whose source is not itself a loopback address: local clients of a loopback NodePort
+// keep working (their source is 127.x), replies of connections the node opened pass
+// (ESTABLISHED), and so do connections some other rule DNATed there on purpose (DNAT), as
+// the kubelet's own copy of this rule allows. It sits in KUBE-PROXY-FIREWALL, hooked first
+// from INPUT and OUTPUT, so it decides before IPVS (LOCAL_IN runs after filter INPUT) and
+// before a host firewall's ACCEPT can end the chain.
 
 import (
 	"net/netip"
@@ -148,9 +161,7 @@ func rules(opts Options, f ipset.Family) netfilter.Ruleset {
 			"-j MARK --xor-mark " + MasqMark,
 			"-j MASQUERADE",
 		}},
-		netfilter.Chain{Table: "filter", Name: ChainProxyFirewall, Rules: []string{
-			"-m mark --mark " + DropMark + "/" + DropMark + " -j DROP",
-		}},
+		netfilter.Chain{Table: "filter", Name: ChainProxyFirewall, Rules: proxyFirewall(opts, f)},
 		netfilter.Chain{Table: "filter", Name: ChainNodePort, Rules: []string{
 			match(n.HealthCheckNodePort, "dst") + " -j ACCEPT",
 		}},
@@ -181,4 +192,19 @@ func rules(opts Options, f ipset.Family) netfilter.Ruleset {
 			{Table: "filter", From: "FORWARD", To: ChainForward},
 		},
 	}
+}
+
+// LocalnetGuardRule drops packets to 127.0.0.0/8 from non-loopback sources that are no part of
+// a connection the node knows (CVE-2020-8558); see the design note above. It is in
+// iptables-save's canonical order, so a dump of the kernel compares equal.
+const LocalnetGuardRule = "! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+
+// proxyFirewall returns the rules of filter KUBE-PROXY-FIREWALL: the loadBalancerSourceRanges
+// drop and, for IPv4 whenever route_localnet is set (RouteLocalnet), the localnet guard.
+func proxyFirewall(opts Options, f ipset.Family) []string {
+	r := []string{"-m mark --mark " + DropMark + "/" + DropMark + " -j DROP"}
+	if f == ipset.IPv4 && RouteLocalnet(opts) {
+		r = append(r, LocalnetGuardRule)
+	}
+	return r
 }

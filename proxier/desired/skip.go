@@ -3,6 +3,7 @@ package desired
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 // Reason says why ComputeService skipped part of a Service. The values are metric label
@@ -23,6 +24,19 @@ const (
 	ReasonInvalidAddress Reason = "invalid_address"
 	// ReasonExternalIPNotAllowed: an externalIP outside Options.ExternalIPAllowedCIDRs.
 	ReasonExternalIPNotAllowed Reason = "external_ip_not_allowed"
+	// ReasonExternalIPsDenied: an externalIP while Options.DenyAllExternalIPs is set.
+	ReasonExternalIPsDenied Reason = "external_ips_denied"
+	// ReasonLoadBalancerIPNotAllowed: a LoadBalancer ingress IP outside
+	// Options.LoadBalancerIngressAllowedCIDRs.
+	ReasonLoadBalancerIPNotAllowed Reason = "load_balancer_ip_not_allowed"
+	// The guard rails (guard.go): an externalIP, LoadBalancer ingress IP or NodePort that
+	// would take a reserved address, whatever the allow-lists say.
+	ReasonRefusedSpecial     Reason = "refused_special_address" // loopback, link-local, multicast, ...
+	ReasonRefusedAPIServer   Reason = "refused_api_server_address"
+	ReasonRefusedNodeAddress Reason = "refused_node_address"
+	ReasonRefusedPodCIDR     Reason = "refused_pod_cidr"
+	ReasonRefusedServiceCIDR Reason = "refused_service_cidr"
+	ReasonRefusedClusterIP   Reason = "refused_cluster_ip"
 	// ReasonOther is what ReasonOf returns for an error that is not a SkipError.
 	ReasonOther Reason = "other"
 )
@@ -32,6 +46,12 @@ const (
 type SkipError struct {
 	Reason Reason
 	Err    error
+	// Addr is the refused address of an externalIP, LoadBalancer ingress IP or NodePort
+	// refusal (invalid otherwise).
+	Addr netip.Addr
+	// Event is the reason of the Kubernetes Event that reports the refusal on the Service
+	// (EventExternalIPRefused, ...); empty when the skip is not reported as an Event.
+	Event string
 }
 
 // Error returns the message, without the reason.
@@ -53,3 +73,6 @@ func ReasonOf(err error) Reason {
 func skipped(r Reason, format string, args ...any) error {
 	return &SkipError{Reason: r, Err: fmt.Errorf(format, args...)}
 }
+
+// errorf is fmt.Errorf, named for the SkipErrors built field by field.
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

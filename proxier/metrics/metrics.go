@@ -52,7 +52,10 @@ type Metrics struct {
 	ChangesPending prometheus.Gauge
 	// ObjectsSkipped counts parts of Services that could not be programmed, by reason (the
 	// values of desired.Reason: invalid_scheduler_annotation, unsupported_protocol,
-	// ip_family_disabled, invalid_address, external_ip_not_allowed, other).
+	// ip_family_disabled, invalid_address, external_ip_not_allowed, external_ips_denied,
+	// load_balancer_ip_not_allowed, the guard rails' refused_special_address,
+	// refused_api_server_address, refused_node_address, refused_pod_cidr,
+	// refused_service_cidr, refused_cluster_ip; other).
 	ObjectsSkipped *prometheus.CounterVec
 	// LastSync is the Unix time of the last successful sync.
 	LastSync prometheus.Gauge

@@ -52,7 +52,8 @@ func (r *Reconciler) prepare(ctx context.Context, o desired.Options) error {
 	kv := r.kernelVersion(ctx)
 	r.degraded, r.noIPv6 = nil, false
 	g := desired.Global(o, kv)
-	fails := r.ensureSysctls(ctx, g.Sysctls)
+	// route_localnet waits for the rules that hold its guard (ensureLocalnet).
+	fails := r.ensureSysctls(ctx, slices.DeleteFunc(slices.Clone(g.Sysctls), func(s desired.Sysctl) bool { return s.Name == desired.RouteLocalnetSysctl }))
 	var required []error
 	for _, s := range g.Sysctls {
 		err, ok := fails[s.Name]

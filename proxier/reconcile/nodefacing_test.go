@@ -135,7 +135,7 @@ func TestTypeChangesLeaveNothingBehind(t *testing.T) {
 // address stay.
 func TestRestartAdoptsNodeFacing(t *testing.T) {
 	lb := svc{name: "ns/lb", ip: "10.96.0.30", ports: []string{"TCP:80", "UDP:53", "SCTP:9"}, eps: []string{"10.244.0.3@local", "10.244.1.5"},
-		typ: v1.ServiceTypeLoadBalancer, ingress: []string{"198.51.100.1"}, extIPs: []string{"192.168.1.10"}}
+		typ: v1.ServiceTypeLoadBalancer, ingress: []string{"198.51.100.1"}}
 	f, _ := startSynced(t, lb, dns)
 	c := ctx(t)
 	must(t, f.ipvs.AddVirtualServer(mustVS("TCP:192.168.1.10:22")))

@@ -25,7 +25,9 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
-	errs = append(errs, r.ensureSetsAndRules(ctx))
+	rulesErr := r.ensureSetsAndRules(ctx)
+	errs = append(errs, rulesErr)
+	r.ensureLocalnet(ctx, rulesErr)
 	if t := r.opts.Timeouts; !t.IsZero() {
 		if err := r.k.IPVS.SetTimeouts(t); err != nil {
 			// Optional: the kernel's own timeouts still work; programming goes on.
@@ -137,5 +139,27 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 		return nil
 	}
 	err := r.prepare(ctx, o)
-	return errors.Join(err, r.ensureSetsAndRules(ctx))
+	rulesErr := r.ensureSetsAndRules(ctx)
+	r.ensureLocalnet(ctx, rulesErr)
+	return errors.Join(err, rulesErr)
+}
+
+// ensureLocalnet sets route_localnet=1 when r.global wants it (loopback NodePorts), and only
+// once the fixed rules, which hold its localnet guard, are in the kernel (rulesErr nil):
+// route_localnet without the guard lets a neighbour reach services bound to 127.0.0.1
+// (CVE-2020-8558; desired.LocalnetGuardRule). prepare never sets it. A failure is a
+// degradation: loopback NodePorts then do not answer, nothing else is affected.
+func (r *Reconciler) ensureLocalnet(ctx context.Context, rulesErr error) {
+	if rulesErr != nil {
+		return
+	}
+	for _, s := range r.global.Sysctls {
+		if s.Name != desired.RouteLocalnetSysctl {
+			continue
+		}
+		for name, err := range r.ensureSysctls(ctx, []desired.Sysctl{s}) {
+			r.degraded = append(r.degraded, Degradation{Step: "sysctl " + name, Err: err})
+			klog.FromContext(ctx).Error(err, "An optional sysctl cannot be set; going on without it", "sysctl", name)
+		}
+	}
 }

@@ -36,8 +36,9 @@ type Source interface {
 
 // ListDesired lists the Services, EndpointSlices and the Node nodeName from src and
 // computes, with desired.ComputeService and the options the proxier derives from cfg, the
-// Node and the host's addresses hostAddrs (package derive; used only for the
-// nodePortAddresses CIDRs), what every Service kubevs handles asks of this node. local are the pods registered
+// Node and the host's addresses hostAddrs (package derive: the nodePortAddresses CIDRs and
+// the guard rails, which also refuse the API server's endpoints of default/kubernetes and
+// every ClusterIP), what every Service kubevs handles asks of this node. local are the pods registered
 // on this node (ReadLocalPods; may be nil): endpoints on this node count as local for the
 // Local traffic policies by their nodeName or by being registered, as in the proxier. A
 // missing Node is no error (the proxier also computes without one). The result is sorted
@@ -62,6 +63,13 @@ func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.C
 		byService[name] = append(byService[name], s)
 	}
 	opts := derive.Options(cfg, node, hostAddrs)
+	// The guard rails' inputs, as the proxier has them (less its kubeconfig's host).
+	var clusterIPs derive.ClusterIPIndex
+	for i := range svcs {
+		clusterIPs.Set(types.NamespacedName{Namespace: svcs[i].Namespace, Name: svcs[i].Name}, &svcs[i])
+	}
+	opts.Reserved.ClusterIPs = &clusterIPs
+	opts.Reserved.APIServers = derive.APIServers("", byService[derive.APIServerService])
 	dn := derive.Node(nodeName, node)
 	var out []Want
 	for i := range svcs {

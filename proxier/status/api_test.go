@@ -159,3 +159,34 @@ func TestListDesiredAPIError(t *testing.T) {
 		t.Errorf("err = %v, want list services: boom", err)
 	}
 }
+
+// TestListDesiredGuardRails: status refuses what the proxier refuses, with the same inputs:
+// an externalIP that is the API server's (from the default/kubernetes EndpointSlice) or
+// another Service's ClusterIP is not wanted, so status reports no drift for it.
+func TestListDesiredGuardRails(t *testing.T) {
+	api := service("default/kubernetes", "10.96.0.1", "TCP:443")
+	web := service("default/web", "10.96.0.10", "TCP:80")
+	evil := service("default/evil", "10.96.0.66", "TCP:80")
+	evil.Spec.ExternalIPs = []string{"192.168.5.5", "10.96.0.10", "198.51.100.7"}
+	client := fake.NewClientset(api, slice(api, "kubernetes", "192.168.5.5"), web, evil, node("10.244.0.0/24"))
+	wants, err := ListDesired(context.Background(), clientsetSource{client}, testNode, config.New(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range wants {
+		if w.Service.Name != "evil" {
+			continue
+		}
+		for _, vs := range w.State.VirtualServers {
+			got = append(got, vs.Key.Address.String())
+		}
+		got = append(got, w.Skipped...)
+	}
+	want := []string{"10.96.0.66", "198.51.100.7",
+		"service default/evil: external IP 192.168.5.5 refused: it is the API server's address",
+		"service default/evil: external IP 10.96.0.10 refused: it is the ClusterIP of a Service"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("evil's virtual servers and skips (-want +got):\n%s", diff)
+	}
+}

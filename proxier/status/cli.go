@@ -68,7 +68,7 @@ func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (
 		return Report{}, err
 	}
 	var hosts []netip.Addr
-	if derive.NeedsHostAddresses(cfg) && env.HostAddresses != nil {
+	if env.HostAddresses != nil { // nodePortAddresses and the guard rails
 		if hosts, err = env.HostAddresses(); err != nil {
 			return Report{}, err
 		}

@@ -16,9 +16,10 @@ import (
 	"github.com/kubevs/kubevs/proxier/link/linktest"
 )
 
-// The proxier puts NodePorts on the host addresses inside nodePortAddresses, so status
-// reads the host's addresses the same way (only when that setting is there) and wants the
-// same virtual servers; externalIPs outside externalIPAllowedCIDRs are skipped as there.
+// The proxier puts NodePorts on the host addresses inside nodePortAddresses and refuses
+// externalIPs that are host addresses, so status reads the host's addresses the same way
+// and wants the same virtual servers; externalIPs outside externalIPAllowedCIDRs are
+// skipped as there.
 func TestRunDerivesNodePortAddressesFromHostAddresses(t *testing.T) {
 	web := service("default/web", "10.96.0.10", "TCP:80")
 	web.Spec.Type = v1.ServiceTypeNodePort
@@ -33,8 +34,10 @@ func TestRunDerivesNodePortAddressesFromHostAddresses(t *testing.T) {
 		wantCalls int
 		wantErr   bool
 	}{
-		{"no nodePortAddresses: the Node's primary address, no host read", nil, []string{"192.168.1.10"}, nil,
-			[]string{"TCP:10.0.0.1:30080", "TCP:10.96.0.10:80", "TCP:198.51.100.7:80", "TCP:203.0.113.7:80"}, 0, false},
+		{"no nodePortAddresses: the Node's primary address; hosts read for the guard rails", nil, []string{"192.168.1.10"}, nil,
+			[]string{"TCP:10.0.0.1:30080", "TCP:10.96.0.10:80", "TCP:198.51.100.7:80", "TCP:203.0.113.7:80"}, 1, false},
+		{"an externalIP that is a host address is refused, as by the proxier", nil, []string{"192.168.1.10", "198.51.100.7"}, nil,
+			[]string{"TCP:10.0.0.1:30080", "TCP:10.96.0.10:80", "TCP:203.0.113.7:80"}, 1, false},
 		{"nodePortAddresses and the allow-list", func(c *config.Configuration) {
 			c.NodePortAddresses = []string{"192.168.1.0/24"}
 			c.ExternalIPAllowedCIDRs = []string{"203.0.113.0/24"}

@@ -22,19 +22,29 @@ import (
 )
 
 // Options derives desired.Options from the configuration c, the Node (nil when unknown) and
-// the addresses of the host's links (HostAddresses; read only when c.NodePortAddresses is
-// set). The IP families are those of the cluster CIDRs, else of the Node's pod CIDRs, else
-// IPv4 only. NodePortAddresses are the host addresses inside c.NodePortAddresses
+// the addresses of the host's links (HostAddresses; nil when unknown). The IP families are
+// those of the cluster CIDRs, else of the Node's pod CIDRs, else IPv4 only.
+// NodePortAddresses are the host addresses inside c.NodePortAddresses
 // (desired.NodePortAddressesIn), and only those (OnlyNodePortAddresses, also when none
-// matches); ExternalIPAllowedCIDRs are c.ExternalIPAllowedCIDRs.
+// matches); ExternalIPAllowedCIDRs, DenyAllExternalIPs and LoadBalancerIngressAllowedCIDRs
+// are c's. Of the Reserved addresses it fills those it knows: the host's addresses, the
+// Node's podCIDRs and c.ServiceCIDRs; the caller adds the API server's endpoints
+// (APIServers) and the ClusterIP index (ClusterIPIndex).
 func Options(c *config.Configuration, node *v1.Node, hostAddrs []netip.Addr) desired.Options {
 	o := desired.Options{
-		ClusterCIDRs:           config.ParsedCIDRs(c.ClusterCIDRs),
-		MasqueradeAll:          c.MasqueradeAll,
-		Scheduler:              c.Scheduler,
-		StrictARP:              c.IPVS.StrictARPEnabled(),
-		ExternalIPAllowedCIDRs: config.ParsedCIDRs(c.ExternalIPAllowedCIDRs),
+		ClusterCIDRs:                    config.ParsedCIDRs(c.ClusterCIDRs),
+		MasqueradeAll:                   c.MasqueradeAll,
+		Scheduler:                       c.Scheduler,
+		StrictARP:                       c.IPVS.StrictARPEnabled(),
+		ExternalIPAllowedCIDRs:          config.ParsedCIDRs(c.ExternalIPAllowedCIDRs),
+		DenyAllExternalIPs:              c.DenyAllExternalIPs,
+		LoadBalancerIngressAllowedCIDRs: config.ParsedCIDRs(c.LoadBalancerIngressAllowedCIDRs),
 	}
+	o.Reserved.ServiceCIDRs = config.ParsedCIDRs(c.ServiceCIDRs)
+	if node != nil {
+		o.Reserved.PodCIDRs = config.ParsedCIDRs(node.Spec.PodCIDRs)
+	}
+	o.Reserved.NodeAddresses = sortedUnique(hostAddrs)
 	if cidrs := config.ParsedCIDRs(c.NodePortAddresses); len(cidrs) > 0 {
 		o.NodePortAddresses = desired.NodePortAddressesIn(cidrs, hostAddrs)
 		o.OnlyNodePortAddresses = true // matching no address means no NodePort
@@ -56,8 +66,9 @@ func Options(c *config.Configuration, node *v1.Node, hostAddrs []netip.Addr) des
 	return o
 }
 
-// NeedsHostAddresses reports whether Options uses the host's addresses for c, so callers
-// read them only then.
+// NeedsHostAddresses reports whether the NodePort addresses depend on the host's addresses
+// for c, so callers watch them for changes only then. (The guard rails use them always:
+// callers pass them to Options whenever they can read them.)
 func NeedsHostAddresses(c *config.Configuration) bool { return len(c.NodePortAddresses) > 0 }
 
 // Node is what desired.ComputeService needs of the Node n (nil: only its name): its
@@ -87,7 +98,18 @@ func Equal(a, b desired.Options) bool {
 	return slices.Equal(a.ClusterCIDRs, b.ClusterCIDRs) && a.MasqueradeAll == b.MasqueradeAll &&
 		a.Scheduler == b.Scheduler && slices.Equal(a.Families, b.Families) && a.StrictARP == b.StrictARP &&
 		slices.Equal(a.NodePortAddresses, b.NodePortAddresses) && a.OnlyNodePortAddresses == b.OnlyNodePortAddresses &&
-		slices.Equal(a.ExternalIPAllowedCIDRs, b.ExternalIPAllowedCIDRs)
+		slices.Equal(a.ExternalIPAllowedCIDRs, b.ExternalIPAllowedCIDRs) && a.DenyAllExternalIPs == b.DenyAllExternalIPs &&
+		slices.Equal(a.LoadBalancerIngressAllowedCIDRs, b.LoadBalancerIngressAllowedCIDRs) && a.Reserved.Equal(b.Reserved)
+}
+
+// sortedUnique returns the unmapped addresses of addrs, sorted, without duplicates (nil for none).
+func sortedUnique(addrs []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		out = append(out, a.Unmap())
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 // HostAddresses lists the addresses of the host's links, except those on kubevs's dummy

@@ -15,7 +15,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
-var cmpAddr = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+var cmpAddr = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{})
 
 func addrs(s ...string) []netip.Addr {
 	var out []netip.Addr
@@ -54,6 +54,13 @@ func TestOptions(t *testing.T) {
 			c.Scheduler = "wlc"
 			c.IPVS.StrictARP = new(bool)
 		}, nil, desired.Options{Scheduler: "wlc", MasqueradeAll: true, ExternalIPAllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}},
+		{"the guard rails' settings", func(c *config.Configuration) {
+			c.DenyAllExternalIPs = true
+			c.LoadBalancerIngressAllowedCIDRs = []string{"198.51.100.0/24"}
+			c.ServiceCIDRs = []string{"10.96.0.0/12", "fd00:96::/108"}
+		}, nil, desired.Options{Scheduler: "rr", StrictARP: true, DenyAllExternalIPs: true,
+			LoadBalancerIngressAllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+			Reserved:                        desired.Reserved{ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("fd00:96::/108")}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +69,11 @@ func TestOptions(t *testing.T) {
 				tt.edit(c)
 			}
 			got := Options(c, tt.node, host)
+			// The guard rails' reserved addresses: the host's, sorted; the Node's pod CIDRs.
+			tt.want.Reserved.NodeAddresses = addrs("10.0.0.5", "127.0.0.1", "192.168.1.10", "::1", "2001:db8::10")
+			if tt.node != nil {
+				tt.want.Reserved.PodCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:1::/64")}
+			}
 			if diff := cmp.Diff(tt.want, got, cmpAddr); diff != "" {
 				t.Errorf("Options (-want +got):\n%s", diff)
 			}
@@ -86,6 +98,18 @@ func TestEqualSeesEveryField(t *testing.T) {
 		"NodePortAddresses": func(o *desired.Options) { o.NodePortAddresses = addrs("192.168.1.10") },
 		"ExternalIPAllowedCIDRs": func(o *desired.Options) {
 			o.ExternalIPAllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+		},
+		"DenyAllExternalIPs": func(o *desired.Options) { o.DenyAllExternalIPs = true },
+		"LoadBalancerIngressAllowedCIDRs": func(o *desired.Options) {
+			o.LoadBalancerIngressAllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+		},
+		"Reserved.APIServers": func(o *desired.Options) {
+			o.Reserved.APIServers = []netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:6443")}
+		},
+		"Reserved.NodeAddresses": func(o *desired.Options) { o.Reserved.NodeAddresses = addrs("10.0.0.1") },
+		"Reserved.PodCIDRs":      func(o *desired.Options) { o.Reserved.PodCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/24")} },
+		"Reserved.ServiceCIDRs": func(o *desired.Options) {
+			o.Reserved.ServiceCIDRs = []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")}
 		},
 	}
 	for name, edit := range edits {

@@ -1,0 +1,126 @@
+package derive
+
+import (
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// APIServerService is the Service whose EndpointSlices list the API server's endpoints.
+var APIServerService = types.NamespacedName{Namespace: "default", Name: "kubernetes"}
+
+// APIServers returns the API server's endpoints for desired.Reserved, sorted and unique:
+// the host of the kubeconfig the proxier uses (host, as rest.Config.Host spells it:
+// "https://192.168.1.2:6443", "192.168.1.2:6443"; a host name is not resolved and adds
+// nothing) and the ready or unknown-readiness endpoints of the default/kubernetes
+// EndpointSlices (eps; slices of other Services are ignored).
+func APIServers(host string, eps []*discoveryv1.EndpointSlice) []netip.AddrPort {
+	var out []netip.AddrPort
+	if ap, ok := hostEndpoint(host); ok {
+		out = append(out, ap)
+	}
+	for _, s := range eps {
+		if s == nil || s.Namespace != APIServerService.Namespace || s.Labels[discoveryv1.LabelServiceName] != APIServerService.Name {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			for _, a := range e.Addresses {
+				ip, err := netip.ParseAddr(a)
+				if err != nil {
+					continue
+				}
+				for _, p := range s.Ports {
+					if p.Port != nil && *p.Port > 0 && *p.Port <= 65535 && (p.Protocol == nil || *p.Protocol == v1.ProtocolTCP) {
+						out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(*p.Port)))
+					}
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, netip.AddrPort.Compare)
+	return slices.Compact(out)
+}
+
+// hostEndpoint parses the address and port of a kubeconfig server URL whose host is an IP
+// address (the default port of its scheme when it names none).
+func hostEndpoint(host string) (netip.AddrPort, bool) {
+	if host == "" {
+		return netip.AddrPort{}, false
+	}
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
+	}
+	u, err := url.Parse(host)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(n)), true
+}
+
+// ClusterIPIndex knows the ClusterIPs of every Service it was told of; it is the
+// desired.AddrSet of desired.Reserved.ClusterIPs. The zero value is empty and ready. It is
+// not safe for concurrent use.
+type ClusterIPIndex struct {
+	byName map[types.NamespacedName][]netip.Addr
+	count  map[netip.Addr]int
+}
+
+// Set records the ClusterIPs of svc under name, replacing what name held; a nil svc
+// forgets name. Headless Services hold none.
+func (x *ClusterIPIndex) Set(name types.NamespacedName, svc *v1.Service) {
+	if x.byName == nil {
+		x.byName, x.count = map[types.NamespacedName][]netip.Addr{}, map[netip.Addr]int{}
+	}
+	for _, a := range x.byName[name] {
+		if x.count[a]--; x.count[a] <= 0 {
+			delete(x.count, a)
+		}
+	}
+	delete(x.byName, name)
+	if svc == nil {
+		return
+	}
+	ips := svc.Spec.ClusterIPs
+	if len(ips) == 0 {
+		ips = []string{svc.Spec.ClusterIP}
+	}
+	var mine []netip.Addr
+	for _, s := range ips {
+		a, err := netip.ParseAddr(s)
+		if err != nil || slices.Contains(mine, a.Unmap()) {
+			continue // "", "None" and garbage hold no address
+		}
+		mine = append(mine, a.Unmap())
+		x.count[a.Unmap()]++
+	}
+	if len(mine) > 0 {
+		x.byName[name] = mine
+	}
+}
+
+// Has reports whether a is the ClusterIP of a Service.
+func (x *ClusterIPIndex) Has(a netip.Addr) bool { return x.count[a.Unmap()] > 0 }
+
+// Len returns the number of distinct ClusterIPs known.
+func (x *ClusterIPIndex) Len() int { return len(x.count) }

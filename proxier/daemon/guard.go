@@ -1,0 +1,103 @@
+package daemon
+
+// The guard rails' inputs and reports (see desired/guard.go). Compute refuses the
+// externalIPs, LoadBalancer ingress IPs and NodePorts that would take a reserved address;
+// the daemon supplies what only it knows (the API server's endpoints, the ClusterIP of
+// every Service) and tells each Service's author, once per change, with a Warning Event.
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/config/derive"
+	"github.com/kubevs/kubevs/proxier/desired"
+)
+
+// EventComponent names kubevs-proxier as the source of the Events it writes.
+const EventComponent = "kubevs-proxier"
+
+// newRecorder returns an Event recorder writing core/v1 Events through client (the RBAC
+// grants create and patch on events in the core group, nothing more: the recorder creates
+// an Event, and patches its count when the same one repeats), and the broadcaster to start
+// with StartRecordingToSink and Shutdown. Core/v1 Events are used rather than
+// events.k8s.io/v1 ones because the latter fold every Event of one reason on one object
+// into a series that keeps only the first note, and each refused address must be named.
+func newRecorder(d *Daemon) (record.EventRecorder, record.EventBroadcaster) {
+	b := record.NewBroadcaster()
+	return b.NewRecorder(scheme.Scheme, v1.EventSource{Component: EventComponent, Host: d.cfg.NodeName}), b
+}
+
+// apiServers returns the API server's endpoints as the tracker sees them now: the
+// kubeconfig host and the default/kubernetes EndpointSlices.
+func (d *Daemon) apiServers() []netip.AddrPort {
+	_, eps := d.tracker.Service(derive.APIServerService)
+	return derive.APIServers(d.apiHost, eps)
+}
+
+// indexClusterIPs records the ClusterIPs of the changed Services before any of them is
+// computed, so a Service computed in this sync sees the ClusterIPs of Services created in
+// it too. kmu must be held.
+func (d *Daemon) indexClusterIPs(changed map[types.NamespacedName]struct{}) {
+	for n := range changed {
+		svc, _ := d.tracker.Service(n)
+		d.clusterIPs.Set(n, svc)
+	}
+}
+
+// reindexClusterIPs indexes the ClusterIPs of every Service anew (full syncs). kmu must be
+// held.
+func (d *Daemon) reindexClusterIPs() {
+	d.clusterIPs = derive.ClusterIPIndex{}
+	for _, n := range d.tracker.Services() {
+		svc, _ := d.tracker.Service(n)
+		d.clusterIPs.Set(n, svc)
+	}
+}
+
+// reportRefusals logs and reports as Warning Events the refusals among errs that were not
+// refused the last time name was computed: one Event per Service, address and rule per
+// change, never one per sync. kmu must be held.
+func (d *Daemon) reportRefusals(ctx context.Context, name types.NamespacedName, svc *v1.Service, errs []error) {
+	prev := d.refused[name]
+	var cur map[string]struct{}
+	for _, err := range errs {
+		var se *desired.SkipError
+		if !errors.As(err, &se) || se.Event == "" {
+			continue
+		}
+		msg := err.Error()
+		if cur == nil {
+			cur = map[string]struct{}{}
+		}
+		cur[msg] = struct{}{}
+		if _, seen := prev[msg]; seen || svc == nil {
+			continue
+		}
+		klog.FromContext(ctx).Info("Refused an address of a Service", "service", klog.KObj(svc), "address", se.Addr, "reason", se.Reason, "err", err)
+		d.recorder.Eventf(svc, v1.EventTypeWarning, se.Event, "%s", msg)
+	}
+	if cur == nil {
+		delete(d.refused, name)
+		return
+	}
+	d.refused[name] = cur
+}
+
+// sameAPIServers reports whether the API server's endpoints are those the options hold.
+func sameAPIServers(a, b []netip.AddrPort) bool { return slices.Equal(a, b) }
+
+// logRefusedNodePorts logs, once per change of options, the NodePort addresses the guard
+// rails leave out.
+func logRefusedNodePorts(ctx context.Context, o desired.Options) {
+	if refused := desired.RefusedNodePortAddresses(o); len(refused) > 0 {
+		klog.FromContext(ctx).Info("Warning: these node addresses serve no NodePort: link-local, multicast, or in a pod or Service CIDR", "addresses", refused)
+	}
+}
