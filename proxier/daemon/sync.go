@@ -92,10 +92,10 @@ func (d *Daemon) startReconciler(ctx context.Context) {
 }
 
 // sync is the runner's function: a partial sync of the changed Services, or a full resync
-// (first sync, periodic, after a failure, after a Node change).
-func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
+// (first sync, periodic, after a failure, after a Node change); it reports which.
+func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err error) {
 	if !d.tracker.HasSynced() {
-		return nil // no kernel change before the informers have synced
+		return false, nil // no kernel change before the informers have synced
 	}
 	d.kmu.Lock()
 	defer d.kmu.Unlock()
@@ -104,14 +104,14 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		d.startReconciler(ctx)
 		if !d.started {
 			d.metrics.SyncFailures.WithLabelValues(metrics.Full).Inc()
-			return errors.New("reconciler not started")
+			return true, errors.New("reconciler not started")
 		}
 	}
 	ch := d.tracker.Take()
 	d.triggers = append(d.triggers, ch.Triggers...)
 	node := d.tracker.Node()
 	addrsChanged := d.addrsChanged.Swap(false) // taken by any full sync, not left for the next
-	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged
+	full = d.needFull || why != runner.Requested || ch.Node || addrsChanged
 	if full {
 		d.updateOptions(ctx, node)
 	}
@@ -123,11 +123,10 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	d.mu.Unlock()
 
 	if !full && len(ch.Services) == 0 && len(flush) == 0 {
-		return nil // every change cancelled out: nothing to do, nothing to measure
+		return false, nil // every change cancelled out: nothing to do, nothing to measure
 	}
 	mode := metrics.Partial
 	start := d.clock.Now()
-	var err error
 	if full {
 		mode = metrics.Full
 		all := map[types.NamespacedName]desired.Service{}
@@ -158,7 +157,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	if err != nil {
 		d.needFull = true
 		d.metrics.SyncFailures.WithLabelValues(mode).Inc()
-		return err
+		return full, err
 	}
 	d.needFull = false
 	d.firstSync = false
@@ -174,7 +173,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	if !d.ready.Swap(true) {
 		logger.Info("First sync done: ready", "duration", end.Sub(start))
 	}
-	return nil
+	return full, nil
 }
 
 // compute returns the desired state of one Service. countSkips counts the parts it had to

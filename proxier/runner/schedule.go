@@ -2,14 +2,45 @@ package runner
 
 import "time"
 
+// CostFactor is k in the coalescing rule: after a partial sync that took c, the next one
+// may start k*c after it ended (at most the min interval later). Under a sustained stream
+// of changes the proxier therefore spends at most 1/(k+1) of its time in partial syncs (a
+// fifth), and a burst makes each sync cover more changes than the one before, so a burst of
+// N changes costs O(log N) syncs while the cost per change grows.
+const CostFactor = 4
+
 // schedule decides when the next sync is due. It has no clock: callers pass the time.
+//
+// The rule:
+//   - a change (Run) is applied at once when the proxier is idle: the next partial sync may
+//     start gap() after the last partial sync ended, gap = min(CostFactor x that sync's
+//     duration, min). min is thus an upper bound on the delay added to coalesce changes,
+//     not a floor; min = 0 never delays.
+//   - a full resync runs max after the start of the last full sync, whatever partial syncs
+//     ran meanwhile. When it falls due while a change waits, the change goes first (once):
+//     a periodic resync never makes a waiting change wait for it.
+//   - after a failure, a retry (a full resync) runs with exponential backoff from the failed
+//     sync's start; requests wait for it.
+//
+// Full syncs count neither in the cost nor in the gap: their duration says nothing about
+// what one change costs, and a change that arrived during one runs as soon as it ends.
 type schedule struct {
 	min, max            time.Duration
 	retryBase, retryMax time.Duration
 
-	lastRun  time.Time // start of the last sync (or creation)
-	pending  bool      // Run was called since lastRun
-	failures int       // consecutive failed syncs
+	lastStart time.Time     // start of the last sync (or creation)
+	partEnd   time.Time     // end of the last partial sync (or creation)
+	lastFull  time.Time     // start of the last full sync (or creation)
+	cost      time.Duration // duration of the last partial sync
+	pending   bool          // Run was called since lastStart
+	deferred  bool          // a request went before the due periodic resync
+	failures  int           // consecutive failed syncs
+}
+
+// newSchedule returns a schedule created at now: no sync yet, the first periodic resync
+// max after now.
+func newSchedule(min, max, retryBase, retryMax time.Duration, now time.Time) schedule {
+	return schedule{min: min, max: max, retryBase: retryBase, retryMax: retryMax, lastStart: now, partEnd: now, lastFull: now}
 }
 
 // backoff is the delay after the last failure: retryBase doubled per further failure, at
@@ -31,24 +62,36 @@ func (s *schedule) backoff() time.Duration {
 	return d
 }
 
+// gap is the least time between the end of a partial sync and the start of the next one.
+func (s *schedule) gap() time.Duration {
+	g := CostFactor * s.cost
+	if g > s.min {
+		g = s.min
+	}
+	return g
+}
+
+// periodicDue reports whether the periodic full resync is due at now.
+func (s *schedule) periodicDue(now time.Time) bool { return !now.Before(s.lastFull.Add(s.max)) }
+
 // next is the earliest time a sync is due.
 func (s *schedule) next() time.Time {
-	t := s.lastRun.Add(s.max)
+	t := s.lastFull.Add(s.max)
 	if s.failures > 0 {
-		if r := s.lastRun.Add(s.backoff()); r.Before(t) {
+		if r := s.lastStart.Add(s.backoff()); r.Before(t) {
 			t = r
 		}
 	}
 	if s.pending && s.failures == 0 {
-		if r := s.lastRun.Add(s.min); r.Before(t) {
+		if r := s.partEnd.Add(s.gap()); r.Before(t) {
 			t = r
 		}
 	}
 	return t
 }
 
-// due reports whether a sync is due at now and why. A retry wins over a periodic sync,
-// which wins over a request: the first two are full syncs that cover any request.
+// due reports whether a sync is due at now and why. A retry wins (it is a full sync that
+// covers any request); a due periodic resync lets a waiting request go first, once.
 func (s *schedule) due(now time.Time) (Reason, bool) {
 	if now.Before(s.next()) {
 		return 0, false
@@ -56,21 +99,32 @@ func (s *schedule) due(now time.Time) (Reason, bool) {
 	switch {
 	case s.failures > 0:
 		return Retry, true
-	case !now.Before(s.lastRun.Add(s.max)):
+	case s.periodicDue(now) && (!s.pending || s.deferred):
 		return Periodic, true
 	default:
 		return Requested, true
 	}
 }
 
-// started records that a sync starts at now; requests until then are served by it.
-func (s *schedule) started(now time.Time) {
-	s.lastRun = now
+// started records that a sync for why starts at now; requests until then are served by it.
+func (s *schedule) started(now time.Time, why Reason) {
+	if why == Requested && s.periodicDue(now) {
+		s.deferred = true
+	}
+	s.lastStart = now
 	s.pending = false
 }
 
-// finished records the sync's outcome.
-func (s *schedule) finished(err error) {
+// finished records the end of the sync at now: whether it was a full resync (whatever the
+// reason it was run for) and its outcome.
+func (s *schedule) finished(now time.Time, full bool, err error) {
+	if full {
+		s.lastFull = s.lastStart
+		s.deferred = false
+	} else {
+		s.cost = now.Sub(s.lastStart)
+		s.partEnd = now
+	}
 	if err != nil {
 		s.failures++
 	} else {
