@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/runner"
 )
 
 func hasRealServer(k *fakeKernel, key ipvs.Key, ap netip.AddrPort) bool {
@@ -84,4 +85,35 @@ func partialSyncs(b *testing.B, h *harness) (sum, count float64) {
 		}
 	}
 	return 0, 0
+}
+
+// BenchmarkPeriodicResync measures one periodic full resync of 1000 Services of 2
+// endpoints on fakes, with the computed-state cache (cache=reuse: nothing changed, no
+// Service is recomputed) and without it (cache=none: every Service computed again, as
+// before the cache).
+func BenchmarkPeriodicResync(b *testing.B) {
+	const services = 1000
+	k := newFakeKernel()
+	var objs []any
+	for i := range services {
+		name := fmt.Sprintf("svc-%d", i)
+		objs = append(objs, service(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), 80),
+			slice(name, "node-b", fmt.Sprintf("10.244.%d.%d", i/250, i%250+1), fmt.Sprintf("10.245.%d.%d", i/250, i%250+1)))
+	}
+	h := startWith(b, k.kernel(), testConfig(b), objs...)
+	eventually(b, "the initial sync", func() bool { return h.d.Ready() && strings.Count(k.ipvs.Dump(), "\n") == services*3 })
+	for _, reuse := range []bool{true, false} {
+		b.Run(fmt.Sprintf("cache=%s", map[bool]string{true: "reuse", false: "none"}[reuse]), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if !reuse {
+					h.d.kmu.Lock()
+					h.d.computed.svcs = nil
+					h.d.kmu.Unlock()
+				}
+				if _, err := h.d.sync(h.ctx, runner.Periodic); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -84,6 +84,10 @@ type Daemon struct {
 	firstSync   bool // no sync succeeded yet
 	triggers    []time.Time
 	desiredOpts desired.Options
+	// computed caches every Service's desired state for full resyncs; computes counts the
+	// ComputeService calls (for tests).
+	computed computedCache
+	computes int
 
 	// mu guards the local pod IPs and the IPs whose flows await deletion.
 	mu       sync.Mutex

@@ -129,18 +129,33 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 	start := d.clock.Now()
 	if full {
 		mode = metrics.Full
-		all := map[types.NamespacedName]desired.Service{}
-		for _, name := range d.tracker.Services() {
-			all[name] = d.compute(ctx, name, dn, local, d.firstSync)
+		reuse := d.computed.valid(d.desiredOpts, dn)
+		if !reuse {
+			d.computed.reset(d.desiredOpts, dn)
 		}
+		all := map[types.NamespacedName]desired.Service{}
+		recomputed := 0
+		for _, name := range d.tracker.Services() {
+			s, ok := d.computed.svcs[name]
+			if _, changed := ch.Services[name]; !ok || changed {
+				s = d.compute(ctx, name, dn, local, d.firstSync)
+				recomputed++
+			}
+			all[name] = s
+		}
+		d.computed.svcs = maps.Clone(all)
 		d.serveHealthChecks(ctx, all, true)
 		err = d.reconciler.Resync(ctx, all)
-		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "err", err)
+		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "recomputed", recomputed, "err", err)
 	} else {
 		changed := make(map[types.NamespacedName]*desired.Service, len(ch.Services))
+		cache := d.computed.valid(d.desiredOpts, dn)
 		for name := range ch.Services {
 			s := d.compute(ctx, name, dn, local, true)
 			changed[name] = &s
+			if cache {
+				d.computed.svcs[name] = s
+			}
 		}
 		hc := make(map[types.NamespacedName]desired.Service, len(changed))
 		for name, s := range changed {
@@ -179,6 +194,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 // compute returns the desired state of one Service. countSkips counts the parts it had to
 // skip in the metrics (not on periodic resyncs, which would count the same part again).
 func (d *Daemon) compute(ctx context.Context, name types.NamespacedName, node desired.Node, local desired.PodSet, countSkips bool) desired.Service {
+	d.computes++
 	svc, slices := d.tracker.Service(name)
 	s, errs := desired.ComputeService(d.desiredOpts, node, local, svc, slices)
 	logger := klog.FromContext(ctx)

@@ -1,0 +1,90 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/runner"
+)
+
+// TestFullResyncRecomputesOnlyChangedServices: a periodic resync reuses the desired state
+// of unchanged Services (it still re-reads and repairs the kernel); a changed Service is
+// recomputed, and a Node change recomputes every Service.
+func TestFullResyncRecomputesOnlyChangedServices(t *testing.T) {
+	k := newFakeKernel()
+	h := start(t, k, service("a", "10.96.0.10", 80), slice("a", "node-b", "10.244.2.5"),
+		service("b", "10.96.0.11", 80), slice("b", "node-b", "10.244.2.6"),
+		service("c", "10.96.0.12", 80), slice("c", "node-b", "10.244.2.7"))
+	eventually(t, "readiness", h.d.Ready)
+	ctx := h.ctx
+	// periodic runs a periodic resync as the runner would and returns the Services it
+	// computed.
+	periodic := func() int {
+		t.Helper()
+		h.d.kmu.Lock()
+		before := h.d.computes
+		h.d.kmu.Unlock()
+		if _, err := h.d.sync(ctx, runner.Periodic); err != nil {
+			t.Fatalf("periodic sync: %v", err)
+		}
+		h.d.kmu.Lock()
+		defer h.d.kmu.Unlock()
+		return h.d.computes - before
+	}
+	if n := periodic(); n != 0 {
+		t.Errorf("a periodic resync with nothing changed computed %d Services, want 0", n)
+	}
+
+	// The kernel drifted: the resync still repairs it from the cached state.
+	key := ipvs.Key{Address: netip.MustParseAddr("10.96.0.11"), Protocol: ipvs.TCP, Port: 80}
+	rs := netip.AddrPortFrom(netip.MustParseAddr("10.244.2.6"), 8080)
+	if err := k.ipvs.DeleteRealServer(key, ipvs.RealServer{Address: rs.Addr(), Port: rs.Port()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := periodic(); n != 0 {
+		t.Errorf("periodic resync computed %d Services, want 0", n)
+	}
+	if !hasRealServer(k, key, rs) {
+		t.Errorf("the periodic resync did not restore the deleted real server:\n%s", k.ipvs.Dump())
+	}
+
+	// A changed Service whose change a full sync takes is recomputed, alone.
+	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), slice("c", "node-b", "10.244.2.8"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the slice update", func() bool {
+		_, sl := h.d.tracker.Service(types.NamespacedName{Namespace: "default", Name: "c"})
+		return len(sl) == 1 && sl[0].Endpoints[0].Addresses[0] == "10.244.2.8"
+	})
+	if n := periodic(); n > 1 {
+		t.Errorf("periodic resync after one change computed %d Services, want at most 1", n)
+	}
+	if !strings.Contains(k.ipvs.Dump(), "10.244.2.8") {
+		t.Errorf("the changed endpoint is not in the kernel:\n%s", k.ipvs.Dump())
+	}
+
+	// A Node change (its labels feed Compute) invalidates every cached Service.
+	n, err := h.client.CoreV1().Nodes().Get(context.Background(), "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels = map[string]string{v1.LabelTopologyZone: "zone-1"}
+	h.d.kmu.Lock()
+	before := h.d.computes
+	h.d.kmu.Unlock()
+	if _, err := h.client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every Service recomputed for the new Node", func() bool {
+		h.d.kmu.Lock()
+		defer h.d.kmu.Unlock()
+		return h.d.computes-before >= 3
+	})
+}
