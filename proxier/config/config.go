@@ -44,11 +44,11 @@ type Configuration struct {
 	// Default: 30s.
 	SyncPeriod metav1.Duration `json:"syncPeriod,omitempty"`
 	// MinSyncPeriod is the most a change waits to be coalesced with others, not a floor: a
-	// change on an idle proxier is applied at once; under load the next partial sync starts
-	// 4x the duration of the last partial sync after it ended (so partial syncs take at most a
+	// change is applied at once unless changes were already waiting when the last partial
+	// sync ended (they arrive faster than they are applied); then the next partial sync
+	// starts 4x the duration of that sync after it ended (so partial syncs take at most a
 	// fifth of the time and a burst is applied in few syncs), but never more than
-	// MinSyncPeriod later. Default: 1s. Zero: never waits (a sync after every change, or
-	// after the sync running when it arrived).
+	// MinSyncPeriod later. Default: 1s. Zero: never waits.
 	MinSyncPeriod *metav1.Duration `json:"minSyncPeriod,omitempty"`
 	// IPVS holds the IPVS-specific settings.
 	IPVS IPVSConfiguration `json:"ipvs,omitempty"`

@@ -49,9 +49,9 @@ type Func func(ctx context.Context, why Reason) (full bool, err error)
 
 // Options tunes a Runner. Zero values take the documented defaults.
 type Options struct {
-	// MinInterval is the most a change waits to be coalesced with others: the next partial
-	// sync starts min(MinInterval, CostFactor x the last partial sync's duration) after the
-	// last sync ended, at once on an idle proxier. Zero: never waits.
+	// MinInterval is the most a change waits to be coalesced with others: when changes
+	// arrived during the last partial sync, the next one starts min(MinInterval, CostFactor x
+	// its duration) after it ended; otherwise (idle) at once. Zero: never waits.
 	MinInterval time.Duration
 	// MaxInterval is the most time between two full resyncs; a periodic sync runs then.
 	MaxInterval time.Duration
@@ -132,6 +132,11 @@ func (r *Runner) Loop(ctx context.Context) {
 			}
 			r.s.started(r.clock.Now(), why)
 			full, err := r.fn(ctx, why)
+			select { // a request made during the sync: the proxier is loaded
+			case <-r.kick:
+				r.s.pending = true
+			default:
+			}
 			r.s.finished(r.clock.Now(), full, err)
 			if err != nil {
 				logger.Error(err, "Sync failed, will retry", "reason", why, "failures", r.s.failures, "retryIn", r.s.backoff())

@@ -26,6 +26,7 @@ type harness struct {
 	calls   chan call
 	errs    []error       // results of successive syncs; nil when exhausted
 	took    time.Duration // how long each sync lasts on the fake clock
+	during  func()        // called by each sync, when set
 }
 
 func newHarness(t *testing.T, o Options, errs ...error) *harness {
@@ -34,6 +35,9 @@ func newHarness(t *testing.T, o Options, errs ...error) *harness {
 	h.r = New("test", func(_ context.Context, why Reason) (bool, error) {
 		h.calls <- call{h.clock.Now().Sub(t0), why}
 		h.clock.Step(h.took)
+		if h.during != nil {
+			h.during()
+		}
 		full := why != Requested
 		if len(h.errs) == 0 {
 			return full, nil
@@ -126,14 +130,23 @@ func TestRunnerLoop(t *testing.T) {
 func TestRunCollapsesRequests(t *testing.T) {
 	h := newHarness(t, Options{MinInterval: time.Second, MaxInterval: time.Minute})
 	h.took = 100 * time.Millisecond
+	busy := 2
+	h.during = func() { // a request arrives during each of the first two syncs
+		if busy > 0 {
+			busy--
+			h.r.Run()
+		}
+	}
 	h.run() // runs at once, lasts until 100ms
 	h.advance(time.Millisecond)
 	for range 5 {
 		h.run()
 	}
 	h.advance(5 * time.Second)
-	// The five requests wait CostFactor x 100ms after the first sync ended, then run as one.
-	want := []call{{0, Requested}, {500 * time.Millisecond, Requested}}
+	// The first sync ended with a request waiting: the next one starts CostFactor x 100ms
+	// after it and covers it and the five made meanwhile. That one too ended with a request
+	// waiting: the next starts 600ms + 400ms; then the runner is idle.
+	want := []call{{0, Requested}, {500 * time.Millisecond, Requested}, {time.Second, Requested}}
 	if diff := cmp.Diff(want, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
 		t.Errorf("sync calls (-want +got):\n%s", diff)
 	}

@@ -2,20 +2,22 @@ package runner
 
 import "time"
 
-// CostFactor is k in the coalescing rule: after a partial sync that took c, the next one
-// may start k*c after it ended (at most the min interval later). Under a sustained stream
-// of changes the proxier therefore spends at most 1/(k+1) of its time in partial syncs (a
-// fifth), and a burst makes each sync cover more changes than the one before, so a burst of
-// N changes costs O(log N) syncs while the cost per change grows.
+// CostFactor is k in the coalescing rule: after a partial sync that took c and ended
+// with a change already waiting, the next one may start k*c after it ended (at most the
+// min interval later). Under a sustained stream of changes the proxier therefore spends at
+// most 1/(k+1) of its time in partial syncs (a fifth), and a burst makes each sync cover
+// more changes than the one before, so a burst of N changes costs O(log N) syncs.
 const CostFactor = 4
 
 // schedule decides when the next sync is due. It has no clock: callers pass the time.
 //
 // The rule:
-//   - a change (Run) is applied at once when the proxier is idle: the next partial sync may
-//     start gap() after the last partial sync ended, gap = min(CostFactor x that sync's
-//     duration, min). min is thus an upper bound on the delay added to coalesce changes,
-//     not a floor; min = 0 never delays.
+//   - a change (Run) is applied at once when the proxier is idle, that is when no change
+//     was waiting at the end of the last partial sync (a change that arrives after it ended
+//     found the proxier idle, however soon). When one was waiting (changes arrive faster
+//     than they are applied), the next partial sync starts gap() after the last one ended,
+//     gap = min(CostFactor x that sync's duration, min). min is thus an upper bound on the
+//     delay added to coalesce changes, not a floor; min = 0 never delays.
 //   - a full resync runs max after the start of the last full sync, whatever partial syncs
 //     ran meanwhile. When it falls due while a change waits, the change goes first (once):
 //     a periodic resync never makes a waiting change wait for it.
@@ -32,6 +34,7 @@ type schedule struct {
 	partEnd   time.Time     // end of the last partial sync (or creation)
 	lastFull  time.Time     // start of the last full sync (or creation)
 	cost      time.Duration // duration of the last partial sync
+	loaded    bool          // a request was waiting when the last partial sync ended
 	pending   bool          // Run was called since lastStart
 	deferred  bool          // a request went before the due periodic resync
 	failures  int           // consecutive failed syncs
@@ -64,6 +67,9 @@ func (s *schedule) backoff() time.Duration {
 
 // gap is the least time between the end of a partial sync and the start of the next one.
 func (s *schedule) gap() time.Duration {
+	if !s.loaded {
+		return 0
+	}
 	g := CostFactor * s.cost
 	if g > s.min {
 		g = s.min
@@ -116,7 +122,8 @@ func (s *schedule) started(now time.Time, why Reason) {
 }
 
 // finished records the end of the sync at now: whether it was a full resync (whatever the
-// reason it was run for) and its outcome.
+// reason it was run for) and its outcome. Requests made during the sync must be recorded
+// (pending) before, so the schedule knows whether the proxier is loaded.
 func (s *schedule) finished(now time.Time, full bool, err error) {
 	if full {
 		s.lastFull = s.lastStart
@@ -124,6 +131,7 @@ func (s *schedule) finished(now time.Time, full bool, err error) {
 	} else {
 		s.cost = now.Sub(s.lastStart)
 		s.partEnd = now
+		s.loaded = s.pending
 	}
 	if err != nil {
 		s.failures++

@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,8 +16,8 @@ const ms = time.Millisecond
 
 // step is one event applied to a schedule at time at (since t0): "run" (Run called), "tick"
 // (nothing happens), or a due sync that starts at at and lasts took: "sync" (succeeds; full
-// when its reason asks for one), "sync full" (a request the sync function made full), "sync
-// fail" (fails).
+// when its reason asks for one), with "full" (a request the sync function made full),
+// "busy" (Run is called while it runs) or "fail" (it fails).
 type step struct {
 	at    time.Duration
 	event string
@@ -44,46 +45,44 @@ func TestSchedule(t *testing.T) {
 			want:  []string{"next=0s due=requested"},
 		},
 		{
-			name:  "a request on an idle runner runs at once",
-			steps: []step{{0, "run", 0}, {0, "sync", 10 * ms}, {5 * time.Second, "run", 0}},
-			want:  []string{"next=0s due=requested", "ran=requested next=30s due=-", "next=50ms due=requested"},
+			name:  "a request on an idle runner runs at once, however soon after the last sync",
+			steps: []step{{0, "run", 0}, {0, "sync", 100 * ms}, {101 * ms, "run", 0}},
+			want:  []string{"next=0s due=requested", "ran=requested next=30s due=-", "next=100ms due=requested"},
 		},
 		{
-			name: "under load a request waits CostFactor times the last partial sync's duration",
+			name: "a request made during a sync waits CostFactor times its duration",
 			steps: []step{
-				{0, "run", 0}, {0, "sync", 100 * ms}, {150 * ms, "run", 0}, {499 * ms, "tick", 0}, {500 * ms, "sync", 50 * ms},
-				{560 * ms, "run", 0}, {749 * ms, "tick", 0}, {750 * ms, "tick", 0},
+				{0, "run", 0}, {0, "sync busy", 100 * ms}, {499 * ms, "tick", 0}, {500 * ms, "sync", 50 * ms},
+				{560 * ms, "run", 0},
 			},
 			want: []string{
-				"next=0s due=requested", "ran=requested next=30s due=-", "next=500ms due=-", "next=500ms due=-", "ran=requested next=30s due=-",
-				"next=750ms due=-", "next=750ms due=-", "next=750ms due=requested",
+				"next=0s due=requested", "ran=requested next=500ms due=-", "next=500ms due=-", "ran=requested next=30s due=-",
+				"next=550ms due=requested",
 			},
 		},
 		{
 			name:  "the coalescing delay never exceeds the min interval",
-			steps: []step{{0, "run", 0}, {0, "sync", 2 * time.Second}, {2 * time.Second, "run", 0}, {3 * time.Second, "tick", 0}},
-			want:  []string{"next=0s due=requested", "ran=requested next=30s due=-", "next=3s due=-", "next=3s due=requested"},
+			steps: []step{{0, "run", 0}, {0, "sync busy", 2 * time.Second}, {3 * time.Second, "tick", 0}},
+			want:  []string{"next=0s due=requested", "ran=requested next=3s due=-", "next=3s due=requested"},
 		},
 		{
 			name:  "min interval zero never delays a request",
 			min:   -1,
-			steps: []step{{0, "run", 0}, {0, "sync", 2 * time.Second}, {2 * time.Second, "run", 0}},
-			want:  []string{"next=0s due=requested", "ran=requested next=30s due=-", "next=2s due=requested"},
+			steps: []step{{0, "run", 0}, {0, "sync busy", 2 * time.Second}},
+			want:  []string{"next=0s due=requested", "ran=requested next=2s due=requested"},
 		},
 		{
 			name:  "requests during the delay collapse into one sync",
-			steps: []step{{0, "run", 0}, {0, "sync", 100 * ms}, {150 * ms, "run", 0}, {200 * ms, "run", 0}, {500 * ms, "sync", 10 * ms}},
-			want:  []string{"next=0s due=requested", "ran=requested next=30s due=-", "next=500ms due=-", "next=500ms due=-", "ran=requested next=30s due=-"},
+			steps: []step{{0, "run", 0}, {0, "sync busy", 100 * ms}, {150 * ms, "run", 0}, {200 * ms, "run", 0}, {500 * ms, "sync", 10 * ms}},
+			want:  []string{"next=0s due=requested", "ran=requested next=500ms due=-", "next=500ms due=-", "next=500ms due=-", "ran=requested next=30s due=-"},
 		},
 		{
-			name: "a full sync's duration does not delay the next request",
+			name: "a request made during a full sync runs as soon as it ends",
 			steps: []step{
-				{0, "run", 0}, {0, "sync", 10 * ms}, {time.Second, "run", 0}, {time.Second, "sync full", 5 * time.Second},
-				{6 * time.Second, "run", 0},
+				{0, "run", 0}, {0, "sync", 10 * ms}, {time.Second, "run", 0}, {time.Second, "sync full busy", 5 * time.Second},
 			},
 			want: []string{
-				"next=0s due=requested", "ran=requested next=30s due=-", "next=50ms due=requested", "ran=requested next=31s due=-",
-				"next=50ms due=requested",
+				"next=0s due=requested", "ran=requested next=30s due=-", "next=10ms due=requested", "ran=requested next=10ms due=requested",
 			},
 		},
 		{
@@ -94,17 +93,17 @@ func TestSchedule(t *testing.T) {
 			},
 			want: []string{
 				"next=0s due=requested", "ran=requested next=30s due=-",
-				"next=10.05s due=requested", "ran=requested next=30s due=-", "next=30s due=periodic",
+				"next=10.01s due=requested", "ran=requested next=30s due=-", "next=30s due=periodic",
 			},
 		},
 		{
 			name: "a due periodic resync lets a waiting request go first, once",
 			steps: []step{
-				{30 * time.Second, "run", 0}, {30 * time.Second, "sync", 10 * ms}, {30*time.Second + 10*ms, "run", 0},
+				{30 * time.Second, "run", 0}, {30 * time.Second, "sync busy", 10 * ms},
 				{30*time.Second + 10*ms, "sync", 2 * time.Second}, {32*time.Second + 10*ms, "run", 0},
 			},
 			want: []string{
-				"next=0s due=requested", "ran=requested next=30s due=periodic", "next=30s due=periodic",
+				"next=0s due=requested", "ran=requested next=30s due=periodic",
 				"ran=periodic next=1m0.01s due=-", "next=30.05s due=requested",
 			},
 		},
@@ -143,7 +142,7 @@ func TestSchedule(t *testing.T) {
 				switch st.event {
 				case "run":
 					s.pending = true
-				case "sync", "sync full", "sync fail":
+				case "sync", "sync busy", "sync full busy", "sync fail":
 					why, ok := s.due(now)
 					if !ok {
 						t.Fatalf("at %v: sync not due (next %v)", st.at, s.next().Sub(t0))
@@ -155,7 +154,10 @@ func TestSchedule(t *testing.T) {
 						err = errors.New("boom")
 					}
 					now = now.Add(st.took)
-					s.finished(now, why != Requested || st.event == "sync full", err)
+					if strings.Contains(st.event, "busy") {
+						s.pending = true
+					}
+					s.finished(now, why != Requested || strings.Contains(st.event, "full"), err)
 				case "tick":
 				default:
 					t.Fatalf("unknown event %q", st.event)

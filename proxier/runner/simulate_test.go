@@ -28,7 +28,7 @@ func (r simResult) max() time.Duration { return slices.Max(r.latencies) }
 
 // simulate drives s on simulated time: changes arrive at arrivals (offsets from t0, sorted);
 // a partial sync covering n changes lasts partial(n), a full sync lasts full. A change that
-// arrives during a sync is seen when it ends (as Run's request waits in the Loop). It runs
+// arrives during a sync is recorded as pending before the sync's end (as Loop does). It runs
 // until every change is applied and returns the syncs done.
 func simulate(t *testing.T, s schedule, arrivals []time.Duration, partial func(n int) time.Duration, full time.Duration) simResult {
 	t.Helper()
@@ -53,9 +53,10 @@ func simulate(t *testing.T, s schedule, arrivals []time.Duration, partial func(n
 			continue
 		}
 		s.started(now, why)
+		covered := len(queue)
 		took := full
 		if why == Requested {
-			took = partial(len(queue))
+			took = partial(covered)
 		} else {
 			res.full++
 		}
@@ -64,11 +65,15 @@ func simulate(t *testing.T, s schedule, arrivals []time.Duration, partial func(n
 		}
 		now = now.Add(took)
 		res.syncs++
-		for _, a := range queue {
+		for _, a := range queue[:covered] {
 			res.arrived = append(res.arrived, a)
 			res.latencies = append(res.latencies, now.Sub(a))
 		}
-		queue = queue[:0]
+		queue = queue[covered:]
+		for ; i < len(arrivals) && !t0.Add(arrivals[i]).After(now); i++ { // arrived during the sync
+			queue = append(queue, t0.Add(arrivals[i]))
+			s.pending = true
+		}
 		s.finished(now, why != Requested, nil)
 		if res.syncs > 100000 {
 			t.Fatal("simulation does not converge")
@@ -138,6 +143,15 @@ func TestScheduleUnderBursts(t *testing.T) {
 			arrivals: evenly(1000, 0, 10*time.Second),
 			partial:  linear(time.Millisecond, 10*time.Microsecond),
 			maxSyncs: 1000, maxLatency: time.Millisecond + 10*time.Microsecond,
+		},
+		{
+			// A change every 30ms, each after the 20ms sync of the previous one ended: the
+			// proxier is busy two thirds of the time but never has a change waiting.
+			name:     "changes arriving one after the other's sync are applied at once",
+			min:      time.Second,
+			arrivals: evenly(100, 0, 3*time.Second),
+			partial:  linear(20*ms, 0),
+			maxSyncs: 100, maxLatency: 20 * ms,
 		},
 		{
 			name:     "min zero: a burst costs more syncs but latency stays at the sync's cost",
