@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/runner"
 )
 
@@ -86,5 +88,37 @@ func TestFullResyncRecomputesOnlyChangedServices(t *testing.T) {
 		h.d.kmu.Lock()
 		defer h.d.kmu.Unlock()
 		return h.d.computes-before >= 3
+	})
+}
+
+// TestChangeAfterFailedPartialSyncDoesNotWaitForRetry: a partial sync fails; a change made
+// then is applied by a partial sync at once, before the retry (a full resync, at least 1s
+// later), which then converges the failed change too.
+func TestChangeAfterFailedPartialSyncDoesNotWaitForRetry(t *testing.T) {
+	k := newFakeKernel()
+	h := start(t, k, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
+	eventually(t, "readiness", h.d.Ready)
+	full := func() float64 { return gather(t, h.m)[`kubevs_sync_duration_seconds{mode="full"}`] }
+	if n := full(); n != 1 {
+		t.Fatalf("full syncs = %v after start, want 1", n)
+	}
+	k.ipvs.FailNext(ipvstest.OpAddRealServer, errors.New("injected failure"))
+	ctx := context.Background()
+	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(ctx, slice("web", "node-b", "10.244.2.5", "10.244.2.6"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the failed partial sync", func() bool { return gather(t, h.m)[`kubevs_sync_failures_total{mode="partial"}`] == 1 })
+	h.create(service("api", "10.96.0.11", 80))
+	h.create(slice("api", "node-b", "10.244.2.9"))
+	api := ipvs.Key{Address: netip.MustParseAddr("10.96.0.11"), Protocol: ipvs.TCP, Port: 80}
+	eventually(t, "the new Service", func() bool {
+		return hasRealServer(k, api, netip.MustParseAddrPort("10.244.2.9:8080"))
+	})
+	if n := full(); n != 1 {
+		t.Errorf("the new Service was applied after %v full syncs, want by a partial sync before the retry", n)
+	}
+	web := ipvs.Key{Address: netip.MustParseAddr("10.96.0.10"), Protocol: ipvs.TCP, Port: 80}
+	eventually(t, "the retry to converge the failed change", func() bool {
+		return hasRealServer(k, web, netip.MustParseAddrPort("10.244.2.6:8080")) && full() == 2
 	})
 }

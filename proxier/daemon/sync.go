@@ -170,7 +170,10 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 	d.metrics.SyncDuration.WithLabelValues(mode).Observe(end.Sub(start).Seconds())
 	d.metrics.ChangesPending.Set(float64(len(d.tracker.PendingChanges())))
 	if err != nil {
-		d.needFull = true
+		// After a failed full sync only a full one can be trusted (the runner makes changes
+		// wait for its retry); after a failed partial sync, changes go on as partial syncs
+		// and the runner's retry resyncs.
+		d.needFull = d.needFull || full
 		d.metrics.SyncFailures.WithLabelValues(mode).Inc()
 		return full, err
 	}

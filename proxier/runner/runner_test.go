@@ -114,14 +114,17 @@ func (h *harness) collected() []call {
 
 func TestRunnerLoop(t *testing.T) {
 	o := Options{MinInterval: time.Second, MaxInterval: 10 * time.Second, RetryBase: 2 * time.Second}
-	h := newHarness(t, o, nil, errors.New("boom"), errors.New("boom"))
+	h := newHarness(t, o, nil, errors.New("boom"), nil, errors.New("boom"))
 	h.run() // at 0: the runner is idle, runs at once
 	h.advance(1500 * time.Millisecond)
-	h.run() // runs at once at 1.5s, fails
+	h.run() // runs at once at 1.5s, fails: a retry at 3.5s
 	h.advance(2 * time.Second)
-	h.run() // waits for the retry at 3.5s, which fails again; the next retry at 7.5s succeeds
+	h.run() // runs at once at 2s and succeeds; the retry stays at 3.5s, fails, the next at 7.5s succeeds
 	h.advance(25 * time.Second)
-	want := []call{{0, Requested}, {1500 * time.Millisecond, Requested}, {3500 * time.Millisecond, Retry}, {7500 * time.Millisecond, Retry}, {17500 * time.Millisecond, Periodic}}
+	want := []call{
+		{0, Requested}, {1500 * time.Millisecond, Requested}, {2 * time.Second, Requested},
+		{3500 * time.Millisecond, Retry}, {7500 * time.Millisecond, Retry}, {17500 * time.Millisecond, Periodic},
+	}
 	if diff := cmp.Diff(want, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
 		t.Errorf("sync calls (-want +got):\n%s", diff)
 	}

@@ -22,7 +22,10 @@ const CostFactor = 4
 //     ran meanwhile. When it falls due while a change waits, the change goes first (once):
 //     a periodic resync never makes a waiting change wait for it.
 //   - after a failure, a retry (a full resync) runs with exponential backoff from the failed
-//     sync's start; requests wait for it.
+//     sync's start. When the failed sync was partial, changes do not wait for the retry:
+//     they run as partial syncs meanwhile, and neither their success nor their failure
+//     moves it. When a full sync failed, the proxier's view of the kernel is not to be
+//     trusted: changes wait for the retry. Only a successful full sync ends the failures.
 //
 // Full syncs count neither in the cost nor in the gap: their duration says nothing about
 // what one change costs, and a change that arrived during one runs as soon as it ends.
@@ -37,7 +40,9 @@ type schedule struct {
 	loaded    bool          // a request was waiting when the last partial sync ended
 	pending   bool          // Run was called since lastStart
 	deferred  bool          // a request went before the due periodic resync
-	failures  int           // consecutive failed syncs
+	failures  int           // consecutive failed syncs since the last successful full sync
+	retryAt   time.Time     // when failures > 0: when the retry is due
+	fullFail  bool          // when failures > 0: a full sync failed; requests wait for the retry
 }
 
 // newSchedule returns a schedule created at now: no sync yet, the first periodic resync
@@ -83,12 +88,10 @@ func (s *schedule) periodicDue(now time.Time) bool { return !now.Before(s.lastFu
 // next is the earliest time a sync is due.
 func (s *schedule) next() time.Time {
 	t := s.lastFull.Add(s.max)
-	if s.failures > 0 {
-		if r := s.lastStart.Add(s.backoff()); r.Before(t) {
-			t = r
-		}
+	if s.failures > 0 && s.retryAt.Before(t) {
+		t = s.retryAt
 	}
-	if s.pending && s.failures == 0 {
+	if s.pending && !(s.failures > 0 && s.fullFail) {
 		if r := s.partEnd.Add(s.gap()); r.Before(t) {
 			t = r
 		}
@@ -96,18 +99,18 @@ func (s *schedule) next() time.Time {
 	return t
 }
 
-// due reports whether a sync is due at now and why. A retry wins (it is a full sync that
-// covers any request); a due periodic resync lets a waiting request go first, once.
+// due reports whether a sync is due at now and why. A due retry wins (it is a full sync
+// that covers any request); a due periodic resync lets a waiting request go first, once.
 func (s *schedule) due(now time.Time) (Reason, bool) {
 	if now.Before(s.next()) {
 		return 0, false
 	}
 	switch {
-	case s.failures > 0:
+	case s.failures > 0 && !now.Before(s.retryAt):
 		return Retry, true
-	case s.periodicDue(now) && (!s.pending || s.deferred):
+	case s.periodicDue(now) && (!s.pending || s.deferred || (s.failures > 0 && s.fullFail)):
 		return Periodic, true
-	default:
+	default: // the request's time came, or the periodic's and the request goes first
 		return Requested, true
 	}
 }
@@ -133,9 +136,12 @@ func (s *schedule) finished(now time.Time, full bool, err error) {
 		s.partEnd = now
 		s.loaded = s.pending
 	}
-	if err != nil {
+	switch {
+	case err != nil && (full || s.failures == 0):
 		s.failures++
-	} else {
+		s.retryAt = s.lastStart.Add(s.backoff())
+		s.fullFail = full
+	case err == nil && full:
 		s.failures = 0
 	}
 }

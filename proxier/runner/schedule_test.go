@@ -123,9 +123,20 @@ func TestSchedule(t *testing.T) {
 			},
 		},
 		{
-			name:  "a request during backoff waits for the retry",
-			steps: []step{{time.Second, "run", 0}, {time.Second, "sync fail", 0}, {1100 * ms, "run", 0}, {3 * time.Second, "tick", 0}},
-			want:  []string{"next=0s due=requested", "ran=requested next=3s due=-", "next=3s due=-", "next=3s due=retry"},
+			name:  "after a failed full sync a request waits for the retry",
+			steps: []step{{0, "tick", 0}, {30 * time.Second, "sync fail", time.Second}, {31 * time.Second, "run", 0}, {32 * time.Second, "tick", 0}},
+			want:  []string{"next=30s due=-", "ran=periodic next=32s due=-", "next=32s due=-", "next=32s due=retry"},
+		},
+		{
+			name: "after a failed partial sync a request runs at once; neither its success nor its failure moves the retry",
+			steps: []step{
+				{time.Second, "run", 0}, {time.Second, "sync fail", 0}, {1100 * ms, "run", 0}, {1100 * ms, "sync", 0},
+				{1200 * ms, "run", 0}, {1200 * ms, "sync fail", 0}, {3 * time.Second, "tick", 0},
+			},
+			want: []string{
+				"next=0s due=requested", "ran=requested next=3s due=-", "next=1s due=requested", "ran=requested next=3s due=-",
+				"next=1.1s due=requested", "ran=requested next=3s due=-", "next=3s due=retry",
+			},
 		},
 	}
 	for _, tt := range tests {
