@@ -126,22 +126,28 @@ func (r *Runner) Loop(ctx context.Context) {
 		case <-r.kick:
 			r.s.pending = true
 		case <-timer.C():
+			r.takeKick() // a request made before the sync starts is served by it
 			why, ok := r.s.due(r.clock.Now())
 			if !ok {
 				break
 			}
 			r.s.started(r.clock.Now(), why)
 			full, err := r.fn(ctx, why)
-			select { // a request made during the sync: the proxier is loaded
-			case <-r.kick:
-				r.s.pending = true
-			default:
-			}
+			r.takeKick() // a request made during the sync: the proxier is loaded
 			r.s.finished(r.clock.Now(), full, err)
 			if err != nil {
 				logger.Error(err, "Sync failed, will retry", "reason", why, "failures", r.s.failures, "retryIn", r.s.backoff())
 			}
 		}
 		timer.Stop()
+	}
+}
+
+// takeKick records a waiting request, if any, without blocking.
+func (r *Runner) takeKick() {
+	select {
+	case <-r.kick:
+		r.s.pending = true
+	default:
 	}
 }

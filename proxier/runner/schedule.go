@@ -5,8 +5,9 @@ import "time"
 // CostFactor is k in the coalescing rule: after a partial sync that took c and ended
 // with a change already waiting, the next one may start k*c after it ended (at most the
 // min interval later). Under a sustained stream of changes the proxier therefore spends at
-// most 1/(k+1) of its time in partial syncs (a fifth), and a burst makes each sync cover
-// more changes than the one before, so a burst of N changes costs O(log N) syncs.
+// most 1/(k+1) of its time in partial syncs (a fifth), and a burst that arrives faster than
+// it is applied makes each sync cover more changes than the one before: N changes cost
+// O(log N) syncs.
 const CostFactor = 4
 
 // schedule decides when the next sync is due. It has no clock: callers pass the time.
