@@ -39,10 +39,16 @@ type Configuration struct {
 	// desired.Schedulers; a Service may pick another with the kubevs.io/scheduler
 	// annotation). Default: rr.
 	Scheduler string `json:"scheduler,omitempty"`
-	// SyncPeriod is the maximum interval between full resyncs of the kernel state. Default: 30s.
+	// SyncPeriod is the maximum interval between full resyncs of the kernel state, whatever
+	// partial syncs ran meanwhile; a change waiting when one falls due is applied first.
+	// Default: 30s.
 	SyncPeriod metav1.Duration `json:"syncPeriod,omitempty"`
-	// MinSyncPeriod is the minimum interval between two syncs, however many changes arrive.
-	// Default: 1s. Zero syncs after every change.
+	// MinSyncPeriod is the most a change waits to be coalesced with others, not a floor: a
+	// change is applied at once unless changes were already waiting when the last partial
+	// sync ended (they arrive faster than they are applied); then the next partial sync
+	// starts 4x the duration of that sync after it ended (so partial syncs take at most a
+	// fifth of the time and a burst is applied in few syncs), but never more than
+	// MinSyncPeriod later. Default: 1s. Zero: never waits.
 	MinSyncPeriod *metav1.Duration `json:"minSyncPeriod,omitempty"`
 	// IPVS holds the IPVS-specific settings.
 	IPVS IPVSConfiguration `json:"ipvs,omitempty"`

@@ -33,12 +33,12 @@ func TestWatchAddressesRequestsFullSync(t *testing.T) {
 	var runs []runner.Reason
 	synced := make(chan struct{}, 16)
 	d := &Daemon{cfg: &config.Configuration{NodePortAddresses: []string{"192.168.0.0/16", "fd00:77::/64"}}, clock: clock.RealClock{}}
-	d.runner = runner.New("test", func(_ context.Context, why runner.Reason) error {
+	d.runner = runner.New("test", func(_ context.Context, why runner.Reason) (bool, error) {
 		mu.Lock()
 		runs = append(runs, why)
 		mu.Unlock()
 		synced <- struct{}{}
-		return nil
+		return why != runner.Requested, nil
 	}, runner.Options{MaxInterval: time.Hour})
 
 	events := make(chan addrEvent)

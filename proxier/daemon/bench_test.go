@@ -10,7 +10,9 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/runner"
 )
 
 func hasRealServer(k *fakeKernel, key ipvs.Key, ap netip.AddrPort) bool {
@@ -28,11 +30,19 @@ func hasRealServer(k *fakeKernel, key ipvs.Key, ap netip.AddrPort) bool {
 
 // BenchmarkEndpointChangeToKernel measures the whole pipeline on fakes with 1000 Services
 // of 2 endpoints each: an EndpointSlice update in the (fake) API server, the informer
-// event, the change tracker, the runner (minSyncPeriod 0), ComputeService of the one changed
-// Service and a partial reconcile, until the fake IPVS table holds the new endpoint. Most
-// of ns/op is the fake clientset's own cost (it builds a REST mapper per write); the
-// proxier's part is reported as ns/partial-sync, from the sync duration histogram.
+// event, the change tracker, the runner, ComputeService of the one changed Service and a
+// partial reconcile, until the fake IPVS table holds the new endpoint; with
+// minSyncPeriod 0 and with the default (1s), which must cost the same (a change on an idle
+// proxier is applied at once). Most of ns/op is the fake clientset's own cost (it builds a
+// REST mapper per write); the proxier's part is reported as ns/partial-sync, from the
+// sync duration histogram.
 func BenchmarkEndpointChangeToKernel(b *testing.B) {
+	for _, min := range []time.Duration{0, config.DefaultMinSyncPeriod} {
+		b.Run(fmt.Sprintf("minSyncPeriod=%v", min), func(b *testing.B) { benchmarkEndpointChange(b, min) })
+	}
+}
+
+func benchmarkEndpointChange(b *testing.B, minSyncPeriod time.Duration) {
 	const services = 1000
 	k := newFakeKernel()
 	var objs []any
@@ -42,7 +52,7 @@ func BenchmarkEndpointChangeToKernel(b *testing.B) {
 			slice(name, "node-b", fmt.Sprintf("10.244.%d.%d", i/250, i%250+1), fmt.Sprintf("10.245.%d.%d", i/250, i%250+1)))
 	}
 	cfg := testConfig(b)
-	cfg.MinSyncPeriod = &metav1.Duration{}
+	cfg.MinSyncPeriod = &metav1.Duration{Duration: minSyncPeriod}
 	h := startWith(b, k.kernel(), cfg, objs...)
 	eventually(b, "the initial sync", func() bool { return h.d.Ready() && strings.Count(k.ipvs.Dump(), "\n") == services*3 })
 	key := ipvs.Key{Address: netip.MustParseAddr("10.96.0.8"), Protocol: ipvs.TCP, Port: 80}
@@ -84,4 +94,35 @@ func partialSyncs(b *testing.B, h *harness) (sum, count float64) {
 		}
 	}
 	return 0, 0
+}
+
+// BenchmarkPeriodicResync measures one periodic full resync of 1000 Services of 2
+// endpoints on fakes, with the computed-state cache (cache=reuse: nothing changed, no
+// Service is recomputed) and without it (cache=none: every Service computed again, as
+// before the cache).
+func BenchmarkPeriodicResync(b *testing.B) {
+	const services = 1000
+	k := newFakeKernel()
+	var objs []any
+	for i := range services {
+		name := fmt.Sprintf("svc-%d", i)
+		objs = append(objs, service(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), 80),
+			slice(name, "node-b", fmt.Sprintf("10.244.%d.%d", i/250, i%250+1), fmt.Sprintf("10.245.%d.%d", i/250, i%250+1)))
+	}
+	h := startWith(b, k.kernel(), testConfig(b), objs...)
+	eventually(b, "the initial sync", func() bool { return h.d.Ready() && strings.Count(k.ipvs.Dump(), "\n") == services*3 })
+	for _, reuse := range []bool{true, false} {
+		b.Run(fmt.Sprintf("cache=%s", map[bool]string{true: "reuse", false: "none"}[reuse]), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if !reuse {
+					h.d.kmu.Lock()
+					h.d.computed.svcs = nil
+					h.d.kmu.Unlock()
+				}
+				if _, err := h.d.sync(h.ctx, runner.Periodic); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

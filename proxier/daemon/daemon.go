@@ -117,6 +117,10 @@ type Daemon struct {
 	// refused holds, per Service, the refusals last reported (see reportRefusals).
 	clusterIPs derive.ClusterIPIndex
 	refused    map[types.NamespacedName]map[string]struct{}
+	// computed caches every Service's desired state for full resyncs; computes counts the
+	// ComputeService calls (for tests).
+	computed computedCache
+	computes int
 
 	// mu guards the local pod IPs and the IPs whose flows await deletion.
 	mu       sync.Mutex

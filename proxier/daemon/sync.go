@@ -102,10 +102,10 @@ func (d *Daemon) startReconciler(ctx context.Context) {
 }
 
 // sync is the runner's function: a partial sync of the changed Services, or a full resync
-// (first sync, periodic, after a failure, after a Node change).
-func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
+// (first sync, periodic, after a failure, after a Node change); it reports which.
+func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err error) {
 	if !d.tracker.HasSynced() {
-		return nil // no kernel change before the informers have synced
+		return false, nil // no kernel change before the informers have synced
 	}
 	d.kmu.Lock()
 	defer d.kmu.Unlock()
@@ -114,7 +114,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 		d.startReconciler(ctx)
 		if !d.started {
 			d.metrics.SyncFailures.WithLabelValues(metrics.Full).Inc()
-			return errors.New("reconciler not started")
+			return true, errors.New("reconciler not started")
 		}
 	}
 	ch := d.tracker.Take()
@@ -126,7 +126,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	// The API server's endpoints moved (default/kubernetes changed): every Service's
 	// externalIPs and LoadBalancer IPs are checked again.
 	apiMoved := !sameAPIServers(d.apiServers(), d.desiredOpts.Reserved.APIServers)
-	full := d.needFull || why != runner.Requested || ch.Node || addrsChanged || linkLost || apiMoved
+	full = d.needFull || why != runner.Requested || ch.Node || addrsChanged || linkLost || apiMoved
 	if full {
 		d.reindexClusterIPs()
 		d.updateOptions(ctx, node)
@@ -146,26 +146,45 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	}
 
 	if !full && len(ch.Services) == 0 && d.reconciler.PendingFlowDeletes() == 0 {
-		return nil // every change cancelled out: nothing to do, nothing to measure
+		return false, nil // every change cancelled out: nothing to do, nothing to measure
 	}
 	mode := metrics.Partial
 	start := d.clock.Now()
-	var err error
 	if full {
 		mode = metrics.Full
-		all := map[types.NamespacedName]desired.Service{}
-		for _, name := range d.tracker.Services() {
-			all[name] = d.compute(ctx, name, dn, local, d.firstSync)
+		reuse := d.computed.valid(d.desiredOpts, dn)
+		if !reuse {
+			d.computed.reset(d.desiredOpts, dn)
 		}
+		all := map[types.NamespacedName]desired.Service{}
+		recomputed := 0
+		// A Service that claims addresses (externalIPs, LoadBalancer ingress) is checked
+		// against every ClusterIP by the guard rails: when the ClusterIPs changed since the
+		// cache was filled, its cached state may be stale.
+		ipsMoved := d.computed.ipGen != d.clusterIPs.Generation()
+		for _, name := range d.tracker.Services() {
+			s, ok := d.computed.svcs[name]
+			if _, changed := ch.Services[name]; !ok || changed || (ipsMoved && claimsAddresses(d.tracker, name)) {
+				s = d.compute(ctx, name, dn, local, d.firstSync)
+				recomputed++
+			}
+			all[name] = s
+		}
+		d.computed.svcs = maps.Clone(all)
+		d.computed.ipGen = d.clusterIPs.Generation()
 		d.serveHealthChecks(ctx, all, true)
 		d.owners.update(all, true)
 		err = d.reconciler.Resync(ctx, all)
-		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "err", err)
+		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "recomputed", recomputed, "err", err)
 	} else {
 		changed := make(map[types.NamespacedName]*desired.Service, len(ch.Services))
+		cache := d.computed.valid(d.desiredOpts, dn)
 		for name := range ch.Services {
 			s := d.compute(ctx, name, dn, local, true)
 			changed[name] = &s
+			if cache {
+				d.computed.svcs[name] = s
+			}
 		}
 		hc := make(map[types.NamespacedName]desired.Service, len(changed))
 		for name, s := range changed {
@@ -183,9 +202,12 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	d.metrics.KubeProxy.Synced(end.Sub(start), pending, len(d.triggers))
 	d.observeReliability()
 	if err != nil {
-		d.needFull = true
+		// After a failed full sync only a full one can be trusted (the runner makes changes
+		// wait for its retry); after a failed partial sync, changes go on as partial syncs
+		// and the runner's retry resyncs.
+		d.needFull = d.needFull || full
 		d.metrics.SyncFailures.WithLabelValues(mode).Inc()
-		return err
+		return full, err
 	}
 	d.needFull = false
 	d.firstSync = false
@@ -202,7 +224,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) error {
 	if !d.ready.Swap(true) {
 		logger.Info("First sync done: ready", "duration", end.Sub(start))
 	}
-	return nil
+	return full, nil
 }
 
 // knownNode is the own Node to compute with: the tracker's, or the last one seen with
@@ -229,6 +251,7 @@ func (d *Daemon) knownNode(ctx context.Context) *v1.Node {
 // compute returns the desired state of one Service. countSkips counts the parts it had to
 // skip in the metrics (not on periodic resyncs, which would count the same part again).
 func (d *Daemon) compute(ctx context.Context, name types.NamespacedName, node desired.Node, local desired.PodSet, countSkips bool) desired.Service {
+	d.computes++
 	svc, eps := d.tracker.Service(name)
 	s, errs := desired.ComputeService(d.desiredOpts, node, local, svc, eps)
 	d.reportRefusals(ctx, name, svc, errs)

@@ -1,6 +1,8 @@
-// Package runner owns the proxier's sync loop timing: a bounded-frequency runner that calls
-// one sync function when asked, never more often than a minimum interval, at least once per
-// maximum interval, and again after a failure with exponential backoff.
+// Package runner owns the proxier's sync loop timing: it calls one sync function when asked,
+// at once when it is idle and coalescing changes only under load (the delay derives from
+// the measured cost of recent partial syncs, bounded by a maximum coalescing delay), runs a
+// full resync once per maximum interval without making a waiting change wait for it, and
+// retries after a failure with exponential backoff.
 //
 // The timing rules live in schedule, a plain value with no goroutine and no clock, so they
 // are tested exhaustively; Runner only drives a schedule with an injected clock.
@@ -39,14 +41,19 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// Func is the work the runner schedules. A non-nil error schedules a retry.
-type Func func(ctx context.Context, why Reason) error
+// Func is the work the runner schedules. It reports whether it did a full resync (it may
+// decide to for a request; Periodic and Retry ask for one), so the periodic timing counts
+// from it and its duration is not taken for the cost of a change. A non-nil error schedules
+// a retry.
+type Func func(ctx context.Context, why Reason) (full bool, err error)
 
 // Options tunes a Runner. Zero values take the documented defaults.
 type Options struct {
-	// MinInterval is the least time between the starts of two syncs. Zero: no limit.
+	// MinInterval is the most a change waits to be coalesced with others: when changes
+	// arrived during the last partial sync, the next one starts min(MinInterval, CostFactor x
+	// its duration) after it ended; otherwise (idle) at once. Zero: never waits.
 	MinInterval time.Duration
-	// MaxInterval is the most time between two syncs; a periodic sync runs then.
+	// MaxInterval is the most time between two full resyncs; a periodic sync runs then.
 	MaxInterval time.Duration
 	// RetryBase is the first delay after a failure, doubled after each further failure up to
 	// RetryMax. Defaults: 1s and MaxInterval.
@@ -83,16 +90,12 @@ func New(name string, fn Func, o Options) *Runner {
 		fn:    fn,
 		clock: o.Clock,
 		kick:  make(chan struct{}, 1),
-		s: schedule{
-			min: o.MinInterval, max: o.MaxInterval,
-			retryBase: o.RetryBase, retryMax: o.RetryMax,
-			lastRun: o.Clock.Now(),
-		},
+		s:     newSchedule(o.MinInterval, o.MaxInterval, o.RetryBase, o.RetryMax, o.Clock.Now()),
 	}
 }
 
-// Run asks for a sync as soon as the minimum interval allows. It never blocks; requests
-// made while a sync is pending or running collapse into one.
+// Run asks for a sync: at once when the runner is idle, after the coalescing delay under
+// load. It never blocks; requests made while a sync is pending or running collapse into one.
 func (r *Runner) Run() {
 	select {
 	case r.kick <- struct{}{}:
@@ -123,18 +126,28 @@ func (r *Runner) Loop(ctx context.Context) {
 		case <-r.kick:
 			r.s.pending = true
 		case <-timer.C():
+			r.takeKick() // a request made before the sync starts is served by it
 			why, ok := r.s.due(r.clock.Now())
 			if !ok {
 				break
 			}
-			start := r.clock.Now()
-			r.s.started(start)
-			err := r.fn(ctx, why)
-			r.s.finished(err)
+			r.s.started(r.clock.Now(), why)
+			full, err := r.fn(ctx, why)
+			r.takeKick() // a request made during the sync: the proxier is loaded
+			r.s.finished(r.clock.Now(), full, err)
 			if err != nil {
 				logger.Error(err, "Sync failed, will retry", "reason", why, "failures", r.s.failures, "retryIn", r.s.backoff())
 			}
 		}
 		timer.Stop()
+	}
+}
+
+// takeKick records a waiting request, if any, without blocking.
+func (r *Runner) takeKick() {
+	select {
+	case <-r.kick:
+		r.s.pending = true
+	default:
 	}
 }

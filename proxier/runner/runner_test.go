@@ -24,20 +24,27 @@ type harness struct {
 	waiting chan time.Time
 	next    time.Time // the deadline the loop waits for
 	calls   chan call
-	errs    []error // results of successive syncs; nil when exhausted
+	errs    []error       // results of successive syncs; nil when exhausted
+	took    time.Duration // how long each sync lasts on the fake clock
+	during  func()        // called by each sync, when set
 }
 
 func newHarness(t *testing.T, o Options, errs ...error) *harness {
 	h := &harness{t: t, clock: clocktesting.NewFakeClock(t0), waiting: make(chan time.Time), calls: make(chan call, 100), errs: errs}
 	o.Clock = h.clock
-	h.r = New("test", func(_ context.Context, why Reason) error {
+	h.r = New("test", func(_ context.Context, why Reason) (bool, error) {
 		h.calls <- call{h.clock.Now().Sub(t0), why}
+		h.clock.Step(h.took)
+		if h.during != nil {
+			h.during()
+		}
+		full := why != Requested
 		if len(h.errs) == 0 {
-			return nil
+			return full, nil
 		}
 		err := h.errs[0]
 		h.errs = h.errs[1:]
-		return err
+		return full, err
 	}, o)
 	h.r.waiting = func(next time.Time) { h.waiting <- next }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -107,14 +114,17 @@ func (h *harness) collected() []call {
 
 func TestRunnerLoop(t *testing.T) {
 	o := Options{MinInterval: time.Second, MaxInterval: 10 * time.Second, RetryBase: 2 * time.Second}
-	h := newHarness(t, o, nil, errors.New("boom"), errors.New("boom"))
-	h.run() // at 0: runs at 1s (min interval since New)
+	h := newHarness(t, o, nil, errors.New("boom"), nil, errors.New("boom"))
+	h.run() // at 0: the runner is idle, runs at once
 	h.advance(1500 * time.Millisecond)
-	h.run() // runs at 2s, fails
+	h.run() // runs at once at 1.5s, fails: a retry at 3.5s
 	h.advance(2 * time.Second)
-	h.run() // ignored until the retry at 4s, which fails again; next retry at 8s succeeds
+	h.run() // runs at once at 2s and succeeds; the retry stays at 3.5s, fails, the next at 7.5s succeeds
 	h.advance(25 * time.Second)
-	want := []call{{time.Second, Requested}, {2 * time.Second, Requested}, {4 * time.Second, Retry}, {8 * time.Second, Retry}, {18 * time.Second, Periodic}}
+	want := []call{
+		{0, Requested}, {1500 * time.Millisecond, Requested}, {2 * time.Second, Requested},
+		{3500 * time.Millisecond, Retry}, {7500 * time.Millisecond, Retry}, {17500 * time.Millisecond, Periodic},
+	}
 	if diff := cmp.Diff(want, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
 		t.Errorf("sync calls (-want +got):\n%s", diff)
 	}
@@ -122,12 +132,24 @@ func TestRunnerLoop(t *testing.T) {
 
 func TestRunCollapsesRequests(t *testing.T) {
 	h := newHarness(t, Options{MinInterval: time.Second, MaxInterval: time.Minute})
-	for range 5 {
-		h.r.Run()
+	h.took = 100 * time.Millisecond
+	busy := 2
+	h.during = func() { // a request arrives during each of the first two syncs
+		if busy > 0 {
+			busy--
+			h.r.Run()
+		}
 	}
-	h.wait()
+	h.run() // runs at once, lasts until 100ms
+	h.advance(time.Millisecond)
+	for range 5 {
+		h.run()
+	}
 	h.advance(5 * time.Second)
-	want := []call{{time.Second, Requested}}
+	// The first sync ended with a request waiting: the next one starts CostFactor x 100ms
+	// after it and covers it and the five made meanwhile. That one too ended with a request
+	// waiting: the next starts 600ms + 400ms; then the runner is idle.
+	want := []call{{0, Requested}, {500 * time.Millisecond, Requested}, {time.Second, Requested}}
 	if diff := cmp.Diff(want, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
 		t.Errorf("sync calls (-want +got):\n%s", diff)
 	}

@@ -84,7 +84,12 @@ func hostEndpoint(host string) (netip.AddrPort, bool) {
 type ClusterIPIndex struct {
 	byName map[types.NamespacedName][]netip.Addr
 	count  map[netip.Addr]int
+	gen    uint64
 }
+
+// Generation changes whenever an address joins or leaves the index, so a cache of results
+// computed against it can tell they may be stale.
+func (x *ClusterIPIndex) Generation() uint64 { return x.gen }
 
 // Set records the ClusterIPs of svc under name, replacing what name held; a nil svc
 // forgets name. Headless Services hold none.
@@ -95,6 +100,7 @@ func (x *ClusterIPIndex) Set(name types.NamespacedName, svc *v1.Service) {
 	for _, a := range x.byName[name] {
 		if x.count[a]--; x.count[a] <= 0 {
 			delete(x.count, a)
+			x.gen++
 		}
 	}
 	delete(x.byName, name)
@@ -112,7 +118,9 @@ func (x *ClusterIPIndex) Set(name types.NamespacedName, svc *v1.Service) {
 			continue // "", "None" and garbage hold no address
 		}
 		mine = append(mine, a.Unmap())
-		x.count[a.Unmap()]++
+		if x.count[a.Unmap()]++; x.count[a.Unmap()] == 1 {
+			x.gen++
+		}
 	}
 	if len(mine) > 0 {
 		x.byName[name] = mine
