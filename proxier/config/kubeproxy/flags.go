@@ -90,8 +90,6 @@ func (f *Flags) Parsed(fs *flag.FlagSet) {
 // Given reports whether any configuration flag was given.
 func (f *Flags) Given() bool { return len(f.set) > 0 }
 
-func (f *Flags) given(name string) bool { return slices.Contains(f.set, name) }
-
 // checkMode refuses a proxy mode other than ipvs, with or without --config.
 func (f *Flags) checkMode() error {
 	if m := f.ProxyMode; m != "" && m != "ipvs" {
