@@ -147,11 +147,14 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 	if conf == "" {
 		conf = filepath.Join(in.o.ConfDir, in.o.ConfName)
 	}
-	if err := atomicfile.Remove(in.o.host(conf)); err != nil {
-		errs = append(errs, err)
+	owned := in.owned(log)
+	if owned(conf) {
+		if err := atomicfile.Remove(in.o.host(conf)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, p := range []string{in.state.Kubeconfig, in.state.ProxierConfig} {
-		if p == "" {
+		if p == "" || !owned(p) {
 			continue
 		}
 		if err := atomicfile.Remove(in.o.host(p)); err != nil {
@@ -159,6 +162,9 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 		}
 	}
 	for _, p := range sortedKeys(in.state.Binaries) {
+		if !owned(p) {
+			continue
+		}
 		sum, err := fileSum(in.o.host(p))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
@@ -180,6 +186,29 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 		log.Info("Uninstalled", "conflist", conf)
 	}
 	return errors.Join(errs...)
+}
+
+// owned returns a check that a node path read from the state file is one the installer
+// itself writes with its options: the conflist ConfDir/ConfName, the Kubeconfig, the
+// ProxierConfig, or BinDir/<name> for a binary name it installs. The state file is on the
+// node's disk and is not trusted: anything else it names is logged and left alone.
+func (in *Installer) owned(log klog.Logger) func(string) bool {
+	mine := map[string]bool{filepath.Join(in.o.ConfDir, in.o.ConfName): true}
+	for _, p := range []string{in.o.Kubeconfig, in.o.ProxierConfig} {
+		if p != "" {
+			mine[filepath.Clean(p)] = true
+		}
+	}
+	for _, b := range append(slices.Clone(in.o.Binaries), DefaultBinaries...) {
+		mine[filepath.Join(in.o.BinDir, b)] = true
+	}
+	return func(p string) bool {
+		if mine[p] {
+			return true
+		}
+		log.Info("Not removing a path the install state names but kubevs does not write", "path", p, "state", in.o.StateFile)
+		return false
+	}
 }
 
 func (in *Installer) installBinaries(ctx context.Context) error {
@@ -288,7 +317,7 @@ func (in *Installer) installConflist(ctx context.Context) error {
 		return err
 	}
 	l, src, err := in.desiredConflist()
-	if errors.Is(err, ErrWaiting) && in.state.ChainedFrom != "" {
+	if errors.Is(err, ErrWaiting) && in.state.ChainedFrom != "" && in.owned(klog.FromContext(ctx))(in.state.Conflist) {
 		// The network kubevs was chained into is gone: so goes the chained copy, or the
 		// runtime would keep running a network its owner removed.
 		if rerr := atomicfile.Remove(in.o.host(in.state.Conflist)); rerr != nil {
