@@ -153,7 +153,11 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, p := range []string{in.state.Kubeconfig, in.state.ProxierConfig} {
+	var kubeconfigToken string
+	if in.state.Kubeconfig != "" {
+		kubeconfigToken = in.state.Kubeconfig + ".token"
+	}
+	for _, p := range []string{kubeconfigToken, in.state.Kubeconfig, in.state.ProxierConfig} {
 		if p == "" || !owned(p) {
 			continue
 		}
@@ -198,6 +202,9 @@ func (in *Installer) owned(log klog.Logger) func(string) bool {
 		if p != "" {
 			mine[filepath.Clean(p)] = true
 		}
+	}
+	if in.o.Kubeconfig != "" {
+		mine[filepath.Clean(in.o.hostTokenFile())] = true
 	}
 	for _, b := range append(slices.Clone(in.o.Binaries), DefaultBinaries...) {
 		mine[filepath.Join(in.o.BinDir, b)] = true
@@ -255,7 +262,7 @@ func (in *Installer) installKubeconfig(ctx context.Context) error {
 	if in.o.Kubeconfig == "" {
 		return nil
 	}
-	data, err := in.o.renderKubeconfig()
+	data, token, err := in.o.renderKubeconfig()
 	if err != nil {
 		return err
 	}
@@ -264,6 +271,13 @@ func (in *Installer) installKubeconfig(ctx context.Context) error {
 		return fmt.Errorf("create kubeconfig directory: %w", err)
 	}
 	in.state.Kubeconfig = in.o.Kubeconfig
+	// The token first: the kubeconfig that references it must never point at nothing.
+	if tokenPath := in.o.host(in.o.hostTokenFile()); !same(tokenPath, token, 0o600) {
+		if err := atomicfile.WriteFile(tokenPath, token, atomicfile.Options{Mode: 0o600}); err != nil {
+			return fmt.Errorf("write token file: %w", err)
+		}
+		klog.FromContext(ctx).Info("Wrote the service account token", "path", in.o.hostTokenFile())
+	}
 	if same(path, data, 0o600) {
 		return nil
 	}
