@@ -32,9 +32,11 @@ unit: deps control-plane
 control-plane:
 	bash test/scripts/control-plane.sh
 
-# golangci-lint (pinned; built once from the Go module proxy) with .golangci.yml.
+# golangci-lint (pinned; built once from the Go module proxy) with .golangci.yml, then
+# govulncheck (pinned, with the vulnerability database from the module proxy).
 lint:
 	bash test/scripts/lint.sh
+	bash test/scripts/vulncheck.sh
 
 # Tests that need IPVS or dummy links, run inside the test VM.
 vm-integration: deps

@@ -21,6 +21,13 @@ import (
 
 // checkDirSafe refuses dir unless it and its parents up to (not including) root are root-owned
 // directories that only their owner can write.
+//
+// What that inspects on the host: run on the node (--root=/), the host's bin dir and every
+// parent. In the DaemonSet (--root=/host), dir is the hostPath mount of the host's
+// /opt/cni/bin, and a bind mount's stat is the host directory's own inode: the check sees the
+// host's owner and mode of the bin dir itself. Its parents there (/host/opt/cni, /host/opt)
+// are the container's directories, not the host's /opt/cni and /opt, which the DaemonSet does
+// not mount and so does not check.
 func checkDirSafe(root, dir string) error {
 	for d := dir; ; d = filepath.Dir(d) {
 		if d == root || d == filepath.Dir(d) || len(d) < len(root) {

@@ -139,10 +139,16 @@ func TestInstallStandalone(t *testing.T) {
 		t.Errorf("kubeconfig mode %v, want 0600", st.Mode().Perm())
 	}
 	b, _ := os.ReadFile(kc)
-	for _, want := range []string{"server: https://192.0.2.10:6443", "token: token-1", "certificate-authority-data: LS0t", "current-context: kubevs"} {
+	for _, want := range []string{"server: https://192.0.2.10:6443", "tokenFile: " + DefaultKubeconfig + ".token", "certificate-authority-data: LS0t", "current-context: kubevs"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("kubeconfig lacks %q:\n%s", want, b)
 		}
+	}
+	if strings.Contains(string(b), "token-1") {
+		t.Errorf("kubeconfig embeds the token instead of referencing the token file:\n%s", b)
+	}
+	if st, err := os.Stat(kc + ".token"); err != nil || st.Mode().Perm() != 0o600 || !fileHas(kc+".token", "token-1") {
+		t.Errorf("token file beside the kubeconfig: %v, %v; want 0600 holding token-1", st, err)
 	}
 	if err := in.Installed(); err != nil {
 		t.Errorf("Installed after Install: %v", err)
@@ -282,7 +288,11 @@ func TestRunRestores(t *testing.T) {
 	}
 	waitFor(t, "binary restored", func() bool { return fileHas(bin, "echo kubevs") })
 	mustWrite(t, o.TokenFile, "token-2\n")
-	waitFor(t, "kubeconfig follows the rotated token", func() bool { return fileHas(kc, "token: token-2") })
+	before, _ := os.ReadFile(kc)
+	waitFor(t, "the token file follows the rotated token", func() bool { return fileHas(kc+".token", "token-2") })
+	if after, _ := os.ReadFile(kc); string(after) != string(before) {
+		t.Errorf("kubeconfig rewritten for a token rotation:\n%s", after)
+	}
 }
 
 // files keeps the regular files of a snapshot.

@@ -147,11 +147,18 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 	if conf == "" {
 		conf = filepath.Join(in.o.ConfDir, in.o.ConfName)
 	}
-	if err := atomicfile.Remove(in.o.host(conf)); err != nil {
-		errs = append(errs, err)
+	owned := in.owned(log)
+	if owned(conf) {
+		if err := atomicfile.Remove(in.o.host(conf)); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	for _, p := range []string{in.state.Kubeconfig, in.state.ProxierConfig} {
-		if p == "" {
+	var kubeconfigToken string
+	if in.state.Kubeconfig != "" {
+		kubeconfigToken = in.state.Kubeconfig + ".token"
+	}
+	for _, p := range []string{kubeconfigToken, in.state.Kubeconfig, in.state.ProxierConfig} {
+		if p == "" || !owned(p) {
 			continue
 		}
 		if err := atomicfile.Remove(in.o.host(p)); err != nil {
@@ -159,6 +166,9 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 		}
 	}
 	for _, p := range sortedKeys(in.state.Binaries) {
+		if !owned(p) {
+			continue
+		}
 		sum, err := fileSum(in.o.host(p))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
@@ -180,6 +190,32 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 		log.Info("Uninstalled", "conflist", conf)
 	}
 	return errors.Join(errs...)
+}
+
+// owned returns a check that a node path read from the state file is one the installer
+// itself writes with its options: the conflist ConfDir/ConfName, the Kubeconfig, the
+// ProxierConfig, or BinDir/<name> for a binary name it installs. The state file is on the
+// node's disk and is not trusted: anything else it names is logged and left alone.
+func (in *Installer) owned(log klog.Logger) func(string) bool {
+	mine := map[string]bool{filepath.Join(in.o.ConfDir, in.o.ConfName): true}
+	for _, p := range []string{in.o.Kubeconfig, in.o.ProxierConfig} {
+		if p != "" {
+			mine[filepath.Clean(p)] = true
+		}
+	}
+	if in.o.Kubeconfig != "" {
+		mine[filepath.Clean(in.o.hostTokenFile())] = true
+	}
+	for _, b := range append(slices.Clone(in.o.Binaries), DefaultBinaries...) {
+		mine[filepath.Join(in.o.BinDir, b)] = true
+	}
+	return func(p string) bool {
+		if mine[p] {
+			return true
+		}
+		log.Info("Not removing a path the install state names but kubevs does not write", "path", p, "state", in.o.StateFile)
+		return false
+	}
 }
 
 func (in *Installer) installBinaries(ctx context.Context) error {
@@ -226,7 +262,7 @@ func (in *Installer) installKubeconfig(ctx context.Context) error {
 	if in.o.Kubeconfig == "" {
 		return nil
 	}
-	data, err := in.o.renderKubeconfig()
+	data, token, err := in.o.renderKubeconfig()
 	if err != nil {
 		return err
 	}
@@ -235,6 +271,13 @@ func (in *Installer) installKubeconfig(ctx context.Context) error {
 		return fmt.Errorf("create kubeconfig directory: %w", err)
 	}
 	in.state.Kubeconfig = in.o.Kubeconfig
+	// The token first: the kubeconfig that references it must never point at nothing.
+	if tokenPath := in.o.host(in.o.hostTokenFile()); !same(tokenPath, token, 0o600) {
+		if err := atomicfile.WriteFile(tokenPath, token, atomicfile.Options{Mode: 0o600}); err != nil {
+			return fmt.Errorf("write token file: %w", err)
+		}
+		klog.FromContext(ctx).Info("Wrote the service account token", "path", in.o.hostTokenFile())
+	}
 	if same(path, data, 0o600) {
 		return nil
 	}
@@ -288,7 +331,7 @@ func (in *Installer) installConflist(ctx context.Context) error {
 		return err
 	}
 	l, src, err := in.desiredConflist()
-	if errors.Is(err, ErrWaiting) && in.state.ChainedFrom != "" {
+	if errors.Is(err, ErrWaiting) && in.state.ChainedFrom != "" && in.owned(klog.FromContext(ctx))(in.state.Conflist) {
 		// The network kubevs was chained into is gone: so goes the chained copy, or the
 		// runtime would keep running a network its owner removed.
 		if rerr := atomicfile.Remove(in.o.host(in.state.Conflist)); rerr != nil {

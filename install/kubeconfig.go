@@ -54,15 +54,17 @@ func validDNSName(h string) bool {
 	return true
 }
 
-// buildKubeconfig renders a kubeconfig for server with the service account's CA and token.
-func buildKubeconfig(server string, ca []byte, token string) ([]byte, error) {
+// buildKubeconfig renders a kubeconfig for server with the service account's CA and a
+// tokenFile (a node path): client-go re-reads a tokenFile, and kubevs-ipam reads it on every
+// run, so a rotated token is picked up without rewriting the kubeconfig.
+func buildKubeconfig(server string, ca []byte, tokenFile string) ([]byte, error) {
 	const name = "kubevs"
 	cfg := clientcmdv1.Config{
 		APIVersion:     "v1",
 		Kind:           "Config",
 		CurrentContext: name,
 		Clusters:       []clientcmdv1.NamedCluster{{Name: name, Cluster: clientcmdv1.Cluster{Server: server, CertificateAuthorityData: ca}}},
-		AuthInfos:      []clientcmdv1.NamedAuthInfo{{Name: name, AuthInfo: clientcmdv1.AuthInfo{Token: token}}},
+		AuthInfos:      []clientcmdv1.NamedAuthInfo{{Name: name, AuthInfo: clientcmdv1.AuthInfo{TokenFile: tokenFile}}},
 		Contexts:       []clientcmdv1.NamedContext{{Name: name, Context: clientcmdv1.Context{Cluster: name, AuthInfo: name}}},
 	}
 	b, err := yaml.Marshal(cfg)
@@ -72,19 +74,28 @@ func buildKubeconfig(server string, ca []byte, token string) ([]byte, error) {
 	return b, nil
 }
 
-// renderKubeconfig reads the service account's token and CA and renders the kubeconfig.
-func (o *Options) renderKubeconfig() ([]byte, error) {
+// hostTokenFile is the node path the service account token is copied to, beside the
+// kubeconfig that references it.
+func (o *Options) hostTokenFile() string { return o.Kubeconfig + ".token" }
+
+// renderKubeconfig reads the service account's token and CA and renders the kubeconfig and
+// the token file content it references.
+func (o *Options) renderKubeconfig() (kubeconfig, token []byte, err error) {
 	server, err := apiServerURL(o.APIServer, o.Getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	token, err := os.ReadFile(o.TokenFile)
+	token, err = os.ReadFile(o.TokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("read service account token: %w", err)
+		return nil, nil, fmt.Errorf("read service account token: %w", err)
 	}
 	ca, err := os.ReadFile(o.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("read service account CA: %w", err)
+		return nil, nil, fmt.Errorf("read service account CA: %w", err)
 	}
-	return buildKubeconfig(server, ca, strings.TrimSpace(string(token)))
+	kubeconfig, err = buildKubeconfig(server, ca, o.hostTokenFile())
+	if err != nil {
+		return nil, nil, err
+	}
+	return kubeconfig, []byte(strings.TrimSpace(string(token)) + "\n"), nil
 }

@@ -171,6 +171,9 @@ func loadKubeconfig(path string) (*apiClient, error) {
 			tlsConf.Certificates = []tls.Certificate{pair}
 		}
 	}
+	if c.token != "" && strings.HasPrefix(c.server, "http://") {
+		return nil, fmt.Errorf("kubeconfig %s: clusters[%s].cluster.server %q is http://: refusing to send the bearer token of user %s in clear text; use https", path, clusterName, c.server, userName)
+	}
 	c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf, Proxy: nil}, Timeout: apiServerTimeout}
 	return c, nil
 }

@@ -95,6 +95,10 @@ func TestLoadKubeconfig(t *testing.T) {
 		{name: "exec plugin", kubeconfig: doc("    server: https://api:6443\n", "    exec:\n      command: aws\n", "ctx"), wantErr: "not supported"},
 		{name: "bad CA", kubeconfig: doc("    server: https://api:6443\n    certificate-authority-data: "+b64([]byte("junk"))+"\n", "    token: t\n", "ctx"), wantErr: "no PEM certificate"},
 		{name: "bad server", kubeconfig: doc("    server: api:6443\n", "    token: t\n", "ctx"), wantErr: "bad server"},
+		{name: "token over http", kubeconfig: doc("    server: http://api:8080\n", "    token: t\n", "ctx"),
+			wantErr: `clusters[c].cluster.server "http://api:8080" is http://: refusing to send the bearer token of user u`},
+		{name: "token file over http", kubeconfig: doc("    server: http://api:8080\n", "    tokenFile: token\n", "ctx"), wantErr: "refusing to send the bearer token"},
+		{name: "http without a token", kubeconfig: doc("    server: http://api:8080\n", "", "ctx"), want: view{Server: "http://api:8080"}},
 		{name: "missing token file", kubeconfig: doc("    server: https://api:6443\n", "    tokenFile: absent\n", "ctx"), wantErr: "token file"},
 	}
 	for _, tt := range tests {

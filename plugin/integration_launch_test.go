@@ -115,7 +115,91 @@ func procStat(t *testing.T, pid int) (ppid, sid int) {
 	return ppid, sid
 }
 
+// leakInto makes the test process look like a careless container runtime: proxy and Go
+// variables in its environment, and an open descriptor without close-on-exec on a file
+// whose name it returns.
+func leakInto(t *testing.T) string {
+	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+	t.Setenv("GODEBUG", "http2debug=2")
+	t.Setenv("LD_LIBRARY_PATH", "/nonexistent-kubevs")
+	canary := filepath.Join(t.TempDir(), "runtime-fd-canary")
+	fd, err := syscall.Open(canary, syscall.O_CREAT|syscall.O_RDWR, 0o600) // no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	// A low soft open files limit, as some runtimes' units set: the proxier must not keep it.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 1024
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
+	wantNoFile = min(plugin.NoFileLimit, lim.Max)
+	if os.Geteuid() == 0 && hasCapSysResource() {
+		wantNoFile = plugin.NoFileLimit
+	}
+	return canary
+}
+
+// wantNoFile is the soft open files limit the supervisor can reach on this machine.
+var wantNoFile uint64
+
+// hasCapSysResource reports whether this process may raise a hard limit.
+func hasCapSysResource() bool {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<24) != 0 // CAP_SYS_RESOURCE
+		}
+	}
+	return false
+}
+
+// checkConfined: pid (the supervisor or the proxier) has the fixed environment, no
+// descriptor on canary, and RLIMIT_NOFILE raised to plugin.NoFileLimit.
+func checkConfined(t *testing.T, what string, pid int, canary string) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range strings.Split(strings.TrimRight(string(b), "\x00"), "\x00") {
+		if kv != "PATH="+plugin.ProxierPATH && (what != "supervisor" || kv != "KUBEVS_LAUNCH_LOCK_FD=3") {
+			t.Errorf("%s %d: environment has %q", what, pid, kv)
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); target == canary {
+			t.Errorf("%s %d: fd %s leaked from the runtime (%s)", what, pid, fd.Name(), target)
+		}
+	}
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var soft uint64
+	for _, line := range strings.Split(string(limits), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			soft, _ = strconv.ParseUint(strings.Fields(rest)[0], 10, 64)
+		}
+	}
+	if soft != wantNoFile {
+		t.Errorf("%s %d: open files soft limit %d, want %d", what, pid, soft, wantNoFile)
+	}
+}
+
 func TestIntegrationLaunch(t *testing.T) {
+	canary := leakInto(t)
 	e, extra := newLaunchEnv(t)
 	l := e.harness.list("1.0.0", extra)
 	client := nodeapi.NewClient(e.sock)
@@ -158,6 +242,8 @@ func TestIntegrationLaunch(t *testing.T) {
 	if ppid, sid := procStat(t, sup); sid != sup || ppid == os.Getpid() {
 		t.Errorf("supervisor %d: ppid %d sid %d; want its own session, not a child of the test", sup, ppid, sid)
 	}
+	checkConfined(t, "supervisor", sup, canary)
+	checkConfined(t, "proxier", e.proxierPIDs()[0], canary)
 
 	// kill -9 of the proxier: the supervisor restarts it and registrations survive.
 	first := e.proxierPIDs()[0]

@@ -10,8 +10,9 @@ package plugin
 //
 // The supervisor is detached from the container runtime: a new session (setsid, so no
 // process-group or terminal signal of the runtime reaches it), stdin from /dev/null, stdout and
-// stderr to the log file (never the plugin's stdout pipe, which the runtime reads to EOF), no
-// CNI_* variables, and it is reparented once the plugin exits.
+// stderr to the log file (opened O_NOFOLLOW; never the plugin's stdout pipe, which the runtime
+// reads to EOF), a fixed environment and no inherited descriptor (see confine.go), and it is
+// reparented once the plugin exits.
 
 import (
 	"context"
@@ -21,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -79,7 +79,7 @@ func launch(cfg *Config, cniPath string) error {
 	if logPath == "" {
 		logPath = DefaultProxierLog
 	}
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("open proxier log %s: %w", logPath, err)
 	}
@@ -90,25 +90,18 @@ func launch(cfg *Config, cniPath string) error {
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = "/"
-	cmd.Env = append(supervisorEnv(os.Environ()), lockEnv+"="+strconv.Itoa(lockFD))
+	cmd.Env = append(cleanEnv(), lockEnv+"="+strconv.Itoa(lockFD))
 	cmd.Stdin = nil // /dev/null
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.ExtraFiles = []*os.File{lock} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := closeOnExecFrom(3); err != nil { // what the runtime left open stays here
+		return err
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start supervisor %s: %w", self, err)
 	}
 	return cmd.Process.Release()
-}
-
-func supervisorEnv(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "CNI_") && !strings.HasPrefix(kv, lockEnv+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // TryLock opens path (0600, no symlink) and takes an exclusive flock without blocking;

@@ -68,13 +68,6 @@ func TestTryLockExclusive(t *testing.T) {
 	}
 }
 
-func TestSupervisorEnvDropsCNI(t *testing.T) {
-	got := supervisorEnv([]string{"PATH=/bin", "CNI_COMMAND=ADD", "CNI_PATH=/opt/cni/bin", "HOME=/root"})
-	if strings.Join(got, " ") != "PATH=/bin HOME=/root" {
-		t.Errorf("env = %v", got)
-	}
-}
-
 func TestBackoff(t *testing.T) {
 	b := Backoff{Initial: time.Second, Max: 4 * time.Second, Healthy: time.Minute}
 	var waits []time.Duration

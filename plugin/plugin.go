@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -115,7 +116,7 @@ func (p *Plugin) logger(cfg *Config) (logr.Logger, func()) {
 		out = io.Discard
 	}
 	if cfg.LogFile != "" {
-		if f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+		if f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600); err == nil {
 			out, closeFn = f, func() { _ = f.Close() }
 		}
 	}

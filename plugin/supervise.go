@@ -95,6 +95,7 @@ func InheritedLock() *os.File {
 
 func runOnce(ctx context.Context, argv []string) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {

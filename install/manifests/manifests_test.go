@@ -158,10 +158,23 @@ func TestDaemonSet(t *testing.T) {
 	if inst.RestartPolicy == nil || *inst.RestartPolicy != corev1.ContainerRestartPolicyAlways || inst.StartupProbe == nil {
 		t.Error("the installer must be a sidecar with a startup probe, so the proxier starts after the install and the install is kept in place")
 	}
-	for _, c := range []corev1.Container{inst, prox} {
-		if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
-			t.Errorf("%s is not privileged", c.Name)
-		}
+	if c := prox; c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
+		t.Errorf("%s is not privileged", c.Name) // it programs IPVS, iptables and links
+	}
+	// The installer only writes files: no privilege, every capability dropped but the three
+	// file ones, and only the host paths it writes into.
+	if sc := inst.SecurityContext; sc == nil || sc.Privileged == nil || *sc.Privileged ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil ||
+		!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+		!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "FOWNER"}) {
+		t.Errorf("installer security context %+v: want unprivileged, no escalation, capabilities ALL dropped but CHOWN, DAC_OVERRIDE, FOWNER", inst.SecurityContext)
+	}
+	var instMounts []string
+	for _, m := range inst.VolumeMounts {
+		instMounts = append(instMounts, m.MountPath)
+	}
+	if want := []string{"/host/opt/cni/bin", "/host/etc/cni/net.d", "/host/var/lib/kubevs"}; !slices.Equal(instMounts, want) {
+		t.Errorf("installer mounts %v, want only %v", instMounts, want)
 	}
 	hostPaths := map[string]string{}
 	for _, v := range spec.Volumes {

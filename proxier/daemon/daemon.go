@@ -275,6 +275,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // configuration error fails at once, and serves them.
 func (d *Daemon) startServers(ctx context.Context, serve func(string, func(context.Context) error)) error {
 	srv := nodeapi.NewServer(d.cfg.NodeAPISocket, d.store, d.status)
+	srv.SetIPValidator(d.validPodIP)
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("listen on the node API socket: %w", err)
 	}

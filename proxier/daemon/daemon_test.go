@@ -343,6 +343,32 @@ func TestRegistrationsMakeEndpointsLocalAndFlushConntrack(t *testing.T) {
 	eventually(t, "the pod's flows to go", func() bool { return len(k.ct.Flows()) == 0 })
 }
 
+// TestRegistrationOutsidePodCIDRsIsRefused: a node API caller cannot register another
+// node's pod IP and then unregister it to make the proxier delete that pod's flows.
+func TestRegistrationOutsidePodCIDRsIsRefused(t *testing.T) {
+	k := newFakeKernel()
+	foreign := netip.MustParseAddr("10.244.2.9") // node-a has 10.244.1.0/24
+	k.ct.Add(conntracktest.NATFlow(ipvs.TCP, netip.MustParseAddrPort("10.244.1.3:40000"),
+		netip.MustParseAddrPort("10.96.0.10:80"), netip.AddrPortFrom(foreign, 8080)))
+	h := start(t, k, service("web", "10.96.0.10", 80), slice("web", "node-b", foreign.String()))
+	eventually(t, "readiness", h.d.Ready)
+	c := nodeapi.NewClient(h.cfg.NodeAPISocket)
+	reg := nodeapi.Registration{ContainerID: "c1", IfName: "eth0", IPs: []netip.Addr{foreign}}
+	err := c.Register(context.Background(), reg)
+	if err == nil || !strings.Contains(err.Error(), "outside the podCIDRs [10.244.1.0/24] of node node-a") {
+		t.Fatalf("register %s = %v; want refused as outside the podCIDRs", foreign, err)
+	}
+	if err := c.Unregister(context.Background(), reg.Key()); err != nil {
+		t.Fatal(err)
+	}
+	h.d.runner.Run()
+	eventually(t, "a sync after the unregister", func() bool { return h.d.Ready() })
+	time.Sleep(100 * time.Millisecond) // a flush would be in the sync the unregister triggers
+	if len(k.ct.Flows()) != 1 {
+		t.Fatalf("flows of %s deleted by a caller that never owned it:\n%s", foreign, k.ct.Dump())
+	}
+}
+
 func TestCleanupRemovesOwnedState(t *testing.T) {
 	k := newFakeKernel()
 	// No cluster CIDR, so no KUBE-CLUSTER-IP-MASQ chain: netfiltertest's Cleanup cannot yet

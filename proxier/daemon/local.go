@@ -5,10 +5,13 @@ package daemon
 // EndpointSlice names this node. A registration change recomputes only the Services with
 // an endpoint on the IPs that came or went; an IP that went away also loses its conntrack
 // entries (the next sync has the reconciler delete them, retried until done), so no flow
-// keeps pointing at a deleted pod.
+// keeps pointing at a deleted pod. Only IPs inside the Node's podCIDRs are accepted
+// (validPodIP), so registering and unregistering cannot make the proxier delete the flows
+// of an address that is not one of this node's pods.
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 
 	"k8s.io/klog/v2"
@@ -25,6 +28,23 @@ func localIPs(regs []nodeapi.Registration) desired.PodSet {
 		}
 	}
 	return s
+}
+
+// validPodIP is the node API's IP validator: once the Node's spec.podCIDRs are known, a
+// registered IP must be inside one of them. Before the Node is seen (or when it has no
+// podCIDRs, as with a network plugin that assigns its own) every unicast IP is accepted.
+func (d *Daemon) validPodIP(ip netip.Addr) error {
+	n := d.tracker.Node()
+	if n == nil || len(n.Spec.PodCIDRs) == 0 {
+		return nil
+	}
+	ip = ip.Unmap()
+	for _, c := range n.Spec.PodCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil && p.Contains(ip) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is outside the podCIDRs %v of node %s", ip, n.Spec.PodCIDRs, n.Name)
 }
 
 // onRegistrations runs after every change of the registration store.

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/internal/httpguard"
 )
 
 // Namespace prefixes every metric name.
@@ -161,9 +163,14 @@ func Listen(addr string) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve serves h on l until ctx is done, then shuts down within a few seconds.
+// Serve serves h on l until ctx is done, then shuts down within a few seconds. A client is
+// held to httpguard.Default: its timeouts, header cap and connection cap.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	return serve(ctx, l, h, httpguard.Default)
+}
+
+func serve(ctx context.Context, l net.Listener, h http.Handler, limits httpguard.Limits) error {
+	srv := limits.Server(h)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -173,7 +180,7 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	klog.FromContext(ctx).Info("Serving", "address", l.Addr().String())
-	err := srv.Serve(l)
+	err := srv.Serve(limits.Listener(l))
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -16,11 +17,14 @@ import (
 // maxBody bounds a request body; a registration is a few hundred bytes.
 const maxBody = 1 << 20
 
-// Server serves the node API on a unix socket.
+// Server serves the node API on a unix socket. Only root callers are answered (checked
+// with SO_PEERCRED on every connection), and a registration's IPs must pass Registration's
+// own checks and the IPValidator.
 type Server struct {
 	socketPath string
 	store      *Store
 	status     func() Status
+	validIP    func(netip.Addr) error
 
 	sock *socket
 	http *http.Server
@@ -34,12 +38,36 @@ func NewServer(socketPath string, store *Store, status func() Status) *Server {
 	}
 	s := &Server{socketPath: socketPath, store: store, status: status}
 	s.http = &http.Server{
-		Handler:           s.Handler(),
+		Handler:           rootOnly(s.Handler()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ConnContext:       withPeer,
 	}
 	return s
+}
+
+// SetIPValidator makes every registration's IPs pass fn (typically: inside the node's pod
+// CIDRs, when they are known); a registration with an IP fn refuses is answered 400 with
+// fn's error. Call it before Serve; fn must be safe for concurrent use.
+func (s *Server) SetIPValidator(fn func(netip.Addr) error) { s.validIP = fn }
+
+// validate checks reg with its own rules and the IP validator.
+func (s *Server) validate(reg Registration) error {
+	if err := reg.Validate(); err != nil {
+		return err
+	}
+	if s.validIP == nil {
+		return nil
+	}
+	for i, ip := range reg.IPs {
+		if err := s.validIP(ip); err != nil {
+			return fmt.Errorf("ips[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // Listen creates the socket (see the socket rules in socket.go). After it returns, clients can
@@ -105,12 +133,16 @@ func (s *Server) Handler() http.Handler {
 		if !decode(w, r, &reg) {
 			return
 		}
-		if err := reg.Validate(); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+		if err := s.validate(reg); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("registration %s: %w", reg.Key(), err))
 			return
 		}
 		if err := s.store.Register(reg); err != nil {
-			writeError(w, http.StatusInternalServerError, err)
+			code := http.StatusInternalServerError
+			if errors.Is(err, ErrTooManyRegistrations) {
+				code = http.StatusTooManyRequests
+			}
+			writeError(w, code, err)
 			return
 		}
 		klog.FromContext(r.Context()).V(4).Info("Registered pod", "attachment", reg.Key(), "pod", klog.KRef(reg.PodNamespace, reg.PodName))

@@ -3,8 +3,9 @@ package nodeapi
 // How the socket is created, so that no one but root ever reaches it and two proxiers never
 // fight over it:
 //
-//   - its directory is created 0700 (and chmod'ed back to 0700 if it exists), and must be a
-//     real directory, not a symlink;
+//   - its directory is created 0700 and must be a real directory, not a symlink, owned by
+//     root; an existing one that is group or world writable (anyone could have swapped the
+//     socket or its lock) is refused, one that is merely readable is chmod'ed back to 0700;
 //   - an exclusive flock on "<socket>.lock" is held while serving: a second server fails fast
 //     instead of stealing the socket of a live one;
 //   - an existing path is removed only if it is a socket nothing answers on (a stale one left
@@ -101,6 +102,16 @@ func ensureDir(dir string) error {
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("socket directory %s: not a directory (a symlink?)", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("socket directory %s: no owner information", dir)
+	}
+	if st.Uid != 0 {
+		return fmt.Errorf("socket directory %s: owned by uid %d, not root: refusing to serve in it", dir, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("socket directory %s: mode %04o is group or world writable: refusing to serve in it", dir, fi.Mode().Perm())
 	}
 	if fi.Mode().Perm() != dirMode {
 		if err := os.Chmod(dir, dirMode); err != nil {

@@ -22,10 +22,19 @@ const (
 	tmpPrefix  = ".tmp-"
 )
 
+// MaxRegistrations caps the registrations a Store holds: far above the pods a node runs
+// (kubelet's default maxPods is 110), low enough that a caller looping on register cannot
+// fill the disk or make every sync walk an unbounded list.
+const MaxRegistrations = 4096
+
+// ErrTooManyRegistrations is returned by Register when the store holds MaxRegistrations.
+var ErrTooManyRegistrations = errors.New("too many registrations")
+
 // Store holds the registrations the proxier knows, in memory and on disk. It is safe for
 // concurrent use; OnChange callbacks run after the change is on disk, outside the lock.
 type Store struct {
 	dir string
+	max int // MaxRegistrations; lowered by tests
 
 	mu        sync.Mutex
 	regs      map[Attachment]Registration
@@ -40,7 +49,7 @@ func NewStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create store directory %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, regs: map[Attachment]Registration{}}
+	s := &Store{dir: dir, max: MaxRegistrations, regs: map[Attachment]Registration{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read store directory %s: %w", dir, err)
@@ -136,9 +145,14 @@ func (s *Store) Register(r Registration) error {
 	}
 	r.IPs = slices.Clone(r.IPs)
 	s.mu.Lock()
-	if old, ok := s.regs[r.Key()]; ok && equalRegistration(old, r) {
+	old, had := s.regs[r.Key()]
+	if had && equalRegistration(old, r) {
 		s.mu.Unlock()
 		return nil
+	}
+	if !had && len(s.regs) >= s.max {
+		s.mu.Unlock()
+		return fmt.Errorf("register %s: %w (%d; unregister or GC stale pods first)", r.Key(), ErrTooManyRegistrations, s.max)
 	}
 	err := s.write(r)
 	if err == nil {

@@ -75,14 +75,16 @@ func (a Attachment) Validate() error {
 	return nil
 }
 
-// Validate checks the key and that every IP is valid.
+// Validate checks the key and that every IP is one a pod can hold: a valid unicast address,
+// not loopback, link-local, multicast or unspecified. Whether it is inside the node's pod
+// CIDRs is the server's IPValidator's to say.
 func (r Registration) Validate() error {
 	if err := r.Key().Validate(); err != nil {
 		return err
 	}
 	for i, ip := range r.IPs {
-		if !ip.IsValid() {
-			return fmt.Errorf("ips[%d]: invalid address", i)
+		if err := checkPodIP(ip); err != nil {
+			return fmt.Errorf("ips[%d]: %w", i, err)
 		}
 	}
 	if r.HostIfName != "" {
@@ -118,4 +120,23 @@ type GCResponse struct {
 // ErrorBody is the JSON body of every error response.
 type ErrorBody struct {
 	Error string `json:"error"`
+}
+
+// checkPodIP refuses the addresses no pod interface can own.
+func checkPodIP(ip netip.Addr) error {
+	switch {
+	case !ip.IsValid():
+		return fmt.Errorf("invalid address")
+	case ip.IsUnspecified():
+		return fmt.Errorf("%s: unspecified address", ip)
+	case ip.IsLoopback():
+		return fmt.Errorf("%s: loopback address", ip)
+	case ip.IsMulticast():
+		return fmt.Errorf("%s: multicast address", ip)
+	case ip.IsLinkLocalUnicast():
+		return fmt.Errorf("%s: link-local address", ip)
+	case ip.Unmap().Is4() && ip.Unmap() == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("%s: broadcast address", ip)
+	}
+	return nil
 }

@@ -33,6 +33,7 @@ func main() {
 		defer stop()
 		logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(os.Stderr)))
 		ctx = klog.NewContext(ctx, logger.WithName("kubevs-supervisor"))
+		plugin.Confine(ctx)
 		if err := plugin.Supervise(ctx, os.Args[2:], plugin.DefaultBackoff, plugin.InheritedLock()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

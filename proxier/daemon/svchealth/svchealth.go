@@ -22,6 +22,8 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubevs/kubevs/proxier/internal/httpguard"
 )
 
 // Entry is what one Service asks: its health check port (0: none) and its ready local
@@ -47,6 +49,7 @@ type ServiceName struct {
 // Servers runs the health check listeners. It is safe for concurrent use.
 type Servers struct {
 	listen func(network, address string) (net.Listener, error)
+	limits httpguard.Limits // timeouts and connection cap of every listener
 
 	mu           sync.Mutex
 	proxyHealthy func() bool  // nil: healthy
@@ -70,7 +73,7 @@ func New(addrs []netip.Addr, listen func(network, address string) (net.Listener,
 	if listen == nil {
 		listen = net.Listen
 	}
-	return &Servers{listen: listen, addrs: slices.Clone(addrs), services: map[types.NamespacedName]Entry{}, ports: map[uint16]*port{}}
+	return &Servers{listen: listen, limits: httpguard.Default, addrs: slices.Clone(addrs), services: map[types.NamespacedName]Entry{}, ports: map[uint16]*port{}}
 }
 
 // Update sets the entries of the Services in changed (a zero Port removes the Service) and
@@ -202,13 +205,13 @@ func (s *Servers) open(n uint16, p *port) error {
 		}
 		ls = append(ls, l)
 	}
-	srv := &http.Server{Handler: s.handler(n)}
+	srv := s.limits.Server(s.handler(n))
 	p.srv = srv
 	for _, l := range ls {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			_ = srv.Serve(l) // returns http.ErrServerClosed once stopped
+			_ = srv.Serve(s.limits.Listener(l)) // returns http.ErrServerClosed once stopped
 		}()
 	}
 	return nil
