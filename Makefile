@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps unit vm-integration e2e test demo bench lint clean image
+.PHONY: all build deps unit fuzz fuzz-short vm-integration e2e test demo bench lint clean image
 
 all: build
 
@@ -31,6 +31,16 @@ unit: deps
 lint:
 	bash test/scripts/lint.sh
 
+# Every fuzz target of the module (found in the tree), one after another, FUZZTIME each
+# (default 60s); stops at the first crasher and prints where it was saved.
+fuzz:
+	bash test/scripts/fuzz.sh
+
+# The short run CI makes (FUZZTIME_SHORT per target).
+FUZZTIME_SHORT ?= 5s
+fuzz-short:
+	FUZZTIME=$(FUZZTIME_SHORT) bash test/scripts/fuzz.sh
+
 # Tests that need IPVS or dummy links, run inside the test VM.
 vm-integration: deps
 	bash test/scripts/vm-integration.sh
@@ -40,7 +50,7 @@ e2e: deps
 	bash test/scripts/e2e.sh
 
 # Everything CI runs.
-test: lint unit vm-integration e2e
+test: lint unit fuzz-short vm-integration e2e
 
 demo: deps
 	bash test/scripts/demo.sh
