@@ -3,7 +3,8 @@
 # Targets are found, not listed: every "func FuzzX(" in a *_test.go file of the module.
 # Stops at the first failure and prints where Go saved the crasher (testdata/fuzz/FuzzX/<hash>
 # in the target's package: commit it with the fix, plain `go test` then replays it).
-# Usage: FUZZTIME=30s test/scripts/fuzz.sh [regexp to select targets, matched on pkg.FuzzX]
+# Usage: FUZZTIME=30s test/scripts/fuzz.sh [extended regexp selecting targets, matched on
+# "./dir FuzzX", e.g. nodeapi or FuzzParseSave]
 # Env: FUZZTIME (a go test -fuzztime value: 60s, 10000x), FUZZPARALLEL (workers, default the
 # go default: GOMAXPROCS).
 set -euo pipefail
