@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps control-plane unit vm-integration e2e test demo bench lint clean image
+.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e test demo bench lint clean image
 
 all: build
 
@@ -38,6 +38,17 @@ lint:
 	bash test/scripts/lint.sh
 	bash test/scripts/vulncheck.sh
 
+# Every fuzz target of the module (found in the tree), one after another, FUZZTIME each
+# (default 60s); stops at the first crasher and prints where it was saved.
+fuzz:
+	bash test/scripts/fuzz.sh
+
+# The short run CI makes (FUZZTIME_SHORT per target). Measured at 3s: 14 targets in 131 s,
+# build cache warm, load average ~20 on 2 CPUs; the first instrumented build takes minutes.
+FUZZTIME_SHORT ?= 2s
+fuzz-short:
+	FUZZTIME=$(FUZZTIME_SHORT) bash test/scripts/fuzz.sh
+
 # Tests that need IPVS or dummy links, run inside the test VM.
 vm-integration: deps
 	bash test/scripts/vm-integration.sh
@@ -47,7 +58,7 @@ e2e: deps
 	bash test/scripts/e2e.sh
 
 # Everything CI runs.
-test: lint unit vm-integration e2e
+test: lint unit fuzz-short vm-integration e2e
 
 demo: deps
 	bash test/scripts/demo.sh

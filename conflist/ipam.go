@@ -30,8 +30,9 @@ type IPAMConf struct {
 	// nor the API server answers.
 	Ranges []string `json:"ranges,omitempty"`
 	// Routes are returned with every allocation. Nil: a default route for each family
-	// allocated (0.0.0.0/0, ::/0); an empty list: no routes.
-	Routes []Route `json:"routes,omitempty"`
+	// allocated (0.0.0.0/0, ::/0); an empty list: no routes. omitzero, not omitempty: an
+	// encoded empty list must stay "routes":[] (found by FuzzDecodeIPAM).
+	Routes []Route `json:"routes,omitzero"`
 }
 
 // Route is one route returned to the runtime. GW empty: via the range's gateway.
