@@ -190,13 +190,17 @@ func TestDaemonSet(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{"/opt/cni/bin", "/etc/cni/net.d", "/run/kubevs", "/var/lib/kubevs", "/lib/modules"} {
+	for _, p := range []string{"/opt/cni/bin", "/etc/cni/net.d", "/run/kubevs", "/var/lib/kubevs", "/lib/modules", "/run/netns"} {
 		if _, ok := mounts[p]; !ok {
 			t.Errorf("host path %s is not mounted", p)
 		}
 	}
 	if !mounts["/lib/modules"].ReadOnly {
 		t.Error("/lib/modules is not read-only")
+	}
+	// The registration GC must see pod namespaces the runtime removes after the proxier started.
+	if m := mounts["/run/netns"]; !m.ReadOnly || m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationHostToContainer {
+		t.Errorf("/run/netns mount %+v: want read-only with HostToContainer propagation", m)
 	}
 	for _, m := range inst.VolumeMounts {
 		if !strings.HasPrefix(m.MountPath, "/host/") {
