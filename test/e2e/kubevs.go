@@ -26,6 +26,10 @@ var (
 	proxier bed.Component
 	// launchConfig is the proxier config the plugin's launch stanza names.
 	launchConfig string
+	// kubevsBinDir holds kubevs's own binaries (KUBEVS_BIN), empty when none were given;
+	// controlPlaneDirs are where etcd, kube-apiserver and kube-proxy were found.
+	kubevsBinDir     string
+	controlPlaneDirs []string
 )
 
 // writeLaunchConfig writes the config the plugin passes to a proxier it launches: the bed's
@@ -125,6 +129,7 @@ func httpOK(ctx context.Context, url string) error {
 // dual-stack unless KUBEVS_E2E_IPV4_ONLY=1 (then the DualStack scenarios skip).
 func configureKubevs(cfg *bed.Config, bins *binaries) error {
 	cfg.Network.IPv4Only = os.Getenv("KUBEVS_E2E_IPV4_ONLY") == "1"
+	kubevsBinDir, controlPlaneDirs = bins.kubevs, bins.controlPlane
 	if bins.kubevs == "" {
 		return nil
 	}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the test bed's control plane (etcd, kube-apiserver, kube-controller-manager) from the
+# Builds the test bed's control plane (etcd, kube-apiserver, kube-controller-manager) and kube-proxy from the
 # pinned Go modules in test/tools into a cache outside the source tree, only when missing.
 #
 #   control-plane.sh            build what is missing; quiet when everything is cached
@@ -7,7 +7,7 @@
 #                               (what test/bed reads from KUBEVS_CONTROL_PLANE_BIN)
 #
 # The cache is keyed on the pinned versions read from the tools' go.mod files:
-#   ${KUBEVS_CACHE:-~/.cache/kubevs}/bin/kube-<version>/{kube-apiserver,kube-controller-manager}
+#   ${KUBEVS_CACHE:-~/.cache/kubevs}/bin/kube-<version>/{kube-apiserver,kube-controller-manager,kube-proxy}
 #   ${KUBEVS_CACHE:-~/.cache/kubevs}/bin/etcd-<version>/etcd
 # A cold build takes several minutes on 2 cores (kube-apiserver alone about 5).
 set -euo pipefail
@@ -54,6 +54,9 @@ kube_ldflags="-X $vpkg.gitVersion=$kube_version -X $vpkg.gitMajor=1 -X $vpkg.git
 build test/tools/etcd "$etcd_dir" etcd go.etcd.io/etcd/server/v3
 build test/tools/kube "$kube_dir" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build test/tools/kube "$kube_dir" kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
+# kube-proxy is no control-plane component: the takeover scenarios run it on the node (about 11 s
+# once kube-apiserver's packages are in the build cache).
+build test/tools/kube "$kube_dir" kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
 
 if [[ ${1:-} == --path ]]; then
 	echo "$kube_dir:$etcd_dir"

@@ -1,0 +1,247 @@
+package e2e
+
+// Live takeover from kube-proxy's IPVS mode (issue 11): the real kube-proxy programs the
+// node, traffic flows, kube-proxy stops (SIGTERM: it leaves its rules in place) and
+// kubevs-proxier starts with the same KubeProxyConfiguration file; then the way back. Across
+// each switch every established connection keeps its backend, no new connection fails, and
+// no virtual server is missing or re-created.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubevs/kubevs/internal/testenv"
+	"github.com/kubevs/kubevs/proxier/netfilter"
+	"github.com/kubevs/kubevs/test/bed"
+)
+
+// kubeProxyHealthz answers 200 once kube-proxy has synced (the address the config file sets).
+const kubeProxyHealthz = "http://127.0.0.1:10256/healthz"
+
+// takeoverSettle is how long traffic runs after a switch before the flows are checked.
+const takeoverSettle = 5 * time.Second
+
+// requireTakeover skips unless the node can run both proxiers: in the VM, kubevs-proxier and
+// kube-proxy built, and no kubevs proxier of the bed's (nor a plugin that would launch one).
+func requireTakeover(t *testing.T) (kubeProxy, kubevs string) {
+	t.Helper()
+	if !testenv.InVM() {
+		t.Skip("needs IPVS and the real kube-proxy: runs in the test VM (make e2e)")
+	}
+	if proxierRunning || pluginInChain {
+		t.Skip("needs a node without kubevs: run with KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 (see install/migrate-from-kube-proxy.md)")
+	}
+	kubevs = filepath.Join(kubevsBinDir, "kubevs-proxier")
+	for _, d := range controlPlaneDirs {
+		if p := filepath.Join(d, "kube-proxy"); fileExists(p) {
+			kubeProxy = p
+		}
+	}
+	if kubevsBinDir == "" || !fileExists(kubevs) || kubeProxy == "" {
+		require(t, false, "kubevs-proxier (KUBEVS_BIN) and kube-proxy (test/scripts/control-plane.sh builds it)")
+	}
+	return kubeProxy, kubevs
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// kubeProxyConfig is a KubeProxyConfiguration as kubeadm writes it for IPVS mode, with the
+// bed's kubeconfig, node and pod ranges. conntrack.maxPerCore 0 leaves the guest's conntrack
+// table size alone.
+func kubeProxyConfig(b *bed.Bed) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+clientConnection:
+  kubeconfig: %s
+hostnameOverride: %s
+clusterCIDR: %q
+healthzBindAddress: 0.0.0.0:10256
+metricsBindAddress: 127.0.0.1:10249
+conntrack:
+  maxPerCore: 0
+ipvs:
+  scheduler: rr
+`, b.Kubeconfig, b.NodeName(), strings.Join(b.PodCIDRs(), ","))
+}
+
+// TestTakeoverFromKubeProxy: kube-proxy -> kubevs-proxier -> kube-proxy on a live node.
+func TestTakeoverFromKubeProxy(t *testing.T) {
+	kubeProxyBin, kubevsBin := requireTakeover(t)
+	f := New(t)
+	config := filepath.Join(f.Bed.LogDir, "kube-proxy-config.yaml")
+	if err := os.WriteFile(config, []byte(kubeProxyConfig(f.Bed)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func(name, bin string, args ...string) *bed.Process {
+		p, err := bed.StartProcess(f.ctx, f.Bed.LogDir, name, bin, args...)
+		if err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = p.Stop(10 * time.Second) })
+		return p
+	}
+	ready := func(p *bed.Process, url string) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			if exited, err := p.Exited(); exited {
+				return fmt.Errorf("%s exited: %v; log:\n%s", p.Name, err, p.Tail(3000))
+			}
+			return httpOK(ctx, url)
+		}
+	}
+
+	backends := f.CreatePods("backend", 2)
+	client := f.CreatePod("client", "client")
+	svc := f.CreateService("backend", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort })
+	node := f.Bed.NodeIP().String()
+	vip := svc.Spec.ClusterIP
+	port := func(name string, nodePort bool) string {
+		p := portNamed(svc, name)
+		if nodePort {
+			return net.JoinHostPort(node, fmt.Sprint(p.NodePort))
+		}
+		return net.JoinHostPort(vip, fmt.Sprint(p.Port))
+	}
+	watched := []string{
+		vsKey("TCP", port("http", false)), vsKey("TCP", port("tcp-echo", false)), vsKey("UDP", port("udp-echo", false)),
+		vsKey("TCP", port("http", true)), vsKey("TCP", port("tcp-echo", true)), vsKey("UDP", port("udp-echo", true)),
+	}
+
+	// 1. kube-proxy alone programs the node.
+	kp := start("kube-proxy", kubeProxyBin, "--config="+config, "--v=2")
+	f.Eventually("kube-proxy programs the Service", func(ctx context.Context) error {
+		if err := ready(kp, kubeProxyHealthz)(ctx); err != nil {
+			return err
+		}
+		out, err := exec.CommandContext(ctx, "ipvsadm", "-Ln", "--stats", "--exact").Output()
+		if err != nil {
+			return fmt.Errorf("ipvsadm: %w", err)
+		}
+		have := parseVSConns(string(out))
+		for _, vs := range watched {
+			if _, ok := have[vs]; !ok {
+				return fmt.Errorf("no virtual server %s yet:\n%s", vs, out)
+			}
+		}
+		return nil
+	})
+	f.ExpectHTTP(f.FromPod(client), ServiceURL(svc, "/hostname")).Hostname(backends...)
+	f.ExpectHTTP(f.FromOutside(), f.NodePortURL(svc, "/hostname")).Hostname(backends...)
+	t.Logf("kube-proxy's netfilter chains:\n%s", kubeChains(t))
+
+	// 2. Traffic for the whole scenario.
+	ctx, stop := context.WithCancel(f.ctx)
+	defer stop()
+	loops := []*shortLoop{{name: "new connections pod -> ClusterIP"}, {name: "new connections outside -> NodePort"}}
+	go loops[0].run(ctx, f.FromPod(client), ServiceURL(svc, "/hostname"))
+	go loops[1].run(ctx, f.FromOutside(), f.NodePortURL(svc, "/hostname"))
+	var flows []*flow
+	for _, fl := range []struct {
+		src      Source
+		network  string
+		name     string
+		nodePort bool
+	}{
+		{f.FromPod(client), "tcp", "tcp-echo", false}, {f.FromPod(client), "udp", "udp-echo", false},
+		{f.FromOutside(), "tcp", "tcp-echo", true}, {f.FromOutside(), "udp", "udp-echo", true},
+	} {
+		o, err := openFlow(ctx, fl.src, fl.network, port(fl.name, fl.nodePort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		flows = append(flows, o)
+		go o.run(ctx)
+	}
+	sampler := newVSSampler(watched...)
+	go sampler.run(ctx)
+	time.Sleep(takeoverSettle)
+
+	// check fails the test when a flow broke, a new connection failed or a virtual server was
+	// missing or re-created so far, and logs the figures.
+	check := func(phase string) {
+		t.Helper()
+		for _, l := range loops {
+			t.Logf("%s: %s", phase, l)
+			if l.failed.Load() > 0 || l.attempted.Load() == 0 {
+				t.Errorf("%s: %s", phase, l)
+			}
+		}
+		for _, fl := range flows {
+			if err := fl.failure(); err != nil {
+				t.Errorf("%s: long-lived flow broke: %v", phase, err)
+			} else {
+				t.Logf("%s: %s alive, %d rounds, backend %s", phase, fl.name, fl.rounds.Load(), fl.backend)
+			}
+		}
+		t.Logf("%s: %s", phase, sampler)
+		if err := sampler.check(); err != nil {
+			t.Errorf("%s: %v", phase, err)
+		}
+	}
+	check("under kube-proxy")
+
+	// 3. kube-proxy -> kubevs-proxier, the same file.
+	t0 := time.Now()
+	if err := kp.Stop(30 * time.Second); err != nil {
+		t.Errorf("stop kube-proxy: %v", err)
+	}
+	stopped := time.Since(t0)
+	kv := start("kubevs-proxier-takeover", kubevsBin, "--config="+config)
+	f.Eventually("kubevs-proxier is ready", ready(kv, proxierReadyz))
+	t.Logf("takeover: kube-proxy ended %v after SIGTERM, kubevs-proxier ready %v after SIGTERM", stopped.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	time.Sleep(takeoverSettle)
+	check("after the takeover")
+	chains := kubeChains(t)
+	t.Logf("netfilter chains under kubevs:\n%s", chains)
+	for _, line := range strings.Split(chains, "\n") {
+		if table, chain, ok := strings.Cut(line, " "); ok && !netfilter.Owned(table, chain) {
+			t.Errorf("chain %s of table %s left behind: kubevs owns neither it nor its removal", chain, table)
+		}
+	}
+	f.ExpectHTTP(f.FromPod(client), ServiceURL(svc, "/hostname")).Hostname(backends...)
+
+	// 4. The way back: kubevs-proxier -> kube-proxy.
+	t0 = time.Now()
+	if err := kv.Stop(30 * time.Second); err != nil {
+		t.Errorf("stop kubevs-proxier: %v", err)
+	}
+	stopped = time.Since(t0)
+	kp = start("kube-proxy-back", kubeProxyBin, "--config="+config, "--v=2")
+	f.Eventually("kube-proxy is healthy again", ready(kp, kubeProxyHealthz))
+	t.Logf("way back: kubevs-proxier ended %v after SIGTERM, kube-proxy healthy %v after SIGTERM", stopped.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	time.Sleep(takeoverSettle)
+	check("after the way back")
+	t.Logf("netfilter chains under kube-proxy again:\n%s", kubeChains(t))
+	stop()
+	if t.Failed() {
+		path, _ := f.dumpNodeState()
+		t.Logf("node state in %s", path)
+	}
+}
+
+// kubeChains lists the KUBE-* chains of the nat and filter tables, one "TABLE CHAIN" a line.
+func kubeChains(t *testing.T) string {
+	t.Helper()
+	var out []string
+	for _, table := range []string{"nat", "filter"} {
+		b, err := exec.Command("iptables-save", "-t", table).Output()
+		if err != nil {
+			t.Fatalf("iptables-save -t %s: %v", table, err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, ok := strings.CutPrefix(line, ":KUBE-"); ok {
+				out = append(out, table+" KUBE-"+strings.Fields(name)[0])
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,220 @@
+package e2e
+
+// Traffic for the takeover scenarios: a constant loop of new short connections, long-lived TCP
+// connections and UDP flows that must keep their backend, and a sampler of the node's IPVS
+// table that tells whether a virtual server was ever missing or re-created (its connection
+// counter, kept by the kernel since the virtual server was added, went down).
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// shortLoop opens new connections (HTTP GETs) from src to url until ctx ends.
+type shortLoop struct {
+	name              string
+	attempted, failed atomic.Int64
+	mu                sync.Mutex
+	errs              []string // the first few failures, with their time
+}
+
+func (l *shortLoop) run(ctx context.Context, src Source, url string) {
+	for ctx.Err() == nil {
+		_, err := Get(ctx, src, url)
+		if ctx.Err() != nil {
+			return // cut short by the end of the loop, not a failure
+		}
+		l.attempted.Add(1)
+		if err != nil {
+			l.failed.Add(1)
+			l.mu.Lock()
+			if len(l.errs) < 5 {
+				l.errs = append(l.errs, time.Now().Format("15:04:05.000")+" "+err.Error())
+			}
+			l.mu.Unlock()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (l *shortLoop) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprintf("%s: %d attempted, %d failed %v", l.name, l.attempted.Load(), l.failed.Load(), l.errs)
+}
+
+// flow is one long-lived connection (TCP) or socket (UDP, one source port) that asks
+// "hostname" every 200 ms and must hear the same backend every time.
+type flow struct {
+	name    string
+	network string
+	conn    net.Conn
+	backend string
+	rounds  atomic.Int64
+	mu      sync.Mutex
+	err     error
+}
+
+// openFlow connects from src and asks once, retrying the first exchange until the Service
+// answers (the proxier may still be programming it).
+func openFlow(ctx context.Context, src Source, network, addr string) (*flow, error) {
+	fl := &flow{name: fmt.Sprintf("%s %s %s", src.Name, network, addr), network: network}
+	var last error
+	for i := 0; i < 20 && ctx.Err() == nil; i++ {
+		conn, err := src.Dial(ctx, network, addr)
+		if err == nil {
+			fl.conn = conn
+			if fl.backend, err = fl.ask(); err == nil {
+				return fl, nil
+			}
+			conn.Close()
+		}
+		last = err
+		time.Sleep(500 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("open %s: %w", fl.name, last)
+}
+
+func (fl *flow) ask() (string, error) {
+	_ = fl.conn.SetDeadline(time.Now().Add(perTry))
+	if fl.network == "udp" {
+		if _, err := fl.conn.Write([]byte("hostname")); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 512)
+		n, err := fl.conn.Read(buf)
+		return string(buf[:n]), err
+	}
+	if _, err := fmt.Fprintln(fl.conn, "hostname"); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(fl.conn).ReadString('\n')
+	return strings.TrimSuffix(line, "\n"), err
+}
+
+// run asks every 200 ms until ctx ends or an exchange fails or meets another backend.
+func (fl *flow) run(ctx context.Context) {
+	defer fl.conn.Close()
+	for ctx.Err() == nil {
+		got, err := fl.ask()
+		if err == nil && got != fl.backend {
+			err = fmt.Errorf("answered by %s, the flow began with %s", got, fl.backend)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				fl.mu.Lock()
+				fl.err = fmt.Errorf("%s at %s after %d rounds: %w", fl.name, time.Now().Format("15:04:05.000"), fl.rounds.Load(), err)
+				fl.mu.Unlock()
+			}
+			return
+		}
+		fl.rounds.Add(1)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (fl *flow) failure() error {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.err
+}
+
+// vsSampler reads `ipvsadm -Ln --stats` every 250 ms and follows the given virtual servers
+// ("TCP  10.96.0.10:80" as ipvsadm prints them): how often each was missing from a sample,
+// and how often its connection counter went down (the virtual server was re-created).
+type vsSampler struct {
+	watch   []string
+	mu      sync.Mutex
+	samples int
+	missing map[string]int
+	resets  map[string]int
+	last    map[string]int64
+	errs    int
+}
+
+func newVSSampler(watch ...string) *vsSampler {
+	return &vsSampler{watch: watch, missing: map[string]int{}, resets: map[string]int{}, last: map[string]int64{}}
+}
+
+func (s *vsSampler) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		out, err := exec.CommandContext(ctx, "ipvsadm", "-Ln", "--stats", "--exact").Output()
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		if err != nil {
+			s.errs++
+		} else {
+			s.record(parseVSConns(string(out)))
+		}
+		s.mu.Unlock()
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func (s *vsSampler) record(conns map[string]int64) {
+	s.samples++
+	for _, vs := range s.watch {
+		c, ok := conns[vs]
+		switch {
+		case !ok:
+			s.missing[vs]++
+		case c < s.last[vs]:
+			s.resets[vs]++
+		}
+		if ok {
+			s.last[vs] = c
+		}
+	}
+}
+
+// check returns an error naming every virtual server that was missing or re-created.
+func (s *vsSampler) check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var bad []string
+	for _, vs := range s.watch {
+		if s.missing[vs] > 0 || s.resets[vs] > 0 {
+			bad = append(bad, fmt.Sprintf("%s missing in %d, counter reset in %d", vs, s.missing[vs], s.resets[vs]))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("of %d IPVS samples: %s", s.samples, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func (s *vsSampler) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("%d IPVS samples (%d ipvsadm errors), last counters %v", s.samples, s.errs, s.last)
+}
+
+// parseVSConns reads the virtual servers of `ipvsadm -Ln --stats` and their Conns column,
+// keyed "PROT  ADDR:PORT" with the protocol and address as printed.
+func parseVSConns(text string) map[string]int64 {
+	out := map[string]int64{}
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || (f[0] != "TCP" && f[0] != "UDP" && f[0] != "SCTP") {
+			continue
+		}
+		n, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			continue
+		}
+		out[vsKey(f[0], f[1])] = n
+	}
+	return out
+}
+
+func vsKey(proto, addrPort string) string { return proto + " " + addrPort }
