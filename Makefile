@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e test demo bench lint clean image
+.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e takeover test demo bench lint clean image
 
 all: build
 
@@ -57,8 +57,13 @@ vm-integration: deps
 e2e: deps
 	bash test/scripts/e2e.sh
 
+# The live takeover from kube-proxy v1.36.3 (IPVS mode) and back, under load, in its own guest
+# (test/e2e/takeover_test.go; install/migrate-from-kube-proxy.md).
+takeover: deps
+	E2E_RUN='^TestTakeoverFromKubeProxy$$' KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 bash test/scripts/e2e.sh
+
 # Everything CI runs.
-test: lint unit fuzz-short vm-integration e2e
+test: lint unit fuzz-short vm-integration e2e takeover
 
 demo: deps
 	bash test/scripts/demo.sh
