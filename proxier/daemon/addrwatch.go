@@ -9,7 +9,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -77,41 +76,18 @@ func NetlinkAddressChanges(ctx context.Context, changed func(linkName string, ad
 // netlinkAddressChanges subscribes in the network namespace ns (nil: the calling thread's).
 // Link names are looked up in the calling thread's namespace.
 func netlinkAddressChanges(ctx context.Context, ns *netns.NsHandle, changed func(linkName string, addr netip.Addr)) error {
-	ch := make(chan netlink.AddrUpdate, 64)
-	done := make(chan struct{})
-	defer close(done)
-	errc := make(chan error, 1)
-	err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-		Namespace: ns,
-		ErrorCallback: func(err error) {
-			select {
-			case errc <- err:
-			default:
-			}
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to address changes: %w", err)
+	subscribe := func(ch chan netlink.AddrUpdate, done chan struct{}, onError func(error)) error {
+		return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: ns, ErrorCallback: onError})
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			return fmt.Errorf("address changes: %w", err)
-		case u, ok := <-ch:
-			if !ok {
-				return fmt.Errorf("address changes: subscription closed")
-			}
-			a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
-			if !ok {
-				continue
-			}
-			name := ""
-			if i, err := net.InterfaceByIndex(u.LinkIndex); err == nil {
-				name = i.Name
-			}
-			changed(name, a.Unmap())
+	return watchNetlink(ctx, "address changes", subscribe, func(u netlink.AddrUpdate) {
+		a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+		if !ok {
+			return
 		}
-	}
+		name := ""
+		if i, err := net.InterfaceByIndex(u.LinkIndex); err == nil {
+			name = i.Name
+		}
+		changed(name, a.Unmap())
+	})
 }

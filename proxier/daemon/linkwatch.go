@@ -8,7 +8,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"time"
 
@@ -59,38 +58,15 @@ func NetlinkLinkChanges(ctx context.Context, name string, lost func()) error {
 
 // netlinkLinkChanges subscribes in the network namespace ns (nil: the calling thread's).
 func netlinkLinkChanges(ctx context.Context, ns *netns.NsHandle, name string, lost func()) error {
-	ch := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	defer close(done)
-	errc := make(chan error, 1)
-	err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
-		Namespace: ns,
-		ErrorCallback: func(err error) {
-			select {
-			case errc <- err:
-			default:
-			}
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to link changes: %w", err)
+	subscribe := func(ch chan netlink.LinkUpdate, done chan struct{}, onError func(error)) error {
+		return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{Namespace: ns, ErrorCallback: onError})
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			return fmt.Errorf("link changes: %w", err)
-		case u, ok := <-ch:
-			if !ok {
-				return fmt.Errorf("link changes: subscription closed")
-			}
-			if u.Link == nil || u.Link.Attrs().Name != name {
-				continue
-			}
-			if u.Header.Type == unix.RTM_DELLINK || u.Link.Attrs().Flags&net.FlagUp == 0 {
-				lost()
-			}
+	return watchNetlink(ctx, "link changes", subscribe, func(u netlink.LinkUpdate) {
+		if u.Link == nil || u.Link.Attrs().Name != name {
+			return
 		}
-	}
+		if u.Header.Type == unix.RTM_DELLINK || u.Link.Attrs().Flags&net.FlagUp == 0 {
+			lost()
+		}
+	})
 }
