@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/reconcile"
+	"github.com/kubevs/kubevs/proxier/sysctl"
 	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
 )
 
@@ -71,4 +73,9 @@ func TestApplyConntrackGoesOnPastAMissingParameter(t *testing.T) {
 	if diff := cmp.Diff([]string{"set net/netfilter/nf_conntrack_tcp_be_liberal 1"}, k.Ops()); diff != "" {
 		t.Errorf("writes (-want +got):\n%s", diff)
 	}
+}
+
+// applyConntrack writes c's parameters as Start does (reconcile.RaiseSysctls).
+func applyConntrack(k sysctl.Interface, c config.ConntrackConfiguration, ncpu int) error {
+	return reconcile.RaiseSysctls(k, conntrackSysctls(c, ncpu))
 }

@@ -69,6 +69,8 @@ func reconcilerOptions(c *config.Configuration, o desired.Options, now func() ti
 		ExcludeCIDRs: config.ParsedCIDRs(c.IPVS.ExcludeCIDRs),
 		Now:          now,
 		Timeouts:     ipvs.Timeouts{TCP: c.IPVS.TCPTimeout.Duration, TCPFin: c.IPVS.TCPFinTimeout.Duration, UDP: c.IPVS.UDPTimeout.Duration},
+		// RaisedSysctls: the conntrack limits and timeouts, kube-proxy's conntrack.* (conntrack.go).
+		RaisedSysctls: conntrackSysctls(c.Conntrack, runtime.NumCPU()),
 	}
 	if c.StateDir != "" {
 		ro.DrainFile = filepath.Join(c.StateDir, drainFile)
@@ -95,9 +97,6 @@ func (d *Daemon) startReconciler(ctx context.Context) {
 	}
 	if err := saveSysctlChanges(d.cfg.StateDir, d.reconciler.SysctlChanges()); err != nil {
 		logger.Error(err, "Cannot record the sysctls kubevs changed; --cleanup will not restore them")
-	}
-	if err := applyConntrack(d.kernel.Sysctl, d.cfg.Conntrack, runtime.NumCPU()); err != nil {
-		logger.Error(err, "Cannot set the conntrack limits and timeouts")
 	}
 }
 

@@ -71,6 +71,9 @@ type Options struct {
 	DrainFile string
 	// Timeouts are IPVS's connection timeouts, set by Start (zero ones left as they are).
 	Timeouts ipvs.Timeouts
+	// RaisedSysctls are numeric parameters Start raises to at least their value and never
+	// lowers (the conntrack limits and timeouts; see RaiseSysctls).
+	RaisedSysctls []desired.Sysctl
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// QuarantineAfter is how many converges in a row of one virtual server may fail before

@@ -28,6 +28,10 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	rulesErr := r.ensureSetsAndRules(ctx)
 	errs = append(errs, rulesErr)
 	r.ensureLocalnet(ctx, rulesErr)
+	if err := RaiseSysctls(r.k.Sysctl, r.opts.RaisedSysctls); err != nil {
+		// Optional: the kernel's own limits still work; programming goes on.
+		logger.Error(err, "Cannot set the conntrack limits and timeouts")
+	}
 	if t := r.opts.Timeouts; !t.IsZero() {
 		if err := r.k.IPVS.SetTimeouts(t); err != nil {
 			// Optional: the kernel's own timeouts still work; programming goes on.
