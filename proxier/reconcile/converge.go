@@ -22,20 +22,22 @@ import (
 // naming its object, and marks the model as no longer fresh.
 
 // converge makes the touched objects match the model's wants. It brings in what is wanted
-// first (virtual and real servers, then set members, then addresses, so a VIP answers only
+// first (set members, then virtual and real servers, then addresses, so a VIP answers only
 // once its virtual servers are ready), then takes away what is no longer wanted: virtual
-// servers first, then set members, then addresses. That order matters for retries: the
-// bound address and the cluster-IP member are what mark a virtual server as kubevs's (see
-// load), so they go only after the virtual server itself, and a failed delete is retried.
+// servers first, then set members, then addresses. That order matters for crashes and
+// retries: the bound address and the set members are what mark a virtual server as
+// kubevs's (see load), so they come before the virtual server and go only after it. A
+// proxier killed at any point leaves no virtual server its successor would not own
+// (TestKillBetweenVirtualServerAndItsMarkLeaksNothing), and a failed delete is retried.
 func (r *Reconciler) converge(ctx context.Context, t *touched) error {
 	var errs []error
 	var tl tally
+	errs = append(errs, r.convergeEntries(ctx, t.entries, true))
 	for _, k := range t.vs {
 		if _, _, ok := r.m.want(k); ok {
 			errs = append(errs, r.isolate(ctx, k, &tl))
 		}
 	}
-	errs = append(errs, r.convergeEntries(ctx, t.entries, true))
 	errs = append(errs, r.convergeVIPs(ctx, t.vips, true))
 	for _, k := range t.vs {
 		if _, _, ok := r.m.want(k); !ok {
