@@ -256,8 +256,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.onRegistrations(ctx) // registrations changed between New and OnChange
 
 	serve("runner", func(ctx context.Context) error { d.runner.Loop(ctx); return nil })
-	serve("drains", func(ctx context.Context) error { d.drainLoop(ctx); return nil })
-	serve("registration GC", func(ctx context.Context) error { d.regGCLoop(ctx); return nil })
+	serve("drains", func(ctx context.Context) error { d.every(ctx, drainInterval, d.drainTick); return nil })
+	serve("registration GC", func(ctx context.Context) error {
+		d.every(ctx, regGCInterval, func(ctx context.Context) { d.gcRegistrations(ctx) })
+		return nil
+	})
 	if derive.NeedsHostAddresses(d.cfg) {
 		serve("address watch", func(ctx context.Context) error { d.watchAddresses(ctx); return nil })
 	}
@@ -328,22 +331,29 @@ func (d *Daemon) status() nodeapi.Status {
 	return s
 }
 
-func (d *Daemon) drainLoop(ctx context.Context) {
-	t := d.clock.NewTicker(drainInterval)
+// every calls fn every interval (on the daemon's clock) until ctx is done.
+func (d *Daemon) every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := d.clock.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C():
+			fn(ctx)
 		}
-		d.kmu.Lock()
-		if d.started && d.reconciler.Draining() > 0 {
-			if err := d.reconciler.FinishDrains(ctx); err != nil {
-				klog.FromContext(ctx).Error(err, "Finish draining real servers")
-			}
-		}
-		d.retryQuarantined(ctx)
-		d.kmu.Unlock()
 	}
+}
+
+// drainTick deletes the real servers whose drain is over and retries the quarantined
+// virtual servers that are due (every drainInterval).
+func (d *Daemon) drainTick(ctx context.Context) {
+	d.kmu.Lock()
+	defer d.kmu.Unlock()
+	if d.started && d.reconciler.Draining() > 0 {
+		if err := d.reconciler.FinishDrains(ctx); err != nil {
+			klog.FromContext(ctx).Error(err, "Finish draining real servers")
+		}
+	}
+	d.retryQuarantined(ctx)
 }

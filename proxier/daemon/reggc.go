@@ -81,17 +81,3 @@ func (d *Daemon) gcRegistrations(ctx context.Context) int {
 	}
 	return n
 }
-
-// regGCLoop runs gcRegistrations every regGCInterval until ctx is done.
-func (d *Daemon) regGCLoop(ctx context.Context) {
-	t := d.clock.NewTicker(regGCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-			d.gcRegistrations(ctx)
-		}
-	}
-}
