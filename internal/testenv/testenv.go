@@ -21,8 +21,8 @@ func Strict() bool { return os.Getenv("CI") != "" || os.Getenv("KUBEVS_STRICT") 
 // InVM reports whether the test runs inside the project's test VM.
 func InVM() bool { return os.Getenv("KUBEVS_IN_VM") == "1" }
 
-// skip skips, or fails in strict mode.
-func skip(t testing.TB, why string) {
+// Skip skips, or fails in strict mode: for a test this machine cannot run but CI must.
+func Skip(t testing.TB, why string) {
 	t.Helper()
 	if Strict() {
 		t.Fatalf("cannot run here (and CI must run it): %s", why)
@@ -34,7 +34,7 @@ func skip(t testing.TB, why string) {
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skip(t, "needs root: run as root (make test does)")
+		Skip(t, "needs root: run as root (make test does)")
 	}
 }
 

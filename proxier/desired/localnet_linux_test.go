@@ -4,6 +4,7 @@ package desired_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -33,7 +34,7 @@ func TestLocalnetGuardDropsOutsidePackets(t *testing.T) {
 			testenv.EnterNetns(t)
 			nf, err := netfilter.NewBackend(b)
 			if err != nil {
-				t.Skipf("iptables backend %s: %v", b, err)
+				testenv.Skip(t, fmt.Sprintf("iptables backend %s: %v", b, err))
 			}
 			neighbour := testenv.NewNetns(t)
 			wireNeighbour(t, neighbour)

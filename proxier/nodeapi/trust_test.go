@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kubevs/kubevs/internal/testenv"
 )
 
 func TestHandlerRejectsForeignIPs(t *testing.T) {
@@ -117,9 +119,7 @@ func TestListenRefusesUnsafeDirectory(t *testing.T) {
 		{"group writable", func(dir string) error { return os.Chmod(dir, 0o770) }, "mode 0770 is group or world writable"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if os.Geteuid() != 0 {
-				t.Skip("needs root to chown")
-			}
+			testenv.RequireRoot(t)
 			dir := filepath.Join(t.TempDir(), "run")
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				t.Fatal(err)
@@ -164,9 +164,7 @@ func TestNodeAPIPeerHelper(t *testing.T) {
 // TestServerRefusesNonRootCaller: even when the socket's modes let another user connect,
 // the server answers only uid 0. The caller is this test binary run as uid 65534.
 func TestServerRefusesNonRootCaller(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a subprocess as another user")
-	}
+	testenv.RequireRoot(t)
 	base, err := os.MkdirTemp("", "kubevs-peer-")
 	if err != nil {
 		t.Fatal(err)
