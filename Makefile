@@ -43,9 +43,9 @@ lint:
 fuzz:
 	bash test/scripts/fuzz.sh
 
-# The short run CI makes (FUZZTIME_SHORT per target). Measured at 3s: 14 targets in 131 s,
-# build cache warm, load average ~20 on 2 CPUs; the first instrumented build takes minutes.
-FUZZTIME_SHORT ?= 2s
+# The short run CI makes (FUZZTIME_SHORT per target): an execution count, not a duration, as a
+# duration run can fail at its deadline with no input on Go < 1.27 (go.dev/issue/75804).
+FUZZTIME_SHORT ?= 500x
 fuzz-short:
 	FUZZTIME=$(FUZZTIME_SHORT) bash test/scripts/fuzz.sh
 
