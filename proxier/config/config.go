@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsjson "sigs.k8s.io/json"
@@ -129,6 +130,25 @@ type ConntrackConfiguration struct {
 	UDPStreamTimeout metav1.Duration `json:"udpStreamTimeout,omitempty"`
 }
 
+// ConntrackTimeout is one conntrack timeout of a ConntrackConfiguration: its field name in the
+// file and the netfilter sysctl it sets (under net/netfilter/).
+type ConntrackTimeout struct {
+	Field  string
+	Sysctl string
+	Value  time.Duration
+}
+
+// Timeouts lists c's conntrack timeouts, zero ones included, in a fixed order: the one table
+// the validation (field paths) and the daemon (sysctl names) both read.
+func (c ConntrackConfiguration) Timeouts() []ConntrackTimeout {
+	return []ConntrackTimeout{
+		{"tcpEstablishedTimeout", "nf_conntrack_tcp_timeout_established", c.TCPEstablishedTimeout.Duration},
+		{"tcpCloseWaitTimeout", "nf_conntrack_tcp_timeout_close_wait", c.TCPCloseWaitTimeout.Duration},
+		{"udpTimeout", "nf_conntrack_udp_timeout", c.UDPTimeout.Duration},
+		{"udpStreamTimeout", "nf_conntrack_udp_timeout_stream", c.UDPStreamTimeout.Duration},
+	}
+}
+
 // IPVSConfiguration holds the IPVS-specific settings.
 type IPVSConfiguration struct {
 	// TCPTimeout, TCPFinTimeout and UDPTimeout set the kernel's IPVS connection timeouts.
@@ -201,26 +221,3 @@ func ParsedCIDRs(cidrs []string) []netip.Prefix {
 
 // StrictARPEnabled reports the defaulted StrictARP setting.
 func (c *IPVSConfiguration) StrictARPEnabled() bool { return c.StrictARP == nil || *c.StrictARP }
-
-// Bootstrap returns the configuration of the file at path (the defaults when path is
-// empty) with the bootstrap flags applied over it: kubeconfig and nodeName replace the
-// file's values when not empty. The result is validated.
-func Bootstrap(path, kubeconfig, nodeName string) (*Configuration, error) {
-	c := New()
-	if path != "" {
-		var err error
-		if c, err = Load(path); err != nil {
-			return nil, err
-		}
-	}
-	if kubeconfig != "" {
-		c.Kubeconfig = kubeconfig
-	}
-	if nodeName != "" {
-		c.NodeName = nodeName
-	}
-	if errs := Validate(c); len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration: %w", errs.ToAggregate())
-	}
-	return c, nil
-}

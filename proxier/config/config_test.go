@@ -1,7 +1,6 @@
 package config
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -298,47 +297,5 @@ func TestDefaultsAgreeWithNodeAPI(t *testing.T) {
 	}
 	if DefaultRegistrationDir != nodeapi.DefaultStoreDir {
 		t.Errorf("DefaultRegistrationDir = %q, nodeapi.DefaultStoreDir = %q", DefaultRegistrationDir, nodeapi.DefaultStoreDir)
-	}
-}
-
-func TestBootstrap(t *testing.T) {
-	dir := t.TempDir()
-	path := dir + "/proxier.yaml"
-	if err := os.WriteFile(path, []byte(header+"nodeName: from-file\nkubeconfig: /file/kubeconfig\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bad := dir + "/bad.yaml"
-	if err := os.WriteFile(bad, []byte(header+"nodeNmae: x\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name                   string
-		path, kubeconfig, node string
-		wantNode, wantKube     string
-		wantErr                string
-	}{
-		{name: "no file: defaults", wantNode: "node-a"},
-		{name: "file", path: path, wantNode: "from-file", wantKube: "/file/kubeconfig"},
-		{name: "flags win", path: path, kubeconfig: "/flag/kubeconfig", node: "from-flag", wantNode: "from-flag", wantKube: "/flag/kubeconfig"},
-		{name: "invalid flag", node: "Bad_Name", wantErr: "nodeName"},
-		{name: "missing file", path: dir + "/absent.yaml", wantErr: "absent.yaml"},
-		{name: "strict file", path: bad, wantErr: "nodeNmae"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Bootstrap(tt.path, tt.kubeconfig, tt.node)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Bootstrap error = %v, want it to mention %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.NodeName != tt.wantNode || c.Kubeconfig != tt.wantKube {
-				t.Errorf("nodeName, kubeconfig = %q, %q; want %q, %q", c.NodeName, c.Kubeconfig, tt.wantNode, tt.wantKube)
-			}
-		})
 	}
 }

@@ -96,17 +96,9 @@ func validateConntrack(p *field.Path, c *ConntrackConfiguration) field.ErrorList
 			errs = append(errs, field.Invalid(p.Child(n.name), *n.v, "must be greater than or equal to 0"))
 		}
 	}
-	for _, t := range []struct {
-		name string
-		d    time.Duration
-	}{
-		{"tcpEstablishedTimeout", c.TCPEstablishedTimeout.Duration},
-		{"tcpCloseWaitTimeout", c.TCPCloseWaitTimeout.Duration},
-		{"udpTimeout", c.UDPTimeout.Duration},
-		{"udpStreamTimeout", c.UDPStreamTimeout.Duration},
-	} {
-		if t.d < 0 {
-			errs = append(errs, field.Invalid(p.Child(t.name), t.d.String(), "must be greater than or equal to 0"))
+	for _, t := range c.Timeouts() {
+		if t.Value < 0 {
+			errs = append(errs, field.Invalid(p.Child(t.Field), t.Value.String(), "must be greater than or equal to 0"))
 		}
 	}
 	return errs

@@ -28,17 +28,9 @@ func conntrackSysctls(c config.ConntrackConfiguration, ncpu int) []desired.Sysct
 		}
 		out = append(out, desired.Sysctl{Name: netfilterSysctl + "nf_conntrack_max", Value: strconv.FormatInt(max, 10), AtLeast: true})
 	}
-	for _, t := range []struct {
-		name string
-		d    time.Duration
-	}{
-		{"nf_conntrack_tcp_timeout_established", c.TCPEstablishedTimeout.Duration},
-		{"nf_conntrack_tcp_timeout_close_wait", c.TCPCloseWaitTimeout.Duration},
-		{"nf_conntrack_udp_timeout", c.UDPTimeout.Duration},
-		{"nf_conntrack_udp_timeout_stream", c.UDPStreamTimeout.Duration},
-	} {
-		if s := int64(t.d / time.Second); s > 0 {
-			out = append(out, desired.Sysctl{Name: netfilterSysctl + t.name, Value: strconv.FormatInt(s, 10), AtLeast: true})
+	for _, t := range c.Timeouts() {
+		if s := int64(t.Value / time.Second); s > 0 {
+			out = append(out, desired.Sysctl{Name: netfilterSysctl + t.Sysctl, Value: strconv.FormatInt(s, 10), AtLeast: true})
 		}
 	}
 	if c.TCPBeLiberal {
