@@ -71,6 +71,10 @@ type Options struct {
 	// Recorder reports refusals as Events on the Services. Nil: core/v1 Events written
 	// through Client.
 	Recorder record.EventRecorder
+
+	// retryBase is the first delay before a failed sync is retried (tests). Zero: the
+	// runner's default.
+	retryBase time.Duration
 }
 
 // Daemon is one running proxier.
@@ -191,6 +195,7 @@ func New(o Options) (*Daemon, error) {
 	d.runner = runner.New("sync", d.sync, runner.Options{
 		MinInterval: o.Config.MinSyncPeriod.Duration,
 		MaxInterval: o.Config.SyncPeriod.Duration,
+		RetryBase:   o.retryBase,
 		Clock:       d.clock,
 	})
 	d.tracker = tracker.New(d.client, o.Config.NodeName, func() {
