@@ -58,10 +58,10 @@ func TestLoadBalancerFirewallOnTheHostKernel(t *testing.T) {
 			t.Fatalf("connect before any Service: %v", err)
 		}
 		must(t, r.Resync(c, all(t, denied)))
-		if err := dial(addr); !isTimeout(err) {
+		if err := dialOnce(addr); !isTimeout(err) {
 			t.Errorf("connect from the node, no range holds it: %v, want dropped (timeout)", err)
 		}
-		if err := dial(netip.MustParseAddrPort(lbIP + ":81")); !errors.Is(err, syscall.ECONNREFUSED) {
+		if err := dialOnce(netip.MustParseAddrPort(lbIP + ":81")); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("connect to a port of the LoadBalancer IP no Service has: %v, want refused", err)
 		}
 		must(t, r.Apply(c, changes(t, allowed)))
@@ -69,20 +69,36 @@ func TestLoadBalancerFirewallOnTheHostKernel(t *testing.T) {
 			t.Errorf("connect from the node, a range holds its address: %v", err)
 		}
 		must(t, r.Apply(c, changes(t, denied)))
-		if err := dial(addr); !isTimeout(err) {
+		if err := dialOnce(addr); !isTimeout(err) {
 			t.Errorf("connect after the range was removed again: %v, want dropped (timeout)", err)
 		}
 		must(t, Cleanup(c, k, nil))
 	})
 }
 
-// dial opens and closes one TCP connection; a dropped SYN shows as a timeout.
-func dial(a netip.AddrPort) error {
-	conn, err := net.DialTimeout("tcp", a.String(), 500*time.Millisecond)
+// dialOnce makes one connection attempt to a, with a 500 ms timeout: for connections that
+// must be refused or dropped.
+func dialOnce(a netip.AddrPort) error { return dialWithin(a, 500*time.Millisecond) }
+
+func dialWithin(a netip.AddrPort, timeout time.Duration) error {
+	conn, err := net.DialTimeout("tcp", a.String(), timeout)
 	if err != nil {
 		return err
 	}
 	return conn.Close()
+}
+
+// dial connects to a, for connections that must succeed: a timed-out attempt is repeated for
+// up to 15 s, as a SYN can take seconds in a loaded TCG guest (one 500 ms attempt failed CI).
+// A refusal or another error fails at once.
+func dial(a netip.AddrPort) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := dialWithin(a, 2*time.Second)
+		if err == nil || !isTimeout(err) || time.Now().After(deadline) {
+			return err
+		}
+	}
 }
 
 func isTimeout(err error) bool {

@@ -64,14 +64,14 @@ addr 198.51.100.1
 			}
 		}
 		// CVE-2020-8558: no NodePort on localhost.
-		if err := dial(netip.MustParseAddrPort("127.0.0.1:30080")); !errors.Is(err, syscall.ECONNREFUSED) {
+		if err := dialOnce(netip.MustParseAddrPort("127.0.0.1:30080")); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("connect to the NodePort on 127.0.0.1: %v, want refused", err)
 		}
 		// No source range holds the node: its own connections to the LoadBalancer drop.
 		denied := lb
 		denied.ranges = []string{"203.0.113.0/24"}
 		must(t, r.Apply(c, changes(t, denied)))
-		if err := dial(netip.MustParseAddrPort("198.51.100.1:80")); !isTimeout(err) {
+		if err := dialOnce(netip.MustParseAddrPort("198.51.100.1:80")); !isTimeout(err) {
 			t.Errorf("connect to the LoadBalancer, node not in the source ranges: %v, want dropped (timeout)", err)
 		}
 		if err := dial(netip.MustParseAddrPort("192.168.1.10:30080")); err != nil {
