@@ -23,7 +23,9 @@ type shortLoop struct {
 	name              string
 	attempted, failed atomic.Int64
 	mu                sync.Mutex
-	errs              []string // the first few failures, with their time
+	errs              []string // the first few failures since the last cut, with their time
+	cutAttempted      int64    // the counters at the last cut
+	cutFailed         int64
 }
 
 func (l *shortLoop) run(ctx context.Context, src Source, url string) {
@@ -45,17 +47,24 @@ func (l *shortLoop) run(ctx context.Context, src Source, url string) {
 	}
 }
 
-func (l *shortLoop) String() string {
+// cut returns what happened since the previous cut (one phase of a scenario): how many
+// connections were attempted and failed, and the first failures.
+func (l *shortLoop) cut() (attempted, failed int64, errs []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return fmt.Sprintf("%s: %d attempted, %d failed %v", l.name, l.attempted.Load(), l.failed.Load(), l.errs)
+	a, f := l.attempted.Load(), l.failed.Load()
+	attempted, failed, errs = a-l.cutAttempted, f-l.cutFailed, l.errs
+	l.cutAttempted, l.cutFailed, l.errs = a, f, nil
+	return attempted, failed, errs
 }
 
 // flow is one long-lived connection (TCP) or socket (UDP, one source port) that asks
 // "hostname" every 200 ms and must hear the same backend every time.
 type flow struct {
 	name    string
+	src     Source
 	network string
+	addr    string
 	conn    net.Conn
 	backend string
 	rounds  atomic.Int64
@@ -66,7 +75,7 @@ type flow struct {
 // openFlow connects from src and asks once, retrying the first exchange until the Service
 // answers (the proxier may still be programming it).
 func openFlow(ctx context.Context, src Source, network, addr string) (*flow, error) {
-	fl := &flow{name: fmt.Sprintf("%s %s %s", src.Name, network, addr), network: network}
+	fl := &flow{name: fmt.Sprintf("%s %s %s", src.Name, network, addr), src: src, network: network, addr: addr}
 	var last error
 	for i := 0; i < 20 && ctx.Err() == nil; i++ {
 		conn, err := src.Dial(ctx, network, addr)
@@ -177,8 +186,9 @@ func (s *vsSampler) record(conns map[string]int64) {
 	}
 }
 
-// check returns an error naming every virtual server that was missing or re-created.
-func (s *vsSampler) check() error {
+// cut returns an error naming every virtual server that was missing or re-created since the
+// previous cut (one phase of a scenario), and starts counting afresh.
+func (s *vsSampler) cut() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var bad []string
@@ -187,8 +197,10 @@ func (s *vsSampler) check() error {
 			bad = append(bad, fmt.Sprintf("%s missing in %d, counter reset in %d", vs, s.missing[vs], s.resets[vs]))
 		}
 	}
+	samples := s.samples
+	s.samples, s.missing, s.resets = 0, map[string]int{}, map[string]int{}
 	if len(bad) > 0 {
-		return fmt.Errorf("of %d IPVS samples: %s", s.samples, strings.Join(bad, "; "))
+		return fmt.Errorf("of %d IPVS samples: %s", samples, strings.Join(bad, "; "))
 	}
 	return nil
 }
@@ -196,7 +208,7 @@ func (s *vsSampler) check() error {
 func (s *vsSampler) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("%d IPVS samples (%d ipvsadm errors), last counters %v", s.samples, s.errs, s.last)
+	return fmt.Sprintf("%d IPVS samples in this phase (%d ipvsadm errors in all), last counters %v", s.samples, s.errs, s.last)
 }
 
 // parseVSConns reads the virtual servers of `ipvsadm -Ln --stats` and their Conns column,
