@@ -42,6 +42,10 @@ const kubeProxyMetrics = "http://127.0.0.1:10249/metrics"
 // the timeline a reset is read against; V(5) adds each real server (KUBEVS_E2E_TAKEOVER_V).
 var kubeProxyVerbosity = cmp.Or(os.Getenv("KUBEVS_E2E_TAKEOVER_V"), "4")
 
+// kubeProxySyncTimeout bounds the waits for a first sync of kube-proxy (or kubevs-proxier):
+// one took 1m9s, another over 3 min, in a TCG guest on a host running four other guests.
+const kubeProxySyncTimeout = 10 * time.Minute
+
 // trafficBeforeSync (KUBEVS_E2E_TAKEOVER_TRAFFIC_BEFORE_SYNC=1) starts the traffic as soon as
 // kube-proxy's virtual servers exist, before its first sync has finished: the scenario's
 // behaviour before issue 11, kept to show what kube-proxy's first sync does to live flows.
@@ -173,6 +177,7 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	// from 10 s to minutes, one ipset call an entry): traffic starts once the sync is done,
 	// as on a node where kube-proxy has been running (see kubeProxySynced).
 	kp := start("kube-proxy", kubeProxyBin, "--config="+config, "--v="+kubeProxyVerbosity)
+	f.Timeout = max(f.Timeout, kubeProxySyncTimeout)
 	f.Eventually("kube-proxy programs the Service", func(ctx context.Context) error {
 		if err := ready(kp, kubeProxyHealthz)(ctx); err != nil {
 			return err
