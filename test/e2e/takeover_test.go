@@ -258,7 +258,7 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 		for i, fl := range flows {
 			err := fl.failure()
 			if err == nil {
-				t.Logf("%s: %s alive, %d rounds, backend %s", phase, fl.name, fl.rounds.Load(), fl.backend)
+				t.Logf("%s: %s alive, %d rounds, backend %s, %d datagrams asked again", phase, fl.name, fl.rounds.Load(), fl.backend, fl.lost.Load())
 				continue
 			}
 			bad("%s: long-lived flow broke: %v", phase, err)
