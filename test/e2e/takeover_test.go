@@ -5,6 +5,13 @@ package e2e
 // kubevs-proxier starts with the same KubeProxyConfiguration file; then the way back. Across
 // each switch every established connection keeps its backend, no new connection fails, and
 // no virtual server is missing or re-created.
+//
+// The scenario is judged phase by phase: "under kube-proxy alone", "after the takeover" and
+// "after the way back" each report what broke since the previous one. The first phase is
+// kube-proxy's, reported and not judged; the switches and kubevs's phase must be clean.
+// kube-proxy is "ready" once its first sync has finished (its metric), not when its healthz
+// first answers: until then its iptables rules are not written, and before issue 11 the
+// scenario sometimes switched away from a kube-proxy still in its first sync.
 
 import (
 	"cmp"
