@@ -58,8 +58,9 @@ e2e: deps
 	bash test/scripts/e2e.sh
 
 # The live takeover from kube-proxy v1.36.3 (IPVS mode) and back, under load, in its own guest
-# (test/e2e/takeover_test.go; install/migrate-from-kube-proxy.md). Not in `test` yet: its
-# second run saw one NodePort connection reset while kube-proxy alone ran, before any switch.
+# (test/e2e/takeover_test.go; install/migrate-from-kube-proxy.md). Each phase is judged on its
+# own; the one under kube-proxy alone is reported, not judged. Not in `test` yet: it has not
+# passed 3 runs in a row since (its runs of 6 Dec failed in the bed on a host running five guests).
 takeover: deps
 	E2E_RUN='^TestTakeoverFromKubeProxy$$' KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 bash test/scripts/e2e.sh
 

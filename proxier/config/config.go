@@ -78,6 +78,9 @@ type Configuration struct {
 	MetricsBindAddress string `json:"metricsBindAddress,omitempty"`
 	// MetricsAllowNonLoopback explicitly allows a non-loopback MetricsBindAddress.
 	MetricsAllowNonLoopback bool `json:"metricsAllowNonLoopback,omitempty"`
+	// MetricsDisabled turns the /metrics server off (kube-proxy's documented
+	// --metrics-bind-address=""); MetricsBindAddress must then be empty. Default: false.
+	MetricsDisabled bool `json:"metricsDisabled,omitempty"`
 	// HealthzBindAddress is the host:port of /healthz, /livez and /readyz.
 	// Default: 127.0.0.1:10256.
 	HealthzBindAddress string `json:"healthzBindAddress,omitempty"`

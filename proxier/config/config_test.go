@@ -126,6 +126,11 @@ conntrack:
 			yaml: header + "metricsBindAddress: \"[::1]:10249\"\n",
 			want: func(c *Configuration) { c.MetricsBindAddress = "[::1]:10249" },
 		},
+		{
+			name: "metrics off",
+			yaml: header + "metricsDisabled: true\n",
+			want: func(c *Configuration) { c.MetricsBindAddress, c.MetricsDisabled = "", true },
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,6 +216,8 @@ func TestValidate(t *testing.T) {
 		{"metricsBindAddress not loopback", func(c *Configuration) { c.MetricsBindAddress = "0.0.0.0:10249" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"metricsBindAddress host name", func(c *Configuration) { c.MetricsBindAddress = "localhost:10249" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"metricsBindAddress port", func(c *Configuration) { c.MetricsBindAddress = "127.0.0.1:0" }, []string{"metricsBindAddress: FieldValueInvalid"}},
+		{"metricsDisabled with an address", func(c *Configuration) { c.MetricsDisabled = true }, []string{"metricsBindAddress: FieldValueForbidden"}},
+		{"metricsDisabled without an address", func(c *Configuration) { c.MetricsDisabled, c.MetricsBindAddress = true, "" }, nil},
 		{"healthzBindAddress", func(c *Configuration) { c.HealthzBindAddress = "127.0.0.1:http" }, []string{"healthzBindAddress: FieldValueInvalid"}},
 		{"healthzBindAddress same as metrics", func(c *Configuration) { c.HealthzBindAddress = c.MetricsBindAddress }, []string{"healthzBindAddress: FieldValueDuplicate"}},
 		{"nodeAPISocket", func(c *Configuration) { c.NodeAPISocket = "proxier.sock" }, []string{"nodeAPISocket: FieldValueInvalid"}},

@@ -47,7 +47,7 @@ func SetDefaults(c *Configuration) {
 	if c.IPVS.GracefulTerminationPeriod == nil {
 		c.IPVS.GracefulTerminationPeriod = &metav1.Duration{Duration: DefaultGracefulTerminationPeriod}
 	}
-	if c.MetricsBindAddress == "" {
+	if c.MetricsBindAddress == "" && !c.MetricsDisabled {
 		c.MetricsBindAddress = DefaultMetricsBindAddress
 	}
 	if c.HealthzBindAddress == "" {

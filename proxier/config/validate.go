@@ -56,7 +56,13 @@ func Validate(c *Configuration) field.ErrorList {
 	}
 	errs = append(errs, validateCIDRs(field.NewPath("loadBalancerIngressAllowedCIDRs"), c.LoadBalancerIngressAllowedCIDRs, false)...)
 	errs = append(errs, validateCIDRs(field.NewPath("serviceCIDRs"), c.ServiceCIDRs, false)...)
-	errs = append(errs, validateBindAddress(field.NewPath("metricsBindAddress"), c.MetricsBindAddress, !c.MetricsAllowNonLoopback)...)
+	if c.MetricsDisabled {
+		if c.MetricsBindAddress != "" {
+			errs = append(errs, field.Forbidden(field.NewPath("metricsBindAddress"), "must be empty when metricsDisabled is true"))
+		}
+	} else {
+		errs = append(errs, validateBindAddress(field.NewPath("metricsBindAddress"), c.MetricsBindAddress, !c.MetricsAllowNonLoopback)...)
+	}
 	errs = append(errs, validateBindAddress(field.NewPath("healthzBindAddress"), c.HealthzBindAddress, false)...)
 	if c.HealthzBindAddress == c.MetricsBindAddress {
 		errs = append(errs, field.Duplicate(field.NewPath("healthzBindAddress"), c.HealthzBindAddress))

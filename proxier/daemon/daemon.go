@@ -288,11 +288,15 @@ func (d *Daemon) startServers(ctx context.Context, serve func(string, func(conte
 		return fmt.Errorf("listen on the node API socket: %w", err)
 	}
 	serve("node API", srv.Serve)
-	ml, err := metrics.Listen(d.cfg.MetricsBindAddress)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+	if d.cfg.MetricsDisabled {
+		klog.FromContext(ctx).Info("Metrics server off (metricsDisabled)")
+	} else {
+		ml, err := metrics.Listen(d.cfg.MetricsBindAddress)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		serve("metrics server", func(ctx context.Context) error { return metrics.Serve(ctx, ml, d.metrics.Handler()) })
 	}
-	serve("metrics server", func(ctx context.Context) error { return metrics.Serve(ctx, ml, d.metrics.Handler()) })
 	hl, err := metrics.Listen(d.cfg.HealthzBindAddress)
 	if err != nil {
 		return fmt.Errorf("healthz: %w", err)

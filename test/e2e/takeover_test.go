@@ -5,18 +5,30 @@ package e2e
 // kubevs-proxier starts with the same KubeProxyConfiguration file; then the way back. Across
 // each switch every established connection keeps its backend, no new connection fails, and
 // no virtual server is missing or re-created.
+//
+// The scenario is judged phase by phase: "under kube-proxy alone", "after the takeover" and
+// "after the way back" each report what broke since the previous one. The first phase is
+// kube-proxy's, reported and not judged; the switches and kubevs's phase must be clean.
+// kube-proxy is "ready" once its first sync has finished (its metric), not when its healthz
+// first answers: until then its iptables rules are not written, and before issue 11 the
+// scenario sometimes switched away from a kube-proxy still in its first sync.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubevs/kubevs/internal/testenv"
@@ -29,6 +41,57 @@ const kubeProxyHealthz = "http://127.0.0.1:10256/healthz"
 
 // takeoverSettle is how long traffic runs after a switch before the flows are checked.
 const takeoverSettle = 5 * time.Second
+
+// kubeProxyMetrics is kube-proxy's metrics endpoint (the address the config file sets).
+const kubeProxyMetrics = "http://127.0.0.1:10249/metrics"
+
+// kubeProxyVerbosity: V(4) logs each sync and each virtual server kube-proxy adds or deletes,
+// the timeline a reset is read against; V(5) adds each real server (KUBEVS_E2E_TAKEOVER_V).
+var kubeProxyVerbosity = cmp.Or(os.Getenv("KUBEVS_E2E_TAKEOVER_V"), "4")
+
+// kubeProxySyncTimeout bounds the waits for a first sync of kube-proxy (or kubevs-proxier):
+// one took 1m9s, another over 3 min, in a TCG guest on a host running four other guests.
+const kubeProxySyncTimeout = 10 * time.Minute
+
+// trafficBeforeSync (KUBEVS_E2E_TAKEOVER_TRAFFIC_BEFORE_SYNC=1) starts the traffic as soon as
+// kube-proxy's virtual servers exist, before its first sync has finished: the scenario's
+// behaviour before issue 11, kept to show what kube-proxy's first sync does to live flows.
+var trafficBeforeSync = os.Getenv("KUBEVS_E2E_TAKEOVER_TRAFFIC_BEFORE_SYNC") == "1"
+
+// kubeProxySynced returns nil once kube-proxy has finished a sync of its IPv4 rules: its
+// metric kubeproxy_sync_proxy_rules_last_timestamp_seconds is set at the end of each sync
+// that wrote the node (virtual servers, ipsets, iptables), and is 0 before the first.
+func kubeProxySynced(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, kubeProxyMetrics, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", kubeProxyMetrics, err)
+	}
+	const metric = `kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"} `
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, metric); ok {
+			if ts, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && ts > 0 {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("kube-proxy has not finished its first sync (%s)", metric)
+}
+
+// soak lengthens the phase under kube-proxy alone (KUBEVS_E2E_TAKEOVER_SOAK, a duration), to
+// watch kube-proxy's own periodic syncs under load before any switch.
+var soak = func() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("KUBEVS_E2E_TAKEOVER_SOAK"))
+	return d
+}()
 
 // requireTakeover skips unless the node can run both proxiers: in the VM, kubevs-proxier and
 // kube-proxy built, and no kubevs proxier of the bed's (nor a plugin that would launch one).
@@ -116,11 +179,20 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 		vsKey("TCP", port("http", true)), vsKey("TCP", port("tcp-echo", true)), vsKey("UDP", port("udp-echo", true)),
 	}
 
-	// 1. kube-proxy alone programs the node.
-	kp := start("kube-proxy", kubeProxyBin, "--config="+config, "--v=2")
+	// 1. kube-proxy alone programs the node. Its healthz answers 200 from its start, long
+	// before its first sync has written the node (under a loaded TCG guest that sync takes
+	// from 10 s to minutes, one ipset call an entry): traffic starts once the sync is done,
+	// as on a node where kube-proxy has been running (see kubeProxySynced).
+	kp := start("kube-proxy", kubeProxyBin, "--config="+config, "--v="+kubeProxyVerbosity)
+	f.Timeout = max(f.Timeout, kubeProxySyncTimeout)
 	f.Eventually("kube-proxy programs the Service", func(ctx context.Context) error {
 		if err := ready(kp, kubeProxyHealthz)(ctx); err != nil {
 			return err
+		}
+		if !trafficBeforeSync {
+			if err := kubeProxySynced(ctx); err != nil {
+				return err
+			}
 		}
 		out, err := exec.CommandContext(ctx, "ipvsadm", "-Ln", "--stats", "--exact").Output()
 		if err != nil {
@@ -163,31 +235,53 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	}
 	sampler := newVSSampler(watched...)
 	go sampler.run(ctx)
-	time.Sleep(takeoverSettle)
+	namespaces := map[string]ns.NetNS{"node": nil, "outside": f.Bed.Outside}
+	for _, b := range backends {
+		namespaces[b.Name] = b.NS
+	}
+	startTrace(ctx, f.Bed.LogDir, f.Bed.OutsideIP(), net.ParseIP(vip), namespaces)
+	if trafficBeforeSync {
+		f.Eventually("kube-proxy's first sync, under traffic", func(ctx context.Context) error { return kubeProxySynced(ctx) })
+	}
+	time.Sleep(takeoverSettle + soak)
 
-	// check fails the test when a flow broke, a new connection failed or a virtual server was
-	// missing or re-created so far, and logs the figures.
-	check := func(phase string) {
+	// check judges one phase: what broke since the previous check. A flow that broke is
+	// reported in that phase and opened again, so that each phase is judged on its own. judged
+	// false (kube-proxy alone) reports the phase without failing the test: kubevs answers for
+	// the switches and its own phase, not for kube-proxy.
+	check := func(phase string, judged bool) {
 		t.Helper()
+		bad := t.Errorf
+		if !judged {
+			bad = func(format string, args ...any) { t.Logf("NOT JUDGED (kube-proxy alone): "+format, args...) }
+		}
 		for _, l := range loops {
-			t.Logf("%s: %s", phase, l)
-			if l.failed.Load() > 0 || l.attempted.Load() == 0 {
-				t.Errorf("%s: %s", phase, l)
+			a, failed, errs := l.cut()
+			t.Logf("%s: %s: %d attempted, %d failed %v", phase, l.name, a, failed, errs)
+			if failed > 0 || a == 0 {
+				bad("%s: %s: %d attempted, %d failed", phase, l.name, a, failed)
 			}
 		}
-		for _, fl := range flows {
-			if err := fl.failure(); err != nil {
-				t.Errorf("%s: long-lived flow broke: %v", phase, err)
-			} else {
-				t.Logf("%s: %s alive, %d rounds, backend %s", phase, fl.name, fl.rounds.Load(), fl.backend)
+		for i, fl := range flows {
+			err := fl.failure()
+			if err == nil {
+				t.Logf("%s: %s alive, %d rounds, backend %s, %d datagrams asked again", phase, fl.name, fl.rounds.Load(), fl.backend, fl.lost.Load())
+				continue
 			}
+			bad("%s: long-lived flow broke: %v", phase, err)
+			o, err := openFlow(ctx, fl.src, fl.network, fl.addr)
+			if err != nil {
+				t.Fatalf("%s: open the broken flow again: %v", phase, err)
+			}
+			flows[i] = o
+			go o.run(ctx)
 		}
 		t.Logf("%s: %s", phase, sampler)
-		if err := sampler.check(); err != nil {
-			t.Errorf("%s: %v", phase, err)
+		if err := sampler.cut(); err != nil {
+			bad("%s: %v", phase, err)
 		}
 	}
-	check("under kube-proxy")
+	check("under kube-proxy alone", false)
 
 	// 3. kube-proxy -> kubevs-proxier, the same file.
 	t0 := time.Now()
@@ -199,7 +293,7 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	f.Eventually("kubevs-proxier is ready", ready(kv, proxierReadyz))
 	t.Logf("takeover: kube-proxy ended %v after SIGTERM, kubevs-proxier ready %v after SIGTERM", stopped.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	time.Sleep(takeoverSettle)
-	check("after the takeover")
+	check("after the takeover", true)
 	chains := kubeChains(t)
 	t.Logf("netfilter chains under kubevs:\n%s", chains)
 	for _, line := range strings.Split(chains, "\n") {
@@ -215,11 +309,16 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 		t.Errorf("stop kubevs-proxier: %v", err)
 	}
 	stopped = time.Since(t0)
-	kp = start("kube-proxy-back", kubeProxyBin, "--config="+config, "--v=2")
-	f.Eventually("kube-proxy is healthy again", ready(kp, kubeProxyHealthz))
-	t.Logf("way back: kubevs-proxier ended %v after SIGTERM, kube-proxy healthy %v after SIGTERM", stopped.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	kp = start("kube-proxy-back", kubeProxyBin, "--config="+config, "--v="+kubeProxyVerbosity)
+	f.Eventually("kube-proxy is healthy again and has synced", func(ctx context.Context) error {
+		if err := ready(kp, kubeProxyHealthz)(ctx); err != nil {
+			return err
+		}
+		return kubeProxySynced(ctx)
+	})
+	t.Logf("way back: kubevs-proxier ended %v after SIGTERM, kube-proxy synced %v after SIGTERM", stopped.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	time.Sleep(takeoverSettle)
-	check("after the way back")
+	check("after the way back", true)
 	t.Logf("netfilter chains under kube-proxy again:\n%s", kubeChains(t))
 	stop()
 	if t.Failed() {

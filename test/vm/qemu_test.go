@@ -21,7 +21,7 @@ func TestQemuArgs(t *testing.T) {
 		"-accel", "tcg,thread=multi", "-smp", "2", "-m", "6144", "-nographic", "-no-reboot",
 		"-nic", "none", "-device", "virtio-rng-pci",
 		"-kernel", "/c/vmlinuz", "-initrd", "/c/initrd.cpio",
-		"-append", "console=ttyS0 quiet loglevel=4 panic=-1 mitigations=off kubevs.nonce=n1",
+		"-append", "console=ttyS0 quiet loglevel=4 panic=-1 mitigations=off no_timer_check kubevs.nonce=n1",
 		"-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,multidevs=remap,readonly=on",
 		"-virtfs", "local,path=/tmp/kubevs-vm-1,mount_tag=kvctl,security_model=none,multidevs=remap",
 		"-virtfs", "local,path=/work/out,mount_tag=kvshare0,security_model=none,multidevs=remap",

@@ -73,7 +73,7 @@ func (f *Flags) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.ClusterCIDR, "cluster-cidr", "", "pod CIDRs of the cluster, comma-separated, at most one per family. Ignored with --config")
 	fs.StringVar(&f.NodePortAddresses, "nodeport-addresses", "", "comma-separated CIDRs NodePorts are served on, or 'primary' (default: every local address). Ignored with --config")
 	fs.StringVar(&f.HealthzBindAddress, "healthz-bind-address", "", "IP:port of /healthz and /livez (default 0.0.0.0:10256). Ignored with --config")
-	fs.StringVar(&f.MetricsBindAddress, "metrics-bind-address", "", "IP:port of /metrics (default 127.0.0.1:10249). Ignored with --config")
+	fs.StringVar(&f.MetricsBindAddress, "metrics-bind-address", "", "IP:port of /metrics (default 127.0.0.1:10249); empty turns the metrics server off. Ignored with --config")
 	fs.BoolVar(&f.Version, "version", false, "print the version and exit")
 }
 
@@ -96,6 +96,15 @@ func (f *Flags) checkMode() error {
 		return fmt.Errorf("--proxy-mode=%s: not supported: kubevs implements kube-proxy's ipvs mode only", m)
 	}
 	return nil
+}
+
+// metricsOff reports whether --metrics-bind-address was given empty: kube-proxy's help says
+// "Set empty to disable". (kube-proxy v1.36.3 itself keeps 127.0.0.1:10249 then: its flag
+// type drops an empty value, as `kube-proxy --metrics-bind-address="" --write-config-to=F`
+// shows; kubevs keeps the documented word.) An empty metricsBindAddress in a file is
+// defaulted, by kube-proxy and by kubevs: a file without the field keeps its metrics.
+func (f *Flags) metricsOff() bool {
+	return slices.Contains(f.set, "metrics-bind-address") && f.MetricsBindAddress == ""
 }
 
 // apply sets the given flags over kp.
@@ -177,6 +186,9 @@ func Bootstrap(o Options) (*config.Configuration, Report, error) {
 		o.Flags.apply(&kp)
 		if c, err = translate(&kp, topLevel{}, flagNames); err != nil {
 			return nil, nil, err
+		}
+		if o.Flags.metricsOff() {
+			c.MetricsBindAddress, c.MetricsDisabled = "", true
 		}
 	default:
 		c = config.New()
