@@ -1,7 +1,7 @@
 //go:build tools
 
 // Package kube pins the Kubernetes commands the test bed runs: the control plane, kube-proxy
-// for the takeover scenarios, and the kubelet and kube-scheduler of the real node (test/node).
+// for the takeover scenarios, and the kubelet, kube-scheduler and kubectl of the real node (test/node).
 package kube
 
 import (
@@ -9,5 +9,6 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 	_ "k8s.io/kubernetes/cmd/kubelet"
 )
