@@ -60,7 +60,7 @@ state = %q
 `, containerdRoot, containerdState, containerdSocket, SandboxImage, runc, cniBinDir, cniConfDir)
 }
 
-// prepareHost makes the guest look like a fresh node: the root mount shared (as systemd makes
+// prepareHost makes the guest look like a fresh node: the root the namespace's root and shared (as systemd makes
 // it; kubevs's DaemonSet mounts /run/netns with HostToContainer propagation, which containerd
 // refuses on a private mount), containerd's root on its own tmpfs (the guest's root is an
 // overlay, which overlayfs cannot stack on), no CNI configuration (the host's podman
@@ -68,6 +68,17 @@ state = %q
 // standalone mode chains in /opt/cni/bin, owned by root and writable only by root.
 func prepareHost(t *testing.T, e env) {
 	t.Helper()
+	// The guest's /init chroots into the overlay root, under which the initramfs stays the
+	// mount namespace's root. setns into a container's mount namespace (runc exec, so every
+	// exec probe, e.g. the installer's startup probe) lands at the namespace's root: with the
+	// overlay beside it, not over it, runc exec saw the initramfs ("stat
+	// /opt/kubevs/bin/kubevs-install: no such file or directory"). Moving the overlay over the
+	// initramfs root, as switch_root does, makes it the namespace's root; /init (PID 1) keeps
+	// its own root, the initramfs underneath, for what it does after the test. The move is
+	// made from the initramfs's view (mount(2) from here, onto /proc/1/root, fails with ELOOP).
+	if out, err := exec.Command("chroot", "/proc/1/root", "/bin/busybox", "mount", "-o", "move", "/newroot", "/").CombinedOutput(); err != nil {
+		t.Fatalf("move the guest's root over the initramfs: %v: %s", err, out)
+	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SHARED, ""); err != nil {
 		t.Fatalf("make / rshared: %v", err)
 	}
