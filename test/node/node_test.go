@@ -14,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -230,17 +231,22 @@ func createServers(ctx context.Context, t *testing.T, c kubernetes.Interface, re
 			},
 		},
 	}
-	if _, err := c.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create Deployment web: %v", err)
-	}
+	create(ctx, t, "Deployment web", func() error {
+		_, err := c.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{})
+		return err
+	})
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{
 			Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
 	}
-	created, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+	create(ctx, t, "Service web", func() error {
+		_, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+		return err
+	})
+	created, err := c.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {
-		t.Fatalf("create Service web: %v", err)
+		t.Fatalf("get Service web: %v", err)
 	}
 	waitPods(ctx, t, c, "default", "app=web", int(replicas))
 	return created
@@ -259,9 +265,10 @@ func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url st
 			}},
 		},
 	}
-	if _, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create client pod: %v", err)
-	}
+	create(ctx, t, "client pod", func() error {
+		_, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+		return err
+	})
 	var msg string
 	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
 		p, err := c.CoreV1().Pods("default").Get(ctx, "client", metav1.GetOptions{})
@@ -280,4 +287,19 @@ func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url st
 		t.Fatalf("client pod: %v", err)
 	}
 	return msg
+}
+
+// create retries a create the loaded API server may time out (seen in the guest under TCG:
+// "Timeout: request did not complete within requested timeout"); AlreadyExists means an
+// earlier attempt went through.
+func create(ctx context.Context, t *testing.T, what string, do func() error) {
+	t.Helper()
+	if err := pollFor(ctx, 5*time.Minute, nil, func() error {
+		if err := do(); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("create %s: %v", what, err)
+	}
 }
