@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Command is kubevs-image: read the lock, verify the packages, build, write the archive.
@@ -18,13 +20,9 @@ type Command struct {
 // Run builds the archive dated sourceDateEpoch (seconds since 1970, "" for 0) and returns the
 // image's manifest digest. The archive is written under a temporary name and renamed.
 func (c *Command) Run(sourceDateEpoch string) (string, error) {
-	created := time.Unix(0, 0).UTC()
-	if sourceDateEpoch != "" {
-		sec, err := strconv.ParseInt(sourceDateEpoch, 10, 64)
-		if err != nil || sec < 0 {
-			return "", fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", sourceDateEpoch)
-		}
-		created = time.Unix(sec, 0).UTC()
+	created, err := parseEpoch(sourceDateEpoch)
+	if err != nil {
+		return "", err
 	}
 	debs, err := ReadLock(c.Lock)
 	if err != nil {
@@ -42,18 +40,51 @@ func (c *Command) Run(sourceDateEpoch string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return writeFile(c.Out, img, c.Tag, created)
+}
+
+// WriteStatic builds the image of o (see BuildStatic), dated sourceDateEpoch like Command.Run,
+// writes it named tag to out and returns its manifest digest.
+func WriteStatic(out, tag string, o StaticOptions, sourceDateEpoch string) (string, error) {
+	created, err := parseEpoch(sourceDateEpoch)
+	if err != nil {
+		return "", err
+	}
+	o.Created = created
+	img, err := BuildStatic(o)
+	if err != nil {
+		return "", err
+	}
+	return writeFile(out, img, tag, created)
+}
+
+// parseEpoch reads SOURCE_DATE_EPOCH (seconds since 1970, "" for 0).
+func parseEpoch(sourceDateEpoch string) (time.Time, error) {
+	if sourceDateEpoch == "" {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	sec, err := strconv.ParseInt(sourceDateEpoch, 10, 64)
+	if err != nil || sec < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", sourceDateEpoch)
+	}
+	return time.Unix(sec, 0).UTC(), nil
+}
+
+// writeFile writes img's archive (WriteArchive) to out under a temporary name, renames it and
+// returns the image's manifest digest.
+func writeFile(out string, img v1.Image, tag string, created time.Time) (string, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(c.Out), ".kubevs-image-*.tar")
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".kubevs-image-*.tar")
 	if err != nil {
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	if err := WriteArchive(tmp, img, c.Tag, created); err != nil {
+	if err := WriteArchive(tmp, img, tag, created); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("write %s: %w", c.Out, err)
+		return "", fmt.Errorf("write %s: %w", out, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return "", err
@@ -61,7 +92,7 @@ func (c *Command) Run(sourceDateEpoch string) (string, error) {
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp.Name(), c.Out); err != nil {
+	if err := os.Rename(tmp.Name(), out); err != nil {
 		return "", err
 	}
 	return digest.String(), nil

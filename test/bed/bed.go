@@ -63,6 +63,12 @@ type Config struct {
 	StartTimeout time.Duration
 	// Components are started in order once the node and its network are up.
 	Components []Component
+	// KubeletNode says a real kubelet will register the node (test/node): Start creates no
+	// Node object and no CNI network, the API server admits service accounts, and the
+	// controller manager also runs the service-account, root CA, Deployment, ReplicaSet,
+	// DaemonSet and node IPAM controllers (pod ranges from ClusterCIDR). Use it with
+	// Network.IPv4Only.
+	KubeletNode bool
 }
 
 // Component is an extra process the bed runs on the node, such as kubevs-proxier.
@@ -143,11 +149,13 @@ func Start(ctx context.Context, cfg Config) (_ *Bed, err error) {
 	if b.Client, err = kubernetes.NewForConfig(b.RESTConfig); err != nil {
 		return b, fmt.Errorf("create client: %w", err)
 	}
-	if err := b.createNode(ctx); err != nil {
-		return b, err
-	}
-	if err := b.setupNetwork(); err != nil {
-		return b, err
+	if !cfg.KubeletNode {
+		if err := b.createNode(ctx); err != nil {
+			return b, err
+		}
+		if err := b.setupNetwork(); err != nil {
+			return b, err
+		}
 	}
 	for _, c := range cfg.Components {
 		if err := b.startComponent(ctx, c); err != nil {

@@ -90,8 +90,7 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
-	apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"],
-		"--etcd-servers="+EtcdClientURL,
+	apiserverArgs := append([]string{}, "--etcd-servers="+EtcdClientURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=6443",
 		"--tls-cert-file="+p.ServerCert, "--tls-private-key-file="+p.ServerKey,
 		"--client-ca-file="+p.CACert,
@@ -102,10 +101,13 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		"--service-cluster-ip-range="+strings.Join(b.ServiceCIDRs(), ","),
 		"--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false",
-		// No kubelet and no service-account controller: pods get no token volume.
-		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
 		"--profiling=false")
+	if !b.cfg.KubeletNode {
+		// No kubelet and no service-account controller: pods get no token volume.
+		apiserverArgs = append(apiserverArgs, "--disable-admission-plugins=ServiceAccount")
+	}
+	apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"], apiserverArgs...)
 	if err != nil {
 		return err
 	}
@@ -123,8 +125,7 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
-	kcm, err := b.start(ctx, "kube-controller-manager", bins["kube-controller-manager"],
-		"--kubeconfig="+b.Kubeconfig,
+	kcmArgs := append([]string{}, "--kubeconfig="+b.Kubeconfig,
 		"--authentication-kubeconfig="+b.Kubeconfig, "--authorization-kubeconfig="+b.Kubeconfig,
 		"--controllers=endpointslice,endpointslicemirroring",
 		// No node IPAM runs (the bed writes the Node's podCIDRs); the range is given for
@@ -135,6 +136,10 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		"--cert-dir="+filepath.Join(b.Dir, "kcm-certs"),
 		// Publish endpoint changes at once: scenarios measure the proxier, not batching.
 		"--endpointslice-updates-batch-period=0s")
+	if b.cfg.KubeletNode {
+		kcmArgs = append(kcmArgs, kubeletNodeControllerArgs(b.cfg.Network, p)...)
+	}
+	kcm, err := b.start(ctx, "kube-controller-manager", bins["kube-controller-manager"], kcmArgs...)
 	if err != nil {
 		return err
 	}

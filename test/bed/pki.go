@@ -28,6 +28,8 @@ type pki struct {
 	TokenFile  string // CSV token file for --token-auth-file
 	Token      string // the bearer token of the admin user (group system:masters)
 	caPEM      []byte
+	ca         *x509.Certificate
+	caKey      *ecdsa.PrivateKey
 }
 
 // adminUser is the user name the admin token authenticates as.
@@ -67,6 +69,7 @@ func newPKI(dir string) (*pki, error) {
 		return nil, fmt.Errorf("parse CA certificate: %w", err)
 	}
 	p.caPEM = pemBlock("CERTIFICATE", caDER)
+	p.ca, p.caKey = ca, caKey
 
 	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -129,4 +132,34 @@ func newPKI(dir string) (*pki, error) {
 
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// clientCert signs a client certificate for user cn in groups orgs (the API server reads them
+// from the subject), valid as long as the CA; it returns the certificate and key in PEM.
+func (p *pki) clientCert(cn string, orgs ...string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key of %s: %w", cn, err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, fmt.Errorf("serial of %s: %w", cn, err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn, Organization: orgs},
+		NotBefore:    p.ca.NotBefore,
+		NotAfter:     p.ca.NotAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create certificate of %s: %w", cn, err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("marshal key of %s: %w", cn, err)
+	}
+	return pemBlock("CERTIFICATE", der), pemBlock("EC PRIVATE KEY", keyDER), nil
 }

@@ -1,0 +1,71 @@
+package bed
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ClusterCIDR is the pod range of a bed whose node is a real kubelet's (Config.KubeletNode):
+// the controller manager's node IPAM gives each Node a /24 of it (kubeadm's
+// --pod-network-cidr, and the clusterCIDRs of install/manifests/kubevs.yaml).
+const ClusterCIDR = "10.244.0.0/16"
+
+// kubeletNodeControllerArgs are the controller manager's flags for a bed whose node is a real
+// kubelet's: besides the EndpointSlice controllers, what a kubelet's workloads need (service
+// accounts and the kube-root-ca.crt ConfigMap for their projected tokens, Deployments,
+// ReplicaSets and DaemonSets) and node IPAM (spec.podCIDRs, which kubevs-ipam reads).
+func kubeletNodeControllerArgs(n NetworkConfig, p *pki) []string {
+	return []string{
+		"--controllers=endpointslice,endpointslicemirroring,serviceaccount,root-ca-cert-publisher," +
+			"deployment,replicaset,daemonset,nodeipam",
+		"--root-ca-file=" + p.CACert,
+		"--service-account-private-key-file=" + p.SAKey,
+		"--allocate-node-cidrs=true", "--cluster-cidr=" + ClusterCIDR, "--node-cidr-mask-size=24",
+	}
+}
+
+// CACertFile is the CA that signed the API server's certificate and the bed's client
+// certificates (a kubelet's --client-ca-file, a kubeconfig's certificate authority).
+func (b *Bed) CACertFile() string { return b.pki.CACert }
+
+// WriteNodeKubeconfig writes a kubeconfig (mode 0600) for the kubelet of node: a client
+// certificate for system:node:<node> in group system:nodes, as kubeadm gives a joined node,
+// so the Node authorizer and NodeRestriction judge it as a real node's.
+func (b *Bed) WriteNodeKubeconfig(path, node string) error {
+	cert, key, err := b.pki.clientCert("system:node:"+node, "system:nodes")
+	if err != nil {
+		return err
+	}
+	enc := base64.StdEncoding.EncodeToString
+	kc := strings.Join([]string{
+		"apiVersion: v1",
+		"kind: Config",
+		"clusters:",
+		"- name: bed",
+		"  cluster:",
+		"    server: " + APIServerURL,
+		"    certificate-authority-data: " + enc(b.pki.caPEM),
+		"users:",
+		"- name: " + node,
+		"  user:",
+		"    client-certificate-data: " + enc(cert),
+		"    client-key-data: " + enc(key),
+		"contexts:",
+		"- name: bed",
+		"  context:",
+		"    cluster: bed",
+		"    user: " + node,
+		"current-context: bed",
+		"",
+	}, "\n")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write kubeconfig of node %s: %w", node, err)
+	}
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig of node %s: %w", node, err)
+	}
+	return nil
+}

@@ -1,0 +1,305 @@
+//go:build nodee2e
+
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubevs/kubevs/internal/testenv"
+	"github.com/kubevs/kubevs/test/bed"
+)
+
+// TestImage holds test/testserver and cmd/fetch (node-e2e.sh builds it).
+const TestImage = "kubevs.io/node-test:0.1.0"
+
+// TestRealNode: containerd + kubelet + kube-scheduler join the bed; the node is NotReady
+// without a CNI network; `kubectl apply -f kubevs.yaml` installs kubevs; the node turns Ready;
+// a client pod reaches a Deployment through its Service's ClusterIP.
+func TestRealNode(t *testing.T) {
+	if !testenv.InVM() {
+		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with make node-e2e, in the test VM")
+	}
+	e := readEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	var timings []string
+	mark := func(what string) {
+		d := time.Since(t0).Round(time.Second)
+		timings = append(timings, fmt.Sprintf("%s at %s", what, d))
+		t.Logf("%s (%s)", what, d)
+	}
+	defer func() { t.Logf("timings: %s", strings.Join(timings, "; ")) }()
+
+	prepareHost(t, e)
+	addNodeLink(t)
+	b, err := bed.Start(ctx, bed.Config{
+		ControlPlaneBin: e.controlPlane,
+		LogDir:          e.logDir,
+		NodeName:        nodeName,
+		Network:         bed.NetworkConfig{IPv4Only: true},
+		KubeletNode:     true,
+		StartTimeout:    10 * time.Minute,
+		Components:      []bed.Component{schedulerComponent(t, e)},
+	})
+	if err != nil {
+		t.Fatalf("start bed: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	mark("control plane and kube-scheduler ready")
+
+	startContainerd(ctx, t, e)
+	mark("containerd ready, images imported")
+	startKubelet(ctx, t, e, b)
+	mark("kubelet healthy")
+
+	// Without a CNI network the kubelet registers the node NotReady, naming the network.
+	node := waitNode(ctx, t, b.Client, "registered, NotReady for want of a CNI network", func(n *corev1.Node) error {
+		ready := condition(n, corev1.NodeReady)
+		if ready == nil || ready.Status == corev1.ConditionTrue {
+			return fmt.Errorf("Ready condition %+v", ready)
+		}
+		if !strings.Contains(ready.Message, "network") {
+			return fmt.Errorf("NotReady, but not for the network: %s", ready.Message)
+		}
+		if len(n.Spec.PodCIDRs) == 0 {
+			return fmt.Errorf("no spec.podCIDRs yet")
+		}
+		return nil
+	})
+	t.Logf("node %s NotReady: %s; podCIDRs %v", node.Name, condition(node, corev1.NodeReady).Message, node.Spec.PodCIDRs)
+	mark("node NotReady (no CNI)")
+
+	// Install kubevs as README's "Install on a cluster" says: the API server address in the
+	// manifest, then kubectl apply.
+	manifest := filepath.Join(t.TempDir(), "kubevs.yaml")
+	data, err := os.ReadFile(e.manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(data), `"API_SERVER_HOST"`, `"127.0.0.1"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, find(t, e.nodeBin, "kubectl"), "--kubeconfig="+b.Kubeconfig, "apply", "-f", manifest).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl apply -f kubevs.yaml: %v\n%s", err, out)
+	}
+	t.Logf("kubectl apply -f kubevs.yaml:\n%s", out)
+	mark("kubectl apply")
+
+	waitNode(ctx, t, b.Client, "Ready", func(n *corev1.Node) error {
+		if c := condition(n, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
+			return fmt.Errorf("Ready condition %+v", c)
+		}
+		return nil
+	})
+	mark("node Ready")
+	for _, f := range []string{filepath.Join(cniConfDir, "00-kubevs.conflist"), filepath.Join(cniBinDir, "kubevs"), filepath.Join(cniBinDir, "kubevs-ipam")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("after install: %v", err)
+		}
+	}
+	waitPods(ctx, t, b.Client, "kubevs-system", "app.kubernetes.io/name=kubevs", 1)
+	mark("kubevs pod Ready")
+
+	// A Deployment of two test servers, a ClusterIP Service, and a client pod.
+	servers := createServers(ctx, t, b.Client, 2)
+	mark("test server Deployment available")
+	msg := runClient(ctx, t, b.Client, fmt.Sprintf("http://%s:80/hostname", servers.Spec.ClusterIP))
+	mark("client pod reached the ClusterIP")
+	pods, err := b.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range pods.Items {
+		names = append(names, p.Name)
+	}
+	var answered bool
+	for _, n := range names {
+		answered = answered || strings.Contains(msg, "ok "+n+" ")
+	}
+	if !answered {
+		t.Errorf("client through %s got %q, want the name of one of %v", servers.Spec.ClusterIP, msg, names)
+	}
+	t.Logf("client through ClusterIP %s: %s", servers.Spec.ClusterIP, msg)
+}
+
+func condition(n *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == typ {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// waitNode polls the node until check passes (10 minutes: everything runs under TCG).
+func waitNode(ctx context.Context, t *testing.T, c kubernetes.Interface, what string, check func(*corev1.Node) error) *corev1.Node {
+	t.Helper()
+	var node *corev1.Node
+	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
+		n, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		node = n
+		return check(n)
+	}); err != nil {
+		t.Fatalf("node %s %s: %v", nodeName, what, err)
+	}
+	return node
+}
+
+// waitPods waits until n pods match selector in ns and all are Ready.
+func waitPods(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, selector string, n int) {
+	t.Helper()
+	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
+		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return err
+		}
+		ready := 0
+		var states []string
+		for _, p := range pods.Items {
+			for _, cond := range p.Status.Conditions {
+				if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+			states = append(states, podState(&p))
+		}
+		if ready < n {
+			return fmt.Errorf("%d of %d pods Ready: %s", ready, n, strings.Join(states, "; "))
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("pods %s in %s: %v", selector, ns, err)
+	}
+}
+
+// podState summarizes a pod for a failure message.
+func podState(p *corev1.Pod) string {
+	s := p.Name + " " + string(p.Status.Phase)
+	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		switch {
+		case cs.State.Waiting != nil:
+			s += fmt.Sprintf(" %s waiting %s %s", cs.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message)
+		case cs.State.Terminated != nil:
+			s += fmt.Sprintf(" %s terminated %s %s", cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.Message)
+		case cs.State.Running != nil:
+			s += fmt.Sprintf(" %s running ready=%v", cs.Name, cs.Ready)
+		}
+	}
+	return s
+}
+
+// createServers creates the web Deployment (testserver, HTTP on 8080) and its ClusterIP
+// Service (port 80), and waits for the replicas.
+func createServers(ctx context.Context, t *testing.T, c kubernetes.Interface, replicas int32) *corev1.Service {
+	t.Helper()
+	labels := map[string]string{"app": "web"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "web", Image: TestImage,
+					Command: []string{"/testserver", "--http-port=8080", "--tcp-port=0", "--udp-port=0"},
+					Ports:   []corev1.ContainerPort{{ContainerPort: 8080}},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+						HTTPGet: &corev1.HTTPGetAction{Path: "/hostname", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 2},
+				}}},
+			},
+		},
+	}
+	create(ctx, t, "Deployment web", func() error {
+		_, err := c.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{})
+		return err
+	})
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{
+			Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
+	}
+	create(ctx, t, "Service web", func() error {
+		_, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+		return err
+	})
+	created, err := c.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get Service web: %v", err)
+	}
+	waitPods(ctx, t, c, "default", "app=web", int(replicas))
+	return created
+}
+
+// runClient runs cmd/fetch in a pod against url and returns its termination message.
+func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url string) string {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "client"},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "fetch", Image: TestImage,
+				Command: []string{"/fetch", "--url=" + url, "--timeout=3m"},
+			}},
+		},
+	}
+	create(ctx, t, "client pod", func() error {
+		_, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+		return err
+	})
+	var msg string
+	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "client", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		switch p.Status.Phase {
+		case corev1.PodSucceeded:
+			msg = p.Status.ContainerStatuses[0].State.Terminated.Message
+			return nil
+		case corev1.PodFailed:
+			t.Fatalf("client pod failed: %s", podState(p))
+		}
+		return fmt.Errorf("client pod: %s", podState(p))
+	}); err != nil {
+		t.Fatalf("client pod: %v", err)
+	}
+	return msg
+}
+
+// create retries a create the loaded API server may time out (seen in the guest under TCG:
+// "Timeout: request did not complete within requested timeout"); AlreadyExists means an
+// earlier attempt went through.
+func create(ctx context.Context, t *testing.T, what string, do func() error) {
+	t.Helper()
+	if err := pollFor(ctx, 5*time.Minute, nil, func() error {
+		if err := do(); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("create %s: %v", what, err)
+	}
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# make node-e2e: kubevs on a real node (test/node). Builds on the host what the node runs
+# (control plane: control-plane.sh; kubelet, kube-scheduler, kubectl, containerd: node-bins.sh;
+# runc: Debian's), kubevs's image (make image), the sandbox image registry.k8s.io/pause:3.10.2
+# and the workload image kubevs.io/node-test:0.1.0 (install/image's kubevs-static-image), the
+# CNI reference plugins, then runs TestRealNode in its own guest and prints its timings.
+#
+# Environment:
+#   NODE_E2E_TIMEOUT=DURATION   bound of the VM run (default 45m)
+#   NODE_E2E_LOGDIR=DIR         keep component logs there (default: a temporary dir, kept and
+#                               printed when the test fails)
+#   NODE_E2E_MEMORY=MIB         guest memory (default 4096)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+t0=$SECONDS
+stamp() { echo "node-e2e.sh: $* ($((SECONDS - t0))s)" >&2; }
+
+work=$(mktemp -d /tmp/kubevs-node-e2e.XXXXXX)
+logs=${NODE_E2E_LOGDIR:-$(mktemp -d /tmp/kubevs-node-e2e-logs.XXXXXX)}
+mkdir -p "$work/cni" "$work/bin" "$logs"
+keep_logs=${NODE_E2E_LOGDIR:+1}
+cleanup() {
+	rm -rf "$work"
+	[[ -n $keep_logs ]] || rm -rf "$logs"
+}
+trap cleanup EXIT
+
+# 1. Binaries, from the version-keyed caches (built only when missing).
+cp_bin=$(bash test/scripts/control-plane.sh --path)
+node_bin=$(bash test/scripts/node-bins.sh --path)
+[[ -x /usr/sbin/runc ]] || { echo "node-e2e.sh: no /usr/sbin/runc (apt-get install runc)" >&2; exit 1; }
+stamp "control plane and node binaries ready"
+
+# 2. Images: kubevs's (make image), the sandbox and the workload.
+KUBEVS_IMAGE_OUT=$work/kubevs-image.tar bash test/scripts/image.sh
+export CGO_ENABLED=0
+go build -trimpath -ldflags=-s -o "$work/bin/" ./test/node/cmd/pause ./test/node/cmd/fetch ./test/testserver/cmd/testserver
+(cd install/image && go build -trimpath -o "$work/bin/" ./cmd/kubevs-static-image)
+"$work/bin/kubevs-static-image" --tag registry.k8s.io/pause:3.10.2 --out "$work/pause.tar" --entrypoint /pause /pause="$work/bin/pause"
+"$work/bin/kubevs-static-image" --tag kubevs.io/node-test:0.1.0 --out "$work/node-test.tar" \
+	/testserver="$work/bin/testserver" /fetch="$work/bin/fetch"
+stamp "images built"
+
+# 3. The CNI reference plugins kubevs's standalone mode chains (kubevs installs only its own).
+(cd test/tools/cni && go build -trimpath -o "$work/cni/" \
+	github.com/containernetworking/plugins/plugins/main/bridge \
+	github.com/containernetworking/plugins/plugins/main/loopback \
+	github.com/containernetworking/plugins/plugins/ipam/host-local \
+	github.com/containernetworking/plugins/plugins/meta/portmap)
+go build -o "$work/kubevs-vm" ./test/vm/cmd/kubevs-vm
+go test -c -tags nodee2e -o "$work/node.test" ./test/node
+stamp "built CNI plugins, node.test"
+
+# 4. The node: its own guest.
+start=$SECONDS
+set +e
+(cd test/node && "$work/kubevs-vm" run --timeout "${NODE_E2E_TIMEOUT:-45m}" --memory "${NODE_E2E_MEMORY:-4096}" \
+	--share "$logs" \
+	--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin" \
+	--env "KUBEVS_NODE_BIN=$node_bin" \
+	--env "KUBEVS_NODE_CNI_BIN=$work/cni" \
+	--env "KUBEVS_NODE_IMAGES=$work/pause.tar $work/node-test.tar $work/kubevs-image.tar" \
+	--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml" \
+	--env "KUBEVS_NODE_LOGDIR=$logs" \
+	--env "KUBEVS_STRICT=1" \
+	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestRealNode$' -test.timeout 45m) 2>&1 | tee "$work/output"
+rc=${PIPESTATUS[0]}
+set -e
+echo
+grep -E '^(--- |ok |FAIL|PASS$)|timings:' "$work/output" || true
+if ((rc == 0)); then
+	printf 'ok  \tgithub.com/kubevs/kubevs/test/node\t%ds in the guest\n' "$((SECONDS - start))"
+else
+	printf 'FAIL\tgithub.com/kubevs/kubevs/test/node\t%ds in the guest (exit %d)\n' "$((SECONDS - start))" "$rc"
+	keep_logs=1
+	echo "node-e2e.sh: logs kept in $logs" >&2
+fi
+stamp "done"
+exit "$rc"
