@@ -279,6 +279,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) startServers(ctx context.Context, serve func(string, func(context.Context) error)) error {
 	srv := nodeapi.NewServer(d.cfg.NodeAPISocket, d.store, d.status)
 	srv.SetIPValidator(d.validPodIP)
+	srv.SetRefusalCounter(func(reason string) { d.metrics.NodeAPIRefused.WithLabelValues(reason).Inc() })
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("listen on the node API socket: %w", err)
 	}
