@@ -210,7 +210,7 @@ func New(o Options) (*Daemon, error) {
 		d.metrics.Registry.MustRegister(metrics.NewIPVSCollector(sr, d.owners.snapshot))
 	}
 	d.svcHealth.SetProxyHealth(func() bool { return d.health.Status().Healthy })
-	d.localIPs = localIPs(store.List())
+	d.localIPs = localIPs(store)
 	return d, nil
 }
 
