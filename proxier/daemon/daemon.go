@@ -215,7 +215,7 @@ func New(o Options) (*Daemon, error) {
 		d.metrics.Registry.MustRegister(metrics.NewIPVSCollector(sr, d.owners.snapshot))
 	}
 	d.svcHealth.SetProxyHealth(func() bool { return d.health.Status().Healthy })
-	d.localIPs = localIPs(store.List())
+	d.localIPs = localIPs(store)
 	return d, nil
 }
 
@@ -284,6 +284,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) startServers(ctx context.Context, serve func(string, func(context.Context) error)) error {
 	srv := nodeapi.NewServer(d.cfg.NodeAPISocket, d.store, d.status)
 	srv.SetIPValidator(d.validPodIP)
+	srv.SetRefusalCounter(func(reason string) { d.metrics.NodeAPIRefused.WithLabelValues(reason).Inc() })
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("listen on the node API socket: %w", err)
 	}

@@ -20,14 +20,10 @@ import (
 	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
 
-func localIPs(regs []nodeapi.Registration) desired.PodSet {
-	s := desired.PodSet{}
-	for _, r := range regs {
-		for _, ip := range r.IPs {
-			s[ip.Unmap()] = struct{}{}
-		}
-	}
-	return s
+// localIPs returns the IPs of the registered pods: a copy of the store's own index, so a
+// change costs the number of pod IPs, never a walk over every registration.
+func localIPs(store *nodeapi.Store) desired.PodSet {
+	return desired.PodSet(store.IPs())
 }
 
 // validPodIP is the node API's IP validator: once the Node's spec.podCIDRs are known, a
@@ -49,7 +45,7 @@ func (d *Daemon) validPodIP(ip netip.Addr) error {
 
 // onRegistrations runs after every change of the registration store.
 func (d *Daemon) onRegistrations(ctx context.Context) {
-	now := localIPs(d.store.List())
+	now := localIPs(d.store)
 	d.mu.Lock()
 	old := d.localIPs
 	d.localIPs = now

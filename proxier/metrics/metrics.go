@@ -75,6 +75,10 @@ type Metrics struct {
 	// Degraded is 1 for each optional start step the kernel refused ("family inet6",
 	// "sysctl <name>"): the proxier runs without it.
 	Degraded *prometheus.GaugeVec
+	// NodeAPIRefused counts the node API's refused requests and connections, by reason
+	// (not_root, bad_request, body_too_large, invalid, ip_not_allowed,
+	// too_many_registrations, too_many_connections).
+	NodeAPIRefused *prometheus.CounterVec
 }
 
 // New returns the metrics registered in a new registry (with the Go and process collectors).
@@ -124,11 +128,16 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "drift_repaired_total",
 			Help: "Objects full syncs found changed by someone else and put back, by object.",
 		}, []string{"object"}),
+		NodeAPIRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "node_api_refused_total",
+			Help: "Node API requests and connections refused, by reason (nodeapi.Refused*).",
+		}, []string{"reason"}),
 		Degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "degraded",
 			Help: "1 for each optional start step the kernel refused (family inet6, sysctl <name>): the proxier runs without it.",
 		}, []string{"step"}),
 	}
+	m.Registry.MustRegister(m.NodeAPIRefused)
 	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncFailures,
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
 		m.ObjectsQuarantined, m.Quarantines, m.DriftRepaired, m.Degraded,

@@ -24,7 +24,11 @@ type peer struct {
 }
 
 // withPeer is the http.Server's ConnContext: it records the connection's peer credentials.
+// The credentials come from the accepting listener when it read them (callerConn).
 func withPeer(ctx context.Context, c net.Conn) context.Context {
+	if cc, ok := c.(*callerConn); ok {
+		return context.WithValue(ctx, peerKey{}, cc.peer)
+	}
 	return context.WithValue(ctx, peerKey{}, peerOf(c))
 }
 
@@ -52,15 +56,18 @@ func peerOf(c net.Conn) peer {
 
 // rootOnly answers 403 to a request whose connection's peer is not uid 0.
 // A request without recorded credentials (the Handler used directly, as in tests) passes.
-func rootOnly(h http.Handler) http.Handler {
+// Each refusal is reported to refused.
+func rootOnly(h http.Handler, refused func(string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := r.Context().Value(peerKey{}).(peer)
 		if ok {
 			switch {
 			case p.err != nil:
+				refused(RefusedNotRoot)
 				writeError(w, http.StatusForbidden, fmt.Errorf("node API: cannot identify the caller: %w", p.err))
 				return
 			case p.uid != 0:
+				refused(RefusedNotRoot)
 				writeError(w, http.StatusForbidden, fmt.Errorf("node API: caller uid %d (pid %d) refused: only root may call", p.uid, p.pid))
 				return
 			}

@@ -14,7 +14,8 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// maxBody bounds a request body; a registration is a few hundred bytes.
+// maxBody bounds a GC request's body: the attachments it lists (at most MaxRegistrations of
+// about a hundred bytes each). Other requests are held to maxSmallBody (limits.go).
 const maxBody = 1 << 20
 
 // Server serves the node API on a unix socket. Only root callers are answered (checked
@@ -25,6 +26,7 @@ type Server struct {
 	store      *Store
 	status     func() Status
 	validIP    func(netip.Addr) error
+	refusedFn  func(reason string)
 
 	sock *socket
 	http *http.Server
@@ -38,7 +40,7 @@ func NewServer(socketPath string, store *Store, status func() Status) *Server {
 	}
 	s := &Server{socketPath: socketPath, store: store, status: status}
 	s.http = &http.Server{
-		Handler:           rootOnly(s.Handler()),
+		Handler:           rootOnly(s.Handler(), s.refused),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -54,20 +56,21 @@ func NewServer(socketPath string, store *Store, status func() Status) *Server {
 // fn's error. Call it before Serve; fn must be safe for concurrent use.
 func (s *Server) SetIPValidator(fn func(netip.Addr) error) { s.validIP = fn }
 
-// validate checks reg with its own rules and the IP validator.
-func (s *Server) validate(reg Registration) error {
+// validate checks reg with its own rules and the IP validator; on error it also returns the
+// refusal's reason.
+func (s *Server) validate(reg Registration) (string, error) {
 	if err := reg.Validate(); err != nil {
-		return err
+		return RefusedInvalid, err
 	}
 	if s.validIP == nil {
-		return nil
+		return "", nil
 	}
 	for i, ip := range reg.IPs {
 		if err := s.validIP(ip); err != nil {
-			return fmt.Errorf("ips[%d]: %w", i, err)
+			return RefusedIPNotAllowed, fmt.Errorf("ips[%d]: %w", i, err)
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // Listen creates the socket (see the socket rules in socket.go). After it returns, clients can
@@ -93,7 +96,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.sock.ln) }()
+	ln := newCallerLimitListener(s.sock.ln, MaxConns, MaxConnsPerCaller, s.refused)
+	go func() { errc <- s.http.Serve(ln) }()
 	logger.Info("Node API serving", "socket", s.socketPath)
 	var err error
 	select {
@@ -130,16 +134,18 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/register", func(w http.ResponseWriter, r *http.Request) {
 		var reg Registration
-		if !decode(w, r, &reg) {
+		if !s.decode(w, r, &reg, maxSmallBody) {
 			return
 		}
-		if err := s.validate(reg); err != nil {
+		if reason, err := s.validate(reg); err != nil {
+			s.refused(reason)
 			writeError(w, http.StatusBadRequest, fmt.Errorf("registration %s: %w", reg.Key(), err))
 			return
 		}
 		if err := s.store.Register(reg); err != nil {
 			code := http.StatusInternalServerError
 			if errors.Is(err, ErrTooManyRegistrations) {
+				s.refused(RefusedTooMany)
 				code = http.StatusTooManyRequests
 			}
 			writeError(w, code, err)
@@ -150,10 +156,11 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/unregister", func(w http.ResponseWriter, r *http.Request) {
 		var a Attachment
-		if !decode(w, r, &a) {
+		if !s.decode(w, r, &a, maxSmallBody) {
 			return
 		}
 		if err := a.Validate(); err != nil {
+			s.refused(RefusedInvalid)
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
@@ -166,7 +173,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/gc", func(w http.ResponseWriter, r *http.Request) {
 		var req GCRequest
-		if !decode(w, r, &req) {
+		if !s.decode(w, r, &req, maxBody) {
 			return
 		}
 		removed, err := s.store.GC(req.Valid)
@@ -185,6 +192,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/registration", func(w http.ResponseWriter, r *http.Request) {
 		a := Attachment{ContainerID: r.URL.Query().Get("containerID"), IfName: r.URL.Query().Get("ifName")}
 		if err := a.Validate(); err != nil {
+			s.refused(RefusedInvalid)
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
@@ -198,10 +206,17 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+// decode reads r's body (at most limit bytes) into v, or answers 400 and counts the refusal.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.refused(RefusedBodyTooLarge)
+		} else {
+			s.refused(RefusedBadRequest)
+		}
 		writeError(w, http.StatusBadRequest, fmt.Errorf("decode request body: %w", err))
 		return false
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,6 +39,7 @@ type Store struct {
 
 	mu        sync.Mutex
 	regs      map[Attachment]Registration
+	ips       map[netip.Addr]int // how many registrations hold each IP (unmapped)
 	skipped   []string
 	listeners []func()
 }
@@ -49,7 +51,7 @@ func NewStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create store directory %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, max: MaxRegistrations, regs: map[Attachment]Registration{}}
+	s := &Store{dir: dir, max: MaxRegistrations, regs: map[Attachment]Registration{}, ips: map[netip.Addr]int{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read store directory %s: %w", dir, err)
@@ -65,7 +67,7 @@ func NewStore(dir string) (*Store, error) {
 			s.skipped = append(s.skipped, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
-		s.regs[r.Key()] = r
+		s.put(r)
 	}
 	return s, nil
 }
@@ -156,7 +158,7 @@ func (s *Store) Register(r Registration) error {
 	}
 	err := s.write(r)
 	if err == nil {
-		s.regs[r.Key()] = r
+		s.put(r)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -220,7 +222,7 @@ func (s *Store) Unregister(a Attachment) (bool, error) {
 	_, ok := s.regs[a]
 	err := s.remove(a)
 	if err == nil {
-		delete(s.regs, a)
+		s.del(a)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -262,7 +264,7 @@ func (s *Store) GC(valid []Attachment) ([]Registration, error) {
 			errs = append(errs, fmt.Errorf("gc %s: %w", a, err))
 			continue
 		}
-		delete(s.regs, a)
+		s.del(a)
 		removed = append(removed, r)
 	}
 	s.mu.Unlock()
@@ -280,6 +282,43 @@ func (s *Store) Get(a Attachment) (Registration, bool) {
 	r, ok := s.regs[a]
 	r.IPs = slices.Clone(r.IPs)
 	return r, ok
+}
+
+// put stores r in memory, replacing the registration of its attachment. Callers hold s.mu.
+func (s *Store) put(r Registration) {
+	s.del(r.Key())
+	s.regs[r.Key()] = r
+	for _, ip := range r.IPs {
+		s.ips[ip.Unmap()]++
+	}
+}
+
+// del drops a's registration from memory, if any. Callers hold s.mu.
+func (s *Store) del(a Attachment) {
+	old, ok := s.regs[a]
+	if !ok {
+		return
+	}
+	delete(s.regs, a)
+	for _, ip := range old.IPs {
+		ip = ip.Unmap()
+		if s.ips[ip]--; s.ips[ip] <= 0 {
+			delete(s.ips, ip)
+		}
+	}
+}
+
+// IPs returns the set of IPs (unmapped) the registrations hold. It costs one copy of that
+// set, not a walk over every registration: callers may call it after every change, which a
+// caller looping on register would otherwise make quadratic.
+func (s *Store) IPs() map[netip.Addr]struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[netip.Addr]struct{}, len(s.ips))
+	for ip := range s.ips {
+		out[ip] = struct{}{}
+	}
+	return out
 }
 
 // List returns every registration, sorted by container ID then ifname.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 )
@@ -139,12 +140,14 @@ func TestListenRefusesUnsafeDirectory(t *testing.T) {
 const helperEnv = "KUBEVS_NODEAPI_PEER_HELPER_SOCKET"
 
 // TestNodeAPIPeerHelper is not a test: run as a subprocess with helperEnv set, it sends one
-// status request on that socket and prints the status line and body.
+// status request on that socket and prints the status line and body, then how long the
+// server took.
 func TestNodeAPIPeerHelper(t *testing.T) {
 	sock := os.Getenv(helperEnv)
 	if sock == "" {
 		t.Skip("helper process only")
 	}
+	start := time.Now()
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		fmt.Println("dial:", err)
@@ -157,7 +160,7 @@ func TestNodeAPIPeerHelper(t *testing.T) {
 		os.Exit(2)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	fmt.Printf("%d %s", resp.StatusCode, b)
+	fmt.Printf("%d %s\nanswered in %s\n", resp.StatusCode, b, time.Since(start))
 	os.Exit(0)
 }
 
