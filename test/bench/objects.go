@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// What the benchmark's Services look like: one TCP port, endpoints on another.
+const (
+	// Namespace holds every object the benchmark writes.
+	Namespace    = "bench"
+	servicePort  = 80
+	endpointPort = 8080
+	// managedBy marks the benchmark's slices, so the endpointslice controller leaves them be.
+	managedBy = "kubevs-bench"
+)
+
+// endpointBase is the first endpoint address; addresses are handed out in order from it
+// (100.64.0.0/10 holds four million).
+var endpointBase = netip.MustParseAddr("100.64.0.0")
+
+// Cluster is the benchmark's Services and their EndpointSlices in the API server, with the
+// last slice written for each, so that a change is one Update with no read. AddEndpoint is
+// safe for concurrent use; changes of one Service are serialised.
+type Cluster struct {
+	client kubernetes.Interface
+	// VIPs are the Services' ClusterIPs, by index.
+	VIPs []netip.Addr
+
+	locks  []sync.Mutex
+	slices []*discoveryv1.EndpointSlice
+	next   atomic.Uint32 // offset of the next endpoint address from endpointBase
+}
+
+// ServiceName names Service i.
+func ServiceName(i int) string { return fmt.Sprintf("svc-%05d", i) }
+
+// nextAddr hands out the next endpoint address.
+func (c *Cluster) nextAddr() netip.Addr {
+	return offset(endpointBase, c.next.Add(1)-1)
+}
+
+func service(i int) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: ServiceName(i), Namespace: Namespace},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP,
+			Ports: []corev1.ServicePort{{
+				Name: "http", Protocol: corev1.ProtocolTCP, Port: servicePort, TargetPort: intstr.FromInt32(endpointPort),
+			}},
+		},
+	}
+}
+
+func endpoint(a netip.Addr) discoveryv1.Endpoint {
+	return discoveryv1.Endpoint{
+		Addresses:  []string{a.String()},
+		Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+	}
+}
+
+func (c *Cluster) slice(i, endpoints int) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ServiceName(i), Namespace: Namespace,
+			Labels: map[string]string{discoveryv1.LabelServiceName: ServiceName(i), discoveryv1.LabelManagedBy: managedBy},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](endpointPort)}},
+	}
+	for range endpoints {
+		s.Endpoints = append(s.Endpoints, endpoint(c.nextAddr()))
+	}
+	return s
+}
+
+// CreateCluster writes the namespace, n Services and n EndpointSlices of endpoints each,
+// with writers parallel clients; it returns once all are written.
+func CreateCluster(ctx context.Context, client kubernetes.Interface, n, endpoints, writers int) (*Cluster, error) {
+	c := &Cluster{client: client, VIPs: make([]netip.Addr, n), locks: make([]sync.Mutex, n), slices: make([]*discoveryv1.EndpointSlice, n)}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("create namespace %s: %w", Namespace, err)
+	}
+	err := parallel(ctx, n, writers, func(ctx context.Context, i int) error {
+		svc, err := retryWrite(ctx, func() (*corev1.Service, error) {
+			return client.CoreV1().Services(Namespace).Create(ctx, service(i), metav1.CreateOptions{})
+		})
+		if err != nil {
+			return fmt.Errorf("create service %s/%s: %w", Namespace, ServiceName(i), err)
+		}
+		vip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+		if err != nil {
+			return fmt.Errorf("service %s/%s: spec.clusterIP %q: %w", Namespace, svc.Name, svc.Spec.ClusterIP, err)
+		}
+		c.VIPs[i] = vip
+		want := c.slice(i, endpoints)
+		got, err := retryWrite(ctx, func() (*discoveryv1.EndpointSlice, error) {
+			return client.DiscoveryV1().EndpointSlices(Namespace).Create(ctx, want, metav1.CreateOptions{})
+		})
+		if err != nil {
+			return fmt.Errorf("create endpointslice %s/%s: %w", Namespace, want.Name, err)
+		}
+		c.slices[i] = got
+		return nil
+	})
+	return c, err
+}
+
+// Key is the virtual server of Service i.
+func (c *Cluster) Key(i int) ipvs.Key {
+	return ipvs.Key{Address: c.VIPs[i], Protocol: ipvs.TCP, Port: servicePort}
+}
+
+// Keys are every Service's virtual server.
+func (c *Cluster) Keys() map[ipvs.Key]bool {
+	m := make(map[ipvs.Key]bool, len(c.VIPs))
+	for i := range c.VIPs {
+		m[c.Key(i)] = true
+	}
+	return m
+}
+
+// AddEndpoint adds one endpoint with a new address to Service i's slice and returns once
+// the API server has accepted the update, with the real server the proxier should add.
+func (c *Cluster) AddEndpoint(ctx context.Context, i int) (ipvs.Key, netip.AddrPort, error) {
+	c.locks[i].Lock()
+	defer c.locks[i].Unlock()
+	s := c.slices[i].DeepCopy()
+	a := c.nextAddr()
+	s.Endpoints = append(s.Endpoints, endpoint(a))
+	got, err := retryWrite(ctx, func() (*discoveryv1.EndpointSlice, error) {
+		return c.client.DiscoveryV1().EndpointSlices(Namespace).Update(ctx, s, metav1.UpdateOptions{})
+	})
+	if err != nil {
+		return ipvs.Key{}, netip.AddrPort{}, fmt.Errorf("add endpoint %s to endpointslice %s/%s: %w", a, Namespace, s.Name, err)
+	}
+	c.slices[i] = got
+	return c.Key(i), netip.AddrPortFrom(a, endpointPort), nil
+}
+
+// retryWrite retries a write the API server turned away for load (429, timeouts, a
+// connection reset by a busy emulated guest) a few times.
+func retryWrite[T any](ctx context.Context, write func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for attempt := range 6 {
+		if v, err = write(); err == nil || !retriable(err) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, errors.Join(err, ctx.Err())
+		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+		}
+	}
+	return v, err
+}
+
+func retriable(err error) bool {
+	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// parallel runs fn(i) for i in [0, n) on workers goroutines, i%workers on worker i; it stops
+// handing out work at the first error and returns every error seen.
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers = max(1, min(workers, n))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n && ctx.Err() == nil; i += workers {
+				if err := fn(ctx, i); err != nil {
+					errs[w] = err
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
