@@ -95,10 +95,13 @@ func (c *Cluster) slice(i, endpoints int) *discoveryv1.EndpointSlice {
 func CreateCluster(ctx context.Context, client kubernetes.Interface, n, endpoints, writers int) (*Cluster, error) {
 	c := &Cluster{client: client, VIPs: make([]netip.Addr, n), locks: make([]sync.Mutex, n), slices: make([]*discoveryv1.EndpointSlice, n)}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
-	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	_, err := retryWrite(ctx, func() (*corev1.Namespace, error) {
+		return client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("create namespace %s: %w", Namespace, err)
 	}
-	err := parallel(ctx, n, writers, func(ctx context.Context, i int) error {
+	err = parallel(ctx, n, writers, func(ctx context.Context, i int) error {
 		svc, err := retryWrite(ctx, func() (*corev1.Service, error) {
 			return client.CoreV1().Services(Namespace).Create(ctx, service(i), metav1.CreateOptions{})
 		})

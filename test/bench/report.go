@@ -106,6 +106,11 @@ func (r *Report) Markdown() string {
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(&b, "\nnetlink floor (kubevs's IPVS adapter, one message per add): %d virtual servers + %d real servers = %d ops in %s: %.0f ops/s\n",
 			f.VirtualServers, f.RealServers, f.Ops, secs(f.WallMS), f.OpsPerSec)
+		for _, x := range r.Results {
+			if x.ColdMS > 0 {
+				fmt.Fprintf(&b, "\n%s cold sync / netlink floor: %s\n", x.Proxier, ratio(x.ColdMS, f.WallMS))
+			}
+		}
 	}
 	for _, x := range r.Results {
 		if x.Note != "" {

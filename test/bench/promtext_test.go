@@ -1,0 +1,66 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+const exposition = `# HELP kubeproxy_sync_proxy_rules_duration_seconds SyncProxyRules latency in seconds
+# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.001"} 3
+kubeproxy_sync_proxy_rules_duration_seconds_sum 1.25
+kubeproxy_sync_proxy_rules_duration_seconds_count 42
+kubeproxy_sync_proxy_rules_duration_seconds_count_extra 7
+kubevs_sync_duration_seconds_count{mode="full"} 2
+kubevs_sync_duration_seconds_count{mode="partial"} 40
+kubevs_sync_duration_seconds_count{mode="partialx"} 1000
+`
+
+func TestMetricSum(t *testing.T) {
+	for _, tc := range []struct {
+		name, metric string
+		match        map[string]string
+		want         float64
+		found        bool
+	}{
+		{"plain", "kubeproxy_sync_proxy_rules_duration_seconds_count", nil, 42, true},
+		{"all labels", "kubevs_sync_duration_seconds_count", nil, 1042, true},
+		{"one label", "kubevs_sync_duration_seconds_count", map[string]string{"mode": "partial"}, 40, true},
+		{"no such label value", "kubevs_sync_duration_seconds_count", map[string]string{"mode": "none"}, 0, false},
+		{"prefix of another name only", "kubeproxy_sync_proxy_rules_duration", nil, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, found, err := MetricSum(exposition, tc.metric, tc.match)
+			if err != nil || got != tc.want || found != tc.found {
+				t.Errorf("MetricSum = %v, %v, %v; want %v, %v, nil", got, found, err, tc.want, tc.found)
+			}
+		})
+	}
+	if _, _, err := MetricSum("m{a=\"b\" 1\n", "m", nil); err == nil {
+		t.Error("unterminated labels: want an error")
+	}
+	if _, _, err := MetricSum("m one\n", "m", nil); err == nil {
+		t.Error("bad value: want an error")
+	}
+}
+
+func TestSyncCount(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/empty" {
+			fmt.Fprintln(w, "# nothing")
+			return
+		}
+		fmt.Fprint(w, exposition)
+	}))
+	defer srv.Close()
+	got, err := syncCount(context.Background(), srv.URL+"/metrics")
+	if err != nil || got != 42 {
+		t.Errorf("syncCount = %v, %v; want 42", got, err)
+	}
+	if _, err := syncCount(context.Background(), srv.URL+"/empty"); err == nil {
+		t.Error("no sync metric: want an error")
+	}
+}
