@@ -105,4 +105,3 @@ func TestFlushAndFloor(t *testing.T) {
 		t.Errorf("MeasureFloor left %d virtual servers", n)
 	}
 }
-

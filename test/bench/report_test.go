@@ -14,9 +14,9 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 func sampleReport() *Report {
 	return &Report{
-		Date:      "2026-12-06T00:00:00Z",
-		Machine:   Machine{HostNProc: 2, HostKernel: "6.18.0", GuestNProc: 2, GuestKernel: "6.1.0-44-amd64", Accel: "QEMU TCG"},
-		Services:  1000, Endpoints: 10, Changes: 20, Burst: 1000, IdleSec: 60, SetupMS: 61234,
+		Date:     "2026-12-06T00:00:00Z",
+		Machine:  Machine{HostNProc: 2, HostKernel: "6.18.0", GuestNProc: 2, GuestKernel: "6.1.0-44-amd64", Accel: "QEMU TCG"},
+		Services: 1000, Endpoints: 10, Changes: 20, Burst: 1000, IdleSec: 60, SetupMS: 61234,
 		Results: []Result{
 			{
 				Proxier: KubeProxyName, ColdMS: 20800, ColdCPUMS: 16000,

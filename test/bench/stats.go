@@ -41,4 +41,6 @@ func rank(s []time.Duration, p int) time.Duration {
 }
 
 // ms is d in milliseconds, rounded to microseconds.
-func ms(d time.Duration) float64 { return float64(d.Round(time.Microsecond)) / float64(time.Millisecond) }
+func ms(d time.Duration) float64 {
+	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
+}
