@@ -97,3 +97,23 @@ func syncCount(ctx context.Context, url string) (float64, error) {
 	}
 	return v, nil
 }
+
+// fullSyncs reads how many full syncs a proxier did and their total seconds: kubevs's
+// kubevs_sync_duration_seconds{mode="full"} when it exports it, else kube-proxy's sync
+// histogram (every kube-proxy IPVS sync is a full one).
+func fullSyncs(ctx context.Context, url string) (count, seconds float64, err error) {
+	text, err := scrape(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	name, match := "kubevs_sync_duration_seconds", map[string]string{"mode": "full"}
+	if _, found, _ := MetricSum(text, name+"_count", match); !found {
+		name, match = "kubeproxy_sync_proxy_rules_duration_seconds", nil
+	}
+	count, found, err := MetricSum(text, name+"_count", match)
+	if err != nil || !found {
+		return 0, 0, fmt.Errorf("scrape %s: no %s_count (%v)", url, name, err)
+	}
+	seconds, _, err = MetricSum(text, name+"_sum", match)
+	return count, seconds, err
+}

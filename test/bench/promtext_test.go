@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -15,6 +16,7 @@ kubeproxy_sync_proxy_rules_duration_seconds_sum 1.25
 kubeproxy_sync_proxy_rules_duration_seconds_count 42
 kubeproxy_sync_proxy_rules_duration_seconds_count_extra 7
 kubevs_sync_duration_seconds_count{mode="full"} 2
+kubevs_sync_duration_seconds_sum{mode="full"} 0.5
 kubevs_sync_duration_seconds_count{mode="partial"} 40
 kubevs_sync_duration_seconds_count{mode="partialx"} 1000
 `
@@ -49,8 +51,12 @@ func TestMetricSum(t *testing.T) {
 
 func TestSyncCount(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/empty" {
+		switch r.URL.Path {
+		case "/empty":
 			fmt.Fprintln(w, "# nothing")
+			return
+		case "/kube-proxy":
+			fmt.Fprint(w, strings.Split(exposition, "kubevs_")[0])
 			return
 		}
 		fmt.Fprint(w, exposition)
@@ -61,6 +67,15 @@ func TestSyncCount(t *testing.T) {
 		t.Errorf("syncCount = %v, %v; want 42", got, err)
 	}
 	if _, err := syncCount(context.Background(), srv.URL+"/empty"); err == nil {
+		t.Error("no sync metric: want an error")
+	}
+	if n, sec, err := fullSyncs(context.Background(), srv.URL+"/metrics"); n != 2 || sec != 0.5 || err != nil {
+		t.Errorf("fullSyncs (kubevs) = %v, %v, %v; want 2, 0.5", n, sec, err)
+	}
+	if n, sec, err := fullSyncs(context.Background(), srv.URL+"/kube-proxy"); n != 42 || sec != 1.25 || err != nil {
+		t.Errorf("fullSyncs (kube-proxy) = %v, %v, %v; want 42, 1.25", n, sec, err)
+	}
+	if _, _, err := fullSyncs(context.Background(), srv.URL+"/empty"); err == nil {
 		t.Error("no sync metric: want an error")
 	}
 }

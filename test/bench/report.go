@@ -49,6 +49,10 @@ type Result struct {
 	BurstMS      float64 `json:"burst_ms"`
 	BurstMissing int     `json:"burst_missing"`
 	BurstSyncs   float64 `json:"burst_syncs"`
+	// FullSyncs are the full syncs from the end of the cold sync to the end of the idle
+	// period, FullSyncMeanMS their mean duration (the cost of a periodic resync).
+	FullSyncs      float64 `json:"full_syncs"`
+	FullSyncMeanMS float64 `json:"full_sync_mean_ms"`
 	// IdleCPUPct is the CPU over the idle period, in percent of one core.
 	IdleCPUPct float64 `json:"idle_cpu_pct"`
 	RSSMiB     float64 `json:"rss_mib"`
@@ -89,19 +93,19 @@ func (r *Report) Markdown() string {
 		"guest %s (%d vCPU, %s) on host %s (%d CPUs); setup (API writes) %s\n\n",
 		r.Date, r.Services, r.Endpoints, r.Changes, r.Burst, r.IdleSec,
 		m.GuestKernel, m.GuestNProc, m.Accel, m.HostKernel, m.HostNProc, secs(r.SetupMS))
-	fmt.Fprintf(&b, "| proxier | cold sync (CPU) | one change p50 / p90 / p99 / max | burst of %d: converge (syncs) | idle CPU | RSS (peak) |\n", r.Burst)
-	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	fmt.Fprintf(&b, "| proxier | cold sync (CPU) | one change p50 / p90 / p99 / max | burst of %d: converge (syncs) | full syncs: mean (count) | idle CPU | RSS (peak) |\n", r.Burst)
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, x := range r.Results {
-		fmt.Fprintf(&b, "| %s | %s (%s) | %s | %s | %.1f %% | %.0f MiB (%.0f) |\n",
-			x.Proxier, secs(x.ColdMS), secs(x.ColdCPUMS), latencies(x.Change), burstCell(x),
+		fmt.Fprintf(&b, "| %s | %s (%s) | %s | %s | %s (%.0f) | %.1f %% | %.0f MiB (%.0f) |\n",
+			x.Proxier, secs(x.ColdMS), secs(x.ColdCPUMS), latencies(x.Change), burstCell(x), msOrS(x.FullSyncMeanMS), x.FullSyncs,
 			x.IdleCPUPct, x.RSSMiB, x.HWMMiB)
 	}
 	if kp, kv, ok := r.pair(); ok {
-		fmt.Fprintf(&b, "| kube-proxy / kubevs | %s (%s) | %s / %s / %s / %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| kube-proxy / kubevs | %s (%s) | %s / %s / %s / %s | %s | %s | %s | %s |\n",
 			ratio(kp.ColdMS, kv.ColdMS), ratio(kp.ColdCPUMS, kv.ColdCPUMS),
 			ratio(kp.Change.P50MS, kv.Change.P50MS), ratio(kp.Change.P90MS, kv.Change.P90MS),
 			ratio(kp.Change.P99MS, kv.Change.P99MS), ratio(kp.Change.MaxMS, kv.Change.MaxMS),
-			ratio(kp.BurstMS, kv.BurstMS), ratio(kp.IdleCPUPct, kv.IdleCPUPct), ratio(kp.RSSMiB, kv.RSSMiB))
+			ratio(kp.BurstMS, kv.BurstMS), ratio(kp.FullSyncMeanMS, kv.FullSyncMeanMS), ratio(kp.IdleCPUPct, kv.IdleCPUPct), ratio(kp.RSSMiB, kv.RSSMiB))
 	}
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(&b, "\nnetlink floor (kubevs's IPVS adapter, one message per add): %d virtual servers + %d real servers = %d ops in %s: %.0f ops/s\n",

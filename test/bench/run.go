@@ -133,6 +133,10 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		return err
 	}
 	res.ColdMS, res.ColdCPUMS = ms(seen.Sub(t0)), ms(cpu.CPU)
+	fullFrom, fullFromSec, err := fullSyncs(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
 	logger.Info("Cold sync done", "wall", seen.Sub(t0), "cpu", cpu.CPU)
 
 	// 2. Single changes, one at a time.
@@ -188,6 +192,13 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		return err
 	}
 	res.IdleCPUPct = CPUPercent(from, to)
+	fullTo, fullToSec, err := fullSyncs(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
+	if res.FullSyncs = fullTo - fullFrom; res.FullSyncs > 0 {
+		res.FullSyncMeanMS = 1000 * (fullToSec - fullFromSec) / res.FullSyncs
+	}
 	res.RSSMiB, res.HWMMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20)
 	return nil
 }
