@@ -164,7 +164,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		default:
 			return fmt.Errorf("change %d: %w", i, exitCause(err, proc))
 		}
-		logger.V(2).Info("Change", "n", i, "latency", at.Sub(written))
+		logger.Info("Change", "n", i, "latency", at.Sub(written), "seen", err == nil)
 	}
 	res.Change = Summarize(lat, timeouts, cfg.ChangeTimeout)
 	logger.Info("Single changes done", "summary", res.Change)
