@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -84,6 +85,35 @@ func (k Kernel) WaitRealServer(ctx context.Context, key ipvs.Key, rs netip.AddrP
 		select {
 		case <-ctx.Done():
 			return now, fmt.Errorf("real server %s of %s: %w", rs, key, ctx.Err())
+		case <-time.After(interval):
+		}
+	}
+}
+
+// WaitTargets polls the real servers still missing, each with a targeted GET, every interval
+// until none is missing or ctx ends; it returns when the last was seen and what is still
+// missing (nil error on a ctx that ended: the caller reports what is missing).
+func (k Kernel) WaitTargets(ctx context.Context, pending []Target, interval time.Duration) (time.Time, []Target, error) {
+	pending = slices.Clone(pending)
+	for {
+		rest := pending[:0]
+		for _, t := range pending {
+			ok, err := k.HasRealServer(t.Key, t.RS)
+			if err != nil {
+				return time.Now(), pending, err
+			}
+			if !ok {
+				rest = append(rest, t)
+			}
+		}
+		pending = rest
+		now := time.Now()
+		if len(pending) == 0 {
+			return now, nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return now, pending, nil
 		case <-time.After(interval):
 		}
 	}

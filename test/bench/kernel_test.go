@@ -105,3 +105,30 @@ func TestFlushAndFloor(t *testing.T) {
 		t.Errorf("MeasureFloor left %d virtual servers", n)
 	}
 }
+
+func TestWaitTargets(t *testing.T) {
+	f := ipvstest.NewFake()
+	k := Kernel{IPVS: f}
+	mustAdd(t, f, key("10.96.0.1"), "100.64.0.1:8080")
+	targets := []Target{
+		{key("10.96.0.1"), netip.MustParseAddrPort("100.64.0.1:8080")},
+		{key("10.96.0.1"), netip.MustParseAddrPort("100.64.0.2:8080")},
+		{key("10.96.0.2"), netip.MustParseAddrPort("100.64.0.3:8080")},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, missing, err := k.WaitTargets(ctx, targets, time.Millisecond)
+	if err != nil || len(missing) != 2 || missing[0] != targets[1] || missing[1] != targets[2] {
+		t.Fatalf("WaitTargets = %v, %v; want the last two missing", missing, err)
+	}
+	if len(targets) != 3 || targets[0].RS.Port() != 8080 {
+		t.Fatal("WaitTargets changed its input")
+	}
+	mustAdd(t, f, key("10.96.0.2"), "100.64.0.3:8080")
+	if err := f.AddRealServer(key("10.96.0.1"), ipvs.RealServer{Address: netip.MustParseAddr("100.64.0.2"), Port: 8080, Weight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, missing, err := k.WaitTargets(context.Background(), targets, time.Millisecond); err != nil || len(missing) != 0 {
+		t.Errorf("WaitTargets = %v, %v; want none missing", missing, err)
+	}
+}

@@ -140,6 +140,25 @@ func (c *Cluster) Keys() map[ipvs.Key]bool {
 	return m
 }
 
+// Target is one real server the benchmark waits for.
+type Target struct {
+	Key ipvs.Key
+	RS  netip.AddrPort
+}
+
+// Targets are the real servers of every endpoint written so far.
+func (c *Cluster) Targets() []Target {
+	var out []Target
+	for i := range c.slices {
+		c.locks[i].Lock()
+		for _, e := range c.slices[i].Endpoints {
+			out = append(out, Target{c.Key(i), netip.AddrPortFrom(netip.MustParseAddr(e.Addresses[0]), endpointPort)})
+		}
+		c.locks[i].Unlock()
+	}
+	return out
+}
+
 // AddEndpoint adds one endpoint with a new address to Service i's slice and returns once
 // the API server has accepted the update, with the real server the proxier should add.
 func (c *Cluster) AddEndpoint(ctx context.Context, i int) (ipvs.Key, netip.AddrPort, error) {

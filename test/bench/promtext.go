@@ -81,26 +81,27 @@ func scrape(ctx context.Context, url string) (string, error) {
 	return string(body), nil
 }
 
-// syncCount is the number of syncs a proxier reports: kube-proxy's histogram count, which
-// kubevs-proxier exports under the same name.
+// kubeProxySync is the sync histogram of kube-proxy, which kubevs-proxier exports too; both
+// label it by IP family, and kube-proxy runs a (here idle) IPv6 proxier beside the IPv4 one,
+// so only the IPv4 samples count.
+const kubeProxySync = "kubeproxy_sync_proxy_rules_duration_seconds"
+
+var ipv4 = map[string]string{"ip_family": "IPv4"}
+
+// syncCount is the number of syncs a proxier reports; 0 before its first (a labelled
+// histogram has no sample until then).
 func syncCount(ctx context.Context, url string) (float64, error) {
 	text, err := scrape(ctx, url)
 	if err != nil {
 		return 0, err
 	}
-	v, found, err := MetricSum(text, "kubeproxy_sync_proxy_rules_duration_seconds_count", nil)
-	if err != nil {
-		return 0, err
-	}
-	if !found {
-		return 0, fmt.Errorf("scrape %s: no kubeproxy_sync_proxy_rules_duration_seconds_count", url)
-	}
-	return v, nil
+	v, _, err := MetricSum(text, kubeProxySync+"_count", ipv4)
+	return v, err
 }
 
 // fullSyncs reads how many full syncs a proxier did and their total seconds: kubevs's
-// kubevs_sync_duration_seconds{mode="full"} when it exports it, else kube-proxy's sync
-// histogram (every kube-proxy IPVS sync is a full one).
+// kubevs_sync_duration_seconds{mode="full"} when it exports it, else kube-proxy's IPv4 sync
+// histogram (every kube-proxy IPVS sync is a full one). None yet is 0, 0.
 func fullSyncs(ctx context.Context, url string) (count, seconds float64, err error) {
 	text, err := scrape(ctx, url)
 	if err != nil {
@@ -108,11 +109,10 @@ func fullSyncs(ctx context.Context, url string) (count, seconds float64, err err
 	}
 	name, match := "kubevs_sync_duration_seconds", map[string]string{"mode": "full"}
 	if _, found, _ := MetricSum(text, name+"_count", match); !found {
-		name, match = "kubeproxy_sync_proxy_rules_duration_seconds", nil
+		name, match = kubeProxySync, ipv4
 	}
-	count, found, err := MetricSum(text, name+"_count", match)
-	if err != nil || !found {
-		return 0, 0, fmt.Errorf("scrape %s: no %s_count (%v)", url, name, err)
+	if count, _, err = MetricSum(text, name+"_count", match); err != nil {
+		return 0, 0, err
 	}
 	seconds, _, err = MetricSum(text, name+"_sum", match)
 	return count, seconds, err

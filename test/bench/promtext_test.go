@@ -11,9 +11,11 @@ import (
 
 const exposition = `# HELP kubeproxy_sync_proxy_rules_duration_seconds SyncProxyRules latency in seconds
 # TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram
-kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.001"} 3
-kubeproxy_sync_proxy_rules_duration_seconds_sum 1.25
-kubeproxy_sync_proxy_rules_duration_seconds_count 42
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="0.001"} 3
+kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="IPv4"} 1.25
+kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 42
+kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="IPv6"} 0.5
+kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv6"} 40
 kubeproxy_sync_proxy_rules_duration_seconds_count_extra 7
 kubevs_sync_duration_seconds_count{mode="full"} 2
 kubevs_sync_duration_seconds_sum{mode="full"} 0.5
@@ -28,7 +30,9 @@ func TestMetricSum(t *testing.T) {
 		want         float64
 		found        bool
 	}{
-		{"plain", "kubeproxy_sync_proxy_rules_duration_seconds_count", nil, 42, true},
+		{"both families", "kubeproxy_sync_proxy_rules_duration_seconds_count", nil, 82, true},
+		{"IPv4", "kubeproxy_sync_proxy_rules_duration_seconds_count", ipv4, 42, true},
+		{"plain", "kubeproxy_sync_proxy_rules_duration_seconds_count_extra", nil, 7, true},
 		{"all labels", "kubevs_sync_duration_seconds_count", nil, 1042, true},
 		{"one label", "kubevs_sync_duration_seconds_count", map[string]string{"mode": "partial"}, 40, true},
 		{"no such label value", "kubevs_sync_duration_seconds_count", map[string]string{"mode": "none"}, 0, false},
@@ -52,6 +56,9 @@ func TestMetricSum(t *testing.T) {
 func TestSyncCount(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case "/missing":
+			http.NotFound(w, r)
+			return
 		case "/empty":
 			fmt.Fprintln(w, "# nothing")
 			return
@@ -66,8 +73,11 @@ func TestSyncCount(t *testing.T) {
 	if err != nil || got != 42 {
 		t.Errorf("syncCount = %v, %v; want 42", got, err)
 	}
-	if _, err := syncCount(context.Background(), srv.URL+"/empty"); err == nil {
-		t.Error("no sync metric: want an error")
+	if n, err := syncCount(context.Background(), srv.URL+"/empty"); n != 0 || err != nil {
+		t.Errorf("no sync yet: syncCount = %v, %v; want 0, nil", n, err)
+	}
+	if _, err := syncCount(context.Background(), srv.URL+"/missing"); err == nil {
+		t.Error("404: want an error")
 	}
 	if n, sec, err := fullSyncs(context.Background(), srv.URL+"/metrics"); n != 2 || sec != 0.5 || err != nil {
 		t.Errorf("fullSyncs (kubevs) = %v, %v, %v; want 2, 0.5", n, sec, err)
@@ -75,7 +85,7 @@ func TestSyncCount(t *testing.T) {
 	if n, sec, err := fullSyncs(context.Background(), srv.URL+"/kube-proxy"); n != 42 || sec != 1.25 || err != nil {
 		t.Errorf("fullSyncs (kube-proxy) = %v, %v, %v; want 42, 1.25", n, sec, err)
 	}
-	if _, _, err := fullSyncs(context.Background(), srv.URL+"/empty"); err == nil {
-		t.Error("no sync metric: want an error")
+	if n, sec, err := fullSyncs(context.Background(), srv.URL+"/empty"); n != 0 || sec != 0 || err != nil {
+		t.Errorf("no sync yet: fullSyncs = %v, %v, %v; want 0, 0, nil", n, sec, err)
 	}
 }

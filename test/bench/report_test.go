@@ -19,13 +19,13 @@ func sampleReport() *Report {
 		Services: 1000, Endpoints: 10, Changes: 20, Burst: 1000, IdleSec: 60, SetupMS: 61234,
 		Results: []Result{
 			{
-				Proxier: KubeProxyName, ColdMS: 20800, ColdCPUMS: 16000,
+				Proxier: KubeProxyName, ColdMS: 20800, ColdCPUMS: 16000, SettledMS: 600000, SettledCPUMS: 300000,
 				Change:  Latencies{Count: 20, Timeouts: 1, P50MS: 19200, P90MS: 24800, P99MS: 30100, MaxMS: 120000},
 				BurstMS: 45000, BurstSyncs: 3, FullSyncs: 4, FullSyncMeanMS: 9100, IdleCPUPct: 16.2, RSSMiB: 58, HWMMiB: 70,
 				Note: "change budget 10m0s spent after 19 of 20 changes",
 			},
 			{
-				Proxier: KubevsName, ColdMS: 7200, ColdCPUMS: 6900,
+				Proxier: KubevsName, ColdMS: 7200, ColdCPUMS: 6900, SettledMS: 7300, SettledCPUMS: 7000,
 				Change:  Latencies{Count: 20, P50MS: 27, P90MS: 36, P99MS: 83, MaxMS: 83},
 				BurstMS: 4500, BurstSyncs: 12, FullSyncs: 1, FullSyncMeanMS: 350, IdleCPUPct: 0.8, RSSMiB: 37, HWMMiB: 41,
 			},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -115,8 +114,11 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	defer cancel()
 	t0 := time.Now()
 
-	// 1. Cold sync.
+	// 1. Cold sync: every virtual server, then every real server and the first sync the
+	// proxier reports (kube-proxy goes on with ipset and iptables work after its last
+	// virtual server; the single changes start from a settled proxier).
 	coldCtx, coldCancel := context.WithTimeout(ctx, cfg.ColdTimeout)
+	defer coldCancel()
 	last := time.Now()
 	seen, err := kernel.WaitAll(coldCtx, cluster.Keys(), coldPoll, func(present int) {
 		if time.Since(last) > 10*time.Second {
@@ -124,7 +126,6 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			last = time.Now()
 		}
 	})
-	coldCancel()
 	if err != nil {
 		return fmt.Errorf("cold sync: %w", exitCause(err, proc))
 	}
@@ -133,11 +134,39 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		return err
 	}
 	res.ColdMS, res.ColdCPUMS = ms(seen.Sub(t0)), ms(cpu.CPU)
+	logger.Info("Virtual servers present", "wall", seen.Sub(t0), "cpu", cpu.CPU)
+	seen, missing, err := kernel.WaitTargets(coldCtx, cluster.Targets(), coldPoll)
+	if err == nil && len(missing) > 0 {
+		err = fmt.Errorf("%d real servers missing, e.g. %s of %s: %w", len(missing), missing[0].RS, missing[0].Key, coldCtx.Err())
+	}
+	if err != nil {
+		return fmt.Errorf("cold sync: %w", exitCause(err, proc))
+	}
+	for {
+		n, err := syncCount(coldCtx, p.MetricsURL)
+		if err != nil {
+			return fmt.Errorf("cold sync: %w", exitCause(err, proc))
+		}
+		if n > 0 {
+			break
+		}
+		select {
+		case <-coldCtx.Done():
+			return fmt.Errorf("cold sync: no sync reported: %w", exitCause(coldCtx.Err(), proc))
+		case <-time.After(coldPoll):
+		}
+		seen = time.Now()
+	}
+	if cpu, err = ReadProc(proc.PID()); err != nil {
+		return err
+	}
+	res.SettledMS, res.SettledCPUMS = ms(seen.Sub(t0)), ms(cpu.CPU)
+	logger.Info("Cold sync done", "wall", seen.Sub(t0), "cpu", cpu.CPU)
+	coldCancel()
 	fullFrom, fullFromSec, err := fullSyncs(ctx, p.MetricsURL)
 	if err != nil {
 		return err
 	}
-	logger.Info("Cold sync done", "wall", seen.Sub(t0), "cpu", cpu.CPU)
 
 	// 2. Single changes, one at a time.
 	var lat []time.Duration
@@ -214,20 +243,16 @@ func burst(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p P
 	for i := range targets {
 		targets[i] = rng.IntN(len(cluster.VIPs))
 	}
-	type change struct {
-		key ipvs.Key
-		rs  netip.AddrPort
-	}
 	var (
 		mu      sync.Mutex
-		pending []change
+		pending []Target
 	)
 	start := time.Now()
 	err = parallel(ctx, len(targets), cfg.Writers, func(ctx context.Context, i int) error {
 		key, rs, err := cluster.AddEndpoint(ctx, targets[i])
 		if err == nil {
 			mu.Lock()
-			pending = append(pending, change{key, rs})
+			pending = append(pending, Target{key, rs})
 			mu.Unlock()
 		}
 		return err
@@ -236,29 +261,16 @@ func burst(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p P
 		return fmt.Errorf("burst: %w", err)
 	}
 	res.BurstWriteMS = ms(time.Since(start))
-	deadline := time.Now().Add(cfg.BurstTimeout)
-	for len(pending) > 0 && time.Now().Before(deadline) {
-		rest := pending[:0]
-		for _, c := range pending {
-			ok, err := kernel.HasRealServer(c.key, c.rs)
-			if err != nil {
-				return fmt.Errorf("burst: %w", err)
-			}
-			if !ok {
-				rest = append(rest, c)
-			}
-		}
-		pending = rest
-		if len(pending) == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("burst: %d changes not in the kernel: %w", len(pending), ctx.Err())
-		case <-time.After(burstPoll):
-		}
+	wctx, wcancel := context.WithTimeout(ctx, cfg.BurstTimeout)
+	seen, pending, err := kernel.WaitTargets(wctx, pending, burstPoll)
+	wcancel()
+	if err != nil {
+		return fmt.Errorf("burst: %w", err)
 	}
-	res.BurstMS, res.BurstMissing = ms(time.Since(start)), len(pending)
+	if ctx.Err() != nil {
+		return fmt.Errorf("burst: %w", ctx.Err())
+	}
+	res.BurstMS, res.BurstMissing = ms(seen.Sub(start)), len(pending)
 	after, err := syncCount(ctx, p.MetricsURL)
 	if err != nil {
 		return err

@@ -70,8 +70,8 @@ func (s *simProxier) sync(ctx context.Context) error {
 }
 
 func (s *simProxier) serveMetrics(w http.ResponseWriter, _ *http.Request) {
-	fmt.Fprintf(w, "kubeproxy_sync_proxy_rules_duration_seconds_count %d\n", s.syncs.Load())
-	fmt.Fprintf(w, "kubeproxy_sync_proxy_rules_duration_seconds_sum %g\n", 0.001*float64(s.syncs.Load()))
+	fmt.Fprintf(w, "kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} %d\n", s.syncs.Load())
+	fmt.Fprintf(w, "kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family=\"IPv4\"} %g\n", 0.001*float64(s.syncs.Load()))
 }
 
 func simRun(t *testing.T, skip string) *Report {
