@@ -164,17 +164,41 @@ func (c *Cluster) Targets() []Target {
 func (c *Cluster) AddEndpoint(ctx context.Context, i int) (ipvs.Key, netip.AddrPort, error) {
 	c.locks[i].Lock()
 	defer c.locks[i].Unlock()
-	s := c.slices[i].DeepCopy()
 	a := c.nextAddr()
-	s.Endpoints = append(s.Endpoints, endpoint(a))
-	got, err := retryWrite(ctx, func() (*discoveryv1.EndpointSlice, error) {
-		return c.client.DiscoveryV1().EndpointSlices(Namespace).Update(ctx, s, metav1.UpdateOptions{})
-	})
-	if err != nil {
-		return ipvs.Key{}, netip.AddrPort{}, fmt.Errorf("add endpoint %s to endpointslice %s/%s: %w", a, Namespace, s.Name, err)
+	s := c.slices[i]
+	for range 5 {
+		s = s.DeepCopy()
+		s.Endpoints = append(s.Endpoints, endpoint(a))
+		got, err := retryWrite(ctx, func() (*discoveryv1.EndpointSlice, error) {
+			return c.client.DiscoveryV1().EndpointSlices(Namespace).Update(ctx, s, metav1.UpdateOptions{})
+		})
+		if err == nil {
+			c.slices[i] = got
+			return c.Key(i), netip.AddrPortFrom(a, endpointPort), nil
+		}
+		if !apierrors.IsConflict(err) {
+			return ipvs.Key{}, netip.AddrPort{}, fmt.Errorf("add endpoint %s to endpointslice %s/%s: %w", a, Namespace, s.Name, err)
+		}
+		// A retried write whose first try timed out but landed: read the slice back, and
+		// stop if the endpoint is in.
+		if s, err = c.client.DiscoveryV1().EndpointSlices(Namespace).Get(ctx, s.Name, metav1.GetOptions{}); err != nil {
+			return ipvs.Key{}, netip.AddrPort{}, fmt.Errorf("read endpointslice %s/%s back: %w", Namespace, ServiceName(i), err)
+		}
+		c.slices[i] = s
+		if hasAddress(s, a) {
+			return c.Key(i), netip.AddrPortFrom(a, endpointPort), nil
+		}
 	}
-	c.slices[i] = got
-	return c.Key(i), netip.AddrPortFrom(a, endpointPort), nil
+	return ipvs.Key{}, netip.AddrPort{}, fmt.Errorf("add endpoint %s to endpointslice %s/%s: conflicts on every try", a, Namespace, ServiceName(i))
+}
+
+func hasAddress(s *discoveryv1.EndpointSlice, a netip.Addr) bool {
+	for _, e := range s.Endpoints {
+		if len(e.Addresses) > 0 && e.Addresses[0] == a.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // retryWrite retries a write the API server turned away for load (429, timeouts, a

@@ -161,3 +161,49 @@ func TestParallelStopsAtFirstError(t *testing.T) {
 		}
 	}
 }
+
+// An update whose first try timed out on the server but landed is retried and conflicts:
+// AddEndpoint reads the slice back and finds its endpoint there, with no duplicate.
+func TestAddEndpointAfterALandedTimeout(t *testing.T) {
+	ctx := context.Background()
+	client := fakeAPI(0)
+	c, err := CreateCluster(ctx, client, 1, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	client.PrependReactor("update", "endpointslices", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if calls.Add(1) > 1 {
+			return false, nil, nil
+		}
+		// The first try lands, but the client hears a timeout.
+		obj := a.(k8stesting.UpdateAction).GetObject()
+		if err := client.Tracker().Update(a.GetResource(), obj, a.GetNamespace()); err != nil {
+			t.Error(err)
+		}
+		return true, nil, apierrors.NewServerTimeout(schema.GroupResource{Resource: "endpointslices"}, "update", 1)
+	})
+	client.PrependReactor("update", "endpointslices", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		// The fake tracker checks no resourceVersion: play the API server's conflict.
+		s := a.(k8stesting.UpdateAction).GetObject().(*discoveryv1.EndpointSlice)
+		cur, err := client.Tracker().Get(a.GetResource(), a.GetNamespace(), s.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		if len(cur.(*discoveryv1.EndpointSlice).Endpoints) >= len(s.Endpoints) {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "endpointslices"}, s.Name, fmt.Errorf("modified"))
+		}
+		return false, nil, nil
+	})
+	_, rs, err := c.AddEndpoint(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := client.DiscoveryV1().EndpointSlices(Namespace).Get(ctx, ServiceName(0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Endpoints) != 2 || s.Endpoints[1].Addresses[0] != rs.Addr().String() {
+		t.Errorf("slice endpoints %v, want the first and %s once", s.Endpoints, rs.Addr())
+	}
+}
