@@ -51,6 +51,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Writers, "writers", 16, "parallel API writers")
 	fs.Uint64Var(&o.Seed, "seed", 12, "seed of the changed Services")
 	fs.BoolVar(&o.Floor, "floor", true, "measure the raw netlink floor after the proxiers")
+	fs.BoolVar(&o.Sweep, "sweep", true, "after each proxier's own cleanup, clear netfilter, ipsets and kube-ipvs0 (the guest is the benchmark's)")
 	fs.StringVar(&o.LogDir, "log-dir", "", "component logs (default OUT/logs-N)")
 	fs.StringVar(&o.ControlPlaneBin, "control-plane-bin", "", "dirs of etcd, kube-apiserver, kube-controller-manager, kube-proxy (PATH-style)")
 	fs.StringVar(&o.KubevsBin, "kubevs-proxier", "", "kubevs-proxier binary")

@@ -35,6 +35,8 @@ type Config struct {
 	Proxiers []Proxier
 	// Floor measures the raw netlink floor after the proxiers (see MeasureFloor).
 	Floor bool
+	// Sweep clears netfilter, ipsets and kube-ipvs0 after each proxier's cleanup (see Sweep).
+	Sweep bool
 	// LogDir receives the proxiers' logs.
 	LogDir string
 }
@@ -81,6 +83,15 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 		}
 		if n > 0 {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s left %d virtual servers after its cleanup; the benchmark deleted them", p.Name, n))
+		}
+		if cfg.Sweep {
+			left, err := Sweep(ctx)
+			if err != nil {
+				return fmt.Errorf("sweep after %s: %w", p.Name, err)
+			}
+			if !left.Zero() {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s left %s after its cleanup; the benchmark removed them", p.Name, left))
+			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -148,3 +148,13 @@ func TestRunCountsTimeouts(t *testing.T) {
 		t.Error("burst with missing changes: want an error in the result")
 	}
 }
+
+func TestCountPrefixed(t *testing.T) {
+	save := "*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n:KUBE-NODE-PORT - [0:0]\n-A INPUT -j KUBE-FIREWALL\nCOMMIT\n"
+	if n := countPrefixed(save, ":KUBE-"); n != 2 {
+		t.Errorf("chains = %d, want 2", n)
+	}
+	if n := countPrefixed("KUBE-CLUSTER-IP\nKUBE-LOOP-BACK\nother\n", "KUBE-"); n != 2 {
+		t.Errorf("sets = %d, want 2", n)
+	}
+}
