@@ -8,7 +8,9 @@
 //
 //   - cold sync: from the process start to every Service's virtual server visible over
 //     netlink, and the process CPU (its own and its waited-for children's, from
-//     /proc/PID/stat: kube-proxy runs iptables-restore and ipset) over that time;
+//     /proc/PID/stat: kube-proxy runs iptables-restore and ipset) over that time; then on to
+//     every real server visible and the proxier's first sync reported in its metrics (kube-proxy
+//     adds its ipset entries after its virtual servers), "settled";
 //   - one-endpoint change latency: K times, one endpoint added to a random Service's slice;
 //     from the API write's return to the new real server visible over netlink (a targeted
 //     GET of that virtual server's destinations, polled every millisecond or two);
@@ -17,9 +19,13 @@
 //     kubeproxy_sync_proxy_rules_duration_seconds_count, which both proxiers export);
 //   - idle CPU over a quiet period and the resident set size (VmRSS, VmHWM);
 //
-// then stops the proxier and runs its own cleanup (`--cleanup`), checks that no virtual
-// server is left and removes any that is (the guest is the benchmark's own). The changes of
-// one proxier's turn stay in the API, so the next proxier starts with K+B more endpoints.
+//   - full syncs from the settled point to the end of the idle period: how many, and their
+//     mean duration (kubevs's mode="full" syncs; every kube-proxy sync is full);
+//
+// then stops the proxier, runs its own cleanup (`--cleanup`), and sweeps (Sweep): virtual
+// servers, KUBE-* chains and sets and kube-ipvs0 still there are counted in the report's
+// notes and removed (the guest is the benchmark's own). The changes of one proxier's turn
+// stay in the API, so the next proxier starts with K+B more endpoints.
 //
 // Optionally (Config.Floor) it measures the raw netlink floor in the same guest: N virtual
 // servers and E real servers each added through kubevs's own IPVS adapter (proxier/ipvs),
