@@ -11,12 +11,15 @@
 //     /proc/PID/stat: kube-proxy runs iptables-restore and ipset) over that time; then on to
 //     every real server visible and the proxier's first sync reported in its metrics (kube-proxy
 //     adds its ipset entries after its virtual servers), "settled";
+//
 //   - one-endpoint change latency: K times, one endpoint added to a random Service's slice;
 //     from the API write's return to the new real server visible over netlink (a targeted
 //     GET of that virtual server's destinations, polled every millisecond or two);
+//
 //   - a burst of B such changes written by parallel writers: time from the first write to
 //     every new real server visible, and the syncs the proxier did meanwhile (from its
 //     kubeproxy_sync_proxy_rules_duration_seconds_count, which both proxiers export);
+//
 //   - idle CPU over a quiet period and the resident set size (VmRSS, VmHWM);
 //
 //   - full syncs from the settled point to the end of the idle period: how many, and their
