@@ -130,6 +130,11 @@ func Main(ctx context.Context, o Options) (string, error) {
 		},
 		Services: o.Services, Endpoints: o.Endpoints, Changes: o.Changes, Burst: o.Burst, IdleSec: o.Idle.Seconds(),
 	}
+	o.Progress = func(r *Report) {
+		if _, err := r.WriteFiles(o.Out); err != nil {
+			klog.FromContext(ctx).Error(err, "Write the report so far")
+		}
+	}
 	runErr := Run(ctx, o.Config, client, k, rep)
 	md, err := rep.WriteFiles(o.Out)
 	return md, errors.Join(runErr, err)

@@ -61,7 +61,7 @@ func KubeProxy(binary, dir string, b *bed.Bed) (Proxier, error) {
 	}
 	return Proxier{
 		Name: KubeProxyName, Binary: binary, MetricsURL: metricsURL,
-		Args:        []string{"--config=" + path},
+		Args:        []string{"--config=" + path, "--v=2"}, // V(2) logs each sync and its duration
 		CleanupArgs: []string{"--config=" + path, "--cleanup"},
 	}, nil
 }

@@ -37,6 +37,9 @@ type Config struct {
 	Floor bool
 	// Sweep clears netfilter, ipsets and kube-ipvs0 after each proxier's cleanup (see Sweep).
 	Sweep bool
+	// Progress, if set, is called with the report so far after each phase (the harness
+	// writes the files, so that a run cut short still leaves its figures).
+	Progress func(*Report)
 	// LogDir receives the proxiers' logs.
 	LogDir string
 }
@@ -66,14 +69,20 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 	rep.SetupMS = ms(time.Since(start))
 	logger.Info("Cluster written", "services", cfg.Services, "endpoints", cfg.Services*cfg.Endpoints, "elapsed", time.Since(start))
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
+	progress := func() {
+		if cfg.Progress != nil {
+			cfg.Progress(rep)
+		}
+	}
 	for _, p := range cfg.Proxiers {
-		res := Result{Proxier: p.Name}
-		err := measure(klog.NewContext(ctx, klog.LoggerWithValues(logger, "proxier", p.Name)), cfg, cluster, kernel, p, rng, &res)
-		if err != nil {
+		rep.Results = append(rep.Results, Result{Proxier: p.Name})
+		res := &rep.Results[len(rep.Results)-1]
+		pctx := klog.NewContext(ctx, klog.LoggerWithValues(logger, "proxier", p.Name))
+		if err := measure(pctx, cfg, cluster, kernel, p, rng, res, progress); err != nil {
 			res.Error = err.Error()
 			logger.Error(err, "Proxier run failed", "proxier", p.Name)
 		}
-		rep.Results = append(rep.Results, res)
+		progress()
 		if err := p.cleanup(ctx, cfg.LogDir); err != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s cleanup: %v", p.Name, err))
 		}
@@ -103,13 +112,14 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 			return err
 		}
 		rep.Floor = &f
+		progress()
 	}
 	return nil
 }
 
 // measure runs one proxier through the phases, filling res as it goes; it always stops the
 // proxier.
-func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p Proxier, rng *rand.Rand, res *Result) error {
+func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p Proxier, rng *rand.Rand, res *Result, progress func()) error {
 	logger := klog.FromContext(ctx)
 	res.Version = p.Version(ctx)
 	proc, err := bed.StartProcess(ctx, cfg.LogDir, p.Name, p.Binary, p.Args...)
@@ -146,6 +156,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	}
 	res.ColdMS, res.ColdCPUMS = ms(seen.Sub(t0)), ms(cpu.CPU)
 	logger.Info("Virtual servers present", "wall", seen.Sub(t0), "cpu", cpu.CPU)
+	progress()
 	seen, missing, err := kernel.WaitTargets(coldCtx, cluster.Targets(), coldPoll)
 	if err == nil && len(missing) > 0 {
 		err = fmt.Errorf("%d real servers missing, e.g. %s of %s: %w", len(missing), missing[0].RS, missing[0].Key, coldCtx.Err())
@@ -173,6 +184,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	}
 	res.SettledMS, res.SettledCPUMS = ms(seen.Sub(t0)), ms(cpu.CPU)
 	logger.Info("Cold sync done", "wall", seen.Sub(t0), "cpu", cpu.CPU)
+	progress()
 	coldCancel()
 	fullFrom, fullFromSec, err := fullSyncs(ctx, p.MetricsURL)
 	if err != nil {
@@ -208,6 +220,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	}
 	res.Change = Summarize(lat, timeouts, cfg.ChangeTimeout)
 	logger.Info("Single changes done", "summary", res.Change)
+	progress()
 
 	// 3. A burst.
 	if cfg.Burst > 0 {
@@ -215,6 +228,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			return exitCause(err, proc)
 		}
 		logger.Info("Burst done", "converged", res.BurstMS, "syncs", res.BurstSyncs)
+		progress()
 	}
 
 	// 4. Idle.

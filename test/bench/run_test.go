@@ -87,18 +87,22 @@ func simRun(t *testing.T, skip string) *Report {
 	sim := &simProxier{client: client, kernel: kernel, skip: skip}
 	srv := httptest.NewServer(http.HandlerFunc(sim.serveMetrics))
 	defer srv.Close()
+	progress := 0
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()
 	go sim.run(simCtx)
 	cfg := Config{
 		Services: 20, Endpoints: 2, Changes: 5, Burst: 30, Idle: 50 * time.Millisecond,
 		ChangeTimeout: 300 * time.Millisecond, ChangeBudget: time.Minute, ColdTimeout: time.Minute, BurstTimeout: time.Second,
-		Writers: 4, Seed: 1, Floor: true, LogDir: t.TempDir(),
+		Writers: 4, Seed: 1, Floor: true, LogDir: t.TempDir(), Progress: func(*Report) { progress++ },
 		Proxiers: []Proxier{{Name: "sim", Binary: sleep, Args: []string{"600"}, CleanupArgs: []string{"0"}, MetricsURL: srv.URL}},
 	}
 	rep := &Report{}
 	if err := Run(ctx, cfg, client, kernel, rep); err != nil {
 		t.Fatal(err)
+	}
+	if progress < 3 {
+		t.Errorf("progress reported %d times, want after each phase", progress)
 	}
 	if len(rep.Results) != 1 {
 		t.Fatalf("%d results, want 1", len(rep.Results))
