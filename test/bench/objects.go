@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -105,6 +106,9 @@ func CreateCluster(ctx context.Context, client kubernetes.Interface, n, endpoint
 		svc, err := retryWrite(ctx, func() (*corev1.Service, error) {
 			return client.CoreV1().Services(Namespace).Create(ctx, service(i), metav1.CreateOptions{})
 		})
+		if apierrors.IsAlreadyExists(err) { // a retried create whose first try landed
+			svc, err = client.CoreV1().Services(Namespace).Get(ctx, ServiceName(i), metav1.GetOptions{})
+		}
 		if err != nil {
 			return fmt.Errorf("create service %s/%s: %w", Namespace, ServiceName(i), err)
 		}
@@ -117,6 +121,9 @@ func CreateCluster(ctx context.Context, client kubernetes.Interface, n, endpoint
 		got, err := retryWrite(ctx, func() (*discoveryv1.EndpointSlice, error) {
 			return client.DiscoveryV1().EndpointSlices(Namespace).Create(ctx, want, metav1.CreateOptions{})
 		})
+		if apierrors.IsAlreadyExists(err) {
+			got, err = client.DiscoveryV1().EndpointSlices(Namespace).Get(ctx, want.Name, metav1.GetOptions{})
+		}
 		if err != nil {
 			return fmt.Errorf("create endpointslice %s/%s: %w", Namespace, want.Name, err)
 		}
@@ -208,7 +215,7 @@ func retryWrite[T any](ctx context.Context, write func() (T, error)) (T, error) 
 		v   T
 		err error
 	)
-	for attempt := range 6 {
+	for attempt := range 8 {
 		if v, err = write(); err == nil || !retriable(err) {
 			return v, err
 		}
@@ -223,7 +230,10 @@ func retryWrite[T any](ctx context.Context, write func() (T, error)) (T, error) 
 
 func retriable(err error) bool {
 	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
-		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || errors.Is(err, syscall.ECONNRESET)
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
+		utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
+		// client-go's HTTP/2 health check gave up on an API server too busy to answer a ping.
+		strings.Contains(err.Error(), "http2: client connection lost")
 }
 
 // parallel runs fn(i) for i in [0, n) on workers goroutines, i%workers on worker i; it stops

@@ -207,3 +207,29 @@ func TestAddEndpointAfterALandedTimeout(t *testing.T) {
 		t.Errorf("slice endpoints %v, want the first and %s once", s.Endpoints, rs.Addr())
 	}
 }
+
+// Writes the API server turned away because the connection broke under load are retried;
+// a create whose first try landed is read back.
+func TestCreateClusterRetriesLostConnections(t *testing.T) {
+	client := fakeAPI(0)
+	var calls atomic.Int32
+	client.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		switch calls.Add(1) {
+		case 2: // the Service's first try: the connection is lost before the answer
+			return true, nil, fmt.Errorf("unexpected error when reading response body. Please retry. Original error: http2: client connection lost")
+		case 4: // the slice's first try lands, and the answer is lost
+			if err := client.Tracker().Create(a.GetResource(), a.(k8stesting.CreateAction).GetObject(), a.GetNamespace()); err != nil {
+				t.Error(err)
+			}
+			return true, nil, fmt.Errorf("read: connection reset by peer")
+		}
+		return false, nil, nil
+	})
+	c, err := CreateCluster(context.Background(), client, 1, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Targets()) != 2 {
+		t.Errorf("targets %v, want 2", c.Targets())
+	}
+}
