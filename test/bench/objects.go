@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
