@@ -165,16 +165,14 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		return fmt.Errorf("cold sync: %w", exitCause(err, proc))
 	}
 	for {
+		// A metrics page not served yet is polled again, as no sync reported.
 		n, err := syncCount(coldCtx, p.MetricsURL)
-		if err != nil {
-			return fmt.Errorf("cold sync: %w", exitCause(err, proc))
-		}
-		if n > 0 {
+		if err == nil && n > 0 {
 			break
 		}
 		select {
 		case <-coldCtx.Done():
-			return fmt.Errorf("cold sync: no sync reported: %w", exitCause(coldCtx.Err(), proc))
+			return fmt.Errorf("cold sync: no sync reported (last scrape: %v): %w", err, exitCause(coldCtx.Err(), proc))
 		case <-time.After(coldPoll):
 		}
 		seen = time.Now()
