@@ -48,7 +48,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ChangeBudget, "change-budget", 10*time.Minute, "bound of the series of single changes")
 	fs.DurationVar(&o.ColdTimeout, "cold-timeout", 30*time.Minute, "bound of the cold sync")
 	fs.DurationVar(&o.BurstTimeout, "burst-timeout", 15*time.Minute, "bound of the burst's convergence")
-	fs.IntVar(&o.Writers, "writers", 16, "parallel API writers")
+	fs.IntVar(&o.Writers, "writers", 4, "parallel API writers (more overload the emulated API server)")
 	fs.Uint64Var(&o.Seed, "seed", 12, "seed of the changed Services")
 	fs.BoolVar(&o.Floor, "floor", true, "measure the raw netlink floor after the proxiers")
 	fs.BoolVar(&o.Sweep, "sweep", true, "after each proxier's own cleanup, clear netfilter, ipsets and kube-ipvs0 (the guest is the benchmark's)")

@@ -209,24 +209,27 @@ func hasAddress(s *discoveryv1.EndpointSlice, a netip.Addr) bool {
 }
 
 // retryWrite retries a write the API server turned away for load (429, timeouts, a
-// connection reset by a busy emulated guest) a few times.
+// connection lost to a busy emulated guest) for up to writeRetryBudget, backing off from
+// 100 ms to 5 s.
 func retryWrite[T any](ctx context.Context, write func() (T, error)) (T, error) {
-	var (
-		v   T
-		err error
-	)
-	for attempt := range 8 {
-		if v, err = write(); err == nil || !retriable(err) {
+	deadline := time.Now().Add(writeRetryBudget)
+	wait := 100 * time.Millisecond
+	for {
+		v, err := write()
+		if err == nil || !retriable(err) || time.Now().Add(wait).After(deadline) {
 			return v, err
 		}
 		select {
 		case <-ctx.Done():
 			return v, errors.Join(err, ctx.Err())
-		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	return v, err
 }
+
+// writeRetryBudget bounds the retries of one write.
+var writeRetryBudget = 5 * time.Minute
 
 func retriable(err error) bool {
 	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
