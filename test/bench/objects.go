@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -228,13 +229,20 @@ func retryWrite[T any](ctx context.Context, write func() (T, error)) (T, error) 
 	}
 }
 
+// isNetTimeout: a dial, TLS handshake or read that timed out (net/http: TLS handshake
+// timeout, seen when the emulated API server is swamped).
+func isNetTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // writeRetryBudget bounds the retries of one write.
 var writeRetryBudget = 5 * time.Minute
 
 func retriable(err error) bool {
 	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
 		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
-		utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
+		utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) || isNetTimeout(err) ||
 		// client-go's HTTP/2 health check gave up on an API server too busy to answer a ping.
 		strings.Contains(err.Error(), "http2: client connection lost")
 }

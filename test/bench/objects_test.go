@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -210,6 +211,13 @@ func TestAddEndpointAfterALandedTimeout(t *testing.T) {
 
 // Writes the API server turned away because the connection broke under load are retried;
 // a create whose first try landed is read back.
+// tlsTimeout is net/http's TLS handshake timeout error (a net.Error that timed out).
+type tlsTimeout struct{}
+
+func (tlsTimeout) Error() string   { return "net/http: TLS handshake timeout" }
+func (tlsTimeout) Timeout() bool   { return true }
+func (tlsTimeout) Temporary() bool { return true }
+
 func TestCreateClusterRetriesLostConnections(t *testing.T) {
 	client := fakeAPI(0)
 	var calls atomic.Int32
@@ -217,7 +225,9 @@ func TestCreateClusterRetriesLostConnections(t *testing.T) {
 		switch calls.Add(1) {
 		case 2: // the Service's first try: the connection is lost before the answer
 			return true, nil, fmt.Errorf("unexpected error when reading response body. Please retry. Original error: http2: client connection lost")
-		case 4: // the slice's first try lands, and the answer is lost
+		case 3: // the Service's second try: the TLS handshake times out
+			return true, nil, &url.Error{Op: "Post", URL: "https://127.0.0.1:6443", Err: tlsTimeout{}}
+		case 5: // the slice's first try lands, and the answer is lost
 			if err := client.Tracker().Create(a.GetResource(), a.(k8stesting.CreateAction).GetObject(), a.GetNamespace()); err != nil {
 				t.Error(err)
 			}
