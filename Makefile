@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e takeover node-e2e test demo bench lint clean image
+.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e takeover node-e2e test demo bench bench-e2e bench-e2e-short lint clean image
 
 all: build
 
@@ -78,6 +78,18 @@ demo: deps
 
 bench:
 	bash test/scripts/bench.sh
+
+# kubevs-proxier against kube-proxy v1.36.3 (IPVS mode) in the test VM, real API server and
+# kernel (test/bench, issue 12): cold sync, change latency, a burst, idle CPU, RSS; markdown
+# and JSON in bin/bench-e2e/. One guest per Service count. Not in `test`.
+bench-e2e: deps
+	BENCH_N="1000 10000" bash test/scripts/bench-e2e.sh
+
+# The short slice: 200 Services, 10 changes (1 min bound each, 5 min in all), a burst of 200,
+# 30 s idle.
+bench-e2e-short: deps
+	BENCH_N=200 BENCH_K=10 BENCH_BURST=200 BENCH_IDLE=30s \
+		BENCH_ARGS="-change-timeout=1m -change-budget=5m -burst-timeout=5m" bash test/scripts/bench-e2e.sh
 
 clean:
 	rm -rf $(BIN)

@@ -83,6 +83,10 @@ func spawn(cmd *exec.Cmd) error {
 	return <-errc
 }
 
+// PID is the process id of the component (the leader of its process group), for reading
+// its /proc entries.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Exited reports whether the process has ended, and how.
 func (p *Process) Exited() (bool, error) {
 	select {

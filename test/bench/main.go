@@ -1,0 +1,159 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/test/bed"
+)
+
+// Options are kubevs-bench-e2e's flags.
+type Options struct {
+	Config
+	// ControlPlaneBin is a PATH-style list of dirs holding etcd, kube-apiserver,
+	// kube-controller-manager and kube-proxy.
+	ControlPlaneBin string
+	// KubevsBin is the kubevs-proxier binary.
+	KubevsBin string
+	// Run lists the proxiers to run, in order ("kube-proxy,kubevs").
+	Run string
+	// Out is the results dir.
+	Out string
+	// HostKernel and HostNProc describe the host, which the guest cannot see.
+	HostKernel string
+	HostNProc  int
+}
+
+// AddFlags registers the options.
+func (o *Options) AddFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.Services, "services", 1000, "Services (N)")
+	fs.IntVar(&o.Endpoints, "endpoints", 10, "endpoints per Service")
+	fs.IntVar(&o.Changes, "changes", 20, "single one-endpoint changes (K)")
+	fs.IntVar(&o.Burst, "burst", 1000, "changes in the burst")
+	fs.DurationVar(&o.Idle, "idle", time.Minute, "idle period for idle CPU")
+	fs.DurationVar(&o.ChangeTimeout, "change-timeout", 2*time.Minute, "bound of one change's wait")
+	fs.DurationVar(&o.ChangeBudget, "change-budget", 10*time.Minute, "bound of the series of single changes")
+	fs.DurationVar(&o.ColdTimeout, "cold-timeout", 30*time.Minute, "bound of the cold sync")
+	fs.DurationVar(&o.BurstTimeout, "burst-timeout", 15*time.Minute, "bound of the burst's convergence")
+	fs.IntVar(&o.Writers, "writers", 4, "parallel API writers (more overload the emulated API server)")
+	fs.Uint64Var(&o.Seed, "seed", 12, "seed of the changed Services")
+	fs.BoolVar(&o.Floor, "floor", true, "measure the raw netlink floor after the proxiers")
+	fs.BoolVar(&o.Sweep, "sweep", true, "after each proxier's own cleanup, clear netfilter, ipsets and kube-ipvs0 (the guest is the benchmark's)")
+	fs.StringVar(&o.LogDir, "log-dir", "", "component logs (default OUT/logs-N)")
+	fs.StringVar(&o.ControlPlaneBin, "control-plane-bin", "", "dirs of etcd, kube-apiserver, kube-controller-manager, kube-proxy (PATH-style)")
+	fs.StringVar(&o.KubevsBin, "kubevs-proxier", "", "kubevs-proxier binary")
+	fs.StringVar(&o.Run, "run", "kube-proxy,kubevs", "proxiers to run, in order")
+	fs.StringVar(&o.Out, "out", "bin/bench-e2e", "results dir")
+	fs.StringVar(&o.HostKernel, "host-kernel", "", "host kernel release (uname -r on the host)")
+	fs.IntVar(&o.HostNProc, "host-nproc", 0, "host CPUs (nproc on the host)")
+}
+
+// Main starts the bed, runs the benchmark and writes the report; it returns the markdown
+// (as much as was measured, also on error).
+func Main(ctx context.Context, o Options) (string, error) {
+	if o.Services <= 0 || o.Endpoints <= 0 || o.Changes < 0 || o.Burst < 0 || o.Writers <= 0 {
+		return "", fmt.Errorf("invalid sizes: services %d, endpoints %d, changes %d, burst %d, writers %d (services, endpoints, writers > 0)",
+			o.Services, o.Endpoints, o.Changes, o.Burst, o.Writers)
+	}
+	if o.LogDir == "" {
+		o.LogDir = filepath.Join(o.Out, fmt.Sprintf("logs-N%d", o.Services))
+	}
+	dirs := filepath.SplitList(o.ControlPlaneBin)
+	b, err := bed.Start(ctx, bed.Config{
+		ControlPlaneBin: dirs, LogDir: o.LogDir, StartTimeout: 10 * time.Minute,
+		Network: bed.NetworkConfig{IPv4Only: true},
+	})
+	if err != nil {
+		return "", fmt.Errorf("start bed: %w", err)
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			klog.FromContext(ctx).Error(err, "Close bed")
+		}
+	}()
+	klog.FromContext(ctx).Info("Bed ready", "timings", b.Timings())
+	for _, name := range strings.Split(o.Run, ",") {
+		switch strings.TrimSpace(name) {
+		case "kube-proxy":
+			bin, err := findIn(dirs, "kube-proxy")
+			if err != nil {
+				return "", err
+			}
+			p, err := KubeProxy(bin, o.LogDir, b)
+			if err != nil {
+				return "", err
+			}
+			o.Proxiers = append(o.Proxiers, p)
+		case "kubevs":
+			if o.KubevsBin == "" {
+				return "", errors.New("--kubevs-proxier is required to run kubevs")
+			}
+			o.Proxiers = append(o.Proxiers, Kubevs(o.KubevsBin, b))
+		default:
+			return "", fmt.Errorf("--run: unknown proxier %q (kube-proxy, kubevs)", name)
+		}
+	}
+	// The benchmark's own client: no client-side rate limit, protobuf on the wire (cheaper
+	// for the emulated API server than JSON).
+	rc := rest.CopyConfig(b.RESTConfig)
+	rc.QPS, rc.Burst = -1, 0
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return "", fmt.Errorf("create client: %w", err)
+	}
+	k, err := ipvs.New()
+	if err != nil {
+		return "", err
+	}
+	if c, ok := k.(io.Closer); ok {
+		defer c.Close()
+	}
+	rep := &Report{
+		Date: time.Now().UTC().Format(time.RFC3339),
+		Machine: Machine{
+			HostNProc: o.HostNProc, HostKernel: o.HostKernel,
+			GuestNProc: runtime.NumCPU(), GuestKernel: unameRelease(), Accel: "QEMU TCG",
+		},
+		Services: o.Services, Endpoints: o.Endpoints, Changes: o.Changes, Burst: o.Burst, IdleSec: o.Idle.Seconds(),
+	}
+	o.Progress = func(r *Report) {
+		if _, err := r.WriteFiles(o.Out); err != nil {
+			klog.FromContext(ctx).Error(err, "Write the report so far")
+		}
+	}
+	runErr := Run(ctx, o.Config, client, k, rep)
+	md, err := rep.WriteFiles(o.Out)
+	return md, errors.Join(runErr, err)
+}
+
+func findIn(dirs []string, name string) (string, error) {
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if unix.Access(p, unix.X_OK) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("find %s in %q: not found (test/scripts/control-plane.sh builds it)", name, dirs)
+}
+
+func unameRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}

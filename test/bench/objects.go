@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// What the benchmark's Services look like: one TCP port, endpoints on another.
+const (
+	// Namespace holds every object the benchmark writes.
+	Namespace    = "bench"
+	servicePort  = 80
+	endpointPort = 8080
+	// managedBy marks the benchmark's slices, so the endpointslice controller leaves them be.
+	managedBy = "kubevs-bench"
+)
+
+// endpointBase is the first endpoint address; addresses are handed out in order from it
+// (100.64.0.0/10 holds four million).
+var endpointBase = netip.MustParseAddr("100.64.0.0")
+
+// Cluster is the benchmark's Services and their EndpointSlices in the API server, with the
+// last slice written for each, so that a change is one Update with no read. AddEndpoint is
+// safe for concurrent use; changes of one Service are serialised.
+type Cluster struct {
+	client kubernetes.Interface
+	// VIPs are the Services' ClusterIPs, by index.
+	VIPs []netip.Addr
+
+	locks  []sync.Mutex
+	slices []*discoveryv1.EndpointSlice
+	next   atomic.Uint32 // offset of the next endpoint address from endpointBase
+}
+
+// ServiceName names Service i.
+func ServiceName(i int) string { return fmt.Sprintf("svc-%05d", i) }
+
+// nextAddr hands out the next endpoint address.
+func (c *Cluster) nextAddr() netip.Addr {
+	return offset(endpointBase, c.next.Add(1)-1)
+}
+
+func service(i int) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: ServiceName(i), Namespace: Namespace},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP,
+			Ports: []corev1.ServicePort{{
+				Name: "http", Protocol: corev1.ProtocolTCP, Port: servicePort, TargetPort: intstr.FromInt32(endpointPort),
+			}},
+		},
+	}
+}
+
+func endpoint(a netip.Addr) discoveryv1.Endpoint {
+	return discoveryv1.Endpoint{
+		Addresses:  []string{a.String()},
+		Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+	}
+}
+
+func (c *Cluster) slice(i, endpoints int) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ServiceName(i), Namespace: Namespace,
+			Labels: map[string]string{discoveryv1.LabelServiceName: ServiceName(i), discoveryv1.LabelManagedBy: managedBy},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](endpointPort)}},
+	}
+	for range endpoints {
+		s.Endpoints = append(s.Endpoints, endpoint(c.nextAddr()))
+	}
+	return s
+}
+
+// CreateCluster writes the namespace, n Services and n EndpointSlices of endpoints each,
+// with writers parallel clients; it returns once all are written.
+func CreateCluster(ctx context.Context, client kubernetes.Interface, n, endpoints, writers int) (*Cluster, error) {
+	c := &Cluster{client: client, VIPs: make([]netip.Addr, n), locks: make([]sync.Mutex, n), slices: make([]*discoveryv1.EndpointSlice, n)}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
+	_, err := retryWrite(ctx, func() (*corev1.Namespace, error) {
+		return client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("create namespace %s: %w", Namespace, err)
+	}
+	err = parallel(ctx, n, writers, func(ctx context.Context, i int) error {
+		svc, err := retryWrite(ctx, func() (*corev1.Service, error) {
+			return client.CoreV1().Services(Namespace).Create(ctx, service(i), metav1.CreateOptions{})
+		})
+		if apierrors.IsAlreadyExists(err) { // a retried create whose first try landed
+			svc, err = client.CoreV1().Services(Namespace).Get(ctx, ServiceName(i), metav1.GetOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("create service %s/%s: %w", Namespace, ServiceName(i), err)
+		}
+		vip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+		if err != nil {
+			return fmt.Errorf("service %s/%s: spec.clusterIP %q: %w", Namespace, svc.Name, svc.Spec.ClusterIP, err)
+		}
+		c.VIPs[i] = vip
+		want := c.slice(i, endpoints)
+		got, err := retryWrite(ctx, func() (*discoveryv1.EndpointSlice, error) {
+			return client.DiscoveryV1().EndpointSlices(Namespace).Create(ctx, want, metav1.CreateOptions{})
+		})
+		if apierrors.IsAlreadyExists(err) {
+			got, err = client.DiscoveryV1().EndpointSlices(Namespace).Get(ctx, want.Name, metav1.GetOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("create endpointslice %s/%s: %w", Namespace, want.Name, err)
+		}
+		c.slices[i] = got
+		return nil
+	})
+	return c, err
+}
+
+// Key is the virtual server of Service i.
+func (c *Cluster) Key(i int) ipvs.Key {
+	return ipvs.Key{Address: c.VIPs[i], Protocol: ipvs.TCP, Port: servicePort}
+}
+
+// Keys are every Service's virtual server.
+func (c *Cluster) Keys() map[ipvs.Key]bool {
+	m := make(map[ipvs.Key]bool, len(c.VIPs))
+	for i := range c.VIPs {
+		m[c.Key(i)] = true
+	}
+	return m
+}
+
+// Target is one real server the benchmark waits for.
+type Target struct {
+	Key ipvs.Key
+	RS  netip.AddrPort
+}
+
+// Targets are the real servers of every endpoint written so far.
+func (c *Cluster) Targets() []Target {
+	var out []Target
+	for i := range c.slices {
+		c.locks[i].Lock()
+		for _, e := range c.slices[i].Endpoints {
+			out = append(out, Target{c.Key(i), netip.AddrPortFrom(netip.MustParseAddr(e.Addresses[0]), endpointPort)})
+		}
+		c.locks[i].Unlock()
+	}
+	return out
+}
+
+// AddEndpoint adds one endpoint with a new address to Service i's slice and returns once
+// the API server has accepted the update, with the real server the proxier should add.
+func (c *Cluster) AddEndpoint(ctx context.Context, i int) (ipvs.Key, netip.AddrPort, error) {
+	c.locks[i].Lock()
+	defer c.locks[i].Unlock()
+	a := c.nextAddr()
+	s := c.slices[i]
+	for range 5 {
+		s = s.DeepCopy()
+		s.Endpoints = append(s.Endpoints, endpoint(a))
+		got, err := retryWrite(ctx, func() (*discoveryv1.EndpointSlice, error) {
+			return c.client.DiscoveryV1().EndpointSlices(Namespace).Update(ctx, s, metav1.UpdateOptions{})
+		})
+		if err == nil {
+			c.slices[i] = got
+			return c.Key(i), netip.AddrPortFrom(a, endpointPort), nil
+		}
+		if !apierrors.IsConflict(err) {
+			return ipvs.Key{}, netip.AddrPort{}, fmt.Errorf("add endpoint %s to endpointslice %s/%s: %w", a, Namespace, s.Name, err)
+		}
+		// A retried write whose first try timed out but landed: read the slice back, and
+		// stop if the endpoint is in.
+		if s, err = c.client.DiscoveryV1().EndpointSlices(Namespace).Get(ctx, s.Name, metav1.GetOptions{}); err != nil {
+			return ipvs.Key{}, netip.AddrPort{}, fmt.Errorf("read endpointslice %s/%s back: %w", Namespace, ServiceName(i), err)
+		}
+		c.slices[i] = s
+		if hasAddress(s, a) {
+			return c.Key(i), netip.AddrPortFrom(a, endpointPort), nil
+		}
+	}
+	return ipvs.Key{}, netip.AddrPort{}, fmt.Errorf("add endpoint %s to endpointslice %s/%s: conflicts on every try", a, Namespace, ServiceName(i))
+}
+
+func hasAddress(s *discoveryv1.EndpointSlice, a netip.Addr) bool {
+	for _, e := range s.Endpoints {
+		if len(e.Addresses) > 0 && e.Addresses[0] == a.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// retryWrite retries a write the API server turned away for load (429, timeouts, a
+// connection lost to a busy emulated guest) for up to writeRetryBudget, backing off from
+// 100 ms to 5 s.
+func retryWrite[T any](ctx context.Context, write func() (T, error)) (T, error) {
+	deadline := time.Now().Add(writeRetryBudget)
+	wait := 100 * time.Millisecond
+	for {
+		v, err := write()
+		if err == nil || !retriable(err) || time.Now().Add(wait).After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// isNetTimeout: a dial, TLS handshake or read that timed out (net/http: TLS handshake
+// timeout, seen when the emulated API server is swamped).
+func isNetTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeRetryBudget bounds the retries of one write.
+var writeRetryBudget = 5 * time.Minute
+
+func retriable(err error) bool {
+	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
+		utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) || isNetTimeout(err) ||
+		// client-go's HTTP/2 health check gave up on an API server too busy to answer a ping.
+		strings.Contains(err.Error(), "http2: client connection lost")
+}
+
+// parallel runs fn(i) for i in [0, n) on workers goroutines, i%workers on worker i; it stops
+// handing out work at the first error and returns every error seen.
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers = max(1, min(workers, n))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n && ctx.Err() == nil; i += workers {
+				if err := fn(ctx, i); err != nil {
+					errs[w] = err
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MetricSum sums the samples of metric name in a Prometheus text exposition whose labels
+// include every pair of match (a nil match takes every sample of the name). found is false
+// if no sample matched.
+func MetricSum(text, name string, match map[string]string) (sum float64, found bool, err error) {
+	for line := range strings.SplitSeq(text, "\n") {
+		if line == "" || line[0] == '#' || !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		labels := ""
+		switch {
+		case strings.HasPrefix(rest, "{"):
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				return 0, false, fmt.Errorf("metric %s: unterminated labels in %q", name, line)
+			}
+			labels, rest = rest[1:end], rest[end+1:]
+		case strings.HasPrefix(rest, " "):
+		default:
+			continue // another metric whose name starts with name
+		}
+		if !labelsMatch(labels, match) {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return 0, false, fmt.Errorf("metric %s: no value in %q", name, line)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("metric %s: value in %q: %w", name, line, err)
+		}
+		sum, found = sum+v, true
+	}
+	return sum, found, nil
+}
+
+// labelsMatch reports whether the label text (`a="x",b="y"`) holds every pair of match.
+// Label values here never contain commas or quotes.
+func labelsMatch(labels string, match map[string]string) bool {
+	for k, v := range match {
+		if !strings.Contains(","+labels+",", ","+k+"="+strconv.Quote(v)+",") {
+			return false
+		}
+	}
+	return true
+}
+
+// scrape fetches a metrics page.
+func scrape(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("scrape %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	return string(body), nil
+}
+
+// kubeProxySync is the sync histogram of kube-proxy, which kubevs-proxier exports too; both
+// label it by IP family, and kube-proxy runs a (here idle) IPv6 proxier beside the IPv4 one,
+// so only the IPv4 samples count.
+const kubeProxySync = "kubeproxy_sync_proxy_rules_duration_seconds"
+
+var ipv4 = map[string]string{"ip_family": "IPv4"}
+
+// syncCount is the number of syncs a proxier reports; 0 before its first (a labelled
+// histogram has no sample until then).
+func syncCount(ctx context.Context, url string) (float64, error) {
+	text, err := scrape(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	v, _, err := MetricSum(text, kubeProxySync+"_count", ipv4)
+	return v, err
+}
+
+// fullSyncs reads how many full syncs a proxier did and their total seconds: kubevs's
+// kubevs_sync_duration_seconds{mode="full"} when it exports it, else kube-proxy's IPv4 sync
+// histogram (every kube-proxy IPVS sync is a full one). None yet is 0, 0.
+func fullSyncs(ctx context.Context, url string) (count, seconds float64, err error) {
+	text, err := scrape(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	name, match := "kubevs_sync_duration_seconds", map[string]string{"mode": "full"}
+	if _, found, _ := MetricSum(text, name+"_count", match); !found {
+		name, match = kubeProxySync, ipv4
+	}
+	if count, _, err = MetricSum(text, name+"_count", match); err != nil {
+		return 0, 0, err
+	}
+	seconds, _, err = MetricSum(text, name+"_sum", match)
+	return count, seconds, err
+}

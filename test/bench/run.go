@@ -1,0 +1,332 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/test/bed"
+)
+
+// Config sizes a run.
+type Config struct {
+	// Services (N) and Endpoints per Service.
+	Services, Endpoints int
+	// Changes (K) single changes, then a Burst of changes.
+	Changes, Burst int
+	// Idle is the quiet period over which idle CPU is measured.
+	Idle time.Duration
+	// ChangeTimeout bounds the wait for one change; ChangeBudget the whole series of single
+	// changes (the rest are left out, and the report says so); ColdTimeout the cold sync;
+	// BurstTimeout the burst's convergence.
+	ChangeTimeout, ChangeBudget, ColdTimeout, BurstTimeout time.Duration
+	// Writers is the number of parallel API writers.
+	Writers int
+	// Seed picks the changed Services.
+	Seed uint64
+	// Proxiers run in order.
+	Proxiers []Proxier
+	// Floor measures the raw netlink floor after the proxiers (see MeasureFloor).
+	Floor bool
+	// Sweep clears netfilter, ipsets and kube-ipvs0 after each proxier's cleanup (see Sweep).
+	Sweep bool
+	// Progress, if set, is called with the report so far after each phase (the harness
+	// writes the files, so that a run cut short still leaves its figures).
+	Progress func(*Report)
+	// LogDir receives the proxiers' logs.
+	LogDir string
+}
+
+// Poll intervals: a change is polled with one targeted GET every changePoll; the cold sync
+// and the burst list more, and less often.
+const (
+	changePoll = 2 * time.Millisecond
+	coldPoll   = 250 * time.Millisecond
+	burstPoll  = 50 * time.Millisecond
+)
+
+// Run writes the cluster, then measures each proxier in turn (see the package comment). It
+// returns the report even when a proxier failed (its Result says so); the error is for a
+// run that could not happen at all.
+func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.Interface, rep *Report) error {
+	logger := klog.FromContext(ctx)
+	kernel := Kernel{IPVS: k}
+	if n, err := kernel.Flush(); err != nil || n > 0 {
+		return fmt.Errorf("the guest must start with no virtual server: %d found (%v)", n, err)
+	}
+	start := time.Now()
+	cluster, err := CreateCluster(ctx, client, cfg.Services, cfg.Endpoints, cfg.Writers)
+	if err != nil {
+		return err
+	}
+	rep.SetupMS = ms(time.Since(start))
+	logger.Info("Cluster written", "services", cfg.Services, "endpoints", cfg.Services*cfg.Endpoints, "elapsed", time.Since(start))
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
+	progress := func() {
+		if cfg.Progress != nil {
+			cfg.Progress(rep)
+		}
+	}
+	for _, p := range cfg.Proxiers {
+		rep.Results = append(rep.Results, Result{Proxier: p.Name})
+		res := &rep.Results[len(rep.Results)-1]
+		pctx := klog.NewContext(ctx, klog.LoggerWithValues(logger, "proxier", p.Name))
+		if err := measure(pctx, cfg, cluster, kernel, p, rng, res, progress); err != nil {
+			res.Error = err.Error()
+			logger.Error(err, "Proxier run failed", "proxier", p.Name)
+		}
+		progress()
+		if err := p.cleanup(ctx, cfg.LogDir); err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s cleanup: %v", p.Name, err))
+		}
+		n, err := kernel.Flush()
+		if err != nil {
+			return fmt.Errorf("flush after %s: %w", p.Name, err)
+		}
+		if n > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s left %d virtual servers after its cleanup; the benchmark deleted them", p.Name, n))
+		}
+		if cfg.Sweep {
+			left, err := Sweep(ctx)
+			if err != nil {
+				return fmt.Errorf("sweep after %s: %w", p.Name, err)
+			}
+			if !left.Zero() {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s left %s after its cleanup; the benchmark removed them", p.Name, left))
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if cfg.Floor {
+		f, err := MeasureFloor(k, cfg.Services, cfg.Endpoints)
+		if err != nil {
+			return err
+		}
+		rep.Floor = &f
+		progress()
+	}
+	return nil
+}
+
+// measure runs one proxier through the phases, filling res as it goes; it always stops the
+// proxier.
+func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p Proxier, rng *rand.Rand, res *Result, progress func()) error {
+	logger := klog.FromContext(ctx)
+	res.Version = p.Version(ctx)
+	proc, err := bed.StartProcess(ctx, cfg.LogDir, p.Name, p.Binary, p.Args...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := proc.Stop(30 * time.Second); err != nil {
+			logger.Error(err, "Stop proxier")
+		}
+	}()
+	ctx, cancel := watchExit(ctx, proc)
+	defer cancel()
+	t0 := time.Now()
+
+	// 1. Cold sync: every virtual server, then every real server and the first sync the
+	// proxier reports (kube-proxy goes on with ipset and iptables work after its last
+	// virtual server; the single changes start from a settled proxier).
+	coldCtx, coldCancel := context.WithTimeout(ctx, cfg.ColdTimeout)
+	defer coldCancel()
+	last := time.Now()
+	seen, err := kernel.WaitAll(coldCtx, cluster.Keys(), coldPoll, func(present int) {
+		if time.Since(last) > 10*time.Second {
+			logger.Info("Cold sync", "present", present, "want", len(cluster.VIPs), "elapsed", time.Since(t0).Round(time.Second))
+			last = time.Now()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cold sync: %w", exitCause(err, proc))
+	}
+	cpu, err := ReadProc(proc.PID())
+	if err != nil {
+		return err
+	}
+	res.ColdMS, res.ColdCPUMS = ms(seen.Sub(t0)), ms(cpu.CPU)
+	logger.Info("Virtual servers present", "wall", seen.Sub(t0), "cpu", cpu.CPU)
+	progress()
+	seen, missing, err := kernel.WaitTargets(coldCtx, cluster.Targets(), coldPoll)
+	if err == nil && len(missing) > 0 {
+		err = fmt.Errorf("%d real servers missing, e.g. %s of %s: %w", len(missing), missing[0].RS, missing[0].Key, coldCtx.Err())
+	}
+	if err != nil {
+		return fmt.Errorf("cold sync: %w", exitCause(err, proc))
+	}
+	for {
+		// A metrics page not served yet is polled again, as no sync reported.
+		n, err := syncCount(coldCtx, p.MetricsURL)
+		if err == nil && n > 0 {
+			break
+		}
+		select {
+		case <-coldCtx.Done():
+			return fmt.Errorf("cold sync: no sync reported (last scrape: %v): %w", err, exitCause(coldCtx.Err(), proc))
+		case <-time.After(coldPoll):
+		}
+		seen = time.Now()
+	}
+	if cpu, err = ReadProc(proc.PID()); err != nil {
+		return err
+	}
+	res.SettledMS, res.SettledCPUMS = ms(seen.Sub(t0)), ms(cpu.CPU)
+	logger.Info("Cold sync done", "wall", seen.Sub(t0), "cpu", cpu.CPU)
+	progress()
+	coldCancel()
+	fullFrom, fullFromSec, err := fullSyncs(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
+
+	// 2. Single changes, one at a time.
+	var lat []time.Duration
+	timeouts := 0
+	budget := time.Now().Add(cfg.ChangeBudget)
+	for i := range cfg.Changes {
+		if time.Now().After(budget) {
+			res.Note = fmt.Sprintf("change budget %s spent after %d of %d changes", cfg.ChangeBudget, i, cfg.Changes)
+			break
+		}
+		key, rs, err := cluster.AddEndpoint(ctx, rng.IntN(len(cluster.VIPs)))
+		if err != nil {
+			return err
+		}
+		written := time.Now()
+		wctx, wcancel := context.WithTimeout(ctx, cfg.ChangeTimeout)
+		at, err := kernel.WaitRealServer(wctx, key, rs, changePoll)
+		wcancel()
+		switch {
+		case err == nil:
+			lat = append(lat, at.Sub(written))
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			timeouts++
+		default:
+			return fmt.Errorf("change %d: %w", i, exitCause(err, proc))
+		}
+		logger.Info("Change", "n", i, "latency", at.Sub(written), "seen", err == nil)
+	}
+	res.Change = Summarize(lat, timeouts, cfg.ChangeTimeout)
+	logger.Info("Single changes done", "summary", res.Change)
+	progress()
+
+	// 3. A burst.
+	if cfg.Burst > 0 {
+		if err := burst(ctx, cfg, cluster, kernel, p, rng, res); err != nil {
+			return exitCause(err, proc)
+		}
+		logger.Info("Burst done", "converged", res.BurstMS, "syncs", res.BurstSyncs)
+		progress()
+	}
+
+	// 4. Idle.
+	from, err := ReadProc(proc.PID())
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return exitCause(ctx.Err(), proc)
+	case <-time.After(cfg.Idle):
+	}
+	to, err := ReadProc(proc.PID())
+	if err != nil {
+		return err
+	}
+	res.IdleCPUPct = CPUPercent(from, to)
+	fullTo, fullToSec, err := fullSyncs(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
+	if res.FullSyncs = fullTo - fullFrom; res.FullSyncs > 0 {
+		res.FullSyncMeanMS = 1000 * (fullToSec - fullFromSec) / res.FullSyncs
+	}
+	res.RSSMiB, res.HWMMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20)
+	return nil
+}
+
+// burst writes cfg.Burst changes with cfg.Writers writers, then polls until every new real
+// server is present.
+func burst(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p Proxier, rng *rand.Rand, res *Result) error {
+	before, err := syncCount(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
+	targets := make([]int, cfg.Burst)
+	for i := range targets {
+		targets[i] = rng.IntN(len(cluster.VIPs))
+	}
+	var (
+		mu      sync.Mutex
+		pending []Target
+	)
+	start := time.Now()
+	err = parallel(ctx, len(targets), cfg.Writers, func(ctx context.Context, i int) error {
+		key, rs, err := cluster.AddEndpoint(ctx, targets[i])
+		if err == nil {
+			mu.Lock()
+			pending = append(pending, Target{key, rs})
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("burst: %w", err)
+	}
+	res.BurstWriteMS = ms(time.Since(start))
+	wctx, wcancel := context.WithTimeout(ctx, cfg.BurstTimeout)
+	seen, pending, err := kernel.WaitTargets(wctx, pending, burstPoll)
+	wcancel()
+	if err != nil {
+		return fmt.Errorf("burst: %w", err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("burst: %w", ctx.Err())
+	}
+	res.BurstMS, res.BurstMissing = ms(seen.Sub(start)), len(pending)
+	after, err := syncCount(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
+	res.BurstSyncs = after - before
+	if len(pending) > 0 {
+		return fmt.Errorf("burst: %d of %d changes not in the kernel after %s", len(pending), cfg.Burst, cfg.BurstTimeout)
+	}
+	return nil
+}
+
+// watchExit returns a context cancelled when proc exits, so that no wait outlives it.
+func watchExit(ctx context.Context, proc *bed.Process) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for ctx.Err() == nil {
+			if exited, _ := proc.Exited(); exited {
+				cancel()
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return ctx, cancel
+}
+
+// exitCause adds the proxier's exit and log tail to err when the proxier has exited.
+func exitCause(err error, proc *bed.Process) error {
+	if exited, perr := proc.Exited(); exited {
+		return fmt.Errorf("%w; %s exited (%v), log tail:\n%s", err, proc.Name, perr, proc.Tail(2000))
+	}
+	return err
+}
