@@ -12,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // ipvsHasRealServer reports whether ipvsadm lists a real server at addr (IP:PORT) under any
@@ -34,7 +36,13 @@ func ipvsHasRealServer(ctx context.Context, addr string) (bool, error) {
 // runKubevsStatus runs `kubevs status` for the bed's node and returns its exit code and output.
 func (f *Framework) runKubevsStatus(ctx context.Context) (int, string, error) {
 	bin := filepath.Join(os.Getenv("KUBEVS_BIN"), "kubevs")
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "status", "--kubeconfig", f.Bed.Kubeconfig, "--node", f.Bed.NodeName())
+	// A run that outlives its deadline gets SIGQUIT: Go prints every goroutine's stack, so
+	// the failure shows where it blocked.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
@@ -57,6 +65,9 @@ func (f *Framework) expectKubevsStatus(code int, want ...string) string {
 		last = out
 		if err != nil {
 			return err
+		}
+		if got == 2 { // an error, or a run that timed out: keep every one, not only the last
+			f.t.Logf("kubevs status exited 2:\n%s", out)
 		}
 		if got != code {
 			return fmt.Errorf("exit %d:\n%s", got, out)
