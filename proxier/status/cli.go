@@ -31,6 +31,15 @@ const Command = "status"
 // binaries (install.DefaultKubeconfig; a test keeps the two equal).
 const DefaultKubeconfig = "/var/lib/kubevs/kubeconfig"
 
+// DefaultProxierConfig is where kubevs-install writes the configuration of the proxier the
+// plugin launches (install.DefaultProxierConfig; a test keeps the two equal). Without
+// --config, status reads it when it exists: the fixed rules depend on its clusterCIDRs, so
+// the proxier's defaults would report a healthy node's masquerade rules as drift.
+const DefaultProxierConfig = "/var/lib/kubevs/proxier.yaml"
+
+// proxierConfigDefault is DefaultProxierConfig; a test points it elsewhere.
+var proxierConfigDefault = DefaultProxierConfig
+
 // Env holds what a status run reads: the API objects and the kernel adapters. Only the
 // adapters' read-only methods are called.
 type Env struct {
@@ -150,9 +159,13 @@ func run(ctx context.Context, opts Options, stdout io.Writer, getenv func(string
 		return ExitError, fmt.Errorf("unknown output format %q (want %s or %s)", opts.Output, FormatTable, FormatJSON)
 	}
 	cfg := config.New()
-	if opts.ConfigPath != "" {
+	path := opts.ConfigPath
+	if path == "" && fileExists(proxierConfigDefault) {
+		path = proxierConfigDefault
+	}
+	if path != "" {
 		var err error
-		if cfg, err = config.Load(opts.ConfigPath); err != nil {
+		if cfg, err = config.Load(path); err != nil {
 			return ExitError, err
 		}
 	}
@@ -205,7 +218,7 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else the configuration's kubeconfig, else "+DefaultKubeconfig+", else in-cluster)")
 	fs.StringVar(&o.Node, "node", "", "name of this Node (default: the configuration's nodeName, else the host name)")
-	fs.StringVar(&o.ConfigPath, "config", "", "the proxier's ProxierConfiguration file (scheduler, cluster CIDRs, nodePortAddresses, externalIPAllowedCIDRs, excludeCIDRs); default: the proxier's defaults")
+	fs.StringVar(&o.ConfigPath, "config", "", "the proxier's ProxierConfiguration file (scheduler, cluster CIDRs, nodePortAddresses, externalIPAllowedCIDRs, excludeCIDRs); default: "+DefaultProxierConfig+" when it exists, else the proxier's defaults")
 	fs.StringVar(&o.Output, "o", FormatTable, "output format: table or json")
 	fs.StringVar(&o.Output, "output", FormatTable, "alias of -o")
 	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "give up (exit 2) after this long; 0: never")

@@ -40,6 +40,29 @@ func TestDefaultKubeconfigIsTheInstallers(t *testing.T) {
 	}
 }
 
+func TestDefaultProxierConfigIsTheInstallers(t *testing.T) {
+	if DefaultProxierConfig != install.DefaultProxierConfig {
+		t.Errorf("DefaultProxierConfig = %q, the installer writes %q", DefaultProxierConfig, install.DefaultProxierConfig)
+	}
+}
+
+// Without --config, status reads the installed proxier's configuration when there is one.
+func TestStatusReadsTheInstalledConfig(t *testing.T) {
+	c := newCluster(t)
+	if code, out, _ := c.status(t); code != ExitOK { // no installed configuration: defaults
+		t.Fatalf("exit %d without a configuration:\n%s", code, out)
+	}
+	path := filepath.Join(t.TempDir(), "proxier.yaml")
+	must(t, os.WriteFile(path, []byte("apiVersion: kubevs.io/v1alpha1\nkind: ProxierConfiguration\nscheduler: wlc\n"), 0o600))
+	old := proxierConfigDefault
+	proxierConfigDefault = path
+	t.Cleanup(func() { proxierConfigDefault = old })
+	code, out, _ := c.status(t, "-o", "json")
+	if code != ExitDrift || !strings.Contains(out, `"want": "wlc"`) {
+		t.Errorf("exit %d; want drift to the installed configuration's wlc scheduler:\n%s", code, out)
+	}
+}
+
 // writeKubeconfig writes a kubeconfig for server into dir and returns its path.
 func writeKubeconfig(t *testing.T, dir, name, server string) string {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -155,7 +156,8 @@ func TestStatusCommandInVM(t *testing.T) {
 	web := service("default/web", "10.96.5.10", "TCP:80")
 	web.Spec.Type = v1.ServiceTypeNodePort
 	web.Spec.Ports[0].NodePort = 30080
-	client := fake.NewClientset(web, slice(web, "web-a", "10.244.1.5"), node("10.244.0.0/24"))
+	n := node("10.244.0.0/24", "fd00:244::/64") // dual-stack: iptables and ip6tables rules
+	client := fake.NewClientset(web, slice(web, "web-a", "10.244.1.5"), n)
 	kc := writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443") // never dialled
 	open := func(rc *rest.Config) (Env, error) {
 		env, err := openEnv(rc)
@@ -167,12 +169,14 @@ func TestStatusCommandInVM(t *testing.T) {
 		nf, err := netfilter.New()
 		must(t, err)
 		is := ipset.New()
-		program(t, client, node("10.244.0.0/24"), reconcile.Kernel{IPVS: iv, Link: lk, IPSet: is, Netfilter: nf,
+		program(t, client, n, reconcile.Kernel{IPVS: iv, Link: lk, IPSet: is, Netfilter: nf,
 			Conntrack: conntrack.New(), Sysctl: sysctl.New()})
 
 		status := func(args ...string) (int, string, string) {
 			var out, errb strings.Builder
+			start := time.Now()
 			code := mainWith(context.Background(), append([]string{"--kubeconfig", kc, "--node", testNode}, args...), &out, &errb, os.Getenv, open)
+			t.Logf("kubevs status %q: exit %d in %v", args, code, time.Since(start).Round(time.Millisecond))
 			return code, out.String(), errb.String()
 		}
 		code, out, errs := status()
