@@ -58,6 +58,26 @@ func (f *Framework) runKubevsStatus(ctx context.Context) (int, string, error) {
 	}
 }
 
+// timeReads times the tools behind the status reads, each on its own, for a run that failed.
+func timeReads(ctx context.Context) string {
+	var b strings.Builder
+	for _, c := range [][]string{
+		{"iptables-save", "-t", "filter"}, {"iptables-save", "-t", "nat"},
+		{"ip6tables-save", "-t", "filter"}, {"ip6tables-save", "-t", "nat"},
+		{"ipset", "list", "-n"}, {"ps", "-eo", "pid,stat,etime,wchan:32,args"},
+	} {
+		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		start := time.Now()
+		out, err := exec.CommandContext(ctx, c[0], c[1:]...).CombinedOutput()
+		cancel()
+		fmt.Fprintf(&b, "$ %s: %v, %d bytes, in %v\n", strings.Join(c, " "), err, len(out), time.Since(start).Round(time.Millisecond))
+		if c[0] == "ps" {
+			b.Write(out)
+		}
+	}
+	return b.String()
+}
+
 // expectKubevsStatus waits until `kubevs status` exits with code and its output holds every one of
 // want.
 func (f *Framework) expectKubevsStatus(code int, want ...string) string {
@@ -70,7 +90,7 @@ func (f *Framework) expectKubevsStatus(code int, want ...string) string {
 			return err
 		}
 		if got == 2 { // an error, or a run that timed out: keep every one, not only the last
-			f.t.Logf("kubevs status exited 2:\n%s", out)
+			f.t.Logf("kubevs status exited 2:\n%s\n%s", out, timeReads(ctx))
 		}
 		if got != code {
 			return fmt.Errorf("exit %d:\n%s", got, out)
@@ -104,6 +124,9 @@ func (f *Framework) expectDriftSeen(what string, breakIt func() error, broken fu
 		}
 		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(out, w) })
 		if code != 1 || len(missing) > 0 {
+			if code == 2 {
+				out += "\n" + timeReads(f.ctx)
+			}
 			f.t.Fatalf("kubevs status after %s: exit %d, want 1 naming %q:\n%s", what, code, missing, out)
 		}
 		f.t.Logf("kubevs status after %s (exit 1):\n%s", what, out)
