@@ -128,7 +128,12 @@ func runWith(ctx context.Context, r *reader, node string, cfg *config.Configurat
 // Main runs `kubevs status` with args (the words after "status"), printing the report to
 // stdout and errors to stderr, and returns the exit code: ExitOK, ExitDrift or ExitError.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return mainWith(ctx, args, stdout, stderr, os.Getenv, openEnv)
+	code := mainWith(ctx, args, stdout, stderr, os.Getenv, openEnv)
+	if code == ExitError {
+		// A read that timed out is abandoned, not ended: end the tool behind it too.
+		killChildren()
+	}
+	return code
 }
 
 // opener builds the Env from the API client configuration.

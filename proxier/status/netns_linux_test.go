@@ -3,7 +3,10 @@ package status
 import (
 	"context"
 	"net"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 )
@@ -32,4 +35,26 @@ func TestReaderReadsInTheCallersNetns(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A tool left running by an abandoned read is killed.
+func TestKillChildren(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if n := killChildren(); n < 1 {
+		t.Errorf("killChildren signalled %d processes, want the sleep at least", n)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("sleep ended with %v, want killed", err)
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("sleep still runs 10s after killChildren")
+	}
 }
