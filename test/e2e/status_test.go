@@ -120,6 +120,9 @@ func (f *Framework) expectDriftSeen(what string, breakIt func() error, broken fu
 		}
 		if !broken() {
 			f.t.Logf("%s, attempt %d: the proxier repaired it before kubevs status finished (exit %d)", what, attempt, code)
+			if code == 2 {
+				f.t.Logf("kubevs status exited 2:\n%s\n%s", out, timeReads(f.ctx))
+			}
 			continue
 		}
 		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(out, w) })
