@@ -38,10 +38,12 @@ func ipvsHasRealServer(ctx context.Context, addr string) (bool, error) {
 // runKubevsStatus runs `kubevs status` for the bed's node and returns its exit code and output.
 func (f *Framework) runKubevsStatus(ctx context.Context) (int, string, error) {
 	bin := filepath.Join(os.Getenv("KUBEVS_BIN"), "kubevs")
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 150*time.Second)
 	defer cancel()
-	// The proxier's own configuration: its clusterCIDRs decide the masquerade rules.
-	cmd := exec.CommandContext(ctx, bin, "status", "--kubeconfig", f.Bed.Kubeconfig, "--node", f.Bed.NodeName(), "--config", proxierConfigPath)
+	// The proxier's own configuration: its clusterCIDRs decide the masquerade rules. Under
+	// TCG on a loaded host one iptables-save can take seconds: generous bounds, still bounds.
+	cmd := exec.CommandContext(ctx, bin, "status", "--kubeconfig", f.Bed.Kubeconfig, "--node", f.Bed.NodeName(), "--config", proxierConfigPath,
+		"--timeout", "120s", "--step-timeout", "60s")
 	// A run that outlives its deadline gets SIGQUIT: Go prints every goroutine's stack, so
 	// the failure shows where it blocked.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
