@@ -31,6 +31,15 @@ const Command = "status"
 // binaries (install.DefaultKubeconfig; a test keeps the two equal).
 const DefaultKubeconfig = "/var/lib/kubevs/kubeconfig"
 
+// DefaultProxierConfig is where kubevs-install writes the configuration of the proxier the
+// plugin launches (install.DefaultProxierConfig; a test keeps the two equal). Without
+// --config, status reads it when it exists: the fixed rules depend on its clusterCIDRs, so
+// the proxier's defaults would report a healthy node's masquerade rules as drift.
+const DefaultProxierConfig = "/var/lib/kubevs/proxier.yaml"
+
+// proxierConfigDefault is DefaultProxierConfig; a test points it elsewhere.
+var proxierConfigDefault = DefaultProxierConfig
+
 // Env holds what a status run reads: the API objects and the kernel adapters. Only the
 // adapters' read-only methods are called.
 type Env struct {
@@ -45,6 +54,9 @@ type Env struct {
 	HostAddresses func() ([]netip.Addr, error)
 	// Close releases the adapters; may be nil.
 	Close func()
+	// StepTimeout bounds each kernel read (one dump, one iptables-save): a read that has not
+	// answered by then fails the run with a *TimeoutError naming it. 0: DefaultStepTimeout.
+	StepTimeout time.Duration
 }
 
 // Options are the parsed flags of `kubevs status`.
@@ -55,15 +67,29 @@ type Options struct {
 	Output     string
 	// Timeout bounds the whole run (API requests and kernel reads).
 	Timeout time.Duration
+	// StepTimeout bounds each kernel read.
+	StepTimeout time.Duration
 }
 
 // DefaultTimeout bounds a status run unless --timeout says otherwise.
 const DefaultTimeout = 30 * time.Second
 
 // Run lists what the API asks of node (options from cfg), reads the kernel through env and
-// compares the two. It never writes to the kernel.
+// compares the two. It never writes to the kernel. Every kernel read is bounded by
+// env.StepTimeout and by ctx: Run cannot hang on a kernel or a tool that does not answer.
 func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (Report, error) {
-	local, err := ReadLocalPods(cfg.RegistrationDir)
+	r, err := newReader(ctx, env.StepTimeout)
+	if err != nil {
+		return Report{}, err
+	}
+	defer r.close()
+	return runWith(ctx, r, node, cfg, env)
+}
+
+// runWith is Run with the reader of the run, which also opened env.
+func runWith(ctx context.Context, r *reader, node string, cfg *config.Configuration, env Env) (Report, error) {
+	env = guard(env, r)
+	local, err := get(r, "read pod registrations in "+cfg.RegistrationDir, func() (desired.PodSet, error) { return ReadLocalPods(cfg.RegistrationDir) })
 	if err != nil {
 		return Report{}, err
 	}
@@ -102,7 +128,12 @@ func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (
 // Main runs `kubevs status` with args (the words after "status"), printing the report to
 // stdout and errors to stderr, and returns the exit code: ExitOK, ExitDrift or ExitError.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return mainWith(ctx, args, stdout, stderr, os.Getenv, openEnv)
+	code := mainWith(ctx, args, stdout, stderr, os.Getenv, openEnv)
+	if code == ExitError {
+		// A read that timed out is abandoned, not ended: end the tool behind it too.
+		killChildren()
+	}
+	return code
 }
 
 // opener builds the Env from the API client configuration.
@@ -118,6 +149,9 @@ func mainWith(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return ExitError
 	}
 	code, err := run(ctx, opts, stdout, getenv, open)
+	if te := (*TimeoutError)(nil); errors.As(err, &te) {
+		err = te // the check's name says it all; the callers' wrapping would repeat it
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kubevs status: %v\n", err)
 		return ExitError
@@ -130,9 +164,13 @@ func run(ctx context.Context, opts Options, stdout io.Writer, getenv func(string
 		return ExitError, fmt.Errorf("unknown output format %q (want %s or %s)", opts.Output, FormatTable, FormatJSON)
 	}
 	cfg := config.New()
-	if opts.ConfigPath != "" {
+	path := opts.ConfigPath
+	if path == "" && fileExists(proxierConfigDefault) {
+		path = proxierConfigDefault
+	}
+	if path != "" {
 		var err error
-		if cfg, err = config.Load(opts.ConfigPath); err != nil {
+		if cfg, err = config.Load(path); err != nil {
 			return ExitError, err
 		}
 	}
@@ -152,14 +190,20 @@ func run(ctx context.Context, opts Options, stdout io.Writer, getenv func(string
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	env, err := open(rc)
+	rd, err := newReader(ctx, opts.StepTimeout)
+	if err != nil {
+		return ExitError, err
+	}
+	defer rd.close()
+	// Opening runs `iptables --version` and opens netlink sockets: it is a check like the reads.
+	env, err := get(rd, "open the kernel adapters", func() (Env, error) { return open(rc) })
 	if err != nil {
 		return ExitError, err
 	}
 	if env.Close != nil {
 		defer env.Close()
 	}
-	r, err := Run(ctx, node, cfg, env)
+	r, err := runWith(ctx, rd, node, cfg, env)
 	if err != nil {
 		return ExitError, err
 	}
@@ -179,12 +223,13 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else the configuration's kubeconfig, else "+DefaultKubeconfig+", else in-cluster)")
 	fs.StringVar(&o.Node, "node", "", "name of this Node (default: the configuration's nodeName, else the host name)")
-	fs.StringVar(&o.ConfigPath, "config", "", "the proxier's ProxierConfiguration file (scheduler, cluster CIDRs, nodePortAddresses, externalIPAllowedCIDRs, excludeCIDRs); default: the proxier's defaults")
+	fs.StringVar(&o.ConfigPath, "config", "", "the proxier's ProxierConfiguration file (scheduler, cluster CIDRs, nodePortAddresses, externalIPAllowedCIDRs, excludeCIDRs); default: "+DefaultProxierConfig+" when it exists, else the proxier's defaults")
 	fs.StringVar(&o.Output, "o", FormatTable, "output format: table or json")
 	fs.StringVar(&o.Output, "output", FormatTable, "alias of -o")
 	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "give up (exit 2) after this long; 0: never")
+	fs.DurationVar(&o.StepTimeout, "step-timeout", DefaultStepTimeout, "give up (exit 2, naming the check) when one kernel read (a netlink dump, an iptables-save) has not answered after this long")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: kubevs status [--kubeconfig PATH] [--node NAME] [--config FILE] [-o table|json] [--timeout 30s]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: kubevs status [--kubeconfig PATH] [--node NAME] [--config FILE] [-o table|json] [--timeout 30s] [--step-timeout 10s]\n\n"+
 			"Prints the node's IPVS virtual servers by Kubernetes Service, with real servers, weights and\n"+
 			"connection counts, and the drift between the kernel and what the API server asks for.\n"+
 			"Reads only; never changes the kernel. Exit status: 0 no drift, 1 drift, 2 error.\n\n")
@@ -195,6 +240,9 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	if fs.NArg() > 0 {
 		return Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.StepTimeout <= 0 {
+		return Options{}, fmt.Errorf("--step-timeout %s: must be positive", o.StepTimeout)
 	}
 	return o, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -36,6 +37,29 @@ import (
 func TestDefaultKubeconfigIsTheInstallers(t *testing.T) {
 	if DefaultKubeconfig != install.DefaultKubeconfig {
 		t.Errorf("DefaultKubeconfig = %q, the installer writes %q", DefaultKubeconfig, install.DefaultKubeconfig)
+	}
+}
+
+func TestDefaultProxierConfigIsTheInstallers(t *testing.T) {
+	if DefaultProxierConfig != install.DefaultProxierConfig {
+		t.Errorf("DefaultProxierConfig = %q, the installer writes %q", DefaultProxierConfig, install.DefaultProxierConfig)
+	}
+}
+
+// Without --config, status reads the installed proxier's configuration when there is one.
+func TestStatusReadsTheInstalledConfig(t *testing.T) {
+	c := newCluster(t)
+	if code, out, _ := c.status(t); code != ExitOK { // no installed configuration: defaults
+		t.Fatalf("exit %d without a configuration:\n%s", code, out)
+	}
+	path := filepath.Join(t.TempDir(), "proxier.yaml")
+	must(t, os.WriteFile(path, []byte("apiVersion: kubevs.io/v1alpha1\nkind: ProxierConfiguration\nscheduler: wlc\n"), 0o600))
+	old := proxierConfigDefault
+	proxierConfigDefault = path
+	t.Cleanup(func() { proxierConfigDefault = old })
+	code, out, _ := c.status(t, "-o", "json")
+	if code != ExitDrift || !strings.Contains(out, `"want": "wlc"`) {
+		t.Errorf("exit %d; want drift to the installed configuration's wlc scheduler:\n%s", code, out)
 	}
 }
 
@@ -123,22 +147,29 @@ func newCluster(t *testing.T) *cluster {
 		nf:    fk.Netfilter,
 		kc:    writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443"),
 	}
-	ctx := klog.NewContext(context.Background(), logr.Discard())
-	wants, err := ListDesired(ctx, clientsetSource{c.client}, testNode, config.New(), nil, nil)
-	must(t, err)
-	all := map[types.NamespacedName]desired.Service{}
-	for _, w := range wants {
-		all[w.Service] = w.State
-	}
 	k := reconcile.Kernel{IPVS: fk.IPVS, Link: fk.Link, IPSet: fk.IPSet, Netfilter: fk.Netfilter, Conntrack: fk.Conntrack, Sysctl: fk.Sysctl}
-	r := reconcile.New(k, reconcile.Options{Desired: derive.Options(config.New(), node("10.244.0.0/24"), nil)})
-	must(t, r.Start(ctx))
-	must(t, r.Resync(ctx, all))
+	program(t, c.client, node("10.244.0.0/24"), k)
 	c.ipvs.ResetOps()
 	c.link.ResetOps()
 	c.ipset.ResetOps()
 	c.nf.ResetOps()
 	return c
+}
+
+// program lets the real reconciler program k from what ListDesired computes of client's
+// objects (the default configuration, the Node n), as the proxier would.
+func program(t *testing.T, client kubernetes.Interface, n *v1.Node, k reconcile.Kernel) {
+	t.Helper()
+	ctx := klog.NewContext(context.Background(), logr.Discard())
+	wants, err := ListDesired(ctx, clientsetSource{client}, testNode, config.New(), nil, nil)
+	must(t, err)
+	all := map[types.NamespacedName]desired.Service{}
+	for _, w := range wants {
+		all[w.Service] = w.State
+	}
+	r := reconcile.New(k, reconcile.Options{Desired: derive.Options(config.New(), n, nil)})
+	must(t, r.Start(ctx))
+	must(t, r.Resync(ctx, all))
 }
 
 // status runs `kubevs status args...` over the cluster and checks that it wrote nothing.

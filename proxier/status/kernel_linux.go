@@ -7,8 +7,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubevs/kubevs/proxier/config/derive"
+	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
+	"github.com/kubevs/kubevs/proxier/netfilter"
 )
 
 // openEnv builds the API source and opens the Linux adapters of the calling thread's
@@ -27,11 +29,10 @@ func openEnv(rc *rest.Config) (Env, error) {
 		closeAll(iv)
 		return Env{}, fmt.Errorf("open links: %w", err)
 	}
-	env := Env{API: src, IPVS: iv, Link: lk, HostAddresses: derive.HostAddresses, Close: func() { closeAll(iv, lk) }}
-	// The set and rule drift (Env.IPSet, Env.Netfilter; fixed.go, tested on fakes) is not
-	// wired into the command yet: with it, `kubevs status` hung in the VM e2e bed
-	// (TestKubevsStatusReportsDrift, no output for 3 minutes). Until that is understood the
-	// command reports IPVS, the dummy link and its addresses, as before.
+	env := Env{API: src, IPVS: iv, Link: lk, IPSet: ipset.New(), HostAddresses: derive.HostAddresses, Close: func() { closeAll(iv, lk) }}
+	if nf, err := netfilter.New(); err == nil { // no iptables on the node: rules are not checked
+		env.Netfilter = nf
+	}
 	return env, nil
 }
 

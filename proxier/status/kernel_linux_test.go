@@ -2,12 +2,15 @@ package status
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -16,9 +19,14 @@ import (
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/conntrack"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
+	"github.com/kubevs/kubevs/proxier/netfilter"
+	"github.com/kubevs/kubevs/proxier/reconcile"
+	"github.com/kubevs/kubevs/proxier/sysctl"
 )
 
 // errWrite is what the read-only wrappers answer to a write.
@@ -139,44 +147,66 @@ func kinds(r Report) []DriftKind {
 }
 
 // TestStatusCommandInVM runs the command (flags, kubeconfig, the Linux adapters opened by the
-// command, the table, the exit code) over the VM's IPVS. The API is the fake clientset: a
-// kube-apiserver takes minutes to start under TCG, and the REST source has its own test
-// against a real one on the host.
+// command, the table, the exit code) over the VM's kernel: IPVS, the dummy link, kubevs's
+// sets and its iptables rules, all programmed by the real reconciler. The API is the fake
+// clientset: a kube-apiserver takes minutes to start under TCG, and the REST source has its
+// own test against a real one on the host.
 func TestStatusCommandInVM(t *testing.T) {
 	testenv.RequireVM(t)
 	web := service("default/web", "10.96.5.10", "TCP:80")
 	web.Spec.Type = v1.ServiceTypeNodePort
-	api := clientsetSource{fake.NewClientset(web, slice(web, "web-a", "10.244.1.5"))}
+	web.Spec.Ports[0].NodePort = 30080
+	n := node("10.244.0.0/24", "fd00:244::/64") // dual-stack: iptables and ip6tables rules
+	client := fake.NewClientset(web, slice(web, "web-a", "10.244.1.5"), n)
 	kc := writeKubeconfig(t, t.TempDir(), "kubeconfig", "https://192.0.2.1:6443") // never dialled
 	open := func(rc *rest.Config) (Env, error) {
 		env, err := openEnv(rc)
-		env.API = api
-		// This scenario programs IPVS and the dummy link by hand, not the fixed sets and
-		// rules: their drift is TestStatusReportsRuleAndSetDrift's.
-		env.IPSet, env.Netfilter = nil, nil
+		env.API = clientsetSource{client}
 		return env, err
 	}
 	testenv.InNetns(t, func() {
 		iv, lk := realAdapters(t)
-		k := key(ipvs.TCP, "10.96.5.10", 80)
-		must(t, lk.EnsureDummy(link.DefaultDummy))
-		must(t, lk.AddAddress(link.DefaultDummy, netip.MustParseAddr("10.96.5.10")))
-		must(t, iv.AddVirtualServer(ipvs.VirtualServer{Key: k, Scheduler: "rr"}))
-		must(t, iv.AddRealServer(k, rs("10.244.1.5:8080", 1)))
+		nf, err := netfilter.New()
+		must(t, err)
+		is := ipset.New()
+		program(t, client, n, reconcile.Kernel{IPVS: iv, Link: lk, IPSet: is, Netfilter: nf,
+			Conntrack: conntrack.New(), Sysctl: sysctl.New()})
 
 		status := func(args ...string) (int, string, string) {
 			var out, errb strings.Builder
+			start := time.Now()
 			code := mainWith(context.Background(), append([]string{"--kubeconfig", kc, "--node", testNode}, args...), &out, &errb, os.Getenv, open)
+			t.Logf("kubevs status %q: exit %d in %v", args, code, time.Since(start).Round(time.Millisecond))
 			return code, out.String(), errb.String()
 		}
 		code, out, errs := status()
 		if code != ExitOK || !strings.Contains(out, "default/web (NodePort)\nTCP  10.96.5.10:80 rr\n  -> 10.244.1.5:8080") {
-			t.Errorf("in sync: exit %d, stderr %q, stdout:\n%s", code, errs, out)
+			t.Fatalf("in sync: exit %d, stderr %q, stdout:\n%s", code, errs, out)
 		}
+
+		// Drift in each part: a weight changed by hand, a flushed chain, a deleted member.
+		k := key(ipvs.TCP, "10.96.5.10", 80)
 		must(t, iv.UpdateRealServer(k, rs("10.244.1.5:8080", 0)))
+		if out, err := exec.Command("iptables", "-t", "nat", "-F", "KUBE-SERVICES").CombinedOutput(); err != nil {
+			t.Fatalf("iptables -t nat -F KUBE-SERVICES: %v: %s", err, out)
+		}
+		must(t, is.DeleteEntries("KUBE-CLUSTER-IP", "10.96.5.10,tcp:80"))
 		code, out, errs = status("-o", "json")
-		if code != ExitDrift || !strings.Contains(out, `"kind": "wrong-weight"`) {
-			t.Errorf("drift: exit %d, stderr %q, stdout:\n%s", code, errs, out)
+		var r Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil || code != ExitDrift {
+			t.Fatalf("drift: exit %d (%v), stderr %q, stdout:\n%s", code, err, errs, out)
+		}
+		var got []string
+		for _, d := range r.Drift {
+			got = append(got, string(d.Kind)+" "+d.Object)
+		}
+		want := []string{
+			"wrong-weight 10.244.1.5:8080",
+			"missing-set-member KUBE-CLUSTER-IP 10.96.5.10,tcp:80",
+			"rules-differ inet nat KUBE-SERVICES",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("drift (-want +got):\n%s\n%s", diff, out)
 		}
 	})
 }

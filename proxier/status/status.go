@@ -8,7 +8,10 @@
 // from Services and EndpointSlices listed from the API server; the kernel side is read
 // through the proxier's adapters with read-only calls only. Compare is a pure function of
 // the two, so the report is tested on fakes; Main wires flags, the API client and the
-// Linux adapters.
+// Linux adapters. Every kernel read (each netlink dump, each iptables-save, opening the
+// adapters) runs with a deadline, --step-timeout, on one worker in the caller's network
+// namespace (deadline.go): a read that does not answer fails the run, naming the check,
+// instead of hanging it, and the tools it left running are killed.
 //
 // Exit codes of `kubevs status`: 0 when the kernel matches the API (no drift), 1 when there
 // is drift, 2 on any error (bad flags, unreadable configuration, API server or kernel

@@ -26,6 +26,9 @@ var (
 	proxier bed.Component
 	// launchConfig is the proxier config the plugin's launch stanza names.
 	launchConfig string
+	// proxierConfigPath is the configuration the bed's proxier runs with (`kubevs status
+	// --config` reads it too); empty without a proxier.
+	proxierConfigPath string
 	// kubevsBinDir holds kubevs's own binaries (KUBEVS_BIN), empty when none were given;
 	// controlPlaneDirs are where etcd, kube-apiserver and kube-proxy were found.
 	kubevsBinDir     string
@@ -156,6 +159,7 @@ func configureKubevs(cfg *bed.Config, bins *binaries) error {
 		// The node name and kubeconfig come from flags: the kubeconfig exists only once the
 		// bed is up.
 		configPath := filepath.Join(cfg.LogDir, "kubevs-proxier.yaml")
+		proxierConfigPath = configPath
 		if err := os.WriteFile(configPath, []byte(proxierConfig(nil, cfg.Network.PodCIDRs())), 0o600); err != nil {
 			return fmt.Errorf("write proxier config: %w", err)
 		}

@@ -1,0 +1,180 @@
+package status
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/kubevs/kubevs/proxier/config"
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/link"
+	"github.com/kubevs/kubevs/proxier/netfilter"
+)
+
+// stuck is a read that never answers until the test ends, as a netlink dump without its
+// NLMSG_DONE or an iptables-save waiting on a lock does.
+type stuck chan struct{}
+
+func newStuck(t *testing.T) stuck {
+	s := make(stuck)
+	t.Cleanup(func() { close(s) })
+	return s
+}
+
+func (s stuck) wait() { <-s }
+
+// The blocking adapters: the fakes of the cluster, with one read method that never answers
+// (for the set or family named in on, when it has one).
+type (
+	stuckVirtualServers struct {
+		ipvs.Interface
+		s stuck
+	}
+	stuckRealServers struct {
+		ipvs.Interface
+		s stuck
+	}
+	stuckAddresses struct {
+		link.Interface
+		s stuck
+	}
+	stuckSets struct {
+		ipset.Interface
+		s stuck
+	}
+	stuckEntries struct {
+		ipset.Interface
+		s  stuck
+		on string
+	}
+	stuckDump struct {
+		netfilter.Interface
+		s stuck
+	}
+)
+
+func (b stuckVirtualServers) VirtualServers() ([]ipvs.VirtualServer, error) {
+	b.s.wait()
+	return nil, nil
+}
+func (b stuckRealServers) RealServers(ipvs.Key) ([]ipvs.RealServer, error) {
+	b.s.wait()
+	return nil, nil
+}
+func (b stuckAddresses) Addresses(string) ([]netip.Addr, error) { b.s.wait(); return nil, nil }
+func (b stuckSets) Sets() ([]string, error)                     { b.s.wait(); return nil, nil }
+func (b stuckDump) Dump(netfilter.Family) (netfilter.Ruleset, error) {
+	b.s.wait()
+	return netfilter.Ruleset{}, nil
+}
+
+func (b stuckEntries) Entries(name string) ([]ipset.Entry, error) {
+	if name == b.on {
+		b.s.wait()
+	}
+	return b.Interface.Entries(name)
+}
+
+// Whichever kernel read does not answer, `kubevs status` gives up after --step-timeout,
+// names the check on stderr, prints no report and exits 2.
+func TestStatusNamesTheReadThatTimedOut(t *testing.T) {
+	tests := []struct {
+		name  string
+		stuck func(Env, stuck) Env
+		check string
+	}{
+		{"virtual servers", func(e Env, s stuck) Env { e.IPVS = stuckVirtualServers{e.IPVS, s}; return e }, "list IPVS virtual servers"},
+		{"real servers", func(e Env, s stuck) Env { e.IPVS = stuckRealServers{e.IPVS, s}; return e }, "list real servers of TCP:10.96.0.10:80"},
+		{"dummy addresses", func(e Env, s stuck) Env { e.Link = stuckAddresses{e.Link, s}; return e }, "list addresses of link kube-ipvs0"},
+		{"sets", func(e Env, s stuck) Env { e.IPSet = stuckSets{e.IPSet, s}; return e }, "list ipsets"},
+		{"one set's members", func(e Env, s stuck) Env { e.IPSet = stuckEntries{e.IPSet, s, "KUBE-NODE-PORT-TCP"}; return e }, "list members of set KUBE-NODE-PORT-TCP"},
+		{"iptables-save", func(e Env, s stuck) Env { e.Netfilter = stuckDump{e.Netfilter, s}; return e }, "read inet iptables rules"},
+		{"node addresses", func(e Env, s stuck) Env {
+			e.HostAddresses = func() ([]netip.Addr, error) { s.wait(); return nil, nil }
+			return e
+		}, "list the node's addresses"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCluster(t)
+			s := newStuck(t)
+			open := func(*rest.Config) (Env, error) {
+				env := Env{API: clientsetSource{c.client}, IPVS: c.ipvs, Link: c.link, IPSet: c.ipset, Netfilter: c.nf}
+				return tt.stuck(env, s), nil
+			}
+			var out, errb bytes.Buffer
+			start := time.Now()
+			// --timeout 0: the step timeout alone must end the run.
+			args := []string{"--kubeconfig", c.kc, "--node", testNode, "--timeout", "0", "--step-timeout", "150ms"}
+			code := mainWith(context.Background(), args, &out, &errb, func(string) string { return "" }, open)
+			want := `kubevs status: check "` + tt.check + `" timed out: no answer after `
+			if code != ExitError || !strings.HasPrefix(errb.String(), want) || out.Len() != 0 {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 2, nothing, and %q", code, out.String(), errb.String(), want)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v despite --step-timeout 150ms", d)
+			}
+		})
+	}
+}
+
+// Opening the adapters (iptables --version, netlink sockets) is bounded too.
+func TestStatusOpenTimesOut(t *testing.T) {
+	c := newCluster(t)
+	s := newStuck(t)
+	open := func(*rest.Config) (Env, error) { s.wait(); return Env{}, nil }
+	var out, errb bytes.Buffer
+	code := mainWith(context.Background(), []string{"--kubeconfig", c.kc, "--node", testNode, "--step-timeout", "100ms"}, &out, &errb, func(string) string { return "" }, open)
+	if want := `check "open the kernel adapters" timed out`; code != ExitError || !strings.Contains(errb.String(), want) {
+		t.Errorf("exit %d, stderr %q; want 2 and %q", code, errb.String(), want)
+	}
+}
+
+// --timeout bounds a kernel read too when it is the shorter, and the error still names it.
+func TestStatusRunTimeoutNamesTheRead(t *testing.T) {
+	c := newCluster(t)
+	s := newStuck(t)
+	env := Env{API: clientsetSource{c.client}, IPVS: c.ipvs, Link: c.link, IPSet: stuckSets{c.ipset, s}, StepTimeout: time.Hour}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	_, err := Run(ctx, testNode, config.New(), env)
+	var te *TimeoutError
+	if !errors.As(err, &te) || te.Check != "list ipsets" || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Run = %v; want a *TimeoutError for %q matching context.DeadlineExceeded", err, "list ipsets")
+	}
+}
+
+func TestStepTimeoutFlag(t *testing.T) {
+	for _, arg := range []string{"0", "-1s"} {
+		var errb bytes.Buffer
+		if _, err := ParseFlags([]string{"--step-timeout", arg}, &errb); err == nil || !strings.Contains(err.Error(), "--step-timeout") {
+			t.Errorf("--step-timeout %s: error %v, want one naming the flag", arg, err)
+		}
+	}
+	o, err := ParseFlags(nil, &bytes.Buffer{})
+	if err != nil || o.StepTimeout != DefaultStepTimeout {
+		t.Errorf("default: %v, %v; want %v", o.StepTimeout, err, DefaultStepTimeout)
+	}
+}
+
+// BenchmarkReaderDo is the cost the deadline adds to one read (a table of thousands of
+// virtual servers is thousands of reads).
+func BenchmarkReaderDo(b *testing.B) {
+	r, err := newReader(context.Background(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.close()
+	for b.Loop() {
+		if err := r.do("nothing", func() error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package status
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/link"
+	"github.com/kubevs/kubevs/proxier/netfilter"
+)
+
+// The guarded adapters run each read method of an adapter through a reader, so that it has
+// a deadline and a name. Status calls only these read methods; the others are the embedded
+// adapter's, unguarded.
+
+type guardedIPVS struct {
+	ipvs.Interface
+	r *reader
+}
+
+func (g guardedIPVS) VirtualServers() ([]ipvs.VirtualServer, error) {
+	return get(g.r, "list IPVS virtual servers", g.Interface.VirtualServers)
+}
+
+func (g guardedIPVS) RealServers(k ipvs.Key) ([]ipvs.RealServer, error) {
+	return get(g.r, fmt.Sprintf("list real servers of %s", k), func() ([]ipvs.RealServer, error) { return g.Interface.RealServers(k) })
+}
+
+type guardedLink struct {
+	link.Interface
+	r *reader
+}
+
+func (g guardedLink) Addresses(name string) ([]netip.Addr, error) {
+	return get(g.r, fmt.Sprintf("list addresses of link %s", name), func() ([]netip.Addr, error) { return g.Interface.Addresses(name) })
+}
+
+type guardedIPSet struct {
+	ipset.Interface
+	r *reader
+}
+
+func (g guardedIPSet) Sets() ([]string, error) {
+	return get(g.r, "list ipsets", g.Interface.Sets)
+}
+
+func (g guardedIPSet) Entries(name string) ([]ipset.Entry, error) {
+	return get(g.r, fmt.Sprintf("list members of set %s", name), func() ([]ipset.Entry, error) { return g.Interface.Entries(name) })
+}
+
+type guardedNetfilter struct {
+	netfilter.Interface
+	r *reader
+}
+
+func (g guardedNetfilter) Dump(f netfilter.Family) (netfilter.Ruleset, error) {
+	return get(g.r, fmt.Sprintf("read %s iptables rules", f), func() (netfilter.Ruleset, error) { return g.Interface.Dump(f) })
+}
+
+// guard returns env with every adapter's reads and HostAddresses bounded by r.
+func guard(env Env, r *reader) Env {
+	if env.IPVS != nil {
+		env.IPVS = guardedIPVS{env.IPVS, r}
+	}
+	if env.Link != nil {
+		env.Link = guardedLink{env.Link, r}
+	}
+	if env.IPSet != nil {
+		env.IPSet = guardedIPSet{env.IPSet, r}
+	}
+	if env.Netfilter != nil {
+		env.Netfilter = guardedNetfilter{env.Netfilter, r}
+	}
+	if hosts := env.HostAddresses; hosts != nil {
+		env.HostAddresses = func() ([]netip.Addr, error) { return get(r, "list the node's addresses", hosts) }
+	}
+	return env
+}
