@@ -32,8 +32,12 @@ func (s *soak) report(total time.Duration) {
 		for _, k := range s.keepers {
 			r.estBroken += len(k.breaksIn(r.from, r.to))
 		}
+		name := r.name
+		if r.late != nil {
+			name += " (LATE)"
+		}
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %d/%d | %d | %s |\n", r.n, r.at.Round(time.Second),
-			r.name, r.detail, sec(r.kernel), sec(r.status), sec(r.traffic), r.bound, r.newFailed, r.newTotal, r.estBroken, fmtCounters(r.repaired))
+			name, r.detail, sec(r.kernel), sec(r.status), sec(r.traffic), r.bound, r.newFailed, r.newTotal, r.estBroken, fmtCounters(r.repaired))
 	}
 	for _, p := range s.probes {
 		n, failed := p.counts()
