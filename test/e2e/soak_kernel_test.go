@@ -146,7 +146,7 @@ const proxierMetrics = "http://127.0.0.1:10249/metrics"
 
 // repairCounters reads kubevs_drift_repaired_total by object from the proxier's metrics.
 func repairCounters(ctx context.Context) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // the emulated guest is slow
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, proxierMetrics, nil)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 // probeEvery paces each probe: a few new connections a second per path is enough to time a
 // repair to a fraction of a second without loading the emulated guest.
-const probeEvery = 250 * time.Millisecond
+const probeEvery = 500 * time.Millisecond
 
 // probeTimeout bounds one probe attempt: shorter than perTry, so a path that drops packets
 // (a flushed masquerade rule) is seen failing within two seconds.
