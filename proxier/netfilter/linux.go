@@ -164,23 +164,33 @@ func (l *Linux) timedOut(ctx context.Context, err error) error {
 	return err
 }
 
-// same compares with the memo of what the kernel printed after the last write.
+// same compares with the memo of what the kernel printed after the last write. The memo
+// only stands for a rendering of want: each rule prints as one line, so a kernel chain with
+// another number of rules is never taken for one (see remember).
 func (l *Linux) same(family Family, table string) sameFunc {
 	return func(id string, want, have []string) bool {
 		if sameRules(want, have) {
 			return true
 		}
 		m, ok := l.memo[string(family)+"/"+table+"/"+id]
-		return ok && sameRules(m.want, want) && sameRules(m.have, have)
+		return ok && len(have) == len(want) && sameRules(m.want, want) && sameRules(m.have, have)
 	}
 }
 
-// remember records what the kernel printed for each chain and jump of rs in t.
+// remember records what the kernel printed for each chain and jump of rs in t. The read
+// after a write can see someone else's change made meanwhile (the soak flushed chains while
+// the proxier repaired them): a chain printed with another number of rules than written is
+// not a rendering of them, and remembering it would make that drift look repaired for ever.
 func (l *Linux) remember(family Family, t *table, rs Ruleset) {
 	key := func(id string) string { return string(family) + "/" + t.name + "/" + id }
 	for _, c := range rs.Chains {
-		if c.Table == t.name {
-			l.memo[key(c.Name)] = written{want: c.Rules, have: t.rules[c.Name]}
+		if c.Table != t.name {
+			continue
+		}
+		if have := t.rules[c.Name]; len(have) == len(c.Rules) {
+			l.memo[key(c.Name)] = written{want: c.Rules, have: have}
+		} else {
+			delete(l.memo, key(c.Name))
 		}
 	}
 	want := map[jumpKey][]string{}
@@ -192,7 +202,11 @@ func (l *Linux) remember(family Family, t *table, rs Ruleset) {
 	}
 	have := existingJumps(t)
 	for k, w := range want {
-		l.memo[key(jumpID(k))] = written{want: w, have: have[k]}
+		if len(have[k]) == len(w) {
+			l.memo[key(jumpID(k))] = written{want: w, have: have[k]}
+		} else {
+			delete(l.memo, key(jumpID(k)))
+		}
 	}
 }
 

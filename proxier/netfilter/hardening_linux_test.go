@@ -61,3 +61,37 @@ func TestLinuxKillsHungTools(t *testing.T) {
 		})
 	}
 }
+
+// The read after a repair can see a chain flushed again meanwhile by someone else. That
+// empty chain must not be remembered as the kernel's rendering of the wanted rules, or every
+// later Repair takes the flushed chain for repaired and the drift stays for ever (seen in
+// the soak: ip6tables nat KUBE-* chains flushed while the proxier was repairing them stayed
+// empty).
+func TestLinuxMemoNeverTakesAFlushedChainForRepaired(t *testing.T) {
+	l := &Linux{backend: BackendNFT, bins: map[Family]tools{}, memo: map[string]written{}, timeout: ToolTimeout}
+	rs := ruleset("0x4000")
+	flushed, err := parseSave("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"+
+		":KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n:KUBE-POSTROUTING - [0:0]\nCOMMIT\n", "nat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.remember(ipset.IPv4, flushed, rs)
+	same := l.same(ipset.IPv4, "nat")
+	for _, c := range rs.Chains {
+		if c.Table == "nat" && same(c.Name, c.Rules, nil) {
+			t.Errorf("chain %s: flushed (no rule) taken for its %d wanted rules", c.Name, len(c.Rules))
+		}
+	}
+	if lines := plan(flushed, rs, same); len(lines) == 0 {
+		t.Errorf("plan for the flushed nat table writes nothing")
+	}
+	// A rule the kernel prints in another form is still remembered as that rendering.
+	printed, err := parseSave("*nat\n:KUBE-MARK-MASQ - [0:0]\n-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\nCOMMIT\n", "nat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.remember(ipset.IPv4, printed, rs)
+	if want := []string{"-j MARK --or-mark 0x4000"}; !same("KUBE-MARK-MASQ", want, printed.rules["KUBE-MARK-MASQ"]) {
+		t.Errorf("the kernel's rendering of %q is not remembered", want)
+	}
+}
