@@ -2,11 +2,13 @@ package netfilter
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
@@ -34,6 +36,8 @@ type tools struct{ save, restore string }
 type Linux struct {
 	backend Backend
 	bins    map[Family]tools
+	// timeout bounds each iptables-save and iptables-restore run (ToolTimeout).
+	timeout time.Duration
 
 	mu       sync.Mutex
 	memo     map[string]written // family/table/id -> what was asked and what the kernel printed
@@ -41,6 +45,14 @@ type Linux struct {
 }
 
 type written struct{ want, have []string }
+
+// ToolTimeout bounds one run of iptables-save or iptables-restore. A tool that hangs (seen
+// in the soak: a sync stuck in iptables-nft-save held the kernel lock, so nothing was
+// programmed and the node API stopped answering) is killed, and the sync fails and is
+// retried, instead of blocking every later sync for ever. iptables-restore -w waits for the
+// xtables lock within this bound too. Far above a normal run (milliseconds; seconds in an
+// emulated VM).
+const ToolTimeout = 2 * time.Minute
 
 var _ Interface = (*Linux)(nil)
 
@@ -66,7 +78,7 @@ func NewBackend(b Backend) (*Linux, error) {
 	if suffix == "" {
 		return nil, fmt.Errorf("unknown iptables backend %q", b)
 	}
-	l := &Linux{backend: b, bins: map[Family]tools{}, memo: map[string]written{}}
+	l := &Linux{backend: b, bins: map[Family]tools{}, memo: map[string]written{}, timeout: ToolTimeout}
 	for fam, prefix := range map[Family]string{ipset.IPv4: "iptables", ipset.IPv6: "ip6tables"} {
 		var t tools
 		for _, p := range []*string{&t.save, &t.restore} {
@@ -106,10 +118,12 @@ func (l *Linux) read(family Family, name string) (*table, error) {
 		return nil, err
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(t.save, "-t", name)
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	cmd := l.command(ctx, t.save, "-t", name)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s -t %s: %w: %s", t.save, name, err, bytes.TrimSpace(stderr.Bytes()))
+		return nil, fmt.Errorf("%s -t %s: %w: %s", t.save, name, l.timedOut(ctx, err), bytes.TrimSpace(stderr.Bytes()))
 	}
 	return parseSave(stdout.String(), name)
 }
@@ -122,33 +136,61 @@ func (l *Linux) write(family Family, lines []string) error {
 	}
 	l.restores++
 	var stderr bytes.Buffer
-	cmd := exec.Command(t.restore, "-w", "--noflush")
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	cmd := l.command(ctx, t.restore, "-w", "--noflush")
 	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s -w --noflush: %w: %s\ninput:\n%s", t.restore, err,
+		return fmt.Errorf("%s -w --noflush: %w: %s\ninput:\n%s", t.restore, l.timedOut(ctx, err),
 			bytes.TrimSpace(stderr.Bytes()), strings.Join(lines, "\n"))
 	}
 	return nil
 }
 
-// same compares with the memo of what the kernel printed after the last write.
+// command is the tool's command, killed when ctx ends; whatever it left holding its output
+// (a child) gets a second more before Run returns.
+func (l *Linux) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = time.Second
+	return cmd
+}
+
+// timedOut names the timeout when ctx ended the command.
+func (l *Linux) timedOut(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("killed after %s: %w", l.timeout, err)
+	}
+	return err
+}
+
+// same compares with the memo of what the kernel printed after the last write. The memo
+// only stands for a rendering of want: each rule prints as one line, so a kernel chain with
+// another number of rules is never taken for one (see remember).
 func (l *Linux) same(family Family, table string) sameFunc {
 	return func(id string, want, have []string) bool {
 		if sameRules(want, have) {
 			return true
 		}
 		m, ok := l.memo[string(family)+"/"+table+"/"+id]
-		return ok && sameRules(m.want, want) && sameRules(m.have, have)
+		return ok && len(have) == len(want) && sameRules(m.want, want) && sameRules(m.have, have)
 	}
 }
 
-// remember records what the kernel printed for each chain and jump of rs in t.
+// remember records what the kernel printed for each chain and jump of rs in t. The read
+// after a write can see someone else's change made meanwhile (the soak flushed chains while
+// the proxier repaired them): a chain printed with another number of rules than written is
+// not a rendering of them, and remembering it would make that drift look repaired for ever.
 func (l *Linux) remember(family Family, t *table, rs Ruleset) {
 	key := func(id string) string { return string(family) + "/" + t.name + "/" + id }
 	for _, c := range rs.Chains {
-		if c.Table == t.name {
-			l.memo[key(c.Name)] = written{want: c.Rules, have: t.rules[c.Name]}
+		if c.Table != t.name {
+			continue
+		}
+		if have := t.rules[c.Name]; len(have) == len(c.Rules) {
+			l.memo[key(c.Name)] = written{want: c.Rules, have: have}
+		} else {
+			delete(l.memo, key(c.Name))
 		}
 	}
 	want := map[jumpKey][]string{}
@@ -160,7 +202,11 @@ func (l *Linux) remember(family Family, t *table, rs Ruleset) {
 	}
 	have := existingJumps(t)
 	for k, w := range want {
-		l.memo[key(jumpID(k))] = written{want: w, have: have[k]}
+		if len(have[k]) == len(w) {
+			l.memo[key(jumpID(k))] = written{want: w, have: have[k]}
+		} else {
+			delete(l.memo, key(jumpID(k)))
+		}
 	}
 }
 

@@ -16,7 +16,11 @@ import (
 // and waits until /readyz answers. etcd keeps the cluster's state, so clients (the controller
 // manager, the proxier's informers, the bed's own client) only see their connections break and
 // must reconnect. Not safe to call concurrently with Close.
-func (b *Bed) RestartAPIServer(ctx context.Context) error {
+func (b *Bed) RestartAPIServer(ctx context.Context) error { return b.RestartAPIServerAfter(ctx, 0) }
+
+// RestartAPIServerAfter is RestartAPIServer with kube-apiserver left stopped for down (an
+// outage, as an etcd or control-plane upgrade makes) before it starts again.
+func (b *Bed) RestartAPIServerAfter(ctx context.Context, down time.Duration) error {
 	i := slices.IndexFunc(b.procs, func(p *Process) bool { return p.Name == "kube-apiserver" })
 	if i < 0 {
 		return errors.New("restart kube-apiserver: the bed runs none")
@@ -24,6 +28,11 @@ func (b *Bed) RestartAPIServer(ctx context.Context) error {
 	old := b.procs[i]
 	if err := old.Stop(30 * time.Second); err != nil {
 		return fmt.Errorf("restart kube-apiserver: stop: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("restart kube-apiserver: %w", ctx.Err())
+	case <-time.After(down):
 	}
 	p, err := StartProcess(ctx, b.LogDir, old.Name, old.cmd.Path, old.cmd.Args[1:]...)
 	if err != nil {

@@ -64,8 +64,10 @@ done
 test_args=(-test.v -test.count=1)
 [[ -n ${E2E_RUN:-} ]] && test_args+=("-test.run=$E2E_RUN")
 # The takeover scenario needs a node without kubevs (kube-proxy programs it first): it runs
-# in its own guest, `make takeover`, never inside the suite, where it could only skip.
-[[ -z ${E2E_RUN:-} ]] && test_args+=("-test.skip=^TestTakeover")
+# in its own guest, `make takeover`, never inside the suite, where it could only skip. The
+# soak (make soak, make soak-short) kills the proxier and stops the API server: its own guest
+# too.
+[[ -z ${E2E_RUN:-} ]] && test_args+=("-test.skip=^(TestTakeover|TestSoak)")
 # The demo (make demo's own code, test/demo) runs after the suite in the same guest, so it
 # cannot rot: a full run only (not with E2E_RUN), and E2E_DEMO=0 leaves it out.
 demo=0

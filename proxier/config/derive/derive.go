@@ -44,7 +44,11 @@ func Options(c *config.Configuration, node *v1.Node, hostAddrs []netip.Addr) des
 	if node != nil {
 		o.Reserved.PodCIDRs = config.ParsedCIDRs(node.Spec.PodCIDRs)
 	}
-	o.Reserved.NodeAddresses = sortedUnique(hostAddrs)
+	// Link-local addresses are left out: no Service may take one anyway (a special address),
+	// and each pod's host-side veth brings its own fe80:: address, so with them every pod
+	// started or deleted changed the Options, and the next full sync rewrote the fixed rules
+	// and recomputed every Service.
+	o.Reserved.NodeAddresses = sortedUnique(slices.DeleteFunc(slices.Clone(hostAddrs), netip.Addr.IsLinkLocalUnicast))
 	if cidrs := config.ParsedCIDRs(c.NodePortAddresses); len(cidrs) > 0 {
 		o.NodePortAddresses = desired.NodePortAddressesIn(cidrs, hostAddrs)
 		o.OnlyNodePortAddresses = true // matching no address means no NodePort

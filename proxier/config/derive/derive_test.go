@@ -87,6 +87,22 @@ func TestOptions(t *testing.T) {
 	}
 }
 
+// A pod's veth brings an fe80:: address to the host: the Options must not change with it,
+// or every pod start costs a rewrite of the fixed rules and a recompute of every Service.
+func TestOptionsIgnoreLinkLocalHostAddresses(t *testing.T) {
+	node := &v1.Node{Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24", "fd00:1::/64"}}}
+	host := addrs("127.0.0.1", "192.168.1.10", "::1", "2001:db8::10")
+	withVeths := append(addrs("fe80::a8c1:abff:fe12:3456", "169.254.3.4", "fe80::1"), host...)
+	c := config.New()
+	before, after := Options(c, node, host), Options(c, node, withVeths)
+	if diff := cmp.Diff(before, after, cmpAddr); diff != "" {
+		t.Errorf("Options changed by link-local host addresses (-without +with):\n%s", diff)
+	}
+	if !Equal(before, after) {
+		t.Errorf("Equal = false: link-local host addresses changed the Options")
+	}
+}
+
 func TestEqualSeesEveryField(t *testing.T) {
 	base := desired.Options{Scheduler: "rr"}
 	edits := map[string]func(*desired.Options){

@@ -1,0 +1,142 @@
+package e2e
+
+// The soak's table and its end checks on traffic and registrations.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubevs/kubevs/proxier/nodeapi"
+)
+
+// report logs one row per fault (markdown, for the README) and the traffic totals.
+func (s *soak) report(total time.Duration) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "soak: %d faults in %s, %d changes of churn\n", len(s.results), total.Round(time.Second), s.churn.ops)
+	b.WriteString("| # | at | fault | detail | kernel exact | status 0 | traffic back | bound | new conns failed | established broken | repairs counted |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	sec := func(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+	for i := range s.results {
+		r := &s.results[i]
+		for _, p := range s.probes {
+			failed, n := p.failures(r.from, r.to)
+			r.newFailed += len(failed)
+			r.newTotal += n
+		}
+		for _, k := range s.keepers {
+			r.estBroken += len(k.breaksIn(r.from, r.to))
+		}
+		name := r.name
+		if r.late != nil {
+			name += " (LATE)"
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %d/%d | %d | %s |\n", r.n, r.at.Round(time.Second),
+			name, r.detail, sec(r.kernel), sec(r.status), sec(r.traffic), r.bound, r.newFailed, r.newTotal, r.estBroken, fmtCounters(r.repaired))
+	}
+	for _, p := range s.probes {
+		n, failed := p.counts()
+		fmt.Fprintf(&b, "new connections, %s: %d attempted, %d failed\n", p.name, n, failed)
+	}
+	for _, k := range s.keepers {
+		rounds, breaks := k.summary()
+		fmt.Fprintf(&b, "established, %s: %d exchanges, %d broken\n", k.name, rounds, breaks)
+	}
+	s.t.Log(b.String())
+}
+
+func fmtCounters(m map[string]float64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range keysOf(m) {
+		parts = append(parts, fmt.Sprintf("%s+%g", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// verifyTraffic fails the soak for a new connection that failed outside every fault window
+// and for any established flow that broke.
+func (s *soak) verifyTraffic() {
+	inWindow := func(t time.Time) bool {
+		for _, r := range s.results {
+			if !t.Before(r.from) && t.Before(r.to) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range s.probes {
+		p.mu.Lock()
+		var outside []string
+		for _, a := range p.attempts {
+			if a.err != nil && !inWindow(a.start) {
+				outside = append(outside, a.start.Format("15:04:05.000")+" "+a.err.Error())
+			}
+		}
+		p.mu.Unlock()
+		if len(outside) > 0 {
+			s.t.Errorf("%s: %d new connections failed outside any fault window, e.g. %v", p.name, len(outside), outside[:min(len(outside), 3)])
+		}
+	}
+	for _, k := range s.keepers {
+		k.mu.Lock()
+		for _, b := range k.breaks {
+			s.t.Errorf("established %s broke at %s (%s): %v", k.name, b.at.Format("15:04:05.000"), s.faultAt(b.at), b.err)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// faultAt names the fault whose window holds t.
+func (s *soak) faultAt(t time.Time) string {
+	for _, r := range s.results {
+		if !t.Before(r.from) && t.Before(r.to) {
+			return fmt.Sprintf("fault %d, %s", r.n, r.name)
+		}
+	}
+	return "outside any fault window"
+}
+
+// checkRegistrations compares the proxier's pod registrations with the running pods of the
+// node: the same IPs, none missing, none of a gone pod.
+func (s *soak) checkRegistrations(ctx context.Context) error {
+	regs, err := nodeapi.NewClient(pluginSocketDir + "/proxier.sock").List(ctx)
+	if err != nil {
+		return fmt.Errorf("list registrations: %w", err)
+	}
+	var registered []string
+	for _, r := range regs {
+		for _, ip := range r.IPs {
+			registered = append(registered, ip.String())
+		}
+	}
+	pods, err := s.f.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + s.f.Bed.NodeName()})
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	var running []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, ip := range p.Status.PodIPs {
+			if a, err := netip.ParseAddr(ip.IP); err == nil {
+				running = append(running, a.String())
+			}
+		}
+	}
+	slices.Sort(registered)
+	slices.Sort(running)
+	if !slices.Equal(registered, running) {
+		return fmt.Errorf("registrations hold IPs %v, the node's running pods %v", registered, running)
+	}
+	s.t.Logf("registrations: %d, matching the node's %d running pods", len(regs), len(pods.Items))
+	return nil
+}
