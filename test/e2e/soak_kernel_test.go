@@ -141,9 +141,6 @@ func snapshotDiff(want, got string) string {
 	return strings.Join(d, "; ")
 }
 
-// proxierMetrics is the proxier's default metrics address.
-const proxierMetrics = "http://127.0.0.1:10249/metrics"
-
 // repairCounters reads kubevs_drift_repaired_total by object from the proxier's metrics.
 func repairCounters(ctx context.Context) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // the emulated guest is slow

@@ -86,9 +86,9 @@ func kubeProxySynced(ctx context.Context) error {
 	return fmt.Errorf("kube-proxy has not finished its first sync (%s)", metric)
 }
 
-// soak lengthens the phase under kube-proxy alone (KUBEVS_E2E_TAKEOVER_SOAK, a duration), to
+// kubeProxySoak lengthens the phase under kube-proxy alone (KUBEVS_E2E_TAKEOVER_SOAK, a duration), to
 // watch kube-proxy's own periodic syncs under load before any switch.
-var soak = func() time.Duration {
+var kubeProxySoak = func() time.Duration {
 	d, _ := time.ParseDuration(os.Getenv("KUBEVS_E2E_TAKEOVER_SOAK"))
 	return d
 }()
@@ -243,7 +243,7 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	if trafficBeforeSync {
 		f.Eventually("kube-proxy's first sync, under traffic", func(ctx context.Context) error { return kubeProxySynced(ctx) })
 	}
-	time.Sleep(takeoverSettle + soak)
+	time.Sleep(takeoverSettle + kubeProxySoak)
 
 	// check judges one phase: what broke since the previous check. A flow that broke is
 	// reported in that phase and opened again, so that each phase is judged on its own. judged
