@@ -16,12 +16,12 @@ func callerNetns() (enter func() error, err error) {
 		return nil, fmt.Errorf("get the network namespace: %w", err)
 	}
 	return func() error {
-		defer h.Close()
+		defer func() { _ = h.Close() }()
 		cur, err := netns.Get()
 		if err != nil {
 			return fmt.Errorf("get the network namespace: %w", err)
 		}
-		defer cur.Close()
+		defer func() { _ = cur.Close() }()
 		if cur.Equal(h) {
 			return nil
 		}

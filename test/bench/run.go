@@ -58,8 +58,10 @@ const (
 func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.Interface, rep *Report) error {
 	logger := klog.FromContext(ctx)
 	kernel := Kernel{IPVS: k}
-	if n, err := kernel.Flush(); err != nil || n > 0 {
-		return fmt.Errorf("the guest must start with no virtual server: %d found (%v)", n, err)
+	if n, err := kernel.Flush(); err != nil {
+		return fmt.Errorf("the guest must start with no virtual server: %d found: %w", n, err)
+	} else if n > 0 {
+		return fmt.Errorf("the guest must start with no virtual server: %d found", n)
 	}
 	start := time.Now()
 	cluster, err := CreateCluster(ctx, client, cfg.Services, cfg.Endpoints, cfg.Writers)
@@ -172,7 +174,10 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		}
 		select {
 		case <-coldCtx.Done():
-			return fmt.Errorf("cold sync: no sync reported (last scrape: %v): %w", err, exitCause(coldCtx.Err(), proc))
+			if err == nil {
+				err = fmt.Errorf("%v syncs counted", n)
+			}
+			return fmt.Errorf("cold sync: no sync reported (last scrape: %w): %w", err, exitCause(coldCtx.Err(), proc))
 		case <-time.After(coldPoll):
 		}
 		seen = time.Now()
@@ -326,7 +331,10 @@ func watchExit(ctx context.Context, proc *bed.Process) (context.Context, context
 // exitCause adds the proxier's exit and log tail to err when the proxier has exited.
 func exitCause(err error, proc *bed.Process) error {
 	if exited, perr := proc.Exited(); exited {
-		return fmt.Errorf("%w; %s exited (%v), log tail:\n%s", err, proc.Name, perr, proc.Tail(2000))
+		if perr == nil {
+			perr = errors.New("status 0")
+		}
+		return fmt.Errorf("%w; %s exited (%w), log tail:\n%s", err, proc.Name, perr, proc.Tail(2000))
 	}
 	return err
 }
