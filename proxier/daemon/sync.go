@@ -164,7 +164,10 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 		for _, name := range d.tracker.Services() {
 			s, ok := d.computed.svcs[name]
 			if _, changed := ch.Services[name]; !ok || changed || (ipsMoved && claimsAddresses(d.tracker, name)) {
-				s = d.compute(ctx, name, dn, local, d.firstSync)
+				// A changed Service's skips are new and counted, as in a partial sync (a
+				// change can land in a full sync: a retry, new options); an unchanged one
+				// recomputed only for new options or moved ClusterIPs was counted before.
+				s = d.compute(ctx, name, dn, local, d.firstSync || changed)
 				recomputed++
 			}
 			all[name] = s
