@@ -66,8 +66,11 @@ test_args=(-test.v -test.count=1)
 # The takeover scenario needs a node without kubevs (kube-proxy programs it first): it runs
 # in its own guest, `make takeover`, never inside the suite, where it could only skip. The
 # soak (make soak, make soak-short) kills the proxier and stops the API server: its own guest
-# too.
-[[ -z ${E2E_RUN:-} ]] && test_args+=("-test.skip=^(TestTakeover|TestSoak)")
+# too. The adversarial scenarios (make e2e-adversarial) swap the proxier for one with another
+# API server address or nodePortAddresses and flood its node API: their own guest, as after
+# them in the shared guest TestLoadBalancerSourceRanges once found its LoadBalancer IP
+# unprogrammed (not yet understood).
+[[ -z ${E2E_RUN:-} ]] && test_args+=("-test.skip=^(TestTakeover|TestSoak|TestServiceAuthorCannotHijackNodeAddresses|TestRouteLocalnetGuardFromOutside|TestNodeAPIFlood)")
 # The demo (make demo's own code, test/demo) runs after the suite in the same guest, so it
 # cannot rot: a full run only (not with E2E_RUN), and E2E_DEMO=0 leaves it out.
 demo=0
