@@ -5,15 +5,11 @@ package e2e
 // exact), and the proxier's repair counters.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -143,38 +139,18 @@ func snapshotDiff(want, got string) string {
 
 // repairCounters reads kubevs_drift_repaired_total by object from the proxier's metrics.
 func repairCounters(ctx context.Context) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // the emulated guest is slow
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, proxierMetrics, nil)
+	all, err := scrape(ctx, proxierMetrics, 30*time.Second) // the emulated guest is slow
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", proxierMetrics, err)
-	}
-	defer resp.Body.Close()
+	const prefix, suffix = `kubevs_drift_repaired_total{object="`, `"}`
 	out := map[string]float64{}
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	const prefix = `kubevs_drift_repaired_total{object="`
-	for sc.Scan() {
-		l := sc.Text()
-		if !strings.HasPrefix(l, prefix) {
-			continue
+	for k, v := range all {
+		if obj, ok := strings.CutPrefix(k, prefix); ok && strings.HasSuffix(obj, suffix) {
+			out[strings.TrimSuffix(obj, suffix)] = v
 		}
-		rest := l[len(prefix):]
-		i := strings.Index(rest, `"} `)
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(rest[i+3:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metric line %q: %w", l, err)
-		}
-		out[rest[:i]] = v
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // counterDelta is after minus before, per object, leaving out objects that did not grow.

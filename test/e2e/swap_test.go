@@ -66,17 +66,23 @@ func replaceArg(args []string, prefix, value string) []string {
 // metrics returns the samples of the proxier's /metrics, keyed by the sample as written
 // before its value: `name{label="value"}`.
 func metrics(ctx context.Context) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, proxierMetrics, nil)
+	return scrape(ctx, proxierMetrics, perTry)
+}
+
+// scrape returns the samples of the Prometheus text page at url, keyed as metrics does,
+// with timeout bounding the request. A non-200 answer is an error.
+func scrape(ctx context.Context, url string, timeout time.Duration) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := (&http.Client{Timeout: perTry}).Do(req)
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", proxierMetrics, err)
+		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", proxierMetrics, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))

@@ -17,13 +17,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,26 +59,13 @@ var trafficBeforeSync = os.Getenv("KUBEVS_E2E_TAKEOVER_TRAFFIC_BEFORE_SYNC") == 
 // metric kubeproxy_sync_proxy_rules_last_timestamp_seconds is set at the end of each sync
 // that wrote the node (virtual servers, ipsets, iptables), and is 0 before the first.
 func kubeProxySynced(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, kubeProxyMetrics, nil)
+	m, err := scrape(ctx, kubeProxyMetrics, 5*time.Second)
 	if err != nil {
 		return err
 	}
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", kubeProxyMetrics, err)
-	}
-	const metric = `kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"} `
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, metric); ok {
-			if ts, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && ts > 0 {
-				return nil
-			}
-		}
+	const metric = `kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}`
+	if m[metric] > 0 {
+		return nil
 	}
 	return fmt.Errorf("kube-proxy has not finished its first sync (%s)", metric)
 }
