@@ -31,8 +31,9 @@ type state struct {
 }
 
 // equal reports whether two states compute to the same kernel state for certain enough:
-// the Service's spec, labels and annotations (or both ignored), and each slice's address
-// type, ports and endpoints. Resource versions and trigger times do not count.
+// the Service's spec, labels, annotations and LoadBalancer ingress status (set by
+// UpdateStatus, often after the Service was synced), or both ignored; and each slice's
+// address type, ports and endpoints. Resource versions and trigger times do not count.
 func (a state) equal(b state) bool {
 	as, bs := a.svc, b.svc
 	if desired.Ignored(as) {
@@ -45,6 +46,7 @@ func (a state) equal(b state) bool {
 		return false
 	}
 	if as != nil && !(equality.Semantic.DeepEqual(as.Spec, bs.Spec) &&
+		equality.Semantic.DeepEqual(as.Status.LoadBalancer, bs.Status.LoadBalancer) &&
 		maps.Equal(as.Labels, bs.Labels) && maps.Equal(as.Annotations, bs.Annotations)) {
 		return false
 	}

@@ -66,6 +66,14 @@ func TestChanges(t *testing.T) {
 	aHeadless := svc("a", v1.ClusterIPNone, 80, nil)
 	aRV := svc("a", "10.96.0.1", 80, nil)
 	aRV.ResourceVersion = "42"
+	aLB := svc("a", "10.96.0.1", 80, nil)
+	aLB.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.7"}}
+	aLBOther := svc("a", "10.96.0.1", 80, nil)
+	aLBOther.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.8"}}
+	aLBHostname := svc("a", "10.96.0.1", 80, nil)
+	aLBHostname.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.7", IPMode: ptr(v1.LoadBalancerIPModeProxy)}}
+	aCond := svc("a", "10.96.0.1", 80, nil)
+	aCond.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue}}
 	s1 := slice("a", "a-1", time.Time{}, "10.244.0.2")
 	s1b := slice("a", "a-1", time.Time{}, "10.244.0.3")
 	s1Trig := slice("a", "a-1", start.Add(time.Minute), "10.244.0.2")
@@ -95,6 +103,13 @@ func TestChanges(t *testing.T) {
 		{"touch forces a change", []op{{svc: "a", service: a}, {take: true}, {svc: "a", touch: true}}, []string{"ns/a"}},
 		{"touch survives a cancel-out", []op{{svc: "a", service: a}, {take: true}, {svc: "a", touch: true},
 			{svc: "a", service: aPort81}, {svc: "a", service: a}}, []string{"ns/a"}},
+		// The ingress IPs are set by UpdateStatus after the Service was created (and often
+		// already synced): a status-only update is a change.
+		{"load balancer ingress set by a status update", []op{{svc: "a", service: a}, {take: true}, {svc: "a", service: aLB}}, []string{"ns/a"}},
+		{"load balancer ingress IP changed", []op{{svc: "a", service: aLB}, {take: true}, {svc: "a", service: aLBOther}}, []string{"ns/a"}},
+		{"load balancer ingress IP mode changed", []op{{svc: "a", service: aLB}, {take: true}, {svc: "a", service: aLBHostname}}, []string{"ns/a"}},
+		{"load balancer ingress removed", []op{{svc: "a", service: aLB}, {take: true}, {svc: "a", service: a}}, []string{"ns/a"}},
+		{"other status alone is no change", []op{{svc: "a", service: a}, {take: true}, {svc: "a", service: aCond}}, nil},
 		{"take starts a new round", []op{{svc: "a", service: a}, {take: true}}, nil},
 	}
 	for _, tt := range tests {
