@@ -260,3 +260,29 @@ func TestZeroGracePeriodDeletesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A LoadBalancer's ingress IP is written by UpdateStatus, usually after the Service was
+// created and synced: that status-only update must reach the kernel (it once cancelled out
+// in the tracker, and the full-sync cache then kept the IP unprogrammed for ever).
+func TestLoadBalancerIngressSetAfterFirstSync(t *testing.T) {
+	k := newFakeKernel()
+	svc := nodePortService("web", "10.96.0.10")
+	svc.Spec.Type = v1.ServiceTypeLoadBalancer
+	h := start(t, k, svc, slice("web", "node-b", "10.244.2.5"))
+	eventually(t, "the ClusterIP's virtual server", func() bool { return strings.Contains(k.ipvs.Dump(), "TCP:10.96.0.10:80 ") })
+	if strings.Contains(k.ipvs.Dump(), "203.0.113.7") {
+		t.Fatal("the ingress IP is programmed before the status names it")
+	}
+	svc = svc.DeepCopy()
+	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.7"}}
+	if _, err := h.client.CoreV1().Services("default").UpdateStatus(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ingress IP's virtual server", func() bool { return strings.Contains(k.ipvs.Dump(), "TCP:203.0.113.7:80 ") })
+
+	svc.Status.LoadBalancer.Ingress = nil
+	if _, err := h.client.CoreV1().Services("default").UpdateStatus(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ingress IP's virtual server gone", func() bool { return !strings.Contains(k.ipvs.Dump(), "203.0.113.7") })
+}
