@@ -176,15 +176,7 @@ func buildResult(conf *conflist.IPAMNetConf, allocs []Allocation) *current.Resul
 
 // Del releases what (container, ifname) holds. It is idempotent.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	conf, err := decode(args)
-	if err != nil {
-		return err
-	}
-	var released []netip.Addr
-	err = p.withStore(conf, func(s store.Store) (err error) {
-		released, err = Release(s, owner(args))
-		return err
-	})
+	_, released, err := p.onOwner(args, Release)
 	if err != nil {
 		return err
 	}
@@ -194,15 +186,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 
 // Check fails unless (container, ifname) holds an address.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
-	conf, err := decode(args)
-	if err != nil {
-		return err
-	}
-	var held []netip.Addr
-	err = p.withStore(conf, func(s store.Store) (err error) {
-		held, err = Lookup(s, owner(args))
-		return err
-	})
+	conf, held, err := p.onOwner(args, Lookup)
 	if err != nil {
 		return err
 	}
@@ -210,6 +194,21 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 		return fmt.Errorf("container %s interface %s holds no address in network %s", args.ContainerID, args.IfName, conf.Name)
 	}
 	return nil
+}
+
+// onOwner decodes the configuration and runs op on the store for the attachment
+// (container, ifname) of args: the addresses op returns.
+func (p *Plugin) onOwner(args *skel.CmdArgs, op func(store.Store, store.Owner) ([]netip.Addr, error)) (*conflist.IPAMNetConf, []netip.Addr, error) {
+	conf, err := decode(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	var addrs []netip.Addr
+	err = p.withStore(conf, func(s store.Store) (err error) {
+		addrs, err = op(s, owner(args))
+		return err
+	})
+	return conf, addrs, err
 }
 
 // GC releases every reservation not among the configuration's valid attachments.
