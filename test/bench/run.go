@@ -174,6 +174,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		}
 		select {
 		case <-coldCtx.Done():
+			dump(ctx, p, cfg.LogDir, "cold")
 			if err == nil {
 				err = fmt.Errorf("%v syncs counted", n)
 			}
@@ -216,6 +217,9 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			lat = append(lat, at.Sub(written))
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 			timeouts++
+			if timeouts == 1 {
+				dump(ctx, p, cfg.LogDir, fmt.Sprintf("change%d", i))
+			}
 		default:
 			return fmt.Errorf("change %d: %w", i, exitCause(err, proc))
 		}
@@ -308,6 +312,18 @@ func burst(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p P
 		return fmt.Errorf("burst: %d of %d changes not in the kernel after %s", len(pending), cfg.Burst, cfg.BurstTimeout)
 	}
 	return nil
+}
+
+// dump saves the proxier's goroutines when it missed a deadline (see
+// Proxier.dumpGoroutines); a failed dump is only logged.
+func dump(ctx context.Context, p Proxier, logDir, what string) {
+	logger := klog.FromContext(ctx)
+	name, err := p.dumpGoroutines(ctx, logDir, what)
+	if err != nil {
+		logger.Error(err, "Goroutine dump", "at", what)
+	} else if name != "" {
+		logger.Info("Goroutine dump", "at", what, "file", name)
+	}
 }
 
 // watchExit returns a context cancelled when proc exits, so that no wait outlives it.

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -160,5 +162,26 @@ func TestCountPrefixed(t *testing.T) {
 	}
 	if n := countPrefixed("KUBE-CLUSTER-IP\nKUBE-LOOP-BACK\nother\n", "KUBE-"); n != 2 {
 		t.Errorf("sets = %d, want 2", n)
+	}
+}
+
+// A proxier with a goroutine page gets its dump saved under its name; one without gets none.
+func TestDumpGoroutines(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "goroutine 1 [select]:\nmain.sync()\n")
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	p := Proxier{Name: "kube-proxy ipvs", GoroutinesURL: srv.URL}
+	name, err := p.dumpGoroutines(context.Background(), dir, "change3")
+	if err != nil || name != "kube-proxy-ipvs-goroutines-change3.txt" {
+		t.Fatalf("dumpGoroutines = %q, %v; want kube-proxy-ipvs-goroutines-change3.txt", name, err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil || !strings.Contains(string(got), "main.sync()") {
+		t.Errorf("dump file = %q, %v; want the served page", got, err)
+	}
+	if name, err := (Proxier{Name: "kubevs"}).dumpGoroutines(context.Background(), dir, "cold"); name != "" || err != nil {
+		t.Errorf("no URL: dumpGoroutines = %q, %v; want nothing", name, err)
 	}
 }
