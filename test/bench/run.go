@@ -195,13 +195,19 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		return err
 	}
 
-	// 2. Single changes, one at a time.
+	// 2. Single changes, one at a time, each bounded by the change timeout or, for a
+	// proxier whose syncs are slower than that, by a few of its syncs.
+	changeTimeout := ChangeTimeout(cfg.ChangeTimeout, fullFrom, fullFromSec)
+	if changeTimeout > cfg.ChangeTimeout {
+		res.Note = joinNote(res.Note, fmt.Sprintf("change timeout %s (%dx its mean sync of %s so far)",
+			changeTimeout, syncsPerChange, (changeTimeout/syncsPerChange).Round(time.Second)))
+	}
 	var lat []time.Duration
 	timeouts := 0
 	budget := time.Now().Add(cfg.ChangeBudget)
 	for i := range cfg.Changes {
 		if time.Now().After(budget) {
-			res.Note = fmt.Sprintf("change budget %s spent after %d of %d changes", cfg.ChangeBudget, i, cfg.Changes)
+			res.Note = joinNote(res.Note, fmt.Sprintf("change budget %s spent after %d of %d changes", cfg.ChangeBudget, i, cfg.Changes))
 			break
 		}
 		key, rs, err := cluster.AddEndpoint(ctx, rng.IntN(len(cluster.VIPs)))
@@ -209,7 +215,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			return err
 		}
 		written := time.Now()
-		wctx, wcancel := context.WithTimeout(ctx, cfg.ChangeTimeout)
+		wctx, wcancel := context.WithTimeout(ctx, changeTimeout)
 		at, err := kernel.WaitRealServer(wctx, key, rs, changePoll)
 		wcancel()
 		switch {
@@ -225,7 +231,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		}
 		logger.Info("Change", "n", i, "latency", at.Sub(written), "seen", err == nil)
 	}
-	res.Change = Summarize(lat, timeouts, cfg.ChangeTimeout)
+	res.Change = Summarize(lat, timeouts, changeTimeout)
 	logger.Info("Single changes done", "summary", res.Change)
 	progress()
 
@@ -262,6 +268,29 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	}
 	res.RSSMiB, res.HWMMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20)
 	return nil
+}
+
+// syncsPerChange bounds one change's wait in syncs: the sync running when the change lands,
+// the proxier's own delay, and the sync that applies it.
+const syncsPerChange = 3
+
+// ChangeTimeout is the bound of one change's wait: timeout, or syncsPerChange times the
+// mean of the syncs a proxier reported so far (count of them, seconds in all) when that is
+// longer. Under TCG one kube-proxy sync can take minutes, and a change it would apply in
+// its next sync is a latency, not a timeout.
+func ChangeTimeout(timeout time.Duration, count, seconds float64) time.Duration {
+	if count <= 0 {
+		return timeout
+	}
+	mean := time.Duration(seconds / count * float64(time.Second))
+	return max(timeout, syncsPerChange*mean)
+}
+
+func joinNote(note, more string) string {
+	if note == "" {
+		return more
+	}
+	return note + "; " + more
 }
 
 // burst writes cfg.Burst changes with cfg.Writers writers, then polls until every new real

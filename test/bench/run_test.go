@@ -185,3 +185,19 @@ func TestDumpGoroutines(t *testing.T) {
 		t.Errorf("no URL: dumpGoroutines = %q, %v; want nothing", name, err)
 	}
 }
+
+func TestChangeTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		count, seconds float64
+		want           time.Duration
+	}{
+		{"no sync reported", 0, 0, time.Minute},
+		{"fast syncs keep the bound", 10, 2, time.Minute},
+		{"syncs of 90 s: three of them", 2, 180, 270 * time.Second},
+	} {
+		if got := ChangeTimeout(time.Minute, tc.count, tc.seconds); got != tc.want {
+			t.Errorf("%s: ChangeTimeout(1m, %v, %v) = %s, want %s", tc.name, tc.count, tc.seconds, got, tc.want)
+		}
+	}
+}
