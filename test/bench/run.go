@@ -113,6 +113,12 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 		if err != nil {
 			return err
 		}
+		// A missing ipset binary leaves the figure out, not the floor.
+		if d, err := MeasureExec(ctx, execRuns, "ipset", "list", "-n"); err == nil {
+			f.IPSetExecMS = ms(d)
+		} else {
+			logger.Error(err, "Time ipset processes")
+		}
 		rep.Floor = &f
 		progress()
 	}
