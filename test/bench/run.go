@@ -209,7 +209,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			changeTimeout, syncsPerChange, (changeTimeout/syncsPerChange).Round(time.Second)))
 	}
 	var lat []time.Duration
-	timeouts := 0
+	timeouts, waited := 0, time.Duration(0)
 	budget := time.Now().Add(cfg.ChangeBudget)
 	for i := range cfg.Changes {
 		if time.Now().After(budget) {
@@ -221,7 +221,8 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			return err
 		}
 		written := time.Now()
-		wctx, wcancel := context.WithTimeout(ctx, changeTimeout)
+		bound := ChangeBound(changeTimeout, cfg.ChangeTimeout, time.Until(budget))
+		wctx, wcancel := context.WithTimeout(ctx, bound)
 		at, err := kernel.WaitRealServer(wctx, key, rs, changePoll)
 		wcancel()
 		switch {
@@ -229,6 +230,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			lat = append(lat, at.Sub(written))
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 			timeouts++
+			waited = max(waited, bound)
 			if timeouts == 1 {
 				dump(ctx, p, cfg.LogDir, fmt.Sprintf("change%d", i))
 			}
@@ -237,7 +239,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		}
 		logger.Info("Change", "n", i, "latency", at.Sub(written), "seen", err == nil)
 	}
-	res.Change = Summarize(lat, timeouts, changeTimeout)
+	res.Change = Summarize(lat, timeouts, waited)
 	logger.Info("Single changes done", "summary", res.Change)
 	progress()
 
@@ -290,6 +292,12 @@ func ChangeTimeout(timeout time.Duration, count, seconds float64) time.Duration 
 	}
 	mean := time.Duration(seconds / count * float64(time.Second))
 	return max(timeout, syncsPerChange*mean)
+}
+
+// ChangeBound is the wait of one change: the adaptive timeout (ChangeTimeout), cut to what
+// is left of the change budget, but never below the configured timeout.
+func ChangeBound(adaptive, timeout, budgetLeft time.Duration) time.Duration {
+	return min(adaptive, max(timeout, budgetLeft))
 }
 
 func joinNote(note, more string) string {

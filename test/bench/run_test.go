@@ -201,3 +201,19 @@ func TestChangeTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestChangeBound(t *testing.T) {
+	for _, tc := range []struct {
+		name                          string
+		adaptive, timeout, left, want time.Duration
+	}{
+		{"budget left: the adaptive bound", 40 * time.Minute, time.Minute, time.Hour, 40 * time.Minute},
+		{"cut to the budget", 40 * time.Minute, time.Minute, 3 * time.Minute, 3 * time.Minute},
+		{"never below the timeout", 40 * time.Minute, time.Minute, 10 * time.Second, time.Minute},
+		{"fast proxier", time.Minute, time.Minute, time.Hour, time.Minute},
+	} {
+		if got := ChangeBound(tc.adaptive, tc.timeout, tc.left); got != tc.want {
+			t.Errorf("%s: ChangeBound(%s, %s, %s) = %s, want %s", tc.name, tc.adaptive, tc.timeout, tc.left, got, tc.want)
+		}
+	}
+}
