@@ -243,12 +243,20 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	logger.Info("Single changes done", "summary", res.Change)
 	progress()
 
-	// 3. A burst.
+	// 3. A burst. One that did not converge in time is the result's error, but the idle
+	// and memory figures are still taken (with a note: the proxier may still be at work).
+	var burstErr error
 	if cfg.Burst > 0 {
 		if err := burst(ctx, cfg, cluster, kernel, p, rng, res); err != nil {
-			return exitCause(err, proc)
+			if ctx.Err() != nil || res.BurstMissing == 0 {
+				return exitCause(err, proc)
+			}
+			burstErr = err
+			res.Note = joinNote(res.Note, "idle CPU measured after a burst that had not converged")
+			logger.Error(err, "Burst did not converge; idle and memory are still measured")
+		} else {
+			logger.Info("Burst done", "converged", res.BurstMS, "syncs", res.BurstSyncs)
 		}
-		logger.Info("Burst done", "converged", res.BurstMS, "syncs", res.BurstSyncs)
 		progress()
 	}
 
@@ -275,7 +283,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		res.FullSyncMeanMS = 1000 * (fullToSec - fullFromSec) / res.FullSyncs
 	}
 	res.RSSMiB, res.HWMMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20)
-	return nil
+	return burstErr
 }
 
 // syncsPerChange bounds one change's wait in syncs: the sync running when the change lands,

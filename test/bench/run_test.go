@@ -153,6 +153,9 @@ func TestRunCountsTimeouts(t *testing.T) {
 	if r.BurstMissing > 0 && r.Error == "" {
 		t.Error("burst with missing changes: want an error in the result")
 	}
+	if r.BurstMissing > 0 && (r.RSSMiB <= 0 || !strings.Contains(r.Note, "burst that had not converged")) {
+		t.Errorf("burst not converged: RSS %v MiB, note %q; want idle and memory measured all the same, with a note", r.RSSMiB, r.Note)
+	}
 }
 
 func TestCountPrefixed(t *testing.T) {
