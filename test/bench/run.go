@@ -205,8 +205,8 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	// proxier whose syncs are slower than that, by a few of its syncs.
 	changeTimeout := ChangeTimeout(cfg.ChangeTimeout, fullFrom, fullFromSec)
 	if changeTimeout > cfg.ChangeTimeout {
-		res.Note = joinNote(res.Note, fmt.Sprintf("change timeout %s (%dx its mean sync of %s so far)",
-			changeTimeout, syncsPerChange, (changeTimeout/syncsPerChange).Round(time.Second)))
+		res.Note = joinNote(res.Note, fmt.Sprintf("change timeout %s (%dx its mean sync of %s so far, within the change budget)",
+			changeTimeout.Round(time.Second), syncsPerChange, (changeTimeout/syncsPerChange).Round(time.Second)))
 	}
 	var lat []time.Duration
 	timeouts, waited := 0, time.Duration(0)
