@@ -102,8 +102,8 @@ bench:
 bench-e2e: deps
 	BENCH_N="1000 10000" bash test/scripts/bench-e2e.sh
 
-# The short slice: 200 Services, 10 changes (1 min bound each, 5 min in all), a burst of 200,
-# 30 s idle.
+# The short slice: 200 Services, 10 changes (each bounded by 1 min or three of the proxier's
+# mean syncs, 5 min in all), a burst of 200, 30 s idle.
 bench-e2e-short: deps
 	BENCH_N=200 BENCH_K=10 BENCH_BURST=200 BENCH_IDLE=30s \
 		BENCH_ARGS="-change-timeout=1m -change-budget=5m -burst-timeout=5m" bash test/scripts/bench-e2e.sh
