@@ -56,7 +56,15 @@ func (d *Daemon) initReconciler(ctx context.Context) {
 	d.metrics.KubeProxy.SetFamilies(familyNames(o))
 	logRefusedNodePorts(ctx, o)
 	d.setHealthAddresses(ctx)
-	d.reconciler = reconcile.New(d.kernel, reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now))
+	ro := reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now)
+	if d.cfg.StateDir != "" {
+		// What earlier runs changed: a route_localnet they set without loopback NodePorts
+		// now is turned back (reconcile.Options.Recorded).
+		if ro.Recorded, err = loadSysctlChanges(d.cfg.StateDir); err != nil {
+			klog.FromContext(ctx).Error(err, "Cannot read the sysctls earlier runs changed")
+		}
+	}
+	d.reconciler = reconcile.New(d.kernel, ro)
 	d.startReconciler(ctx)
 }
 
