@@ -57,6 +57,10 @@ type Configuration struct {
 	// addresses of the host's links within these CIDRs, read again before every full sync;
 	// a loopback address only for a loopback CIDR; none when no address matches. Empty:
 	// NodePorts on the Node's primary address of each family, health checks on every address.
+	// An IPv4 loopback CIDR sets route_localnet=1, only with the rule that drops packets to
+	// 127.0.0.0/8 from other sources, and turns it back when the CIDR goes (kube-proxy's
+	// ipvs mode leaves loopback out silently; a loopback NodePort answers only local
+	// clients bound to a node address: IPVS never forwards a 127.x source to a pod).
 	NodePortAddresses []string `json:"nodePortAddresses,omitempty"`
 	// ExternalIPAllowedCIDRs lists the CIDRs Service externalIPs may come from. Empty: every
 	// externalIP is accepted.

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -110,7 +109,6 @@ type Daemon struct {
 	rel         reliability
 	started     bool // reconciler.Start succeeded
 	needFull    bool // the next sync must be a full resync
-	firstSync   bool // no sync succeeded yet
 	triggers    []time.Time
 	desiredOpts desired.Options
 	// lastNode is the last own Node seen with addresses; keptNode: it stands in for an
@@ -118,9 +116,9 @@ type Daemon struct {
 	lastNode *v1.Node
 	keptNode bool
 	// clusterIPs indexes the ClusterIP of every Service (the guard's Reserved.ClusterIPs);
-	// refused holds, per Service, the refusals last reported (see reportRefusals).
+	// skipped holds, per Service, the skips of its last computation (noteSkips).
 	clusterIPs derive.ClusterIPIndex
-	refused    map[types.NamespacedName]map[string]struct{}
+	skipped    skipLedger
 	// computed caches every Service's desired state for full resyncs; computes counts the
 	// ComputeService calls (for tests).
 	computed computedCache
@@ -143,7 +141,7 @@ func New(o Options) (*Daemon, error) {
 	if o.Config == nil {
 		return nil, errors.New("new daemon: no configuration")
 	}
-	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true, firstSync: true}
+	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true}
 	if d.clock == nil {
 		d.clock = clock.RealClock{}
 	}
@@ -177,7 +175,7 @@ func New(o Options) (*Daemon, error) {
 			d.apiHost = rc.Host
 		}
 	}
-	d.refused = map[types.NamespacedName]map[string]struct{}{}
+	d.skipped = skipLedger{}
 	d.recorder = o.Recorder
 	if d.recorder == nil {
 		d.recorder, d.broadcaster = newRecorder(d)

@@ -74,6 +74,10 @@ type Options struct {
 	// RaisedSysctls are numeric parameters Start raises to at least their value and never
 	// lowers (the conntrack limits and timeouts; see RaiseSysctls).
 	RaisedSysctls []desired.Sysctl
+	// Recorded are the sysctl changes earlier runs recorded (the daemon keeps them for
+	// --cleanup): a route_localnet they set is turned back when the options no longer want
+	// it (withdrawLocalnet).
+	Recorded []SysctlChange
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// QuarantineAfter is how many converges in a row of one virtual server may fail before

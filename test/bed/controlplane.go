@@ -107,14 +107,10 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		// No kubelet and no service-account controller: pods get no token volume.
 		apiserverArgs = append(apiserverArgs, "--disable-admission-plugins=ServiceAccount")
 	}
-	apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"], apiserverArgs...)
-	if err != nil {
-		return err
-	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
 	secure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	if err := poll(ctx, "kube-apiserver /readyz", timeout, 250*time.Millisecond, apiserver, func(ctx context.Context) error {
+	if _, err := b.startUntilReady(ctx, apiServerStarts, "kube-apiserver", bins["kube-apiserver"], apiserverArgs, func(ctx context.Context) error {
 		return get(ctx, secure, APIServerURL+"/readyz", "ok", p.Token)
 	}); err != nil {
 		return err
