@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
 
 // Backoff is the supervisor's restart policy: the first restart waits Initial, each quick
@@ -81,6 +83,12 @@ func supervise(ctx context.Context, argv []string, b Backoff, lock *os.File, bin
 			return nil
 		}
 		ran := time.Since(start)
+		if exitErr := (*exec.ExitError)(nil); errors.As(err, &exitErr) && exitErr.ExitCode() == nodeapi.ExitYielded {
+			// Another proxier (a DaemonSet's) serves the socket: restarting ours would only
+			// take it in that one's next restart (proxier/nodeapi/handover.go).
+			logger.Info("Proxier yielded the node API socket to another kubevs-proxier; the supervisor stops", "proxier", argv[0])
+			return nil
+		}
 		if errors.Is(err, errUpgraded) {
 			logger.Info("Proxier binary replaced on disk; restarted the proxier", "proxier", argv[0], "ran", ran)
 			wait = 0
@@ -117,7 +125,7 @@ var errUpgraded = errors.New("proxier binary replaced on disk")
 // upgraded is closed (the same stop; errUpgraded).
 func runOnce(ctx context.Context, argv []string, upgraded <-chan struct{}) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), nodeapi.SupervisedEnv+"=1") // it yields the socket to a DaemonSet's proxier
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {

@@ -2,11 +2,14 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
 
 // writeProxier writes a stand-in proxier that logs its version to log, then runs until
@@ -73,5 +76,47 @@ func TestSuperviseRestartsUpgradedBinary(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("supervise did not stop")
+	}
+}
+
+// TestSuperviseStopsWhenProxierYields: a proxier that exits with nodeapi.ExitYielded (another
+// proxier, a DaemonSet's, serves the node API socket) is not restarted: the supervisor
+// returns, releasing the launch lock. Any other exit is restarted.
+func TestSuperviseStopsWhenProxierYields(t *testing.T) {
+	for _, tc := range []struct {
+		code       int
+		wantReturn bool
+	}{
+		{code: nodeapi.ExitYielded, wantReturn: true},
+		{code: 1, wantReturn: false},
+	} {
+		t.Run(fmt.Sprintf("exit %d", tc.code), func(t *testing.T) {
+			log := filepath.Join(t.TempDir(), "starts")
+			script := fmt.Sprintf(`echo "$%s" >> "$0"; exit %d`, nodeapi.SupervisedEnv, tc.code)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			b := Backoff{Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond, Healthy: time.Hour}
+			go func() { done <- supervise(ctx, []string{"/bin/sh", "-c", script, log}, b, nil, time.Hour) }()
+			select {
+			case err := <-done:
+				if !tc.wantReturn {
+					t.Fatalf("supervise returned (%v); want it to restart the proxier", err)
+				}
+				if err != nil {
+					t.Errorf("supervise: %v", err)
+				}
+				waitStarts(t, log, "1") // one start, which saw SupervisedEnv=1
+			case <-time.After(2 * time.Second):
+				if tc.wantReturn {
+					t.Fatal("supervise still restarting a proxier that yielded")
+				}
+				cancel()
+				<-done
+				if b, _ := os.ReadFile(log); len(strings.Fields(string(b))) < 3 {
+					t.Errorf("starts %q: want a restart loop", b)
+				}
+			}
+		})
 	}
 }
