@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 )
 
 // Loopback endpoints of the control plane. The bed owns the network namespace it runs in
@@ -50,6 +52,14 @@ func findBinary(dirs []string, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("find %s in %q: not found (run test/scripts/control-plane.sh)", name, dirs)
+}
+
+// apiserverStarts bounds the starts of kube-apiserver that exits before it is ready.
+const apiserverStarts = 3
+
+func firstLine(err error) string {
+	l, _, _ := strings.Cut(err.Error(), "\n")
+	return l
 }
 
 // startControlPlane starts etcd, kube-apiserver and kube-controller-manager and waits until
@@ -107,17 +117,29 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		// No kubelet and no service-account controller: pods get no token volume.
 		apiserverArgs = append(apiserverArgs, "--disable-admission-plugins=ServiceAccount")
 	}
-	apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"], apiserverArgs...)
-	if err != nil {
-		return err
-	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
 	secure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	if err := poll(ctx, "kube-apiserver /readyz", timeout, 250*time.Millisecond, apiserver, func(ctx context.Context) error {
-		return get(ctx, secure, APIServerURL+"/readyz", "ok", p.Token)
-	}); err != nil {
-		return err
+	// On a loaded host kube-apiserver can exit before it is ready, a post-start hook timed
+	// out (seen twice in one hour: "unable to perform initial IP and Port allocation check",
+	// and a /readyz handler timeout followed by exit 255). The kubelet restarts a static pod
+	// that does so; the bed starts it again too, at most apiserverStarts times.
+	for attempt := 1; ; attempt++ {
+		apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"], apiserverArgs...)
+		if err != nil {
+			return err
+		}
+		err = poll(ctx, "kube-apiserver /readyz", timeout, 250*time.Millisecond, apiserver, func(ctx context.Context) error {
+			return get(ctx, secure, APIServerURL+"/readyz", "ok", p.Token)
+		})
+		if err == nil {
+			break
+		}
+		if exited, _ := apiserver.Exited(); !exited || attempt == apiserverStarts {
+			return err
+		}
+		klog.FromContext(ctx).Info("kube-apiserver exited before it was ready; starting it again", "start", attempt, "of", apiserverStarts, "err", firstLine(err))
+		b.procs = slices.DeleteFunc(b.procs, func(q *Process) bool { return q == apiserver })
 	}
 
 	b.Kubeconfig = filepath.Join(b.Dir, "kubeconfig")
