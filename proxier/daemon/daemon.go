@@ -71,6 +71,10 @@ type Options struct {
 	// through Client.
 	Recorder record.EventRecorder
 
+	// Supervised: the CNI plugin's supervisor started this proxier (nodeapi.SupervisedEnv).
+	// It then yields the node API socket to any other proxier (handover.go).
+	Supervised bool
+
 	// retryBase is the first delay before a failed sync is retried (tests). Zero: the
 	// runner's default.
 	retryBase time.Duration
@@ -102,6 +106,12 @@ type Daemon struct {
 	apiHost     string
 	recorder    record.EventRecorder
 	broadcaster record.EventBroadcaster
+
+	// supervised is Options.Supervised; stop ends Run; yielded: Run ends because this
+	// proxier left the node API socket to another (handover.go).
+	supervised bool
+	stop       context.CancelFunc
+	yielded    atomic.Bool
 
 	// kmu serialises every use of the reconciler (syncs and drains).
 	kmu         sync.Mutex
@@ -141,7 +151,7 @@ func New(o Options) (*Daemon, error) {
 	if o.Config == nil {
 		return nil, errors.New("new daemon: no configuration")
 	}
-	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true}
+	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true, supervised: o.Supervised}
 	if d.clock == nil {
 		d.clock = clock.RealClock{}
 	}
@@ -218,12 +228,22 @@ func New(o Options) (*Daemon, error) {
 }
 
 // Run runs the proxier until ctx is done or a server fails. It returns nil after a clean
-// shutdown; the kernel state is left in place.
+// shutdown, and an error wrapping ErrYielded when a supervised proxier left the node API
+// socket to another proxier; the kernel state is left in place.
 func (d *Daemon) Run(ctx context.Context) error {
+	err := d.run(ctx)
+	if d.yielded.Load() && !errors.Is(err, ErrYielded) {
+		return errors.Join(ErrYielded, err)
+	}
+	return err
+}
+
+func (d *Daemon) run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	logger.Info("Starting kubevs-proxier", "node", d.cfg.NodeName, "scheduler", d.cfg.Scheduler,
 		"syncPeriod", d.cfg.SyncPeriod.Duration, "minSyncPeriod", d.cfg.MinSyncPeriod.Duration)
 	ctx, cancel := context.WithCancel(ctx)
+	d.stop = cancel
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait(); d.svcHealth.Close() }() // every return stops and waits for the servers
 	errc := make(chan error, 8)
@@ -283,7 +303,7 @@ func (d *Daemon) startServers(ctx context.Context, serve func(string, func(conte
 	srv := nodeapi.NewServer(d.cfg.NodeAPISocket, d.store, d.status)
 	srv.SetIPValidator(d.validPodIP)
 	srv.SetRefusalCounter(func(reason string) { d.metrics.NodeAPIRefused.WithLabelValues(reason).Inc() })
-	if err := srv.Listen(); err != nil {
+	if err := d.listenNodeAPI(ctx, srv); err != nil {
 		return fmt.Errorf("listen on the node API socket: %w", err)
 	}
 	serve("node API", srv.Serve)
