@@ -98,8 +98,8 @@ func takeoverFromMode(t *testing.T, mode string) {
 		mode, stopped.Round(time.Millisecond), ready.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	time.Sleep(2 * takeoverSettle)
 	fig := traffic.check("after the takeover from "+mode, false, t0)
-	t.Logf("FIGURES takeover from %s: %d new connections attempted, %d failed; %s; %d of %d long-lived flows broke",
-		mode, fig.attempted, fig.failed, strings.Join(fig.blips, "; "), fig.brokenFlows, len(traffic.flows))
+	t.Logf("FIGURES takeover from %s: %d new connections attempted, %d failed; %s; %d of %d long-lived flows broke; control path %d failed, test process stalled up to %v",
+		mode, fig.attempted, fig.failed, strings.Join(fig.blips, "; "), fig.brokenFlows, len(traffic.flows), fig.controlFailed, fig.stall.Round(time.Millisecond))
 	rules := kubeRules(t)
 	t.Logf("rules under kubevs after the takeover from %s:\n%s", mode, rules)
 	var left []string

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,39 @@ type takeoverTraffic struct {
 	loops   []*shortLoop
 	flows   []*flow
 	sampler *vsSampler // nil: no virtual server is watched (kube-proxy's iptables and nftables modes)
+	// control opens new connections from the client pod straight to a backend's address, a
+	// path no proxier touches: when it fails too, the guest (or the host under it) was
+	// starved, and the phase's failures say nothing about the proxier. stall is the longest
+	// a 100 ms sleep of the test process overran in the phase.
+	control *shortLoop
+	stall   stallGauge
+}
+
+// stallGauge records how late the test process wakes from a 100 ms sleep: on a starved
+// host the harness itself stops, and every probe times out at once.
+type stallGauge struct {
+	mu  sync.Mutex
+	max time.Duration
+}
+
+func (g *stallGauge) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		t0 := time.Now()
+		time.Sleep(100 * time.Millisecond)
+		late := time.Since(t0) - 100*time.Millisecond
+		g.mu.Lock()
+		g.max = max(g.max, late)
+		g.mu.Unlock()
+	}
+}
+
+// cut returns the longest overrun since the previous cut and starts afresh.
+func (g *stallGauge) cut() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m := g.max
+	g.max = 0
+	return m
 }
 
 // startTakeoverTraffic starts, from the client pod and from the outside host, new HTTP
@@ -38,6 +72,9 @@ func startTakeoverTraffic(ctx context.Context, t *testing.T, f *Framework, svc *
 	tr.loops = []*shortLoop{{name: "new connections pod -> ClusterIP"}, {name: "new connections outside -> NodePort"}}
 	go tr.loops[0].run(ctx, f.FromPod(client), ServiceURL(svc, "/hostname"))
 	go tr.loops[1].run(ctx, f.FromOutside(), f.NodePortURL(svc, "/hostname"))
+	tr.control = &shortLoop{name: "control: new connections pod -> pod (no proxier on the path)"}
+	go tr.control.run(ctx, f.FromPod(client), PodURL(backends[0], "/hostname"))
+	go tr.stall.run(ctx)
 	for _, fl := range []struct {
 		src     Source
 		network string
@@ -105,6 +142,8 @@ type phaseFigures struct {
 	attempted, failed int64
 	blips             []string
 	brokenFlows       int
+	controlFailed     int64         // the control path's failures: non-zero, the phase is inconclusive
+	stall             time.Duration // the test process's longest stall
 }
 
 // check judges one phase: what broke since the previous check; since is the switch that
@@ -119,7 +158,18 @@ func (tr *takeoverTraffic) check(phase string, judged bool, since time.Time) pha
 	if !judged {
 		bad = func(format string, args ...any) { t.Logf("NOT JUDGED: "+format, args...) }
 	}
+	ctl, stall := tr.control.cut(), tr.stall.cut()
+	t.Logf("%s: %s: %d attempted, %d failed %v; the test process stalled up to %v", phase, tr.control.name, ctl.attempted, ctl.failed, ctl.errs, stall.Round(time.Millisecond))
+	if ctl.failed > 0 {
+		// Still a failure when judged: a starved run proves nothing either way.
+		judgedBad := bad
+		bad = func(format string, args ...any) {
+			judgedBad("INCONCLUSIVE (the control path failed %d of %d, the test process stalled up to %v: starved guest): "+format,
+				append([]any{ctl.failed, ctl.attempted, stall.Round(time.Millisecond)}, args...)...)
+		}
+	}
 	var fig phaseFigures
+	fig.controlFailed, fig.stall = ctl.failed, stall
 	for _, l := range tr.loops {
 		c := l.cut()
 		fig.attempted += c.attempted
