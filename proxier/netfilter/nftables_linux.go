@@ -25,7 +25,7 @@ func (nftablesLinux) RemoveKubeProxyTables() ([]string, error) {
 		switch {
 		case err == nil:
 			removed = append(removed, fam.name+" "+KubeProxyNFTable)
-		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.EAFNOSUPPORT):
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.EAFNOSUPPORT), errors.Is(err, unix.EOPNOTSUPP):
 			// no such table, or no nftables in this kernel: nothing left behind
 		default:
 			errs = append(errs, fmt.Errorf("delete nftables table %s %s: %w", fam.name, KubeProxyNFTable, err))
@@ -68,13 +68,17 @@ func deleteNFTable(proto uint8, name string) error {
 			return fmt.Errorf("parse nfnetlink answer: %w", err)
 		}
 		for _, m := range msgs {
-			if m.Header.Type != unix.NLMSG_ERROR || m.Header.Seq != seq+1 || len(m.Data) < 4 {
+			if m.Header.Type != unix.NLMSG_ERROR || m.Header.Seq < seq || m.Header.Seq > seq+2 || len(m.Data) < 4 {
 				continue
 			}
+			// An error may answer the batch's begin (no nftables subsystem) as well as the
+			// delete; only the delete is acknowledged.
 			if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
 				return syscall.Errno(-code)
 			}
-			return nil
+			if m.Header.Seq == seq+1 {
+				return nil
+			}
 		}
 	}
 }
