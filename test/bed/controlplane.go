@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 )
 
 // Loopback endpoints of the control plane. The bed owns the network namespace it runs in
@@ -107,17 +109,28 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		// No kubelet and no service-account controller: pods get no token volume.
 		apiserverArgs = append(apiserverArgs, "--disable-admission-plugins=ServiceAccount")
 	}
-	apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"], apiserverArgs...)
-	if err != nil {
-		return err
-	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
 	secure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	if err := poll(ctx, "kube-apiserver /readyz", timeout, 250*time.Millisecond, apiserver, func(ctx context.Context) error {
-		return get(ctx, secure, APIServerURL+"/readyz", "ok", p.Token)
-	}); err != nil {
-		return err
+	// On a starved host one of kube-apiserver's post-start hooks can time out, and it exits
+	// 255 (seen: rbac/bootstrap-roles at load ~35). etcd keeps what it wrote: a second start
+	// goes on from there. Any other failure, or a second exit, fails the bed.
+	for attempt := 1; ; attempt++ {
+		apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"], apiserverArgs...)
+		if err != nil {
+			return err
+		}
+		err = poll(ctx, "kube-apiserver /readyz", timeout, 250*time.Millisecond, apiserver, func(ctx context.Context) error {
+			return get(ctx, secure, APIServerURL+"/readyz", "ok", p.Token)
+		})
+		if err == nil {
+			break
+		}
+		if exited, _ := apiserver.Exited(); !exited || attempt == 2 {
+			return err
+		}
+		b.procs = slices.DeleteFunc(b.procs, func(q *Process) bool { return q == apiserver })
+		klog.FromContext(ctx).Info("kube-apiserver exited while starting; starting it once more", "err", err)
 	}
 
 	b.Kubeconfig = filepath.Join(b.Dir, "kubeconfig")
