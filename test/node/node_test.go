@@ -5,9 +5,12 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +68,8 @@ func TestRealNode(t *testing.T) {
 
 	startContainerd(ctx, t, e)
 	mark("containerd ready, images imported")
-	startKubelet(ctx, t, e, b)
+	kubelet := startKubelet(ctx, t, e, b)
+	diagnoseOnFailure(t, b.Client, e.logDir, kubelet)
 	mark("kubelet healthy")
 
 	// Without a CNI network the kubelet registers the node NotReady, naming the network.
@@ -130,14 +134,50 @@ func TestRealNode(t *testing.T) {
 	for _, p := range pods.Items {
 		names = append(names, p.Name)
 	}
-	var answered bool
-	for _, n := range names {
-		answered = answered || strings.Contains(msg, "ok "+n+" ")
-	}
-	if !answered {
+	// fetch's message is "ok <body> attempt=N after=D"; the body is the pod's name and a newline.
+	if f := strings.Fields(msg); len(f) < 2 || f[0] != "ok" || !slices.Contains(names, f[1]) {
 		t.Errorf("client through %s got %q, want the name of one of %v", servers.Spec.ClusterIP, msg, names)
 	}
 	t.Logf("client through ClusterIP %s: %s", servers.Spec.ClusterIP, msg)
+
+	// The same Service's NodePort on the node's address, from the host's network namespace.
+	url := fmt.Sprintf("http://%s:%d/hostname", nodeIP, servers.Spec.Ports[0].NodePort)
+	body := hostGet(ctx, t, url)
+	mark("host reached the NodePort")
+	if !slices.Contains(names, strings.TrimSpace(body)) {
+		t.Errorf("GET %s from the host: %q, want the name of one of %v", url, body, names)
+	}
+	t.Logf("host through NodePort %s: %s", url, body)
+}
+
+// hostGet GETs url from the test's (the host's) network namespace until it answers 200.
+func hostGet(ctx context.Context, t *testing.T, url string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	var body string
+	if err := pollFor(ctx, 3*time.Minute, nil, func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", url, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		body = string(data)
+		return nil
+	}); err != nil {
+		t.Fatalf("GET %s from the host: %v", url, err)
+	}
+	return body
 }
 
 func condition(n *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeCondition {
@@ -209,7 +249,7 @@ func podState(p *corev1.Pod) string {
 	return s
 }
 
-// createServers creates the web Deployment (testserver, HTTP on 8080) and its ClusterIP
+// createServers creates the web Deployment (testserver, HTTP on 8080) and its NodePort
 // Service (port 80), and waits for the replicas.
 func createServers(ctx context.Context, t *testing.T, c kubernetes.Interface, replicas int32) *corev1.Service {
 	t.Helper()
@@ -237,7 +277,7 @@ func createServers(ctx context.Context, t *testing.T, c kubernetes.Interface, re
 	})
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: labels, Ports: []corev1.ServicePort{{
 			Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
 	}
 	create(ctx, t, "Service web", func() error {
