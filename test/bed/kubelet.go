@@ -44,6 +44,12 @@ func (b *Bed) CACertFile() string { return b.pki.CACert }
 // certificate for system:node:<node> in group system:nodes, as kubeadm gives a joined node,
 // so the Node authorizer and NodeRestriction judge it as a real node's.
 func (b *Bed) WriteNodeKubeconfig(path, node string) error {
+	return b.WriteRemoteNodeKubeconfig(path, node, APIServerURL)
+}
+
+// WriteRemoteNodeKubeconfig is WriteNodeKubeconfig for a node on another machine, which
+// reaches the API server at server (https://IP:6443, IP one of Config.APIServerIPs).
+func (b *Bed) WriteRemoteNodeKubeconfig(path, node, server string) error {
 	cert, key, err := b.pki.clientCert("system:node:"+node, "system:nodes")
 	if err != nil {
 		return err
@@ -55,7 +61,7 @@ func (b *Bed) WriteNodeKubeconfig(path, node string) error {
 		"clusters:",
 		"- name: bed",
 		"  cluster:",
-		"    server: " + APIServerURL,
+		"    server: " + server,
 		"    certificate-authority-data: " + enc(b.pki.caPEM),
 		"users:",
 		"- name: " + node,
