@@ -63,12 +63,14 @@ func diagnoseOnFailure(t *testing.T, c kubernetes.Interface, logDir string, kube
 
 // describeCluster writes the node, the pods, the ReplicaSets and the recent Events.
 func describeCluster(ctx context.Context, b *strings.Builder, c kubernetes.Interface) {
-	if n, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{}); err != nil {
-		fmt.Fprintf(b, "node %s: %v\n", nodeName, err)
+	if nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+		fmt.Fprintf(b, "nodes: %v\n", err)
 	} else {
-		fmt.Fprintf(b, "node %s: taints %v, unschedulable %v, podCIDRs %v\n", n.Name, n.Spec.Taints, n.Spec.Unschedulable, n.Spec.PodCIDRs)
-		for _, cond := range n.Status.Conditions {
-			fmt.Fprintf(b, "  %s=%s %s: %s (heartbeat %s)\n", cond.Type, cond.Status, cond.Reason, cond.Message, cond.LastHeartbeatTime.Format(time.TimeOnly))
+		for _, n := range nodes.Items {
+			fmt.Fprintf(b, "node %s: taints %v, unschedulable %v, podCIDRs %v\n", n.Name, n.Spec.Taints, n.Spec.Unschedulable, n.Spec.PodCIDRs)
+			for _, cond := range n.Status.Conditions {
+				fmt.Fprintf(b, "  %s=%s %s: %s (heartbeat %s)\n", cond.Type, cond.Status, cond.Reason, cond.Message, cond.LastHeartbeatTime.Format(time.TimeOnly))
+			}
 		}
 	}
 	if pods, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err != nil {

@@ -192,6 +192,12 @@ func condition(n *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeConditi
 // waitNode polls the node until check passes (10 minutes: everything runs under TCG).
 func waitNode(ctx context.Context, t *testing.T, c kubernetes.Interface, what string, check func(*corev1.Node) error) *corev1.Node {
 	t.Helper()
+	return waitNodeNamed(ctx, t, c, nodeName, what, check)
+}
+
+// waitNodeNamed is waitNode for the node called nodeName.
+func waitNodeNamed(ctx context.Context, t *testing.T, c kubernetes.Interface, nodeName, what string, check func(*corev1.Node) error) *corev1.Node {
+	t.Helper()
 	var node *corev1.Node
 	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
 		n, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
