@@ -108,7 +108,7 @@ func startKubeletAs(ctx context.Context, t *testing.T, e env, n nodeSpec, kubeco
 	}
 	t.Cleanup(func() { _ = p.Stop(20 * time.Second) })
 	client := &http.Client{Timeout: 5 * time.Second}
-	if err := pollFor(ctx, 5*time.Minute, p, func() error {
+	if err := pollFor(ctx, 10*time.Minute, p, func() error {
 		resp, err := client.Get("http://127.0.0.1:10248/healthz")
 		if err != nil {
 			return err
