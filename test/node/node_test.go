@@ -99,11 +99,7 @@ func TestRealNode(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(data), `"API_SERVER_HOST"`, `"127.0.0.1"`)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.CommandContext(ctx, find(t, e.nodeBin, "kubectl"), "--kubeconfig="+b.Kubeconfig, "apply", "-f", manifest).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl apply -f kubevs.yaml: %v\n%s", err, out)
-	}
-	t.Logf("kubectl apply -f kubevs.yaml:\n%s", out)
+	t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifest))
 	mark("kubectl apply")
 
 	waitNode(ctx, t, b.Client, "Ready", func(n *corev1.Node) error {
@@ -333,6 +329,25 @@ func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url st
 		t.Fatalf("client pod: %v", err)
 	}
 	return msg
+}
+
+// kubectlApply runs kubectl apply -f manifest until it succeeds (apply is idempotent; seen in
+// a loaded guest: "failed to download openapi: ... TLS handshake timeout") and returns its
+// output.
+func kubectlApply(ctx context.Context, t *testing.T, e env, kubeconfig, manifest string) string {
+	t.Helper()
+	var out []byte
+	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
+		var err error
+		out, err = exec.CommandContext(ctx, find(t, e.nodeBin, "kubectl"), "--kubeconfig="+kubeconfig, "apply", "-f", manifest).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("kubectl apply -f %s: %w: %s", manifest, err, out)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 // create retries a create the loaded API server may time out (seen in the guest under TCG:

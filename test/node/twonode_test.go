@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,10 +168,7 @@ func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
 	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(data), `"API_SERVER_HOST"`, `"`+firstNode.ip+`"`)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.CommandContext(ctx, find(t, e.nodeBin, "kubectl"), "--kubeconfig="+b.Kubeconfig, "apply", "-f", manifest).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl apply -f kubevs.yaml: %v\n%s", err, out)
-	}
+	kubectlApply(ctx, t, e, b.Kubeconfig, manifest)
 	mark("kubectl apply")
 	for _, n := range []nodeSpec{firstNode, secondNode} {
 		waitNodeNamed(ctx, t, b.Client, n.name, "Ready", func(node *corev1.Node) error {
