@@ -19,9 +19,9 @@ const ClusterCIDR = "10.244.0.0/16"
 // ReplicaSets and DaemonSets), node IPAM (spec.podCIDRs, which kubevs-ipam reads) and node
 // lifecycle.
 //
-// Node lifecycle is not optional: the kubelet registers its Node with the
-// node.kubernetes.io/not-ready:NoSchedule taint, and only that controller lifts it once the
-// Ready condition is True. Without it DaemonSet pods (which tolerate the taint) run and every
+// Node lifecycle is not optional: the API server's TaintNodesByCondition admission gives every
+// new Node the node.kubernetes.io/not-ready:NoSchedule taint, and only that controller lifts
+// it once the Ready condition is True. Without it DaemonSet pods (which tolerate the taint) run and every
 // other pod stays Pending, unbound, for ever (seen: the test Deployment's pods). Its grace
 // periods are long because the guest runs under TCG on a loaded host: a late heartbeat must not
 // mark the node Unknown and its pods not ready. Taint-based eviction stays off (not listed).

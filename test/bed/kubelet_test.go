@@ -52,7 +52,7 @@ func TestWriteNodeKubeconfig(t *testing.T) {
 	}
 }
 
-// TestKubeletNodeControllersLiftTheNotReadyTaint: the kubelet registers its Node tainted
+// TestKubeletNodeControllersLiftTheNotReadyTaint: the API server admits every new Node tainted
 // node.kubernetes.io/not-ready:NoSchedule and only the node lifecycle controller lifts it; a bed
 // without it ran the kubevs DaemonSet pod (it tolerates the taint) and left every other pod
 // Pending, unbound. Taint-based eviction stays off, and a late heartbeat under TCG has minutes.
