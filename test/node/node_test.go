@@ -38,7 +38,7 @@ func TestRealNode(t *testing.T) {
 		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with make node-e2e, in the test VM")
 	}
 	e := readEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	var timings []string
