@@ -40,7 +40,7 @@ func diagnoseOnFailure(t *testing.T, c kubernetes.Interface, logDir string, kube
 			if exited, _ := p.Exited(); !exited {
 				fmt.Fprintf(&b, "kubelet (pid %d) alive; SIGQUIT for a goroutine dump into %s\n", p.PID(), p.LogPath)
 				_ = syscall.Kill(p.PID(), syscall.SIGQUIT)
-				deadline := time.Now().Add(20 * time.Second)
+				deadline := time.Now().Add(90 * time.Second)
 				for exited, _ := p.Exited(); !exited && time.Now().Before(deadline); exited, _ = p.Exited() {
 					time.Sleep(200 * time.Millisecond)
 				}
