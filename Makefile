@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e e2e-adversarial takeover takeover-from-iptables takeover-from-nftables node-e2e soak soak-short test demo bench bench-e2e bench-e2e-short lint clean image
+.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e e2e-adversarial takeover takeover-from-iptables takeover-from-nftables node-e2e two-node-e2e soak soak-short test demo bench bench-e2e bench-e2e-short lint clean image
 
 all: build
 
@@ -79,6 +79,12 @@ takeover-from-nftables: deps
 # install/manifests/kubevs.yaml. Not in `test`: the lead decides (see README for its time).
 node-e2e: deps
 	bash test/scripts/node-e2e.sh
+
+# Two real nodes, each its own guest, on one L2 link (test/node TestTwoNodes): pod to pod across
+# nodes, a NodePort to a pod on the other node, externalTrafficPolicy=Local and its
+# healthCheckNodePort on the node with and without the endpoint. Not in `test`.
+two-node-e2e: deps
+	bash test/scripts/two-node-e2e.sh
 
 # The chaos soak (test/e2e/soak_test.go, issue 13) in its own guest: traffic, churn and faults
 # from a seeded RNG (printed; SOAK_SEED replays it) for SOAK_DURATION, each fault's repair
