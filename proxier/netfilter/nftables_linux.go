@@ -41,7 +41,7 @@ func deleteNFTable(proto uint8, name string) error {
 	if err != nil {
 		return fmt.Errorf("open nfnetlink socket: %w", err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }() // the answer is read; a close error loses nothing
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}); err != nil {
 		return fmt.Errorf("set nfnetlink receive timeout: %w", err)
 	}
