@@ -85,6 +85,9 @@ type Configuration struct {
 	// MetricsDisabled turns the /metrics server off (kube-proxy's documented
 	// --metrics-bind-address=""); MetricsBindAddress must then be empty. Default: false.
 	MetricsDisabled bool `json:"metricsDisabled,omitempty"`
+	// EnableProfiling serves Go's runtime profiles at /debug/pprof/ on the metrics address
+	// (kube-proxy's enableProfiling); it needs the metrics server. Default: false.
+	EnableProfiling bool `json:"enableProfiling,omitempty"`
 	// HealthzBindAddress is the host:port of /healthz, /livez and /readyz.
 	// Default: 127.0.0.1:10256.
 	HealthzBindAddress string `json:"healthzBindAddress,omitempty"`

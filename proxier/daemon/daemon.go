@@ -314,7 +314,11 @@ func (d *Daemon) startServers(ctx context.Context, serve func(string, func(conte
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
-		serve("metrics server", func(ctx context.Context) error { return metrics.Serve(ctx, ml, d.metrics.Handler()) })
+		if d.cfg.EnableProfiling {
+			klog.FromContext(ctx).Info("Serving Go's runtime profiles at /debug/pprof/ on the metrics address (enableProfiling)", "address", d.cfg.MetricsBindAddress)
+		}
+		h := d.metrics.Handler(d.cfg.EnableProfiling)
+		serve("metrics server", func(ctx context.Context) error { return metrics.Serve(ctx, ml, h) })
 	}
 	hl, err := metrics.Listen(d.cfg.HealthzBindAddress)
 	if err != nil {
