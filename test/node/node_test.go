@@ -91,23 +91,11 @@ func TestRealNode(t *testing.T) {
 
 	// Install kubevs as README's "Install on a cluster" says: the API server address in the
 	// manifest, then kubectl apply.
-	manifest := filepath.Join(t.TempDir(), "kubevs.yaml")
-	data, err := os.ReadFile(e.manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(data), `"API_SERVER_HOST"`, `"127.0.0.1"`)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	manifest := manifestFor(t, e, "127.0.0.1")
 	t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifest))
 	mark("kubectl apply")
 
-	waitNode(ctx, t, b.Client, "Ready", func(n *corev1.Node) error {
-		if c := condition(n, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
-			return fmt.Errorf("Ready condition %+v", c)
-		}
-		return nil
-	})
+	waitNode(ctx, t, b.Client, "Ready", nodeReady)
 	mark("node Ready")
 	for _, f := range []string{filepath.Join(cniConfDir, "00-kubevs.conflist"), filepath.Join(cniBinDir, "kubevs"), filepath.Join(cniBinDir, "kubevs-ipam")} {
 		if _, err := os.Stat(f); err != nil {
@@ -334,6 +322,29 @@ func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url st
 // kubectlApply runs kubectl apply -f manifest until it succeeds (apply is idempotent; seen in
 // a loaded guest: "failed to download openapi: ... TLS handshake timeout") and returns its
 // output.
+// manifestFor writes install/manifests/kubevs.yaml with the API server at host, as README's
+// "Install on a cluster" asks, and returns its path.
+func manifestFor(t *testing.T, e env, host string) string {
+	t.Helper()
+	data, err := os.ReadFile(e.manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(t.TempDir(), "kubevs.yaml")
+	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(data), `"API_SERVER_HOST"`, `"`+host+`"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return manifest
+}
+
+// nodeReady is a waitNode check: the Node's Ready condition is True.
+func nodeReady(n *corev1.Node) error {
+	if c := condition(n, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
+		return fmt.Errorf("Ready condition %+v", c)
+	}
+	return nil
+}
+
 func kubectlApply(ctx context.Context, t *testing.T, e env, kubeconfig, manifest string) string {
 	t.Helper()
 	var out []byte

@@ -159,24 +159,11 @@ func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
 	diagnoseOnFailure(t, b.Client, e.logDir, kubelet)
 	mark("first kubelet healthy")
 
-	manifest := filepath.Join(t.TempDir(), "kubevs.yaml")
-	data, err := os.ReadFile(e.manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Both nodes' kubevs reach the API server on the first node's link address.
-	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(data), `"API_SERVER_HOST"`, `"`+firstNode.ip+`"`)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	kubectlApply(ctx, t, e, b.Kubeconfig, manifest)
+	kubectlApply(ctx, t, e, b.Kubeconfig, manifestFor(t, e, firstNode.ip))
 	mark("kubectl apply")
 	for _, n := range []nodeSpec{firstNode, secondNode} {
-		waitNodeNamed(ctx, t, b.Client, n.name, "Ready", func(node *corev1.Node) error {
-			if c := condition(node, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
-				return fmt.Errorf("Ready condition %+v", c)
-			}
-			return nil
-		})
+		waitNodeNamed(ctx, t, b.Client, n.name, "Ready", nodeReady)
 	}
 	mark("both nodes Ready")
 	routePodRanges(ctx, t, b.Client, firstNode)
