@@ -40,14 +40,8 @@ func TestRealNode(t *testing.T) {
 	e := readEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
 	defer cancel()
-	t0 := time.Now()
-	var timings []string
-	mark := func(what string) {
-		d := time.Since(t0).Round(time.Second)
-		timings = append(timings, fmt.Sprintf("%s at %s", what, d))
-		t.Logf("%s (%s)", what, d)
-	}
-	defer func() { t.Logf("timings: %s", strings.Join(timings, "; ")) }()
+	mark, report := timeline(t)
+	defer report()
 
 	prepareHost(t, e)
 	addNodeLink(t)
@@ -322,6 +316,19 @@ func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url st
 // kubectlApply runs kubectl apply -f manifest until it succeeds (apply is idempotent; seen in
 // a loaded guest: "failed to download openapi: ... TLS handshake timeout") and returns its
 // output.
+// timeline returns mark, which logs a step with the time since timeline was called and
+// keeps it, and report, which logs every kept step on one line.
+func timeline(t *testing.T) (mark func(what string), report func()) {
+	t0 := time.Now()
+	var timings []string
+	mark = func(what string) {
+		d := time.Since(t0).Round(time.Second)
+		timings = append(timings, fmt.Sprintf("%s at %s", what, d))
+		t.Logf("%s (%s)", what, d)
+	}
+	return mark, func() { t.Logf("timings: %s", strings.Join(timings, "; ")) }
+}
+
 // manifestFor writes install/manifests/kubevs.yaml with the API server at host, as README's
 // "Install on a cluster" asks, and returns its path.
 func manifestFor(t *testing.T, e env, host string) string {

@@ -106,14 +106,8 @@ func runSecondNode(ctx context.Context, t *testing.T, e env, shared string) {
 }
 
 func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
-	t0 := time.Now()
-	var timings []string
-	mark := func(what string) {
-		d := time.Since(t0).Round(time.Second)
-		timings = append(timings, fmt.Sprintf("%s at %s", what, d))
-		t.Logf("%s (%s)", what, d)
-	}
-	defer func() { t.Logf("timings: %s", strings.Join(timings, "; ")) }()
+	mark, report := timeline(t)
+	defer report()
 	// The second guest stops when done holds the verdict, whatever happens here.
 	defer func() {
 		verdict := "ok"
