@@ -26,33 +26,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# 1. Binaries, from the version-keyed caches (built only when missing).
-cp_bin=$(bash test/scripts/control-plane.sh --path)
-node_bin=$(bash test/scripts/node-bins.sh --path)
-[[ -x /usr/sbin/runc ]] || { echo "node-e2e.sh: no /usr/sbin/runc (apt-get install runc)" >&2; exit 1; }
-stamp "control plane and node binaries ready"
+# 1. What the node runs, built on the host (node-build.sh).
+source test/scripts/node-build.sh
+node_build
 
-# 2. Images: kubevs's (make image), the sandbox and the workload.
-KUBEVS_IMAGE_OUT=$work/kubevs-image.tar bash test/scripts/image.sh
-export CGO_ENABLED=0
-go build -trimpath -ldflags=-s -o "$work/bin/" ./test/node/cmd/pause ./test/node/cmd/fetch ./test/testserver/cmd/testserver
-(cd install/image && go build -trimpath -o "$work/bin/" ./cmd/kubevs-static-image)
-"$work/bin/kubevs-static-image" --tag registry.k8s.io/pause:3.10.2 --out "$work/pause.tar" --entrypoint /pause /pause="$work/bin/pause"
-"$work/bin/kubevs-static-image" --tag kubevs.io/node-test:0.1.0 --out "$work/node-test.tar" \
-	/testserver="$work/bin/testserver" /fetch="$work/bin/fetch"
-stamp "images built"
-
-# 3. The CNI reference plugins kubevs's standalone mode chains (kubevs installs only its own).
-(cd test/tools/cni && go build -trimpath -o "$work/cni/" \
-	github.com/containernetworking/plugins/plugins/main/bridge \
-	github.com/containernetworking/plugins/plugins/main/loopback \
-	github.com/containernetworking/plugins/plugins/ipam/host-local \
-	github.com/containernetworking/plugins/plugins/meta/portmap)
-go build -o "$work/kubevs-vm" ./test/vm/cmd/kubevs-vm
-go test -c -tags nodee2e -o "$work/node.test" ./test/node
-stamp "built CNI plugins, node.test"
-
-# 4. The node: its own guest.
+# 2. The node: its own guest.
 start=$SECONDS
 set +e
 (cd test/node && "$work/kubevs-vm" run --timeout "${NODE_E2E_TIMEOUT:-60m}" --memory "${NODE_E2E_MEMORY:-4096}" \
