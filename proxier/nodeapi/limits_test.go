@@ -113,6 +113,50 @@ func TestServerCountsRefusals(t *testing.T) {
 	})
 }
 
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestServerRefusesADeclaredOversizedBodyUnread: a body whose Content-Length is over the
+// limit is answered 400 and counted before a byte of it is read, so a flood of large bodies
+// costs the proxier no reading and the caller gets its answer while still sending.
+func TestServerRefusesADeclaredOversizedBodyUnread(t *testing.T) {
+	store, err := NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer("/unused", store, nil)
+	var c counter
+	srv.SetRefusalCounter(c.inc)
+	for _, tt := range []struct {
+		path  string
+		limit int
+	}{{"/v1/register", maxSmallBody}, {"/v1/unregister", maxSmallBody}, {"/v1/gc", maxBody}} {
+		body := &countingReader{r: strings.NewReader(strings.Repeat("a", 2*tt.limit))}
+		req := httptest.NewRequest("POST", tt.path, body)
+		req.ContentLength = int64(2 * tt.limit)
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusBadRequest || rec.Header().Get("Connection") != "close" {
+			t.Errorf("POST %s with %d bytes declared = %d (Connection %q) %q; want 400, close", tt.path, 2*tt.limit, rec.Code, rec.Header().Get("Connection"), rec.Body.String())
+		}
+		if body.n != 0 {
+			t.Errorf("POST %s: %d bytes of the body read before the refusal, want 0", tt.path, body.n)
+		}
+	}
+	if diff := cmp.Diff(map[string]int{RefusedBodyTooLarge: 3}, c.get()); diff != "" {
+		t.Errorf("refusals (-want +got):\n%s", diff)
+	}
+}
+
 // TestServerCapsConnectionsPerCaller: a process that holds MaxConnsPerCaller connections open
 // with half a request (slowloris) gets its next connection closed at once, counted, while
 // another process (a plugin run) is still answered at once.

@@ -209,7 +209,14 @@ func (s *Server) Handler() http.Handler {
 }
 
 // decode reads r's body (at most limit bytes) into v, or answers 400 and counts the refusal.
+// A body declared larger than limit (Content-Length) is refused before any of it is read.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	if r.ContentLength > limit {
+		s.refused(RefusedBodyTooLarge)
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, fmt.Errorf("request body of %d bytes: over the limit of %d", r.ContentLength, limit))
+		return false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
