@@ -104,7 +104,7 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	t.sort()
 	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx), r.flushFlows(ctx))
 	if rulesErr == nil {
-		r.removeKubeProxyTables(ctx)
+		r.removeKubeProxyLeftovers(ctx)
 	}
 	r.restored = nil  // recorded deadlines serve the drains a restart adopted, once
 	r.m.fresh = false // the next Resync reads the kernel again
