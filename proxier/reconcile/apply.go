@@ -102,10 +102,13 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		t.entries = append(t.entries, e)
 	}
 	t.sort()
-	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx), r.flushFlows(ctx))
+	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx))
 	if rulesErr == nil {
+		// Before the flows go: a flow deleted while kube-proxy's nftables DNAT is still
+		// in place would be sent by it again, to an endpoint the Service may no longer have.
 		r.removeKubeProxyLeftovers(ctx)
 	}
+	errs = append(errs, r.flushFlows(ctx))
 	r.restored = nil  // recorded deadlines serve the drains a restart adopted, once
 	r.m.fresh = false // the next Resync reads the kernel again
 	err = errors.Join(errs...)

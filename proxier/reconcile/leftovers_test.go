@@ -7,7 +7,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/netfilter"
 	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
 )
@@ -154,4 +157,33 @@ func kubeProxyChainsIn(save, family string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// The first Resync deletes the flows it queued only once kube-proxy's nftables tables are
+// gone: before, the next packet of a deleted flow would be DNATed by them again, to the
+// endpoint kube-proxy last saw.
+func TestKubeProxyTablesGoBeforeTheFlows(t *testing.T) {
+	f := newFakes()
+	nft := netfiltertest.NewNFTables("ip kube-proxy")
+	k := f.kernel()
+	k.NFTables = nft
+	r := New(k, Options{Desired: testOpts})
+	c := ctx(t)
+	if err := r.Start(c); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	var seen [][]string
+	f.ct.SetHook(func(op, _ string) error {
+		seen = append(seen, nft.Tables())
+		return nil
+	})
+	// A Service gone while nobody ran: its flows (kube-proxy's DNAT to a dead pod) go.
+	vip := mustAP("10.96.0.53:53")
+	f.ct.Add(conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.7:40000"), vip, mustAP("10.244.9.9:8053")))
+	if err := r.Resync(c, all(t, dns)); err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	if diff := cmp.Diff([][]string{{}}, seen, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("nftables tables when the flows were deleted (-want +got):\n%s", diff)
+	}
 }
