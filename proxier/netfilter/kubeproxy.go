@@ -32,6 +32,22 @@ type KubeProxyChains interface {
 	// iptables-restore batch per table, and returns them as "TABLE/CHAIN", sorted. Nothing
 	// else is changed. It is idempotent: with nothing left it changes nothing.
 	RemoveKubeProxyChains(family Family) (removed []string, err error)
+	// KubeProxyServes reports whether kube-proxy's iptables mode still translates Services in
+	// family: nat KUBE-SERVICES jumps to one of its chains. Writing kubevs's rules ends that
+	// (they replace KUBE-SERVICES), so kubevs then writes them only once its virtual servers
+	// are in place.
+	KubeProxyServes(family Family) (bool, error)
+}
+
+// KubeProxyServing reports whether the rules of nat KUBE-SERVICES (each without "-A
+// KUBE-SERVICES") jump to a chain of kube-proxy's iptables mode.
+func KubeProxyServing(services []string) bool {
+	for _, r := range services {
+		if KubeProxyChain("nat", target(r)) {
+			return true
+		}
+	}
+	return false
 }
 
 var _ KubeProxyChains = (*Linux)(nil)
@@ -168,6 +184,17 @@ func (l *Linux) RemoveKubeProxyChains(family Family) ([]string, error) {
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// KubeProxyServes reads the nat table of family (one iptables-save).
+func (l *Linux) KubeProxyServes(family Family) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, err := l.read(family, "nat")
+	if err != nil {
+		return false, fmt.Errorf("look for kube-proxy's %s rules: %w", family, err)
+	}
+	return KubeProxyServing(t.rules["KUBE-SERVICES"]), nil
 }
 
 // saveAll runs iptables-save for every table that exists.

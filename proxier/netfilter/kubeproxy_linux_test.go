@@ -165,8 +165,14 @@ func TestRemoveKubeProxyChainsOnRealIPTables(t *testing.T) {
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("%s: %v\n%s", tl.restore, err, out)
 			}
+			if serves, err := l.KubeProxyServes(fam.family); err != nil || !serves {
+				t.Errorf("%s: kube-proxy's state: KubeProxyServes %v, %v; want true", fam.family, serves, err)
+			}
 			if err := l.Ensure(fam.family, kubevsRuleset()); err != nil {
 				t.Fatal(err)
+			}
+			if serves, err := l.KubeProxyServes(fam.family); err != nil || serves {
+				t.Errorf("%s: after kubevs's rules: KubeProxyServes %v, %v; want false", fam.family, serves, err)
 			}
 			before := map[string]layout{}
 			for _, name := range KubeProxyTables {

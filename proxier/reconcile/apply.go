@@ -73,8 +73,12 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	}
 	created, err := r.ensureSets()
 	errs = append(errs, err)
-	tables, rulesErr := r.ensureRules()
-	errs = append(errs, rulesErr)
+	var tables []string
+	rulesErr := errRulesWait
+	if !r.rulesAfterVS {
+		tables, rulesErr = r.ensureRules()
+		errs = append(errs, rulesErr)
+	}
 	drift := Drift{Sets: len(created), Rules: len(tables)}
 	if r.m.fresh {
 		// Start has just read the kernel: no need to read it again.
@@ -103,6 +107,10 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	}
 	t.sort()
 	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx))
+	if r.rulesAfterVS {
+		rulesErr = r.writeRulesAfterVS(ctx)
+		errs = append(errs, rulesErr)
+	}
 	if rulesErr == nil {
 		// Before the flows go: a flow deleted while kube-proxy's nftables DNAT is still
 		// in place would be sent by it again, to an endpoint the Service may no longer have.

@@ -2,12 +2,57 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/netfilter"
 )
+
+// errRulesWait stands for the fixed rules while they wait for the first Resync's virtual
+// servers (kubeProxyServes): what depends on them (route_localnet, the removal of
+// kube-proxy's leftovers) waits too.
+var errRulesWait = errors.New("the rules wait for the first resync's virtual servers")
+
+// kubeProxyServes reports whether kube-proxy's iptables mode still translates Services in
+// a family kubevs programs (nat KUBE-SERVICES jumps to its per-Service chains: kube-proxy
+// stopped without --cleanup). Writing kubevs's rules ends that translation, since they
+// replace KUBE-SERVICES; written at Start, before any virtual server exists, they would leave
+// every Service without an answer until the first Resync has converged. Start then leaves the
+// rules to that Resync, which writes them once the virtual servers and their addresses are in
+// place (writeRulesAfterVS): one iptables-restore per table switches from kube-proxy's DNAT
+// to IPVS. A failure to look is logged and counts as no: the rules are written at Start.
+func (r *Reconciler) kubeProxyServes(ctx context.Context) bool {
+	if r.k.KubeProxyChains == nil {
+		return false
+	}
+	for _, fr := range r.global.Rules {
+		serves, err := r.k.KubeProxyChains.KubeProxyServes(fr.Family)
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "Cannot tell whether kube-proxy's iptables mode still serves Services; writing kubevs's rules now", "family", fr.Family)
+			return false
+		}
+		if serves {
+			klog.FromContext(ctx).Info("kube-proxy's iptables mode still serves Services: kubevs's rules wait for its virtual servers (first resync)", "family", fr.Family)
+			return true
+		}
+	}
+	return false
+}
+
+// writeRulesAfterVS writes the sets and rules that Start left to the first Resync, after its
+// converge, and sets route_localnet if it is wanted. On failure they are written at the next
+// Resync, again after its converge.
+func (r *Reconciler) writeRulesAfterVS(ctx context.Context) error {
+	err := r.ensureSetsAndRules(ctx)
+	if err == nil {
+		r.rulesAfterVS = false
+		klog.FromContext(ctx).Info("Wrote kubevs's rules after its virtual servers: kube-proxy's iptables rules no longer translate Services")
+	}
+	r.ensureLocalnet(ctx, err)
+	return err
+}
 
 // removeKubeProxyLeftovers removes what kube-proxy's nftables and iptables modes left, after
 // a Resync that wrote kubevs's rules (see removeKubeProxyTables, removeKubeProxyChains).

@@ -187,3 +187,88 @@ func TestKubeProxyTablesGoBeforeTheFlows(t *testing.T) {
 		t.Errorf("nftables tables when the flows were deleted (-want +got):\n%s", diff)
 	}
 }
+
+// kubeProxyIPTables puts what kube-proxy's iptables mode leaves for web (10.96.0.10:80) in
+// the fake's inet nat table: its Service DNAT, still live.
+func kubeProxyIPTables(t *testing.T, nf *netfiltertest.Fake) {
+	t.Helper()
+	for _, r := range []struct{ chain, rule string }{
+		{"PREROUTING", `-m comment --comment "kubernetes service portals" -j KUBE-SERVICES`},
+		{"OUTPUT", `-m comment --comment "kubernetes service portals" -j KUBE-SERVICES`},
+		{"KUBE-SERVICES", "-d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-NPX46M4PTMTKRN6Y"},
+		{"KUBE-SVC-NPX46M4PTMTKRN6Y", "-j KUBE-SEP-ZXMNUKOKXUTL2MK2"},
+		{"KUBE-SEP-ZXMNUKOKXUTL2MK2", "-p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080"},
+	} {
+		if err := nf.Append("inet", "nat", r.chain, r.rule); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// When kube-proxy's iptables mode still translates Services at Start (it stopped without
+// --cleanup), kubevs's rules, which replace its KUBE-SERVICES, are written only once the
+// first Resync has put the virtual servers and their addresses in place: until then
+// kube-proxy's DNAT answers, from then IPVS does, with no moment where neither does.
+func TestRulesWaitForTheVirtualServersWhileKubeProxyIPTablesServes(t *testing.T) {
+	f := newFakes()
+	kubeProxyIPTables(t, f.nf)
+	k := f.kernel()
+	k.KubeProxyChains = f.nf
+	r := New(k, Options{Desired: testOpts})
+	c := ctx(t)
+	if err := r.Start(c); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if serves, err := f.nf.KubeProxyServes("inet"); err != nil || !serves {
+		t.Errorf("after Start kube-proxy's DNAT no longer serves (%v, %v):\n%s", serves, err, f.nf.Save())
+	}
+	var atRules []string // the virtual servers each rules write found
+	f.nf.SetHook(func(op, _ string) error {
+		if op == netfiltertest.OpEnsure {
+			atRules = append(atRules, f.ipvs.Dump()+f.link.Dump())
+		}
+		return nil
+	})
+	if err := r.Resync(c, all(t, web)); err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	if len(atRules) == 0 {
+		t.Fatal("the first Resync wrote no rules")
+	}
+	for _, want := range []string{"TCP:10.96.0.10:80", "10.96.0.10"} {
+		if !strings.Contains(atRules[0], want) {
+			t.Errorf("when the rules were written, %s was not in place:\n%s", want, atRules[0])
+		}
+	}
+	if serves, err := f.nf.KubeProxyServes("inet"); err != nil || serves {
+		t.Errorf("after the first Resync kube-proxy's DNAT still serves (%v, %v):\n%s", serves, err, f.nf.Save())
+	}
+	if got := kubeProxyChainsIn(f.nf.Save(), "inet"); len(got) != 0 {
+		t.Errorf("kube-proxy's chains left after the first Resync: %v", got)
+	}
+	// From then on the rules are written first again, as without kube-proxy.
+	atRules = nil
+	if err := f.nf.Flush("inet", "nat", "KUBE-SERVICES"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Resync(c, all(t, web)); err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	if len(atRules) != 1 {
+		t.Errorf("the second Resync wrote the rules %d times, want 1", len(atRules))
+	}
+}
+
+// Without kube-proxy's iptables DNAT, Start writes the rules itself, as it always did.
+func TestStartWritesTheRulesWithoutKubeProxyIPTables(t *testing.T) {
+	f := newFakes()
+	k := f.kernel()
+	k.KubeProxyChains = f.nf
+	r := New(k, Options{Desired: testOpts})
+	if err := r.Start(ctx(t)); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if !strings.Contains(f.nf.Save(), ":KUBE-SERVICES\n") {
+		t.Errorf("Start wrote no rules:\n%s", f.nf.Save())
+	}
+}

@@ -134,6 +134,9 @@ type Reconciler struct {
 	// kubeProxyChainsGone: kube-proxy's iptables-mode chains of the family were removed (or
 	// never there).
 	kubeProxyChainsGone map[netfilter.Family]bool
+	// rulesAfterVS: kube-proxy's iptables mode served Services at Start, so the fixed rules
+	// wait for the virtual servers of the first Resync (kubeProxyServes).
+	rulesAfterVS bool
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

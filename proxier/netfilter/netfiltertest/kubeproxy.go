@@ -44,3 +44,15 @@ func (f *Fake) RemoveKubeProxyChains(family netfilter.Family) ([]string, error) 
 	f.syncSetRefs()
 	return removed, nil
 }
+
+// KubeProxyServes reports whether nat KUBE-SERVICES jumps to a chain of kube-proxy's
+// iptables mode. It is not recorded in Ops.
+func (f *Fake) KubeProxyServes(family netfilter.Family) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, err := f.table(family, "nat")
+	if err != nil {
+		return false, err
+	}
+	return netfilter.KubeProxyServing(t.rules["KUBE-SERVICES"]), nil
+}
