@@ -47,7 +47,9 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 // else changed: the fixed rules (one read per table, a write only where they differ), the
 // sets, the dummy link (created, set up) and the members, addresses and virtual servers it
 // finds gone (see Drift). Use it for the first sync after Start, periodically, and after a
-// failed Apply. The first one that wrote the rules also removes kube-proxy's nftables tables.
+// failed Apply. The first one that wrote the rules also removes kube-proxy's nftables tables
+// and iptables-mode chains (leftovers.go); when Start left the rules to it, it writes them
+// after its virtual servers (kubeProxyServes).
 func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]desired.Service) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")

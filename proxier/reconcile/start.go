@@ -15,9 +15,10 @@ import (
 
 // Start prepares the kernel and adopts what it already holds: it ensures the dummy link,
 // the sysctls, the owned sets and the fixed iptables rules, then reads the owned virtual
-// servers, addresses and set members into the Reconciler's model. It flushes nothing: what
-// is already right stays as it is (weights included). Call it once, after the informers
-// synced, then Resync with every Service.
+// servers, addresses and set members into the Reconciler's model (while kube-proxy's
+// iptables mode still translates Services, the rules wait for the first Resync: see
+// kubeProxyServes). It flushes nothing: what is already right stays as it is (weights
+// included). Call it once, after the informers synced, then Resync with every Service.
 func (r *Reconciler) Start(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	// The sysctls first: an optional one that fails may disable a family (see degrade.go).
