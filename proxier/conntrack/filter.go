@@ -3,6 +3,8 @@ package conntrack
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
@@ -18,6 +20,12 @@ const (
 	ReplySrc Match = "reply-src"
 	// Addr: Addr is a source or destination in either direction, any protocol (a pod).
 	Addr Match = "addr"
+	// Unserved: the original destination is Addr:Port over Proto (a Service VIP) and the
+	// reply comes from none of the endpoints in Keep: a flow that reached the VIP while
+	// nothing answered for it (its reply comes from the VIP itself), or one someone else
+	// (kube-proxy's DNAT, before a takeover) sent to an endpoint the Service no longer has.
+	// The flows of the endpoints in Keep stay where they are.
+	Unserved Match = "unserved"
 )
 
 // Filter selects flows to delete. It is comparable, so callers may keep a set of them.
@@ -32,6 +40,33 @@ type Filter struct {
 	// one virtual server's flows to an endpoint, not those of every Service that shares the
 	// endpoint. The zero value: any original destination.
 	Via netip.AddrPort
+	// Keep, for Unserved, lists the endpoints whose flows stay, "ADDR:PORT" separated by blanks
+	// (see KeepList); a string, so that Filter stays comparable.
+	Keep string
+}
+
+// KeepList is the Keep of a filter that keeps the flows of endpoints: sorted, unmapped, so
+// that the same endpoints always give the same Filter.
+func KeepList(endpoints []netip.AddrPort) string {
+	parts := make([]string, 0, len(endpoints))
+	for _, ap := range endpoints {
+		parts = append(parts, unmapAP(ap).String())
+	}
+	slices.Sort(parts)
+	return strings.Join(slices.Compact(parts), " ")
+}
+
+// keeps reports whether ap is one of the endpoints of f.Keep.
+func (f Filter) keeps(ap netip.AddrPort) bool {
+	want := unmapAP(ap).String()
+	for rest := f.Keep; rest != ""; {
+		var one string
+		one, rest, _ = strings.Cut(rest, " ")
+		if one == want {
+			return true
+		}
+	}
+	return false
 }
 
 // String prints "orig-dst UDP 10.96.0.10:53", "reply-src UDP 10.244.0.5:0", "addr 10.244.0.5".
@@ -43,6 +78,9 @@ func (f Filter) String() string {
 	if f.Match == ReplySrc && f.Via.IsValid() {
 		s += " via " + unmapAP(f.Via).String()
 	}
+	if f.Match == Unserved {
+		s += " keep [" + f.Keep + "]"
+	}
 	return s
 }
 
@@ -53,9 +91,14 @@ func unmapAP(ap netip.AddrPort) netip.AddrPort {
 // Validate checks the match, the protocol (for OrigDst and ReplySrc) and the address.
 func (f Filter) Validate() error {
 	switch f.Match {
-	case OrigDst, ReplySrc:
+	case OrigDst, ReplySrc, Unserved:
 		if _, err := protoNumber(f.Proto); err != nil {
 			return fmt.Errorf("filter %s: %w", f, err)
+		}
+		for _, one := range strings.Split(f.Keep, " ") {
+			if _, err := netip.ParseAddrPort(one); f.Keep != "" && err != nil {
+				return fmt.Errorf("filter %s: keep: %w", f, err)
+			}
 		}
 	case Addr:
 	default:
@@ -80,6 +123,8 @@ func (f Filter) Matches(fl Flow) bool {
 	switch f.Match {
 	case OrigDst:
 		return fl.Proto == f.Proto && fl.OrigDst == netip.AddrPortFrom(a, f.Port)
+	case Unserved:
+		return fl.Proto == f.Proto && unmapAP(fl.OrigDst) == netip.AddrPortFrom(a, f.Port) && !f.keeps(fl.ReplySrc)
 	case ReplySrc:
 		return fl.Proto == f.Proto && fl.ReplySrc.Addr() == a && (f.Port == 0 || fl.ReplySrc.Port() == f.Port) &&
 			(!f.Via.IsValid() || unmapAP(fl.OrigDst) == unmapAP(f.Via))

@@ -84,6 +84,18 @@ func TestLinuxDeletes(t *testing.T) {
 	dns6 := flow{"udp", ap("[fd00::1]:1000"), ap("[fd00:96::a]:53"), ap("[fd00:244::5]:53"), ap("[fd00::1]:1000")}
 	dns6b := flow{"udp", ap("[fd00::2]:1000"), ap("[fd00:96::a]:53"), ap("[fd00:244::6]:53"), ap("[fd00::2]:1000")}
 	sctp := flow{"sctp", ap("10.0.0.1:1004"), ap("10.96.0.12:9"), ap("10.244.0.8:9"), ap("10.0.0.1:1004")}
+	// A flow that reached the VIP while nothing answered for it: no NAT, the reply comes from
+	// the VIP.
+	dead := flow{"udp", ap("10.0.0.3:1000"), ap("10.96.0.10:53"), ap("10.96.0.10:53"), ap("10.0.0.3:1000")}
+	unserved := func(vip string, keep ...string) func(Linux) (int, error) {
+		var k []netip.AddrPort
+		for _, s := range keep {
+			k = append(k, ap(s))
+		}
+		return func(l Linux) (int, error) {
+			return l.Delete([]Filter{{Match: Unserved, Proto: ipvs.UDP, Addr: ap(vip).Addr(), Port: ap(vip).Port(), Keep: KeepList(k)}})
+		}
+	}
 
 	key := func(f flow) string {
 		return f.proto + " src=" + f.src.Addr().String() + " dst=" + f.dst.Addr().String() + " sport=" + port(f.src) + " dport=" + port(f.dst) +
@@ -94,7 +106,10 @@ func TestLinuxDeletes(t *testing.T) {
 		delete func(Linux) (int, error)
 		gone   []flow
 	}{
-		{"orig dst UDP", func(l Linux) (int, error) { return l.DeleteByOrigDst(ipvs.UDP, netip.MustParseAddr("10.96.0.10"), 53) }, []flow{dns, dns2}},
+		{"orig dst UDP", func(l Linux) (int, error) { return l.DeleteByOrigDst(ipvs.UDP, netip.MustParseAddr("10.96.0.10"), 53) }, []flow{dns, dns2, dead}},
+		{"unserved keeps the flows of the kept endpoints", unserved("10.96.0.10:53", "10.244.0.5:53", "10.244.0.9:53"), []flow{dns2, dead}},
+		{"unserved keeping none", unserved("10.96.0.10:53"), []flow{dns, dns2, dead}},
+		{"unserved IPv6", unserved("[fd00:96::a]:53", "[fd00:244::5]:53"), []flow{dns6b}},
 		{"orig dst TCP", func(l Linux) (int, error) { return l.DeleteByOrigDst(ipvs.TCP, netip.MustParseAddr("10.96.0.1"), 443) }, []flow{api}},
 		{"orig dst SCTP", func(l Linux) (int, error) { return l.DeleteByOrigDst(ipvs.SCTP, netip.MustParseAddr("10.96.0.12"), 9) }, []flow{sctp}},
 		{"orig dst IPv6", func(l Linux) (int, error) { return l.DeleteByOrigDst(ipvs.UDP, netip.MustParseAddr("fd00:96::a"), 53) }, []flow{dns6, dns6b}},
@@ -118,7 +133,7 @@ func TestLinuxDeletes(t *testing.T) {
 		}, []flow{dns, pod, dns6, dns6b, sctp}},
 		{"no filter", func(l Linux) (int, error) { return l.Delete(nil) }, nil},
 	}
-	all := []flow{dns, dns2, dnsTCP, api, other, pod, dns6, dns6b, sctp}
+	all := []flow{dns, dns2, dnsTCP, api, other, pod, dns6, dns6b, sctp, dead}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			testenv.EnterNetns(t)

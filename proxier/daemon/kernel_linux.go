@@ -34,5 +34,7 @@ func NewKernel() (reconcile.Kernel, error) {
 		Conntrack: conntrack.New(),
 		Sysctl:    sysctl.New(),
 		NFTables:  netfilter.NewNFTables(),
+		// The same backend kubevs writes its rules to.
+		KubeProxyChains: nf,
 	}, nil
 }

@@ -47,7 +47,9 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 // else changed: the fixed rules (one read per table, a write only where they differ), the
 // sets, the dummy link (created, set up) and the members, addresses and virtual servers it
 // finds gone (see Drift). Use it for the first sync after Start, periodically, and after a
-// failed Apply. The first one that wrote the rules also removes kube-proxy's nftables tables.
+// failed Apply. The first one that wrote the rules also removes kube-proxy's nftables tables
+// and iptables-mode chains (leftovers.go); when Start left the rules to it, it writes them
+// after its virtual servers (kubeProxyServes).
 func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]desired.Service) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")
@@ -73,8 +75,12 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	}
 	created, err := r.ensureSets()
 	errs = append(errs, err)
-	tables, rulesErr := r.ensureRules()
-	errs = append(errs, rulesErr)
+	var tables []string
+	rulesErr := errRulesWait
+	if !r.rulesAfterVS {
+		tables, rulesErr = r.ensureRules()
+		errs = append(errs, rulesErr)
+	}
 	drift := Drift{Sets: len(created), Rules: len(tables)}
 	if r.m.fresh {
 		// Start has just read the kernel: no need to read it again.
@@ -102,10 +108,17 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		t.entries = append(t.entries, e)
 	}
 	t.sort()
-	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx), r.flushFlows(ctx))
-	if rulesErr == nil {
-		r.removeKubeProxyTables(ctx)
+	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx))
+	if r.rulesAfterVS {
+		rulesErr = r.writeRulesAfterVS(ctx)
+		errs = append(errs, rulesErr)
 	}
+	if rulesErr == nil {
+		// Before the flows go: a flow deleted while kube-proxy's nftables DNAT is still
+		// in place would be sent by it again, to an endpoint the Service may no longer have.
+		r.removeKubeProxyLeftovers(ctx)
+	}
+	errs = append(errs, r.flushFlows(ctx))
 	r.restored = nil  // recorded deadlines serve the drains a restart adopted, once
 	r.m.fresh = false // the next Resync reads the kernel again
 	err = errors.Join(errs...)

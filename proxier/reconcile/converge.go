@@ -139,8 +139,11 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 	}
 	if k.Protocol == ipvs.UDP && hadNone && len(want) > 0 {
 		// Flows that reached the VIP while it had no endpoint would stick to their dead
-		// end; remove them now that the Service can answer.
-		r.clearVIP(k)
+		// end; remove them now that the Service can answer. Not the flows that already
+		// reach one of its endpoints: a virtual server new to kubevs may have been served
+		// by someone else until now (kube-proxy's iptables or nftables DNAT before a
+		// takeover), and deleting its flows would move each to another endpoint.
+		r.queueFlows(unservedFlows(k, want))
 	}
 	return errors.Join(errs...)
 }

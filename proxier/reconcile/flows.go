@@ -1,8 +1,8 @@
 package reconcile
 
 // Conntrack deletes are queued: a sync queues the filters of the flows that would keep
-// traffic on a dead end (UDP flows to a removed endpoint or to a VIP that had none, the
-// flows of a pod that went away), and deletes them all at its end in one call, which costs
+// traffic on a dead end (UDP flows to a removed endpoint, to a VIP that had none or to an
+// endpoint it no longer has, the flows of a pod that went away), and deletes them all at its end in one call, which costs
 // one dump of each family's table instead of one per filter. A filter whose delete failed
 // stays queued and is tried again at the next sync (and the failure fails this one, so the
 // caller retries), until it is done.
@@ -77,4 +77,14 @@ func udpEndpointFlows(k ipvs.Key, ap netip.AddrPort) conntrack.Filter {
 // vipFlows selects the flows to the virtual server k.
 func vipFlows(k ipvs.Key) conntrack.Filter {
 	return conntrack.Filter{Match: conntrack.OrigDst, Proto: k.Protocol, Addr: k.Address, Port: k.Port}
+}
+
+// unservedFlows selects the flows to the virtual server k that none of its real servers rs
+// answers.
+func unservedFlows(k ipvs.Key, rs []ipvs.RealServer) conntrack.Filter {
+	keep := make([]netip.AddrPort, len(rs))
+	for i, r := range rs {
+		keep[i] = r.AddrPort()
+	}
+	return conntrack.Filter{Match: conntrack.Unserved, Proto: k.Protocol, Addr: k.Address, Port: k.Port, Keep: conntrack.KeepList(keep)}
 }

@@ -3,8 +3,11 @@ package reconcile
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -100,5 +103,36 @@ func TestEndpointLeavingOneServiceKeepsAnotherServicesFlows(t *testing.T) {
 	})
 	if got, want := f.ct.Dump(), conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.8:40000"), mustAP("10.96.0.54:53"), shared).String(); strings.TrimSpace(got) != want {
 		t.Errorf("flows left:\n%s\nwant dns-b's only: %s", got, want)
+	}
+}
+
+// A UDP virtual server new to kubevs, on a node where kube-proxy's iptables or nftables DNAT
+// served the Service until now: the flows kube-proxy sent to one of its endpoints keep that
+// endpoint (they were all deleted, and each moved to whichever endpoint the next packet
+// found); those sent to an endpoint the Service no longer has, and those that reached the VIP
+// while nothing answered (reply from the VIP itself), are deleted.
+func TestNewUDPVirtualServerKeepsTheFlowsItsEndpointsAnswer(t *testing.T) {
+	f := newFakes()
+	r := f.reconciler()
+	c := ctx(t)
+	must(t, r.Start(c))
+	vip := mustAP("10.96.0.53:53")
+	kept := conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.7:40000"), vip, mustAP("10.244.3.1:8053"))
+	otherVIP := conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.7:40001"), mustAP("10.96.0.54:53"), mustAP("10.244.9.9:8053"))
+	f.ct.Add(kept, otherVIP,
+		conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.8:40000"), vip, mustAP("10.244.9.9:8053")), // an endpoint gone meanwhile
+		conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.9:40000"), vip, vip),                       // nothing answered
+	)
+	f.reset()
+	must(t, r.Resync(c, all(t, dns)))
+	if diff := cmp.Diff([]string{"delete unserved UDP 10.96.0.53:53 keep [10.244.3.1:8053 10.244.3.2:8053] = 2"}, f.ct.Ops()); diff != "" {
+		t.Errorf("conntrack ops (-want +got):\n%s", diff)
+	}
+	want := []string{kept.String(), otherVIP.String()}
+	slices.Sort(want)
+	got := strings.Split(strings.TrimSpace(f.ct.Dump()), "\n")
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("flows left:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

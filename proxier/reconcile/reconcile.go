@@ -21,8 +21,9 @@
 // whose virtual servers sit on node addresses kubevs never binds: see marks), except those
 // whose address is in ExcludeCIDRs, plus those it creates itself; the sets named by
 // desired.OwnedSets; the KUBE-* chains of package desired. Nothing else is ever changed,
-// except kube-proxy's nftables-mode tables, which kube-proxy's own IPVS mode deletes too:
-// they go once, after the first Resync (leftovers.go).
+// except kube-proxy's nftables-mode tables, which kube-proxy's own IPVS mode deletes too,
+// and the iptables chains only kube-proxy's iptables mode writes: they go once, after the
+// first Resync (leftovers.go).
 package reconcile
 
 import (
@@ -51,6 +52,9 @@ type Kernel struct {
 	// NFTables removes kube-proxy's nftables-mode tables after the first Resync (see
 	// removeKubeProxyTables); nil leaves nftables alone.
 	NFTables netfilter.NFTables
+	// KubeProxyChains removes kube-proxy's iptables-mode chains after the first Resync (see
+	// removeKubeProxyChains); nil leaves them alone.
+	KubeProxyChains netfilter.KubeProxyChains
 }
 
 // DefaultDrainTimeout bounds how long a removed TCP or SCTP real server keeps its open
@@ -127,6 +131,12 @@ type Reconciler struct {
 	noIPv6   bool
 	// kubeProxyTablesGone: kube-proxy's nftables tables were removed (or never there).
 	kubeProxyTablesGone bool
+	// kubeProxyChainsGone: kube-proxy's iptables-mode chains of the family were removed (or
+	// never there).
+	kubeProxyChainsGone map[netfilter.Family]bool
+	// rulesAfterVS: kube-proxy's iptables mode served Services at Start, so the fixed rules
+	// wait for the virtual servers of the first Resync (kubeProxyServes).
+	rulesAfterVS bool
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

@@ -155,7 +155,7 @@ func TestApplySequence(t *testing.T) {
 				"add-addr kube-ipvs0 10.96.0.53",
 				"add KUBE-CLUSTER-IP 10.96.0.53,tcp:53 10.96.0.53,udp:53",
 				"add KUBE-IPVS-IPS 10.96.0.53",
-				"delete orig-dst UDP 10.96.0.53:53 = 0",
+				"delete unserved UDP 10.96.0.53:53 keep [10.244.3.1:8053 10.244.3.2:8053] = 0",
 			},
 		},
 		{
@@ -463,7 +463,7 @@ func TestResyncRepairsWhatOthersRemoved(t *testing.T) {
 		"add-rs UDP:10.96.0.53:53 10.244.3.2:8053 weight 1",
 		"add-addr kube-ipvs0 10.96.0.10",
 		"add KUBE-LOOP-BACK 10.244.0.3,tcp:8080,10.244.0.3",
-		"delete orig-dst UDP 10.96.0.53:53 = 0",
+		"delete unserved UDP 10.96.0.53:53 keep [10.244.3.1:8053 10.244.3.2:8053] = 0",
 	})
 	if diff := cmp.Diff(want, f.dump()); diff != "" {
 		t.Errorf("not repaired (-want +got):\n%s", diff)

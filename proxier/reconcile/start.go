@@ -15,9 +15,10 @@ import (
 
 // Start prepares the kernel and adopts what it already holds: it ensures the dummy link,
 // the sysctls, the owned sets and the fixed iptables rules, then reads the owned virtual
-// servers, addresses and set members into the Reconciler's model. It flushes nothing: what
-// is already right stays as it is (weights included). Call it once, after the informers
-// synced, then Resync with every Service.
+// servers, addresses and set members into the Reconciler's model (while kube-proxy's
+// iptables mode still translates Services, the rules wait for the first Resync: see
+// kubeProxyServes). It flushes nothing: what is already right stays as it is (weights
+// included). Call it once, after the informers synced, then Resync with every Service.
 func (r *Reconciler) Start(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	// The sysctls first: an optional one that fails may disable a family (see degrade.go).
@@ -26,8 +27,15 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
-	rulesErr := r.ensureSetsAndRules(ctx)
-	errs = append(errs, rulesErr)
+	var rulesErr error
+	if r.rulesAfterVS = r.kubeProxyServes(ctx); r.rulesAfterVS {
+		_, err := r.ensureSets()
+		errs = append(errs, err)
+		rulesErr = errRulesWait // route_localnet waits for its guard too
+	} else {
+		rulesErr = r.ensureSetsAndRules(ctx)
+		errs = append(errs, rulesErr)
+	}
 	r.ensureLocalnet(ctx, rulesErr)
 	if err := RaiseSysctls(r.k.Sysctl, r.opts.RaisedSysctls); err != nil {
 		// Optional: the kernel's own limits still work; programming goes on.
@@ -146,6 +154,9 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 	err := r.prepare(ctx, o)
 	r.withdrawLocalnet(ctx) // before the rules lose its guard
 	rulesErr := r.ensureSetsAndRules(ctx)
+	if rulesErr == nil {
+		r.rulesAfterVS = false // written: nothing waits any more
+	}
 	r.ensureLocalnet(ctx, rulesErr)
 	return errors.Join(err, rulesErr)
 }
