@@ -253,6 +253,29 @@ func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 	return rewritten, errors.Join(errs...)
 }
 
+// Verify reads each table once (one iptables-save) and reports those that Repair would
+// rewrite; it runs no iptables-restore.
+func (l *Linux) Verify(family Family, rs Ruleset) ([]string, error) {
+	if err := rs.Validate(); err != nil {
+		return nil, fmt.Errorf("verify %s rules: %w", family, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	var differ []string
+	for _, name := range Tables() {
+		cur, err := l.read(family, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("verify %s rules: read table %s: %w", family, name, err))
+			continue
+		}
+		if plan(cur, rs, l.same(family, name)) != nil {
+			differ = append(differ, name)
+		}
+	}
+	return differ, errors.Join(errs...)
+}
+
 // Cleanup removes the jumps to owned chains and the owned chains of family.
 func (l *Linux) Cleanup(family Family) error {
 	l.mu.Lock()
