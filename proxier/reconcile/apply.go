@@ -9,6 +9,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
 // Apply converges the changed Services only: a nil value means the Service is gone (or
@@ -49,6 +50,11 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 // finds gone (see Drift). Use it for the first sync after Start, periodically, and after a
 // failed Apply. The first one that wrote the rules also removes kube-proxy's nftables tables.
 func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]desired.Service) error {
+	return r.resync(ctx, all, nil)
+}
+
+// resync is Resync, reading the kernel under the lock (rd nil) or taking rd's read.
+func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]desired.Service, rd *Reading) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")
 	}
@@ -73,7 +79,11 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	}
 	created, err := r.ensureSets()
 	errs = append(errs, err)
-	tables, rulesErr := r.ensureRules()
+	var verified map[ipset.Family][]string
+	if rd != nil {
+		verified = rd.verified
+	}
+	tables, rulesErr := r.repairRules(verified)
 	errs = append(errs, rulesErr)
 	drift := Drift{Sets: len(created), Rules: len(tables)}
 	if r.m.fresh {
@@ -84,12 +94,19 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		m.draining = r.m.draining
 		prev := r.m
 		r.m = m
-		if err := r.load(ctx, m.wantVS, prev.vs); err != nil {
+		if rd != nil {
+			// Read without the lock; what kubevs wrote since is taken from the model.
+			r.dirty.overlay(rd.read, &prev)
+			r.adopt(ctx, rd.read, m.wantVS, prev.vs)
+			rd.read = nil
+		} else if err := r.load(ctx, m.wantVS, prev.vs); err != nil {
+			r.invalidateRead()
 			r.noteDrift(ctx, drift, tables)
 			return errors.Join(append(errs, fmt.Errorf("resync: %w", err))...)
 		}
 		drift.add(r.lost(&prev))
 	}
+	r.invalidateRead() // a Reading begun before this resync is older than its model
 	r.noteDrift(ctx, drift, tables)
 	// Everything the kernel holds is touched too, so unwanted objects go.
 	for k := range r.m.vs {
