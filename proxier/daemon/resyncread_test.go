@@ -59,4 +59,7 @@ func TestChangeAppliedWhilePeriodicResyncReads(t *testing.T) {
 	}
 	unblock()
 	eventually(t, "the periodic resync after the read", func() bool { tick(); return fulls() > before })
+	if got := gather(t, h.m)["kubevs_resync_read_duration_seconds"]; got != 1 {
+		t.Errorf("kubevs_resync_read_duration_seconds count = %v, want 1 (one read)", got)
+	}
 }
