@@ -97,6 +97,7 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 		if rd != nil {
 			// Read without the lock; what kubevs wrote since is taken from the model.
 			r.dirty.overlay(rd.read, &prev)
+			rd.read.emptySets(created)
 			r.adopt(ctx, rd.read, m.wantVS, prev.vs)
 			rd.read = nil
 		} else if err := r.load(ctx, m.wantVS, prev.vs); err != nil {

@@ -27,6 +27,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -143,7 +144,7 @@ func (r *Reconciler) noteFailed(err error) {
 }
 
 // overlay replaces, in kr, what the read saw of the objects written since BeginRead by what
-// the model (prev) holds of them.
+// the model (prev) holds of them. kr's marks are stale until emptySets.
 func (d *dirty) overlay(kr *kernelRead, prev *model) {
 	for k := range d.vs {
 		if st, ok := prev.vs[k]; ok {
@@ -163,6 +164,16 @@ func (d *dirty) overlay(kr *kernelRead, prev *model) {
 		if _, ok := prev.entries[e]; ok {
 			kr.entries[e] = struct{}{}
 		} else {
+			delete(kr.entries, e)
+		}
+	}
+}
+
+// emptySets drops from kr the members of sets, which were created after the read (someone
+// destroyed them meanwhile): they hold none. It then computes kr's marks again.
+func (kr *kernelRead) emptySets(sets []string) {
+	for e := range kr.entries {
+		if slices.Contains(sets, e.Set) {
 			delete(kr.entries, e)
 		}
 	}

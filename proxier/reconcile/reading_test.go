@@ -136,3 +136,27 @@ func TestResyncReadRepairsOnlyRulesThatDiffer(t *testing.T) {
 		t.Errorf("Drift.Rules = %d, want 1", got)
 	}
 }
+
+// TestResyncReadSetDestroyedAfterTheRead: a set destroyed after the read (which saw its
+// members) is created again by the resync and filled again: the read's members of a set
+// the resync had to create are not taken for present.
+func TestResyncReadSetDestroyedAfterTheRead(t *testing.T) {
+	f, r := startSynced(t, web, dns)
+	c := ctx(t)
+	must(t, r.Resync(c, all(t, web, dns)))
+	before := f.dump()
+	must(t, f.nf.Flush(ipset.IPv4, "nat", "")) // the rules that use the set go first
+	rd := r.BeginRead()
+	rd.Run(c)
+	must(t, f.ipset.Remove("KUBE-LOOP-BACK"))
+	f.reset()
+	must(t, r.ResyncRead(c, all(t, web, dns), rd))
+	f.checkOps(t, "resync", []string{
+		"create KUBE-LOOP-BACK hash:ip,port,ip inet",
+		"add KUBE-LOOP-BACK 10.244.0.3,tcp:8080,10.244.0.3",
+		"restore inet nat",
+	})
+	if diff := cmp.Diff(before, f.dump()); diff != "" {
+		t.Errorf("kernel after the resync (-before +after):\n%s", diff)
+	}
+}
