@@ -86,7 +86,9 @@ func (rd *Reading) Run(ctx context.Context) {
 		}
 		rd.verified[fr.Family] = differ
 	}
-	rd.read, rd.err = readKernel(rd.k, rd.dummy, nil)
+	if rd.err = ctx.Err(); rd.err == nil { // stopping: the dumps are not worth starting
+		rd.read, rd.err = readKernel(rd.k, rd.dummy, nil)
+	}
 	rd.ran = true
 	rd.took = time.Since(start)
 	klog.FromContext(ctx).V(2).Info("Read the kernel for a resync", "took", rd.took, "err", rd.err)
