@@ -12,6 +12,8 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config"
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
+	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
 	"github.com/kubevs/kubevs/proxier/runner"
 )
 
@@ -125,4 +127,82 @@ func BenchmarkPeriodicResync(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkChangeDuringPeriodicResync measures how long a one-endpoint change waits when it
+// arrives while a periodic full resync reads the kernel: 1000 Services of 2 endpoints on
+// fakes whose reads are made slow as a real kernel's are (each fixed-rules check, i.e. the
+// iptables-save runs of one family, 50ms; each IPVS real server dump 50µs). read=locked is
+// the resync that reads under kmu (as before), read=apart the one whose read runs beside
+// the syncs (readForResync, then the repair). ns/op is the change's latency, from the
+// EndpointSlice update to its real server in the fake IPVS; resync-ms/op the whole resync.
+func BenchmarkChangeDuringPeriodicResync(b *testing.B) {
+	for _, apart := range []bool{false, true} {
+		b.Run("read="+map[bool]string{false: "locked", true: "apart"}[apart], func(b *testing.B) { benchChangeDuringResync(b, apart) })
+	}
+}
+
+func benchChangeDuringResync(b *testing.B, apart bool) {
+	const services = 1000
+	k := newFakeKernel()
+	var objs []any
+	for i := range services {
+		name := fmt.Sprintf("svc-%d", i)
+		objs = append(objs, service(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), 80),
+			slice(name, "node-b", fmt.Sprintf("10.244.%d.%d", i/250, i%250+1), fmt.Sprintf("10.245.%d.%d", i/250, i%250+1)))
+	}
+	cfg := testConfig(b)
+	cfg.SyncPeriod = metav1.Duration{Duration: time.Hour} // the benchmark starts the resyncs
+	h := startWith(b, k.kernel(), cfg, objs...)
+	eventually(b, "the initial sync", func() bool { return h.d.Ready() && strings.Count(k.ipvs.Dump(), "\n") == services*3 })
+	reading := make(chan struct{}, 1)
+	k.nf.SetHook(func(op, _ string) error {
+		if op == netfiltertest.OpVerify || op == netfiltertest.OpEnsure {
+			select {
+			case reading <- struct{}{}:
+			default:
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	})
+	k.ipvs.SetHook(func(op, _ string) error {
+		if op == ipvstest.OpRealServers {
+			time.Sleep(50 * time.Microsecond)
+		}
+		return nil
+	})
+	key := ipvs.Key{Address: netip.MustParseAddr("10.96.0.8"), Protocol: ipvs.TCP, Port: 80}
+	var resync time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		done := make(chan time.Duration)
+		go func() {
+			start := time.Now()
+			if apart {
+				h.d.readForResync(h.ctx)
+			}
+			if _, err := h.d.sync(h.ctx, runner.Periodic); err != nil {
+				b.Error(err)
+			}
+			done <- time.Since(start)
+		}()
+		<-reading // the resync reads the fixed rules
+		ep := fmt.Sprintf("10.246.%d.%d", i/250%250, i%250+1)
+		es := slice("svc-7", "node-b", "10.244.0.8", ep)
+		want := netip.AddrPortFrom(netip.MustParseAddr(ep), 8080)
+		b.StartTimer()
+		if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		for !hasRealServer(k, key, want) {
+			time.Sleep(20 * time.Microsecond)
+		}
+		b.StopTimer()
+		resync += <-done
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(resync.Milliseconds())/float64(b.N), "resync-ms/op")
 }

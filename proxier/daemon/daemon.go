@@ -114,11 +114,14 @@ type Daemon struct {
 	yielded    atomic.Bool
 
 	// kmu serialises every use of the reconciler (syncs and drains).
-	kmu         sync.Mutex
-	reconciler  *reconcile.Reconciler
-	rel         reliability
-	started     bool // reconciler.Start succeeded
-	needFull    bool // the next sync must be a full resync
+	kmu        sync.Mutex
+	reconciler *reconcile.Reconciler
+	rel        reliability
+	started    bool // reconciler.Start succeeded
+	needFull   bool // the next sync must be a full resync
+	// reading is the kernel read for the next periodic resync (resyncread.go), until a full
+	// sync takes it.
+	reading     *reconcile.Reading
 	triggers    []time.Time
 	desiredOpts desired.Options
 	// lastNode is the last own Node seen with addresses; keptNode: it stands in for an
@@ -205,6 +208,7 @@ func New(o Options) (*Daemon, error) {
 		MaxInterval: o.Config.SyncPeriod.Duration,
 		RetryBase:   o.retryBase,
 		Clock:       d.clock,
+		Read:        d.readForResync,
 	})
 	d.tracker = tracker.New(d.client, o.Config.NodeName, func() {
 		d.metrics.KubeProxy.Queued(d.clock.Now())

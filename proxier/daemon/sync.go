@@ -134,6 +134,9 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 	// externalIPs and LoadBalancer IPs are checked again.
 	apiMoved := !sameAPIServers(d.apiServers(), d.desiredOpts.Reserved.APIServers)
 	full = d.needFull || why != runner.Requested || ch.Node || addrsChanged || linkLost || apiMoved
+	// Only a resync that is periodic and nothing else uses the read made for it: any other
+	// reason (a retry, the Node, the addresses or the link changed) reads under kmu.
+	periodicOnly := why == runner.Periodic && !d.needFull && !ch.Node && !addrsChanged && !linkLost && !apiMoved
 	if full {
 		d.reindexClusterIPs()
 		d.updateOptions(ctx, node)
@@ -182,7 +185,13 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 		d.computed.ipGen = d.clusterIPs.Generation()
 		d.serveHealthChecks(ctx, all, true)
 		d.owners.update(all, true)
-		err = d.reconciler.Resync(ctx, all)
+		rd := d.reading
+		d.reading = nil
+		if periodicOnly && rd != nil {
+			err = d.reconciler.ResyncRead(ctx, all, rd) // the kernel was read without kmu
+		} else {
+			err = d.reconciler.Resync(ctx, all)
+		}
 		logger.V(2).Info("Full sync", "reason", why, "services", len(all), "recomputed", recomputed, "err", err)
 	} else {
 		changed := make(map[types.NamespacedName]*desired.Service, len(ch.Services))

@@ -41,8 +41,12 @@ const (
 // Metrics holds the proxier's metrics in their own registry.
 type Metrics struct {
 	Registry *prometheus.Registry
-	// SyncDuration observes each sync, by mode (partial or full).
+	// SyncDuration observes each sync, by mode (partial or full): the time the kernel lock
+	// is held, so what a change may wait.
 	SyncDuration *prometheus.HistogramVec
+	// ResyncReadDuration observes each read of the kernel made for a periodic full resync
+	// beside the syncs (without the lock: no change waits for it).
+	ResyncReadDuration prometheus.Histogram
 	// NetworkProgrammingLatency observes, for each EndpointSlice change, the time from its
 	// trigger (the last-change-trigger-time annotation) to the end of the sync that
 	// programmed it.
@@ -96,6 +100,11 @@ func New() *Metrics {
 			Help:    "Time a sync of the kernel state took, by mode (partial: changed Services; full: resync).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"mode"}),
+		ResyncReadDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "resync_read_duration_seconds",
+			Help:    "Time the read of the kernel for a periodic full resync took; it runs beside the syncs, holding no change back.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
 		NetworkProgrammingLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "network_programming_duration_seconds",
 			Help:    "Time from an EndpointSlice change's trigger time to the end of the sync that programmed it.",
@@ -144,7 +153,7 @@ func New() *Metrics {
 		}, []string{"step"}),
 	}
 	m.Registry.MustRegister(m.NodeAPIRefused)
-	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncFailures,
+	m.Registry.MustRegister(m.SyncDuration, m.ResyncReadDuration, m.NetworkProgrammingLatency, m.SyncFailures,
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
 		m.ObjectsQuarantined, m.Quarantines, m.DriftRepaired, m.Degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -42,6 +42,7 @@ func TestMetricsServed(t *testing.T) {
 		`kubevs_sync_duration_seconds_count{mode="partial"} 1`,
 		`kubevs_sync_duration_seconds_count{mode="full"} 0`,
 		`kubevs_network_programming_duration_seconds_count 1`,
+		`kubevs_resync_read_duration_seconds_count 0`,
 		`kubevs_sync_failures_total{mode="full"} 1`,
 		`kubevs_objects_programmed{object="virtual_servers"} 3`,
 		`kubevs_objects_programmed{object="set_entries"} 0`,

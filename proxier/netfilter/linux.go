@@ -42,6 +42,48 @@ type Linux struct {
 	mu       sync.Mutex
 	memo     map[string]written // family/table/id -> what was asked and what the kernel printed
 	restores int                // iptables-restore runs, for tests
+	saves    int                // iptables-save runs, for tests
+	// gen reads the generation of the backend's rules (nf_tables only; nil for legacy);
+	// clean holds, per family, the generation at which a read found the tables holding a
+	// ruleset (see unchanged).
+	gen   func() (uint32, error)
+	clean map[Family]cleanMark
+}
+
+// cleanMark records that the tables of a family held the ruleset rules (rulesKey) when
+// nf_tables' generation was gen.
+type cleanMark struct {
+	gen   uint32
+	rules string
+}
+
+// rulesKey identifies a ruleset.
+func rulesKey(rs Ruleset) string { return fmt.Sprintf("%q", rs) }
+
+// unchanged reads the generation before the tables are read. It reports whether family is
+// known to hold rs already: a read found it so, and the generation has not moved since, so
+// no commit (kubevs's or anyone's) can have changed any table. Legacy iptables has no
+// generation: never known. ok says the generation was read (and may be recorded by mark).
+func (l *Linux) unchanged(family Family, rs Ruleset) (gen uint32, ok, same bool) {
+	if l.gen == nil {
+		return 0, false, false
+	}
+	g, err := l.gen()
+	if err != nil {
+		return 0, false, false
+	}
+	m, known := l.clean[family]
+	return g, true, known && m.gen == g && m.rules == rulesKey(rs)
+}
+
+// mark records what a read that began at generation gen found: family holds rs (clean), or
+// not known.
+func (l *Linux) mark(family Family, rs Ruleset, gen uint32, ok, clean bool) {
+	if ok && clean {
+		l.clean[family] = cleanMark{gen: gen, rules: rulesKey(rs)}
+	} else {
+		delete(l.clean, family)
+	}
 }
 
 type written struct{ want, have []string }
@@ -78,7 +120,8 @@ func NewBackend(b Backend) (*Linux, error) {
 	if suffix == "" {
 		return nil, fmt.Errorf("unknown iptables backend %q", b)
 	}
-	l := &Linux{backend: b, bins: map[Family]tools{}, memo: map[string]written{}, timeout: ToolTimeout}
+	l := &Linux{backend: b, bins: map[Family]tools{}, memo: map[string]written{}, timeout: ToolTimeout,
+		gen: generationOf(b), clean: map[Family]cleanMark{}}
 	for fam, prefix := range map[Family]string{ipset.IPv4: "iptables", ipset.IPv6: "ip6tables"} {
 		var t tools
 		for _, p := range []*string{&t.save, &t.restore} {
@@ -117,6 +160,7 @@ func (l *Linux) read(family Family, name string) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.saves++
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
@@ -219,15 +263,21 @@ func (l *Linux) Ensure(family Family, rs Ruleset) error {
 }
 
 // Repair is Ensure that returns the tables it rewrote: one iptables-save per table, and an
-// iptables-restore only for a table that differs from rs.
+// iptables-restore only for a table that differs from rs; none of them when nf_tables'
+// generation shows nothing changed since a read found the tables holding rs (see Verify).
 func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, fmt.Errorf("ensure %s rules: %w", family, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	gen, genOK, same := l.unchanged(family, rs)
+	if same {
+		return nil, nil
+	}
 	var errs []error
 	var rewritten []string
+	defer func() { l.mark(family, rs, gen, genOK, len(errs) == 0 && len(rewritten) == 0) }()
 	for _, name := range Tables() {
 		cur, err := l.read(family, name)
 		if err != nil {
@@ -253,6 +303,36 @@ func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 	return rewritten, errors.Join(errs...)
 }
 
+// Verify reads each table once (one iptables-save) and reports those that Repair would
+// rewrite; it runs no iptables-restore. With nf_tables, when the last Verify or Repair of rs
+// found the family's tables holding it and nf_tables' generation has not moved since, no
+// table can differ: Verify then runs no process at all (one netlink request).
+func (l *Linux) Verify(family Family, rs Ruleset) ([]string, error) {
+	if err := rs.Validate(); err != nil {
+		return nil, fmt.Errorf("verify %s rules: %w", family, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	gen, genOK, same := l.unchanged(family, rs)
+	if same {
+		return nil, nil
+	}
+	var errs []error
+	var differ []string
+	defer func() { l.mark(family, rs, gen, genOK, len(errs) == 0 && len(differ) == 0) }()
+	for _, name := range Tables() {
+		cur, err := l.read(family, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("verify %s rules: read table %s: %w", family, name, err))
+			continue
+		}
+		if plan(cur, rs, l.same(family, name)) != nil {
+			differ = append(differ, name)
+		}
+	}
+	return differ, errors.Join(errs...)
+}
+
 // Cleanup removes the jumps to owned chains and the owned chains of family.
 func (l *Linux) Cleanup(family Family) error {
 	l.mu.Lock()
@@ -275,6 +355,7 @@ func (l *Linux) Cleanup(family Family) error {
 			delete(l.memo, k)
 		}
 	}
+	delete(l.clean, family)
 	return errors.Join(errs...)
 }
 

@@ -42,6 +42,10 @@ type Interface interface {
 	// resync runs to find and undo what someone else changed (an `iptables -F KUBE-...`,
 	// a firewall reload, another agent's restore).
 	Repair(family Family, rs Ruleset) (rewritten []string, err error)
+	// Verify reports the tables whose owned chains or jumps differ from rs, sorted, reading
+	// each table once and writing nothing: the check a periodic resync runs without holding
+	// the proxier's lock, leaving Repair, under the lock, to tables that differ.
+	Verify(family Family, rs Ruleset) (differ []string, err error)
 	// Cleanup removes every jump to a KUBE- chain kubevs owns and those chains.
 	Cleanup(family Family) error
 	// Dump returns the current rules of the owned chains, for status and tests.

@@ -9,6 +9,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
 // Apply converges the changed Services only: a nil value means the Service is gone (or
@@ -51,6 +52,11 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 // and iptables-mode chains (leftovers.go); when Start left the rules to it, it writes them
 // after its virtual servers (kubeProxyServes).
 func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]desired.Service) error {
+	return r.resync(ctx, all, nil)
+}
+
+// resync is Resync, reading the kernel under the lock (rd nil) or taking rd's read.
+func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]desired.Service, rd *Reading) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")
 	}
@@ -78,7 +84,11 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	var tables []string
 	rulesErr := errRulesWait
 	if !r.rulesAfterVS {
-		tables, rulesErr = r.ensureRules()
+		var verified map[ipset.Family][]string
+		if rd != nil {
+			verified = rd.verified
+		}
+		tables, rulesErr = r.repairRules(verified)
 		errs = append(errs, rulesErr)
 	}
 	drift := Drift{Sets: len(created), Rules: len(tables)}
@@ -90,12 +100,20 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 		m.draining = r.m.draining
 		prev := r.m
 		r.m = m
-		if err := r.load(ctx, m.wantVS, prev.vs); err != nil {
+		if rd != nil {
+			// Read without the lock; what kubevs wrote since is taken from the model.
+			r.dirty.overlay(rd.read, &prev)
+			rd.read.emptySets(created)
+			r.adopt(ctx, rd.read, m.wantVS, prev.vs)
+			rd.read = nil
+		} else if err := r.load(ctx, m.wantVS, prev.vs); err != nil {
+			r.invalidateRead()
 			r.noteDrift(ctx, drift, tables)
 			return errors.Join(append(errs, fmt.Errorf("resync: %w", err))...)
 		}
 		drift.add(r.lost(&prev))
 	}
+	r.invalidateRead() // a Reading begun before this resync is older than its model
 	r.noteDrift(ctx, drift, tables)
 	// Everything the kernel holds is touched too, so unwanted objects go.
 	for k := range r.m.vs {

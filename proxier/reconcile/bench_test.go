@@ -330,6 +330,7 @@ func (null) AddEntries(string, ...ipset.Entry) error                         { r
 func (null) DeleteEntries(string, ...ipset.Entry) error                      { return nil }
 func (null) Ensure(ipset.Family, netfilter.Ruleset) error                    { return nil }
 func (null) Repair(ipset.Family, netfilter.Ruleset) ([]string, error)        { return nil, nil }
+func (null) Verify(ipset.Family, netfilter.Ruleset) ([]string, error)        { return nil, nil }
 func (null) Cleanup(ipset.Family) error                                      { return nil }
 func (null) Dump(ipset.Family) (netfilter.Ruleset, error)                    { return netfilter.Ruleset{}, nil }
 func (null) DeleteByOrigDst(ipvs.Protocol, netip.Addr, uint16) (int, error)  { return 0, nil }

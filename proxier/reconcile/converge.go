@@ -30,6 +30,7 @@ import (
 // proxier killed at any point leaves no virtual server its successor would not own
 // (TestKillBetweenVirtualServerAndItsMarkLeaksNothing), and a failed delete is retried.
 func (r *Reconciler) converge(ctx context.Context, t *touched) error {
+	r.noteDirty(t)
 	var errs []error
 	var tl tally
 	errs = append(errs, r.convergeEntries(ctx, t.entries, true))
@@ -51,6 +52,7 @@ func (r *Reconciler) converge(ctx context.Context, t *touched) error {
 	if err != nil {
 		r.m.fresh = false
 	}
+	r.noteFailed(err)
 	return err
 }
 

@@ -29,6 +29,7 @@ func (r *Reconciler) FinishDrains(ctx context.Context) error {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, desired.CompareKeys)
+	r.noteDirty(&touched{vs: keys})
 	now := r.opts.Now()
 	var errs []error
 	for _, k := range keys {
@@ -74,5 +75,6 @@ func (r *Reconciler) FinishDrains(ctx context.Context) error {
 	if err != nil {
 		r.m.fresh = false
 	}
+	r.noteFailed(err)
 	return err
 }

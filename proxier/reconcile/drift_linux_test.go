@@ -1,14 +1,17 @@
 package reconcile
 
 import (
+	"context"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/internal/testenv"
+	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/netfilter"
 )
@@ -18,6 +21,18 @@ import (
 // included) and `ipset flush` take away is put back by the next Resync, and the Resync after
 // that rewrites nothing.
 func TestResyncRepairsFlushedRulesOnTheHostKernel(t *testing.T) {
+	testRepairsFlushedRules(t, func(c context.Context, r *Reconciler, all map[types.NamespacedName]desired.Service) error {
+		return r.Resync(c, all)
+	})
+}
+
+// TestResyncReadRepairsFlushedRulesOnTheHostKernel: the same, with the kernel read apart
+// (BeginRead, Run, ResyncRead) through the real iptables and ipset.
+func TestResyncReadRepairsFlushedRulesOnTheHostKernel(t *testing.T) {
+	testRepairsFlushedRules(t, readThenResync)
+}
+
+func testRepairsFlushedRules(t *testing.T, resync func(context.Context, *Reconciler, map[types.NamespacedName]desired.Service) error) {
 	for _, b := range []netfilter.Backend{netfilter.BackendNFT, netfilter.BackendLegacy} {
 		t.Run(string(b), func(t *testing.T) {
 			testenv.EnterNetns(t)
@@ -31,7 +46,7 @@ func TestResyncRepairsFlushedRulesOnTheHostKernel(t *testing.T) {
 			r := New(k, Options{Desired: testOpts})
 			c := ctx(t)
 			must(t, r.Start(c))
-			must(t, r.Resync(c, all(t, web, dns)))
+			must(t, resync(c, r, all(t, web, dns)))
 			iptables := "iptables" + map[netfilter.Backend]string{netfilter.BackendNFT: "-nft", netfilter.BackendLegacy: "-legacy"}[b]
 			save := func() string {
 				t.Helper()
@@ -75,7 +90,7 @@ func TestResyncRepairsFlushedRulesOnTheHostKernel(t *testing.T) {
 				t.Fatalf("the flushes changed nothing")
 			}
 			t0 := time.Now()
-			must(t, r.Resync(c, all(t, web, dns)))
+			must(t, resync(c, r, all(t, web, dns)))
 			repair := time.Since(t0)
 			if diff := cmp.Diff(before, save()); diff != "" {
 				t.Errorf("after the repairing Resync (-before +after):\n%s", diff)
@@ -85,7 +100,7 @@ func TestResyncRepairsFlushedRulesOnTheHostKernel(t *testing.T) {
 				t.Errorf("Drift (-want +got):\n%s", diff)
 			}
 			t0 = time.Now()
-			must(t, r.Resync(c, all(t, web, dns)))
+			must(t, resync(c, r, all(t, web, dns)))
 			t.Logf("%s: repairing Resync %s, Resync without drift %s", b, repair.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 			if diff := cmp.Diff(want, r.Drift()); diff != "" {
 				t.Errorf("a Resync without drift repaired something (-want +got):\n%s", diff)

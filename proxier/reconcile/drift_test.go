@@ -1,11 +1,14 @@
 package reconcile
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/link"
 )
@@ -14,13 +17,24 @@ import (
 // reload, ipset flush, ip addr del, ip link del) is put back by the next Resync, exactly:
 // the whole fake kernel is as before, the writes are only the repair, and Drift counts it.
 func TestResyncRepairsDrift(t *testing.T) {
+	testRepairsDrift(t, func(c context.Context, r *Reconciler, all map[types.NamespacedName]desired.Service) error {
+		return r.Resync(c, all)
+	})
+}
+
+// driftCase is something done behind kubevs's back, the writes that repair it and the drift
+// counted.
+type driftCase struct {
+	name  string
+	drift func(t *testing.T, f *fakes)
+	ops   []string
+	want  Drift
+}
+
+// testRepairsDrift runs the drift cases with resync as the resync.
+func testRepairsDrift(t *testing.T, resync func(context.Context, *Reconciler, map[types.NamespacedName]desired.Service) error) {
 	dummy := link.DefaultDummy
-	for _, tc := range []struct {
-		name  string
-		drift func(t *testing.T, f *fakes)
-		ops   []string
-		want  Drift
-	}{
+	for _, tc := range []driftCase{
 		{name: "no drift", drift: func(*testing.T, *fakes) {}},
 		{
 			name:  "iptables -t nat -F KUBE-SERVICES",
@@ -78,11 +92,11 @@ func TestResyncRepairsDrift(t *testing.T) {
 			f, r := startSynced(t, web, dns)
 			c := ctx(t)
 			// A second Resync with nothing changed is the reference: no write at all.
-			must(t, r.Resync(c, all(t, web, dns)))
+			must(t, resync(c, r, all(t, web, dns)))
 			f.checkOps(t, "resync without drift", nil)
 			before := f.dump()
 			tc.drift(t, f)
-			must(t, r.Resync(c, all(t, web, dns)))
+			must(t, resync(c, r, all(t, web, dns)))
 			f.checkOps(t, "resync after drift", tc.ops)
 			if diff := cmp.Diff(before, f.dump()); diff != "" {
 				t.Errorf("kernel after repair (-before +after):\n%s", diff)
@@ -90,7 +104,7 @@ func TestResyncRepairsDrift(t *testing.T) {
 			if diff := cmp.Diff(tc.want, r.Drift()); diff != "" {
 				t.Errorf("Drift (-want +got):\n%s", diff)
 			}
-			must(t, r.Resync(c, all(t, web, dns)))
+			must(t, resync(c, r, all(t, web, dns)))
 			f.checkOps(t, "resync after repair", nil)
 		})
 	}

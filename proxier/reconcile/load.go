@@ -21,53 +21,94 @@ import (
 // previous model held it (known: kubevs created or adopted it, and a delete may have
 // failed); never when its address is in ExcludeCIDRs. wanted and known may be nil.
 func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, known map[ipvs.Key]*vsState) error {
-	m := &r.m
-	m.vs, m.bound, m.entries = map[ipvs.Key]*vsState{}, map[netip.Addr]struct{}{}, map[desired.SetEntry]struct{}{}
-	addrs, err := r.k.Link.Addresses(r.global.Dummy)
+	kr, err := readKernel(r.k, r.global.Dummy, func(k ipvs.Key, kr *kernelRead) bool {
+		_, ok := known[k]
+		return ok || owned(k, kr.bound, kr.marks, wanted, r.opts.ExcludeCIDRs)
+	})
+	if err != nil {
+		r.m.vs, r.m.bound, r.m.entries = map[ipvs.Key]*vsState{}, map[netip.Addr]struct{}{}, map[desired.SetEntry]struct{}{}
+		return err
+	}
+	r.adopt(ctx, kr, wanted, known)
+	return nil
+}
+
+// kernelRead is what one read of the kernel found: the addresses on the dummy link, the
+// members of the owned sets (and the marks they make), and virtual servers with their real
+// servers.
+type kernelRead struct {
+	bound   map[netip.Addr]struct{}
+	entries map[desired.SetEntry]struct{}
+	marks   marks
+	vs      map[ipvs.Key]*vsState
+}
+
+// readKernel reads the addresses of the link dummy, the members of the owned sets, and the
+// virtual servers for which read returns true (every one when read is nil) with their real
+// servers; a virtual server gone between the two dumps is left out. It uses nothing but k,
+// so it runs without the Reconciler's lock when k's adapters are safe for concurrent use
+// (the Linux ones and the fakes are). One address dump, one set list and one member dump
+// per owned set present, one virtual server dump and one real server dump per virtual
+// server read.
+func readKernel(k Kernel, dummy string, read func(ipvs.Key, *kernelRead) bool) (*kernelRead, error) {
+	kr := &kernelRead{bound: map[netip.Addr]struct{}{}, entries: map[desired.SetEntry]struct{}{}, marks: newMarks(), vs: map[ipvs.Key]*vsState{}}
+	addrs, err := k.Link.Addresses(dummy)
 	if err != nil && !errors.Is(err, link.ErrNotFound) {
-		return fmt.Errorf("list addresses of %s: %w", r.global.Dummy, err)
+		return nil, fmt.Errorf("list addresses of %s: %w", dummy, err)
 	}
 	for _, a := range addrs {
-		m.bound[a.Unmap()] = struct{}{}
+		kr.bound[a.Unmap()] = struct{}{}
 	}
-	names, err := r.k.IPSet.Sets()
+	names, err := k.IPSet.Sets()
 	if err != nil {
-		return fmt.Errorf("list sets: %w", err)
+		return nil, fmt.Errorf("list sets: %w", err)
 	}
-	mk := newMarks()
 	for _, name := range desired.OwnedSets() {
 		if !slices.Contains(names, name) {
 			continue
 		}
-		es, err := r.k.IPSet.Entries(name)
+		es, err := k.IPSet.Entries(name)
 		if err != nil {
-			return fmt.Errorf("list members of set %s: %w", name, err)
+			return nil, fmt.Errorf("list members of set %s: %w", name, err)
 		}
 		for _, e := range es {
-			m.entries[desired.SetEntry{Set: name, Entry: e}] = struct{}{}
-			mk.add(name, e)
+			kr.entries[desired.SetEntry{Set: name, Entry: e}] = struct{}{}
+			kr.marks.add(name, e)
 		}
 	}
-	vss, err := r.k.IPVS.VirtualServers()
+	vss, err := k.IPVS.VirtualServers()
 	if err != nil {
-		return fmt.Errorf("list virtual servers: %w", err)
+		return nil, fmt.Errorf("list virtual servers: %w", err)
 	}
 	for _, v := range vss {
-		if _, ok := known[v.Key]; !ok && !owned(v.Key, m.bound, mk, wanted, r.opts.ExcludeCIDRs) {
+		if read != nil && !read(v.Key, kr) {
 			continue
 		}
-		rss, err := r.k.IPVS.RealServers(v.Key)
+		rss, err := k.IPVS.RealServers(v.Key)
 		if errors.Is(err, ipvs.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("list real servers of %s: %w", v.Key, err)
+			return nil, fmt.Errorf("list real servers of %s: %w", v.Key, err)
 		}
 		st := &vsState{vs: v, rs: make(map[netip.AddrPort]int, len(rss))}
 		for _, rs := range rss {
 			st.rs[rs.AddrPort()] = rs.Weight
 		}
-		m.vs[v.Key] = st
+		kr.vs[v.Key] = st
+	}
+	return kr, nil
+}
+
+// adopt makes kr the model's picture of the kernel, keeping the virtual servers kubevs
+// owns (see load) and the drains still valid; kr's maps become the model's.
+func (r *Reconciler) adopt(ctx context.Context, kr *kernelRead, wanted map[ipvs.Key][]owner, known map[ipvs.Key]*vsState) {
+	m := &r.m
+	m.bound, m.entries, m.vs = kr.bound, kr.entries, kr.vs
+	for k := range m.vs {
+		if _, ok := known[k]; !ok && !owned(k, kr.bound, kr.marks, wanted, r.opts.ExcludeCIDRs) {
+			delete(m.vs, k)
+		}
 	}
 	for dk := range m.draining {
 		if st, ok := m.vs[dk.vs]; !ok || st.rs[dk.rs] != 0 {
@@ -76,7 +117,6 @@ func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, know
 	}
 	m.fresh = true
 	klog.FromContext(ctx).V(2).Info("Read kernel state", "virtualServers", len(m.vs), "addresses", len(m.bound), "setMembers", len(m.entries))
-	return nil
 }
 
 // Stats counts what the Reconciler believes it programmed, for metrics.

@@ -9,7 +9,8 @@
 // Services only; Resync re-reads the kernel and converges everything (periodically, and
 // after any failure): the fixed rules (one iptables-save per table), the sets and their
 // members, the dummy link and its addresses, and the virtual servers, so that what someone
-// else flushed is put back (see Drift).
+// else flushed is put back (see Drift). A periodic Resync can read the kernel without the
+// caller's lock (BeginRead, Reading.Run, ResyncRead: reading.go), so no change waits for it.
 //
 // It also sets IPVS's connection timeouts (Start), deletes the conntrack flows that would
 // keep traffic on a dead end, all of a sync's in one call and retried until done
@@ -103,7 +104,8 @@ type SysctlChange struct {
 	Name, Old, New string
 }
 
-// Reconciler programs the kernel. Its methods must not be called concurrently.
+// Reconciler programs the kernel. Its methods must not be called concurrently; a Reading's
+// Run (see BeginRead) may run beside them.
 type Reconciler struct {
 	k    Kernel
 	opts Options
@@ -137,6 +139,10 @@ type Reconciler struct {
 	// rulesAfterVS: kube-proxy's iptables mode served Services at Start, so the fixed rules
 	// wait for the virtual servers of the first Resync (kubeProxyServes).
 	rulesAfterVS bool
+	// readGen numbers the Readings (BeginRead); dirty are the objects written since the
+	// last one began, nil when there is none (see reading.go).
+	readGen uint64
+	dirty   *dirty
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

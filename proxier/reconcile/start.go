@@ -21,6 +21,7 @@ import (
 // included). Call it once, after the informers synced, then Resync with every Service.
 func (r *Reconciler) Start(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
+	r.invalidateRead()
 	// The sysctls first: an optional one that fails may disable a family (see degrade.go).
 	errs := []error{r.prepare(ctx, r.opts.Desired)}
 	r.withdrawLocalnet(ctx) // before the rules lose its guard
@@ -143,11 +144,36 @@ func (r *Reconciler) ensureRules() ([]string, error) {
 	return rewritten, errors.Join(errs...)
 }
 
+// repairRules is ensureRules for the families verified does not show clean: a family
+// Verify read (a key of verified) with no table that differs is left alone, without a read;
+// the others are Repaired, which reads them again. verified nil repairs every family.
+func (r *Reconciler) repairRules(verified map[ipset.Family][]string) ([]string, error) {
+	if verified == nil {
+		return r.ensureRules()
+	}
+	var errs []error
+	var rewritten []string
+	for _, fr := range r.global.Rules {
+		if differ, ok := verified[fr.Family]; ok && len(differ) == 0 {
+			continue
+		}
+		tables, err := r.k.Netfilter.Repair(fr.Family, fr.Ruleset)
+		for _, t := range tables {
+			rewritten = append(rewritten, string(fr.Family)+"/"+t)
+		}
+		if err != nil {
+			errs = append(errs, &familyError{fr.Family, fmt.Errorf("ensure %s rules: %w", fr.Family, err)})
+		}
+	}
+	return rewritten, errors.Join(errs...)
+}
+
 // SetOptions changes the options of the desired state (cluster CIDRs, masquerade-all,
 // strict ARP, families) and rewrites the fixed rules, sets and sysctls if they changed.
 // The caller recomputes every Service and calls Resync afterwards.
 func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 	r.opts.Desired = o
+	r.invalidateRead()
 	if !r.started {
 		return nil
 	}

@@ -1,8 +1,9 @@
 // Package runner owns the proxier's sync loop timing: it calls one sync function when asked,
 // at once when it is idle and coalescing changes only under load (the delay derives from
 // the measured cost of recent partial syncs, bounded by a maximum coalescing delay), runs a
-// full resync once per maximum interval without making a waiting change wait for it, and
-// retries after a failure with exponential backoff.
+// full resync once per maximum interval without making a waiting change wait for it (its
+// expensive reads, Options.Read, run beside the syncs, so no change waits for them either),
+// and retries after a failure with exponential backoff.
 //
 // The timing rules live in schedule, a plain value with no goroutine and no clock, so they
 // are tested exhaustively; Runner only drives a schedule with an injected clock.
@@ -60,6 +61,12 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	// Clock is the time source. Default: the real clock.
 	Clock clock.Clock
+	// Read, when set, runs before each periodic resync, in a goroutine of its own, while
+	// requested syncs go on: the periodic resync runs once it returns. It is where the
+	// expensive reads of a resync go, so that no change waits for them; it must not need
+	// what the sync function holds. A full sync that runs meanwhile (a retry) makes the
+	// runner drop the read: the next periodic resync reads again.
+	Read func(ctx context.Context)
 }
 
 // Runner runs a Func on the schedule its Options describe. Run may be called from any
@@ -70,6 +77,9 @@ type Runner struct {
 	clock clock.Clock
 	kick  chan struct{}
 	s     schedule
+	read  func(ctx context.Context)
+	// readDone receives when a read started by Loop returned.
+	readDone chan struct{}
 	// waiting, when set by tests, is called each time Loop is about to wait until next.
 	waiting func(next time.Time)
 }
@@ -85,13 +95,17 @@ func New(name string, fn Func, o Options) *Runner {
 	if o.RetryMax <= 0 {
 		o.RetryMax = o.MaxInterval
 	}
-	return &Runner{
-		name:  name,
-		fn:    fn,
-		clock: o.Clock,
-		kick:  make(chan struct{}, 1),
-		s:     newSchedule(o.MinInterval, o.MaxInterval, o.RetryBase, o.RetryMax, o.Clock.Now()),
+	r := &Runner{
+		name:     name,
+		fn:       fn,
+		clock:    o.Clock,
+		kick:     make(chan struct{}, 1),
+		s:        newSchedule(o.MinInterval, o.MaxInterval, o.RetryBase, o.RetryMax, o.Clock.Now()),
+		read:     o.Read,
+		readDone: make(chan struct{}, 1),
 	}
+	r.s.prep = o.Read != nil
+	return r
 }
 
 // Run asks for a sync: at once when the runner is idle, after the coalescing delay under
@@ -110,23 +124,41 @@ func (r *Runner) Loop(ctx context.Context) {
 	logger.V(2).Info("Runner started", "minInterval", r.s.min, "maxInterval", r.s.max)
 	for {
 		next := r.s.next()
-		d := next.Sub(r.clock.Now())
-		if d < 0 {
-			d = 0
+		var timer clock.Timer
+		var fire <-chan time.Time // nil, never firing, while only a read is awaited
+		if !next.IsZero() {
+			d := next.Sub(r.clock.Now())
+			if d < 0 {
+				d = 0
+			}
+			timer = r.clock.NewTimer(d)
+			fire = timer.C()
 		}
-		timer := r.clock.NewTimer(d)
 		if r.waiting != nil {
 			r.waiting(next)
 		}
 		select {
 		case <-ctx.Done():
-			timer.Stop()
+			if timer != nil {
+				timer.Stop()
+			}
+			if r.s.reading {
+				<-r.readDone // the read ends with ctx
+			}
 			logger.V(2).Info("Runner stopped")
 			return
 		case <-r.kick:
 			r.s.pending = true
-		case <-timer.C():
+		case <-r.readDone:
+			r.s.readDone(r.clock.Now())
+			logger.V(2).Info("Read for the periodic resync done", "used", r.s.ready)
+		case <-fire:
 			r.takeKick() // a request made before the sync starts is served by it
+			if now := r.clock.Now(); r.s.readDue(now) {
+				r.s.startRead()
+				go func() { r.read(ctx); r.readDone <- struct{}{} }()
+				break
+			}
 			why, ok := r.s.due(r.clock.Now())
 			if !ok {
 				break
@@ -139,7 +171,9 @@ func (r *Runner) Loop(ctx context.Context) {
 				logger.Error(err, "Sync failed, will retry", "reason", why, "failures", r.s.failures, "retryIn", r.s.backoff())
 			}
 		}
-		timer.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +87,10 @@ func (h *harness) advance(to time.Duration) {
 			return
 		}
 		step := to - now
+		if h.next.IsZero() { // the loop waits for no time, only for a read or a request
+			h.clock.Step(step)
+			return
+		}
 		next := h.next.Sub(t0)
 		if next < now {
 			next = now
@@ -152,5 +157,48 @@ func TestRunCollapsesRequests(t *testing.T) {
 	want := []call{{0, Requested}, {500 * time.Millisecond, Requested}, {time.Second, Requested}}
 	if diff := cmp.Diff(want, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
 		t.Errorf("sync calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestPeriodicReadRunsBesideChanges: with a Read step, a periodic resync that falls due
+// starts the read in its own goroutine; while the read is blocked, a change runs at once as
+// a partial sync, and the periodic resync runs only once the read returned.
+func TestPeriodicReadRunsBesideChanges(t *testing.T) {
+	started, release := make(chan struct{}, 10), make(chan struct{})
+	var reads atomic.Int32
+	o := Options{MinInterval: time.Second, MaxInterval: 10 * time.Second, Read: func(ctx context.Context) {
+		reads.Add(1) // one read at a time: the runner never starts another before this one returned
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}}
+	h := newHarness(t, o)
+	h.advance(10 * time.Second) // the periodic resync falls due: its read starts
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read did not start")
+	}
+	if !h.next.IsZero() {
+		t.Fatalf("while only the read is awaited the loop waits for %v, want no timer", h.next.Sub(t0))
+	}
+	h.run() // a change while the read is blocked
+	h.advance(10*time.Second + 100*time.Millisecond)
+	if diff := cmp.Diff([]call{{10 * time.Second, Requested}}, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
+		t.Fatalf("sync calls while the read is blocked (-want +got):\n%s", diff)
+	}
+	close(release)
+	h.wait() // the loop took the read's end
+	h.advance(20*time.Second + 100*time.Millisecond)
+	h.wait() // the next read returned at once
+	h.advance(21 * time.Second)
+	want := []call{{10*time.Second + 100*time.Millisecond, Periodic}, {20*time.Second + 100*time.Millisecond, Periodic}}
+	if diff := cmp.Diff(want, h.collected(), cmp.AllowUnexported(call{})); diff != "" {
+		t.Errorf("sync calls after the read (-want +got):\n%s", diff)
+	}
+	if n := reads.Load(); n != 2 {
+		t.Errorf("%d reads, want one per periodic resync (2)", n)
 	}
 }

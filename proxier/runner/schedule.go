@@ -22,6 +22,9 @@ const CostFactor = 4
 //   - a full resync runs max after the start of the last full sync, whatever partial syncs
 //     ran meanwhile. When it falls due while a change waits, the change goes first (once):
 //     a periodic resync never makes a waiting change wait for it.
+//   - with a read step (prep, Options.Read), a periodic resync that falls due first starts
+//     the read, which runs beside the syncs; changes keep running as partial syncs, and
+//     the periodic resync runs only once the read is done (ready).
 //   - after a failure, a retry (a full resync) runs with exponential backoff from the failed
 //     sync's start. When the failed sync was partial, changes do not wait for the retry:
 //     they run as partial syncs meanwhile, and neither their success nor their failure
@@ -44,6 +47,9 @@ type schedule struct {
 	failures  int           // consecutive failed syncs since the last successful full sync
 	retryAt   time.Time     // when failures > 0: when the retry is due
 	fullFail  bool          // when failures > 0: a full sync failed; requests wait for the retry
+	prep      bool          // a read runs before each periodic resync
+	reading   bool          // that read is running
+	ready     bool          // that read is done and the periodic resync may run
 }
 
 // newSchedule returns a schedule created at now: no sync yet, the first periodic resync
@@ -86,14 +92,38 @@ func (s *schedule) gap() time.Duration {
 // periodicDue reports whether the periodic full resync is due at now.
 func (s *schedule) periodicDue(now time.Time) bool { return !now.Before(s.lastFull.Add(s.max)) }
 
-// next is the earliest time a sync is due.
+// periodicReady reports whether the periodic full resync is due at now and may run: its
+// read, if any, is done.
+func (s *schedule) periodicReady(now time.Time) bool {
+	return s.periodicDue(now) && (!s.prep || s.ready)
+}
+
+// readDue reports whether the read of the periodic resync due at now should start.
+func (s *schedule) readDue(now time.Time) bool {
+	return s.prep && !s.reading && !s.ready && s.periodicDue(now)
+}
+
+// startRead records that the read started; readDone that it ended at now. A read that ends
+// when no periodic resync is due (a full sync ran meanwhile) is not used.
+func (s *schedule) startRead() { s.reading = true }
+
+func (s *schedule) readDone(now time.Time) {
+	s.reading = false
+	s.ready = s.periodicDue(now)
+}
+
+// next is the earliest time a sync (or the read of a periodic resync) is due; the zero time
+// when none is (only while a read runs, with no request and no retry waiting).
 func (s *schedule) next() time.Time {
 	t := s.lastFull.Add(s.max)
-	if s.failures > 0 && s.retryAt.Before(t) {
+	if s.reading {
+		t = time.Time{} // the periodic resync waits for its read
+	}
+	if s.failures > 0 && (t.IsZero() || s.retryAt.Before(t)) {
 		t = s.retryAt
 	}
 	if s.pending && !(s.failures > 0 && s.fullFail) {
-		if r := s.partEnd.Add(s.gap()); r.Before(t) {
+		if r := s.partEnd.Add(s.gap()); t.IsZero() || r.Before(t) {
 			t = r
 		}
 	}
@@ -103,22 +133,29 @@ func (s *schedule) next() time.Time {
 // due reports whether a sync is due at now and why. A due retry wins (it is a full sync
 // that covers any request); a due periodic resync lets a waiting request go first, once.
 func (s *schedule) due(now time.Time) (Reason, bool) {
-	if now.Before(s.next()) {
+	if n := s.next(); n.IsZero() || now.Before(n) {
 		return 0, false
 	}
 	switch {
 	case s.failures > 0 && !now.Before(s.retryAt):
 		return Retry, true
-	case s.periodicDue(now) && (!s.pending || s.deferred || (s.failures > 0 && s.fullFail)):
+	case s.periodicDue(now) && s.prep && !s.ready && !s.requestDue(now):
+		return 0, false // the periodic resync's read runs first (readDue); requests go meanwhile
+	case s.periodicReady(now) && (!s.pending || s.deferred || (s.failures > 0 && s.fullFail)):
 		return Periodic, true
 	default: // the request's time came, or the periodic's and the request goes first
 		return Requested, true
 	}
 }
 
+// requestDue reports whether a waiting request's time came at now.
+func (s *schedule) requestDue(now time.Time) bool {
+	return s.pending && !(s.failures > 0 && s.fullFail) && !now.Before(s.partEnd.Add(s.gap()))
+}
+
 // started records that a sync for why starts at now; requests until then are served by it.
 func (s *schedule) started(now time.Time, why Reason) {
-	if why == Requested && s.periodicDue(now) {
+	if why == Requested && s.periodicReady(now) {
 		s.deferred = true
 	}
 	s.lastStart = now
@@ -132,6 +169,7 @@ func (s *schedule) finished(now time.Time, full bool, err error) {
 	if full {
 		s.lastFull = s.lastStart
 		s.deferred = false
+		s.ready = false
 	} else {
 		s.cost = now.Sub(s.lastStart)
 		s.partEnd = now

@@ -192,3 +192,105 @@ func TestBackoffNeverBelowMin(t *testing.T) {
 		t.Errorf("backoff = %v, want the min interval 5s", got)
 	}
 }
+
+// TestScheduleWithRead: with a read step (Options.Read), a periodic resync that falls due
+// starts its read; requests run meanwhile as partial syncs, at once; the periodic resync is
+// due once the read is done. A read that ends after a full sync (a retry) ran is not used.
+func TestScheduleWithRead(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+		want  []string
+	}{
+		{
+			name: "requests run while the read runs; the periodic resync after it",
+			steps: []step{
+				{30 * time.Second, "tick", 0}, {30 * time.Second, "read", 0}, {31 * time.Second, "run", 0},
+				{31 * time.Second, "sync", 10 * ms}, {32 * time.Second, "read done", 0}, {32 * time.Second, "sync", time.Second},
+			},
+			want: []string{
+				"next=30s due=- read=due", "next=none due=- read=running", "next=0s due=requested read=running",
+				"ran=requested next=none due=- read=running", "next=30s due=periodic read=ready", "ran=periodic next=1m2s due=- read=-",
+			},
+		},
+		{
+			name: "a request waiting when the read ends goes first",
+			steps: []step{
+				{30 * time.Second, "read", 0}, {31 * time.Second, "run", 0}, {31 * time.Second, "read done", 0},
+				{31 * time.Second, "sync", 10 * ms}, {31*time.Second + 10*ms, "sync", time.Second},
+			},
+			want: []string{
+				"next=none due=- read=running", "next=0s due=requested read=running", "next=0s due=requested read=ready",
+				"ran=requested next=30s due=periodic read=ready", "ran=periodic next=1m1.01s due=- read=-",
+			},
+		},
+		{
+			name: "a read that ends after a retry's full sync is not used",
+			steps: []step{
+				{0, "run", 0}, {0, "sync fail", 10 * ms}, {30 * time.Second, "read", 0},
+				{30 * time.Second, "sync", time.Second}, {31 * time.Second, "read done", 0},
+			},
+			want: []string{
+				"next=0s due=requested read=-", "ran=requested next=2s due=- read=-", "next=2s due=retry read=running",
+				"ran=retry next=none due=- read=running", "next=1m0s due=- read=-",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSchedule(time.Second, 30*time.Second, 2*time.Second, 30*time.Second, t0)
+			s.prep = true
+			var got []string
+			for _, st := range tt.steps {
+				now := t0.Add(st.at)
+				ran := ""
+				switch st.event {
+				case "run":
+					s.pending = true
+				case "read":
+					if !s.readDue(now) {
+						t.Fatalf("at %v: read not due", st.at)
+					}
+					s.startRead()
+				case "read done":
+					s.readDone(now)
+				case "sync", "sync fail":
+					why, ok := s.due(now)
+					if !ok {
+						t.Fatalf("at %v: sync not due (next %v)", st.at, s.next().Sub(t0))
+					}
+					ran = "ran=" + why.String() + " "
+					s.started(now, why)
+					var err error
+					if st.event == "sync fail" {
+						err = errors.New("boom")
+					}
+					now = now.Add(st.took)
+					s.finished(now, why != Requested, err)
+				case "tick":
+				default:
+					t.Fatalf("unknown event %q", st.event)
+				}
+				due, next, read := "-", "none", "-"
+				if why, ok := s.due(now); ok {
+					due = why.String()
+				}
+				if n := s.next(); !n.IsZero() {
+					next = n.Sub(t0).String()
+				}
+				switch {
+				case s.reading:
+					read = "running"
+				case s.ready:
+					read = "ready"
+				case s.readDue(now):
+					read = "due"
+				}
+				got = append(got, fmt.Sprintf("%snext=%s due=%s read=%s", ran, next, due, read))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("schedule (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

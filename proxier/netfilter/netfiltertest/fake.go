@@ -47,6 +47,7 @@ const (
 	OpEnsure  = "ensure"
 	OpCleanup = "cleanup"
 	OpDump    = "dump"
+	OpVerify  = "verify"
 )
 
 var builtins = map[string][]string{
@@ -159,6 +160,32 @@ func (f *Fake) Cleanup(family netfilter.Family) error {
 // apply runs change on a copy of each table kubevs uses and commits the tables that changed,
 // each on its own as iptables-restore does; errors of the tables are joined. It returns the
 // tables it changed.
+// Verify reports the tables Repair would change, changing nothing; Ops records "verify
+// <family>".
+func (f *Fake) Verify(family netfilter.Family, rs netfilter.Ruleset) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.rec.Begin(OpVerify, string(family), true)
+	if err == nil {
+		err = rs.Validate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("verify %s rules: %w", family, c.Done(err))
+	}
+	var differ []string
+	for _, name := range netfilter.Tables() {
+		t, err := f.table(family, name)
+		if err != nil {
+			return differ, fmt.Errorf("verify %s rules: %w", family, c.Done(err))
+		}
+		next := t.clone()
+		if err := ensure(name, next, rs); err != nil || !next.equal(t) {
+			differ = append(differ, name)
+		}
+	}
+	return differ, nil
+}
+
 func (f *Fake) apply(family netfilter.Family, change func(string, *table) error) ([]string, error) {
 	var errs []error
 	var changed []string

@@ -260,3 +260,34 @@ func TestInjection(t *testing.T) {
 		{Op: OpDump, Target: "inet", Record: true, Call: func() error { _, err := f.Dump(v4); return err }},
 	})
 }
+
+// TestVerify: Verify names the tables a Repair would change and changes nothing.
+func TestVerify(t *testing.T) {
+	f := NewFake()
+	rs := netfilter.Ruleset{
+		Chains: []netfilter.Chain{{Table: "nat", Name: "KUBE-SERVICES", Rules: []string{"-j RETURN"}}, {Table: "filter", Name: "KUBE-IPVS-FILTER", Rules: []string{"-j ACCEPT"}}},
+		Jumps:  []netfilter.Jump{{Table: "nat", From: "PREROUTING", To: "KUBE-SERVICES"}},
+	}
+	differ, err := f.Verify("inet", rs)
+	if err != nil || !cmp.Equal(differ, []string{"filter", "nat"}) {
+		t.Fatalf("Verify of empty tables = %v, %v; want [filter nat]", differ, err)
+	}
+	if f.Save() != NewFake().Save() {
+		t.Fatalf("Verify changed the tables:\n%s", f.Save())
+	}
+	if err := f.Ensure("inet", rs); err != nil {
+		t.Fatal(err)
+	}
+	if differ, err := f.Verify("inet", rs); err != nil || len(differ) != 0 {
+		t.Fatalf("Verify after Ensure = %v, %v; want none", differ, err)
+	}
+	if err := f.Append("inet", "filter", "KUBE-IPVS-FILTER", "-j DROP"); err != nil {
+		t.Fatal(err)
+	}
+	if differ, err := f.Verify("inet", rs); err != nil || !cmp.Equal(differ, []string{"filter"}) {
+		t.Errorf("Verify after a foreign rule = %v, %v; want [filter]", differ, err)
+	}
+	if got := f.Calls(OpVerify); got != 3 {
+		t.Errorf("Calls(verify) = %d, want 3", got)
+	}
+}

@@ -1,0 +1,85 @@
+//go:build linux
+
+package netfilter
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/kubevs/kubevs/internal/testenv"
+	"github.com/kubevs/kubevs/proxier/ipset"
+)
+
+// TestNFTGenerationMovesWithACommit: the generation stays while nothing is committed (a
+// read by iptables-nft-save commits nothing) and moves with a change made by iptables-nft.
+func TestNFTGenerationMovesWithACommit(t *testing.T) {
+	testenv.EnterNetns(t)
+	g1, err := nftGeneration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "iptables-nft-save", "-t", "nat")
+	if g2, err := nftGeneration(); err != nil || g2 != g1 {
+		t.Fatalf("generation after a read = %d, %v; want %d", g2, err, g1)
+	}
+	run(t, "iptables-nft", "-w", "-t", "nat", "-N", "FOREIGN")
+	g3, err := nftGeneration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g3 == g1 {
+		t.Errorf("generation %d did not move with a new chain", g3)
+	}
+}
+
+// TestVerifySkipsReadWhileGenerationStays: with nf_tables, a Verify or Repair after one that
+// found the tables clean runs no iptables-save while the generation stays; a change by
+// anyone (a flush), or another ruleset, makes it read again. Legacy iptables always reads.
+func TestVerifySkipsReadWhileGenerationStays(t *testing.T) {
+	backends(t, func(t *testing.T, l *Linux) {
+		prefix := "iptables" + map[Backend]string{BackendNFT: "-nft", BackendLegacy: "-legacy"}[l.Backend()]
+		run(t, "ipset", "create", "KUBE-CLUSTER-IP", "hash:ip,port", "family", "inet")
+		rs := ruleset("0x4000")
+		if err := l.Ensure(ipset.IPv4, rs); err != nil {
+			t.Fatal(err)
+		}
+		verify := func(step string, rs Ruleset, wantSaves int, want ...string) {
+			t.Helper()
+			saves := l.saves
+			differ, err := l.Verify(ipset.IPv4, rs)
+			if err != nil {
+				t.Fatalf("%s: %v", step, err)
+			}
+			if !slices.Equal(differ, want) {
+				t.Errorf("%s: Verify = %v, want %v", step, differ, want)
+			}
+			if got := l.saves - saves; got != wantSaves {
+				t.Errorf("%s: %d iptables-save runs, want %d", step, got, wantSaves)
+			}
+		}
+		tables := len(Tables())
+		skip := 0 // saves when the generation lets Verify skip the read
+		if l.Backend() == BackendLegacy {
+			skip = tables
+		}
+		verify("after Ensure's write", rs, tables)
+		verify("nothing changed", rs, skip)
+		verify("nothing changed, again", rs, skip)
+		verify("another ruleset", ruleset("0x8000"), tables, "nat")
+		verify("back to the first", rs, tables)
+		run(t, prefix, "-w", "-t", "nat", "-F", "KUBE-POSTROUTING")
+		verify("after a flush", rs, tables, "nat")
+		if got, err := l.Repair(ipset.IPv4, rs); err != nil || !slices.Equal(got, []string{"nat"}) {
+			t.Fatalf("Repair = %v, %v; want [nat]", got, err)
+		}
+		verify("after the repair", rs, tables)
+		verify("nothing changed since", rs, skip)
+		saves := l.saves
+		if got, err := l.Repair(ipset.IPv4, rs); err != nil || len(got) != 0 {
+			t.Fatalf("Repair = %v, %v; want nothing", got, err)
+		}
+		if got := l.saves - saves; got != skip {
+			t.Errorf("Repair with nothing changed: %d iptables-save runs, want %d", got, skip)
+		}
+	})
+}

@@ -1,0 +1,192 @@
+package reconcile
+
+// A periodic Resync reads the whole kernel: one iptables-save per table and family (a
+// process each), the addresses, every owned set's members, and one IPVS dump per virtual
+// server. At 10,000 Services that is seconds in an emulated VM, and a caller that holds its
+// lock for all of it makes every change wait. So the read can be taken apart:
+//
+//	rd := r.BeginRead()     // under the caller's lock: what to read
+//	rd.Run(ctx)             // no lock: the kernel reads (Verify, readKernel)
+//	r.ResyncRead(ctx, all, rd) // under the lock: repair what differs
+//
+// While Run reads, Apply (and FinishDrains, RetryQuarantined) may change the kernel: what
+// Run saw of the objects they touched may be older than what they did. The Reconciler
+// therefore notes, from BeginRead on, every object its writes touch (dirty), and
+// ResyncRead takes the model's picture of those, not the stale read's: a read racing a
+// partial sync never "repairs" what the sync just did. Whatever else changed the kernel
+// after the read (someone else's flush) is found by the next resync. ResyncRead falls back
+// to a plain Resync (a read under the lock) when the read is not usable: it failed, it is
+// older than the last Resync, Start or SetOptions (a new generation), or a write failed
+// meanwhile (the model may lag behind the kernel for what it touched).
+//
+// The fixed rules are Verified by Run (read only) and Repaired under the lock only for a
+// family where Verify found a table that differs or failed: Repair reads again, so it acts
+// on the kernel as it is then.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// Reading is a read of the kernel for ResyncRead, made by Run without the Reconciler's
+// lock. Create it with BeginRead; Run it once; hand it to ResyncRead once.
+type Reading struct {
+	gen   uint64
+	k     Kernel
+	dummy string
+	rules []desired.FamilyRules
+
+	ran      bool
+	err      error
+	read     *kernelRead
+	verified map[ipset.Family][]string // the families Verify read: the tables that differ
+	took     time.Duration
+}
+
+// dirty are the objects the Reconciler's writes touched since BeginRead.
+type dirty struct {
+	vs      map[ipvs.Key]struct{}
+	vips    map[netip.Addr]struct{}
+	entries map[desired.SetEntry]struct{}
+	failed  bool // a write failed: the model may lag behind the kernel
+}
+
+// BeginRead returns a Reading of the kernel as the Reconciler owns it now. Call it as any
+// other method (under the caller's lock); the Reading's Run needs no lock. A later
+// BeginRead, Start, SetOptions or Resync makes this Reading unusable.
+func (r *Reconciler) BeginRead() *Reading {
+	r.readGen++
+	r.dirty = &dirty{vs: map[ipvs.Key]struct{}{}, vips: map[netip.Addr]struct{}{}, entries: map[desired.SetEntry]struct{}{}}
+	return &Reading{gen: r.readGen, k: r.k, dummy: r.global.Dummy, rules: r.global.Rules}
+}
+
+// Run reads the kernel: the fixed rules of each family (Verify, one iptables-save per
+// table), the addresses, the owned sets' members, and every virtual server with its real
+// servers. It touches only the kernel adapters, never the Reconciler, so it runs without
+// the lock the Reconciler's methods need, beside Apply. A failure is kept for ResyncRead,
+// which then reads under the lock (and reports it).
+func (rd *Reading) Run(ctx context.Context) {
+	start := time.Now()
+	rd.verified = map[ipset.Family][]string{}
+	for _, fr := range rd.rules {
+		differ, err := rd.k.Netfilter.Verify(fr.Family, fr.Ruleset)
+		if err != nil {
+			klog.FromContext(ctx).V(2).Info("Cannot verify the fixed rules; the resync repairs them under the lock", "family", fr.Family, "err", err)
+			continue
+		}
+		rd.verified[fr.Family] = differ
+	}
+	if rd.err = ctx.Err(); rd.err == nil { // stopping: the dumps are not worth starting
+		rd.read, rd.err = readKernel(rd.k, rd.dummy, nil)
+	}
+	rd.ran = true
+	rd.took = time.Since(start)
+	klog.FromContext(ctx).V(2).Info("Read the kernel for a resync", "took", rd.took, "err", rd.err)
+}
+
+// unusable says why rd cannot serve ResyncRead, or "" when it can.
+func (r *Reconciler) unusable(rd *Reading) string {
+	switch {
+	case rd == nil:
+		return "no read"
+	case !rd.ran:
+		return "not run"
+	case rd.err != nil:
+		return fmt.Sprintf("the read failed: %v", rd.err)
+	case rd.gen != r.readGen || r.dirty == nil:
+		return "the read is older than the last resync, start or options change"
+	case r.dirty.failed:
+		return "a write failed since the read began"
+	}
+	return ""
+}
+
+// ResyncRead is Resync with the kernel read by rd (see BeginRead) instead of under the
+// lock, except where kubevs wrote since: rd's picture of the objects written since
+// BeginRead is replaced by the model's. When rd cannot be used it is Resync.
+func (r *Reconciler) ResyncRead(ctx context.Context, all map[types.NamespacedName]desired.Service, rd *Reading) error {
+	if why := r.unusable(rd); why != "" {
+		klog.FromContext(ctx).V(2).Info("Resync reads the kernel under the lock", "reason", why)
+		return r.Resync(ctx, all)
+	}
+	return r.resync(ctx, all, rd)
+}
+
+// noteDirty records the objects of t as written since BeginRead.
+func (r *Reconciler) noteDirty(t *touched) {
+	if r.dirty == nil {
+		return
+	}
+	for _, k := range t.vs {
+		r.dirty.vs[k] = struct{}{}
+	}
+	for _, a := range t.vips {
+		r.dirty.vips[a] = struct{}{}
+	}
+	for _, e := range t.entries {
+		r.dirty.entries[e] = struct{}{}
+	}
+}
+
+// noteFailed records that a write failed since BeginRead.
+func (r *Reconciler) noteFailed(err error) {
+	if err != nil && r.dirty != nil {
+		r.dirty.failed = true
+	}
+}
+
+// overlay replaces, in kr, what the read saw of the objects written since BeginRead by what
+// the model (prev) holds of them. kr's marks are stale until emptySets.
+func (d *dirty) overlay(kr *kernelRead, prev *model) {
+	for k := range d.vs {
+		if st, ok := prev.vs[k]; ok {
+			kr.vs[k] = st
+		} else {
+			delete(kr.vs, k)
+		}
+	}
+	for a := range d.vips {
+		if _, ok := prev.bound[a]; ok {
+			kr.bound[a] = struct{}{}
+		} else {
+			delete(kr.bound, a)
+		}
+	}
+	for e := range d.entries {
+		if _, ok := prev.entries[e]; ok {
+			kr.entries[e] = struct{}{}
+		} else {
+			delete(kr.entries, e)
+		}
+	}
+}
+
+// emptySets drops from kr the members of sets, which were created after the read (someone
+// destroyed them meanwhile): they hold none. It then computes kr's marks again.
+func (kr *kernelRead) emptySets(sets []string) {
+	for e := range kr.entries {
+		if slices.Contains(sets, e.Set) {
+			delete(kr.entries, e)
+		}
+	}
+	kr.marks = newMarks()
+	for e := range kr.entries {
+		kr.marks.add(e.Set, e.Entry)
+	}
+}
+
+// invalidateRead makes any Reading begun so far unusable.
+func (r *Reconciler) invalidateRead() {
+	r.readGen++
+	r.dirty = nil
+}
