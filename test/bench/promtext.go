@@ -117,3 +117,19 @@ func fullSyncs(ctx context.Context, url string) (count, seconds float64, err err
 	seconds, _, err = MetricSum(text, name+"_sum", match)
 	return count, seconds, err
 }
+
+// resyncReads reads kubevs's kubevs_resync_read_duration_seconds: how many periodic
+// resyncs read the kernel beside the syncs (without the lock) and their total seconds. A
+// proxier without it (kube-proxy) is 0, 0.
+func resyncReads(ctx context.Context, url string) (count, seconds float64, err error) {
+	text, err := scrape(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	const name = "kubevs_resync_read_duration_seconds"
+	if count, _, err = MetricSum(text, name+"_count", nil); err != nil {
+		return 0, 0, err
+	}
+	seconds, _, err = MetricSum(text, name+"_sum", nil)
+	return count, seconds, err
+}

@@ -21,6 +21,8 @@ kubevs_sync_duration_seconds_count{mode="full"} 2
 kubevs_sync_duration_seconds_sum{mode="full"} 0.5
 kubevs_sync_duration_seconds_count{mode="partial"} 40
 kubevs_sync_duration_seconds_count{mode="partialx"} 1000
+kubevs_resync_read_duration_seconds_count 3
+kubevs_resync_read_duration_seconds_sum 0.75
 `
 
 func TestMetricSum(t *testing.T) {
@@ -87,5 +89,11 @@ func TestSyncCount(t *testing.T) {
 	}
 	if n, sec, err := fullSyncs(context.Background(), srv.URL+"/empty"); n != 0 || sec != 0 || err != nil {
 		t.Errorf("no sync yet: fullSyncs = %v, %v, %v; want 0, 0, nil", n, sec, err)
+	}
+	if n, sec, err := resyncReads(context.Background(), srv.URL+"/metrics"); n != 3 || sec != 0.75 || err != nil {
+		t.Errorf("resyncReads (kubevs) = %v, %v, %v; want 3, 0.75", n, sec, err)
+	}
+	if n, sec, err := resyncReads(context.Background(), srv.URL+"/kube-proxy"); n != 0 || sec != 0 || err != nil {
+		t.Errorf("resyncReads (kube-proxy) = %v, %v, %v; want 0, 0, nil", n, sec, err)
 	}
 }

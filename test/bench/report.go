@@ -56,6 +56,11 @@ type Result struct {
 	// period, FullSyncMeanMS their mean duration (the cost of a periodic resync).
 	FullSyncs      float64 `json:"full_syncs"`
 	FullSyncMeanMS float64 `json:"full_sync_mean_ms"`
+	// ResyncReadMeanMS is the mean of kubevs's periodic resyncs' kernel reads made beside
+	// the syncs, without the lock (kubevs_resync_read_duration_seconds); for kubevs,
+	// FullSyncMeanMS is then the time a full sync holds the lock, what a change can wait.
+	ResyncReads      float64 `json:"resync_reads,omitempty"`
+	ResyncReadMeanMS float64 `json:"resync_read_mean_ms,omitempty"`
 	// IdleCPUPct is the CPU over the idle period, in percent of one core.
 	IdleCPUPct float64 `json:"idle_cpu_pct"`
 	RSSMiB     float64 `json:"rss_mib"`
@@ -96,11 +101,15 @@ func (r *Report) Markdown() string {
 		"guest %s (%d vCPU, %s) on host %s (%d CPUs); setup (API writes) %s\n\n",
 		r.Date, r.Services, r.Endpoints, r.Changes, r.Burst, r.IdleSec,
 		m.GuestKernel, m.GuestNProc, m.Accel, m.HostKernel, m.HostNProc, secs(r.SetupMS))
-	fmt.Fprintf(&b, "| proxier | cold: all virtual servers (CPU) | all real servers, first sync done (CPU) | one change p50 / p90 / p99 / max | burst of %d: converge (syncs) | full syncs: mean (count) | idle CPU | RSS (peak) |\n", r.Burst)
+	fmt.Fprintf(&b, "| proxier | cold: all virtual servers (CPU) | all real servers, first sync done (CPU) | one change p50 / p90 / p99 / max | burst of %d: converge (syncs) | full syncs: mean (count); kubevs: under the lock, + its read beside | idle CPU | RSS (peak) |\n", r.Burst)
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, x := range r.Results {
-		fmt.Fprintf(&b, "| %s | %s (%s) | %s (%s) | %s | %s | %s (%.0f) | %.1f %% | %.0f MiB (%.0f) |\n",
-			x.Proxier, secs(x.ColdMS), secs(x.ColdCPUMS), secs(x.SettledMS), secs(x.SettledCPUMS), latencies(x.Change), burstCell(x), msOrS(x.FullSyncMeanMS), x.FullSyncs,
+		full := fmt.Sprintf("%s (%.0f)", msOrS(x.FullSyncMeanMS), x.FullSyncs)
+		if x.ResyncReads > 0 {
+			full += fmt.Sprintf(" + read %s (%.0f)", msOrS(x.ResyncReadMeanMS), x.ResyncReads)
+		}
+		fmt.Fprintf(&b, "| %s | %s (%s) | %s (%s) | %s | %s | %s | %.1f %% | %.0f MiB (%.0f) |\n",
+			x.Proxier, secs(x.ColdMS), secs(x.ColdCPUMS), secs(x.SettledMS), secs(x.SettledCPUMS), latencies(x.Change), burstCell(x), full,
 			x.IdleCPUPct, x.RSSMiB, x.HWMMiB)
 	}
 	if kp, kv, ok := r.pair(); ok {

@@ -200,6 +200,10 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	if err != nil {
 		return err
 	}
+	readFrom, readFromSec, err := resyncReads(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
 
 	// 2. Single changes, one at a time, each bounded by the change timeout or, for a
 	// proxier whose syncs are slower than that, by a few of its syncs.
@@ -281,6 +285,13 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	}
 	if res.FullSyncs = fullTo - fullFrom; res.FullSyncs > 0 {
 		res.FullSyncMeanMS = 1000 * (fullToSec - fullFromSec) / res.FullSyncs
+	}
+	readTo, readToSec, err := resyncReads(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
+	if res.ResyncReads = readTo - readFrom; res.ResyncReads > 0 {
+		res.ResyncReadMeanMS = 1000 * (readToSec - readFromSec) / res.ResyncReads
 	}
 	res.RSSMiB, res.HWMMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20)
 	return burstErr
