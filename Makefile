@@ -59,8 +59,7 @@ e2e: deps
 
 # The live takeover from kube-proxy v1.36.3 (IPVS mode) and back, under load, in its own guest
 # (test/e2e/takeover_test.go; install/migrate-from-kube-proxy.md). Each phase is judged on its
-# own; the one under kube-proxy alone is reported, not judged. Not in `test` yet: it has not
-# passed 3 runs in a row since (its runs of 6 Dec failed in the bed on a host running five guests).
+# own; the one under kube-proxy alone is reported, not judged. In `test` since 6 Dec.
 takeover: deps
 	E2E_RUN='^TestTakeoverFromKubeProxy$$' KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 bash test/scripts/e2e.sh
 
@@ -99,13 +98,12 @@ soak-short: deps
 
 # The adversarial scenarios (issue 14) in a guest of their own: a Service author's hijacks
 # against a remote API server address, route_localnet from the outside host, a node API flood.
-# Not in `test`: a run takes 24-38 min at host load ~30 (bed 6-10 min, the three scenarios
-# 15-20 min), and the flood's bounds (pod ADD within a minute) failed once at that load.
+# In `test` since 6 Dec (about 10 min end to end).
 e2e-adversarial: deps
 	E2E_RUN='^(TestServiceAuthorCannotHijackNodeAddresses|TestRouteLocalnetGuardFromOutside|TestNodeAPIFlood)$$' bash test/scripts/e2e.sh
 
 # Everything CI runs.
-test: lint unit fuzz-short vm-integration e2e
+test: lint unit fuzz-short vm-integration e2e e2e-adversarial takeover
 
 demo: deps
 	bash test/scripts/demo.sh
