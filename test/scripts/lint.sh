@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 version=v2.6.2
-tools=${KUBEVS_CACHE:-$HOME/.cache/kubevs}/tools/golangci-lint-$version
+# Built with the Go release that runs it: a linter built with an older Go cannot load
+# the newer standard library.
+tools=${KUBEVS_CACHE:-$HOME/.cache/kubevs}/tools/golangci-lint-$version-$(go env GOVERSION)
 if [ ! -x "$tools/golangci-lint" ]; then
 	echo "lint: building golangci-lint $version (once)" >&2
 	GOBIN="$tools" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$version"
