@@ -11,7 +11,7 @@ export GOTOOLCHAIN
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e e2e-adversarial takeover node-e2e soak soak-short test demo bench bench-e2e bench-e2e-short lint clean image
+.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e e2e-adversarial takeover takeover-from-iptables takeover-from-nftables node-e2e two-node-e2e soak soak-short test demo bench bench-e2e bench-e2e-short lint clean image
 
 all: build
 
@@ -70,11 +70,27 @@ e2e: deps
 takeover: deps
 	E2E_RUN='^TestTakeoverFromKubeProxy$$' KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 bash test/scripts/e2e.sh
 
+# The takeover from kube-proxy v1.36.3 in iptables or nftables mode, without kube-proxy
+# --cleanup (test/e2e/takeover_modes_test.go), each in its own guest: the blip of new
+# connections and the flows that broke are measured and reported; judged is only that the
+# Service follows an endpoint change once kubevs runs. Not in `test`.
+takeover-from-iptables: deps
+	E2E_RUN='^TestTakeoverFromKubeProxyIPTables$$' KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 bash test/scripts/e2e.sh
+
+takeover-from-nftables: deps
+	E2E_RUN='^TestTakeoverFromKubeProxyNFTables$$' KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 bash test/scripts/e2e.sh
+
 # kubevs on a real node, in its own guest (test/node): containerd 2.3 + Debian's runc, kubelet
 # and kube-scheduler v1.36.3 from modules, kubevs installed with kubectl apply -f
 # install/manifests/kubevs.yaml. Not in `test`: the lead decides (see README for its time).
 node-e2e: deps
 	bash test/scripts/node-e2e.sh
+
+# Two real nodes, each its own guest, on one L2 link (test/node TestTwoNodes): pod to pod across
+# nodes, a NodePort to a pod on the other node, externalTrafficPolicy=Local and its
+# healthCheckNodePort on the node with and without the endpoint. Not in `test`.
+two-node-e2e: deps
+	bash test/scripts/two-node-e2e.sh
 
 # The chaos soak (test/e2e/soak_test.go, issue 13) in its own guest: traffic, churn and faults
 # from a seeded RNG (printed; SOAK_SEED replays it) for SOAK_DURATION, each fault's repair
@@ -89,7 +105,8 @@ soak-short: deps
 
 # The adversarial scenarios (issue 14) in a guest of their own: a Service author's hijacks
 # against a remote API server address, route_localnet from the outside host, a node API flood.
-# Not in `test` yet: of three runs of the hijack scenario one failed on its skip counter.
+# Not in `test`: a run takes 24-38 min at host load ~30 (bed 6-10 min, the three scenarios
+# 15-20 min), and the flood's bounds (pod ADD within a minute) failed once at that load.
 e2e-adversarial: deps
 	E2E_RUN='^(TestServiceAuthorCannotHijackNodeAddresses|TestRouteLocalnetGuardFromOutside|TestNodeAPIFlood)$$' bash test/scripts/e2e.sh
 
@@ -108,8 +125,8 @@ bench:
 bench-e2e: deps
 	BENCH_N="1000 10000" bash test/scripts/bench-e2e.sh
 
-# The short slice: 200 Services, 10 changes (1 min bound each, 5 min in all), a burst of 200,
-# 30 s idle.
+# The short slice: 200 Services, 10 changes (each bounded by 1 min or three of the proxier's
+# mean syncs, 5 min in all), a burst of 200, 30 s idle.
 bench-e2e-short: deps
 	BENCH_N=200 BENCH_K=10 BENCH_BURST=200 BENCH_IDLE=30s \
 		BENCH_ARGS="-change-timeout=1m -change-budget=5m -burst-timeout=5m" bash test/scripts/bench-e2e.sh

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
 
 func TestCleanEnvIsAllowList(t *testing.T) {
@@ -60,10 +62,17 @@ func TestSupervisedChildEnvAndFDs(t *testing.T) {
 		t.Fatal("the supervised child wrote nothing")
 	}
 	env, fds, _ := strings.Cut(string(b), "--\n")
+	supervised := false
 	for _, kv := range strings.Fields(env) {
-		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "PWD=") { // the shell adds PWD
+		switch {
+		case kv == nodeapi.SupervisedEnv+"=1": // it yields the node API socket to a DaemonSet's proxier
+			supervised = true
+		case !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "PWD="): // the shell adds PWD
 			t.Errorf("child environment has %q", kv)
 		}
+	}
+	if !supervised {
+		t.Errorf("child environment %q lacks %s=1", env, nodeapi.SupervisedEnv)
 	}
 	for _, fd := range strings.Fields(fds) {
 		if fd == strconv.Itoa(leak) {

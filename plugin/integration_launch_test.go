@@ -170,7 +170,8 @@ func checkConfined(t *testing.T, what string, pid int, canary string) {
 		t.Fatal(err)
 	}
 	for _, kv := range strings.Split(strings.TrimRight(string(b), "\x00"), "\x00") {
-		if kv != "PATH="+plugin.ProxierPATH && (what != "supervisor" || kv != "KUBEVS_LAUNCH_LOCK_FD=3") {
+		if kv != "PATH="+plugin.ProxierPATH && (what != "supervisor" || kv != "KUBEVS_LAUNCH_LOCK_FD=3") &&
+			(what != "proxier" || kv != nodeapi.SupervisedEnv+"=1") {
 			t.Errorf("%s %d: environment has %q", what, pid, kv)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
 
 // Backoff is the supervisor's restart policy: the first restart waits Initial, each quick
@@ -43,10 +45,14 @@ const (
 const PIDFileName = "supervisor.pid"
 
 // Supervise runs argv (the proxier and its flags) until ctx is done, restarting it with
-// backoff whenever it exits. On ctx done it sends SIGTERM to the proxier and waits for it. It
-// holds lock (the launch lock, from InheritedLock; may be nil) for its whole life, and writes
-// its pid beside it.
+// backoff whenever it exits, and at once when its binary is replaced on disk (upgrade.go). On
+// ctx done it sends SIGTERM to the proxier and waits for it. It holds lock (the launch lock,
+// from InheritedLock; may be nil) for its whole life, and writes its pid beside it.
 func Supervise(ctx context.Context, argv []string, b Backoff, lock *os.File) error {
+	return supervise(ctx, argv, b, lock, DefaultBinaryPoll)
+}
+
+func supervise(ctx context.Context, argv []string, b Backoff, lock *os.File, binaryPoll time.Duration) error {
 	if len(argv) == 0 {
 		return errors.New("supervise: no command")
 	}
@@ -63,12 +69,31 @@ func Supervise(ctx context.Context, argv []string, b Backoff, lock *os.File) err
 	var wait time.Duration
 	for {
 		start := time.Now()
-		err := runOnce(ctx, argv)
+		var upgraded <-chan struct{}
+		runCtx, stopWatch := context.WithCancel(ctx)
+		if id, err := statBinary(argv[0]); err == nil {
+			upgraded = watchBinary(runCtx, argv[0], id, binaryPoll)
+		} else {
+			logger.Error(err, "Not watching the proxier binary for upgrades")
+		}
+		err := runOnce(ctx, argv, upgraded)
+		stopWatch()
 		if ctx.Err() != nil {
 			logger.Info("Supervisor stopping", "proxier", argv[0])
 			return nil
 		}
 		ran := time.Since(start)
+		if exitErr := (*exec.ExitError)(nil); errors.As(err, &exitErr) && exitErr.ExitCode() == nodeapi.ExitYielded {
+			// Another proxier (a DaemonSet's) serves the socket: restarting ours would only
+			// take it in that one's next restart (proxier/nodeapi/handover.go).
+			logger.Info("Proxier yielded the node API socket to another kubevs-proxier; the supervisor stops", "proxier", argv[0])
+			return nil
+		}
+		if errors.Is(err, errUpgraded) {
+			logger.Info("Proxier binary replaced on disk; restarted the proxier", "proxier", argv[0], "ran", ran)
+			wait = 0
+			continue
+		}
 		wait = b.next(wait, ran)
 		logger.Info("Proxier exited; restarting", "proxier", argv[0], "ran", ran, "err", err, "backoff", wait)
 		select {
@@ -93,9 +118,14 @@ func InheritedLock() *os.File {
 	return os.NewFile(lockFD, LaunchLockName)
 }
 
-func runOnce(ctx context.Context, argv []string) error {
+// errUpgraded: runOnce stopped the proxier because its binary was replaced.
+var errUpgraded = errors.New("proxier binary replaced on disk")
+
+// runOnce runs argv until it exits, ctx is done (SIGTERM, then SIGKILL after 10 s) or
+// upgraded is closed (the same stop; errUpgraded).
+func runOnce(ctx context.Context, argv []string, upgraded <-chan struct{}) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), nodeapi.SupervisedEnv+"=1") // it yields the socket to a DaemonSet's proxier
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
@@ -103,10 +133,7 @@ func runOnce(ctx context.Context, argv []string) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
+	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -114,6 +141,15 @@ func runOnce(ctx context.Context, argv []string) error {
 			_ = cmd.Process.Kill()
 			<-done
 		}
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		stop()
 		return ctx.Err()
+	case <-upgraded:
+		stop()
+		return errUpgraded
 	}
 }

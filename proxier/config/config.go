@@ -57,6 +57,10 @@ type Configuration struct {
 	// addresses of the host's links within these CIDRs, read again before every full sync;
 	// a loopback address only for a loopback CIDR; none when no address matches. Empty:
 	// NodePorts on the Node's primary address of each family, health checks on every address.
+	// An IPv4 loopback CIDR sets route_localnet=1, only with the rule that drops packets to
+	// 127.0.0.0/8 from other sources, and turns it back when the CIDR goes (kube-proxy's
+	// ipvs mode leaves loopback out silently; a loopback NodePort answers only local
+	// clients bound to a node address: IPVS never forwards a 127.x source to a pod).
 	NodePortAddresses []string `json:"nodePortAddresses,omitempty"`
 	// ExternalIPAllowedCIDRs lists the CIDRs Service externalIPs may come from. Empty: every
 	// externalIP is accepted.
@@ -81,6 +85,9 @@ type Configuration struct {
 	// MetricsDisabled turns the /metrics server off (kube-proxy's documented
 	// --metrics-bind-address=""); MetricsBindAddress must then be empty. Default: false.
 	MetricsDisabled bool `json:"metricsDisabled,omitempty"`
+	// EnableProfiling serves Go's runtime profiles at /debug/pprof/ on the metrics address
+	// (kube-proxy's enableProfiling); it needs the metrics server. Default: false.
+	EnableProfiling bool `json:"enableProfiling,omitempty"`
 	// HealthzBindAddress is the host:port of /healthz, /livez and /readyz.
 	// Default: 127.0.0.1:10256.
 	HealthzBindAddress string `json:"healthzBindAddress,omitempty"`

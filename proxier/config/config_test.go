@@ -131,6 +131,11 @@ conntrack:
 			yaml: header + "metricsDisabled: true\n",
 			want: func(c *Configuration) { c.MetricsBindAddress, c.MetricsDisabled = "", true },
 		},
+		{
+			name: "profiling",
+			yaml: header + "enableProfiling: true\n",
+			want: func(c *Configuration) { c.EnableProfiling = true },
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,6 +223,7 @@ func TestValidate(t *testing.T) {
 		{"metricsBindAddress port", func(c *Configuration) { c.MetricsBindAddress = "127.0.0.1:0" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"metricsDisabled with an address", func(c *Configuration) { c.MetricsDisabled = true }, []string{"metricsBindAddress: FieldValueForbidden"}},
 		{"metricsDisabled without an address", func(c *Configuration) { c.MetricsDisabled, c.MetricsBindAddress = true, "" }, nil},
+		{"profiling without a metrics server", func(c *Configuration) { c.MetricsDisabled, c.MetricsBindAddress, c.EnableProfiling = true, "", true }, []string{"enableProfiling: FieldValueForbidden"}},
 		{"healthzBindAddress", func(c *Configuration) { c.HealthzBindAddress = "127.0.0.1:http" }, []string{"healthzBindAddress: FieldValueInvalid"}},
 		{"healthzBindAddress same as metrics", func(c *Configuration) { c.HealthzBindAddress = c.MetricsBindAddress }, []string{"healthzBindAddress: FieldValueDuplicate"}},
 		{"nodeAPISocket", func(c *Configuration) { c.NodeAPISocket = "proxier.sock" }, []string{"nodeAPISocket: FieldValueInvalid"}},

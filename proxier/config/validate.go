@@ -60,6 +60,9 @@ func Validate(c *Configuration) field.ErrorList {
 		if c.MetricsBindAddress != "" {
 			errs = append(errs, field.Forbidden(field.NewPath("metricsBindAddress"), "must be empty when metricsDisabled is true"))
 		}
+		if c.EnableProfiling {
+			errs = append(errs, field.Forbidden(field.NewPath("enableProfiling"), "profiles are served on the metrics address: needs metricsDisabled false"))
+		}
 	} else {
 		errs = append(errs, validateBindAddress(field.NewPath("metricsBindAddress"), c.MetricsBindAddress, !c.MetricsAllowNonLoopback)...)
 	}

@@ -28,6 +28,10 @@ type Filter struct {
 	Addr  netip.Addr
 	// Port is unused by Addr.
 	Port uint16
+	// Via, for ReplySrc, narrows the match to the flows whose original destination is Via:
+	// one virtual server's flows to an endpoint, not those of every Service that shares the
+	// endpoint. The zero value: any original destination.
+	Via netip.AddrPort
 }
 
 // String prints "orig-dst UDP 10.96.0.10:53", "reply-src UDP 10.244.0.5:0", "addr 10.244.0.5".
@@ -35,7 +39,15 @@ func (f Filter) String() string {
 	if f.Match == Addr {
 		return string(f.Match) + " " + f.Addr.Unmap().String()
 	}
-	return fmt.Sprintf("%s %s %s", f.Match, f.Proto, netip.AddrPortFrom(f.Addr.Unmap(), f.Port))
+	s := fmt.Sprintf("%s %s %s", f.Match, f.Proto, netip.AddrPortFrom(f.Addr.Unmap(), f.Port))
+	if f.Match == ReplySrc && f.Via.IsValid() {
+		s += " via " + unmapAP(f.Via).String()
+	}
+	return s
+}
+
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // Validate checks the match, the protocol (for OrigDst and ReplySrc) and the address.
@@ -69,7 +81,8 @@ func (f Filter) Matches(fl Flow) bool {
 	case OrigDst:
 		return fl.Proto == f.Proto && fl.OrigDst == netip.AddrPortFrom(a, f.Port)
 	case ReplySrc:
-		return fl.Proto == f.Proto && fl.ReplySrc.Addr() == a && (f.Port == 0 || fl.ReplySrc.Port() == f.Port)
+		return fl.Proto == f.Proto && fl.ReplySrc.Addr() == a && (f.Port == 0 || fl.ReplySrc.Port() == f.Port) &&
+			(!f.Via.IsValid() || unmapAP(fl.OrigDst) == unmapAP(f.Via))
 	case Addr:
 		return fl.OrigSrc.Addr() == a || fl.OrigDst.Addr() == a || fl.ReplySrc.Addr() == a || fl.ReplyDst.Addr() == a
 	}

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -72,6 +71,10 @@ type Options struct {
 	// through Client.
 	Recorder record.EventRecorder
 
+	// Supervised: the CNI plugin's supervisor started this proxier (nodeapi.SupervisedEnv).
+	// It then yields the node API socket to any other proxier (handover.go).
+	Supervised bool
+
 	// retryBase is the first delay before a failed sync is retried (tests). Zero: the
 	// runner's default.
 	retryBase time.Duration
@@ -104,13 +107,18 @@ type Daemon struct {
 	recorder    record.EventRecorder
 	broadcaster record.EventBroadcaster
 
+	// supervised is Options.Supervised; stop ends Run; yielded: Run ends because this
+	// proxier left the node API socket to another (handover.go).
+	supervised bool
+	stop       context.CancelFunc
+	yielded    atomic.Bool
+
 	// kmu serialises every use of the reconciler (syncs and drains).
 	kmu         sync.Mutex
 	reconciler  *reconcile.Reconciler
 	rel         reliability
 	started     bool // reconciler.Start succeeded
 	needFull    bool // the next sync must be a full resync
-	firstSync   bool // no sync succeeded yet
 	triggers    []time.Time
 	desiredOpts desired.Options
 	// lastNode is the last own Node seen with addresses; keptNode: it stands in for an
@@ -118,9 +126,9 @@ type Daemon struct {
 	lastNode *v1.Node
 	keptNode bool
 	// clusterIPs indexes the ClusterIP of every Service (the guard's Reserved.ClusterIPs);
-	// refused holds, per Service, the refusals last reported (see reportRefusals).
+	// skipped holds, per Service, the skips of its last computation (noteSkips).
 	clusterIPs derive.ClusterIPIndex
-	refused    map[types.NamespacedName]map[string]struct{}
+	skipped    skipLedger
 	// computed caches every Service's desired state for full resyncs; computes counts the
 	// ComputeService calls (for tests).
 	computed computedCache
@@ -143,7 +151,7 @@ func New(o Options) (*Daemon, error) {
 	if o.Config == nil {
 		return nil, errors.New("new daemon: no configuration")
 	}
-	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true, firstSync: true}
+	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true, supervised: o.Supervised}
 	if d.clock == nil {
 		d.clock = clock.RealClock{}
 	}
@@ -177,7 +185,7 @@ func New(o Options) (*Daemon, error) {
 			d.apiHost = rc.Host
 		}
 	}
-	d.refused = map[types.NamespacedName]map[string]struct{}{}
+	d.skipped = skipLedger{}
 	d.recorder = o.Recorder
 	if d.recorder == nil {
 		d.recorder, d.broadcaster = newRecorder(d)
@@ -220,12 +228,22 @@ func New(o Options) (*Daemon, error) {
 }
 
 // Run runs the proxier until ctx is done or a server fails. It returns nil after a clean
-// shutdown; the kernel state is left in place.
+// shutdown, and an error wrapping ErrYielded when a supervised proxier left the node API
+// socket to another proxier; the kernel state is left in place.
 func (d *Daemon) Run(ctx context.Context) error {
+	err := d.run(ctx)
+	if d.yielded.Load() && !errors.Is(err, ErrYielded) {
+		return errors.Join(ErrYielded, err)
+	}
+	return err
+}
+
+func (d *Daemon) run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	logger.Info("Starting kubevs-proxier", "node", d.cfg.NodeName, "scheduler", d.cfg.Scheduler,
 		"syncPeriod", d.cfg.SyncPeriod.Duration, "minSyncPeriod", d.cfg.MinSyncPeriod.Duration)
 	ctx, cancel := context.WithCancel(ctx)
+	d.stop = cancel
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait(); d.svcHealth.Close() }() // every return stops and waits for the servers
 	errc := make(chan error, 8)
@@ -285,7 +303,7 @@ func (d *Daemon) startServers(ctx context.Context, serve func(string, func(conte
 	srv := nodeapi.NewServer(d.cfg.NodeAPISocket, d.store, d.status)
 	srv.SetIPValidator(d.validPodIP)
 	srv.SetRefusalCounter(func(reason string) { d.metrics.NodeAPIRefused.WithLabelValues(reason).Inc() })
-	if err := srv.Listen(); err != nil {
+	if err := d.listenNodeAPI(ctx, srv); err != nil {
 		return fmt.Errorf("listen on the node API socket: %w", err)
 	}
 	serve("node API", srv.Serve)
@@ -296,7 +314,11 @@ func (d *Daemon) startServers(ctx context.Context, serve func(string, func(conte
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
-		serve("metrics server", func(ctx context.Context) error { return metrics.Serve(ctx, ml, d.metrics.Handler()) })
+		if d.cfg.EnableProfiling {
+			klog.FromContext(ctx).Info("Serving Go's runtime profiles at /debug/pprof/ on the metrics address (enableProfiling)", "address", d.cfg.MetricsBindAddress)
+		}
+		h := d.metrics.Handler(d.cfg.EnableProfiling)
+		serve("metrics server", func(ctx context.Context) error { return metrics.Serve(ctx, ml, h) })
 	}
 	hl, err := metrics.Listen(d.cfg.HealthzBindAddress)
 	if err != nil {

@@ -7,7 +7,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"slices"
 
@@ -62,33 +61,20 @@ func (d *Daemon) reindexClusterIPs() {
 	}
 }
 
-// reportRefusals logs and reports as Warning Events the refusals among errs that were not
-// refused the last time name was computed: one Event per Service, address and rule per
-// change, never one per sync. kmu must be held.
-func (d *Daemon) reportRefusals(ctx context.Context, name types.NamespacedName, svc *v1.Service, errs []error) {
-	prev := d.refused[name]
-	var cur map[string]struct{}
-	for _, err := range errs {
-		var se *desired.SkipError
-		if !errors.As(err, &se) || se.Event == "" {
-			continue
-		}
-		msg := err.Error()
-		if cur == nil {
-			cur = map[string]struct{}{}
-		}
-		cur[msg] = struct{}{}
-		if _, seen := prev[msg]; seen || svc == nil {
+// noteSkips records the skips of name's latest computation (skips.go) and, for each one
+// that is new, counts it in kubevs_objects_skipped_total and, when it is a refusal, logs it
+// and reports it as a Warning Event on the Service: once per Service, part and reason, not
+// once per sync. kmu must be held.
+func (d *Daemon) noteSkips(ctx context.Context, name types.NamespacedName, svc *v1.Service, errs []error) {
+	for _, err := range d.skipped.note(name, errs) {
+		d.metrics.ObjectsSkipped.WithLabelValues(skipReason(err)).Inc()
+		se, ok := refusal(err)
+		if !ok || svc == nil {
 			continue
 		}
 		klog.FromContext(ctx).Info("Refused an address of a Service", "service", klog.KObj(svc), "address", se.Addr, "reason", se.Reason, "err", err)
-		d.recorder.Eventf(svc, v1.EventTypeWarning, se.Event, "%s", msg)
+		d.recorder.Eventf(svc, v1.EventTypeWarning, se.Event, "%s", err.Error())
 	}
-	if cur == nil {
-		delete(d.refused, name)
-		return
-	}
-	d.refused[name] = cur
 }
 
 // sameAPIServers reports whether the API server's endpoints are those the options hold.

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubevs/kubevs/proxier/internal/fixture"
+	"github.com/kubevs/kubevs/proxier/runner"
 )
 
 // serviceEvents lists the "type reason message" of the core/v1 Events about the Service
@@ -65,12 +66,16 @@ func TestGuardRefusesHijacks(t *testing.T) {
 		"Warning ExternalIPRefused service default/evil: external IP 192.168.1.3 refused: it is the API server's address",
 	}
 	eventually(t, "one Warning Event per refused address", func() bool { return slices.Equal(serviceEvents(t, h, "evil"), wantEvents) })
-	m := gather(t, h.m)
-	for reason, n := range map[string]float64{"refused_api_server_address": 2, "refused_node_address": 1, "refused_cluster_ip": 1} {
-		if got := m[`kubevs_objects_skipped_total{reason="`+reason+`"}`]; got < n {
-			t.Errorf("kubevs_objects_skipped_total{reason=%q} = %v, want at least %v", reason, got, n)
+	counted := func(when string) {
+		t.Helper()
+		m := gather(t, h.m)
+		for reason, n := range map[string]float64{"refused_api_server_address": 2, "refused_node_address": 1, "refused_cluster_ip": 1} {
+			if got := m[`kubevs_objects_skipped_total{reason="`+reason+`"}`]; got != n {
+				t.Errorf("%s: kubevs_objects_skipped_total{reason=%q} = %v, want %v", when, reason, got, n)
+			}
 		}
 	}
+	counted("after the first sync")
 	dump := k.link.Dump()
 	for _, ip := range []string{"192.168.1.2/", "192.168.1.3/", "192.168.1.10/"} {
 		if strings.Contains(dump, " "+ip) {
@@ -88,7 +93,11 @@ func TestGuardRefusesHijacks(t *testing.T) {
 		return strings.Contains(k.ipvs.Dump(), "-> 10.244.2.10:8080")
 	})
 	touchNode(t, h, "again")
+	if _, err := h.d.sync(h.ctx, runner.Periodic); err != nil {
+		t.Fatalf("full sync: %v", err)
+	}
 	if got := serviceEvents(t, h, "evil"); !slices.Equal(got, wantEvents) {
 		t.Errorf("after a recomputation the Events are %q, want the same four once", got)
 	}
+	counted("after a partial and full syncs")
 }

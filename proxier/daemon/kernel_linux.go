@@ -33,5 +33,6 @@ func NewKernel() (reconcile.Kernel, error) {
 		Netfilter: nf,
 		Conntrack: conntrack.New(),
 		Sysctl:    sysctl.New(),
+		NFTables:  netfilter.NewNFTables(),
 	}, nil
 }

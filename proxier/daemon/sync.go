@@ -56,7 +56,15 @@ func (d *Daemon) initReconciler(ctx context.Context) {
 	d.metrics.KubeProxy.SetFamilies(familyNames(o))
 	logRefusedNodePorts(ctx, o)
 	d.setHealthAddresses(ctx)
-	d.reconciler = reconcile.New(d.kernel, reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now))
+	ro := reconcilerOptions(d.cfg, d.desiredOpts, d.clock.Now)
+	if d.cfg.StateDir != "" {
+		// What earlier runs changed: a route_localnet they set without loopback NodePorts
+		// now is turned back (reconcile.Options.Recorded).
+		if ro.Recorded, err = loadSysctlChanges(d.cfg.StateDir); err != nil {
+			klog.FromContext(ctx).Error(err, "Cannot read the sysctls earlier runs changed")
+		}
+	}
+	d.reconciler = reconcile.New(d.kernel, ro)
 	d.startReconciler(ctx)
 }
 
@@ -164,14 +172,12 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 		for _, name := range d.tracker.Services() {
 			s, ok := d.computed.svcs[name]
 			if _, changed := ch.Services[name]; !ok || changed || (ipsMoved && claimsAddresses(d.tracker, name)) {
-				// A changed Service's skips are new and counted, as in a partial sync (a
-				// change can land in a full sync: a retry, new options); an unchanged one
-				// recomputed only for new options or moved ClusterIPs was counted before.
-				s = d.compute(ctx, name, dn, local, d.firstSync || changed)
+				s = d.compute(ctx, name, dn, local)
 				recomputed++
 			}
 			all[name] = s
 		}
+		d.skipped.retain(func(n types.NamespacedName) bool { _, ok := all[n]; return ok })
 		d.computed.svcs = maps.Clone(all)
 		d.computed.ipGen = d.clusterIPs.Generation()
 		d.serveHealthChecks(ctx, all, true)
@@ -182,7 +188,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 		changed := make(map[types.NamespacedName]*desired.Service, len(ch.Services))
 		cache := d.computed.valid(d.desiredOpts, dn)
 		for name := range ch.Services {
-			s := d.compute(ctx, name, dn, local, true)
+			s := d.compute(ctx, name, dn, local)
 			changed[name] = &s
 			if cache {
 				d.computed.svcs[name] = s
@@ -212,7 +218,6 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 		return full, err
 	}
 	d.needFull = false
-	d.firstSync = false
 	for _, t := range d.triggers {
 		if lat := end.Sub(t); lat >= 0 {
 			d.metrics.NetworkProgrammingLatency.Observe(lat.Seconds())
@@ -250,20 +255,17 @@ func (d *Daemon) knownNode(ctx context.Context) *v1.Node {
 	return node
 }
 
-// compute returns the desired state of one Service. countSkips counts the parts it had to
-// skip in the metrics (not on periodic resyncs, which would count the same part again).
-func (d *Daemon) compute(ctx context.Context, name types.NamespacedName, node desired.Node, local desired.PodSet, countSkips bool) desired.Service {
+// compute returns the desired state of one Service, and notes its skips (noteSkips: the
+// new ones are counted and, when refusals, reported).
+func (d *Daemon) compute(ctx context.Context, name types.NamespacedName, node desired.Node, local desired.PodSet) desired.Service {
 	d.computes++
 	svc, eps := d.tracker.Service(name)
 	s, errs := desired.ComputeService(d.desiredOpts, node, local, svc, eps)
-	d.reportRefusals(ctx, name, svc, errs)
 	logger := klog.FromContext(ctx)
 	for _, err := range errs {
 		logger.V(2).Info("Skipped part of a Service", "service", name, "err", err)
-		if countSkips {
-			d.metrics.ObjectsSkipped.WithLabelValues(skipReason(err)).Inc()
-		}
 	}
+	d.noteSkips(ctx, name, svc, errs)
 	logger.V(4).Info("Computed Service", "service", name, "virtualServers", len(s.VirtualServers), "vips", len(s.VIPs), "entries", len(s.Entries))
 	return s
 }

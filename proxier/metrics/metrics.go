@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -52,12 +53,17 @@ type Metrics struct {
 	ObjectsProgrammed *prometheus.GaugeVec
 	// ChangesPending is the number of Services changed and not yet synced.
 	ChangesPending prometheus.Gauge
-	// ObjectsSkipped counts parts of Services that could not be programmed, by reason (the
-	// values of desired.Reason: invalid_scheduler_annotation, unsupported_protocol,
-	// ip_family_disabled, invalid_address, external_ip_not_allowed, external_ips_denied,
+	// ObjectsSkipped counts parts of Services that became impossible to program, by reason:
+	// one part of one Service (an address, a port, an annotation; reason and message) counts
+	// once when a computation of the Service first skips it, not again while it stays
+	// skipped whatever recomputes the Service (partial, full or periodic syncs, new
+	// options), and again only after a computation without it (fixed, or the Service
+	// deleted) or in a new process. The reasons are the values of desired.Reason:
+	// invalid_scheduler_annotation, unsupported_protocol, ip_family_disabled,
+	// invalid_address, external_ip_not_allowed, external_ips_denied,
 	// load_balancer_ip_not_allowed, the guard rails' refused_special_address,
 	// refused_api_server_address, refused_node_address, refused_pod_cidr,
-	// refused_service_cidr, refused_cluster_ip; other).
+	// refused_service_cidr, refused_cluster_ip; other.
 	ObjectsSkipped *prometheus.CounterVec
 	// LastSync is the Unix time of the last successful sync.
 	LastSync prometheus.Gauge
@@ -109,7 +115,7 @@ func New() *Metrics {
 		}),
 		ObjectsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "objects_skipped_total",
-			Help: "Parts of Services the proxier could not program, by reason.",
+			Help: "Parts of Services that became impossible to program, by reason: each part of each Service counts once when it becomes skipped, not again while it stays skipped.",
 		}, []string{"reason"}),
 		LastSync: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "last_sync_timestamp_seconds",
@@ -156,10 +162,19 @@ func New() *Metrics {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// Handler serves the registry in the Prometheus exposition format.
-func (m *Metrics) Handler() http.Handler {
+// Handler serves the registry in the Prometheus exposition format at /metrics and, with
+// profiling (enableProfiling), Go's runtime profiles at /debug/pprof/ (a CPU profile may
+// run past the server's write timeout: pprof extends its own write deadline).
+func (m *Metrics) Handler(profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -24,7 +24,7 @@ func TestMetricsServed(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, l, m.Handler()) }()
+	go func() { served <- Serve(ctx, l, m.Handler(false)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {

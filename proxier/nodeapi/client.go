@@ -25,6 +25,8 @@ var (
 	ErrUnavailable = errors.New("node API unavailable")
 	// ErrNotFound: the registration asked for does not exist.
 	ErrNotFound = errors.New("registration not found")
+	// errConflict: the server answered 409.
+	errConflict = errors.New("conflict")
 )
 
 // NotListening reports whether err says that nothing listens on the socket at all (no socket
@@ -168,6 +170,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		if status == http.StatusNotFound {
 			return fmt.Errorf("%s %s: %w: %s", method, path, ErrNotFound, msg)
+		}
+		if status == http.StatusConflict {
+			return fmt.Errorf("%s %s: %w: %s", method, path, errConflict, msg)
 		}
 		return fmt.Errorf("%s %s: status %d: %s", method, path, status, msg)
 	}

@@ -27,6 +27,7 @@ type Server struct {
 	status     func() Status
 	validIP    func(netip.Addr) error
 	refusedFn  func(reason string)
+	yieldFn    func()
 
 	sock *socket
 	http *http.Server
@@ -186,6 +187,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, GCResponse{Removed: removed})
 	})
+	mux.HandleFunc("POST /v1/yield", s.handleYield)
 	mux.HandleFunc("GET /v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.store.List())
 	})

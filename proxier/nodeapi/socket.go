@@ -129,7 +129,7 @@ func lockFile(path string) (*os.File, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock %s: another node API server is running", path)
+			return nil, fmt.Errorf("lock %s: %w", path, ErrServerRunning)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

@@ -47,7 +47,7 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 // else changed: the fixed rules (one read per table, a write only where they differ), the
 // sets, the dummy link (created, set up) and the members, addresses and virtual servers it
 // finds gone (see Drift). Use it for the first sync after Start, periodically, and after a
-// failed Apply.
+// failed Apply. The first one that wrote the rules also removes kube-proxy's nftables tables.
 func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]desired.Service) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")
@@ -73,8 +73,8 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	}
 	created, err := r.ensureSets()
 	errs = append(errs, err)
-	tables, err := r.ensureRules()
-	errs = append(errs, err)
+	tables, rulesErr := r.ensureRules()
+	errs = append(errs, rulesErr)
 	drift := Drift{Sets: len(created), Rules: len(tables)}
 	if r.m.fresh {
 		// Start has just read the kernel: no need to read it again.
@@ -103,6 +103,9 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	}
 	t.sort()
 	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx), r.flushFlows(ctx))
+	if rulesErr == nil {
+		r.removeKubeProxyTables(ctx)
+	}
 	r.restored = nil  // recorded deadlines serve the drains a restart adopted, once
 	r.m.fresh = false // the next Resync reads the kernel again
 	err = errors.Join(errs...)

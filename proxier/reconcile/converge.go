@@ -196,7 +196,7 @@ func (r *Reconciler) deleteRealServer(ctx context.Context, k ipvs.Key, have *vsS
 	delete(have.rs, ap)
 	delete(r.m.draining, drainKey{k, ap})
 	if k.Protocol == ipvs.UDP {
-		r.queueFlows(udpEndpointFlows(ap))
+		r.queueFlows(udpEndpointFlows(k, ap))
 	}
 	return nil
 }

@@ -63,9 +63,15 @@ func (r *Reconciler) flushFlows(ctx context.Context) error {
 	return nil
 }
 
-// udpEndpointFlows selects the UDP flows answered by the real server ap.
-func udpEndpointFlows(ap netip.AddrPort) conntrack.Filter {
-	return conntrack.Filter{Match: conntrack.ReplySrc, Proto: ipvs.UDP, Addr: ap.Addr(), Port: ap.Port()}
+// udpEndpointFlows selects the UDP flows to the virtual server k answered by its real server
+// ap: not the flows of another Service that shares the endpoint (a firewall-mark virtual
+// server, with no address, selects every flow ap answered).
+func udpEndpointFlows(k ipvs.Key, ap netip.AddrPort) conntrack.Filter {
+	f := conntrack.Filter{Match: conntrack.ReplySrc, Proto: ipvs.UDP, Addr: ap.Addr(), Port: ap.Port()}
+	if k.Address.IsValid() {
+		f.Via = netip.AddrPortFrom(k.Address, k.Port)
+	}
+	return f
 }
 
 // vipFlows selects the flows to the virtual server k.

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/kubevs/kubevs/proxier/conntrack/conntracktest"
@@ -33,7 +34,7 @@ func TestFlowDeletesAreOneCallPerSync(t *testing.T) {
 		"update-rs TCP:10.96.0.53:53 10.244.3.2:8053 weight 0",
 		"delete-rs UDP:10.96.0.53:53 10.244.3.1:8053",
 		"delete-rs UDP:10.96.0.53:53 10.244.3.2:8053",
-		"delete addr 10.244.7.9; reply-src UDP 10.244.3.1:8053; reply-src UDP 10.244.3.2:8053 = 3",
+		"delete addr 10.244.7.9; reply-src UDP 10.244.3.1:8053 via 10.96.0.53:53; reply-src UDP 10.244.3.2:8053 via 10.96.0.53:53 = 3",
 	})
 	if got := f.ct.Dump(); got != "" {
 		t.Errorf("flows left:\n%s", got)
@@ -62,7 +63,7 @@ func TestFailedFlowDeleteIsRetried(t *testing.T) {
 	}
 	f.reset()
 	must(t, r.Apply(c, nil))
-	f.checkOps(t, "retry", []string{"delete reply-src UDP 10.244.3.1:8053; reply-src UDP 10.244.3.2:8053 = 1"})
+	f.checkOps(t, "retry", []string{"delete reply-src UDP 10.244.3.1:8053 via 10.96.0.53:53; reply-src UDP 10.244.3.2:8053 via 10.96.0.53:53 = 1"})
 	if got := f.ct.Dump(); got != "" {
 		t.Errorf("flows left after the retry:\n%s", got)
 	}
@@ -76,5 +77,28 @@ func TestFailedFlowDeleteIsRetried(t *testing.T) {
 	must(t, r.Resync(c, all(t)))
 	if got := f.ct.Dump(); got != "" {
 		t.Errorf("flows left after the resync:\n%s", got)
+	}
+}
+
+// An endpoint removed from one Service keeps the UDP flows it answers for another Service
+// that still has it: only the flows to the virtual server it left are deleted (they were
+// all deleted, which cut the other Service's UDP clients mid-exchange).
+func TestEndpointLeavingOneServiceKeepsAnotherServicesFlows(t *testing.T) {
+	dnsB := svc{name: "kube-system/dns-b", ip: "10.96.0.54", ports: []string{"UDP:53"}, eps: []string{"10.244.3.1"}}
+	f, r := startSynced(t, dns, dnsB)
+	c := ctx(t)
+	shared := mustAP("10.244.3.1:8053")
+	f.ct.Add(
+		conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.7:40000"), mustAP("10.96.0.53:53"), shared),
+		conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.8:40000"), mustAP("10.96.0.54:53"), shared),
+	)
+	must(t, r.Apply(c, changes(t, dns1)))
+	f.checkOps(t, "endpoint gone from dns only", []string{
+		"update-rs TCP:10.96.0.53:53 10.244.3.1:8053 weight 0",
+		"delete-rs UDP:10.96.0.53:53 10.244.3.1:8053",
+		"delete reply-src UDP 10.244.3.1:8053 via 10.96.0.53:53 = 1",
+	})
+	if got, want := f.ct.Dump(), conntracktest.NATFlow(ipvs.UDP, mustAP("10.244.7.8:40000"), mustAP("10.96.0.54:53"), shared).String(); strings.TrimSpace(got) != want {
+		t.Errorf("flows left:\n%s\nwant dns-b's only: %s", got, want)
 	}
 }

@@ -20,7 +20,9 @@
 // member of kubevs's sets marks (cluster IPs, externalIPs, LoadBalancer ingress, NodePorts,
 // whose virtual servers sit on node addresses kubevs never binds: see marks), except those
 // whose address is in ExcludeCIDRs, plus those it creates itself; the sets named by
-// desired.OwnedSets; the KUBE-* chains of package desired. Nothing else is ever changed.
+// desired.OwnedSets; the KUBE-* chains of package desired. Nothing else is ever changed,
+// except kube-proxy's nftables-mode tables, which kube-proxy's own IPVS mode deletes too:
+// they go once, after the first Resync (leftovers.go).
 package reconcile
 
 import (
@@ -46,6 +48,9 @@ type Kernel struct {
 	Netfilter netfilter.Interface
 	Conntrack conntrack.Interface
 	Sysctl    sysctl.Interface
+	// NFTables removes kube-proxy's nftables-mode tables after the first Resync (see
+	// removeKubeProxyTables); nil leaves nftables alone.
+	NFTables netfilter.NFTables
 }
 
 // DefaultDrainTimeout bounds how long a removed TCP or SCTP real server keeps its open
@@ -74,6 +79,10 @@ type Options struct {
 	// RaisedSysctls are numeric parameters Start raises to at least their value and never
 	// lowers (the conntrack limits and timeouts; see RaiseSysctls).
 	RaisedSysctls []desired.Sysctl
+	// Recorded are the sysctl changes earlier runs recorded (the daemon keeps them for
+	// --cleanup): a route_localnet they set is turned back when the options no longer want
+	// it (withdrawLocalnet).
+	Recorded []SysctlChange
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// QuarantineAfter is how many converges in a row of one virtual server may fail before
@@ -116,6 +125,8 @@ type Reconciler struct {
 	// disabled for one of them (see degrade.go).
 	degraded []Degradation
 	noIPv6   bool
+	// kubeProxyTablesGone: kube-proxy's nftables tables were removed (or never there).
+	kubeProxyTablesGone bool
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

@@ -164,7 +164,7 @@ func TestApplySequence(t *testing.T) {
 			ops: []string{
 				"update-rs TCP:10.96.0.53:53 10.244.3.1:8053 weight 0",
 				"delete-rs UDP:10.96.0.53:53 10.244.3.1:8053",
-				"delete reply-src UDP 10.244.3.1:8053 = 0",
+				"delete reply-src UDP 10.244.3.1:8053 via 10.96.0.53:53 = 0",
 			},
 		},
 		{
@@ -537,7 +537,7 @@ func TestStaleUDPFlowsAreDeleted(t *testing.T) {
 	f.checkOps(t, "endpoint gone", []string{
 		"update-rs TCP:10.96.0.53:53 10.244.3.1:8053 weight 0",
 		"delete-rs UDP:10.96.0.53:53 10.244.3.1:8053",
-		"delete reply-src UDP 10.244.3.1:8053 = 1",
+		"delete reply-src UDP 10.244.3.1:8053 via 10.96.0.53:53 = 1",
 	})
 	must(t, r.Apply(c, changes(t, svc{name: dns.name})))
 	f.checkOps(t, "service gone", []string{

@@ -22,6 +22,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	// The sysctls first: an optional one that fails may disable a family (see degrade.go).
 	errs := []error{r.prepare(ctx, r.opts.Desired)}
+	r.withdrawLocalnet(ctx) // before the rules lose its guard
 	if err := r.k.Link.EnsureDummy(r.global.Dummy); err != nil {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
@@ -143,6 +144,7 @@ func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 		return nil
 	}
 	err := r.prepare(ctx, o)
+	r.withdrawLocalnet(ctx) // before the rules lose its guard
 	rulesErr := r.ensureSetsAndRules(ctx)
 	r.ensureLocalnet(ctx, rulesErr)
 	return errors.Join(err, rulesErr)

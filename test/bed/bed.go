@@ -69,6 +69,10 @@ type Config struct {
 	// DaemonSet and node IPAM controllers (pod ranges from ClusterCIDR). Use it with
 	// Network.IPv4Only.
 	KubeletNode bool
+	// APIServerIPs are addresses of this machine other nodes reach the API server on (the
+	// two-node scenario's link): the API server then listens on every address and its
+	// serving certificate names these too. Empty: loopback only.
+	APIServerIPs []net.IP
 }
 
 // Component is an extra process the bed runs on the node, such as kubevs-proxier.

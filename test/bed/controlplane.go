@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,7 +69,7 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", pkiDir, err)
 	}
-	p, err := newPKI(pkiDir)
+	p, err := newPKI(pkiDir, b.cfg.APIServerIPs...)
 	if err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 	}
 
 	apiserverArgs := append([]string{}, "--etcd-servers="+EtcdClientURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=6443",
+		"--bind-address="+apiserverBind(b.cfg.APIServerIPs), "--advertise-address=127.0.0.1", "--secure-port=6443",
 		"--tls-cert-file="+p.ServerCert, "--tls-private-key-file="+p.ServerKey,
 		"--client-ca-file="+p.CACert,
 		"--token-auth-file="+p.TokenFile,
@@ -107,14 +108,10 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		// No kubelet and no service-account controller: pods get no token volume.
 		apiserverArgs = append(apiserverArgs, "--disable-admission-plugins=ServiceAccount")
 	}
-	apiserver, err := b.start(ctx, "kube-apiserver", bins["kube-apiserver"], apiserverArgs...)
-	if err != nil {
-		return err
-	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
 	secure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	if err := poll(ctx, "kube-apiserver /readyz", timeout, 250*time.Millisecond, apiserver, func(ctx context.Context) error {
+	if _, err := b.startUntilReady(ctx, apiServerStarts, "kube-apiserver", bins["kube-apiserver"], apiserverArgs, func(ctx context.Context) error {
 		return get(ctx, secure, APIServerURL+"/readyz", "ok", p.Token)
 	}); err != nil {
 		return err
@@ -147,6 +144,15 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 	return poll(ctx, "kube-controller-manager /healthz", timeout, 250*time.Millisecond, kcm, func(ctx context.Context) error {
 		return get(ctx, insecure, kcmHealthURL, "ok", "")
 	})
+}
+
+// apiserverBind is the API server's --bind-address: loopback, or every address when other
+// machines must reach it.
+func apiserverBind(extra []net.IP) string {
+	if len(extra) > 0 {
+		return "0.0.0.0"
+	}
+	return "127.0.0.1"
 }
 
 // get fetches url and checks that the answer is 200 and contains want.

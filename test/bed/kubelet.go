@@ -16,14 +16,23 @@ const ClusterCIDR = "10.244.0.0/16"
 // kubeletNodeControllerArgs are the controller manager's flags for a bed whose node is a real
 // kubelet's: besides the EndpointSlice controllers, what a kubelet's workloads need (service
 // accounts and the kube-root-ca.crt ConfigMap for their projected tokens, Deployments,
-// ReplicaSets and DaemonSets) and node IPAM (spec.podCIDRs, which kubevs-ipam reads).
+// ReplicaSets and DaemonSets), node IPAM (spec.podCIDRs, which kubevs-ipam reads) and node
+// lifecycle.
+//
+// Node lifecycle is not optional: the API server's TaintNodesByCondition admission gives every
+// new Node the node.kubernetes.io/not-ready:NoSchedule taint, and only that controller lifts
+// it once the Ready condition is True. Without it DaemonSet pods (which tolerate the taint) run and every
+// other pod stays Pending, unbound, for ever (seen: the test Deployment's pods). Its grace
+// periods are long because the guest runs under TCG on a loaded host: a late heartbeat must not
+// mark the node Unknown and its pods not ready. Taint-based eviction stays off (not listed).
 func kubeletNodeControllerArgs(n NetworkConfig, p *pki) []string {
 	return []string{
 		"--controllers=endpointslice,endpointslicemirroring,serviceaccount,root-ca-cert-publisher," +
-			"deployment,replicaset,daemonset,nodeipam",
+			"deployment,replicaset,daemonset,nodeipam,nodelifecycle",
 		"--root-ca-file=" + p.CACert,
 		"--service-account-private-key-file=" + p.SAKey,
 		"--allocate-node-cidrs=true", "--cluster-cidr=" + ClusterCIDR, "--node-cidr-mask-size=24",
+		"--node-monitor-grace-period=5m", "--node-startup-grace-period=10m",
 	}
 }
 
@@ -35,6 +44,12 @@ func (b *Bed) CACertFile() string { return b.pki.CACert }
 // certificate for system:node:<node> in group system:nodes, as kubeadm gives a joined node,
 // so the Node authorizer and NodeRestriction judge it as a real node's.
 func (b *Bed) WriteNodeKubeconfig(path, node string) error {
+	return b.WriteRemoteNodeKubeconfig(path, node, APIServerURL)
+}
+
+// WriteRemoteNodeKubeconfig is WriteNodeKubeconfig for a node on another machine, which
+// reaches the API server at server (https://IP:6443, IP one of Config.APIServerIPs).
+func (b *Bed) WriteRemoteNodeKubeconfig(path, node, server string) error {
 	cert, key, err := b.pki.clientCert("system:node:"+node, "system:nodes")
 	if err != nil {
 		return err
@@ -46,7 +61,7 @@ func (b *Bed) WriteNodeKubeconfig(path, node string) error {
 		"clusters:",
 		"- name: bed",
 		"  cluster:",
-		"    server: " + APIServerURL,
+		"    server: " + server,
 		"    certificate-authority-data: " + enc(b.pki.caPEM),
 		"users:",
 		"- name: " + node,

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -47,5 +49,38 @@ func TestWriteNodeKubeconfig(t *testing.T) {
 	}
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v (err %v), want 0600", st.Mode().Perm(), err)
+	}
+}
+
+// TestKubeletNodeControllersLiftTheNotReadyTaint: the API server admits every new Node tainted
+// node.kubernetes.io/not-ready:NoSchedule and only the node lifecycle controller lifts it; a bed
+// without it ran the kubevs DaemonSet pod (it tolerates the taint) and left every other pod
+// Pending, unbound. Taint-based eviction stays off, and a late heartbeat under TCG has minutes.
+func TestKubeletNodeControllersLiftTheNotReadyTaint(t *testing.T) {
+	p, err := newPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]string{}
+	for _, a := range kubeletNodeControllerArgs(NetworkConfig{}, p) {
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		flags[k] = v
+	}
+	controllers := strings.Split(flags["controllers"], ",")
+	for _, want := range []string{"nodelifecycle", "deployment", "replicaset", "daemonset", "nodeipam", "serviceaccount"} {
+		if !slices.Contains(controllers, want) {
+			t.Errorf("--controllers=%s lacks %s", flags["controllers"], want)
+		}
+	}
+	for _, never := range []string{"taint-eviction-controller", "tainteviction", "*"} {
+		if slices.Contains(controllers, never) {
+			t.Errorf("--controllers=%s runs %s: a node NotReady under TCG would have its pods evicted", flags["controllers"], never)
+		}
+	}
+	for _, f := range []string{"node-monitor-grace-period", "node-startup-grace-period"} {
+		d, err := time.ParseDuration(flags[f])
+		if err != nil || d < 2*time.Minute {
+			t.Errorf("--%s=%q, want at least 2m (heartbeats are late under TCG)", f, flags[f])
+		}
 	}
 }

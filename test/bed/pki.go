@@ -37,7 +37,7 @@ const adminUser = "kubevs-bed-admin"
 
 // newPKI writes a fresh CA, serving certificate, service-account key pair and token file
 // into dir. Nothing is reused between beds.
-func newPKI(dir string) (*pki, error) {
+func newPKI(dir string, serverIPs ...net.IP) (*pki, error) {
 	p := &pki{
 		CACert:     filepath.Join(dir, "ca.crt"),
 		ServerCert: filepath.Join(dir, "apiserver.crt"),
@@ -83,7 +83,7 @@ func newPKI(dir string) (*pki, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, net.IPv4(10, 96, 0, 1)},
+		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, net.IPv4(10, 96, 0, 1)}, serverIPs...),
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	if err != nil {

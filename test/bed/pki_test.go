@@ -3,6 +3,7 @@ package bed
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -143,5 +144,37 @@ func TestWriteKubeconfigAs(t *testing.T) {
 	}
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v (err %v), want 0600", st.Mode().Perm(), err)
+	}
+}
+
+// TestPKIServesOtherNodes: with APIServerIPs the API server's certificate verifies for those
+// addresses (a second node's kubelet dials the first's link address), and still for loopback.
+func TestPKIServesOtherNodes(t *testing.T) {
+	p, err := newPKI(t.TempDir(), net.IPv4(192, 168, 77, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p.ServerCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("no PEM in %s", p.ServerCert)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"192.168.77.1", "127.0.0.1"} {
+		if err := cert.VerifyHostname(host); err != nil {
+			t.Errorf("serving certificate for %s: %v", host, err)
+		}
+	}
+	if got := apiserverBind([]net.IP{net.IPv4(192, 168, 77, 1)}); got != "0.0.0.0" {
+		t.Errorf("bind address with other nodes = %s, want 0.0.0.0", got)
+	}
+	if got := apiserverBind(nil); got != "127.0.0.1" {
+		t.Errorf("bind address alone = %s, want 127.0.0.1", got)
 	}
 }

@@ -16,6 +16,11 @@
 //     from the API write's return to the new real server visible over netlink (a targeted
 //     GET of that virtual server's destinations, polled every millisecond or two);
 //
+//     Each change waits at most the change timeout or, when the proxier's syncs so far were
+//     slower, three of them (ChangeTimeout): kube-proxy's IPVS mode runs one ipset process
+//     per set entry it adds and lists every set with another per sync, so under TCG one of
+//     its syncs takes minutes, and a change it applies in its next sync is a latency;
+//
 //   - a burst of B such changes written by parallel writers: time from the first write to
 //     every new real server visible, and the syncs the proxier did meanwhile (from its
 //     kubeproxy_sync_proxy_rules_duration_seconds_count, which both proxiers export);

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"time"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -16,6 +18,9 @@ type Floor struct {
 	Ops            int     `json:"ops"`
 	WallMS         float64 `json:"wall_ms"`
 	OpsPerSec      float64 `json:"ops_per_sec"`
+	// IPSetExecMS is the mean wall time of one `ipset list -n` process in the guest (0: not
+	// measured): the unit of kube-proxy's IPVS-mode set work, one process per entry added.
+	IPSetExecMS float64 `json:"ipset_exec_ms,omitempty"`
 }
 
 // floorBase is the first virtual server address of the floor run, outside the service range.
@@ -54,4 +59,19 @@ func offset(base netip.Addr, n uint32) netip.Addr {
 	b := base.As4()
 	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) + n
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// execRuns is how many processes MeasureExec times.
+const execRuns = 10
+
+// MeasureExec runs name with args n times, one after the other, and returns the mean wall
+// time of one run.
+func MeasureExec(ctx context.Context, n int, name string, args ...string) (time.Duration, error) {
+	start := time.Now()
+	for range n {
+		if out, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("run %s %v: %w (%s)", name, args, err, out)
+		}
+	}
+	return time.Since(start) / time.Duration(n), nil
 }

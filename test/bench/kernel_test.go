@@ -132,3 +132,20 @@ func TestWaitTargets(t *testing.T) {
 		t.Errorf("WaitTargets = %v, %v; want none missing", missing, err)
 	}
 }
+
+func TestMeasureExec(t *testing.T) {
+	d, err := MeasureExec(context.Background(), 3, "true")
+	if err != nil || d <= 0 {
+		t.Errorf("MeasureExec(true) = %s, %v; want a positive mean", d, err)
+	}
+	if _, err := MeasureExec(context.Background(), 3, "false"); err == nil {
+		t.Error("MeasureExec(false) = nil error, want the failed run")
+	}
+}
+
+func TestFloorMarkdownNamesTheIPSetProcess(t *testing.T) {
+	r := &Report{Services: 1, Floor: &Floor{VirtualServers: 1, RealServers: 1, Ops: 2, WallMS: 10, OpsPerSec: 200, IPSetExecMS: 1234}}
+	if md := r.Markdown(); !strings.Contains(md, "one `ipset list -n` process (mean of 10): 1234 ms") {
+		t.Errorf("markdown lacks the ipset process time:\n%s", md)
+	}
+}

@@ -22,6 +22,9 @@ const (
 // kubevs-proxier keeps).
 const metricsURL = "http://127.0.0.1:10249/metrics"
 
+// goroutinesURL is kube-proxy's goroutine dump with enableProfiling.
+const goroutinesURL = "http://127.0.0.1:10249/debug/pprof/goroutine?debug=2"
+
 // Proxier says how to run one proxier and how to undo what it programmed.
 type Proxier struct {
 	Name   string
@@ -30,11 +33,15 @@ type Proxier struct {
 	Args, CleanupArgs []string
 	// MetricsURL serves kubeproxy_sync_proxy_rules_duration_seconds_count.
 	MetricsURL string
+	// GoroutinesURL, if set, serves a goroutine dump (pprof, debug=2): the harness saves one
+	// into the log dir when the proxier misses a deadline, to show where it is stuck.
+	GoroutinesURL string
 }
 
 // KubeProxyConfig is the KubeProxyConfiguration kube-proxy runs with: IPVS mode, rr, the
 // bed's kubeconfig, node and pod range, kube-proxy's defaults for everything else (sync
-// periods included). conntrack.maxPerCore 0 leaves the guest's conntrack table alone.
+// periods included). conntrack.maxPerCore 0 leaves the guest's conntrack table alone;
+// profiling serves /debug/pprof on the metrics address (for goroutine dumps).
 func KubeProxyConfig(kubeconfig, node, clusterCIDR string) string {
 	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -45,6 +52,7 @@ hostnameOverride: %s
 clusterCIDR: %q
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
+enableProfiling: true
 conntrack:
   maxPerCore: 0
 ipvs:
@@ -61,8 +69,9 @@ func KubeProxy(binary, dir string, b *bed.Bed) (Proxier, error) {
 	}
 	return Proxier{
 		Name: KubeProxyName, Binary: binary, MetricsURL: metricsURL,
-		Args:        []string{"--config=" + path, "--v=2"}, // V(2) logs each sync and its duration
-		CleanupArgs: []string{"--config=" + path, "--cleanup"},
+		GoroutinesURL: goroutinesURL,
+		Args:          []string{"--config=" + path, "--v=2"}, // V(2) logs each sync and its duration
+		CleanupArgs:   []string{"--config=" + path, "--cleanup"},
 	}, nil
 }
 
@@ -85,6 +94,23 @@ func (p Proxier) Version(ctx context.Context) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// dumpGoroutines saves the proxier's goroutine dump as NAME-goroutines-WHAT.txt in logDir
+// (nothing without a GoroutinesURL) and returns the file name.
+func (p Proxier) dumpGoroutines(ctx context.Context, logDir, what string) (string, error) {
+	if p.GoroutinesURL == "" {
+		return "", nil
+	}
+	text, err := scrape(ctx, p.GoroutinesURL)
+	if err != nil {
+		return "", err
+	}
+	name := strings.ReplaceAll(p.Name, " ", "-") + "-goroutines-" + what + ".txt"
+	if err := os.WriteFile(filepath.Join(logDir, name), []byte(text), 0o644); err != nil {
+		return "", fmt.Errorf("write goroutine dump: %w", err)
+	}
+	return name, nil
 }
 
 // cleanup runs the proxier's own cleanup, logging into logDir.

@@ -113,6 +113,10 @@ func (r *Report) Markdown() string {
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(&b, "\nnetlink floor (kubevs's IPVS adapter, one message per add): %d virtual servers + %d real servers = %d ops in %s: %.0f ops/s\n",
 			f.VirtualServers, f.RealServers, f.Ops, secs(f.WallMS), f.OpsPerSec)
+		if f.IPSetExecMS > 0 {
+			fmt.Fprintf(&b, "\none `ipset list -n` process (mean of %d): %s; kube-proxy's IPVS mode runs one per set entry it adds and one per set it lists in each sync\n",
+				execRuns, msOrS(f.IPSetExecMS))
+		}
 		for _, x := range r.Results {
 			if x.SettledMS > 0 {
 				fmt.Fprintf(&b, "\n%s cold sync (all real servers) / netlink floor: %s\n", x.Proxier, ratio(x.SettledMS, f.WallMS))

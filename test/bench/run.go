@@ -113,6 +113,12 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 		if err != nil {
 			return err
 		}
+		// A missing ipset binary leaves the figure out, not the floor.
+		if d, err := MeasureExec(ctx, execRuns, "ipset", "list", "-n"); err == nil {
+			f.IPSetExecMS = ms(d)
+		} else {
+			logger.Error(err, "Time ipset processes")
+		}
 		rep.Floor = &f
 		progress()
 	}
@@ -174,6 +180,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		}
 		select {
 		case <-coldCtx.Done():
+			dump(ctx, p, cfg.LogDir, "cold")
 			if err == nil {
 				err = fmt.Errorf("%v syncs counted", n)
 			}
@@ -194,13 +201,19 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		return err
 	}
 
-	// 2. Single changes, one at a time.
+	// 2. Single changes, one at a time, each bounded by the change timeout or, for a
+	// proxier whose syncs are slower than that, by a few of its syncs.
+	changeTimeout := ChangeTimeout(cfg.ChangeTimeout, fullFrom, fullFromSec)
+	if changeTimeout > cfg.ChangeTimeout {
+		res.Note = joinNote(res.Note, fmt.Sprintf("change timeout %s (%dx its mean sync of %s so far, within the change budget)",
+			changeTimeout.Round(time.Second), syncsPerChange, (changeTimeout/syncsPerChange).Round(time.Second)))
+	}
 	var lat []time.Duration
-	timeouts := 0
+	timeouts, waited := 0, time.Duration(0)
 	budget := time.Now().Add(cfg.ChangeBudget)
 	for i := range cfg.Changes {
 		if time.Now().After(budget) {
-			res.Note = fmt.Sprintf("change budget %s spent after %d of %d changes", cfg.ChangeBudget, i, cfg.Changes)
+			res.Note = joinNote(res.Note, fmt.Sprintf("change budget %s spent after %d of %d changes", cfg.ChangeBudget, i, cfg.Changes))
 			break
 		}
 		key, rs, err := cluster.AddEndpoint(ctx, rng.IntN(len(cluster.VIPs)))
@@ -208,7 +221,8 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			return err
 		}
 		written := time.Now()
-		wctx, wcancel := context.WithTimeout(ctx, cfg.ChangeTimeout)
+		bound := ChangeBound(changeTimeout, cfg.ChangeTimeout, time.Until(budget))
+		wctx, wcancel := context.WithTimeout(ctx, bound)
 		at, err := kernel.WaitRealServer(wctx, key, rs, changePoll)
 		wcancel()
 		switch {
@@ -216,21 +230,33 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 			lat = append(lat, at.Sub(written))
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 			timeouts++
+			waited = max(waited, bound)
+			if timeouts == 1 {
+				dump(ctx, p, cfg.LogDir, fmt.Sprintf("change%d", i))
+			}
 		default:
 			return fmt.Errorf("change %d: %w", i, exitCause(err, proc))
 		}
 		logger.Info("Change", "n", i, "latency", at.Sub(written), "seen", err == nil)
 	}
-	res.Change = Summarize(lat, timeouts, cfg.ChangeTimeout)
+	res.Change = Summarize(lat, timeouts, waited)
 	logger.Info("Single changes done", "summary", res.Change)
 	progress()
 
-	// 3. A burst.
+	// 3. A burst. One that did not converge in time is the result's error, but the idle
+	// and memory figures are still taken (with a note: the proxier may still be at work).
+	var burstErr error
 	if cfg.Burst > 0 {
 		if err := burst(ctx, cfg, cluster, kernel, p, rng, res); err != nil {
-			return exitCause(err, proc)
+			if ctx.Err() != nil || res.BurstMissing == 0 {
+				return exitCause(err, proc)
+			}
+			burstErr = err
+			res.Note = joinNote(res.Note, "idle CPU measured after a burst that had not converged")
+			logger.Error(err, "Burst did not converge; idle and memory are still measured")
+		} else {
+			logger.Info("Burst done", "converged", res.BurstMS, "syncs", res.BurstSyncs)
 		}
-		logger.Info("Burst done", "converged", res.BurstMS, "syncs", res.BurstSyncs)
 		progress()
 	}
 
@@ -257,7 +283,36 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		res.FullSyncMeanMS = 1000 * (fullToSec - fullFromSec) / res.FullSyncs
 	}
 	res.RSSMiB, res.HWMMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20)
-	return nil
+	return burstErr
+}
+
+// syncsPerChange bounds one change's wait in syncs: the sync running when the change lands,
+// the proxier's own delay, and the sync that applies it.
+const syncsPerChange = 3
+
+// ChangeTimeout is the bound of one change's wait: timeout, or syncsPerChange times the
+// mean of the syncs a proxier reported so far (count of them, seconds in all) when that is
+// longer. Under TCG one kube-proxy sync can take minutes, and a change it would apply in
+// its next sync is a latency, not a timeout.
+func ChangeTimeout(timeout time.Duration, count, seconds float64) time.Duration {
+	if count <= 0 {
+		return timeout
+	}
+	mean := time.Duration(seconds / count * float64(time.Second))
+	return max(timeout, syncsPerChange*mean)
+}
+
+// ChangeBound is the wait of one change: the adaptive timeout (ChangeTimeout), cut to what
+// is left of the change budget, but never below the configured timeout.
+func ChangeBound(adaptive, timeout, budgetLeft time.Duration) time.Duration {
+	return min(adaptive, max(timeout, budgetLeft))
+}
+
+func joinNote(note, more string) string {
+	if note == "" {
+		return more
+	}
+	return note + "; " + more
 }
 
 // burst writes cfg.Burst changes with cfg.Writers writers, then polls until every new real
@@ -308,6 +363,18 @@ func burst(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p P
 		return fmt.Errorf("burst: %d of %d changes not in the kernel after %s", len(pending), cfg.Burst, cfg.BurstTimeout)
 	}
 	return nil
+}
+
+// dump saves the proxier's goroutines when it missed a deadline (see
+// Proxier.dumpGoroutines); a failed dump is only logged.
+func dump(ctx context.Context, p Proxier, logDir, what string) {
+	logger := klog.FromContext(ctx)
+	name, err := p.dumpGoroutines(ctx, logDir, what)
+	if err != nil {
+		logger.Error(err, "Goroutine dump", "at", what)
+	} else if name != "" {
+		logger.Info("Goroutine dump", "at", what, "file", name)
+	}
 }
 
 // watchExit returns a context cancelled when proc exits, so that no wait outlives it.

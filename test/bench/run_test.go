@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,6 +153,9 @@ func TestRunCountsTimeouts(t *testing.T) {
 	if r.BurstMissing > 0 && r.Error == "" {
 		t.Error("burst with missing changes: want an error in the result")
 	}
+	if r.BurstMissing > 0 && (r.RSSMiB <= 0 || !strings.Contains(r.Note, "burst that had not converged")) {
+		t.Errorf("burst not converged: RSS %v MiB, note %q; want idle and memory measured all the same, with a note", r.RSSMiB, r.Note)
+	}
 }
 
 func TestCountPrefixed(t *testing.T) {
@@ -160,5 +165,58 @@ func TestCountPrefixed(t *testing.T) {
 	}
 	if n := countPrefixed("KUBE-CLUSTER-IP\nKUBE-LOOP-BACK\nother\n", "KUBE-"); n != 2 {
 		t.Errorf("sets = %d, want 2", n)
+	}
+}
+
+// A proxier with a goroutine page gets its dump saved under its name; one without gets none.
+func TestDumpGoroutines(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "goroutine 1 [select]:\nmain.sync()\n")
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	p := Proxier{Name: "kube-proxy ipvs", GoroutinesURL: srv.URL}
+	name, err := p.dumpGoroutines(context.Background(), dir, "change3")
+	if err != nil || name != "kube-proxy-ipvs-goroutines-change3.txt" {
+		t.Fatalf("dumpGoroutines = %q, %v; want kube-proxy-ipvs-goroutines-change3.txt", name, err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil || !strings.Contains(string(got), "main.sync()") {
+		t.Errorf("dump file = %q, %v; want the served page", got, err)
+	}
+	if name, err := (Proxier{Name: "kubevs"}).dumpGoroutines(context.Background(), dir, "cold"); name != "" || err != nil {
+		t.Errorf("no URL: dumpGoroutines = %q, %v; want nothing", name, err)
+	}
+}
+
+func TestChangeTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		count, seconds float64
+		want           time.Duration
+	}{
+		{"no sync reported", 0, 0, time.Minute},
+		{"fast syncs keep the bound", 10, 2, time.Minute},
+		{"syncs of 90 s: three of them", 2, 180, 270 * time.Second},
+	} {
+		if got := ChangeTimeout(time.Minute, tc.count, tc.seconds); got != tc.want {
+			t.Errorf("%s: ChangeTimeout(1m, %v, %v) = %s, want %s", tc.name, tc.count, tc.seconds, got, tc.want)
+		}
+	}
+}
+
+func TestChangeBound(t *testing.T) {
+	for _, tc := range []struct {
+		name                          string
+		adaptive, timeout, left, want time.Duration
+	}{
+		{"budget left: the adaptive bound", 40 * time.Minute, time.Minute, time.Hour, 40 * time.Minute},
+		{"cut to the budget", 40 * time.Minute, time.Minute, 3 * time.Minute, 3 * time.Minute},
+		{"never below the timeout", 40 * time.Minute, time.Minute, 10 * time.Second, time.Minute},
+		{"fast proxier", time.Minute, time.Minute, time.Hour, time.Minute},
+	} {
+		if got := ChangeBound(tc.adaptive, tc.timeout, tc.left); got != tc.want {
+			t.Errorf("%s: ChangeBound(%s, %s, %s) = %s, want %s", tc.name, tc.adaptive, tc.timeout, tc.left, got, tc.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +32,7 @@ const floodIP = "10.244.0.250"
 
 // rawPost sends one POST with body to the node API over a connection of its own and returns
 // the status code (0 when the request failed).
-func rawPost(ctx context.Context, path string, body io.Reader) int {
+func rawPost(ctx context.Context, path string, body io.Reader) (int, error) {
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -40,29 +42,47 @@ func rawPost(ctx context.Context, path string, body io.Reader) int {
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://kubevs"+path, body)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
-// codes counts answers by status code.
+// codes counts answers by status code (0: no answer) and the requests without an answer
+// by why (a client timeout in a starved guest is not a wrong answer: the log says which).
 type codes struct {
-	mu sync.Mutex
-	n  map[int]int
+	mu   sync.Mutex
+	n    map[int]int
+	errs map[string]int
 }
 
-func (c *codes) add(code int) {
+func (c *codes) add(code int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == nil {
-		c.n = map[int]int{}
+		c.n, c.errs = map[int]int{}, map[string]int{}
 	}
 	c.n[code]++
+	if err != nil {
+		c.errs[noAnswer(err)]++
+	}
+}
+
+// noAnswer names why a request got no answer: "timeout", "closed" (the server closed or
+// reset the connection) or the error's text.
+func noAnswer(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "closed"
+	}
+	return err.Error()
 }
 
 // parallel runs fn(i) for i in [0, n) on workers goroutines.
@@ -221,6 +241,7 @@ func TestNodeAPIFlood(t *testing.T) {
 	after := f.mustMetrics()
 	t.Logf("flood: %d registrations %v, 300 foreign IPs %v, 50 bodies of 2 MiB %v in %v; %d half requests held by another process: %s",
 		n, regs.n, foreign.n, large.n, floodTook.Round(time.Millisecond), slow, slowOut)
+	t.Logf("requests without an answer, by why: registrations %v, foreign IPs %v, bodies %v", regs.errs, foreign.errs, large.errs)
 	t.Logf("CNI ADD (pod create) %v before the flood, %v during it", baseline.Round(time.Millisecond), duringTook.Round(time.Millisecond))
 	mib := func(m map[string]float64) float64 { return m["process_resident_memory_bytes"] / (1 << 20) }
 	t.Logf("proxier RSS %.1f MiB before, %.1f during, %.1f after; goroutines %v, %v, %v", mib(before), mib(mid), mib(after),

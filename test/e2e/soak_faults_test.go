@@ -110,6 +110,7 @@ func (s *soak) startProxier(ctx context.Context) (*bed.Process, error) {
 			args[i] = "--config=" + s.config
 		}
 	}
+	args = append(args, "--v=2") // each sync logged: the evidence for a failed probe (soak_evidence_test.go)
 	p, err := bed.StartProcess(ctx, s.f.Bed.LogDir, fmt.Sprintf("kubevs-proxier-soak-%d", s.starts), proxier.Binary, args...)
 	if err != nil {
 		return nil, fmt.Errorf("start kubevs-proxier: %w", err)

@@ -47,6 +47,8 @@ func (s *soak) report(total time.Duration) {
 		rounds, breaks := k.summary()
 		fmt.Fprintf(&b, "established, %s: %d exchanges, %d broken\n", k.name, rounds, breaks)
 	}
+	n, longest, sum := s.stalls.summary()
+	fmt.Fprintf(&b, "soak process stalls over %s: %d, longest %s, %s in all\n", stallMin, n, longest.Round(time.Millisecond), sum.Round(time.Millisecond))
 	s.t.Log(b.String())
 }
 
@@ -72,15 +74,28 @@ func (s *soak) verifyTraffic() {
 		}
 		return false
 	}
+	syncs := proxierSyncs(s.f.Bed.LogDir)
 	for _, p := range s.probes {
 		p.mu.Lock()
 		var outside []string
+		starved := 0
 		for _, a := range p.attempts {
-			if a.err != nil && !inWindow(a.start) {
-				outside = append(outside, a.start.Format("15:04:05.000")+" "+a.err.Error())
+			if a.err == nil || inWindow(a.start) {
+				continue
 			}
+			if s.stalls.starved(a) {
+				starved++
+				s.t.Logf("%s: starved, not counted: %v\n    %s", p.name, a.err, s.explain(a, syncs))
+				continue
+			}
+			outside = append(outside, a.start.Format("15:04:05.000")+" "+a.err.Error())
+			s.t.Logf("%s: FAILED outside any fault window: %v\n    %s", p.name, a.err, s.explain(a, syncs))
 		}
 		p.mu.Unlock()
+		if starved > 0 {
+			s.t.Logf("%s: %d attempts outside fault windows timed out while the soak process itself was stalled for at least 1/%d of %s (see above)",
+				p.name, starved, starvedShare, probeTimeout)
+		}
 		if len(outside) > 0 {
 			s.t.Errorf("%s: %d new connections failed outside any fault window, e.g. %v", p.name, len(outside), outside[:min(len(outside), 3)])
 		}

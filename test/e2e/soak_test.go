@@ -46,6 +46,7 @@ type soak struct {
 	probes                     []*probe
 	keepers                    []*keeper
 	results                    []faultResult
+	stalls                     stallWatch
 }
 
 // faultResult is one row of the soak's table.
@@ -119,6 +120,7 @@ func TestSoak(t *testing.T) {
 	for _, k := range s.keepers {
 		wg.Go(func() { k.run(ctx) })
 	}
+	wg.Go(func() { s.stalls.run(ctx) })
 	defer func() { stop(); wg.Wait() }()
 
 	begin := time.Now()

@@ -17,7 +17,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubevs/kubevs/internal/testenv"
@@ -129,39 +127,12 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	if err := os.WriteFile(config, []byte(kubeProxyConfig(f.Bed)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start := func(name, bin string, args ...string) *bed.Process {
-		p, err := bed.StartProcess(f.ctx, f.Bed.LogDir, name, bin, args...)
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() { _ = p.Stop(10 * time.Second) })
-		return p
-	}
-	ready := func(p *bed.Process, url string) func(ctx context.Context) error {
-		return func(ctx context.Context) error {
-			if exited, err := p.Exited(); exited {
-				return fmt.Errorf("%s exited: %v; log:\n%s", p.Name, err, p.Tail(3000))
-			}
-			return httpOK(ctx, url)
-		}
-	}
+	start := func(name, bin string, args ...string) *procHandle { return startProc(t, f, name, bin, args...) }
 
 	backends := f.CreatePods("backend", 2)
 	client := f.CreatePod("client", "client")
 	svc := f.CreateService("backend", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort })
-	node := f.Bed.NodeIP().String()
-	vip := svc.Spec.ClusterIP
-	port := func(name string, nodePort bool) string {
-		p := portNamed(svc, name)
-		if nodePort {
-			return net.JoinHostPort(node, fmt.Sprint(p.NodePort))
-		}
-		return net.JoinHostPort(vip, fmt.Sprint(p.Port))
-	}
-	watched := []string{
-		vsKey("TCP", port("http", false)), vsKey("TCP", port("tcp-echo", false)), vsKey("UDP", port("udp-echo", false)),
-		vsKey("TCP", port("http", true)), vsKey("TCP", port("tcp-echo", true)), vsKey("UDP", port("udp-echo", true)),
-	}
+	watched := watchedVirtualServers(f, svc)
 
 	// 1. kube-proxy alone programs the node. Its healthz answers 200 from its start, long
 	// before its first sync has written the node (under a loaded TCG guest that sync takes
@@ -170,7 +141,7 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	kp := start("kube-proxy", kubeProxyBin, "--config="+config, "--v="+kubeProxyVerbosity)
 	f.Timeout = max(f.Timeout, kubeProxySyncTimeout)
 	f.Eventually("kube-proxy programs the Service", func(ctx context.Context) error {
-		if err := ready(kp, kubeProxyHealthz)(ctx); err != nil {
+		if err := kp.ready(kubeProxyHealthz)(ctx); err != nil {
 			return err
 		}
 		if !trafficBeforeSync {
@@ -197,75 +168,12 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	// 2. Traffic for the whole scenario.
 	ctx, stop := context.WithCancel(f.ctx)
 	defer stop()
-	loops := []*shortLoop{{name: "new connections pod -> ClusterIP"}, {name: "new connections outside -> NodePort"}}
-	go loops[0].run(ctx, f.FromPod(client), ServiceURL(svc, "/hostname"))
-	go loops[1].run(ctx, f.FromOutside(), f.NodePortURL(svc, "/hostname"))
-	var flows []*flow
-	for _, fl := range []struct {
-		src      Source
-		network  string
-		name     string
-		nodePort bool
-	}{
-		{f.FromPod(client), "tcp", "tcp-echo", false}, {f.FromPod(client), "udp", "udp-echo", false},
-		{f.FromOutside(), "tcp", "tcp-echo", true}, {f.FromOutside(), "udp", "udp-echo", true},
-	} {
-		o, err := openFlow(ctx, fl.src, fl.network, port(fl.name, fl.nodePort))
-		if err != nil {
-			t.Fatal(err)
-		}
-		flows = append(flows, o)
-		go o.run(ctx)
-	}
-	sampler := newVSSampler(watched...)
-	go sampler.run(ctx)
-	namespaces := map[string]ns.NetNS{"node": nil, "outside": f.Bed.Outside}
-	for _, b := range backends {
-		namespaces[b.Name] = b.NS
-	}
-	startTrace(ctx, f.Bed.LogDir, f.Bed.OutsideIP(), net.ParseIP(vip), namespaces)
+	traffic := startTakeoverTraffic(ctx, t, f, svc, client, backends, watched)
 	if trafficBeforeSync {
 		f.Eventually("kube-proxy's first sync, under traffic", func(ctx context.Context) error { return kubeProxySynced(ctx) })
 	}
 	time.Sleep(takeoverSettle + kubeProxySoak)
-
-	// check judges one phase: what broke since the previous check. A flow that broke is
-	// reported in that phase and opened again, so that each phase is judged on its own. judged
-	// false (kube-proxy alone) reports the phase without failing the test: kubevs answers for
-	// the switches and its own phase, not for kube-proxy.
-	check := func(phase string, judged bool) {
-		t.Helper()
-		bad := t.Errorf
-		if !judged {
-			bad = func(format string, args ...any) { t.Logf("NOT JUDGED (kube-proxy alone): "+format, args...) }
-		}
-		for _, l := range loops {
-			a, failed, errs := l.cut()
-			t.Logf("%s: %s: %d attempted, %d failed %v", phase, l.name, a, failed, errs)
-			if failed > 0 || a == 0 {
-				bad("%s: %s: %d attempted, %d failed", phase, l.name, a, failed)
-			}
-		}
-		for i, fl := range flows {
-			err := fl.failure()
-			if err == nil {
-				t.Logf("%s: %s alive, %d rounds, backend %s, %d datagrams asked again", phase, fl.name, fl.rounds.Load(), fl.backend, fl.lost.Load())
-				continue
-			}
-			bad("%s: long-lived flow broke: %v", phase, err)
-			o, err := openFlow(ctx, fl.src, fl.network, fl.addr)
-			if err != nil {
-				t.Fatalf("%s: open the broken flow again: %v", phase, err)
-			}
-			flows[i] = o
-			go o.run(ctx)
-		}
-		t.Logf("%s: %s", phase, sampler)
-		if err := sampler.cut(); err != nil {
-			bad("%s: %v", phase, err)
-		}
-	}
-	check("under kube-proxy alone", false)
+	traffic.check("under kube-proxy alone", false, time.Time{})
 
 	// 3. kube-proxy -> kubevs-proxier, the same file.
 	t0 := time.Now()
@@ -274,10 +182,10 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	}
 	stopped := time.Since(t0)
 	kv := start("kubevs-proxier-takeover", kubevsBin, "--config="+config)
-	f.Eventually("kubevs-proxier is ready", ready(kv, proxierReadyz))
+	f.Eventually("kubevs-proxier is ready", kv.ready(proxierReadyz))
 	t.Logf("takeover: kube-proxy ended %v after SIGTERM, kubevs-proxier ready %v after SIGTERM", stopped.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	time.Sleep(takeoverSettle)
-	check("after the takeover", true)
+	traffic.check("after the takeover", true, t0)
 	chains := kubeChains(t)
 	t.Logf("netfilter chains under kubevs:\n%s", chains)
 	for _, line := range strings.Split(chains, "\n") {
@@ -295,20 +203,32 @@ func TestTakeoverFromKubeProxy(t *testing.T) {
 	stopped = time.Since(t0)
 	kp = start("kube-proxy-back", kubeProxyBin, "--config="+config, "--v="+kubeProxyVerbosity)
 	f.Eventually("kube-proxy is healthy again and has synced", func(ctx context.Context) error {
-		if err := ready(kp, kubeProxyHealthz)(ctx); err != nil {
+		if err := kp.ready(kubeProxyHealthz)(ctx); err != nil {
 			return err
 		}
 		return kubeProxySynced(ctx)
 	})
 	t.Logf("way back: kubevs-proxier ended %v after SIGTERM, kube-proxy synced %v after SIGTERM", stopped.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	time.Sleep(takeoverSettle)
-	check("after the way back", true)
+	traffic.check("after the way back", true, t0)
 	t.Logf("netfilter chains under kube-proxy again:\n%s", kubeChains(t))
 	stop()
 	if t.Failed() {
 		path, _ := f.dumpNodeState()
 		t.Logf("node state in %s", path)
 	}
+}
+
+// watchedVirtualServers are the virtual servers of svc's ports, ClusterIP and NodePort, as
+// the IPVS sampler keys them.
+func watchedVirtualServers(f *Framework, svc *corev1.Service) []string {
+	var out []string
+	for _, nodePort := range []bool{false, true} {
+		for _, p := range []struct{ proto, name string }{{"TCP", "http"}, {"TCP", "tcp-echo"}, {"UDP", "udp-echo"}} {
+			out = append(out, vsKey(p.proto, servicePortAddr(f, svc, p.name, nodePort)))
+		}
+	}
+	return out
 }
 
 // kubeChains lists the KUBE-* chains of the nat and filter tables, one "TABLE CHAIN" a line.

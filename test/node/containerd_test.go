@@ -126,7 +126,7 @@ func startContainerd(ctx context.Context, t *testing.T, e env) *bed.Process {
 	}
 	t.Cleanup(func() { _ = p.Stop(10 * time.Second) })
 	ctr := find(t, e.nodeBin, "ctr")
-	if err := pollFor(ctx, 2*time.Minute, p, func() error {
+	if err := pollFor(ctx, 10*time.Minute, p, func() error {
 		out, err := exec.CommandContext(ctx, ctr, "-a", containerdSocket, "version").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("ctr version: %w: %s", err, out)

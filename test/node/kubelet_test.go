@@ -17,7 +17,8 @@ import (
 	"github.com/kubevs/kubevs/test/bed"
 )
 
-// The node: its name, and its address on a dummy link (the guest has only loopback).
+// The node: its name, and its address on a dummy link (the guest has only loopback). In the
+// two-node scenario the same name and address are the first node's, on the guests' link.
 const (
 	nodeName = "kubevs-node"
 	nodeLink = "node0"
@@ -25,10 +26,13 @@ const (
 	nodeIP   = "192.168.77.1"
 )
 
+// nodeSpec names a node and its InternalIP.
+type nodeSpec struct{ name, ip string }
+
 // kubeletConfig is a static KubeletConfiguration: x509 client authentication against the bed's
 // CA, cgroupfs (containerd says the same through RuntimeConfig), no swap check, and no disk
 // eviction (the node's disks are the guest's tmpfs and 9p).
-func kubeletConfig(caFile string) string {
+func kubeletConfig(caFile, ip string) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://%s
@@ -54,7 +58,7 @@ evictionHard:
   imagefs.available: "0%%"
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
-`, containerdSocket, nodeIP, caFile)
+`, containerdSocket, ip, caFile)
 }
 
 // addNodeLink gives the guest the node's address on a dummy link.
@@ -80,25 +84,31 @@ func addNodeLink(t *testing.T) {
 // healthz.
 func startKubelet(ctx context.Context, t *testing.T, e env, b *bed.Bed) *bed.Process {
 	t.Helper()
-	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubelet.kubeconfig")
+	kubeconfig := filepath.Join(t.TempDir(), "kubelet.kubeconfig")
 	if err := b.WriteNodeKubeconfig(kubeconfig, nodeName); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "kubelet.yaml")
-	if err := os.WriteFile(cfg, []byte(kubeletConfig(b.CACertFile())), 0o644); err != nil {
+	return startKubeletAs(ctx, t, e, nodeSpec{nodeName, nodeIP}, kubeconfig, b.CACertFile())
+}
+
+// startKubeletAs starts the kubelet of node n with its kubeconfig and the CA that signs
+// client certificates, and waits for its healthz.
+func startKubeletAs(ctx context.Context, t *testing.T, e env, n nodeSpec, kubeconfig, caFile string) *bed.Process {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "kubelet.yaml")
+	if err := os.WriteFile(cfg, []byte(kubeletConfig(caFile, n.ip)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p, err := bed.StartProcess(ctx, e.logDir, "kubelet", find(t, e.nodeBin, "kubelet"),
 		"--config="+cfg, "--kubeconfig="+kubeconfig,
-		"--hostname-override="+nodeName, "--node-ip="+nodeIP,
+		"--hostname-override="+n.name, "--node-ip="+n.ip,
 		"--root-dir=/var/lib/kubelet", "--v=2")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Stop(20 * time.Second) })
 	client := &http.Client{Timeout: 5 * time.Second}
-	if err := pollFor(ctx, 5*time.Minute, p, func() error {
+	if err := pollFor(ctx, 10*time.Minute, p, func() error {
 		resp, err := client.Get("http://127.0.0.1:10248/healthz")
 		if err != nil {
 			return err

@@ -5,9 +5,12 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,16 +38,10 @@ func TestRealNode(t *testing.T) {
 		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with make node-e2e, in the test VM")
 	}
 	e := readEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
 	defer cancel()
-	t0 := time.Now()
-	var timings []string
-	mark := func(what string) {
-		d := time.Since(t0).Round(time.Second)
-		timings = append(timings, fmt.Sprintf("%s at %s", what, d))
-		t.Logf("%s (%s)", what, d)
-	}
-	defer func() { t.Logf("timings: %s", strings.Join(timings, "; ")) }()
+	mark, report := timeline(t)
+	defer report()
 
 	prepareHost(t, e)
 	addNodeLink(t)
@@ -65,7 +62,8 @@ func TestRealNode(t *testing.T) {
 
 	startContainerd(ctx, t, e)
 	mark("containerd ready, images imported")
-	startKubelet(ctx, t, e, b)
+	kubelet := startKubelet(ctx, t, e, b)
+	diagnoseOnFailure(t, b.Client, e.logDir, kubelet)
 	mark("kubelet healthy")
 
 	// Without a CNI network the kubelet registers the node NotReady, naming the network.
@@ -87,27 +85,11 @@ func TestRealNode(t *testing.T) {
 
 	// Install kubevs as README's "Install on a cluster" says: the API server address in the
 	// manifest, then kubectl apply.
-	manifest := filepath.Join(t.TempDir(), "kubevs.yaml")
-	data, err := os.ReadFile(e.manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(data), `"API_SERVER_HOST"`, `"127.0.0.1"`)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.CommandContext(ctx, find(t, e.nodeBin, "kubectl"), "--kubeconfig="+b.Kubeconfig, "apply", "-f", manifest).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl apply -f kubevs.yaml: %v\n%s", err, out)
-	}
-	t.Logf("kubectl apply -f kubevs.yaml:\n%s", out)
+	manifest := manifestFor(t, e, "127.0.0.1")
+	t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifest))
 	mark("kubectl apply")
 
-	waitNode(ctx, t, b.Client, "Ready", func(n *corev1.Node) error {
-		if c := condition(n, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
-			return fmt.Errorf("Ready condition %+v", c)
-		}
-		return nil
-	})
+	waitNode(ctx, t, b.Client, "Ready", nodeReady)
 	mark("node Ready")
 	for _, f := range []string{filepath.Join(cniConfDir, "00-kubevs.conflist"), filepath.Join(cniBinDir, "kubevs"), filepath.Join(cniBinDir, "kubevs-ipam")} {
 		if _, err := os.Stat(f); err != nil {
@@ -130,14 +112,50 @@ func TestRealNode(t *testing.T) {
 	for _, p := range pods.Items {
 		names = append(names, p.Name)
 	}
-	var answered bool
-	for _, n := range names {
-		answered = answered || strings.Contains(msg, "ok "+n+" ")
-	}
-	if !answered {
+	// fetch's message is "ok <body> attempt=N after=D"; the body is the pod's name and a newline.
+	if f := strings.Fields(msg); len(f) < 2 || f[0] != "ok" || !slices.Contains(names, f[1]) {
 		t.Errorf("client through %s got %q, want the name of one of %v", servers.Spec.ClusterIP, msg, names)
 	}
 	t.Logf("client through ClusterIP %s: %s", servers.Spec.ClusterIP, msg)
+
+	// The same Service's NodePort on the node's address, from the host's network namespace.
+	url := fmt.Sprintf("http://%s:%d/hostname", nodeIP, servers.Spec.Ports[0].NodePort)
+	body := hostGet(ctx, t, url)
+	mark("host reached the NodePort")
+	if !slices.Contains(names, strings.TrimSpace(body)) {
+		t.Errorf("GET %s from the host: %q, want the name of one of %v", url, body, names)
+	}
+	t.Logf("host through NodePort %s: %s", url, body)
+}
+
+// hostGet GETs url from the test's (the host's) network namespace until it answers 200.
+func hostGet(ctx context.Context, t *testing.T, url string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	var body string
+	if err := pollFor(ctx, 3*time.Minute, nil, func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", url, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		body = string(data)
+		return nil
+	}); err != nil {
+		t.Fatalf("GET %s from the host: %v", url, err)
+	}
+	return body
 }
 
 func condition(n *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeCondition {
@@ -151,6 +169,12 @@ func condition(n *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeConditi
 
 // waitNode polls the node until check passes (10 minutes: everything runs under TCG).
 func waitNode(ctx context.Context, t *testing.T, c kubernetes.Interface, what string, check func(*corev1.Node) error) *corev1.Node {
+	t.Helper()
+	return waitNodeNamed(ctx, t, c, nodeName, what, check)
+}
+
+// waitNodeNamed is waitNode for the node called nodeName.
+func waitNodeNamed(ctx context.Context, t *testing.T, c kubernetes.Interface, nodeName, what string, check func(*corev1.Node) error) *corev1.Node {
 	t.Helper()
 	var node *corev1.Node
 	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
@@ -209,7 +233,7 @@ func podState(p *corev1.Pod) string {
 	return s
 }
 
-// createServers creates the web Deployment (testserver, HTTP on 8080) and its ClusterIP
+// createServers creates the web Deployment (testserver, HTTP on 8080) and its NodePort
 // Service (port 80), and waits for the replicas.
 func createServers(ctx context.Context, t *testing.T, c kubernetes.Interface, replicas int32) *corev1.Service {
 	t.Helper()
@@ -237,7 +261,7 @@ func createServers(ctx context.Context, t *testing.T, c kubernetes.Interface, re
 	})
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: labels, Ports: []corev1.ServicePort{{
 			Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
 	}
 	create(ctx, t, "Service web", func() error {
@@ -287,6 +311,61 @@ func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url st
 		t.Fatalf("client pod: %v", err)
 	}
 	return msg
+}
+
+// kubectlApply runs kubectl apply -f manifest until it succeeds (apply is idempotent; seen in
+// a loaded guest: "failed to download openapi: ... TLS handshake timeout") and returns its
+// output.
+// timeline returns mark, which logs a step with the time since timeline was called and
+// keeps it, and report, which logs every kept step on one line.
+func timeline(t *testing.T) (mark func(what string), report func()) {
+	t0 := time.Now()
+	var timings []string
+	mark = func(what string) {
+		d := time.Since(t0).Round(time.Second)
+		timings = append(timings, fmt.Sprintf("%s at %s", what, d))
+		t.Logf("%s (%s)", what, d)
+	}
+	return mark, func() { t.Logf("timings: %s", strings.Join(timings, "; ")) }
+}
+
+// manifestFor writes install/manifests/kubevs.yaml with the API server at host, as README's
+// "Install on a cluster" asks, and returns its path.
+func manifestFor(t *testing.T, e env, host string) string {
+	t.Helper()
+	data, err := os.ReadFile(e.manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(t.TempDir(), "kubevs.yaml")
+	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(data), `"API_SERVER_HOST"`, `"`+host+`"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return manifest
+}
+
+// nodeReady is a waitNode check: the Node's Ready condition is True.
+func nodeReady(n *corev1.Node) error {
+	if c := condition(n, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
+		return fmt.Errorf("Ready condition %+v", c)
+	}
+	return nil
+}
+
+func kubectlApply(ctx context.Context, t *testing.T, e env, kubeconfig, manifest string) string {
+	t.Helper()
+	var out []byte
+	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
+		var err error
+		out, err = exec.CommandContext(ctx, find(t, e.nodeBin, "kubectl"), "--kubeconfig="+kubeconfig, "apply", "-f", manifest).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("kubectl apply -f %s: %w: %s", manifest, err, out)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 // create retries a create the loaded API server may time out (seen in the guest under TCG:

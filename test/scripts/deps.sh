@@ -16,6 +16,7 @@ want=(
 	ipset:ipset
 	ipvsadm:ipvsadm
 	conntrack:conntrack
+	nftables:nft
 	iproute2:ip
 	curl:curl
 	openssl:openssl

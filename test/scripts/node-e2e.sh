@@ -6,7 +6,7 @@
 # CNI reference plugins, then runs TestRealNode in its own guest and prints its timings.
 #
 # Environment:
-#   NODE_E2E_TIMEOUT=DURATION   bound of the VM run (default 45m)
+#   NODE_E2E_TIMEOUT=DURATION   bound of the VM run (default 60m)
 #   NODE_E2E_LOGDIR=DIR         keep component logs there (default: a temporary dir, kept and
 #                               printed when the test fails)
 #   NODE_E2E_MEMORY=MIB         guest memory (default 4096)
@@ -55,7 +55,7 @@ stamp "built CNI plugins, node.test"
 # 4. The node: its own guest.
 start=$SECONDS
 set +e
-(cd test/node && "$work/kubevs-vm" run --timeout "${NODE_E2E_TIMEOUT:-45m}" --memory "${NODE_E2E_MEMORY:-4096}" \
+(cd test/node && "$work/kubevs-vm" run --timeout "${NODE_E2E_TIMEOUT:-60m}" --memory "${NODE_E2E_MEMORY:-4096}" \
 	--share "$logs" \
 	--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin" \
 	--env "KUBEVS_NODE_BIN=$node_bin" \
@@ -64,7 +64,7 @@ set +e
 	--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml" \
 	--env "KUBEVS_NODE_LOGDIR=$logs" \
 	--env "KUBEVS_STRICT=1" \
-	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestRealNode$' -test.timeout 45m) 2>&1 | tee "$work/output"
+	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestRealNode$' -test.timeout 58m) 2>&1 | tee "$work/output"
 rc=${PIPESTATUS[0]}
 set -e
 echo

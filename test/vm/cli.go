@@ -26,10 +26,12 @@ const (
 
 const usage = `usage:
   kubevs-vm run [--timeout 20m] [--env K=V]... [--share HOSTDIR[:GUESTDIR]]...
-                [--memory MiB] [--cpus N] [--boot-log] -- command args...
+                [--memory MiB] [--cpus N] [--link LOCALPORT:PEERPORT] [--boot-log]
+                -- command args...
       boot the test VM, run the command in the current directory (the host's root is
       read-only, with a throw-away writable layer over it; shares are writable), print its
-      output and exit with its exit code (124: timeout, 125: VM failure, 130: interrupted)
+      output and exit with its exit code (124: timeout, 125: VM failure, 130: interrupted);
+      --link gives it eth0 on an L2 segment with the guest run with the ports crossed
   kubevs-vm prepare
       download the kernel and build the initramfs into the cache, if needed
 `
@@ -56,6 +58,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&shares, "share", "HOSTDIR[:GUESTDIR] mounted writable in the guest (repeatable)")
 	memory := fs.Int("memory", 6144, "guest memory in MiB")
 	cpus := fs.Int("cpus", 2, "guest CPUs")
+	link := fs.String("link", "", "LOCALPORT:PEERPORT: eth0 on a segment shared with another guest (UDP on 127.0.0.1)")
 	bootLog := fs.Bool("boot-log", false, "print the kernel and /init console output to stderr")
 	cacheRoot := fs.String("cache", "", "image cache (default ~/.cache/kubevs/vm)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -64,6 +67,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if args[0] == "run" && fs.NArg() == 0 {
 		fmt.Fprint(stderr, usage)
 		return ExitUsage
+	}
+	var l2 *Link
+	if *link != "" {
+		var err error
+		if l2, err = ParseLink(*link); err != nil {
+			fmt.Fprintf(stderr, "kubevs-vm: --link: %v\n", err)
+			return ExitUsage
+		}
 	}
 	for _, kv := range env {
 		if !strings.Contains(kv, "=") {
@@ -91,7 +102,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	o := Options{
 		Image: img, Command: fs.Args(), Env: env, Timeout: *timeout, Stdout: stdout,
-		MemoryMiB: *memory, CPUs: *cpus,
+		MemoryMiB: *memory, CPUs: *cpus, Link: l2,
 	}
 	for _, s := range shares {
 		host, guest, _ := strings.Cut(s, ":")

@@ -17,6 +17,8 @@ type QemuConfig struct {
 	Nonce string
 	// MemoryMiB and CPUs size the guest; zero means 6144 and 2.
 	MemoryMiB, CPUs int
+	// Link, if set, gives the guest a network card on a segment shared with another guest.
+	Link *Link
 }
 
 // KernelCmdline is the guest kernel's command line for a run marked with nonce. panic=-1
@@ -29,8 +31,9 @@ func KernelCmdline(nonce string) string {
 }
 
 // QemuArgs builds qemu-system-x86_64's arguments: TCG (KVM hangs on these machines), no
-// display and the serial console on stdio, no network card (the guest only needs loopback),
-// the host's root read-only over 9p, and the control folder and shares read-write.
+// display and the serial console on stdio, no network card (the guest only needs loopback)
+// unless a Link is asked for, the host's root read-only over 9p, and the control folder and
+// shares read-write.
 func QemuArgs(c QemuConfig) []string {
 	mem, cpus := c.MemoryMiB, c.CPUs
 	if mem == 0 {
@@ -54,6 +57,9 @@ func QemuArgs(c QemuConfig) []string {
 	}
 	for i, s := range c.Shares {
 		args = append(args, "-virtfs", virtfs(s.HostDir, shareTag(i), false))
+	}
+	if c.Link != nil {
+		args = append(args, c.Link.qemuArgs()...)
 	}
 	return args
 }

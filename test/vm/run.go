@@ -51,6 +51,8 @@ type Options struct {
 	Timeout time.Duration
 	// MemoryMiB and CPUs size the guest; zero means 6144 MiB and 2 CPUs.
 	MemoryMiB, CPUs int
+	// Link, if set, gives the guest eth0 on an L2 segment shared with one other guest.
+	Link *Link
 	// Stdout receives the command's output (stdout and stderr, merged by the console) line
 	// by line as it comes. Nil discards it.
 	Stdout io.Writer
@@ -102,6 +104,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	nonce := newNonce()
 	args := QemuArgs(QemuConfig{
 		Image: o.Image, Control: ctl, Shares: shares, Nonce: nonce, MemoryMiB: o.MemoryMiB, CPUs: o.CPUs,
+		Link: o.Link,
 	})
 	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("%w after %s", ErrTimeout, o.Timeout))
 	defer cancel()

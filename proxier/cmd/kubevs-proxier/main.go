@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config/kubeproxy"
 	"github.com/kubevs/kubevs/proxier/daemon"
+	"github.com/kubevs/kubevs/proxier/nodeapi"
 	"github.com/kubevs/kubevs/proxier/status"
 )
 
@@ -42,6 +44,11 @@ func main() {
 	}
 
 	if err := run(o, *cleanup); err != nil {
+		if errors.Is(err, daemon.ErrYielded) { // its supervisor stops too (proxier/nodeapi/handover.go)
+			klog.InfoS("Exiting: another kubevs-proxier serves the node API socket", "reason", err)
+			klog.Flush()
+			os.Exit(nodeapi.ExitYielded)
+		}
 		klog.ErrorS(err, "kubevs-proxier failed")
 		klog.Flush()
 		os.Exit(1)
@@ -61,7 +68,7 @@ func run(o kubeproxy.Options, cleanup bool) error {
 	if cleanup {
 		return daemon.Cleanup(ctx, cfg, nil)
 	}
-	d, err := daemon.New(daemon.Options{Config: cfg})
+	d, err := daemon.New(daemon.Options{Config: cfg, Supervised: os.Getenv(nodeapi.SupervisedEnv) == "1"})
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ var fields = map[string]rule{
 
 	"bindAddress":                 ignored("kubevs takes the node's primary IPs from its Node object", "0.0.0.0", "::"),
 	"bindAddressHardFail":         ignored("kubevs-proxier always exits when it cannot listen on its healthz or metrics address"),
-	"enableProfiling":             ignored("kubevs-proxier serves no /debug/pprof"),
+	"enableProfiling":             honoured(),
 	"showHiddenMetricsForVersion": ignored("kubevs-proxier hides no metrics"),
 	"featureGates":                ignored("kube-proxy's feature gates do not apply to kubevs"),
 	"logging":                     ignored("set kubevs-proxier's logging with its klog flags (-v, --vmodule)"),

@@ -35,6 +35,7 @@ type Flags struct {
 	NodePortAddresses  string
 	HealthzBindAddress string
 	MetricsBindAddress string
+	Profiling          bool
 	Version            bool
 
 	set []string // names of the configuration flags given, in flag order
@@ -44,7 +45,7 @@ type Flags struct {
 var configFlags = []string{
 	"proxy-mode", "ipvs-scheduler", "ipvs-sync-period", "ipvs-min-sync-period", "ipvs-exclude-cidrs",
 	"ipvs-strict-arp", "masquerade-all", "cluster-cidr", "nodeport-addresses",
-	"healthz-bind-address", "metrics-bind-address",
+	"healthz-bind-address", "metrics-bind-address", "profiling",
 }
 
 // flagNames names the fields the flags set, for errors.
@@ -59,6 +60,7 @@ var flagNames = map[string]string{
 	"nodePortAddresses":      "--nodeport-addresses",
 	"healthzBindAddress":     "--healthz-bind-address",
 	"metricsBindAddress":     "--metrics-bind-address",
+	"enableProfiling":        "--profiling",
 }
 
 // AddFlags registers kube-proxy's flags on fs.
@@ -74,6 +76,7 @@ func (f *Flags) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.NodePortAddresses, "nodeport-addresses", "", "comma-separated CIDRs NodePorts are served on, or 'primary' (default: every local address). Ignored with --config")
 	fs.StringVar(&f.HealthzBindAddress, "healthz-bind-address", "", "IP:port of /healthz and /livez (default 0.0.0.0:10256). Ignored with --config")
 	fs.StringVar(&f.MetricsBindAddress, "metrics-bind-address", "", "IP:port of /metrics (default 127.0.0.1:10249); empty turns the metrics server off. Ignored with --config")
+	fs.BoolVar(&f.Profiling, "profiling", false, "serve Go's runtime profiles at /debug/pprof/ on the metrics address. Ignored with --config")
 	fs.BoolVar(&f.Version, "version", false, "print the version and exit")
 }
 
@@ -133,6 +136,8 @@ func (f *Flags) apply(kp *kpv1alpha1.KubeProxyConfiguration) {
 			kp.HealthzBindAddress = f.HealthzBindAddress
 		case "metrics-bind-address":
 			kp.MetricsBindAddress = f.MetricsBindAddress
+		case "profiling":
+			kp.EnableProfiling = f.Profiling
 		}
 	}
 }

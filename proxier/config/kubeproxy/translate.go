@@ -95,6 +95,7 @@ func translate(kp *kpv1alpha1.KubeProxyConfiguration, ext topLevel, rename map[s
 	}
 	// kube-proxy serves metrics on any address it is given.
 	c.MetricsAllowNonLoopback = true
+	c.EnableProfiling = kp.EnableProfiling
 
 	ct := kp.Conntrack
 	c.Conntrack = config.ConntrackConfiguration{
