@@ -7,6 +7,11 @@
 # pins the Go release). Bump vulndb to see newer advisories.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The go command of the Go release in force (GOTOOLCHAIN, which the Makefile pins) first on
+# PATH: govulncheck's loader asks `go list` for the release with GO111MODULE=off, where
+# GOTOOLCHAIN does not switch; it then type-checks go1.27's standard library as go1.26 and
+# fails ("generic method requires go1.27 or later").
+PATH="$(go env GOROOT)/bin:$PATH"
 govulncheck_version=v1.10.0
 vulndb_version=v0.0.0-20261105234957-e22db6528018
 cache=${KUBEVS_CACHE:-$HOME/.cache/kubevs}
@@ -30,4 +35,4 @@ fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$tools/govulncheck" -db "file://$db" -format json ./plugin/... ./proxier/... ./ipam/... ./install/... ./conflist/... ./internal/... >"$out"
-go run ./test/vulncheck -strict-stdlib <"$out"
+go run ./test/vulncheck -strict-stdlib -go "$(go env GOVERSION)" <"$out"
