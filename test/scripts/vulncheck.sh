@@ -11,6 +11,8 @@ cd "$(dirname "$0")/../.."
 # PATH: govulncheck's loader asks `go list` for the release with GO111MODULE=off, where
 # GOTOOLCHAIN does not switch; it then type-checks go1.27's standard library as go1.26 and
 # fails ("generic method requires go1.27 or later").
+# Run alone (not from make), the Makefile's pin still applies.
+export GOTOOLCHAIN=${GOTOOLCHAIN:-$(sed -n 's/^GOTOOLCHAIN ?= //p' Makefile)}
 PATH="$(go env GOROOT)/bin:$PATH"
 govulncheck_version=v1.10.0
 vulndb_version=v0.0.0-20261105234957-e22db6528018
