@@ -38,8 +38,10 @@ unit: deps control-plane
 control-plane:
 	bash test/scripts/control-plane.sh
 
-# golangci-lint (pinned; built once from the Go module proxy) with .golangci.yml, then
-# govulncheck (pinned, with the vulnerability database from the module proxy).
+# golangci-lint v2.15.0 with .golangci.yml, then govulncheck v1.10.0 with the vulnerability
+# database from the module proxy; both built once with the pinned Go release, which runs them.
+# Fails on any lint finding and on any reachable vulnerability, in a module or in the
+# standard library.
 lint:
 	bash test/scripts/lint.sh
 	bash test/scripts/vulncheck.sh
