@@ -133,13 +133,16 @@ func runOnce(ctx context.Context, argv []string, upgraded <-chan struct{}) error
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	logger := klog.FromContext(ctx)
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case err := <-done:
+			logger.V(2).Info("Proxier stopped", "proxier", argv[0], "exit", err)
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			err := <-done
+			logger.Info("Proxier did not stop within 10s of SIGTERM; killed it", "proxier", argv[0], "exit", err)
 		}
 	}
 	select {

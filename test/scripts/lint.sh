@@ -3,8 +3,16 @@
 # the repository's .golangci.yml.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-version=v2.6.2
-tools=${KUBEVS_CACHE:-$HOME/.cache/kubevs}/tools/golangci-lint-$version
+version=v2.15.0 # v2.6.2 cannot read go1.27's export data (version 5), even rebuilt with it
+# The go command of the Go release in force (GOTOOLCHAIN, which the Makefile pins) first on
+# PATH: the linter runs `go list` itself, and asks it for the release with GO111MODULE=off,
+# where GOTOOLCHAIN does not switch, so it would see the machine's older Go.
+# Run alone (not from make), the Makefile's pin still applies.
+export GOTOOLCHAIN=${GOTOOLCHAIN:-$(sed -n 's/^GOTOOLCHAIN ?= //p' Makefile)}
+PATH="$(go env GOROOT)/bin:$PATH"
+# Built with the Go release that runs it: a linter built with an older Go cannot load
+# the newer standard library.
+tools=${KUBEVS_CACHE:-$HOME/.cache/kubevs}/tools/golangci-lint-$version-$(go env GOVERSION)
 if [ ! -x "$tools/golangci-lint" ]; then
 	echo "lint: building golangci-lint $version (once)" >&2
 	GOBIN="$tools" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$version"

@@ -2,7 +2,9 @@
 // reachable finding (one whose trace starts at a called function) in a module of go.mod
 // fails the check, since bumping the module fixes it; a reachable finding in the standard
 // library is printed as a warning naming the Go release that fixes it, and fails only with
-// -strict-stdlib, since the Go toolchain is the machine's (GOTOOLCHAIN=local), not go.mod's.
+// -strict-stdlib (make lint passes it: the Makefile pins the Go release, so bumping it fixes
+// those too). With -go, the scan must also have been of that Go release's standard library,
+// so that a scan run with another go command on PATH cannot pass for the pinned one.
 package main
 
 import (
@@ -23,6 +25,9 @@ type frame struct {
 }
 
 type message struct {
+	Config *struct {
+		GoVersion string `json:"go_version"`
+	} `json:"config"`
 	Finding *struct {
 		OSV          string  `json:"osv"`
 		FixedVersion string  `json:"fixed_version"`
@@ -30,36 +35,67 @@ type message struct {
 	} `json:"finding"`
 }
 
+// result is what one govulncheck run found: one line per reachable vulnerability, sorted
+// and deduplicated, and the Go release whose standard library was scanned.
+type result struct {
+	modules, stdlib []string
+	goVersion       string
+}
+
 func main() {
 	strictStdlib := flag.Bool("strict-stdlib", false, "fail on reachable standard library findings too")
+	goVersion := flag.String("go", "", "the Go release (go env GOVERSION) whose standard library the scan must be of")
 	flag.Parse()
-	modules, stdlib, err := reachable(os.Stdin)
+	res, err := reachable(os.Stdin)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vulncheck:", err)
 		os.Exit(2)
 	}
-	for _, f := range stdlib {
+	for _, f := range res.stdlib {
 		fmt.Printf("WARNING: reachable %s\n", f)
 	}
-	for _, f := range modules {
-		fmt.Printf("FAIL: reachable %s\n", f)
-	}
-	fmt.Printf("vulncheck: %d reachable in modules, %d in the standard library\n", len(modules), len(stdlib))
-	if len(modules) > 0 || *strictStdlib && len(stdlib) > 0 {
+	fmt.Printf("vulncheck: %d reachable in modules, %d in the standard library (%s)\n", len(res.modules), len(res.stdlib), res.goVersion)
+	if fails := res.failures(*strictStdlib, *goVersion); len(fails) > 0 {
+		for _, f := range fails {
+			fmt.Println("FAIL:", f)
+		}
 		os.Exit(1)
 	}
 }
 
-// reachable returns, sorted and deduplicated, one line per reachable vulnerability.
-func reachable(r io.Reader) (modules, stdlib []string, err error) {
+// failures returns why the check fails, if it does: reachable findings in modules, in the
+// standard library when strictStdlib, and a scanned Go release other than goVersion when
+// goVersion is set.
+func (res result) failures(strictStdlib bool, goVersion string) []string {
+	var fails []string
+	for _, f := range res.modules {
+		fails = append(fails, "reachable "+f)
+	}
+	if strictStdlib {
+		for _, f := range res.stdlib {
+			fails = append(fails, "reachable "+f)
+		}
+	}
+	if goVersion != "" && res.goVersion != goVersion {
+		fails = append(fails, fmt.Sprintf("govulncheck scanned the standard library of %q, the build uses %s", res.goVersion, goVersion))
+	}
+	return fails
+}
+
+// reachable reads govulncheck's JSON stream.
+func reachable(r io.Reader) (result, error) {
 	dec := json.NewDecoder(r)
 	seen := map[string]bool{}
+	var res result
 	for {
 		var m message
 		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return nil, nil, fmt.Errorf("decode govulncheck output: %w", err)
+			return result{}, fmt.Errorf("decode govulncheck output: %w", err)
+		}
+		if m.Config != nil {
+			res.goVersion = m.Config.GoVersion
 		}
 		if m.Finding == nil || len(m.Finding.Trace) == 0 || m.Finding.Trace[0].Function == "" {
 			continue // imported or required, not called
@@ -71,12 +107,12 @@ func reachable(r io.Reader) (modules, stdlib []string, err error) {
 		}
 		seen[line] = true
 		if f.Module == "stdlib" {
-			stdlib = append(stdlib, line)
+			res.stdlib = append(res.stdlib, line)
 		} else {
-			modules = append(modules, line)
+			res.modules = append(res.modules, line)
 		}
 	}
-	slices.Sort(modules)
-	slices.Sort(stdlib)
-	return modules, stdlib, nil
+	slices.Sort(res.modules)
+	slices.Sort(res.stdlib)
+	return res, nil
 }
