@@ -266,41 +266,17 @@ func (l *Linux) Ensure(family Family, rs Ruleset) error {
 // iptables-restore only for a table that differs from rs; none of them when nf_tables'
 // generation shows nothing changed since a read found the tables holding rs (see Verify).
 func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
-	if err := rs.Validate(); err != nil {
-		return nil, fmt.Errorf("ensure %s rules: %w", family, err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	gen, genOK, same := l.unchanged(family, rs)
-	if same {
-		return nil, nil
-	}
-	var errs []error
-	var rewritten []string
-	defer func() { l.mark(family, rs, gen, genOK, len(errs) == 0 && len(rewritten) == 0) }()
-	for _, name := range Tables() {
-		cur, err := l.read(family, name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("ensure %s rules: read table %s: %w", family, name, err))
-			continue
-		}
-		lines := plan(cur, rs, l.same(family, name))
-		if lines == nil {
-			continue
-		}
+	return l.eachTable(family, rs, "ensure", func(name string, lines []string) (bool, error) {
 		if err := l.write(family, lines); err != nil {
-			errs = append(errs, fmt.Errorf("ensure %s rules: write table %s: %w", family, name, err))
-			continue
+			return false, fmt.Errorf("write table %s: %w", name, err)
 		}
-		rewritten = append(rewritten, name)
 		after, err := l.read(family, name)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("ensure %s rules: read back table %s: %w", family, name, err))
-			continue
+			return true, fmt.Errorf("read back table %s: %w", name, err)
 		}
 		l.remember(family, after, rs)
-	}
-	return rewritten, errors.Join(errs...)
+		return true, nil
+	})
 }
 
 // Verify reads each table once (one iptables-save) and reports those that Repair would
@@ -308,8 +284,16 @@ func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 // found the family's tables holding it and nf_tables' generation has not moved since, no
 // table can differ: Verify then runs no process at all (one netlink request).
 func (l *Linux) Verify(family Family, rs Ruleset) ([]string, error) {
+	return l.eachTable(family, rs, "verify", func(string, []string) (bool, error) { return true, nil })
+}
+
+// eachTable reads each table of family (unless nf_tables' generation shows the tables still
+// hold rs) and calls differs with the restore lines of each table that does not hold rs; it
+// returns the tables differs reported (Repair: rewritten; Verify: differing) and records
+// whether the family was found clean. verb names the operation in errors.
+func (l *Linux) eachTable(family Family, rs Ruleset, verb string, differs func(name string, lines []string) (bool, error)) ([]string, error) {
 	if err := rs.Validate(); err != nil {
-		return nil, fmt.Errorf("verify %s rules: %w", family, err)
+		return nil, fmt.Errorf("%s %s rules: %w", verb, family, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -318,19 +302,27 @@ func (l *Linux) Verify(family Family, rs Ruleset) ([]string, error) {
 		return nil, nil
 	}
 	var errs []error
-	var differ []string
-	defer func() { l.mark(family, rs, gen, genOK, len(errs) == 0 && len(differ) == 0) }()
+	var touched []string
+	defer func() { l.mark(family, rs, gen, genOK, len(errs) == 0 && len(touched) == 0) }()
 	for _, name := range Tables() {
 		cur, err := l.read(family, name)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("verify %s rules: read table %s: %w", family, name, err))
+			errs = append(errs, fmt.Errorf("%s %s rules: read table %s: %w", verb, family, name, err))
 			continue
 		}
-		if plan(cur, rs, l.same(family, name)) != nil {
-			differ = append(differ, name)
+		lines := plan(cur, rs, l.same(family, name))
+		if lines == nil {
+			continue
+		}
+		done, err := differs(name, lines)
+		if done {
+			touched = append(touched, name)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s rules: %w", verb, family, err))
 		}
 	}
-	return differ, errors.Join(errs...)
+	return touched, errors.Join(errs...)
 }
 
 // Cleanup removes the jumps to owned chains and the owned chains of family.

@@ -130,27 +130,13 @@ func (r *Reconciler) ensureSets() ([]string, error) {
 // one read per table, a write only for a table that differs. It returns the tables it
 // rewrote, as "family/table".
 func (r *Reconciler) ensureRules() ([]string, error) {
-	var errs []error
-	var rewritten []string
-	for _, fr := range r.global.Rules {
-		tables, err := r.k.Netfilter.Repair(fr.Family, fr.Ruleset)
-		for _, t := range tables {
-			rewritten = append(rewritten, string(fr.Family)+"/"+t)
-		}
-		if err != nil {
-			errs = append(errs, &familyError{fr.Family, fmt.Errorf("ensure %s rules: %w", fr.Family, err)})
-		}
-	}
-	return rewritten, errors.Join(errs...)
+	return r.repairRules(nil)
 }
 
 // repairRules is ensureRules for the families verified does not show clean: a family
 // Verify read (a key of verified) with no table that differs is left alone, without a read;
 // the others are Repaired, which reads them again. verified nil repairs every family.
 func (r *Reconciler) repairRules(verified map[ipset.Family][]string) ([]string, error) {
-	if verified == nil {
-		return r.ensureRules()
-	}
 	var errs []error
 	var rewritten []string
 	for _, fr := range r.global.Rules {
