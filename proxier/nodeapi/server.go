@@ -214,7 +214,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, limit int
 	if r.ContentLength > limit {
 		s.refused(RefusedBodyTooLarge)
 		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusBadRequest, fmt.Errorf("request body of %d bytes: over the limit of %d", r.ContentLength, limit))
+		writeError(w, http.StatusBadRequest, fmt.Errorf("request body too large: %d bytes declared, the limit is %d", r.ContentLength, limit))
 		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
