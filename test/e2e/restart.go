@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,11 @@ var (
 )
 
 // proxierPIDs lists the running processes whose executable is the bed's kubevs-proxier.
-func proxierPIDs() ([]int, error) {
+func proxierPIDs() ([]int, error) { return pidsOf(proxier.Binary) }
+
+// pidsOf lists the running processes whose executable is one of exes (also when that file
+// was replaced or removed since the process started).
+func pidsOf(exes ...string) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("read /proc: %w", err)
@@ -35,7 +40,7 @@ func proxierPIDs() ([]int, error) {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err == nil && exe == proxier.Binary {
+		if err == nil && slices.Contains(exes, strings.TrimSuffix(exe, " (deleted)")) {
 			out = append(out, pid)
 		}
 	}

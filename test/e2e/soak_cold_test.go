@@ -1,0 +1,276 @@
+package e2e
+
+// The soak's cold sync fault: the proxier crashes (kill -9); while it is down, s.cold
+// Services (KUBEVS_E2E_SOAK_COLD, default 5000), each with a TCP port and an EndpointSlice
+// of the fixed backends, are created as fast as the API server takes them; the proxier
+// starts, and is killed with SIGKILL again while its first sync is adding their virtual
+// servers (the soak watches /proc/net/ip_vs); it starts once more and must converge exactly.
+// Then the Services are deleted and nothing of them may be left in the kernel.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubevs/kubevs/test/podsim"
+)
+
+// coldWorkers create and delete the cold Services in parallel.
+const coldWorkers = 32
+
+// coldLabel marks the cold Services and their EndpointSlices.
+const coldLabel = "soak.e2e.kubevs.io/cold"
+
+// coldPerService is the bound's allowance per cold Service for the emulated guest (its
+// Service, slice, virtual server, real servers, set member and VIP), on top of a resync.
+const coldPerService = 40 * time.Millisecond
+
+// coldBound bounds the convergence of the proxier started after the kill: a resync, the
+// slack, and coldPerService for each cold Service; KUBEVS_E2E_SOAK_COLD_BOUND replaces it.
+func (s *soak) coldBound() time.Duration {
+	if v := os.Getenv("KUBEVS_E2E_SOAK_COLD_BOUND"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		s.t.Errorf("KUBEVS_E2E_SOAK_COLD_BOUND=%q: not a duration; the default bound applies", v)
+	}
+	return s.syncPeriod + s.slack + time.Duration(s.cold)*coldPerService
+}
+
+// killInColdSync is the fault (see the file's comment).
+func (s *soak) killInColdSync(ctx context.Context) (string, error) {
+	if s.cold < 10 {
+		return "", fmt.Errorf("KUBEVS_E2E_SOAK_COLD=%d: want at least 10 Services", s.cold)
+	}
+	if err := s.sigkill(); err != nil {
+		return "", err
+	}
+	client, err := s.fastClient()
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	if s.coldIPs, err = s.createCold(ctx, client); err != nil {
+		return "", err
+	}
+	created := time.Since(start)
+	p, err := s.startProxier(ctx)
+	if err != nil {
+		return "", err
+	}
+	started := time.Now()
+	seen, err := s.waitColdProgress(ctx, p.PID())
+	if err != nil {
+		return "", err
+	}
+	into := time.Since(started)
+	if err := s.sigkill(); err != nil {
+		return "", err
+	}
+	if _, err := s.startProxier(ctx); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d Services and slices created in %s (%.0f objects/s) with the proxier down; its cold sync killed at %d of %d virtual servers, %s after its start",
+		s.cold, created.Round(100*time.Millisecond), float64(2*s.cold)/created.Seconds(), seen, s.cold, into.Round(10*time.Millisecond)), nil
+}
+
+// sigkill kills the running soak proxier with SIGKILL and waits until it is gone.
+func (s *soak) sigkill() error {
+	pids, err := s.pids()
+	if err != nil {
+		return err
+	}
+	if len(pids) != 1 {
+		return fmt.Errorf("want one kubevs-proxier running, found pids %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill kubevs-proxier %d: %w", pids[0], err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); alive(pids[0]); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kubevs-proxier %d alive 30s after SIGKILL", pids[0])
+		}
+	}
+	return nil
+}
+
+// waitColdProgress polls /proc/net/ip_vs until at least a tenth of the cold virtual servers
+// exist (and not all: then the sync ended unseen) and returns how many it saw.
+func (s *soak) waitColdProgress(ctx context.Context, pid int) (int, error) {
+	want := map[string]bool{}
+	for ip := range s.coldIPs {
+		a := netip.MustParseAddr(ip).As4()
+		want[fmt.Sprintf("%08X", binary.BigEndian.Uint32(a[:]))] = true
+	}
+	deadline := time.Now().Add(s.coldBound())
+	last := 0
+	for ctx.Err() == nil {
+		if !alive(pid) {
+			return 0, fmt.Errorf("kubevs-proxier %d ended during its cold sync", pid)
+		}
+		b, err := os.ReadFile("/proc/net/ip_vs")
+		if err != nil {
+			return 0, fmt.Errorf("read /proc/net/ip_vs: %w", err)
+		}
+		n := countVirtualServers(string(b), want)
+		switch {
+		case n == len(want):
+			return 0, fmt.Errorf("the cold sync added all %d virtual servers between two polls (last saw %d): no kill in its middle", n, last)
+		case n*10 >= len(want):
+			return n, nil
+		}
+		last = n
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("cold sync: %d of %d virtual servers after %s", n, len(want), s.coldBound())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, ctx.Err()
+}
+
+// countVirtualServers counts the IPv4 virtual servers of /proc/net/ip_vs ("TCP  0A600001:0050
+// rr") whose address (hex) is in want.
+func countVirtualServers(text string, want map[string]bool) int {
+	n := 0
+	for _, l := range strings.Split(text, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || (f[0] != "TCP" && f[0] != "UDP" && f[0] != "SCTP") {
+			continue
+		}
+		if addr, _, ok := strings.Cut(f[1], ":"); ok && want[addr] {
+			n++
+		}
+	}
+	return n
+}
+
+// createCold creates the s.cold Services and their slices, coldWorkers at a time, and
+// returns their ClusterIPs.
+func (s *soak) createCold(ctx context.Context, client kubernetes.Interface) (map[string]bool, error) {
+	ips := map[string]bool{}
+	var mu sync.Mutex
+	err := eachOf(ctx, s.cold, func(ctx context.Context, i int) error {
+		ip, err := s.createColdService(ctx, client, fmt.Sprintf("cold-%d", i))
+		mu.Lock()
+		defer mu.Unlock()
+		if ip != "" {
+			ips[ip] = true
+		}
+		return err
+	})
+	return ips, err
+}
+
+func (s *soak) createColdService(ctx context.Context, client kubernetes.Interface, name string) (string, error) {
+	ns := s.f.Namespace
+	svc, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{coldLabel: "true"}},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
+			{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(podsim.DefaultHTTPPort)},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("create cold service %s: %w", name, err)
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-soak", Labels: map[string]string{
+			discoveryv1.LabelServiceName: name,
+			discoveryv1.LabelManagedBy:   "soak.e2e.kubevs.io",
+			coldLabel:                    "true",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(podsim.DefaultHTTPPort)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	for _, p := range s.churn.backends {
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{p.IP.String()},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+			NodeName:   ptr.To(s.f.Bed.NodeName()),
+		})
+	}
+	if err := putSlice(ctx, client, slice, false); err != nil {
+		return svc.Spec.ClusterIP, err
+	}
+	return svc.Spec.ClusterIP, nil
+}
+
+// deleteCold deletes the cold Services and their slices once the proxier converged with them,
+// and waits until nothing of them is left in the kernel and kubevs status exits 0.
+func (s *soak) deleteCold(ctx context.Context, _ *faultResult) (string, error) {
+	client, err := s.fastClient()
+	if err != nil {
+		return "", err
+	}
+	ns := s.f.Namespace
+	start := time.Now()
+	err = client.DiscoveryV1().EndpointSlices(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: coldLabel})
+	if err != nil {
+		return "", fmt.Errorf("delete the cold endpointslices: %w", err)
+	}
+	err = eachOf(ctx, s.cold, func(ctx context.Context, i int) error {
+		err := client.CoreV1().Services(ns).Delete(ctx, fmt.Sprintf("cold-%d", i), metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete cold service cold-%d: %w", i, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	deleted := time.Since(start)
+	bound := s.coldBound()
+	var leaks []string
+	for {
+		if leaks, err = churnLeaks(ctx, s.coldIPs); err != nil {
+			return "", err
+		}
+		if len(leaks) == 0 {
+			break
+		}
+		if time.Since(start) > bound {
+			return "", fmt.Errorf("%d kernel objects of the deleted cold Services left %s after their deletion, e.g. %s",
+				len(leaks), bound, strings.Join(leaks[:min(5, len(leaks))], "; "))
+		}
+		time.Sleep(time.Second)
+	}
+	gone := time.Since(start)
+	inSync := s.expectInSync(ctx, "after the cold Services were deleted")
+	s.coldIPs = nil
+	return fmt.Sprintf("deleted in %s, none left in the kernel after %s, status 0 %s later",
+		deleted.Round(100*time.Millisecond), gone.Round(100*time.Millisecond), inSync.Round(100*time.Millisecond)), nil
+}
+
+// eachOf runs do(0..n-1) on coldWorkers goroutines (parallel, nodeapi_flood_test.go) and
+// returns the first error, counting the others.
+func eachOf(ctx context.Context, n int, do func(ctx context.Context, i int) error) error {
+	var mu sync.Mutex
+	var errs []error
+	parallel(n, coldWorkers, func(i int) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := do(ctx, i); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("%d of %d failed, first: %w", len(errs), n, errs[0])
+	}
+	return ctx.Err()
+}
