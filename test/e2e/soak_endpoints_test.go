@@ -11,8 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -20,10 +20,11 @@ import (
 )
 
 // churnRate is the endpoint churn's target, writes a second; churnWorkers write in parallel
-// (a write takes tens of milliseconds in the emulated guest).
+// (a write takes tens of milliseconds in the emulated guest, seconds when the host is loaded:
+// more writers only crowd the guest's two CPUs).
 const (
 	churnRate    = 100
-	churnWorkers = 16
+	churnWorkers = 8
 	// minChurned is how many churned Services the endpoint churn spreads its writes over.
 	minChurned = 8
 )
@@ -63,25 +64,48 @@ func (s *soak) endpointChurn(ctx context.Context) (string, error) {
 		return "", err
 	}
 	d := time.Duration(10+s.rng.IntN(11)) * time.Second
-	writes, dropped, took, err := s.churn.rewriteSlices(ctx, client, churnRate, d)
-	s.churn.ops += writes
+	st, err := s.churn.rewriteSlices(ctx, client, churnRate, d)
+	s.churn.ops += st.writes
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d EndpointSlice writes to %d Services in %s: %.0f/s (target %d/s, %d ticks found every writer busy)",
-		writes, len(s.churn.svcs), took.Round(100*time.Millisecond), float64(writes)/took.Seconds(), churnRate, dropped), nil
+	return fmt.Sprintf("%d EndpointSlice writes to %d Services in %s: %.1f/s (target %d/s; a write took %s median, %s at most; %d ticks found all %d writers busy)",
+		st.writes, len(s.churn.svcs), st.took.Round(100*time.Millisecond), float64(st.writes)/st.took.Seconds(), churnRate,
+		st.median().Round(time.Millisecond), st.longest().Round(time.Millisecond), st.dropped, churnWorkers), nil
+}
+
+// churnStats measures one endpoint churn.
+type churnStats struct {
+	writes, dropped int
+	took            time.Duration
+	latencies       []time.Duration
+}
+
+func (c *churnStats) median() time.Duration {
+	if len(c.latencies) == 0 {
+		return 0
+	}
+	l := slices.Clone(c.latencies)
+	slices.Sort(l)
+	return l[len(l)/2]
+}
+
+func (c *churnStats) longest() time.Duration {
+	if len(c.latencies) == 0 {
+		return 0
+	}
+	return slices.Max(c.latencies)
 }
 
 // rewriteSlices updates the EndpointSlice of a random churned Service every 1/rate s for d,
 // from churnWorkers goroutines (each with its own RNG drawn from c.rng). A tick that finds
 // every worker busy is dropped and counted: the rate reached is writes/took.
-func (c *churner) rewriteSlices(ctx context.Context, client kubernetes.Interface, rate int, d time.Duration) (writes, dropped int, took time.Duration, err error) {
+func (c *churner) rewriteSlices(ctx context.Context, client kubernetes.Interface, rate int, d time.Duration) (st churnStats, err error) {
 	names := keysOf(c.svcs)
 	if len(names) == 0 {
-		return 0, 0, 0, errors.New("endpoint churn: no churned Service")
+		return st, errors.New("endpoint churn: no churned Service")
 	}
 	jobs := make(chan string, churnWorkers)
-	var done atomic.Int64
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
@@ -89,13 +113,16 @@ func (c *churner) rewriteSlices(ctx context.Context, client kubernetes.Interface
 		rng := rand.New(rand.NewPCG(c.rng.Uint64(), uint64(i)))
 		wg.Go(func() {
 			for name := range jobs {
-				if err := putSlice(ctx, client, c.slice(name, rng), true); err != nil {
-					mu.Lock()
+				start := time.Now()
+				err := putSlice(ctx, client, c.slice(name, rng), true)
+				mu.Lock()
+				if err != nil {
 					errs = append(errs, err)
-					mu.Unlock()
-					continue
+				} else {
+					st.writes++
+					st.latencies = append(st.latencies, time.Since(start))
 				}
-				done.Add(1)
+				mu.Unlock()
 			}
 		})
 	}
@@ -106,17 +133,17 @@ func (c *churner) rewriteSlices(ctx context.Context, client kubernetes.Interface
 		select {
 		case jobs <- names[c.rng.IntN(len(names))]:
 		default:
-			dropped++
+			st.dropped++
 		}
 	}
 	tick.Stop()
 	close(jobs)
 	wg.Wait()
-	took = time.Since(start)
+	st.took = time.Since(start)
 	if len(errs) > 0 {
 		err = fmt.Errorf("endpoint churn: %d writes failed, first: %w", len(errs), errs[0])
 	}
-	return int(done.Load()), dropped, took, errors.Join(err, ctx.Err())
+	return st, errors.Join(err, ctx.Err())
 }
 
 // trafficWentOn fails the fault for each new connection to a fixed Service that failed in
@@ -124,6 +151,7 @@ func (c *churner) rewriteSlices(ctx context.Context, client kubernetes.Interface
 func (s *soak) trafficWentOn(_ context.Context, r *faultResult) (string, error) {
 	var errs []error
 	starved := 0
+	syncs := proxierSyncs(s.f.Bed.LogDir)
 	for _, p := range s.probes {
 		failed, _ := p.failures(r.from, r.to)
 		for _, a := range failed {
@@ -131,7 +159,7 @@ func (s *soak) trafficWentOn(_ context.Context, r *faultResult) (string, error) 
 				starved++
 				continue
 			}
-			errs = append(errs, fmt.Errorf("%s failed at %s during the endpoint churn: %w", p.name, a.start.Format("15:04:05.000"), a.err))
+			errs = append(errs, fmt.Errorf("%s failed at %s during the endpoint churn: %w\n    %s", p.name, a.start.Format("15:04:05.000"), a.err, s.explain(a, syncs)))
 		}
 	}
 	if len(errs) > 3 {

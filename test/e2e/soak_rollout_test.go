@@ -92,8 +92,15 @@ func (s *soak) replaceBinary(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.PID())); err != nil || exe != s.binary {
-		return "", fmt.Errorf("the new kubevs-proxier %d runs %q (%v), not %s", p.PID(), exe, err, s.binary)
+	// The child may still be the forked test binary for a moment (seen in the emulated guest).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.PID()))
+		if err == nil && exe == s.binary {
+			break
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("the new kubevs-proxier %d runs %q (%v), not %s", p.PID(), exe, err, s.binary)
+		}
 	}
 	return fmt.Sprintf("old proxier ended %s after SIGTERM", stopped.Round(10*time.Millisecond)), nil
 }
