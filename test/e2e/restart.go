@@ -116,6 +116,21 @@ const pluginSocketDir = "/run/kubevs"
 // signalSupervisor sends SIGTERM to the pid in <socket dir>/supervisor.pid and returns it;
 // 0 when there is no pid file or that process is gone.
 func signalSupervisor() (int, error) {
+	pid, err := supervisorPID()
+	if err != nil || pid == 0 {
+		return 0, err
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("stop supervisor %d: %w", pid, err)
+	}
+	return pid, nil
+}
+
+// supervisorPID reads <socket dir>/supervisor.pid; 0 when there is none.
+func supervisorPID() (int, error) {
 	b, err := os.ReadFile(filepath.Join(pluginSocketDir, "supervisor.pid"))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -126,12 +141,6 @@ func signalSupervisor() (int, error) {
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
 		return 0, fmt.Errorf("supervisor pid %q: %w", b, err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("stop supervisor %d: %w", pid, err)
 	}
 	return pid, nil
 }

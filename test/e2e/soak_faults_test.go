@@ -79,6 +79,7 @@ var soakFaults = []fault{
 	{name: "kube-apiserver down", repair: byReconnect, inject: (*soak).apiServerDown},
 	{name: "endpoint churn 100/s", repair: byNothing, prepare: (*soak).enoughChurned, inject: (*soak).endpointChurn, after: (*soak).trafficWentOn},
 	{name: "binary replaced, rolled out", repair: byRestart, inject: (*soak).replaceBinary, after: (*soak).adopted},
+	{name: "supervisor restart (launch mode)", repair: byRestart, inject: (*soak).supervisorRestart, after: (*soak).adopted},
 	{name: "kill -9 in a cold sync", repair: byRestart, once: true, inject: (*soak).killInColdSync, bound: (*soak).coldBound, after: (*soak).deleteCold},
 }
 
