@@ -10,6 +10,7 @@ package e2e
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -29,8 +30,13 @@ import (
 	"github.com/kubevs/kubevs/test/podsim"
 )
 
-// coldWorkers create and delete the cold Services in parallel.
-const coldWorkers = 32
+// coldWorkers create and delete the cold Services in parallel: more only queue in the
+// emulated guest's API server, until its requests time out (seen with 32 at host load 14).
+const coldWorkers = 8
+
+// coldTries bounds the tries of one create or delete that the API server timed out or refused
+// for load.
+const coldTries = 5
 
 // coldLabel marks the cold Services and their EndpointSlices.
 const coldLabel = "soak.e2e.kubevs.io/cold"
@@ -177,12 +183,20 @@ func (s *soak) createCold(ctx context.Context, client kubernetes.Interface) (map
 
 func (s *soak) createColdService(ctx context.Context, client kubernetes.Interface, name string) (string, error) {
 	ns := s.f.Namespace
-	svc, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{coldLabel: "true"}},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
-			{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(podsim.DefaultHTTPPort)},
-		}},
-	}, metav1.CreateOptions{})
+	var svc *corev1.Service
+	err := retryLoaded(ctx, func() error {
+		var err error
+		svc, err = client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{coldLabel: "true"}},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
+				{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(podsim.DefaultHTTPPort)},
+			}},
+		}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) { // an earlier try that timed out went through
+			svc, err = client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		}
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("create cold service %s: %w", name, err)
 	}
@@ -202,10 +216,33 @@ func (s *soak) createColdService(ctx context.Context, client kubernetes.Interfac
 			NodeName:   ptr.To(s.f.Bed.NodeName()),
 		})
 	}
-	if err := putSlice(ctx, client, slice, false); err != nil {
-		return svc.Spec.ClusterIP, err
+	err = retryLoaded(ctx, func() error {
+		err := putSlice(ctx, client, slice, false)
+		if apierrors.IsAlreadyExists(err) { // an earlier try that timed out went through
+			return putSlice(ctx, client, slice, true)
+		}
+		return err
+	})
+	return svc.Spec.ClusterIP, err
+}
+
+// retryLoaded calls do until it succeeds, fails otherwise than for the API server's load
+// (a timeout, 429, 500, 503), or has been tried coldTries times, waiting 1, 2, 4... s between.
+func retryLoaded(ctx context.Context, do func() error) error {
+	wait := time.Second
+	for i := 1; ; i++ {
+		err := do()
+		if err == nil || i == coldTries || !(apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+			apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait *= 2
 	}
-	return svc.Spec.ClusterIP, nil
 }
 
 // deleteCold deletes the cold Services and their slices once the proxier converged with them,
@@ -217,12 +254,16 @@ func (s *soak) deleteCold(ctx context.Context, _ *faultResult) (string, error) {
 	}
 	ns := s.f.Namespace
 	start := time.Now()
-	err = client.DiscoveryV1().EndpointSlices(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: coldLabel})
+	err = retryLoaded(ctx, func() error {
+		return client.DiscoveryV1().EndpointSlices(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: coldLabel})
+	})
 	if err != nil {
 		return "", fmt.Errorf("delete the cold endpointslices: %w", err)
 	}
 	err = eachOf(ctx, s.cold, func(ctx context.Context, i int) error {
-		err := client.CoreV1().Services(ns).Delete(ctx, fmt.Sprintf("cold-%d", i), metav1.DeleteOptions{})
+		err := retryLoaded(ctx, func() error {
+			return client.CoreV1().Services(ns).Delete(ctx, fmt.Sprintf("cold-%d", i), metav1.DeleteOptions{})
+		})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete cold service cold-%d: %w", i, err)
 		}
