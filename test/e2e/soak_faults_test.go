@@ -141,8 +141,8 @@ func (s *soak) killAfterBurst(ctx context.Context) (string, error) {
 	return fmt.Sprintf("after %d changes, restarted %s later", n, delay), nil
 }
 
-// startProxier starts the soak's kubevs-proxier (its copy of the bed's, with the soak's config) and
-// returns at once; the suite stops it at its end.
+// startProxier starts the soak's kubevs-proxier (its copy of the bed's binary, with the
+// soak's config) and returns at once; the suite stops it at its end.
 func (s *soak) startProxier(ctx context.Context) (*bed.Process, error) {
 	s.starts++
 	args := proxier.Args(s.f.Bed)

@@ -7,9 +7,11 @@ package e2e
 // RNG (the seed is printed; KUBEVS_E2E_SOAK_SEED replays the schedule). After each fault the
 // soak waits until kubevs's kernel state for the fixed Services is exactly what it was
 // before, `kubevs status` exits 0 and every traffic path answers again, and fails when that
-// takes longer than the fault's bound. At the end: no virtual server, VIP or set member left
-// of any churned Service, registrations matching the pods, no new connection failed outside
-// fault windows and no established flow broke.
+// takes longer than the fault's bound. Every fault (soak_faults_test.go) runs once, in a
+// random order, then more at random while the duration lasts; KUBEVS_E2E_SOAK_FAULTS picks
+// some by name. At the end: no virtual server, VIP or set member left of any churned
+// Service, registrations matching the pods, no new connection failed outside fault windows
+// and no established flow broke.
 
 import (
 	"context"
