@@ -317,7 +317,10 @@ func (s *soak) deleteCold(ctx context.Context, _ *faultResult) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	deleted := time.Since(start)
+	// The bound runs from the last delete: the deletes themselves took 80 s of 87 for 300
+	// Services at host load 10, and 38 virtual servers were still there then.
+	deletedAt := time.Now()
+	deleted := deletedAt.Sub(start)
 	bound := s.coldBound()
 	var leaks []string
 	for {
@@ -327,16 +330,16 @@ func (s *soak) deleteCold(ctx context.Context, _ *faultResult) (string, error) {
 		if len(leaks) == 0 {
 			break
 		}
-		if time.Since(start) > bound {
+		if time.Since(deletedAt) > bound {
 			return "", fmt.Errorf("%d kernel objects of the deleted cold Services left %s after their deletion, e.g. %s",
 				len(leaks), bound, strings.Join(leaks[:min(5, len(leaks))], "; "))
 		}
 		time.Sleep(time.Second)
 	}
-	gone := time.Since(start)
+	gone := time.Since(deletedAt)
 	inSync := s.expectInSync(ctx, "after the cold Services were deleted")
 	s.coldIPs = nil
-	return fmt.Sprintf("deleted in %s, none left in the kernel after %s, status 0 %s later",
+	return fmt.Sprintf("deleted in %s, none left in the kernel %s after the last delete, status 0 %s later",
 		deleted.Round(100*time.Millisecond), gone.Round(100*time.Millisecond), inSync.Round(100*time.Millisecond)), nil
 }
 
