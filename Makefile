@@ -95,14 +95,17 @@ two-node-e2e: deps
 
 # The chaos soak (test/e2e/soak_test.go, issue 13) in its own guest: traffic, churn and faults
 # from a seeded RNG (printed; SOAK_SEED replays it) for SOAK_DURATION, each fault's repair
-# timed and bounded. soak-short is its two-minute slice.
+# timed and bounded. Every fault runs at least once (the cold sync's SOAK_COLD Services only
+# once); KUBEVS_E2E_SOAK_FAULTS=churn,binary picks faults by name. soak-short is its two-minute
+# slice with a cold sync of 300 Services.
 SOAK_DURATION ?= 10m
 SOAK_SEED ?=
+SOAK_COLD ?= 5000
 soak: deps
-	E2E_RUN='^TestSoak$$' KUBEVS_E2E_SOAK_DURATION=$(SOAK_DURATION) KUBEVS_E2E_SOAK_SEED=$(SOAK_SEED) bash test/scripts/e2e.sh
+	E2E_RUN='^TestSoak$$' KUBEVS_E2E_SOAK_DURATION=$(SOAK_DURATION) KUBEVS_E2E_SOAK_SEED=$(SOAK_SEED) KUBEVS_E2E_SOAK_COLD=$(SOAK_COLD) bash test/scripts/e2e.sh
 
 soak-short: deps
-	$(MAKE) soak SOAK_DURATION=2m
+	$(MAKE) soak SOAK_DURATION=2m SOAK_COLD=300
 
 # The adversarial scenarios (issue 14) in a guest of their own: a Service author's hijacks
 # against a remote API server address, route_localnet from the outside host, a node API flood.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,11 @@ var (
 )
 
 // proxierPIDs lists the running processes whose executable is the bed's kubevs-proxier.
-func proxierPIDs() ([]int, error) {
+func proxierPIDs() ([]int, error) { return pidsOf(proxier.Binary) }
+
+// pidsOf lists the running processes whose executable is one of exes (also when that file
+// was replaced or removed since the process started).
+func pidsOf(exes ...string) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("read /proc: %w", err)
@@ -35,7 +40,7 @@ func proxierPIDs() ([]int, error) {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err == nil && exe == proxier.Binary {
+		if err == nil && slices.Contains(exes, strings.TrimSuffix(exe, " (deleted)")) {
 			out = append(out, pid)
 		}
 	}
@@ -111,6 +116,21 @@ const pluginSocketDir = "/run/kubevs"
 // signalSupervisor sends SIGTERM to the pid in <socket dir>/supervisor.pid and returns it;
 // 0 when there is no pid file or that process is gone.
 func signalSupervisor() (int, error) {
+	pid, err := supervisorPID()
+	if err != nil || pid == 0 {
+		return 0, err
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("stop supervisor %d: %w", pid, err)
+	}
+	return pid, nil
+}
+
+// supervisorPID reads <socket dir>/supervisor.pid; 0 when there is none.
+func supervisorPID() (int, error) {
 	b, err := os.ReadFile(filepath.Join(pluginSocketDir, "supervisor.pid"))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -121,12 +141,6 @@ func signalSupervisor() (int, error) {
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
 		return 0, fmt.Errorf("supervisor pid %q: %w", b, err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("stop supervisor %d: %w", pid, err)
 	}
 	return pid, nil
 }

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubevs/kubevs/test/podsim"
@@ -109,6 +110,12 @@ func (c *churner) createService(ctx context.Context) error {
 // writeSlice creates or replaces the Service's EndpointSlice with a random subset of the
 // backends, each ready or not.
 func (c *churner) writeSlice(ctx context.Context, name string, update bool) error {
+	return putSlice(ctx, c.f.Client, c.slice(name, c.rng), update)
+}
+
+// slice is an EndpointSlice for the churned Service name with a random subset of the
+// backends, each ready or not, drawn from rng.
+func (c *churner) slice(name string, rng *rand.Rand) *discoveryv1.EndpointSlice {
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: c.f.Namespace, Name: name + "-soak", Labels: map[string]string{
 			discoveryv1.LabelServiceName: name,
@@ -121,17 +128,22 @@ func (c *churner) writeSlice(ctx context.Context, name string, update bool) erro
 		},
 	}
 	for _, p := range c.backends {
-		if c.rng.IntN(3) == 0 {
+		if rng.IntN(3) == 0 {
 			continue
 		}
-		ready := c.rng.IntN(4) != 0
+		ready := rng.IntN(4) != 0
 		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
 			Addresses:  []string{p.IP.String()},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)},
 			NodeName:   ptr.To(c.f.Bed.NodeName()),
 		})
 	}
-	api := c.f.Client.DiscoveryV1().EndpointSlices(c.f.Namespace)
+	return slice
+}
+
+// putSlice creates slice, or replaces it when update (creating it if it is gone).
+func putSlice(ctx context.Context, client kubernetes.Interface, slice *discoveryv1.EndpointSlice, update bool) error {
+	api := client.DiscoveryV1().EndpointSlices(slice.Namespace)
 	if update {
 		_, err := api.Update(ctx, slice, metav1.UpdateOptions{})
 		if err == nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +41,18 @@ type fault struct {
 	repair repairBy
 	// counted: the proxier's kubevs_drift_repaired_total must grow with the repair.
 	counted bool
-	inject  func(s *soak, ctx context.Context) (detail string, err error)
+	// once: injected in the first round only (it is long: objects by the thousand).
+	once   bool
+	inject func(s *soak, ctx context.Context) (detail string, err error)
+	// prepare, when set, runs before the kernel snapshot the repair is compared with, outside
+	// the fault window: what the fault needs to exist first.
+	prepare func(s *soak, ctx context.Context) error
+	// bound, when set, replaces the bound the repair kind gives.
+	bound func(s *soak) time.Duration
+	// after, when set, runs once the fault is repaired, outside its window: the fault's own
+	// checks and cleanup. Its text is added to the row's detail; its error fails the soak at
+	// its end.
+	after func(s *soak, ctx context.Context, r *faultResult) (string, error)
 }
 
 var soakFaults = []fault{
@@ -65,6 +77,35 @@ var soakFaults = []fault{
 		return "", err
 	}},
 	{name: "kube-apiserver down", repair: byReconnect, inject: (*soak).apiServerDown},
+	{name: "endpoint churn 100/s", repair: byNothing, prepare: (*soak).enoughChurned, inject: (*soak).endpointChurn, after: (*soak).trafficWentOn},
+	{name: "binary replaced, rolled out", repair: byRestart, inject: (*soak).replaceBinary, after: (*soak).adopted},
+	{name: "supervisor restart (launch mode)", repair: byRestart, inject: (*soak).supervisorRestart, after: (*soak).adopted},
+	{name: "kill -9 in a cold sync", repair: byRestart, once: true, inject: (*soak).killInColdSync, bound: (*soak).coldBound, after: (*soak).deleteCold},
+}
+
+// selectFaults returns the faults KUBEVS_E2E_SOAK_FAULTS names (comma-separated, each a
+// case-insensitive part of a fault's name: "churn,binary,cold"), all when it is unset.
+func selectFaults(spec string) ([]fault, error) {
+	if strings.TrimSpace(spec) == "" {
+		return soakFaults, nil
+	}
+	var out []fault
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.ToLower(strings.TrimSpace(part))
+		found := false
+		for _, fl := range soakFaults {
+			if part != "" && strings.Contains(strings.ToLower(fl.name), part) {
+				found = true
+				if !slices.ContainsFunc(out, func(o fault) bool { return o.name == fl.name }) {
+					out = append(out, fl)
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("KUBEVS_E2E_SOAK_FAULTS=%q: %q names no fault", spec, part)
+		}
+	}
+	return out, nil
 }
 
 // killAfterBurst makes a burst of changes and kills the proxier with SIGKILL at once, while
@@ -75,7 +116,7 @@ func (s *soak) killAfterBurst(ctx context.Context) (string, error) {
 	if err := s.churn.burst(ctx, n); err != nil {
 		return "", err
 	}
-	pids, err := proxierPIDs()
+	pids, err := s.pids()
 	if err != nil {
 		return "", err
 	}
@@ -100,8 +141,8 @@ func (s *soak) killAfterBurst(ctx context.Context) (string, error) {
 	return fmt.Sprintf("after %d changes, restarted %s later", n, delay), nil
 }
 
-// startProxier starts the soak's kubevs-proxier (the bed's, with the soak's config) and
-// returns at once; the suite stops it at its end.
+// startProxier starts the soak's kubevs-proxier (its copy of the bed's binary, with the
+// soak's config) and returns at once; the suite stops it at its end.
 func (s *soak) startProxier(ctx context.Context) (*bed.Process, error) {
 	s.starts++
 	args := proxier.Args(s.f.Bed)
@@ -111,10 +152,11 @@ func (s *soak) startProxier(ctx context.Context) (*bed.Process, error) {
 		}
 	}
 	args = append(args, "--v=2") // each sync logged: the evidence for a failed probe (soak_evidence_test.go)
-	p, err := bed.StartProcess(ctx, s.f.Bed.LogDir, fmt.Sprintf("kubevs-proxier-soak-%d", s.starts), proxier.Binary, args...)
+	p, err := bed.StartProcess(ctx, s.f.Bed.LogDir, fmt.Sprintf("kubevs-proxier-soak-%d", s.starts), s.binary, args...)
 	if err != nil {
 		return nil, fmt.Errorf("start kubevs-proxier: %w", err)
 	}
+	s.cur = p
 	restartedMu.Lock()
 	restarted = append(restarted, p)
 	restartedMu.Unlock()
@@ -223,7 +265,8 @@ func anyOwned(o owned, parts []string) bool {
 
 // runStatus runs `kubevs status` once and returns its exit code and output.
 func (s *soak) runStatus(ctx context.Context) (int, string) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	// A run lists every Service: longer with the cold sync's thousands.
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second+time.Duration(len(s.coldIPs))*20*time.Millisecond)
 	defer cancel()
 	code, out, err := s.f.runKubevsStatus(ctx)
 	if err != nil {

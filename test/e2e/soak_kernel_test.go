@@ -163,3 +163,28 @@ func counterDelta(before, after map[string]float64) map[string]float64 {
 	}
 	return out
 }
+
+// churnLeaks lists the virtual servers, kube-ipvs0 addresses and set members that name one
+// of ips.
+func churnLeaks(ctx context.Context, ips map[string]bool) ([]string, error) {
+	var out []string
+	for _, c := range [][]string{{"ipvsadm", "-Sn"}, {"ipset", "save"}, {"ip", "-o", "addr", "show", "dev", "kube-ipvs0"}} {
+		text, err := runCmd(ctx, c...)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range strings.Split(text, "\n") {
+			for _, tok := range strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == ',' || r == '/' || r == '\t' }) {
+				host := tok
+				if h, _, err := net.SplitHostPort(tok); err == nil {
+					host = h
+				}
+				if ips[host] {
+					out = append(out, strings.Join(c, " ")+": "+strings.TrimSpace(l))
+					break
+				}
+			}
+		}
+	}
+	return out, nil
+}

@@ -7,26 +7,28 @@ package e2e
 // RNG (the seed is printed; KUBEVS_E2E_SOAK_SEED replays the schedule). After each fault the
 // soak waits until kubevs's kernel state for the fixed Services is exactly what it was
 // before, `kubevs status` exits 0 and every traffic path answers again, and fails when that
-// takes longer than the fault's bound. At the end: no virtual server, VIP or set member left
-// of any churned Service, registrations matching the pods, no new connection failed outside
-// fault windows and no established flow broke.
+// takes longer than the fault's bound. Every fault (soak_faults_test.go) runs once, in a
+// random order, then more at random while the duration lasts; KUBEVS_E2E_SOAK_FAULTS picks
+// some by name. At the end: no virtual server, VIP or set member left of any churned
+// Service, registrations matching the pods, no new connection failed outside fault windows
+// and no established flow broke.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kubevs/kubevs/test/bed"
 	"github.com/kubevs/kubevs/test/podsim"
 )
 
@@ -37,9 +39,18 @@ type soak struct {
 	rng   *rand.Rand
 	churn *churner
 	own   owned
-	// config is the soak proxier's config file; starts counts its starts.
-	config string
-	starts int
+	// config is the soak proxier's config file; starts counts its starts. binary is the
+	// soak's own copy of kubevs-proxier, which the "binary replaced" fault replaces; cur is
+	// the running one.
+	config, binary string
+	starts         int
+	cur            *bed.Process
+	// cold is the number of Services of the cold sync fault; coldIPs their ClusterIPs.
+	cold    int
+	coldIPs map[string]bool
+	// adoption is what the rollout fault saw before it: kube-ipvs0's index and the fixed
+	// virtual servers' connection counters.
+	adoption adoptionMark
 	// syncPeriod is the proxier's; slack is added to each bound (the guest is emulated);
 	// apiDown is the longest kube-apiserver outage.
 	syncPeriod, slack, apiDown time.Duration
@@ -88,6 +99,18 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	return d
 }
 
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a count", name, v)
+	}
+	return n
+}
+
 func TestSoak(t *testing.T) {
 	RequirePlugin(t)
 	duration := envDuration(t, "KUBEVS_E2E_SOAK_DURATION", 2*time.Minute)
@@ -98,18 +121,23 @@ func TestSoak(t *testing.T) {
 			t.Fatalf("KUBEVS_E2E_SOAK_SEED=%q: %v", v, err)
 		}
 	}
-	t.Logf("soak for %s, seed %d (KUBEVS_E2E_SOAK_SEED=%d replays this schedule)", duration, seed, seed)
+	faults, err := selectFaults(os.Getenv("KUBEVS_E2E_SOAK_FAULTS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("soak for %s, seed %d (KUBEVS_E2E_SOAK_SEED=%d replays this schedule), %d faults", duration, seed, seed, len(faults))
 	f := New(t)
 	s := &soak{
 		t: t, f: f, rng: rand.New(rand.NewPCG(seed, seed^0x50a4)),
 		syncPeriod: envDuration(t, "KUBEVS_E2E_SOAK_SYNC_PERIOD", 15*time.Second),
 		slack:      envDuration(t, "KUBEVS_E2E_SOAK_SLACK", 20*time.Second),
 		apiDown:    envDuration(t, "KUBEVS_E2E_SOAK_APISERVER_DOWN", 60*time.Second),
+		cold:       envInt(t, "KUBEVS_E2E_SOAK_COLD", 5000),
 	}
 	s.setup()
 	t.Cleanup(func() { // registered last, so it runs first: before the pods go
 		if t.Failed() {
-			dumpProxierStacks(t)
+			s.dumpProxierStacks()
 		}
 	})
 	ctx, stop := context.WithCancel(f.Context())
@@ -123,18 +151,30 @@ func TestSoak(t *testing.T) {
 	wg.Go(func() { s.stalls.run(ctx) })
 	defer func() { stop(); wg.Wait() }()
 
+	// Every fault once, in a random order; then more rounds while the duration lasts.
 	begin := time.Now()
 	var order []fault
-	for n := 1; time.Since(begin) < duration; n++ {
+	for n, round := 1, 0; ; {
 		if len(order) == 0 {
-			order = shuffled(s.rng, soakFaults)
+			if round > 0 && time.Since(begin) >= duration {
+				break
+			}
+			order = shuffled(s.rng, faults)
+			round++
 		}
 		fl := order[0]
 		order = order[1:]
-		if fl.repair == byReconnect && duration-time.Since(begin) < 4*s.apiDown {
-			continue // an outage (and the API server's slow start) would outlast the soak
+		if round > 1 {
+			left := duration - time.Since(begin)
+			if left <= 0 {
+				break
+			}
+			if fl.once || fl.repair == byReconnect && left < 4*s.apiDown {
+				continue // an outage (and the API server's slow start) would outlast the soak
+			}
 		}
 		s.inject(ctx, n, begin, fl)
+		n++
 	}
 	s.finish(ctx, begin)
 	stop()
@@ -156,6 +196,10 @@ func (s *soak) setup() {
 	s.config = f.Bed.LogDir + "/kubevs-proxier-soak.yaml"
 	text := proxierConfig(map[string]string{"syncPeriod": s.syncPeriod.String()}, f.Bed.PodCIDRs())
 	if err := os.WriteFile(s.config, []byte(text), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	s.binary = filepath.Join(s.t.TempDir(), "kubevs-proxier")
+	if err := copyExecutable(proxier.Binary, s.binary); err != nil {
 		s.t.Fatal(err)
 	}
 	f.killProxier()
@@ -257,6 +301,11 @@ func (s *soak) inject(ctx context.Context, n int, begin time.Time, fl fault) {
 	if err != nil {
 		s.t.Logf("before fault %d: %v (its repairs go uncounted)", n, err)
 	}
+	if fl.prepare != nil {
+		if err := fl.prepare(s, ctx); err != nil {
+			s.t.Fatalf("fault %d (%s): prepare: %v", n, fl.name, err)
+		}
+	}
 	time.Sleep(time.Duration(s.rng.IntN(3000)) * time.Millisecond) // the random moment
 	r := faultResult{n: n, name: fl.name, from: time.Now(), at: time.Since(begin)}
 	r.detail, err = fl.inject(s, ctx)
@@ -270,6 +319,9 @@ func (s *soak) inject(ctx context.Context, n int, begin time.Time, fl fault) {
 	default:
 		r.bound = s.syncPeriod + s.slack
 	}
+	if fl.bound != nil {
+		r.bound = fl.bound(s)
+	}
 	s.waitRepaired(ctx, &r, t0, before)
 	r.to = time.Now().Add(probeTimeout)
 	after, aerr := repairCounters(ctx)
@@ -278,6 +330,13 @@ func (s *soak) inject(ctx context.Context, n int, begin time.Time, fl fault) {
 	}
 	if fl.counted && counters != nil && aerr == nil && len(r.repaired) == 0 && r.err == nil {
 		r.late = errors.Join(r.late, fmt.Errorf("kubevs_drift_repaired_total did not grow"))
+	}
+	if fl.after != nil && r.err == nil {
+		more, err := fl.after(s, ctx, &r)
+		if more != "" {
+			r.detail += "; " + more
+		}
+		r.late = errors.Join(r.late, err)
 	}
 	s.results = append(s.results, r)
 	s.t.Logf("fault %d at %s: %s (%s): kernel %s, status %s, traffic %s (bound %s), repairs counted %v, status runs %v",
@@ -383,48 +442,5 @@ func (s *soak) finish(ctx context.Context, begin time.Time) {
 	}
 	if err := s.checkRegistrations(ctx); err != nil {
 		s.t.Error(err)
-	}
-}
-
-// churnLeaks lists the virtual servers, kube-ipvs0 addresses and set members that name one
-// of ips.
-func churnLeaks(ctx context.Context, ips map[string]bool) ([]string, error) {
-	var out []string
-	for _, c := range [][]string{{"ipvsadm", "-Sn"}, {"ipset", "save"}, {"ip", "-o", "addr", "show", "dev", "kube-ipvs0"}} {
-		text, err := runCmd(ctx, c...)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range strings.Split(text, "\n") {
-			for _, tok := range strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == ',' || r == '/' || r == '\t' }) {
-				host := tok
-				if h, _, err := net.SplitHostPort(tok); err == nil {
-					host = h
-				}
-				if ips[host] {
-					out = append(out, strings.Join(c, " ")+": "+strings.TrimSpace(l))
-					break
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-// dumpProxierStacks sends SIGQUIT to the running kubevs-proxier, whose Go runtime then writes
-// every goroutine's stack to its log and exits: what it was doing when the soak failed.
-func dumpProxierStacks(t *testing.T) {
-	pids, err := proxierPIDs()
-	if err != nil {
-		t.Log(err)
-		return
-	}
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, syscall.SIGQUIT); err == nil {
-			t.Logf("sent SIGQUIT to kubevs-proxier %d: its goroutines are in its log", pid)
-		}
-		for i := 0; i < 100 && alive(pid); i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
 	}
 }

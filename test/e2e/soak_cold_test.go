@@ -1,0 +1,365 @@
+package e2e
+
+// The soak's cold sync fault: the proxier crashes (kill -9); while it is down, s.cold
+// Services (KUBEVS_E2E_SOAK_COLD, default 5000), each with a TCP port and an EndpointSlice
+// of the fixed backends, are created as fast as the API server takes them; the proxier
+// starts, and is killed with SIGKILL again while its first sync is adding their virtual
+// servers and addresses (the soak runs it in short steps and counts them between); it starts
+// once more and must converge exactly.
+// Then the Services are deleted and nothing of them may be left in the kernel.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubevs/kubevs/test/podsim"
+)
+
+// coldWorkers create and delete the cold Services in parallel: more only queue in the
+// emulated guest's API server, until its requests time out (seen with 32 at host load 14).
+const coldWorkers = 8
+
+// coldTries bounds the tries of one create or delete that the API server timed out or refused
+// for load.
+const coldTries = 5
+
+// coldLabel marks the cold Services and their EndpointSlices.
+const coldLabel = "soak.e2e.kubevs.io/cold"
+
+// coldPerService is the bound's allowance per cold Service for the emulated guest (its
+// Service, slice, virtual server, real servers, set member and VIP), on top of a resync.
+const coldPerService = 40 * time.Millisecond
+
+// coldBound bounds the convergence of the proxier started after the kill: a resync, the
+// slack, and coldPerService for each cold Service; KUBEVS_E2E_SOAK_COLD_BOUND replaces it.
+func (s *soak) coldBound() time.Duration {
+	if v := os.Getenv("KUBEVS_E2E_SOAK_COLD_BOUND"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		s.t.Errorf("KUBEVS_E2E_SOAK_COLD_BOUND=%q: not a duration; the default bound applies", v)
+	}
+	return s.syncPeriod + s.slack + time.Duration(s.cold)*coldPerService
+}
+
+// killInColdSync is the fault (see the file's comment).
+func (s *soak) killInColdSync(ctx context.Context) (string, error) {
+	if s.cold < 10 {
+		return "", fmt.Errorf("KUBEVS_E2E_SOAK_COLD=%d: want at least 10 Services", s.cold)
+	}
+	if err := s.sigkill(); err != nil {
+		return "", err
+	}
+	client, err := s.fastClient()
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	if s.coldIPs, err = s.createCold(ctx, client); err != nil {
+		return "", err
+	}
+	created := time.Since(start)
+	p, err := s.startProxier(ctx)
+	if err != nil {
+		return "", err
+	}
+	started := time.Now()
+	vs, vips, err := s.waitColdProgress(ctx, p.PID(), p.LogPath)
+	if err != nil {
+		_ = syscall.Kill(p.PID(), syscall.SIGCONT)
+		return "", err
+	}
+	into := time.Since(started)
+	if err := s.sigkill(); err != nil {
+		return "", err
+	}
+	if _, err := s.startProxier(ctx); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d Services and slices created in %s (%.0f objects/s) with the proxier down; its cold sync killed at %d of %d virtual servers and %d addresses, %s after its start",
+		s.cold, created.Round(100*time.Millisecond), float64(2*s.cold)/created.Seconds(), vs, s.cold, vips, into.Round(10*time.Millisecond)), nil
+}
+
+// sigkill kills the running soak proxier with SIGKILL and waits until it is gone.
+func (s *soak) sigkill() error {
+	pids, err := s.pids()
+	if err != nil {
+		return err
+	}
+	if len(pids) != 1 {
+		return fmt.Errorf("want one kubevs-proxier running, found pids %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill kubevs-proxier %d: %w", pids[0], err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); alive(pids[0]); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kubevs-proxier %d alive 30s after SIGKILL", pids[0])
+		}
+	}
+	return nil
+}
+
+// Steps of the proxier's run while the soak watches its cold sync: it runs coarseStep at a
+// time until it logs that its reconciler started (its first sync follows), then fineStep.
+const (
+	coarseStep = 20 * time.Millisecond
+	fineStep   = 2 * time.Millisecond
+)
+
+// waitColdProgress lets the proxier (pid) run in short steps (SIGCONT, a sleep, SIGSTOP: it
+// cannot get ahead of the watch, however the emulated guest schedules the soak) until its
+// cold sync has added some but not all of the cold virtual servers and addresses, and
+// returns them counted, leaving the proxier stopped. (Polling alone missed the sync of 150
+// Services, added between two polls when the soak process stalled.)
+func (s *soak) waitColdProgress(ctx context.Context, pid int, logPath string) (vs, vips int, err error) {
+	want := map[string]bool{}
+	for ip := range s.coldIPs {
+		a := netip.MustParseAddr(ip).As4()
+		want[fmt.Sprintf("%08X", binary.BigEndian.Uint32(a[:]))] = true
+	}
+	deadline := time.Now().Add(s.coldBound())
+	step := coarseStep
+	for ctx.Err() == nil {
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			return 0, 0, fmt.Errorf("kubevs-proxier %d ended during its cold sync: %w", pid, err)
+		}
+		time.Sleep(step)
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			return 0, 0, fmt.Errorf("kubevs-proxier %d ended during its cold sync: %w", pid, err)
+		}
+		if !alive(pid) {
+			return 0, 0, fmt.Errorf("kubevs-proxier %d ended during its cold sync", pid)
+		}
+		b, err := os.ReadFile("/proc/net/ip_vs")
+		if err != nil {
+			return 0, 0, fmt.Errorf("read /proc/net/ip_vs: %w", err)
+		}
+		vs = countVirtualServers(string(b), want)
+		if vips, err = countAddrs("kube-ipvs0", s.coldIPs); err != nil {
+			return 0, 0, err
+		}
+		switch {
+		case vs == len(want) && vips == len(want):
+			return vs, vips, fmt.Errorf("the cold sync added all %d virtual servers and addresses within one step of %s", vs, step)
+		case vs > 0 || vips > 0:
+			return vs, vips, nil
+		}
+		if step == coarseStep {
+			if log, err := os.ReadFile(logPath); err == nil && strings.Contains(string(log), "Reconciler started") {
+				step = fineStep
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("cold sync: no virtual server of the cold Services after %s", s.coldBound())
+		}
+	}
+	return 0, 0, ctx.Err()
+}
+
+// countAddrs counts the addresses of link that are in ips.
+func countAddrs(link string, ips map[string]bool) (int, error) {
+	ifi, err := net.InterfaceByName(link)
+	if err != nil {
+		return 0, nil // not there yet
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return 0, fmt.Errorf("addresses of %s: %w", link, err)
+	}
+	n := 0
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && ips[p.Addr().String()] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// countVirtualServers counts the IPv4 virtual servers of /proc/net/ip_vs ("TCP  0A600001:0050
+// rr") whose address (hex) is in want.
+func countVirtualServers(text string, want map[string]bool) int {
+	n := 0
+	for _, l := range strings.Split(text, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || (f[0] != "TCP" && f[0] != "UDP" && f[0] != "SCTP") {
+			continue
+		}
+		if addr, _, ok := strings.Cut(f[1], ":"); ok && want[addr] {
+			n++
+		}
+	}
+	return n
+}
+
+// createCold creates the s.cold Services and their slices, coldWorkers at a time, and
+// returns their ClusterIPs.
+func (s *soak) createCold(ctx context.Context, client kubernetes.Interface) (map[string]bool, error) {
+	ips := map[string]bool{}
+	var mu sync.Mutex
+	err := eachOf(ctx, s.cold, func(ctx context.Context, i int) error {
+		ip, err := s.createColdService(ctx, client, fmt.Sprintf("cold-%d", i))
+		mu.Lock()
+		defer mu.Unlock()
+		if ip != "" {
+			ips[ip] = true
+		}
+		return err
+	})
+	return ips, err
+}
+
+func (s *soak) createColdService(ctx context.Context, client kubernetes.Interface, name string) (string, error) {
+	ns := s.f.Namespace
+	var svc *corev1.Service
+	err := retryLoaded(ctx, func() error {
+		var err error
+		svc, err = client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{coldLabel: "true"}},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
+				{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(podsim.DefaultHTTPPort)},
+			}},
+		}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) { // an earlier try that timed out went through
+			svc, err = client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("create cold service %s: %w", name, err)
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-soak", Labels: map[string]string{
+			discoveryv1.LabelServiceName: name,
+			discoveryv1.LabelManagedBy:   "soak.e2e.kubevs.io",
+			coldLabel:                    "true",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(podsim.DefaultHTTPPort)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	for _, p := range s.churn.backends {
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{p.IP.String()},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+			NodeName:   ptr.To(s.f.Bed.NodeName()),
+		})
+	}
+	err = retryLoaded(ctx, func() error {
+		err := putSlice(ctx, client, slice, false)
+		if apierrors.IsAlreadyExists(err) { // an earlier try that timed out went through
+			return putSlice(ctx, client, slice, true)
+		}
+		return err
+	})
+	return svc.Spec.ClusterIP, err
+}
+
+// retryLoaded calls do until it succeeds, fails otherwise than for the API server's load
+// (a timeout, 429, 500, 503), or has been tried coldTries times, waiting 1, 2, 4... s between.
+func retryLoaded(ctx context.Context, do func() error) error {
+	wait := time.Second
+	for i := 1; ; i++ {
+		err := do()
+		if err == nil || i == coldTries || !(apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+			apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// deleteCold deletes the cold Services and their slices once the proxier converged with them,
+// and waits until nothing of them is left in the kernel and kubevs status exits 0.
+func (s *soak) deleteCold(ctx context.Context, _ *faultResult) (string, error) {
+	client, err := s.fastClient()
+	if err != nil {
+		return "", err
+	}
+	ns := s.f.Namespace
+	start := time.Now()
+	err = retryLoaded(ctx, func() error {
+		return client.DiscoveryV1().EndpointSlices(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: coldLabel})
+	})
+	if err != nil {
+		return "", fmt.Errorf("delete the cold endpointslices: %w", err)
+	}
+	err = eachOf(ctx, s.cold, func(ctx context.Context, i int) error {
+		err := retryLoaded(ctx, func() error {
+			return client.CoreV1().Services(ns).Delete(ctx, fmt.Sprintf("cold-%d", i), metav1.DeleteOptions{})
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete cold service cold-%d: %w", i, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	// The bound runs from the last delete: the deletes themselves took 80 s of 87 for 300
+	// Services at host load 10, and 38 virtual servers were still there then.
+	deletedAt := time.Now()
+	deleted := deletedAt.Sub(start)
+	bound := s.coldBound()
+	var leaks []string
+	for {
+		if leaks, err = churnLeaks(ctx, s.coldIPs); err != nil {
+			return "", err
+		}
+		if len(leaks) == 0 {
+			break
+		}
+		if time.Since(deletedAt) > bound {
+			return "", fmt.Errorf("%d kernel objects of the deleted cold Services left %s after their deletion, e.g. %s",
+				len(leaks), bound, strings.Join(leaks[:min(5, len(leaks))], "; "))
+		}
+		time.Sleep(time.Second)
+	}
+	gone := time.Since(deletedAt)
+	inSync := s.expectInSync(ctx, "after the cold Services were deleted")
+	s.coldIPs = nil
+	return fmt.Sprintf("deleted in %s, none left in the kernel %s after the last delete, status 0 %s later",
+		deleted.Round(100*time.Millisecond), gone.Round(100*time.Millisecond), inSync.Round(100*time.Millisecond)), nil
+}
+
+// eachOf runs do(0..n-1) on coldWorkers goroutines (parallel, nodeapi_flood_test.go) and
+// returns the first error, counting the others.
+func eachOf(ctx context.Context, n int, do func(ctx context.Context, i int) error) error {
+	var mu sync.Mutex
+	var errs []error
+	parallel(n, coldWorkers, func(i int) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := do(ctx, i); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("%d of %d failed, first: %w", len(errs), n, errs[0])
+	}
+	return ctx.Err()
+}
