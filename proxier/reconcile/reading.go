@@ -50,7 +50,6 @@ type Reading struct {
 	err      error
 	read     *kernelRead
 	verified map[ipset.Family][]string // the families Verify read: the tables that differ
-	took     time.Duration
 }
 
 // dirty are the objects the Reconciler's writes touched since BeginRead.
@@ -90,8 +89,7 @@ func (rd *Reading) Run(ctx context.Context) {
 		rd.read, rd.err = readKernel(rd.k, rd.dummy, nil)
 	}
 	rd.ran = true
-	rd.took = time.Since(start)
-	klog.FromContext(ctx).V(2).Info("Read the kernel for a resync", "took", rd.took, "err", rd.err)
+	klog.FromContext(ctx).V(2).Info("Read the kernel for a resync", "took", time.Since(start), "err", rd.err)
 }
 
 // unusable says why rd cannot serve ResyncRead, or "" when it can.
