@@ -213,7 +213,9 @@ func (s *soak) flushSet(ctx context.Context) (string, error) {
 	return name, err
 }
 
-// deleteVirtualServer deletes one virtual server of the fixed Services.
+// deleteVirtualServer deletes one virtual server of the fixed Services. The kernel drops
+// its connections with it: an established flow through it ends at its next packet (see
+// faultResult.ends), new connections must work again within one resync.
 func (s *soak) deleteVirtualServer(ctx context.Context) (string, error) {
 	text, err := runCmd(ctx, "ipvsadm", "-Sn")
 	if err != nil {
@@ -230,6 +232,9 @@ func (s *soak) deleteVirtualServer(ctx context.Context) (string, error) {
 		return "", errors.New("ipvsadm -Sn: no virtual server of the soak's Services")
 	}
 	vs := vss[s.rng.IntN(len(vss))]
+	if proto := map[string]string{"-t": "tcp", "-u": "udp"}[vs[0]]; proto != "" {
+		s.ends = []string{proto + " " + vs[1]}
+	}
 	_, err = runCmd(ctx, "ipvsadm", "-D", vs[0], vs[1])
 	return vs[0] + " " + vs[1], err
 }

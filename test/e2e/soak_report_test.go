@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,14 +31,23 @@ func (s *soak) report(total time.Duration) {
 			r.newTotal += n
 		}
 		for _, k := range s.keepers {
-			r.estBroken += len(k.breaksIn(r.from, r.to))
+			n := len(k.breaksIn(r.from, r.to))
+			if slices.Contains(r.ends, k.via) {
+				r.estEnded += n
+			} else {
+				r.estBroken += n
+			}
 		}
 		name := r.name
 		if r.late != nil {
 			name += " (LATE)"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %d/%d | %d | %s |\n", r.n, r.at.Round(time.Second),
-			name, r.detail, sec(r.kernel), sec(r.status), sec(r.traffic), r.bound, r.newFailed, r.newTotal, r.estBroken, fmtCounters(r.repaired))
+		broken := strconv.Itoa(r.estBroken)
+		if r.estEnded > 0 {
+			broken += fmt.Sprintf(" (+%d through the deleted virtual server)", r.estEnded)
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s | %s |\n", r.n, r.at.Round(time.Second),
+			name, r.detail, sec(r.kernel), sec(r.status), sec(r.traffic), r.bound, r.newFailed, r.newTotal, broken, fmtCounters(r.repaired))
 	}
 	for _, p := range s.probes {
 		n, failed := p.counts()
@@ -103,10 +113,27 @@ func (s *soak) verifyTraffic() {
 	for _, k := range s.keepers {
 		k.mu.Lock()
 		for _, b := range k.breaks {
+			if r := s.endedBy(k, b.at); r != nil {
+				s.t.Logf("established %s ended at %s with its virtual server (fault %d, %s; the kernel drops a deleted virtual server's connections): %v",
+					k.name, b.at.Format("15:04:05.000"), r.n, r.name, b.err)
+				continue
+			}
 			s.t.Errorf("established %s broke at %s (%s): %v", k.name, b.at.Format("15:04:05.000"), s.faultAt(b.at), b.err)
 		}
 		k.mu.Unlock()
 	}
+}
+
+// endedBy returns the fault whose window holds t and that destroyed the kernel state of k's
+// virtual server (faultResult.ends), nil when there is none.
+func (s *soak) endedBy(k *keeper, t time.Time) *faultResult {
+	for i := range s.results {
+		r := &s.results[i]
+		if !t.Before(r.from) && t.Before(r.to) && slices.Contains(r.ends, k.via) {
+			return r
+		}
+	}
+	return nil
 }
 
 // faultAt names the fault whose window holds t.

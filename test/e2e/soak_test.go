@@ -58,6 +58,9 @@ type soak struct {
 	keepers                    []*keeper
 	results                    []faultResult
 	stalls                     stallWatch
+	// ends is what the fault being injected destroys in the kernel for the flows through it
+	// (see faultResult.ends); inject sets it, the round moves it into its result.
+	ends []string
 }
 
 // faultResult is one row of the soak's table.
@@ -72,8 +75,14 @@ type faultResult struct {
 	newFailed      int
 	newTotal       int
 	estBroken      int
-	repaired       map[string]float64
-	statusRuns     []time.Duration // how long each kubevs status run took
+	// ends names the virtual servers ("tcp IP:PORT") whose kernel connection state the fault
+	// itself destroyed: an established flow through one of them ends at its next packet
+	// whatever the proxier does (the kernel expires a connection whose virtual server is
+	// gone, expire_nodest_conn=1). Such a break is reported (estEnded), not judged.
+	ends       []string
+	estEnded   int
+	repaired   map[string]float64
+	statusRuns []time.Duration // how long each kubevs status run took
 	// err: not repaired at all (the soak stops); late: repaired, over the bound (the soak
 	// goes on and fails at its end).
 	err, late error
@@ -257,7 +266,7 @@ func (s *soak) setup() {
 		httpProbe("pod -> itself via its Service", f.FromPod(hairPod), ServiceURL(hair, "/hostname"), hairPod.Name),
 	}
 	flowTo := func(name string, src Source, network, addr string) *keeper {
-		return &keeper{name: name, open: func(ctx context.Context) (*flow, error) { return openFlow(ctx, src, network, addr) }}
+		return &keeper{name: name, via: network + " " + addr, open: func(ctx context.Context) (*flow, error) { return openFlow(ctx, src, network, addr) }}
 	}
 	s.keepers = []*keeper{
 		flowTo("pod -> ClusterIP TCP flow", f.FromPod(client), "tcp", echoAddr(web, "tcp-echo")),
@@ -308,7 +317,9 @@ func (s *soak) inject(ctx context.Context, n int, begin time.Time, fl fault) {
 	}
 	time.Sleep(time.Duration(s.rng.IntN(3000)) * time.Millisecond) // the random moment
 	r := faultResult{n: n, name: fl.name, from: time.Now(), at: time.Since(begin)}
+	s.ends = nil
 	r.detail, err = fl.inject(s, ctx)
+	r.ends = s.ends
 	if err != nil {
 		s.t.Fatalf("fault %d (%s): %v", n, fl.name, err)
 	}

@@ -132,6 +132,8 @@ type breakage struct {
 // keeper keeps one established flow open: when it breaks it records why and opens another.
 type keeper struct {
 	name string
+	// via is the virtual server the flow goes through, "tcp IP:PORT" (faultResult.ends).
+	via  string
 	open func(ctx context.Context) (*flow, error)
 
 	mu     sync.Mutex
