@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,6 +117,23 @@ func (c *churner) writeSlice(ctx context.Context, name string, update bool) erro
 // slice is an EndpointSlice for the churned Service name with a random subset of the
 // backends, each ready or not, drawn from rng.
 func (c *churner) slice(name string, rng *rand.Rand) *discoveryv1.EndpointSlice {
+	return c.sliceWith(name, rng, 0)
+}
+
+// remoteEndpoints is how many endpoints on another node (remoteNode) the endpoint churn adds
+// to each slice besides the local backends: a write then changes about ten endpoints, as a
+// rolling update of a large Deployment does, instead of at most two. Their addresses
+// (remoteBase, a benchmarking range no pod or node of the bed holds) answer nothing: no
+// probe or flow goes to a churned Service.
+const (
+	remoteEndpoints = 16
+	remoteNode      = "soak-remote-node"
+)
+
+var remoteBase = netip.MustParseAddr("198.18.0.10")
+
+// sliceWith is slice with remote more endpoints on remoteNode.
+func (c *churner) sliceWith(name string, rng *rand.Rand, remote int) *discoveryv1.EndpointSlice {
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: c.f.Namespace, Name: name + "-soak", Labels: map[string]string{
 			discoveryv1.LabelServiceName: name,
@@ -138,7 +156,46 @@ func (c *churner) slice(name string, rng *rand.Rand) *discoveryv1.EndpointSlice 
 			NodeName:   ptr.To(c.f.Bed.NodeName()),
 		})
 	}
+	addr := remoteBase
+	for range remote {
+		if rng.IntN(3) != 0 {
+			ready := rng.IntN(4) != 0
+			slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+				Addresses:  []string{addr.String()},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)},
+				NodeName:   ptr.To(remoteNode),
+			})
+		}
+		addr = addr.Next()
+	}
 	return slice
+}
+
+// endpointChanges counts the endpoints whose presence or readiness differs between two
+// slices of one Service (nil: none before).
+func endpointChanges(before, after *discoveryv1.EndpointSlice) int {
+	state := func(s *discoveryv1.EndpointSlice) map[string]bool {
+		m := map[string]bool{}
+		if s != nil {
+			for _, e := range s.Endpoints {
+				m[e.Addresses[0]] = ptr.Deref(e.Conditions.Ready, false)
+			}
+		}
+		return m
+	}
+	b, a := state(before), state(after)
+	n := 0
+	for addr, ready := range a {
+		if was, ok := b[addr]; !ok || was != ready {
+			n++
+		}
+	}
+	for addr := range b {
+		if _, ok := a[addr]; !ok {
+			n++
+		}
+	}
+	return n
 }
 
 // putSlice creates slice, or replaces it when update (creating it if it is gone).

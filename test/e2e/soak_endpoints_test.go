@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -69,14 +70,15 @@ func (s *soak) endpointChurn(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d EndpointSlice writes to %d Services in %s: %.1f/s (target %d/s; a write took %s median, %s at most; %d ticks found all %d writers busy)",
-		st.writes, len(s.churn.svcs), st.took.Round(100*time.Millisecond), float64(st.writes)/st.took.Seconds(), churnRate,
+	return fmt.Sprintf("%d EndpointSlice writes to %d Services in %s: %.1f writes/s, %.1f endpoint changes/s (target %d/s; a write took %s median, %s at most; %d ticks found all %d writers busy)",
+		st.writes, len(s.churn.svcs), st.took.Round(100*time.Millisecond), float64(st.writes)/st.took.Seconds(), float64(st.changes)/st.took.Seconds(), churnRate,
 		st.median().Round(time.Millisecond), st.longest().Round(time.Millisecond), st.dropped, churnWorkers), nil
 }
 
 // churnStats measures one endpoint churn.
 type churnStats struct {
 	writes, dropped int
+	changes         int // endpoints added, removed or flipped in readiness, over all writes
 	took            time.Duration
 	latencies       []time.Duration
 }
@@ -107,19 +109,25 @@ func (c *churner) rewriteSlices(ctx context.Context, client kubernetes.Interface
 	}
 	jobs := make(chan string, churnWorkers)
 	var mu sync.Mutex
+	last := map[string]*discoveryv1.EndpointSlice{} // what each Service's slice holds, as far as the churn knows
 	var errs []error
 	var wg sync.WaitGroup
 	for i := range churnWorkers {
 		rng := rand.New(rand.NewPCG(c.rng.Uint64(), uint64(i)))
 		wg.Go(func() {
 			for name := range jobs {
+				slice := c.sliceWith(name, rng, remoteEndpoints)
 				start := time.Now()
-				err := putSlice(ctx, client, c.slice(name, rng), true)
+				err := putSlice(ctx, client, slice, true)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
 				} else {
 					st.writes++
+					if prev := last[name]; prev != nil { // the slice before the churn's first write is unknown here
+						st.changes += endpointChanges(prev, slice)
+					}
+					last[name] = slice
 					st.latencies = append(st.latencies, time.Since(start))
 				}
 				mu.Unlock()
