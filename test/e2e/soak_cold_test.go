@@ -122,6 +122,8 @@ func (s *soak) sigkill() error {
 const (
 	coarseStep = 20 * time.Millisecond
 	fineStep   = 2 * time.Millisecond
+	// coldStartBound bounds the stepped proxier's start, up to "Reconciler started".
+	coldStartBound = 3 * time.Minute
 )
 
 // waitColdProgress lets the proxier (pid) run in short steps (SIGCONT, a sleep, SIGSTOP: it
@@ -135,7 +137,9 @@ func (s *soak) waitColdProgress(ctx context.Context, pid int, logPath string) (v
 		a := netip.MustParseAddr(ip).As4()
 		want[fmt.Sprintf("%08X", binary.BigEndian.Uint32(a[:]))] = true
 	}
-	deadline := time.Now().Add(s.coldBound())
+	// Until the reconciler has started (informers, Start: tens of seconds in a loaded
+	// emulated guest, stepped) the wait is coldStartBound; from then on, coldBound.
+	deadline := time.Now().Add(coldStartBound)
 	step := coarseStep
 	for ctx.Err() == nil {
 		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
@@ -165,10 +169,14 @@ func (s *soak) waitColdProgress(ctx context.Context, pid int, logPath string) (v
 		if step == coarseStep {
 			if log, err := os.ReadFile(logPath); err == nil && strings.Contains(string(log), "Reconciler started") {
 				step = fineStep
+				deadline = time.Now().Add(s.coldBound())
 			}
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("cold sync: no virtual server of the cold Services after %s", s.coldBound())
+			if step == coarseStep {
+				return 0, 0, fmt.Errorf("cold sync: the proxier's reconciler had not started after %s", coldStartBound)
+			}
+			return 0, 0, fmt.Errorf("cold sync: no virtual server of the cold Services %s after the reconciler started", s.coldBound())
 		}
 	}
 	return 0, 0, ctx.Err()
