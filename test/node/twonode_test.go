@@ -39,6 +39,8 @@ const (
 	sharedCA         = "ca.crt"
 	sharedReady      = "ready"
 	sharedDone       = "done"
+	// sharedRoutes holds the second node's routes to the other pod ranges (shareRoutesFor).
+	sharedRoutes = "second.routes"
 )
 
 // TestTwoNodes runs in two guests at once (make two-node-e2e): KUBEVS_NODE_ROLE=first runs
@@ -85,15 +87,7 @@ func runSecondNode(ctx context.Context, t *testing.T, e env, shared string) {
 	kubeconfig := filepath.Join(shared, sharedKubeconfig)
 	kubelet := startKubeletAs(ctx, t, e, secondNode, kubeconfig, filepath.Join(shared, sharedCA))
 	t.Logf("kubelet healthy (%s)", time.Since(t0).Round(time.Second))
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	routePodRanges(ctx, t, c, secondNode)
+	routeFromShared(ctx, t, shared, kubelet)
 	t.Logf("routes to the other node's pods in place (%s)", time.Since(t0).Round(time.Second))
 	var verdict []byte
 	if err := pollFor(ctx, 50*time.Minute, kubelet, func() error {
@@ -161,6 +155,7 @@ func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
 	}
 	mark("both nodes Ready")
 	routePodRanges(ctx, t, b.Client, firstNode)
+	shareRoutesFor(ctx, t, b.Client, secondNode, shared)
 	waitPods(ctx, t, b.Client, "kubevs-system", "app.kubernetes.io/name=kubevs", 2)
 	mark("kubevs pods Ready on both nodes")
 
@@ -287,47 +282,118 @@ func linkUp(t *testing.T, ip string) {
 	}
 }
 
+// podRoute is a route to another node's pod range via its InternalIP, as a host-gw network
+// sets it.
+type podRoute struct{ cidr, gw, node string }
+
+// otherPodRanges lists a route to every pod range of the nodes other than self; it fails
+// until each has an InternalIP and a pod range. It needs a client that may list Nodes: a
+// kubelet's credentials may read only its own Node (the node authorizer), so the first node,
+// with the bed's admin client, computes the second's routes too (sharedRoutes).
+func otherPodRanges(ctx context.Context, c kubernetes.Interface, self nodeSpec) ([]podRoute, error) {
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	var out []podRoute
+	others := 0
+	for _, n := range nodes.Items {
+		if n.Name == self.name {
+			continue
+		}
+		others++
+		gw := ""
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				gw = a.Address
+			}
+		}
+		if gw == "" || len(n.Spec.PodCIDRs) == 0 {
+			errs = append(errs, fmt.Errorf("node %s: InternalIP %q, podCIDRs %v", n.Name, gw, n.Spec.PodCIDRs))
+			continue
+		}
+		for _, cidr := range n.Spec.PodCIDRs {
+			out = append(out, podRoute{cidr: cidr, gw: gw, node: n.Name})
+		}
+	}
+	if others == 0 {
+		errs = append(errs, errors.New("no other node registered yet"))
+	}
+	return out, errors.Join(errs...)
+}
+
+// addPodRoutes puts routes in this guest's routing table.
+func addPodRoutes(t *testing.T, routes []podRoute) error {
+	for _, r := range routes {
+		_, dst, err := net.ParseCIDR(r.cidr)
+		if err != nil {
+			return err
+		}
+		if err := netlink.RouteReplace(&netlink.Route{Dst: dst, Gw: net.ParseIP(r.gw)}); err != nil {
+			return fmt.Errorf("route %s via %s: %w", r.cidr, r.gw, err)
+		}
+		t.Logf("route %s via %s (node %s)", r.cidr, r.gw, r.node)
+	}
+	return nil
+}
+
 // routePodRanges waits until every other node has a pod range and routes it via that node's
 // InternalIP, as a host-gw network does.
 func routePodRanges(ctx context.Context, t *testing.T, c kubernetes.Interface, self nodeSpec) {
 	t.Helper()
 	if err := pollFor(ctx, 20*time.Minute, nil, func() error {
-		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		routes, err := otherPodRanges(ctx, c, self)
 		if err != nil {
 			return err
 		}
-		var errs []error
-		others := 0
-		for _, n := range nodes.Items {
-			if n.Name == self.name {
-				continue
-			}
-			others++
-			gw := ""
-			for _, a := range n.Status.Addresses {
-				if a.Type == corev1.NodeInternalIP {
-					gw = a.Address
-				}
-			}
-			if gw == "" || len(n.Spec.PodCIDRs) == 0 {
-				errs = append(errs, fmt.Errorf("node %s: InternalIP %q, podCIDRs %v", n.Name, gw, n.Spec.PodCIDRs))
-				continue
-			}
-			for _, cidr := range n.Spec.PodCIDRs {
-				_, dst, err := net.ParseCIDR(cidr)
-				if err != nil {
-					return err
-				}
-				if err := netlink.RouteReplace(&netlink.Route{Dst: dst, Gw: net.ParseIP(gw)}); err != nil {
-					return fmt.Errorf("route %s via %s: %w", cidr, gw, err)
-				}
-				t.Logf("route %s via %s (node %s)", cidr, gw, n.Name)
-			}
+		return addPodRoutes(t, routes)
+	}); err != nil {
+		t.Fatalf("route the other nodes' pod ranges: %v", err)
+	}
+}
+
+// shareRoutesFor writes, for the node peer, the routes to every other node's pod range into
+// the shared folder (sharedRoutes: "CIDR GW NODE" lines).
+func shareRoutesFor(ctx context.Context, t *testing.T, c kubernetes.Interface, peer nodeSpec, shared string) {
+	t.Helper()
+	var routes []podRoute
+	if err := pollFor(ctx, 20*time.Minute, nil, func() (err error) {
+		routes, err = otherPodRanges(ctx, c, peer)
+		return err
+	}); err != nil {
+		t.Fatalf("routes for %s: %v", peer.name, err)
+	}
+	var b strings.Builder
+	for _, r := range routes {
+		fmt.Fprintf(&b, "%s %s %s\n", r.cidr, r.gw, r.node)
+	}
+	tmp := filepath.Join(shared, "."+sharedRoutes)
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(shared, sharedRoutes)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// routeFromShared waits for the routes the first node shared (shareRoutesFor) and adds them.
+func routeFromShared(ctx context.Context, t *testing.T, shared string, kubelet *bed.Process) {
+	t.Helper()
+	if err := pollFor(ctx, 30*time.Minute, kubelet, func() error {
+		data, err := os.ReadFile(filepath.Join(shared, sharedRoutes))
+		if err != nil {
+			return err
 		}
-		if others == 0 {
-			errs = append(errs, errors.New("no other node registered yet"))
+		var routes []podRoute
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			f := strings.Fields(l)
+			if len(f) != 3 {
+				return fmt.Errorf("%s: line %q", sharedRoutes, l)
+			}
+			routes = append(routes, podRoute{cidr: f[0], gw: f[1], node: f[2]})
 		}
-		return errors.Join(errs...)
+		return addPodRoutes(t, routes)
 	}); err != nil {
 		t.Fatalf("route the other nodes' pod ranges: %v", err)
 	}
