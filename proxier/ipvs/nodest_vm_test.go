@@ -110,7 +110,7 @@ func (b *directorBed) checkDeletedVirtualServer(t *testing.T, c nodestCase, vip,
 
 	conn, r := b.dialThrough(t, client, vip)
 	defer conn.Close()
-	if e, ok := b.established(t, conn); !ok || e.State != "ESTABLISHED" {
+	if e, ok := b.entry(t, conn.LocalAddr()); !ok || e.State != "ESTABLISHED" {
 		t.Fatalf("no established connection of %s in the director's table: %v", conn.LocalAddr(), b.conns(t, client))
 	}
 
@@ -130,14 +130,7 @@ func (b *directorBed) checkDeletedVirtualServer(t *testing.T, c nodestCase, vip,
 			time.Since(start).Seconds(), tcpStateName(info.State), info.Total_retrans)
 	}
 	// The gap lasts until the connection leaves the director's table, quietGap at most.
-	kept := true
-	for kept && time.Since(start) < quietGap {
-		if _, kept = b.established(t, conn); !kept {
-			t.Logf("+%.3fs the connection has left the director's table", time.Since(start).Seconds())
-		} else {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	kept := b.waitLeaves(t, conn.LocalAddr(), start)
 	if kept != c.keptInGap {
 		t.Errorf("connection in the director's table at the end of the gap = %v, want %v: %v", kept, c.keptInGap, b.conns(t, client))
 	}
@@ -186,17 +179,41 @@ func (b *directorBed) dialThrough(t *testing.T, client, vip netip.Addr) (*net.TC
 	return c.(*net.TCPConn), r
 }
 
-// established returns conn's entry in the director's connection table, ok false when there
-// is none.
-func (b *directorBed) established(t *testing.T, conn net.Conn) (ipvsConn, bool) {
+// entry returns the director's connection table entry of the client socket local (the
+// address the client's conn is bound to), ok false when there is none.
+func (b *directorBed) entry(t *testing.T, local net.Addr) (ipvsConn, bool) {
 	t.Helper()
-	local := conn.LocalAddr().(*net.TCPAddr).AddrPort()
-	entries := b.conns(t, local.Addr())
-	i := slices.IndexFunc(entries, func(e ipvsConn) bool { return e.Client == local })
+	var ap netip.AddrPort
+	switch a := local.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		t.Fatalf("client address %v is neither TCP nor UDP", local)
+	}
+	entries := b.conns(t, ap.Addr())
+	i := slices.IndexFunc(entries, func(e ipvsConn) bool { return e.Client == ap })
 	if i < 0 {
 		return ipvsConn{}, false
 	}
 	return entries[i], true
+}
+
+// waitLeaves polls until local's connection leaves the director's table, quietGap after
+// start at most; it reports whether the connection is still there.
+func (b *directorBed) waitLeaves(t *testing.T, local net.Addr, start time.Time) (kept bool) {
+	t.Helper()
+	for {
+		if _, ok := b.entry(t, local); !ok {
+			t.Logf("+%.3fs the connection has left the director's table", time.Since(start).Seconds())
+			return false
+		}
+		if time.Since(start) >= quietGap {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // finish sends a byte if send, half-closes, and reads until the connection ends. outcome is
