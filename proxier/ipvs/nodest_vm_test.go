@@ -6,19 +6,19 @@ package ipvs
 // flow through the deleted virtual server that breaks as "ended with its virtual server":
 // this test pins the kernel rules it relies on.
 //
-// The rules (net/netfilter/ipvs), as observed:
-//   - Deleting a virtual server leaves its connections in the connection table; each holds
-//     its real server, which the deletion marks unavailable and parks in a trash list.
-//     Adding the same real server to the same virtual server again takes it back from the
-//     trash and makes it available.
+// What the cases observe, and the kernel code (net/netfilter/ipvs) that explains it:
+//   - Deleting a virtual server leaves its connections in the table; each holds its real
+//     server, which the deletion marks unavailable and parks in a trash list. Adding the
+//     same real server to the same virtual server again takes it back from the trash: with
+//     expire_nodest_conn=0 a connection quiet for the gap carries on.
 //   - With net/ipv4/vs/expire_nodest_conn=1 (kubevs and kube-proxy set it) the deletion
 //     also queues work, one tick later, that removes every connection whose real server is
-//     unavailable (Linux 5.9 and later): the connection goes within milliseconds whether a
-//     packet comes or not, and re-creating the virtual server seconds later, as kubevs does,
-//     cannot save it. A packet that finds it still there expires it at once too.
+//     unavailable (Linux 5.9 and later): the connection leaves the table within milliseconds
+//     whether a packet comes or not, so re-creating the virtual server, as kubevs does a
+//     resync later, cannot save it.
 //   - The connection gone, the client's next segment is no longer IPVS's (IPVS schedules
-//     only a SYN): the director's own stack, which holds the VIP on lo and no listener,
-//     answers it with a reset, virtual server back or not.
+//     a TCP connection only on a SYN): the director's own stack, which holds the VIP on lo
+//     and no listener, answers it with a reset, virtual server back or not.
 //   - With expire_nodest_conn=0 nothing removes it: a packet in the gap is dropped, the
 //     connection kept, and the retransmission after the re-addition goes through.
 //   - IPVS unhooks itself from netfilter when a namespace's last virtual server goes: then
