@@ -65,8 +65,8 @@ func TestDeletedVirtualServerUDP(t *testing.T) {
 			if err := bed.ipvs.DeleteVirtualServer(vs.Key); err != nil {
 				t.Fatal(err)
 			}
-			if bed.waitLeaves(t, conn.LocalAddr(), start) {
-				t.Errorf("the connection is still in the director's table %v after the deletion: %v", quietGap, bed.conns(t, netip.MustParseAddr("10.0.2.2")))
+			if bed.waitLeaves(t, conn.LocalAddr(), start, leaveWithin) {
+				t.Errorf("the connection is still in the director's table %v after the deletion: %v", leaveWithin, bed.conns(t, netip.MustParseAddr("10.0.2.2")))
 			}
 			// Sent once the connection has gone: a datagram is not sent again, and one that
 			// finds the connection still there may be dropped as it expires it.
