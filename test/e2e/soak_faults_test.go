@@ -214,8 +214,10 @@ func (s *soak) flushSet(ctx context.Context) (string, error) {
 }
 
 // deleteVirtualServer deletes one virtual server of the fixed Services. The kernel drops
-// its connections with it: an established flow through it ends at its next packet (see
-// faultResult.ends), new connections must work again within one resync.
+// its connections with it, a tick after the deletion (expire_nodest_conn=1), so no repair
+// can save them: an established flow through it ends at its next packet (see
+// faultResult.ends; the rule is pinned by proxier/ipvs TestDeletedVirtualServer*), new
+// connections must work again within one resync.
 func (s *soak) deleteVirtualServer(ctx context.Context) (string, error) {
 	text, err := runCmd(ctx, "ipvsadm", "-Sn")
 	if err != nil {

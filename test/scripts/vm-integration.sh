@@ -14,6 +14,8 @@
 #                        as e.g. proxier_ipvs.log (default: a temporary folder, removed at
 #                        the end). Anything else a test writes in the guest is thrown away.
 #   KUBEVS_VM_TEST_ARGS  extra arguments for every test binary, e.g. "-test.run TestX -test.v"
+#   KUBEVS_VM_PACKAGES   only these package directories (space-separated, e.g.
+#                        "./proxier/ipvs"), instead of every package with VM tests
 #   KUBEVS_VM_TIMEOUT    bound on the whole guest run (default 30m)
 #
 # Exit status: 0 when every package passed, 1 when one failed or did not compile, and
@@ -31,8 +33,12 @@ results=$(cd "$results" && pwd)
 
 go build -o "$work/kubevs-vm" ./test/vm/cmd/kubevs-vm
 
-mapfile -t dirs < <(grep -rl --include='*_test.go' -e 'testenv\.RequireVM(' . |
-	grep -v -e '^\./\.git/' -e '^\./test/tools/' | xargs -r -n1 dirname | sort -u)
+if [[ -n ${KUBEVS_VM_PACKAGES-} ]]; then
+	read -ra dirs <<<"$KUBEVS_VM_PACKAGES"
+else
+	mapfile -t dirs < <(grep -rl --include='*_test.go' -e 'testenv\.RequireVM(' . |
+		grep -v -e '^\./\.git/' -e '^\./test/tools/' | xargs -r -n1 dirname | sort -u)
+fi
 if ((${#dirs[@]} == 0)); then
 	dirs=(./test/vm)
 fi
