@@ -203,6 +203,7 @@ func (l *Linux) saveAll(family Family) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	l.saves++
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()

@@ -41,8 +41,8 @@ type Linux struct {
 
 	mu       sync.Mutex
 	memo     map[string]written // family/table/id -> what was asked and what the kernel printed
-	restores int                // iptables-restore runs, for tests
-	saves    int                // iptables-save runs, for tests
+	restores int                // iptables-restore runs (Runs)
+	saves    int                // iptables-save runs, of one table or all (Runs)
 	// gen reads the generation of the backend's rules (nf_tables only; nil for legacy);
 	// clean holds, per family, the generation at which a read found the tables holding a
 	// ruleset (see unchanged).
@@ -145,6 +145,18 @@ func NewBackend(b Backend) (*Linux, error) {
 
 // Backend reports which backend Linux writes to.
 func (l *Linux) Backend() Backend { return l.backend }
+
+// Runs counts the processes a Linux started: iptables-save runs (of one table or of all)
+// and iptables-restore runs. Each is a process start, which dominates the cost of a check
+// under emulation (1-2 s each in a TCG guest).
+type Runs struct{ Saves, Restores int }
+
+// Runs reports the processes l started since it was made, for tests and benchmarks.
+func (l *Linux) Runs() Runs {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Runs{Saves: l.saves, Restores: l.restores}
+}
 
 func (l *Linux) tools(family Family) (tools, error) {
 	t, ok := l.bins[family]
