@@ -29,10 +29,11 @@ type tools struct{ save, restore string }
 // Processes run in the network namespace of the calling thread. It is safe for concurrent use;
 // calls are serialized.
 //
-// Rules are compared token by token with what iptables-save prints. A rule written in another
-// form than iptables-save prints (say "--or-mark 0x4000", printed "--set-xmark
-// 0x4000/0x4000") is rewritten once; Linux then remembers what the kernel printed for it, so
-// the next Ensure with the same ruleset changes nothing.
+// Rules are compared token by token with what iptables-save prints, also in the renderings
+// printed.go knows ("--or-mark 0x4000" prints "--set-xmark 0x4000/0x4000"), so a new Linux
+// adopts what the last one wrote. A rule written in another form still unknown is rewritten
+// once; Linux then remembers what the kernel printed for it, so the next Ensure with the same
+// ruleset changes nothing.
 type Linux struct {
 	backend Backend
 	bins    map[Family]tools
@@ -220,12 +221,13 @@ func (l *Linux) timedOut(ctx context.Context, err error) error {
 	return err
 }
 
-// same compares with the memo of what the kernel printed after the last write. The memo
+// same compares the kernel's rules with want, with want as iptables-save prints it
+// (printed.go), and with the memo of what the kernel printed after the last write. The memo
 // only stands for a rendering of want: each rule prints as one line, so a kernel chain with
 // another number of rules is never taken for one (see remember).
 func (l *Linux) same(family Family, table string) sameFunc {
 	return func(id string, want, have []string) bool {
-		if sameRules(want, have) {
+		if sameRules(want, have) || samePrinted(family, want, have) {
 			return true
 		}
 		m, ok := l.memo[string(family)+"/"+table+"/"+id]
