@@ -45,46 +45,10 @@ type Linux struct {
 	restores int                // iptables-restore runs (Runs)
 	saves    int                // iptables-save runs, of one table or all (Runs)
 	// gen reads the generation of the backend's rules (nf_tables only; nil for legacy);
-	// clean holds, per family, the generation at which a read found the tables holding a
-	// ruleset (see unchanged).
+	// snaps holds the tables the last reads found, at the generation they were read
+	// (snapshot.go).
 	gen   func() (uint32, error)
-	clean map[Family]cleanMark
-}
-
-// cleanMark records that the tables of a family held the ruleset rules (rulesKey) when
-// nf_tables' generation was gen.
-type cleanMark struct {
-	gen   uint32
-	rules string
-}
-
-// rulesKey identifies a ruleset.
-func rulesKey(rs Ruleset) string { return fmt.Sprintf("%q", rs) }
-
-// unchanged reads the generation before the tables are read. It reports whether family is
-// known to hold rs already: a read found it so, and the generation has not moved since, so
-// no commit (kubevs's or anyone's) can have changed any table. Legacy iptables has no
-// generation: never known. ok says the generation was read (and may be recorded by mark).
-func (l *Linux) unchanged(family Family, rs Ruleset) (gen uint32, ok, same bool) {
-	if l.gen == nil {
-		return 0, false, false
-	}
-	g, err := l.gen()
-	if err != nil {
-		return 0, false, false
-	}
-	m, known := l.clean[family]
-	return g, true, known && m.gen == g && m.rules == rulesKey(rs)
-}
-
-// mark records what a read that began at generation gen found: family holds rs (clean), or
-// not known.
-func (l *Linux) mark(family Family, rs Ruleset, gen uint32, ok, clean bool) {
-	if ok && clean {
-		l.clean[family] = cleanMark{gen: gen, rules: rulesKey(rs)}
-	} else {
-		delete(l.clean, family)
-	}
+	snaps map[string]snapshot
 }
 
 type written struct{ want, have []string }
@@ -122,7 +86,7 @@ func NewBackend(b Backend) (*Linux, error) {
 		return nil, fmt.Errorf("unknown iptables backend %q", b)
 	}
 	l := &Linux{backend: b, bins: map[Family]tools{}, memo: map[string]written{}, timeout: ToolTimeout,
-		gen: generationOf(b), clean: map[Family]cleanMark{}}
+		gen: generationOf(b), snaps: map[string]snapshot{}}
 	for fam, prefix := range map[Family]string{ipset.IPv4: "iptables", ipset.IPv6: "ip6tables"} {
 		var t tools
 		for _, p := range []*string{&t.save, &t.restore} {
@@ -167,8 +131,8 @@ func (l *Linux) tools(family Family) (tools, error) {
 	return t, nil
 }
 
-// read runs iptables-save for one table.
-func (l *Linux) read(family Family, name string) (*table, error) {
+// save runs iptables-save for one table.
+func (l *Linux) save(family Family, name string) (*table, error) {
 	t, err := l.tools(family)
 	if err != nil {
 		return nil, err
@@ -185,8 +149,8 @@ func (l *Linux) read(family Family, name string) (*table, error) {
 	return parseSave(stdout.String(), name)
 }
 
-// write runs one iptables-restore --noflush batch.
-func (l *Linux) write(family Family, lines []string) error {
+// restore runs one iptables-restore --noflush batch.
+func (l *Linux) restore(family Family, lines []string) error {
 	t, err := l.tools(family)
 	if err != nil {
 		return err
@@ -276,12 +240,12 @@ func (l *Linux) Ensure(family Family, rs Ruleset) error {
 	return err
 }
 
-// Repair is Ensure that returns the tables it rewrote: one iptables-save per table, and an
-// iptables-restore only for a table that differs from rs; none of them when nf_tables'
-// generation shows nothing changed since a read found the tables holding rs (see Verify).
+// Repair is Ensure that returns the tables it rewrote: one iptables-save per table (none for a
+// table whose snapshot is current, see snapshot.go), and an iptables-restore only for a table
+// that differs from rs, followed by one iptables-save that reads it back.
 func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 	return l.eachTable(family, rs, "ensure", func(name string, lines []string) (bool, error) {
-		if err := l.write(family, lines); err != nil {
+		if err := l.write(family, name, lines); err != nil {
 			return false, fmt.Errorf("write table %s: %w", name, err)
 		}
 		after, err := l.read(family, name)
@@ -294,30 +258,24 @@ func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 }
 
 // Verify reads each table once (one iptables-save) and reports those that Repair would
-// rewrite; it runs no iptables-restore. With nf_tables, when the last Verify or Repair of rs
-// found the family's tables holding it and nf_tables' generation has not moved since, no
-// table can differ: Verify then runs no process at all (one netlink request).
+// rewrite; it runs no iptables-restore. With nf_tables, while nf_tables' generation has not
+// moved since the last read of the family's tables (or moved only through kubevs's own
+// writes), Verify runs no process at all: one netlink request per table (snapshot.go).
 func (l *Linux) Verify(family Family, rs Ruleset) ([]string, error) {
 	return l.eachTable(family, rs, "verify", func(string, []string) (bool, error) { return true, nil })
 }
 
-// eachTable reads each table of family (unless nf_tables' generation shows the tables still
-// hold rs) and calls differs with the restore lines of each table that does not hold rs; it
-// returns the tables differs reported (Repair: rewritten; Verify: differing) and records
-// whether the family was found clean. verb names the operation in errors.
+// eachTable reads each table of family (its snapshot while current) and calls differs with
+// the restore lines of each table that does not hold rs; it returns the tables differs
+// reported (Repair: rewritten; Verify: differing). verb names the operation in errors.
 func (l *Linux) eachTable(family Family, rs Ruleset, verb string, differs func(name string, lines []string) (bool, error)) ([]string, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, fmt.Errorf("%s %s rules: %w", verb, family, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	gen, genOK, same := l.unchanged(family, rs)
-	if same {
-		return nil, nil
-	}
 	var errs []error
 	var touched []string
-	defer func() { l.mark(family, rs, gen, genOK, len(errs) == 0 && len(touched) == 0) }()
 	for _, name := range Tables() {
 		cur, err := l.read(family, name)
 		if err != nil {
@@ -351,7 +309,7 @@ func (l *Linux) Cleanup(family Family) error {
 			continue
 		}
 		if lines := cleanupPlan(cur); lines != nil {
-			if err := l.write(family, lines); err != nil {
+			if err := l.write(family, name, lines); err != nil {
 				errs = append(errs, fmt.Errorf("clean up %s rules: table %s: %w", family, name, err))
 			}
 		}
@@ -361,7 +319,6 @@ func (l *Linux) Cleanup(family Family) error {
 			delete(l.memo, k)
 		}
 	}
-	delete(l.clean, family)
 	return errors.Join(errs...)
 }
 
