@@ -241,20 +241,45 @@ func (l *Linux) Ensure(family Family, rs Ruleset) error {
 }
 
 // Repair is Ensure that returns the tables it rewrote: one iptables-save per table (none for a
-// table whose snapshot is current, see snapshot.go), and an iptables-restore only for a table
-// that differs from rs, followed by one iptables-save that reads it back.
+// table whose snapshot is current, see snapshot.go), an iptables-restore only for a table
+// that differs from rs, and one iptables-save that reads back the tables it wrote (all of
+// them in one run when there are several).
 func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
-	return l.eachTable(family, rs, "ensure", func(name string, lines []string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var written []string
+	touched, err := l.eachTable(family, rs, "ensure", func(name string, lines []string) (bool, error) {
 		if err := l.write(family, name, lines); err != nil {
 			return false, fmt.Errorf("write table %s: %w", name, err)
 		}
-		after, err := l.read(family, name)
-		if err != nil {
-			return true, fmt.Errorf("read back table %s: %w", name, err)
-		}
-		l.remember(family, after, rs)
+		written = append(written, name)
 		return true, nil
 	})
+	return touched, errors.Join(err, l.readBack(family, written, rs))
+}
+
+// readBack reads the tables just written and remembers what the kernel printed for rs.
+func (l *Linux) readBack(family Family, names []string, rs Ruleset) error {
+	var tables map[string]*table
+	var err error
+	switch len(names) {
+	case 0:
+		return nil
+	case 1:
+		var t *table
+		if t, err = l.read(family, names[0]); err == nil {
+			tables = map[string]*table{names[0]: t}
+		}
+	default:
+		tables, err = l.readAll(family, names)
+	}
+	for _, t := range tables {
+		l.remember(family, t, rs)
+	}
+	if err != nil {
+		return fmt.Errorf("ensure %s rules: read back tables %s: %w", family, strings.Join(names, ", "), err)
+	}
+	return nil
 }
 
 // Verify reads each table once (one iptables-save) and reports those that Repair would
@@ -262,18 +287,19 @@ func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 // moved since the last read of the family's tables (or moved only through kubevs's own
 // writes), Verify runs no process at all: one netlink request per table (snapshot.go).
 func (l *Linux) Verify(family Family, rs Ruleset) ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.eachTable(family, rs, "verify", func(string, []string) (bool, error) { return true, nil })
 }
 
 // eachTable reads each table of family (its snapshot while current) and calls differs with
 // the restore lines of each table that does not hold rs; it returns the tables differs
-// reported (Repair: rewritten; Verify: differing). verb names the operation in errors.
+// reported (Repair: rewritten; Verify: differing). verb names the operation in errors. The
+// caller holds l.mu.
 func (l *Linux) eachTable(family Family, rs Ruleset, verb string, differs func(name string, lines []string) (bool, error)) ([]string, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, fmt.Errorf("%s %s rules: %w", verb, family, err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var errs []error
 	var touched []string
 	for _, name := range Tables() {

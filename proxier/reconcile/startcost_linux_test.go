@@ -32,11 +32,11 @@ func TestStartProcessesOnTheHostKernel(t *testing.T) {
 	type runs = netfilter.Runs
 	want := map[netfilter.Backend]map[string]startRuns{
 		netfilter.BackendNFT: {
-			"empty":   {Start: runs{Saves: 6, Restores: 4}, FirstResync: runs{}, Periodic: runs{}},
+			"empty":   {Start: runs{Saves: 4, Restores: 4}, FirstResync: runs{}, Periodic: runs{}},
 			"restart": {Start: runs{Saves: 2}, FirstResync: runs{}, Periodic: runs{}},
 		},
 		netfilter.BackendLegacy: {
-			"empty":   {Start: runs{Saves: 10, Restores: 4}, FirstResync: runs{Saves: 6}, Periodic: runs{Saves: 4}},
+			"empty":   {Start: runs{Saves: 8, Restores: 4}, FirstResync: runs{Saves: 6}, Periodic: runs{Saves: 4}},
 			"restart": {Start: runs{Saves: 6}, FirstResync: runs{Saves: 6}, Periodic: runs{Saves: 4}},
 		},
 	}
