@@ -49,6 +49,9 @@ type Linux struct {
 	// (snapshot.go).
 	gen   func() (uint32, error)
 	snaps map[string]snapshot
+	// held counts the HoldReads not released; heldGen stands for legacy's generation.
+	held    int
+	heldGen uint32
 }
 
 type written struct{ want, have []string }

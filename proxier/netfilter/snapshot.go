@@ -16,13 +16,18 @@ package netfilter
 // dropped (Repair reads it back, which snapshots it again). Any other outcome (a failure,
 // another commit in between) drops every snapshot.
 //
-// Legacy iptables has no generation: nothing is kept and every read runs iptables-save.
+// Legacy iptables has no generation: nothing is kept and every read runs iptables-save,
+// except while its caller holds the reads (HoldReads, for the few steps of one Start): a
+// count of kubevs's own writes then stands for the generation, so a read takes what the last
+// read or write of kubevs found. A change by someone else inside the hold is found by the
+// first check after it.
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // snapshot is a table as iptables-save printed it when nf_tables' generation was gen.
@@ -33,10 +38,43 @@ type snapshot struct {
 
 func snapKey(family Family, name string) string { return string(family) + "/" + name }
 
-// generation reads nf_tables' generation; ok is false for legacy or when it cannot be read.
+// ReadHolder is implemented by a netfilter adapter whose reads can be shared while held.
+type ReadHolder interface {
+	// HoldReads makes the reads until release take what the last read of a table, or
+	// kubevs's last write to it, found, where the backend cannot tell by itself whether
+	// anything changed (legacy iptables; nf_tables' generation tells, held or not). Hold
+	// only across a few steps that read the same tables (Start): a change by someone else
+	// meanwhile is found by the first check after release. Holds nest.
+	HoldReads() (release func())
+}
+
+var _ ReadHolder = (*Linux)(nil)
+
+// HoldReads implements ReadHolder.
+func (l *Linux) HoldReads() (release func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held == 0 {
+		l.heldGen++ // no snapshot from before the hold matches
+	}
+	l.held++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.held--; l.held == 0 && l.gen == nil {
+				clear(l.snaps)
+			}
+		})
+	}
+}
+
+// generation reads nf_tables' generation, or while reads are held on legacy iptables the
+// count of kubevs's writes; ok is false when there is none or it cannot be read.
 func (l *Linux) generation() (gen uint32, ok bool) {
 	if l.gen == nil {
-		return 0, false
+		return l.heldGen, l.held > 0
 	}
 	g, err := l.gen()
 	return g, err == nil
@@ -104,6 +142,9 @@ func (l *Linux) readAll(family Family, names []string) (tables map[string]*table
 func (l *Linux) write(family Family, name string, lines []string) error {
 	before, ok := l.generation()
 	err := l.restore(family, lines)
+	if err == nil && l.gen == nil {
+		l.heldGen++ // legacy: kubevs's one commit
+	}
 	after, okAfter := l.generation()
 	delete(l.snaps, snapKey(family, name))
 	if err != nil || !ok || !okAfter || after != before+1 {

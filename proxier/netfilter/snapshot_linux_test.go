@@ -15,32 +15,47 @@ import (
 // TestKubeProxyServesFeedsTheRulesCheck: Start's two reads of a restarted node (is kube-proxy
 // still serving? do the tables hold kubevs's rules?) cost one iptables-save per family with
 // nf_tables: the rules check takes the tables the first read printed. A change by anyone in
-// between moves the generation, and the check reads again and repairs it. Legacy reads again.
+// between moves the generation, and the check reads again and repairs it. Legacy reads again,
+// unless the reads are held (HoldReads, as Start does): then a change in between is found by
+// the first check after the hold.
 func TestKubeProxyServesFeedsTheRulesCheck(t *testing.T) {
 	backends(t, func(t *testing.T, l *Linux) {
 		prefix := "iptables" + map[Backend]string{BackendNFT: "-nft", BackendLegacy: "-legacy"}[l.Backend()]
+		legacy := l.Backend() == BackendLegacy
 		run(t, "ipset", "create", "KUBE-CLUSTER-IP", "hash:ip,port", "family", "inet")
 		rs := ruleset("0x4000")
 		if err := l.Ensure(ipset.IPv4, rs); err != nil {
 			t.Fatal(err)
 		}
-		rereads := 0 // the rules check's iptables-save runs after KubeProxyServes
-		if l.Backend() == BackendLegacy {
-			rereads = len(Tables())
+		tables := len(Tables())
+		rereads := 0 // the rules check's iptables-save runs after KubeProxyServes, unheld
+		if legacy {
+			rereads = tables
 		}
+		flush := []string{prefix, "-w", "-t", "nat", "-F", "KUBE-POSTROUTING"}
 		for _, step := range []struct {
 			name        string
+			hold        bool
 			between     []string // a foreign command between the two reads
 			wantSaves   int
 			wantRepairs []string
+			wantAfter   []string // the Repair after the hold
 		}{
 			{name: "nothing changed", wantSaves: 1 + rereads},
-			{name: "flushed in between", between: []string{prefix, "-w", "-t", "nat", "-F", "KUBE-POSTROUTING"},
-				wantSaves: 1 + len(Tables()) + 1, wantRepairs: []string{"nat"}}, // read again, and nat read back
+			{name: "nothing changed, held", hold: true, wantSaves: 1},
+			// Read again, and nat read back.
+			{name: "flushed in between", between: flush, wantSaves: 1 + tables + 1, wantRepairs: []string{"nat"}},
+			{name: "flushed in between, held", hold: true, between: flush,
+				wantSaves: map[bool]int{false: 1 + tables + 1, true: 1}[legacy], wantRepairs: map[bool][]string{false: {"nat"}}[legacy],
+				wantAfter: map[bool][]string{true: {"nat"}}[legacy]},
 		} {
 			restarted, err := NewBackend(l.Backend())
 			if err != nil {
 				t.Fatal(err)
+			}
+			release := func() {}
+			if step.hold {
+				release = restarted.HoldReads()
 			}
 			if serves, err := restarted.KubeProxyServes(ipset.IPv4); err != nil || serves {
 				t.Fatalf("%s: KubeProxyServes = %v, %v; want false", step.name, serves, err)
@@ -54,6 +69,14 @@ func TestKubeProxyServesFeedsTheRulesCheck(t *testing.T) {
 			}
 			if runs := restarted.Runs(); runs.Saves != step.wantSaves {
 				t.Errorf("%s: %d iptables-save runs, want %d", step.name, runs.Saves, step.wantSaves)
+			}
+			release()
+			// After the hold, whatever the hold did not see is repaired.
+			if got, err := restarted.Repair(ipset.IPv4, rs); err != nil || !slices.Equal(got, step.wantAfter) {
+				t.Errorf("%s: Repair after it = %v, %v; want %v", step.name, got, err, step.wantAfter)
+			}
+			if d, err := restarted.Verify(ipset.IPv4, rs); err != nil || len(d) != 0 {
+				t.Errorf("%s: Verify at the end = %v, %v; want nothing", step.name, d, err)
 			}
 		}
 	})
