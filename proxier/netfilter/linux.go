@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -66,10 +67,15 @@ const ToolTimeout = 2 * time.Minute
 
 var _ Interface = (*Linux)(nil)
 
-// New detects the backend of the `iptables` found on PATH (iptables --version prints
-// "(nf_tables)" or "(legacy)") and uses the matching save and restore tools, so that kubevs
-// writes where the node's other tools (kubelet, CNI plugins) write.
+// New detects the backend of the `iptables` found on PATH and uses the matching save and
+// restore tools, so that kubevs writes where the node's other tools (kubelet, CNI plugins)
+// write. The file it resolves to names the backend (multiCallBackend); anything else (a
+// wrapper script, an older iptables) is asked: iptables --version prints "(nf_tables)" or
+// "(legacy)".
 func New() (*Linux, error) {
+	if b := multiCallBackend(); b != "" {
+		return NewBackend(b)
+	}
 	out, err := exec.Command("iptables", "--version").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("detect iptables backend: iptables --version: %w: %s", err, bytes.TrimSpace(out))
@@ -79,6 +85,28 @@ func New() (*Linux, error) {
 		b = BackendNFT
 	}
 	return NewBackend(b)
+}
+
+// multiCallBackend tells the backend of the `iptables` on PATH without starting a process
+// (one more at every proxier start, 1-2 s under emulation): iptables 1.8 installs it as a
+// link, through the distribution's alternatives, to the multi-call binary of one backend,
+// xtables-nft-multi or xtables-legacy-multi, which serves only that backend. "" when it
+// resolves to anything else.
+func multiCallBackend() Backend {
+	p, err := exec.LookPath("iptables")
+	if err != nil {
+		return ""
+	}
+	if p, err = filepath.EvalSymlinks(p); err != nil {
+		return ""
+	}
+	switch filepath.Base(p) {
+	case "xtables-nft-multi":
+		return BackendNFT
+	case "xtables-legacy-multi":
+		return BackendLegacy
+	}
+	return ""
 }
 
 // NewBackend uses the given backend's tools: iptables-nft-save or iptables-legacy-save and so
