@@ -187,13 +187,20 @@ func (l *Linux) RemoveKubeProxyChains(family Family) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
+// everyTable are the tables Linux reads: kubevs's (Tables) and kube-proxy's (KubeProxyTables).
+func everyTable() []string {
+	t := slices.Concat(Tables(), KubeProxyTables)
+	slices.Sort(t)
+	return slices.Compact(t)
+}
+
 // KubeProxyServes reads every table of family with one iptables-save (none when the
 // snapshots are current), not nat alone: the same process gives the filter table Start's
 // rules check reads next, which then starts no process with nf_tables (snapshot.go).
 func (l *Linux) KubeProxyServes(family Family) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	tables, err := l.readAll(family, KubeProxyTables)
+	tables, err := l.readAll(family, everyTable())
 	if tables["nat"] == nil {
 		return false, fmt.Errorf("look for kube-proxy's %s rules: %w", family, err)
 	}

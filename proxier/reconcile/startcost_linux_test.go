@@ -3,6 +3,7 @@ package reconcile
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -17,6 +18,9 @@ import (
 // startRuns are the iptables processes (netfilter.Runs) of one proxier life: Start, the first
 // Resync, and a periodic resync after it (the read apart, as the daemon runs it).
 type startRuns struct{ Start, FirstResync, Periodic netfilter.Runs }
+
+// phaseTimes are the wall times of the same three steps, for the log.
+type phaseTimes struct{ Start, FirstResync, Periodic time.Duration }
 
 // TestStartProcessesOnTheHostKernel counts the iptables-save and iptables-restore processes
 // of Start, the first Resync and a periodic resync on a dual-stack node, with each backend,
@@ -57,20 +61,24 @@ func TestStartProcessesOnTheHostKernel(t *testing.T) {
 				r := New(k, Options{Desired: opts})
 				c := ctx(t)
 				var got startRuns
+				var took phaseTimes
+				t0 := time.Now()
+				lap := func() time.Duration { d := time.Since(t0).Round(time.Millisecond); t0 = time.Now(); return d }
 				since := func(before netfilter.Runs) netfilter.Runs {
 					now := nf.Runs()
 					return netfilter.Runs{Saves: now.Saves - before.Saves, Restores: now.Restores - before.Restores}
 				}
 				before := nf.Runs()
+				lap()
 				must(t, r.Start(c))
-				got.Start = since(before)
+				took.Start, got.Start = lap(), since(before)
 				before = nf.Runs()
 				must(t, r.Resync(c, all(t, web, dns)))
-				got.FirstResync = since(before)
+				took.FirstResync, got.FirstResync = lap(), since(before)
 				before = nf.Runs()
 				must(t, readThenResync(c, r, all(t, web, dns)))
-				got.Periodic = since(before)
-				t.Logf("%s, %s node, 2 families: %+v", b, life, got)
+				took.Periodic, got.Periodic = lap(), since(before)
+				t.Logf("%s, %s node, 2 families: %+v, took %+v", b, life, got, took)
 				if diff := cmp.Diff(want[b][life], got); diff != "" {
 					t.Errorf("%s node: iptables processes (-want +got):\n%s", life, diff)
 				}
