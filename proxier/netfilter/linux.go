@@ -289,7 +289,8 @@ func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
 	return touched, errors.Join(err, l.readBack(family, written, rs))
 }
 
-// readBack reads the tables just written and remembers what the kernel printed for rs.
+// readBack reads the tables just written (all tables in one iptables-save when they are
+// several) and remembers what the kernel printed for rs.
 func (l *Linux) readBack(family Family, names []string, rs Ruleset) error {
 	var tables map[string]*table
 	var err error
@@ -302,10 +303,13 @@ func (l *Linux) readBack(family Family, names []string, rs Ruleset) error {
 			tables = map[string]*table{names[0]: t}
 		}
 	default:
-		tables, err = l.readAll(family, names)
+		// One iptables-save prints every table: keep them all (snapshot.go).
+		tables, err = l.readAll(family, everyTable())
 	}
-	for _, t := range tables {
-		l.remember(family, t, rs)
+	for _, name := range names {
+		if t, ok := tables[name]; ok {
+			l.remember(family, t, rs)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("ensure %s rules: read back tables %s: %w", family, strings.Join(names, ", "), err)

@@ -14,7 +14,9 @@ package netfilter
 // one past the one just before it, nobody else committed meanwhile, so every other table is
 // as its snapshot says and the snapshots move to the new generation; the table written is
 // dropped (Repair reads it back, which snapshots it again). Any other outcome (a failure,
-// another commit in between) drops every snapshot.
+// another commit in between) drops every snapshot. The largest snapshot is the nat table
+// kube-proxy's iptables mode left on a node taken over, until kubevs's write that removes its
+// chains drops it.
 //
 // Legacy iptables has no generation: nothing is kept and every read runs iptables-save,
 // except while its caller holds the reads (HoldReads, for the few steps of one Start): a

@@ -36,7 +36,7 @@ func TestStartProcessesOnTheHostKernel(t *testing.T) {
 		netfilter.BackendNFT: {
 			"empty":      {Start: runs{Saves: 4, Restores: 4}, FirstResync: runs{}, Periodic: runs{}},
 			"restart":    {Start: runs{Saves: 2}, FirstResync: runs{}, Periodic: runs{}},
-			"kube-proxy": {Start: runs{Saves: 1}, FirstResync: runs{Saves: 5, Restores: 8}, Periodic: runs{Saves: 4}},
+			"kube-proxy": {Start: runs{Saves: 1}, FirstResync: runs{Saves: 4, Restores: 8}, Periodic: runs{Saves: 4}},
 		},
 		netfilter.BackendLegacy: {
 			"empty":      {Start: runs{Saves: 4, Restores: 4}, FirstResync: runs{Saves: 6}, Periodic: runs{Saves: 4}},
