@@ -16,8 +16,6 @@ package netfilter
 // owner wants it), and so is whatever a kept candidate jumps to.
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -155,27 +153,30 @@ func leftoverPlan(cur *table) (lines, removed []string) {
 }
 
 // RemoveKubeProxyChains reads every table of family with one iptables-save (which creates
-// no table) and writes one iptables-restore batch per table that holds leftovers.
+// no table; none when the snapshots of KubeProxyTables are current) and writes one
+// iptables-restore batch per table that holds leftovers.
 func (l *Linux) RemoveKubeProxyChains(family Family) ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out, err := l.saveAll(family)
-	if err != nil {
+	tables, err := l.readAll(family, KubeProxyTables)
+	if tables == nil {
 		return nil, fmt.Errorf("remove kube-proxy's %s chains: %w", family, err)
 	}
 	var removed []string
 	var errs []error
+	if err != nil {
+		errs = append(errs, fmt.Errorf("remove kube-proxy's %s chains: %w", family, err))
+	}
 	for _, name := range KubeProxyTables {
-		cur, err := parseSave(out, name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remove kube-proxy's %s chains: table %s: %w", family, name, err))
-			continue
+		cur, ok := tables[name]
+		if !ok {
+			continue // its parse error is in errs
 		}
 		lines, gone := leftoverPlan(cur)
 		if lines == nil {
 			continue
 		}
-		if err := l.write(family, lines); err != nil {
+		if err := l.write(family, name, lines); err != nil {
 			errs = append(errs, fmt.Errorf("remove kube-proxy's %s chains: table %s: %w", family, name, err))
 			continue
 		}
@@ -186,30 +187,22 @@ func (l *Linux) RemoveKubeProxyChains(family Family) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// KubeProxyServes reads the nat table of family (one iptables-save).
+// everyTable are the tables Linux reads: kubevs's (Tables) and kube-proxy's (KubeProxyTables).
+func everyTable() []string {
+	t := slices.Concat(Tables(), KubeProxyTables)
+	slices.Sort(t)
+	return slices.Compact(t)
+}
+
+// KubeProxyServes reads every table of family with one iptables-save (none when the
+// snapshots are current), not nat alone: the same process gives the filter table Start's
+// rules check reads next, which then starts no process with nf_tables (snapshot.go).
 func (l *Linux) KubeProxyServes(family Family) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t, err := l.read(family, "nat")
-	if err != nil {
+	tables, err := l.readAll(family, everyTable())
+	if tables["nat"] == nil {
 		return false, fmt.Errorf("look for kube-proxy's %s rules: %w", family, err)
 	}
-	return KubeProxyServing(t.rules["KUBE-SERVICES"]), nil
-}
-
-// saveAll runs iptables-save for every table that exists.
-func (l *Linux) saveAll(family Family) (string, error) {
-	t, err := l.tools(family)
-	if err != nil {
-		return "", err
-	}
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-	defer cancel()
-	cmd := l.command(ctx, t.save)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s: %w: %s", t.save, l.timedOut(ctx, err), bytes.TrimSpace(stderr.Bytes()))
-	}
-	return stdout.String(), nil
+	return KubeProxyServing(tables["nat"].rules["KUBE-SERVICES"]), nil
 }

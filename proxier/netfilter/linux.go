@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -29,10 +30,11 @@ type tools struct{ save, restore string }
 // Processes run in the network namespace of the calling thread. It is safe for concurrent use;
 // calls are serialized.
 //
-// Rules are compared token by token with what iptables-save prints. A rule written in another
-// form than iptables-save prints (say "--or-mark 0x4000", printed "--set-xmark
-// 0x4000/0x4000") is rewritten once; Linux then remembers what the kernel printed for it, so
-// the next Ensure with the same ruleset changes nothing.
+// Rules are compared token by token with what iptables-save prints, also in the renderings
+// printed.go knows ("--or-mark 0x4000" prints "--set-xmark 0x4000/0x4000"), so a new Linux
+// adopts what the last one wrote. A rule written in another form still unknown is rewritten
+// once; Linux then remembers what the kernel printed for it, so the next Ensure with the same
+// ruleset changes nothing.
 type Linux struct {
 	backend Backend
 	bins    map[Family]tools
@@ -41,49 +43,16 @@ type Linux struct {
 
 	mu       sync.Mutex
 	memo     map[string]written // family/table/id -> what was asked and what the kernel printed
-	restores int                // iptables-restore runs, for tests
-	saves    int                // iptables-save runs, for tests
+	restores int                // iptables-restore runs (Runs)
+	saves    int                // iptables-save runs, of one table or all (Runs)
 	// gen reads the generation of the backend's rules (nf_tables only; nil for legacy);
-	// clean holds, per family, the generation at which a read found the tables holding a
-	// ruleset (see unchanged).
+	// snaps holds the tables the last reads found, at the generation they were read
+	// (snapshot.go).
 	gen   func() (uint32, error)
-	clean map[Family]cleanMark
-}
-
-// cleanMark records that the tables of a family held the ruleset rules (rulesKey) when
-// nf_tables' generation was gen.
-type cleanMark struct {
-	gen   uint32
-	rules string
-}
-
-// rulesKey identifies a ruleset.
-func rulesKey(rs Ruleset) string { return fmt.Sprintf("%q", rs) }
-
-// unchanged reads the generation before the tables are read. It reports whether family is
-// known to hold rs already: a read found it so, and the generation has not moved since, so
-// no commit (kubevs's or anyone's) can have changed any table. Legacy iptables has no
-// generation: never known. ok says the generation was read (and may be recorded by mark).
-func (l *Linux) unchanged(family Family, rs Ruleset) (gen uint32, ok, same bool) {
-	if l.gen == nil {
-		return 0, false, false
-	}
-	g, err := l.gen()
-	if err != nil {
-		return 0, false, false
-	}
-	m, known := l.clean[family]
-	return g, true, known && m.gen == g && m.rules == rulesKey(rs)
-}
-
-// mark records what a read that began at generation gen found: family holds rs (clean), or
-// not known.
-func (l *Linux) mark(family Family, rs Ruleset, gen uint32, ok, clean bool) {
-	if ok && clean {
-		l.clean[family] = cleanMark{gen: gen, rules: rulesKey(rs)}
-	} else {
-		delete(l.clean, family)
-	}
+	snaps map[string]snapshot
+	// held counts the HoldReads not released; heldGen stands for legacy's generation.
+	held    int
+	heldGen uint32
 }
 
 type written struct{ want, have []string }
@@ -98,10 +67,15 @@ const ToolTimeout = 2 * time.Minute
 
 var _ Interface = (*Linux)(nil)
 
-// New detects the backend of the `iptables` found on PATH (iptables --version prints
-// "(nf_tables)" or "(legacy)") and uses the matching save and restore tools, so that kubevs
-// writes where the node's other tools (kubelet, CNI plugins) write.
+// New detects the backend of the `iptables` found on PATH and uses the matching save and
+// restore tools, so that kubevs writes where the node's other tools (kubelet, CNI plugins)
+// write. The file it resolves to names the backend (multiCallBackend); anything else (a
+// wrapper script, an older iptables) is asked: iptables --version prints "(nf_tables)" or
+// "(legacy)".
 func New() (*Linux, error) {
+	if b := multiCallBackend(); b != "" {
+		return NewBackend(b)
+	}
 	out, err := exec.Command("iptables", "--version").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("detect iptables backend: iptables --version: %w: %s", err, bytes.TrimSpace(out))
@@ -113,6 +87,28 @@ func New() (*Linux, error) {
 	return NewBackend(b)
 }
 
+// multiCallBackend tells the backend of the `iptables` on PATH without starting a process
+// (one more at every proxier start, 1-2 s under emulation): iptables 1.8 installs it as a
+// link, through the distribution's alternatives, to the multi-call binary of one backend,
+// xtables-nft-multi or xtables-legacy-multi, which serves only that backend. "" when it
+// resolves to anything else.
+func multiCallBackend() Backend {
+	p, err := exec.LookPath("iptables")
+	if err != nil {
+		return ""
+	}
+	if p, err = filepath.EvalSymlinks(p); err != nil {
+		return ""
+	}
+	switch filepath.Base(p) {
+	case "xtables-nft-multi":
+		return BackendNFT
+	case "xtables-legacy-multi":
+		return BackendLegacy
+	}
+	return ""
+}
+
 // NewBackend uses the given backend's tools: iptables-nft-save or iptables-legacy-save and so
 // on, falling back to the unsuffixed names where the suffixed ones are not installed.
 func NewBackend(b Backend) (*Linux, error) {
@@ -121,7 +117,7 @@ func NewBackend(b Backend) (*Linux, error) {
 		return nil, fmt.Errorf("unknown iptables backend %q", b)
 	}
 	l := &Linux{backend: b, bins: map[Family]tools{}, memo: map[string]written{}, timeout: ToolTimeout,
-		gen: generationOf(b), clean: map[Family]cleanMark{}}
+		gen: generationOf(b), snaps: map[string]snapshot{}}
 	for fam, prefix := range map[Family]string{ipset.IPv4: "iptables", ipset.IPv6: "ip6tables"} {
 		var t tools
 		for _, p := range []*string{&t.save, &t.restore} {
@@ -146,6 +142,18 @@ func NewBackend(b Backend) (*Linux, error) {
 // Backend reports which backend Linux writes to.
 func (l *Linux) Backend() Backend { return l.backend }
 
+// Runs counts the processes a Linux started: iptables-save runs (of one table or of all)
+// and iptables-restore runs. Each is a process start, which dominates the cost of a check
+// under emulation (1-2 s each in a TCG guest).
+type Runs struct{ Saves, Restores int }
+
+// Runs reports the processes l started since it was made, for tests and benchmarks.
+func (l *Linux) Runs() Runs {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Runs{Saves: l.saves, Restores: l.restores}
+}
+
 func (l *Linux) tools(family Family) (tools, error) {
 	t, ok := l.bins[family]
 	if !ok {
@@ -154,8 +162,8 @@ func (l *Linux) tools(family Family) (tools, error) {
 	return t, nil
 }
 
-// read runs iptables-save for one table.
-func (l *Linux) read(family Family, name string) (*table, error) {
+// save runs iptables-save for one table.
+func (l *Linux) save(family Family, name string) (*table, error) {
 	t, err := l.tools(family)
 	if err != nil {
 		return nil, err
@@ -172,8 +180,8 @@ func (l *Linux) read(family Family, name string) (*table, error) {
 	return parseSave(stdout.String(), name)
 }
 
-// write runs one iptables-restore --noflush batch.
-func (l *Linux) write(family Family, lines []string) error {
+// restore runs one iptables-restore --noflush batch.
+func (l *Linux) restore(family Family, lines []string) error {
 	t, err := l.tools(family)
 	if err != nil {
 		return err
@@ -208,12 +216,13 @@ func (l *Linux) timedOut(ctx context.Context, err error) error {
 	return err
 }
 
-// same compares with the memo of what the kernel printed after the last write. The memo
+// same compares the kernel's rules with want, with want as iptables-save prints it
+// (printed.go), and with the memo of what the kernel printed after the last write. The memo
 // only stands for a rendering of want: each rule prints as one line, so a kernel chain with
 // another number of rules is never taken for one (see remember).
 func (l *Linux) same(family Family, table string) sameFunc {
 	return func(id string, want, have []string) bool {
-		if sameRules(want, have) {
+		if sameRules(want, have) || samePrinted(family, want, have) {
 			return true
 		}
 		m, ok := l.memo[string(family)+"/"+table+"/"+id]
@@ -262,48 +271,72 @@ func (l *Linux) Ensure(family Family, rs Ruleset) error {
 	return err
 }
 
-// Repair is Ensure that returns the tables it rewrote: one iptables-save per table, and an
-// iptables-restore only for a table that differs from rs; none of them when nf_tables'
-// generation shows nothing changed since a read found the tables holding rs (see Verify).
+// Repair is Ensure that returns the tables it rewrote: one iptables-save per table (none for a
+// table whose snapshot is current, see snapshot.go), an iptables-restore only for a table
+// that differs from rs, and one iptables-save that reads back the tables it wrote (all of
+// them in one run when there are several).
 func (l *Linux) Repair(family Family, rs Ruleset) ([]string, error) {
-	return l.eachTable(family, rs, "ensure", func(name string, lines []string) (bool, error) {
-		if err := l.write(family, lines); err != nil {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var written []string
+	touched, err := l.eachTable(family, rs, "ensure", func(name string, lines []string) (bool, error) {
+		if err := l.write(family, name, lines); err != nil {
 			return false, fmt.Errorf("write table %s: %w", name, err)
 		}
-		after, err := l.read(family, name)
-		if err != nil {
-			return true, fmt.Errorf("read back table %s: %w", name, err)
-		}
-		l.remember(family, after, rs)
+		written = append(written, name)
 		return true, nil
 	})
+	return touched, errors.Join(err, l.readBack(family, written, rs))
+}
+
+// readBack reads the tables just written (all tables in one iptables-save when they are
+// several) and remembers what the kernel printed for rs.
+func (l *Linux) readBack(family Family, names []string, rs Ruleset) error {
+	var tables map[string]*table
+	var err error
+	switch len(names) {
+	case 0:
+		return nil
+	case 1:
+		var t *table
+		if t, err = l.read(family, names[0]); err == nil {
+			tables = map[string]*table{names[0]: t}
+		}
+	default:
+		// One iptables-save prints every table: keep them all (snapshot.go).
+		tables, err = l.readAll(family, everyTable())
+	}
+	for _, name := range names {
+		if t, ok := tables[name]; ok {
+			l.remember(family, t, rs)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("ensure %s rules: read back tables %s: %w", family, strings.Join(names, ", "), err)
+	}
+	return nil
 }
 
 // Verify reads each table once (one iptables-save) and reports those that Repair would
-// rewrite; it runs no iptables-restore. With nf_tables, when the last Verify or Repair of rs
-// found the family's tables holding it and nf_tables' generation has not moved since, no
-// table can differ: Verify then runs no process at all (one netlink request).
+// rewrite; it runs no iptables-restore. With nf_tables, while nf_tables' generation has not
+// moved since the last read of the family's tables (or moved only through kubevs's own
+// writes), Verify runs no process at all: one netlink request per table (snapshot.go).
 func (l *Linux) Verify(family Family, rs Ruleset) ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.eachTable(family, rs, "verify", func(string, []string) (bool, error) { return true, nil })
 }
 
-// eachTable reads each table of family (unless nf_tables' generation shows the tables still
-// hold rs) and calls differs with the restore lines of each table that does not hold rs; it
-// returns the tables differs reported (Repair: rewritten; Verify: differing) and records
-// whether the family was found clean. verb names the operation in errors.
+// eachTable reads each table of family (its snapshot while current) and calls differs with
+// the restore lines of each table that does not hold rs; it returns the tables differs
+// reported (Repair: rewritten; Verify: differing). verb names the operation in errors. The
+// caller holds l.mu.
 func (l *Linux) eachTable(family Family, rs Ruleset, verb string, differs func(name string, lines []string) (bool, error)) ([]string, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, fmt.Errorf("%s %s rules: %w", verb, family, err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	gen, genOK, same := l.unchanged(family, rs)
-	if same {
-		return nil, nil
-	}
 	var errs []error
 	var touched []string
-	defer func() { l.mark(family, rs, gen, genOK, len(errs) == 0 && len(touched) == 0) }()
 	for _, name := range Tables() {
 		cur, err := l.read(family, name)
 		if err != nil {
@@ -337,7 +370,7 @@ func (l *Linux) Cleanup(family Family) error {
 			continue
 		}
 		if lines := cleanupPlan(cur); lines != nil {
-			if err := l.write(family, lines); err != nil {
+			if err := l.write(family, name, lines); err != nil {
 				errs = append(errs, fmt.Errorf("clean up %s rules: table %s: %w", family, name, err))
 			}
 		}
@@ -347,7 +380,6 @@ func (l *Linux) Cleanup(family Family) error {
 			delete(l.memo, k)
 		}
 	}
-	delete(l.clean, family)
 	return errors.Join(errs...)
 }
 

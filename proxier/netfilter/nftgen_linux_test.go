@@ -32,16 +32,23 @@ func TestNFTGenerationMovesWithACommit(t *testing.T) {
 	}
 }
 
-// TestVerifySkipsReadWhileGenerationStays: with nf_tables, a Verify or Repair after one that
-// found the tables clean runs no iptables-save while the generation stays; a change by
-// anyone (a flush), or another ruleset, makes it read again. Legacy iptables always reads.
+// TestVerifySkipsReadWhileGenerationStays: with nf_tables, a Verify or Repair runs no
+// iptables-save while the generation stays, whatever ruleset it checks, nor after kubevs's
+// own writes (each moves the generation by one); a change by anyone else (a flush) makes it
+// read again. Legacy iptables always reads.
 func TestVerifySkipsReadWhileGenerationStays(t *testing.T) {
 	backends(t, func(t *testing.T, l *Linux) {
 		prefix := "iptables" + map[Backend]string{BackendNFT: "-nft", BackendLegacy: "-legacy"}[l.Backend()]
 		run(t, "ipset", "create", "KUBE-CLUSTER-IP", "hash:ip,port", "family", "inet")
 		rs := ruleset("0x4000")
+		saves := l.saves
 		if err := l.Ensure(ipset.IPv4, rs); err != nil {
 			t.Fatal(err)
+		}
+		tables := len(Tables())
+		// Each table read and written, then both read back in one iptables-save.
+		if got := l.saves - saves; got != tables+1 {
+			t.Errorf("Ensure on empty tables: %d iptables-save runs, want %d", got, tables+1)
 		}
 		verify := func(step string, rs Ruleset, wantSaves int, want ...string) {
 			t.Helper()
@@ -57,24 +64,28 @@ func TestVerifySkipsReadWhileGenerationStays(t *testing.T) {
 				t.Errorf("%s: %d iptables-save runs, want %d", step, got, wantSaves)
 			}
 		}
-		tables := len(Tables())
 		skip := 0 // saves when the generation lets Verify skip the read
 		if l.Backend() == BackendLegacy {
 			skip = tables
 		}
-		verify("after Ensure's write", rs, tables)
+		verify("after Ensure's writes", rs, skip)
 		verify("nothing changed", rs, skip)
 		verify("nothing changed, again", rs, skip)
-		verify("another ruleset", ruleset("0x8000"), tables, "nat")
-		verify("back to the first", rs, tables)
+		verify("another ruleset", ruleset("0x8000"), skip, "nat")
+		verify("back to the first", rs, skip)
 		run(t, prefix, "-w", "-t", "nat", "-F", "KUBE-POSTROUTING")
 		verify("after a flush", rs, tables, "nat")
+		saves = l.saves
 		if got, err := l.Repair(ipset.IPv4, rs); err != nil || !slices.Equal(got, []string{"nat"}) {
 			t.Fatalf("Repair = %v, %v; want [nat]", got, err)
 		}
-		verify("after the repair", rs, tables)
+		// nf_tables: the tables Verify read, then nat read back; legacy: both read, nat back.
+		if got, want := l.saves-saves, 1+skip; got != want {
+			t.Errorf("Repair after a flush: %d iptables-save runs, want %d", got, want)
+		}
+		verify("after the repair", rs, skip)
 		verify("nothing changed since", rs, skip)
-		saves := l.saves
+		saves = l.saves
 		if got, err := l.Repair(ipset.IPv4, rs); err != nil || len(got) != 0 {
 			t.Fatalf("Repair = %v, %v; want nothing", got, err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
+	"github.com/kubevs/kubevs/proxier/netfilter"
 )
 
 // Start prepares the kernel and adopts what it already holds: it ensures the dummy link,
@@ -29,6 +30,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("ensure dummy link %s: %w", r.global.Dummy, err))
 	}
 	var rulesErr error
+	release := r.holdRuleReads()
 	if r.rulesAfterVS = r.kubeProxyServes(ctx); r.rulesAfterVS {
 		_, err := r.ensureSets()
 		errs = append(errs, err)
@@ -37,6 +39,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 		rulesErr = r.ensureSetsAndRules(ctx)
 		errs = append(errs, rulesErr)
 	}
+	release()
 	r.ensureLocalnet(ctx, rulesErr)
 	if err := RaiseSysctls(r.k.Sysctl, r.opts.RaisedSysctls); err != nil {
 		// Optional: the kernel's own limits still work; programming goes on.
@@ -53,6 +56,18 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	r.started = true
 	logger.V(0).Info("Reconciler started", "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries), "degraded", len(r.degraded))
 	return errors.Join(errs...)
+}
+
+// holdRuleReads makes Start's reads of the rules share one iptables-save per family
+// (netfilter.ReadHolder): kube-proxy's check reads every table, and the rules check right
+// after it takes those tables instead of reading them again, also on legacy iptables, which
+// has no generation to tell that nothing changed in between. A change by someone else in
+// those few steps is found by the first Resync's check.
+func (r *Reconciler) holdRuleReads() (release func()) {
+	if h, ok := r.k.Netfilter.(netfilter.ReadHolder); ok {
+		return h.HoldReads()
+	}
+	return func() {}
 }
 
 // kernelVersion reads the running kernel's version through the sysctl adapter
