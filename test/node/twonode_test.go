@@ -20,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/test/bed"
@@ -90,7 +89,7 @@ func runSecondNode(ctx context.Context, t *testing.T, e env, shared string) {
 	routeFromShared(ctx, t, shared, kubelet)
 	t.Logf("routes to the other node's pods in place (%s)", time.Since(t0).Round(time.Second))
 	var verdict []byte
-	if err := pollFor(ctx, 50*time.Minute, kubelet, func() error {
+	if err := pollFor(ctx, 50*time.Minute, kubelet, func() (err error) {
 		verdict, err = os.ReadFile(filepath.Join(shared, sharedDone))
 		return err
 	}); err != nil {
