@@ -79,6 +79,7 @@ func TestUpstreamE2E(t *testing.T) {
 		"--ginkgo.focus=" + focus,
 		"--ginkgo.timeout=170m",
 		"--ginkgo.v",
+		"--ginkgo.no-color",
 	}
 	if skip != "" {
 		args = append(args, "--ginkgo.skip="+skip)
