@@ -93,6 +93,15 @@ node-e2e: deps
 two-node-e2e: deps
 	bash test/scripts/two-node-e2e.sh
 
+# What running upstream's own [sig-network] Services and Conntrack specs on the real node needs
+# (issue 10), built from k8s.io/kubernetes v1.36.3 into ~/.cache/kubevs only when missing:
+# e2e.test, agnhost, and the test images the specs pull (agnhost, busybox,
+# regression-issue-74839) under the names e2e.test expects, then checked in a chroot (root).
+# Not in `test`. A cold e2e.test takes long on 2 shared cores (see README).
+.PHONY: upstream-e2e-build
+upstream-e2e-build:
+	images=$$(bash test/scripts/upstream-build.sh --path) && bash test/scripts/upstream-images-check.sh "$${images##*:}"
+
 # The chaos soak (test/e2e/soak_test.go, issue 13) in its own guest: traffic, churn and faults
 # from a seeded RNG (printed; SOAK_SEED replays it) for SOAK_DURATION, each fault's repair
 # timed and bounded. Every fault runs at least once (the cold sync's SOAK_COLD Services only

@@ -24,23 +24,33 @@ func (c *Command) Run(sourceDateEpoch string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	debs, err := ReadLock(c.Lock)
-	if err != nil {
-		return "", err
-	}
 	o := Options{Created: created, BinDir: c.BinDir, Extract: DpkgExtract}
-	for _, d := range debs {
-		p, err := d.Verify(c.DebDir)
-		if err != nil {
-			return "", err
-		}
-		o.Debs = append(o.Debs, p)
+	if o.Debs, err = VerifyLock(c.Lock, c.DebDir); err != nil {
+		return "", err
 	}
 	img, err := Build(o)
 	if err != nil {
 		return "", err
 	}
 	return writeFile(c.Out, img, c.Tag, created)
+}
+
+// VerifyLock reads the lock file and checks every package's file in debDir (Deb.Verify); it
+// returns their paths in the lock's order.
+func VerifyLock(lock, debDir string) ([]string, error) {
+	debs, err := ReadLock(lock)
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]string, 0, len(debs))
+	for _, d := range debs {
+		p, err := d.Verify(debDir)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
 }
 
 // WriteStatic builds the image of o (see BuildStatic), dated sourceDateEpoch like Command.Run,

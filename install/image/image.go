@@ -69,15 +69,7 @@ func keepFromDeb(name string) bool {
 func userland(o Options) (*Tree, error) {
 	t := NewTree(o.Created)
 	for _, deb := range o.Debs {
-		rc, err := o.Extract(deb)
-		if err != nil {
-			return nil, fmt.Errorf("extract %s: %w", filepath.Base(deb), err)
-		}
-		err = t.AddTar(rc, filepath.Base(deb), keepFromDeb)
-		if cerr := rc.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("extract %s: %w", filepath.Base(deb), cerr)
-		}
-		if err != nil {
+		if err := addDeb(t, deb, o.Extract); err != nil {
 			return nil, err
 		}
 	}
@@ -90,6 +82,22 @@ func userland(o Options) (*Tree, error) {
 		}
 	}
 	return t, nil
+}
+
+// addDeb merges the data of the package deb, read by extract, into t (keepFromDeb).
+func addDeb(t *Tree, deb string, extract func(string) (io.ReadCloser, error)) error {
+	if extract == nil {
+		return fmt.Errorf("extract %s: no extractor", filepath.Base(deb))
+	}
+	rc, err := extract(deb)
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", filepath.Base(deb), err)
+	}
+	err = t.AddTar(rc, filepath.Base(deb), keepFromDeb)
+	if cerr := rc.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("extract %s: %w", filepath.Base(deb), cerr)
+	}
+	return err
 }
 
 // kubevs is the layer of kubevs's binaries, and the iptables tools linked to the wrapper.

@@ -107,6 +107,12 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 	if !b.cfg.KubeletNode {
 		// No kubelet and no service-account controller: pods get no token volume.
 		apiserverArgs = append(apiserverArgs, "--disable-admission-plugins=ServiceAccount")
+	} else {
+		args, err := kubeletClientArgs(pkiDir, p)
+		if err != nil {
+			return err
+		}
+		apiserverArgs = append(apiserverArgs, args...)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)

@@ -36,6 +36,30 @@ func kubeletNodeControllerArgs(n NetworkConfig, p *pki) []string {
 	}
 }
 
+// kubeletClientArgs are the API server's flags for a bed whose node is a real kubelet's, so that
+// pods/exec, pods/log and port-forward reach the kubelet (kubectl exec, which upstream's e2e
+// specs use everywhere): a client certificate signed by the bed's CA, which the kubelet's x509
+// authentication trusts (its clientCAFile), written into dir; and the node's InternalIP before
+// its hostname, which the guest cannot resolve (seen: "dial tcp: lookup kubevs-node on
+// 10.255.255.53:53: network is unreachable").
+func kubeletClientArgs(dir string, p *pki) ([]string, error) {
+	cert, key, err := p.clientCert("kube-apiserver-kubelet-client", "system:masters")
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile := filepath.Join(dir, "apiserver-kubelet-client.crt"), filepath.Join(dir, "apiserver-kubelet-client.key")
+	if err := os.WriteFile(certFile, cert, 0o600); err != nil {
+		return nil, fmt.Errorf("write the API server's kubelet client certificate: %w", err)
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		return nil, fmt.Errorf("write the API server's kubelet client key: %w", err)
+	}
+	return []string{
+		"--kubelet-client-certificate=" + certFile, "--kubelet-client-key=" + keyFile,
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
+	}, nil
+}
+
 // CACertFile is the CA that signed the API server's certificate and the bed's client
 // certificates (a kubelet's --client-ca-file, a kubeconfig's certificate authority).
 func (b *Bed) CACertFile() string { return b.pki.CACert }

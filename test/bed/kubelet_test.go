@@ -1,6 +1,7 @@
 package bed
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -82,5 +83,51 @@ func TestKubeletNodeControllersLiftTheNotReadyTaint(t *testing.T) {
 		if err != nil || d < 2*time.Minute {
 			t.Errorf("--%s=%q, want at least 2m (heartbeats are late under TCG)", f, flags[f])
 		}
+	}
+}
+
+// kubectl exec on the real node: the API server dials the kubelet at the node's InternalIP
+// (the guest resolves no hostname) with a client certificate the kubelet's clientCAFile (the
+// bed's CA) verifies.
+func TestAPIServerReachesTheKubelet(t *testing.T) {
+	dir := t.TempDir()
+	p, err := newPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, err := kubeletClientArgs(dir, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]string{}
+	for _, a := range args {
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		flags[k] = v
+	}
+	if types := strings.Split(flags["kubelet-preferred-address-types"], ","); types[0] != "InternalIP" {
+		t.Errorf("--kubelet-preferred-address-types=%s, want InternalIP first", flags["kubelet-preferred-address-types"])
+	}
+	certPEM, err := os.ReadFile(flags["kubelet-client-certificate"])
+	if err != nil {
+		t.Fatalf("--kubelet-client-certificate: %v", err)
+	}
+	if _, err := tls.LoadX509KeyPair(flags["kubelet-client-certificate"], flags["kubelet-client-key"]); err != nil {
+		t.Errorf("--kubelet-client-certificate and --kubelet-client-key: %v", err)
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		t.Fatal("--kubelet-client-certificate holds no PEM block")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	caPEM, err := os.ReadFile(p.CACert)
+	if err != nil || !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("CA %s: %v", p.CACert, err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the kubelet (clientCAFile %s) would refuse the API server's client certificate: %v", p.CACert, err)
 	}
 }

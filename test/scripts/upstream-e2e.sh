@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# STUB (issue 10), run once on two specs: upstream's own [sig-network] Services and Conntrack specs,
+# e2e.test v1.36.3, against the real node with kubevs (test/node TestUpstreamE2E) in its own
+# guest. It builds what node-e2e.sh builds (node-build.sh) plus upstream-build.sh's e2e.test and
+# test images (imported into containerd beside the pause and kubevs images), then runs
+# TestUpstreamE2E, which brings the node up and runs e2e.test with the focus and skip below.
+#
+# Its first run (6 Dec, focus on "serve a basic endpoint from pods"): node Ready and kubevs Ready
+# 8 min after the guest booted, e2e.test started, pod1 and the agnhost exec pod ran from the
+# images built here; then every `kubectl exec` failed: the API server dialled the kubelet by
+# hostname (fixed since in test/bed: InternalIP first, and a kubelet client certificate; not yet
+# run end to end).
+#
+# What a real run still lacks:
+#   - cluster DNS: the kubelet has no clusterDNS and no CoreDNS runs, while specs reach Services
+#     by name (curl http://NAME:PORT, nslookup): those fail until the bed runs a DNS server;
+#   - a second node: specs guarded by SkipUnlessNodeCountIsAtLeast(2) skip on one node (most
+#     of Conntrack, the externalTrafficPolicy ones): a variant over two-node-e2e.sh's bed;
+#   - the same bed with kube-proxy --proxy-mode=ipvs instead of kubevs, for the comparison;
+#   - a first run, to trim the skip list to what a single bare-metal node cannot do.
+#
+# Environment:
+#   UPSTREAM_FOCUS=REGEX      e2e.test --ginkgo.focus (default: the Services and Conntrack specs)
+#   UPSTREAM_SKIP=REGEX       e2e.test --ginkgo.skip (default: disruptive, flaky, feature-gated,
+#                             and cloud load balancer specs)
+#   UPSTREAM_E2E_TIMEOUT=DUR  bound of the VM run (default 180m)
+#   UPSTREAM_E2E_LOGDIR=DIR   keep component logs and e2e.test's report there (default: a
+#                             temporary dir, printed)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+t0=$SECONDS
+stamp() { echo "upstream-e2e.sh: $* ($((SECONDS - t0))s)" >&2; }
+
+focus=${UPSTREAM_FOCUS:-'\[sig-network\] (Services|Conntrack)'}
+skip=${UPSTREAM_SKIP:-'\[Disruptive\]|\[Flaky\]|\[Feature:|LoadBalancer'}
+
+work=$(mktemp -d /tmp/kubevs-upstream-e2e.XXXXXX)
+logs=${UPSTREAM_E2E_LOGDIR:-$(mktemp -d /tmp/kubevs-upstream-e2e-logs.XXXXXX)}
+mkdir -p "$work/cni" "$work/bin" "$logs"
+trap 'rm -rf "$work"' EXIT
+
+# 1. What the node runs (node-build.sh), and upstream's e2e.test and test images.
+source test/scripts/node-build.sh
+node_build
+upstream=$(bash test/scripts/upstream-build.sh --path)
+e2e_test=${upstream%%:*}/e2e.test
+images=("${upstream##*:}"/*.tar)
+stamp "e2e.test and ${#images[@]} upstream images ready"
+
+# 2. The node and e2e.test: its own guest.
+start=$SECONDS
+set +e
+(cd test/node && "$work/kubevs-vm" run --timeout "${UPSTREAM_E2E_TIMEOUT:-180m}" --memory 4096 \
+	--share "$logs" \
+	--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin" \
+	--env "KUBEVS_NODE_BIN=$node_bin" \
+	--env "KUBEVS_NODE_CNI_BIN=$work/cni" \
+	--env "KUBEVS_NODE_IMAGES=$work/pause.tar $work/node-test.tar $work/kubevs-image.tar ${images[*]}" \
+	--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml" \
+	--env "KUBEVS_NODE_LOGDIR=$logs" \
+	--env "KUBEVS_UPSTREAM_E2E_TEST=$e2e_test" \
+	--env "KUBEVS_UPSTREAM_FOCUS=$focus" \
+	--env "KUBEVS_UPSTREAM_SKIP=$skip" \
+	--env "KUBEVS_STRICT=1" \
+	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestUpstreamE2E$' -test.timeout 178m) 2>&1 | tee "$work/output"
+rc=${PIPESTATUS[0]}
+set -e
+grep -E '^(--- |ok |FAIL|PASS$)' "$work/output" || true
+echo "upstream-e2e.sh: e2e.test's output and JUnit report in $logs/upstream-e2e" >&2
+stamp "done in $((SECONDS - start))s in the guest (exit $rc)"
+exit "$rc"
