@@ -30,19 +30,10 @@ import (
 // TestImage holds test/testserver and cmd/fetch (node-e2e.sh builds it).
 const TestImage = "kubevs.io/node-test:0.1.0"
 
-// TestRealNode: containerd + kubelet + kube-scheduler join the bed; the node is NotReady
-// without a CNI network; `kubectl apply -f kubevs.yaml` installs kubevs; the node turns Ready;
-// a client pod reaches a Deployment through its Service's ClusterIP.
-func TestRealNode(t *testing.T) {
-	if !testenv.InVM() {
-		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with make node-e2e, in the test VM")
-	}
-	e := readEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
-	defer cancel()
-	mark, report := timeline(t)
-	defer report()
-
+// startNodeBed makes this guest a node: the bed's control plane with kube-scheduler, this
+// guest's node link, and a kubelet-run Node (KubeletNode), IPv4 only.
+func startNodeBed(ctx context.Context, t *testing.T, e env) *bed.Bed {
+	t.Helper()
 	prepareHost(t, e)
 	addNodeLink(t)
 	b, err := bed.Start(ctx, bed.Config{
@@ -58,6 +49,23 @@ func TestRealNode(t *testing.T) {
 		t.Fatalf("start bed: %v", err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// TestRealNode: containerd + kubelet + kube-scheduler join the bed; the node is NotReady
+// without a CNI network; `kubectl apply -f kubevs.yaml` installs kubevs; the node turns Ready;
+// a client pod reaches a Deployment through its Service's ClusterIP.
+func TestRealNode(t *testing.T) {
+	if !testenv.InVM() {
+		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with make node-e2e, in the test VM")
+	}
+	e := readEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
+	defer cancel()
+	mark, report := timeline(t)
+	defer report()
+
+	b := startNodeBed(ctx, t, e)
 	mark("control plane and kube-scheduler ready")
 
 	startContainerd(ctx, t, e)

@@ -21,7 +21,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubevs/kubevs/internal/testenv"
-	"github.com/kubevs/kubevs/test/bed"
 )
 
 // TestUpstreamE2E brings the node up as TestRealNode does (kubevs installed with kubectl
@@ -40,21 +39,7 @@ func TestUpstreamE2E(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 175*time.Minute)
 	defer cancel()
 
-	prepareHost(t, e)
-	addNodeLink(t)
-	b, err := bed.Start(ctx, bed.Config{
-		ControlPlaneBin: e.controlPlane,
-		LogDir:          e.logDir,
-		NodeName:        nodeName,
-		Network:         bed.NetworkConfig{IPv4Only: true},
-		KubeletNode:     true,
-		StartTimeout:    10 * time.Minute,
-		Components:      []bed.Component{schedulerComponent(t, e)},
-	})
-	if err != nil {
-		t.Fatalf("start bed: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := startNodeBed(ctx, t, e)
 	startContainerd(ctx, t, e)
 	kubelet := startKubelet(ctx, t, e, b)
 	diagnoseOnFailure(t, b.Client, e.logDir, kubelet)

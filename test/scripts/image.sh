@@ -27,22 +27,8 @@ CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="-s -w" -o "$work/bin/
 (cd install/image && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$work/" ./cmd/kubevs-image)
 
 # 2. The pinned packages, downloaded once (apt-get update only if a version is not found).
-updated=
-while read -r pkg version arch sha; do
-	[[ -z $pkg || $pkg == \#* ]] && continue
-	file=$debs/${pkg}_${version//:/%3a}_$arch.deb
-	if [[ -f $file ]] && echo "$sha  $file" | sha256sum --quiet -c - 2>/dev/null; then
-		continue
-	fi
-	rm -f "$file"
-	if ! (cd "$debs" && apt-get download -q=2 "$pkg:$arch=$version" >/dev/null 2>&1); then
-		if [[ -z $updated ]]; then
-			apt-get update -q=2
-			updated=1
-		fi
-		(cd "$debs" && apt-get download -q=2 "$pkg:$arch=$version" >/dev/null)
-	fi
-done <"$lock"
+source test/scripts/debs.sh
+fetch_debs "$lock" "$debs"
 
 # 3. The image.
 "$work/kubevs-image" --lock "$lock" --debs "$debs" --bin "$work/bin" --out "$out"

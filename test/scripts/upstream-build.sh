@@ -70,28 +70,9 @@ e2e_image() {
 	echo "$registry/$ref"
 }
 
-# fetch_debs LOCK: the lock's packages into $cache/debs, once (as image.sh does; apt-get update
-# only if a version is not found). kubevs-static-image checks their sha256.
+# The pinned Debian packages into $cache/debs, once (shared with image.sh).
 debs=$cache/debs
-fetch_debs() {
-	local pkg version arch sha file updated=
-	mkdir -p "$debs"
-	while read -r pkg version arch sha; do
-		[[ -z $pkg || $pkg == \#* ]] && continue
-		file=$debs/${pkg}_${version//:/%3a}_$arch.deb
-		if [[ -f $file ]] && echo "$sha  $file" | sha256sum --quiet -c - 2>/dev/null; then
-			continue
-		fi
-		rm -f "$file"
-		if ! (cd "$debs" && apt-get download -q=2 "$pkg:$arch=$version" >/dev/null 2>&1); then
-			if [[ -z $updated ]]; then
-				apt-get update -q=2
-				updated=1
-			fi
-			(cd "$debs" && apt-get download -q=2 "$pkg:$arch=$version" >/dev/null)
-		fi
-	done <"$1"
-}
+source test/scripts/debs.sh
 
 work=$(mktemp -d /tmp/kubevs-upstream.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -139,13 +120,13 @@ image() {
 # agnhost: upstream's image is alpine with the tools its specs exec (test/upstream/agnhost.lock
 # says which); /agnhost-2 as upstream's entrypoint-tester specs expect.
 lock=$root/test/upstream/agnhost.lock
-fetch_debs "$lock"
+fetch_debs "$lock" "$debs"
 mapfile -t links < <(busybox_links "$lock" nc)
 image Agnhost --lock "$lock" --debs "$debs" --entrypoint /agnhost --cmd pause \
 	"${links[@]}" --link /usr/bin/nc=/bin/nc.openbsd --link /agnhost-2=agnhost \
 	/agnhost="$kube_dir/agnhost"
 lock=$root/test/upstream/busybox.lock
-fetch_debs "$lock"
+fetch_debs "$lock" "$debs"
 mapfile -t links < <(busybox_links "$lock")
 image BusyBox --lock "$lock" --debs "$debs" --cmd /bin/sh "${links[@]}"
 image RegressionIssue74839 --entrypoint /regression-issue-74839 \
