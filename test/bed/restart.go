@@ -34,15 +34,32 @@ func (b *Bed) RestartAPIServerAfter(ctx context.Context, down time.Duration) err
 		return fmt.Errorf("restart kube-apiserver: %w", ctx.Err())
 	case <-time.After(down):
 	}
-	p, err := StartProcess(ctx, b.LogDir, old.Name, old.cmd.Path, old.cmd.Args[1:]...)
-	if err != nil {
-		return fmt.Errorf("restart kube-apiserver: %w", err)
-	}
-	b.procs[i] = p
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(b.pki.caPEM)
 	secure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	return poll(ctx, "restarted kube-apiserver /readyz", b.cfg.StartTimeout, 250*time.Millisecond, p, func(ctx context.Context) error {
-		return get(ctx, secure, APIServerURL+"/readyz", "ok", b.pki.Token)
-	})
+	// A kube-apiserver starved while it starts can exit (a post-start hook times out and is
+	// fatal); the kubelet restarts its static pod, and so does the bed, a few times.
+	var errs []error
+	for try := 1; try <= apiServerStartTries; try++ {
+		p, err := StartProcess(ctx, b.LogDir, old.Name, old.cmd.Path, old.cmd.Args[1:]...)
+		if err != nil {
+			return fmt.Errorf("restart kube-apiserver: %w", err)
+		}
+		b.procs[i] = p
+		err = poll(ctx, "restarted kube-apiserver /readyz", b.cfg.StartTimeout, 250*time.Millisecond, p, func(ctx context.Context) error {
+			return get(ctx, secure, APIServerURL+"/readyz", "ok", b.pki.Token)
+		})
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("start %d: %w", try, err))
+		if exited, _ := p.Exited(); !exited || ctx.Err() != nil {
+			break // not ready in time, or cancelled: another start would not help
+		}
+	}
+	return errors.Join(errs...)
 }
+
+// apiServerStartTries is how often RestartAPIServerAfter starts a kube-apiserver that exits
+// before it is ready.
+const apiServerStartTries = 3
