@@ -41,33 +41,17 @@ func TestWriteStaticImage(t *testing.T) {
 	}
 
 	o.Created = time.Unix(0, 0).UTC()
-	img, err := BuildStatic(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, cfg := staticLayer(t, o)
 	if !cmp.Equal(cfg.Config.Entrypoint, []string{"/pause"}) || cfg.OS != "linux" || cfg.Architecture != "amd64" {
 		t.Errorf("config %+v", cfg)
 	}
-	layers, err := img.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("layers %d, %v", len(layers), err)
-	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(rc)
 	want := []string{
 		`0 pause 755 0:0 "" "" 1970-01-01T00:00:00Z "" "ELF pause"`,
 		`5 usr/ 755 0:0 "" "" 1970-01-01T00:00:00Z "" ""`,
 		`5 usr/bin/ 755 0:0 "" "" 1970-01-01T00:00:00Z "" ""`,
 		`0 usr/bin/probe 755 0:0 "" "" 1970-01-01T00:00:00Z "" "ELF pause"`,
 	}
-	if diff := cmp.Diff(want, listing(t, data)); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("layer (-want +got):\n%s", diff)
 	}
 }

@@ -15,10 +15,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 cache=${KUBEVS_CACHE:-$HOME/.cache/kubevs}
 
-# pinned MODULE_DIR MODULE: the version the tool module requires.
-pinned() {
-	awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) && $0 !~ /=>/ {print $NF; exit}' "$1/go.mod"
-}
+source test/scripts/lib.sh
 
 kube_version=$(pinned test/tools/kube k8s.io/kubernetes)
 etcd_version=$(pinned test/tools/etcd go.etcd.io/etcd/server/v3)

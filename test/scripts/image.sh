@@ -27,7 +27,7 @@ CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="-s -w" -o "$work/bin/
 (cd install/image && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$work/" ./cmd/kubevs-image)
 
 # 2. The pinned packages, downloaded once (apt-get update only if a version is not found).
-source test/scripts/debs.sh
+source test/scripts/lib.sh
 fetch_debs "$lock" "$debs"
 
 # 3. The image.

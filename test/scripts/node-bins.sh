@@ -13,9 +13,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 cache=${KUBEVS_CACHE:-$HOME/.cache/kubevs}
 
-pinned() {
-	awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) && $0 !~ /=>/ {print $NF; exit}' "$1/go.mod"
-}
+source test/scripts/lib.sh
 kube_version=$(pinned test/tools/kube k8s.io/kubernetes)
 ctrd_version=$(pinned test/tools/containerd github.com/containerd/containerd/v2)
 [[ -n $kube_version && -n $ctrd_version ]] || { echo "node-bins.sh: cannot read pinned versions" >&2; exit 1; }

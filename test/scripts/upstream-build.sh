@@ -18,9 +18,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 cache=${KUBEVS_CACHE:-$HOME/.cache/kubevs}
 
-pinned() {
-	awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) && $0 !~ /=>/ {print $NF; exit}' "$1/go.mod"
-}
+source test/scripts/lib.sh
 kube_version=$(pinned test/tools/kube k8s.io/kubernetes)
 [[ -n $kube_version ]] || { echo "upstream-build.sh: cannot read the pinned k8s.io/kubernetes" >&2; exit 1; }
 kube_dir=$cache/bin/kube-$kube_version
@@ -72,7 +70,6 @@ e2e_image() {
 
 # The pinned Debian packages into $cache/debs, once (shared with image.sh).
 debs=$cache/debs
-source test/scripts/debs.sh
 
 work=$(mktemp -d /tmp/kubevs-upstream.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -1,4 +1,11 @@
-# Sourced by image.sh and upstream-build.sh (not run): fetch_debs LOCK DIR downloads the
+# Functions the build scripts share; sourced (not run) from the repository's root.
+
+# pinned MODULE_DIR MODULE: the version of MODULE that MODULE_DIR's go.mod requires.
+pinned() {
+	awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) && $0 !~ /=>/ {print $NF; exit}' "$1/go.mod"
+}
+
+# fetch_debs LOCK DIR downloads the
 # Debian packages LOCK pins ("package version arch sha256" lines, # comments) into DIR, each
 # once: a file already there with the pinned sha256 is kept. apt-get update runs only when a
 # version is not found. The image builders check every file's sha256 again.
