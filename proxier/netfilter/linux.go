@@ -164,20 +164,30 @@ func (l *Linux) tools(family Family) (tools, error) {
 
 // save runs iptables-save for one table.
 func (l *Linux) save(family Family, name string) (*table, error) {
-	t, err := l.tools(family)
+	out, err := l.runSave(family, "-t", name)
 	if err != nil {
 		return nil, err
+	}
+	return parseSave(out, name)
+}
+
+// runSave runs iptables-save of family with args (none: every table that exists) and
+// returns what it printed.
+func (l *Linux) runSave(family Family, args ...string) (string, error) {
+	t, err := l.tools(family)
+	if err != nil {
+		return "", err
 	}
 	l.saves++
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
-	cmd := l.command(ctx, t.save, "-t", name)
+	cmd := l.command(ctx, t.save, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s -t %s: %w: %s", t.save, name, l.timedOut(ctx, err), bytes.TrimSpace(stderr.Bytes()))
+		return "", fmt.Errorf("%s: %w: %s", strings.Join(append([]string{t.save}, args...), " "), l.timedOut(ctx, err), bytes.TrimSpace(stderr.Bytes()))
 	}
-	return parseSave(stdout.String(), name)
+	return stdout.String(), nil
 }
 
 // restore runs one iptables-restore --noflush batch.

@@ -25,8 +25,6 @@ package netfilter
 // first check after it.
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -90,16 +88,18 @@ func (l *Linux) read(family Family, name string) (*table, error) {
 		return s.t, nil
 	}
 	t, err := l.save(family, name)
-	if err != nil {
-		delete(l.snaps, snapKey(family, name))
-		return nil, err
-	}
-	if ok {
+	l.keep(family, name, t, g, ok && err == nil)
+	return t, err
+}
+
+// keep records t as the snapshot of family's table name at generation g when current says
+// the generation was read and t was; otherwise it forgets that table's snapshot.
+func (l *Linux) keep(family Family, name string, t *table, g uint32, current bool) {
+	if current {
 		l.snaps[snapKey(family, name)] = snapshot{gen: g, t: t}
 	} else {
 		delete(l.snaps, snapKey(family, name))
 	}
-	return t, nil
 }
 
 // readAll returns the named tables of family: their snapshots when every one is current,
@@ -117,24 +117,19 @@ func (l *Linux) readAll(family Family, names []string) (tables map[string]*table
 	if len(tables) == len(names) {
 		return tables, nil
 	}
-	out, err := l.saveAll(family)
+	out, err := l.runSave(family)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
 	for _, name := range names {
 		t, err := parseSave(out, name)
+		l.keep(family, name, t, g, ok && err == nil)
 		if err != nil {
-			delete(l.snaps, snapKey(family, name))
 			errs = append(errs, fmt.Errorf("table %s: %w", name, err))
 			continue
 		}
 		tables[name] = t
-		if ok {
-			l.snaps[snapKey(family, name)] = snapshot{gen: g, t: t}
-		} else {
-			delete(l.snaps, snapKey(family, name))
-		}
 	}
 	return tables, errors.Join(errs...)
 }
@@ -162,22 +157,4 @@ func (l *Linux) write(family Family, name string, lines []string) error {
 		l.snaps[k] = s
 	}
 	return nil
-}
-
-// saveAll runs iptables-save for every table that exists.
-func (l *Linux) saveAll(family Family) (string, error) {
-	t, err := l.tools(family)
-	if err != nil {
-		return "", err
-	}
-	l.saves++
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-	defer cancel()
-	cmd := l.command(ctx, t.save)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s: %w: %s", t.save, l.timedOut(ctx, err), bytes.TrimSpace(stderr.Bytes()))
-	}
-	return stdout.String(), nil
 }
