@@ -178,12 +178,19 @@ func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
 			return err
 		})
 	}
-	for name, policy := range map[string]corev1.ServiceExternalTrafficPolicy{
-		"web-a": corev1.ServiceExternalTrafficPolicyCluster, "web-a-local": corev1.ServiceExternalTrafficPolicyLocal,
+	// web-a-local is a LoadBalancer: the API server allocates a healthCheckNodePort only to
+	// LoadBalancer Services with eTP=Local (no cloud here gives it an ingress IP; its node
+	// ports and health check port are what a load balancer would use).
+	for name, typ := range map[string]corev1.ServiceType{
+		"web-a": corev1.ServiceTypeNodePort, "web-a-local": corev1.ServiceTypeLoadBalancer,
 	} {
+		policy := corev1.ServiceExternalTrafficPolicyCluster
+		if typ == corev1.ServiceTypeLoadBalancer {
+			policy = corev1.ServiceExternalTrafficPolicyLocal
+		}
 		svc := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, ExternalTrafficPolicy: policy,
+			Spec: corev1.ServiceSpec{Type: typ, ExternalTrafficPolicy: policy,
 				Selector: map[string]string{"pod": "web-a"},
 				Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
 		}
@@ -229,6 +236,9 @@ func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
 
 	// externalTrafficPolicy=Local: the node with the endpoint answers, the other drops.
 	lnp, hc := local.Spec.Ports[0].NodePort, local.Spec.HealthCheckNodePort
+	if hc == 0 {
+		t.Fatalf("Service web-a-local (%s, eTP=%s) has no healthCheckNodePort", local.Spec.Type, local.Spec.ExternalTrafficPolicy)
+	}
 	if body := strings.TrimSpace(hostGet(ctx, t, fmt.Sprintf("http://%s:%d/hostname", firstNode.ip, lnp))); body != "web-a" {
 		t.Errorf("eTP=Local NodePort %s:%d: %q, want web-a", firstNode.ip, lnp, body)
 	}
