@@ -40,12 +40,15 @@ const coldWorkersDefault = 8
 const coldTries = 5
 
 // coldLabel marks the cold Services and their EndpointSlices; coldBatchLabel numbers them in
-// batches of coldBatch, each deleted by one collection delete (5,000 slices in one failed:
-// the API server reset the request, HTTP/2 INTERNAL_ERROR, after its one-minute timeout).
+// batches of coldBatch, each deleted by one collection delete, coldWorkers batches at a time.
+// (5,000 slices in one request failed: the API server reset it, HTTP/2 INTERNAL_ERROR, after
+// its one-minute timeout. At host load 6-9 the guest's API server deleted 3.6 slices/s and 1.3
+// Services/s asked in batches of 250, one at a time, retried after timeouts: small batches
+// end well within the timeout, several at once use the API server's parallelism.)
 const (
 	coldLabel      = "soak.e2e.kubevs.io/cold"
 	coldBatchLabel = "soak.e2e.kubevs.io/cold-batch"
-	coldBatch      = 250
+	coldBatch      = 10
 )
 
 // coldCPU are the guest's processes whose CPU the cold phases report.
@@ -82,8 +85,9 @@ func (s *soak) createCold(ctx context.Context, client kubernetes.Interface) (map
 func (s *soak) createColdService(ctx context.Context, client kubernetes.Interface, i int, m *apiMeter) (string, error) {
 	ns, name := s.f.Namespace, fmt.Sprintf("cold-%d", i)
 	var svc *corev1.Service
-	start := time.Now()
+	start, tries := time.Now(), 0
 	err := retryLoaded(ctx, func() error {
+		m.try(&tries)
 		var err error
 		svc, err = client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: coldLabels(i)},
@@ -115,8 +119,9 @@ func (s *soak) createColdService(ctx context.Context, client kubernetes.Interfac
 			NodeName:   ptr.To(s.f.Bed.NodeName()),
 		})
 	}
-	start = time.Now()
+	start, tries = time.Now(), 0
 	err = retryLoaded(ctx, func() error {
+		m.try(&tries)
 		err := putSlice(ctx, client, slice, false)
 		if apierrors.IsAlreadyExists(err) { // an earlier try that timed out went through
 			return putSlice(ctx, client, slice, true)
@@ -168,33 +173,35 @@ func (s *soak) deleteColdObjects(ctx context.Context, client kubernetes.Interfac
 			api = client.CoreV1().RESTClient()
 		}
 		m := startMeter()
+		var mu sync.Mutex
 		var batchErrs []error
-		for b := range (s.cold + coldBatch - 1) / coldBatch {
+		_ = eachOf(ctx, (s.cold+coldBatch-1)/coldBatch, s.coldWorkers(), func(ctx context.Context, b int) error {
 			sel := coldLabel + "," + coldBatchLabel + "=" + strconv.Itoa(b)
-			start := time.Now()
+			start, tries := time.Now(), 0
 			err := retryLoaded(ctx, func() error {
+				m.try(&tries)
 				return api.Delete().Namespace(ns).Resource(kind.resource).
 					VersionedParams(&metav1.ListOptions{LabelSelector: sel}, scheme.ParameterCodec).
 					Body(&metav1.DeleteOptions{}).Do(ctx).Error()
 			})
-			if apierrors.IsMethodNotSupported(err) { // Services: one by one
-				batchErrs = append(batchErrs, err)
-				break
-			}
-			if err != nil {
+			if err != nil { // what the batch left goes one by one below
+				mu.Lock()
 				batchErrs = append(batchErrs, fmt.Errorf("batch %d: %w", b, err))
-				continue
+				mu.Unlock()
+				return nil
 			}
 			m.wrote(min(coldBatch, s.cold-b*coldBatch), start)
-		}
+			return nil
+		})
 		left, err := s.coldLeft(ctx, client, kind.resource)
 		if err != nil {
 			return strings.Join(parts, "; "), err
 		}
 		oneByOne := len(left)
 		err = eachOf(ctx, len(left), s.coldWorkers(), func(ctx context.Context, i int) error {
-			start := time.Now()
+			start, tries := time.Now(), 0
 			err := retryLoaded(ctx, func() error {
+				m.try(&tries)
 				return api.Delete().Namespace(ns).Resource(kind.resource).Name(left[i]).Body(&metav1.DeleteOptions{}).Do(ctx).Error()
 			})
 			if err != nil && !apierrors.IsNotFound(err) {
@@ -295,6 +302,17 @@ type apiMeter struct {
 	cpuErr  error
 	done    []time.Time
 	latency []time.Duration
+	retried int
+}
+
+// try counts a request's tries: call it at the start of each.
+func (m *apiMeter) try(tries *int) {
+	*tries++
+	if *tries == 2 {
+		m.mu.Lock()
+		m.retried++
+		m.mu.Unlock()
+	}
 }
 
 func startMeter() *apiMeter {
@@ -322,7 +340,7 @@ func (m *apiMeter) summary() string {
 	took := time.Since(m.start)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d objects in %s (%.1f/s", len(m.done), took.Round(100*time.Millisecond), float64(len(m.done))/took.Seconds())
-	if n := len(m.done) / 10; n > 0 {
+	if n := len(m.done) / 10; n > 0 && len(m.latency) == len(m.done) { // one object a request
 		done := slices.Clone(m.done)
 		slices.SortFunc(done, func(a, c time.Time) int { return a.Compare(c) })
 		first := done[n-1].Sub(m.start)
@@ -333,7 +351,7 @@ func (m *apiMeter) summary() string {
 	if len(m.latency) > 0 {
 		l := slices.Clone(m.latency)
 		slices.Sort(l)
-		fmt.Fprintf(&b, "; a request took %s median, %s p90", l[len(l)/2].Round(time.Millisecond), l[len(l)*9/10].Round(time.Millisecond))
+		fmt.Fprintf(&b, "; %d requests (%d retried), one took %s median, %s p90", len(l), m.retried, l[len(l)/2].Round(time.Millisecond), l[len(l)*9/10].Round(time.Millisecond))
 	}
 	if m.cpuErr == nil {
 		if now, err := guestcpu.Take(coldCPU...); err == nil {
