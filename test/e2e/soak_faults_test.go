@@ -51,8 +51,12 @@ type fault struct {
 	bound func(s *soak) time.Duration
 	// after, when set, runs once the fault is repaired, outside its window: the fault's own
 	// checks and cleanup. Its text is added to the row's detail; its error fails the soak at
-	// its end.
+	// its end, or at once if cleans is set.
 	after func(s *soak, ctx context.Context, r *faultResult) (string, error)
+	// cleans: after removes what the fault added (the cold sync's thousands of Services). When
+	// it fails, the soak reports its table and stops: a later fault would be judged on a node
+	// still holding them.
+	cleans bool
 }
 
 var soakFaults = []fault{
@@ -80,7 +84,7 @@ var soakFaults = []fault{
 	{name: "endpoint churn 100/s", repair: byNothing, prepare: (*soak).enoughChurned, inject: (*soak).endpointChurn, after: (*soak).trafficWentOn},
 	{name: "binary replaced, rolled out", repair: byRestart, inject: (*soak).replaceBinary, after: (*soak).adopted},
 	{name: "supervisor restart (launch mode)", repair: byRestart, inject: (*soak).supervisorRestart, after: (*soak).adopted},
-	{name: "kill -9 in a cold sync", repair: byRestart, once: true, inject: (*soak).killInColdSync, bound: (*soak).coldBound, after: (*soak).deleteCold},
+	{name: "kill -9 in a cold sync", repair: byRestart, once: true, inject: (*soak).killInColdSync, bound: (*soak).coldBound, after: (*soak).deleteCold, cleans: true},
 }
 
 // selectFaults returns the faults KUBEVS_E2E_SOAK_FAULTS names (comma-separated, each a

@@ -39,7 +39,10 @@ func (s *soak) report(total time.Duration) {
 			}
 		}
 		name := r.name
-		if r.late != nil {
+		switch {
+		case r.err != nil:
+			name += " (FAILED)"
+		case r.late != nil:
 			name += " (LATE)"
 		}
 		broken := strconv.Itoa(r.estBroken)

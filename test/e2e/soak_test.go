@@ -347,7 +347,11 @@ func (s *soak) inject(ctx context.Context, n int, begin time.Time, fl fault) {
 		if more != "" {
 			r.detail += "; " + more
 		}
-		r.late = errors.Join(r.late, err)
+		if err != nil && fl.cleans {
+			r.err = fmt.Errorf("its cleanup failed (the soak stops: the next faults would be judged with its objects left): %w", err)
+		} else {
+			r.late = errors.Join(r.late, err)
+		}
 	}
 	s.results = append(s.results, r)
 	s.t.Logf("fault %d at %s: %s (%s): kernel %s, status %s, traffic %s (bound %s), repairs counted %v, status runs %v",
@@ -357,6 +361,7 @@ func (s *soak) inject(ctx context.Context, n int, begin time.Time, fl fault) {
 		s.t.Errorf("fault %d (%s): %v", n, fl.name, r.late)
 	}
 	if r.err != nil {
+		s.report(time.Since(begin)) // the rows so far, this one's repair times with them
 		path, ipvs := s.f.dumpNodeState()
 		s.t.Fatalf("fault %d (%s, seed schedule above): %v\nnode state in %s; IPVS:\n%s", n, fl.name, r.err, path, ipvs)
 	}
