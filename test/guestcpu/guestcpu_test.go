@@ -55,17 +55,21 @@ func TestSelfUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Spin until the process has used 0.3 s of CPU (not of wall time: on a loaded machine
+	// 0.3 s of wall time may give it far less), bounded by a minute of wall time.
 	sum := sha256.Sum256(nil)
-	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
-		sum = sha256.Sum256(sum[:])
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && selfSince(t, before) < 0.3; {
+		for range 1000 {
+			sum = sha256.Sum256(sum[:])
+		}
 	}
 	after, err := Take(Self, "no-such-command-x")
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := after.Since(before)
-	if got := u.Procs[Self]; got < 0.1 {
-		t.Errorf("self used %.2f CPU-s while spinning 0.3 s, want at least 0.1 (%s)", got, u)
+	if got := u.Procs[Self]; got < 0.25 {
+		t.Errorf("self used %.2f CPU-s while spinning for 0.3 CPU-s, want at least 0.25 (%s)", got, u)
 	}
 	if u.Busy < u.Procs[Self]-0.02 {
 		t.Errorf("machine busy %.2f CPU-s < self's %.2f", u.Busy, u.Procs[Self])
@@ -84,4 +88,14 @@ func TestUsageString(t *testing.T) {
 	if diff := cmp.Diff(want, u.String()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+}
+
+// selfSince is the CPU time, in seconds, the test process used since before.
+func selfSince(t *testing.T, before Sample) float64 {
+	t.Helper()
+	now, err := Take(Self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now.Since(before).Procs[Self]
 }
