@@ -99,6 +99,7 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 	r.invalidateRead() // a Reading begun before this resync is older than its model
 	r.noteDrift(ctx, drift, tables)
 	t.sort()
+	r.resynced = len(t.vs) + len(t.vips) + len(t.entries)
 	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx))
 	if r.rulesAfterVS {
 		rulesErr = r.writeRulesAfterVS(ctx)
@@ -113,7 +114,7 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 	r.restored = nil  // recorded deadlines serve the drains a restart adopted, once
 	r.m.fresh = false // the next Resync reads the kernel again
 	err = errors.Join(errs...)
-	klog.FromContext(ctx).V(2).Info("Resynced all services", "services", len(r.services), "virtualServers", len(r.m.vs), "err", err)
+	klog.FromContext(ctx).V(2).Info("Resynced all services", "services", len(r.services), "virtualServers", len(r.m.vs), "converged", r.resynced, "err", err)
 	return err
 }
 
