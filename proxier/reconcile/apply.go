@@ -55,23 +55,10 @@ func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]de
 	return r.resync(ctx, all, nil)
 }
 
-// resync is Resync, reading the kernel under the lock (rd nil) or taking rd's read.
+// resync is Resync, reading the kernel under the lock (rd nil) or committing rd's plan.
 func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]desired.Service, rd *Reading) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")
-	}
-	m := newModel()
-	r.services = make(map[types.NamespacedName]desired.Service, len(all))
-	var t touched
-	for name, s := range all {
-		if s = r.usable(s); s.IsZero() {
-			continue
-		}
-		r.services[name] = s
-	}
-	for name := range r.services {
-		s := r.services[name]
-		m.addRefs(name, &s, &t)
 	}
 	// The kernel's objects kubevs needs whatever the Services: recreated or rewritten if
 	// someone removed or changed them (sets before the rules that match them).
@@ -92,40 +79,27 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 		errs = append(errs, rulesErr)
 	}
 	drift := Drift{Sets: len(created), Rules: len(tables)}
-	if r.m.fresh {
-		// Start has just read the kernel: no need to read it again.
-		m.vs, m.bound, m.entries, m.draining = r.m.vs, r.m.bound, r.m.entries, r.m.draining
-		r.m = m
+	var t touched
+	if rd != nil && rd.plan != nil && len(created) == 0 {
+		// Sets created again hold none of the members the read saw: read under the lock.
+		lost, pt := r.commitPlan(all, rd.plan)
+		drift.add(lost)
+		t = pt
+		rd.plan = nil
 	} else {
-		m.draining = r.m.draining
-		prev := r.m
-		r.m = m
-		if rd != nil {
-			// Read without the lock; what kubevs wrote since is taken from the model.
-			r.dirty.overlay(rd.read, &prev)
-			rd.read.emptySets(created)
-			r.adopt(ctx, rd.read, m.wantVS, prev.vs)
-			rd.read = nil
-		} else if err := r.load(ctx, m.wantVS, prev.vs); err != nil {
+		var lost Drift
+		t, lost, err = r.rebuild(ctx, all)
+		drift.add(lost)
+		if err != nil {
 			r.invalidateRead()
 			r.noteDrift(ctx, drift, tables)
 			return errors.Join(append(errs, fmt.Errorf("resync: %w", err))...)
 		}
-		drift.add(r.lost(&prev))
 	}
 	r.invalidateRead() // a Reading begun before this resync is older than its model
 	r.noteDrift(ctx, drift, tables)
-	// Everything the kernel holds is touched too, so unwanted objects go.
-	for k := range r.m.vs {
-		t.vs = append(t.vs, k)
-	}
-	for a := range r.m.bound {
-		t.vips = append(t.vips, a)
-	}
-	for e := range r.m.entries {
-		t.entries = append(t.entries, e)
-	}
 	t.sort()
+	r.resynced = len(t.vs) + len(t.vips) + len(t.entries)
 	errs = append(errs, r.converge(ctx, &t), r.FinishDrains(ctx))
 	if r.rulesAfterVS {
 		rulesErr = r.writeRulesAfterVS(ctx)
@@ -140,6 +114,49 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 	r.restored = nil  // recorded deadlines serve the drains a restart adopted, once
 	r.m.fresh = false // the next Resync reads the kernel again
 	err = errors.Join(errs...)
-	klog.FromContext(ctx).V(2).Info("Resynced all services", "services", len(r.services), "virtualServers", len(r.m.vs), "err", err)
+	klog.FromContext(ctx).V(2).Info("Resynced all services", "services", len(r.services), "virtualServers", len(r.m.vs), "converged", r.resynced, "err", err)
 	return err
+}
+
+// rebuild makes the model from all and a read of the kernel under the lock (or Start's read,
+// while the model is fresh). It returns every object to converge, what all wants and all the
+// kernel holds (so unwanted objects go), and what the read found lost.
+func (r *Reconciler) rebuild(ctx context.Context, all map[types.NamespacedName]desired.Service) (touched, Drift, error) {
+	m := newModel()
+	r.services = make(map[types.NamespacedName]desired.Service, len(all))
+	var t touched
+	for name, s := range all {
+		if s = r.usable(s); s.IsZero() {
+			continue
+		}
+		r.services[name] = s
+	}
+	for name := range r.services {
+		s := r.services[name]
+		m.addRefs(name, &s, &t)
+	}
+	var lost Drift
+	if r.m.fresh {
+		// Start has just read the kernel: no need to read it again.
+		m.vs, m.bound, m.entries, m.draining = r.m.vs, r.m.bound, r.m.entries, r.m.draining
+		r.m = m
+	} else {
+		m.draining = r.m.draining
+		prev := r.m
+		r.m = m
+		if err := r.load(ctx, m.wantVS, prev.vs); err != nil {
+			return t, lost, err
+		}
+		lost = r.lost(&prev)
+	}
+	for k := range r.m.vs {
+		t.vs = append(t.vs, k)
+	}
+	for a := range r.m.bound {
+		t.vips = append(t.vips, a)
+	}
+	for e := range r.m.entries {
+		t.entries = append(t.entries, e)
+	}
+	return t, lost, nil
 }

@@ -77,20 +77,26 @@ func (m *model) want(k ipvs.Key) (*desired.VirtualServer, types.NamespacedName, 
 }
 
 // addRefs counts what s wants; subRefs uncounts it. Both record every object they touch
-// in t so the caller can converge exactly those.
+// in t (when not nil) so the caller can converge exactly those.
 func (m *model) addRefs(name types.NamespacedName, s *desired.Service, t *touched) {
 	for i := range s.VirtualServers {
 		vs := &s.VirtualServers[i]
 		m.wantVS[vs.Key] = append(m.wantVS[vs.Key], owner{name: name, vs: vs})
-		t.vs = append(t.vs, vs.Key)
+		if t != nil {
+			t.vs = append(t.vs, vs.Key)
+		}
 	}
 	for _, a := range s.VIPs {
 		m.vipRefs[a]++
-		t.vips = append(t.vips, a)
+		if t != nil {
+			t.vips = append(t.vips, a)
+		}
 	}
 	for _, e := range s.Entries {
 		m.entryRefs[e]++
-		t.entries = append(t.entries, e)
+		if t != nil {
+			t.entries = append(t.entries, e)
+		}
 	}
 }
 

@@ -6,7 +6,7 @@ package reconcile
 // lock for all of it makes every change wait. So the read can be taken apart:
 //
 //	rd := r.BeginRead()     // under the caller's lock: what to read
-//	rd.Run(ctx)             // no lock: the kernel reads (Verify, readKernel)
+//	rd.Run(ctx)             // no lock: the kernel reads (Verify, readKernel), the compare (plan.go)
 //	r.ResyncRead(ctx, all, rd) // under the lock: repair what differs
 //
 // While Run reads, Apply (and FinishDrains, RetryQuarantined) may change the kernel: what
@@ -26,8 +26,8 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -46,9 +46,14 @@ type Reading struct {
 	dummy string
 	rules []desired.FamilyRules
 
+	// services is the Reconciler's Services at BeginRead (its own copy), exclude its
+	// ExcludeCIDRs: what Run plans against (plan.go).
+	services map[types.NamespacedName]desired.Service
+	exclude  []netip.Prefix
+
 	ran      bool
 	err      error
-	read     *kernelRead
+	plan     *plan
 	verified map[ipset.Family][]string // the families Verify read: the tables that differ
 }
 
@@ -66,12 +71,14 @@ type dirty struct {
 func (r *Reconciler) BeginRead() *Reading {
 	r.readGen++
 	r.dirty = &dirty{vs: map[ipvs.Key]struct{}{}, vips: map[netip.Addr]struct{}{}, entries: map[desired.SetEntry]struct{}{}}
-	return &Reading{gen: r.readGen, k: r.k, dummy: r.global.Dummy, rules: r.global.Rules}
+	return &Reading{gen: r.readGen, k: r.k, dummy: r.global.Dummy, rules: r.global.Rules,
+		services: maps.Clone(r.services), exclude: r.opts.ExcludeCIDRs}
 }
 
 // Run reads the kernel: the fixed rules of each family (Verify, one iptables-save per
 // table), the addresses, the owned sets' members, and every virtual server with its real
-// servers. It touches only the kernel adapters, never the Reconciler, so it runs without
+// servers; then it compares them with the Services as BeginRead saw them (a plan, see
+// plan.go), so that ResyncRead works only on what differs. It touches only the kernel adapters, never the Reconciler, so it runs without
 // the lock the Reconciler's methods need, beside Apply. A failure is kept for ResyncRead,
 // which then reads under the lock (and reports it).
 func (rd *Reading) Run(ctx context.Context) {
@@ -86,7 +93,11 @@ func (rd *Reading) Run(ctx context.Context) {
 		rd.verified[fr.Family] = differ
 	}
 	if rd.err = ctx.Err(); rd.err == nil { // stopping: the dumps are not worth starting
-		rd.read, rd.err = readKernel(rd.k, rd.dummy, nil)
+		var kr *kernelRead
+		if kr, rd.err = readKernel(rd.k, rd.dummy, nil); rd.err == nil {
+			rd.plan = makePlan(rd.services, kr, rd.exclude)
+		}
+		rd.services = nil
 	}
 	rd.ran = true
 	klog.FromContext(ctx).V(2).Info("Read the kernel for a resync", "took", time.Since(start), "err", rd.err)
@@ -144,7 +155,7 @@ func (r *Reconciler) noteFailed(err error) {
 }
 
 // overlay replaces, in kr, what the read saw of the objects written since BeginRead by what
-// the model (prev) holds of them. kr's marks are stale until emptySets.
+// the model (prev) holds of them (kr's marks are left as read).
 func (d *dirty) overlay(kr *kernelRead, prev *model) {
 	for k := range d.vs {
 		if st, ok := prev.vs[k]; ok {
@@ -166,20 +177,6 @@ func (d *dirty) overlay(kr *kernelRead, prev *model) {
 		} else {
 			delete(kr.entries, e)
 		}
-	}
-}
-
-// emptySets drops from kr the members of sets, which were created after the read (someone
-// destroyed them meanwhile): they hold none. It then computes kr's marks again.
-func (kr *kernelRead) emptySets(sets []string) {
-	for e := range kr.entries {
-		if slices.Contains(sets, e.Set) {
-			delete(kr.entries, e)
-		}
-	}
-	kr.marks = newMarks()
-	for e := range kr.entries {
-		kr.marks.add(e.Set, e.Entry)
 	}
 }
 

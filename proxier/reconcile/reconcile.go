@@ -143,6 +143,9 @@ type Reconciler struct {
 	// last one began, nil when there is none (see reading.go).
 	readGen uint64
 	dirty   *dirty
+	// resynced counts the objects the last resync converged: all of them under the lock,
+	// only those that differ from a Reading's plan (plan.go).
+	resynced int
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,5 +192,23 @@ func TestTrackerTombstonesAndMovedSlices(t *testing.T) {
 	}
 	if got := tr.Services(); len(got) != 0 {
 		t.Errorf("Services() = %v after every deletion, want none", got)
+	}
+}
+
+// TestCompareNamesOrdersAsString: CompareNames gives the sign strings.Compare gives the
+// names' String(), namespaces that are prefixes of others included.
+func TestCompareNamesOrdersAsString(t *testing.T) {
+	names := []types.NamespacedName{
+		{Namespace: "a", Name: "x"}, {Namespace: "a", Name: "y"}, {Namespace: "a-b", Name: "x"},
+		{Namespace: "ab", Name: "a"}, {Namespace: "a.b", Name: "z"}, {Namespace: "b", Name: ""},
+		{Namespace: "", Name: "x"}, {Namespace: "a0", Name: "x"}, {Namespace: "default", Name: "web"},
+	}
+	for _, a := range names {
+		for _, b := range names {
+			want := strings.Compare(a.String(), b.String())
+			if got := CompareNames(a, b); got != want {
+				t.Errorf("CompareNames(%s, %s) = %d, want %d", a, b, got, want)
+			}
+		}
 	}
 }

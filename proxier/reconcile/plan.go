@@ -1,0 +1,204 @@
+package reconcile
+
+// The comparison half of a periodic resync, made without the lock. Reading's Run does more
+// than read: it builds the model a resync would build (the wants of the Services as
+// BeginRead saw them, the kernel as Run read it) and lists the objects where the two
+// differ (a plan). ResyncRead then holds the caller's lock only to commit the plan: it
+// takes in what changed since BeginRead, and converges the objects that differ and no
+// others. Its cost is one pass over the Services comparing each with the snapshot (slice
+// compares, no map writes) plus the work on what differs, where a resync under the lock
+// rebuilt every map and converged every object (BenchmarkPeriodicResync).
+//
+// What changed since BeginRead is taken in two ways, so a resync never undoes it:
+//   - the Services: every Service whose desired state differs from the snapshot (a partial
+//     sync applied it, or the caller's resync brings it) has its wants replaced in the plan's
+//     model, and its objects are converged;
+//   - the kernel: the objects the Reconciler wrote since BeginRead (dirty) take the model's
+//     picture, not the read's (dirty.overlay), and are converged against it.
+//
+// A plan is dropped for a resync under the lock when the read is not usable (see unusable)
+// or when the resync had to create sets again (someone destroyed them after the read).
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+)
+
+// plan is a resync prepared by Run: the model of services against the kernel read, and
+// the objects where wants and kernel differ.
+type plan struct {
+	// services is the snapshot BeginRead took (usable values); it becomes r.services.
+	services map[types.NamespacedName]desired.Service
+	m        model
+	// foreign are the virtual servers read that services do not own (see owned): kubevs
+	// may still own them by the model at commit (it created them).
+	foreign map[ipvs.Key]*vsState
+	// t are the objects whose kernel state differs from the wants.
+	t touched
+}
+
+// makePlan builds the plan of the Services services against the kernel read kr; kr's maps
+// become the plan's. It uses no Reconciler state, so Run calls it without the lock.
+func makePlan(services map[types.NamespacedName]desired.Service, kr *kernelRead, exclude []netip.Prefix) *plan {
+	p := &plan{services: services, m: newModel(), foreign: map[ipvs.Key]*vsState{}}
+	m := &p.m
+	for name := range services {
+		s := services[name]
+		m.addRefs(name, &s, nil)
+	}
+	m.bound, m.entries = kr.bound, kr.entries
+	for k, st := range kr.vs {
+		if owned(k, kr.bound, kr.marks, m.wantVS, exclude) {
+			m.vs[k] = st
+		} else {
+			p.foreign[k] = st
+		}
+	}
+	t := &p.t
+	for k := range m.wantVS {
+		want, _, _ := m.want(k)
+		if have := m.vs[k]; have == nil || !sameSettings(have.vs, want.VirtualServer) || !sameRealServers(have.rs, want.RealServers) {
+			t.vs = append(t.vs, k)
+		}
+	}
+	for k := range m.vs {
+		if _, ok := m.wantVS[k]; !ok {
+			t.vs = append(t.vs, k)
+		}
+	}
+	t.vips = appendDiff(t.vips, m.vipRefs, m.bound)
+	t.vips = appendDiff(t.vips, m.bound, m.vipRefs)
+	t.entries = appendDiff(t.entries, m.entryRefs, m.entries)
+	t.entries = appendDiff(t.entries, m.entries, m.entryRefs)
+	return p
+}
+
+// appendDiff appends to out the keys of a that b lacks.
+func appendDiff[K comparable, V, W any](out []K, a map[K]V, b map[K]W) []K {
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// sameRealServers reports whether have holds exactly want, weights included.
+func sameRealServers(have map[netip.AddrPort]int, want []ipvs.RealServer) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for _, rs := range want {
+		if w, ok := have[rs.AddrPort()]; !ok || w != rs.Weight {
+			return false
+		}
+	}
+	return true
+}
+
+// sameKernelState reports whether a and b want the same kernel state. Values that share
+// their slices (the caller's cache hands the same ones again) are equal at once.
+func sameKernelState(a, b desired.Service) bool {
+	if shared(a.VirtualServers, b.VirtualServers) && shared(a.VIPs, b.VIPs) && shared(a.Entries, b.Entries) {
+		return true
+	}
+	return slices.EqualFunc(a.VirtualServers, b.VirtualServers, func(x, y desired.VirtualServer) bool {
+		return x.VirtualServer == y.VirtualServer && slices.Equal(x.RealServers, y.RealServers)
+	}) && slices.Equal(a.VIPs, b.VIPs) && slices.Equal(a.Entries, b.Entries)
+}
+
+// commitPlan makes p, brought up to date, the model: the Services of all (r.usable) replace
+// the snapshot's where they differ, the objects written since BeginRead take the current
+// model's picture, the drains and quarantined virtual servers carry over. It returns the
+// objects to converge and the drift: the objects among them the model had and the kernel
+// lost. Call it under the lock, with r.dirty set (the Reading is usable).
+func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p *plan) (Drift, touched) {
+	m, prev := &p.m, &r.m
+	t := p.t
+	snapshot, kept := len(p.services), 0
+	for name, s := range all {
+		u := r.usable(s)
+		old, had := p.services[name]
+		if had {
+			kept++
+		}
+		if had && sameKernelState(old, u) {
+			continue
+		}
+		if had {
+			m.subRefs(name, &old, &t)
+			delete(p.services, name)
+		}
+		if !u.IsZero() {
+			p.services[name] = u
+			m.addRefs(name, &u, &t)
+		}
+	}
+	for name, old := range p.services {
+		if kept == snapshot {
+			break // every Service of the snapshot is in all
+		}
+		if _, ok := all[name]; !ok {
+			m.subRefs(name, &old, &t)
+			delete(p.services, name)
+			kept++
+		}
+	}
+	// A virtual server the read did not own is kubevs's when the model holds it (kubevs
+	// created it) or a Service now wants it.
+	for k, st := range p.foreign {
+		_, known := prev.vs[k]
+		if _, wanted := m.wantVS[k]; known || (wanted && !excluded(k.Address, r.opts.ExcludeCIDRs)) {
+			m.vs[k] = st
+			t.vs = append(t.vs, k)
+		}
+	}
+	d := r.dirty
+	d.overlay(&kernelRead{bound: m.bound, entries: m.entries, vs: m.vs}, prev)
+	t.vs = append(t.vs, slices.Collect(maps.Keys(d.vs))...)
+	t.vips = append(t.vips, slices.Collect(maps.Keys(d.vips))...)
+	t.entries = append(t.entries, slices.Collect(maps.Keys(d.entries))...)
+	for k := range r.failures { // retried by a resync as before, quarantined or not
+		t.vs = append(t.vs, k)
+	}
+	m.draining = prev.draining
+	for dk := range m.draining {
+		if st, ok := m.vs[dk.vs]; !ok || st.rs[dk.rs] != 0 {
+			delete(m.draining, dk)
+		}
+	}
+	t.sort()
+	var lost Drift
+	for _, k := range t.vs {
+		if _, had := prev.vs[k]; had && m.vs[k] == nil {
+			lost.VirtualServers++
+		}
+	}
+	for _, a := range t.vips {
+		_, had := prev.bound[a]
+		if _, has := m.bound[a]; had && !has {
+			lost.Addresses++
+		}
+	}
+	for _, e := range t.entries {
+		_, had := prev.entries[e]
+		if _, has := m.entries[e]; had && !has {
+			lost.SetMembers++
+		}
+	}
+	m.fresh = true
+	r.m = *m
+	r.services = p.services
+	return lost, t
+}
+
+// shared reports whether a and b are the same slice (same length and first element).
+func shared[E any](a, b []E) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
