@@ -31,6 +31,9 @@ func TestUpstreamE2E(t *testing.T) {
 		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with test/scripts/upstream-e2e.sh, in the test VM")
 	}
 	e := readEnv(t)
+	if e.dnsBin == "" {
+		t.Fatal(errNoDNS)
+	}
 	e2eTest := os.Getenv("KUBEVS_UPSTREAM_E2E_TEST")
 	focus, skip := os.Getenv("KUBEVS_UPSTREAM_FOCUS"), os.Getenv("KUBEVS_UPSTREAM_SKIP")
 	if e2eTest == "" || focus == "" {

@@ -58,6 +58,7 @@ set +e
 	--env "KUBEVS_NODE_CNI_BIN=$work/cni" \
 	--env "KUBEVS_NODE_IMAGES=$work/pause.tar $work/node-test.tar $work/kubevs-image.tar ${images[*]}" \
 	--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml" \
+	--env "KUBEVS_NODE_DNS=$work/bin/clusterdns" \
 	--env "KUBEVS_NODE_LOGDIR=$logs" \
 	--env "KUBEVS_UPSTREAM_E2E_TEST=$e2e_test" \
 	--env "KUBEVS_UPSTREAM_FOCUS=$focus" \

@@ -125,7 +125,7 @@ func TestAnswers(t *testing.T) {
 		{"db-0.db" + d, dns.TypeA, "NOERROR\ndb-0.db" + d + " 5 IN A 10.244.0.5"},
 		{"10-244-0-6.db" + d, dns.TypeA, "NOERROR\n10-244-0-6.db" + d + " 5 IN A 10.244.0.6"},
 		{"db-2.db" + d, dns.TypeA, "NXDOMAIN"}, // not ready
-		{"x.web" + d, dns.TypeA, "NXDOMAIN"},  // endpoint names are a headless Service's
+		{"x.web" + d, dns.TypeA, "NXDOMAIN"},   // endpoint names are a headless Service's
 		{"ext" + d, dns.TypeA, "NOERROR\next" + d + " 5 IN CNAME example.com."},
 		{"ext" + d, dns.TypeCNAME, "NOERROR\next" + d + " 5 IN CNAME example.com."},
 		{"_http._tcp.web" + d, dns.TypeSRV, "NOERROR\n_http._tcp.web" + d + " 5 IN SRV 0 100 80 web" + d + "\nweb" + d + " 5 IN A 10.96.0.20"},
