@@ -4,7 +4,9 @@
 // `kubectl apply -f install/manifests/kubevs.yaml` with the image `make image` builds imported
 // into containerd. The scenario (node_test.go, build tag nodee2e) checks that the node stays
 // NotReady until kubevs's installer writes the conflist, turns Ready then, and that a pod (a
-// real container) reaches a Deployment's pods through their Service's ClusterIP.
+// real container) reaches a Deployment's pods through their Service's ClusterIP, and by the
+// Service's name through the bed's cluster DNS (cmd/clusterdns on the node's address, behind
+// the selectorless Service kube-system/kube-dns at 10.96.0.10: dns_test.go).
 //
 // Run it with `make node-e2e` (test/scripts/node-e2e.sh), which builds the binaries
 // (test/scripts/node-bins.sh), kubevs's image, the sandbox image (cmd/pause, named

@@ -16,6 +16,7 @@ type env struct {
 	cniBin       string   // the CNI reference plugins (bridge, loopback, portmap, host-local)
 	images       []string // image archives to import into containerd's k8s.io namespace
 	manifest     string   // install/manifests/kubevs.yaml
+	dnsBin       string   // cmd/clusterdns, the node's cluster DNS (optional: two-node-e2e.sh runs none)
 	logDir       string
 }
 
@@ -34,6 +35,7 @@ func readEnv(t *testing.T) env {
 		cniBin:       get("KUBEVS_NODE_CNI_BIN"),
 		images:       strings.Fields(get("KUBEVS_NODE_IMAGES")),
 		manifest:     get("KUBEVS_NODE_MANIFEST"),
+		dnsBin:       os.Getenv("KUBEVS_NODE_DNS"),
 		logDir:       os.Getenv("KUBEVS_NODE_LOGDIR"),
 	}
 	if e.logDir == "" {

@@ -30,8 +30,9 @@ const (
 type nodeSpec struct{ name, ip string }
 
 // kubeletConfig is a static KubeletConfiguration: x509 client authentication against the bed's
-// CA, cgroupfs (containerd says the same through RuntimeConfig), no swap check, and no disk
-// eviction (the node's disks are the guest's tmpfs and 9p).
+// CA, cgroupfs (containerd says the same through RuntimeConfig), no swap check, no disk
+// eviction (the node's disks are the guest's tmpfs and 9p), and the cluster DNS of dns_test.go
+// (which answers only where the bed runs it: node-e2e.sh and upstream-e2e.sh).
 func kubeletConfig(caFile, ip string) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -58,7 +59,9 @@ evictionHard:
   imagefs.available: "0%%"
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
-`, containerdSocket, ip, caFile)
+clusterDNS: [%s]
+clusterDomain: %s
+`, containerdSocket, ip, caFile, kubeDNSIP, clusterDomain)
 }
 
 // addNodeLink gives the guest the node's address on a dummy link.

@@ -31,11 +31,16 @@ import (
 const TestImage = "kubevs.io/node-test:0.1.0"
 
 // startNodeBed makes this guest a node: the bed's control plane with kube-scheduler, this
-// guest's node link, and a kubelet-run Node (KubeletNode), IPv4 only.
+// guest's node link, and a kubelet-run Node (KubeletNode), IPv4 only; and, when e names
+// cmd/clusterdns, the cluster DNS with its kube-dns Service (dns_test.go).
 func startNodeBed(ctx context.Context, t *testing.T, e env) *bed.Bed {
 	t.Helper()
 	prepareHost(t, e)
 	addNodeLink(t)
+	components := []bed.Component{schedulerComponent(t, e)}
+	if e.dnsBin != "" {
+		components = append(components, dnsComponent(e.dnsBin))
+	}
 	b, err := bed.Start(ctx, bed.Config{
 		ControlPlaneBin: e.controlPlane,
 		LogDir:          e.logDir,
@@ -43,23 +48,30 @@ func startNodeBed(ctx context.Context, t *testing.T, e env) *bed.Bed {
 		Network:         bed.NetworkConfig{IPv4Only: true},
 		KubeletNode:     true,
 		StartTimeout:    10 * time.Minute,
-		Components:      []bed.Component{schedulerComponent(t, e)},
+		Components:      components,
 	})
 	if err != nil {
 		t.Fatalf("start bed: %v", err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
+	if e.dnsBin != "" {
+		createKubeDNS(ctx, t, b.Client)
+	}
 	return b
 }
 
 // TestRealNode: containerd + kubelet + kube-scheduler join the bed; the node is NotReady
 // without a CNI network; `kubectl apply -f kubevs.yaml` installs kubevs; the node turns Ready;
-// a client pod reaches a Deployment through its Service's ClusterIP.
+// a client pod reaches a Deployment through its Service's ClusterIP, then by the Service's
+// name through the cluster DNS (itself reached through kubevs at the kube-dns ClusterIP).
 func TestRealNode(t *testing.T) {
 	if !testenv.InVM() {
 		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with make node-e2e, in the test VM")
 	}
 	e := readEnv(t)
+	if e.dnsBin == "" {
+		t.Fatal(errNoDNS)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
 	defer cancel()
 	mark, report := timeline(t)
@@ -110,7 +122,7 @@ func TestRealNode(t *testing.T) {
 	// A Deployment of two test servers, a ClusterIP Service, and a client pod.
 	servers := createServers(ctx, t, b.Client, 2)
 	mark("test server Deployment available")
-	msg := runClient(ctx, t, b.Client, fmt.Sprintf("http://%s:80/hostname", servers.Spec.ClusterIP))
+	msg := runClient(ctx, t, b.Client, "client", fmt.Sprintf("http://%s:80/hostname", servers.Spec.ClusterIP))
 	mark("client pod reached the ClusterIP")
 	pods, err := b.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
@@ -125,6 +137,15 @@ func TestRealNode(t *testing.T) {
 		t.Errorf("client through %s got %q, want the name of one of %v", servers.Spec.ClusterIP, msg, names)
 	}
 	t.Logf("client through ClusterIP %s: %s", servers.Spec.ClusterIP, msg)
+
+	// By name, as pods reach Services: the short name through the pod's search path, resolved
+	// by the cluster DNS at the kube-dns ClusterIP.
+	msg = runClient(ctx, t, b.Client, "client-by-name", "http://web:80/hostname")
+	mark("client pod reached the Service by name")
+	if f := strings.Fields(msg); len(f) < 2 || f[0] != "ok" || !slices.Contains(names, f[1]) {
+		t.Errorf("client through http://web:80 got %q, want the name of one of %v", msg, names)
+	}
+	t.Logf("client through the name web: %s", msg)
 
 	// The same Service's NodePort on the node's address, from the host's network namespace.
 	url := fmt.Sprintf("http://%s:%d/hostname", nodeIP, servers.Spec.Ports[0].NodePort)
@@ -284,11 +305,11 @@ func createServers(ctx context.Context, t *testing.T, c kubernetes.Interface, re
 	return created
 }
 
-// runClient runs cmd/fetch in a pod against url and returns its termination message.
-func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url string) string {
+// runClient runs cmd/fetch in the pod name against url and returns its termination message.
+func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, name, url string) string {
 	t.Helper()
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "client"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
@@ -297,13 +318,13 @@ func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url st
 			}},
 		},
 	}
-	create(ctx, t, "client pod", func() error {
+	create(ctx, t, "pod "+name, func() error {
 		_, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
 		return err
 	})
 	var msg string
 	if err := pollFor(ctx, 10*time.Minute, nil, func() error {
-		p, err := c.CoreV1().Pods("default").Get(ctx, "client", metav1.GetOptions{})
+		p, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -312,11 +333,11 @@ func runClient(ctx context.Context, t *testing.T, c kubernetes.Interface, url st
 			msg = p.Status.ContainerStatuses[0].State.Terminated.Message
 			return nil
 		case corev1.PodFailed:
-			t.Fatalf("client pod failed: %s", podState(p))
+			t.Fatalf("pod %s failed: %s", name, podState(p))
 		}
-		return fmt.Errorf("client pod: %s", podState(p))
+		return fmt.Errorf("pod %s: %s", name, podState(p))
 	}); err != nil {
-		t.Fatalf("client pod: %v", err)
+		t.Fatalf("pod %s: %v", name, err)
 	}
 	return msg
 }

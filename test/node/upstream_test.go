@@ -3,10 +3,9 @@
 package node
 
 // TestUpstreamE2E is the bed half of issue 10: upstream's own e2e.test run against the real
-// node with kubevs. A STUB: run once (6 Dec) on two specs, which reached e2e.test and running
-// pods but no Service check (kubectl exec could not reach the kubelet, since fixed in test/bed);
-// test/scripts/upstream-e2e.sh starts it, and its header lists what a run still lacks (cluster
-// DNS, a second node).
+// node with kubevs and the bed's cluster DNS (dns_test.go). A STUB until a full run records
+// its passes: test/scripts/upstream-e2e.sh starts it, and its header says what was run and
+// what a run still lacks (a full record, a second node, the kube-proxy column).
 
 import (
 	"context"
@@ -31,6 +30,9 @@ func TestUpstreamE2E(t *testing.T) {
 		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with test/scripts/upstream-e2e.sh, in the test VM")
 	}
 	e := readEnv(t)
+	if e.dnsBin == "" {
+		t.Fatal(errNoDNS)
+	}
 	e2eTest := os.Getenv("KUBEVS_UPSTREAM_E2E_TEST")
 	focus, skip := os.Getenv("KUBEVS_UPSTREAM_FOCUS"), os.Getenv("KUBEVS_UPSTREAM_SKIP")
 	if e2eTest == "" || focus == "" {

@@ -7,7 +7,8 @@
 #     kubevs.io/node-test:0.1.0 (install/image's kubevs-static-image) as $work/pause.tar and
 #     $work/node-test.tar;
 #   - the CNI reference plugins kubevs's standalone mode chains (kubevs installs only its own)
-#     in $work/cni; kubevs-vm and node.test in $work.
+#     in $work/cni; kubevs-vm and node.test in $work; the beds' cluster DNS (test/node/cmd/
+#     clusterdns) as $work/bin/clusterdns.
 # The caller defines stamp MESSAGE.
 node_build() {
 	cp_bin=$(bash test/scripts/control-plane.sh --path)
@@ -16,7 +17,7 @@ node_build() {
 	stamp "control plane and node binaries ready"
 
 	KUBEVS_IMAGE_OUT=$work/kubevs-image.tar bash test/scripts/image.sh
-	CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$work/bin/" ./test/node/cmd/pause ./test/node/cmd/fetch ./test/testserver/cmd/testserver
+	CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$work/bin/" ./test/node/cmd/pause ./test/node/cmd/fetch ./test/node/cmd/clusterdns ./test/testserver/cmd/testserver
 	(cd install/image && CGO_ENABLED=0 go build -trimpath -o "$work/bin/" ./cmd/kubevs-static-image)
 	"$work/bin/kubevs-static-image" --tag registry.k8s.io/pause:3.10.2 --out "$work/pause.tar" --entrypoint /pause /pause="$work/bin/pause"
 	"$work/bin/kubevs-static-image" --tag kubevs.io/node-test:0.1.0 --out "$work/node-test.tar" \

@@ -40,6 +40,7 @@ set +e
 	--env "KUBEVS_NODE_CNI_BIN=$work/cni" \
 	--env "KUBEVS_NODE_IMAGES=$work/pause.tar $work/node-test.tar $work/kubevs-image.tar" \
 	--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml" \
+	--env "KUBEVS_NODE_DNS=$work/bin/clusterdns" \
 	--env "KUBEVS_NODE_LOGDIR=$logs" \
 	--env "KUBEVS_STRICT=1" \
 	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestRealNode$' -test.timeout 58m) 2>&1 | tee "$work/output"
