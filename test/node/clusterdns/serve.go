@@ -22,7 +22,7 @@ func Listen(addr string) (net.PacketConn, net.Listener, error) {
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		pc.Close()
+		_ = pc.Close() // the error that matters is returned
 		return nil, nil, fmt.Errorf("listen on tcp %s: %w", addr, err)
 	}
 	return pc, l, nil
@@ -39,8 +39,8 @@ func Serve(ctx context.Context, client kubernetes.Interface, domain string, pc n
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), services.Informer().HasSynced, slices.Informer().HasSynced) {
-		pc.Close()
-		l.Close()
+		_ = pc.Close() // the error that matters is returned
+		_ = l.Close()
 		return fmt.Errorf("sync the Service and EndpointSlice informers: %w", ctx.Err())
 	}
 	servers := []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h, ReadTimeout: 10 * time.Second}}
