@@ -3,9 +3,9 @@
 package node
 
 // TestUpstreamE2E is the bed half of issue 10: upstream's own e2e.test run against the real
-// node with kubevs and the bed's cluster DNS (dns_test.go). A STUB until a full run records
-// its passes: test/scripts/upstream-e2e.sh starts it, and its header says what was run and
-// what a run still lacks (a full record, a second node, the kube-proxy column).
+
+
+
 
 import (
 	"context"
