@@ -3,9 +3,9 @@
 package node
 
 // TestUpstreamE2E is the bed half of issue 10: upstream's own e2e.test run against the real
-
-
-
+// node with kubevs and the bed's cluster DNS (dns_test.go). test/scripts/upstream-e2e.sh
+// starts it; its header says what was run and passed, and what a run still lacks (the specs
+// to the end, a second node, the kube-proxy column).
 
 import (
 	"context"
