@@ -78,9 +78,10 @@ func (r *Reconciler) BeginRead() *Reading {
 // Run reads the kernel: the fixed rules of each family (Verify, one iptables-save per
 // table), the addresses, the owned sets' members, and every virtual server with its real
 // servers; then it compares them with the Services as BeginRead saw them (a plan, see
-// plan.go), so that ResyncRead works only on what differs. It touches only the kernel adapters, never the Reconciler, so it runs without
-// the lock the Reconciler's methods need, beside Apply. A failure is kept for ResyncRead,
-// which then reads under the lock (and reports it).
+// plan.go), so that ResyncRead works only on what differs. It touches only the kernel
+// adapters, never the Reconciler, so it runs without the lock the Reconciler's methods
+// need, beside Apply. A failure is kept for ResyncRead, which then reads under the lock
+// (and reports it).
 func (rd *Reading) Run(ctx context.Context) {
 	start := time.Now()
 	rd.verified = map[ipset.Family][]string{}
