@@ -2,11 +2,8 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,11 +13,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/test/apiretry"
 )
 
 // What the benchmark's Services look like: one TCP port, endpoints on another.
@@ -103,7 +100,7 @@ func CreateCluster(ctx context.Context, client kubernetes.Interface, n, endpoint
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("create namespace %s: %w", Namespace, err)
 	}
-	err = parallel(ctx, n, writers, func(ctx context.Context, i int) error {
+	err = apiretry.Each(ctx, n, writers, func(ctx context.Context, i int) error {
 		svc, err := retryWrite(ctx, func() (*corev1.Service, error) {
 			return client.CoreV1().Services(Namespace).Create(ctx, service(i), metav1.CreateOptions{})
 		})
@@ -209,63 +206,17 @@ func hasAddress(s *discoveryv1.EndpointSlice, a netip.Addr) bool {
 	return false
 }
 
-// retryWrite retries a write the API server turned away for load (429, timeouts, a
-// connection lost to a busy emulated guest) for up to writeRetryBudget, backing off from
-// 100 ms to 5 s.
+// retryWrite retries a write the API server turned away for load (apiretry.Loaded) for up
+// to writeRetryBudget, backing off from 100 ms to 5 s.
 func retryWrite[T any](ctx context.Context, write func() (T, error)) (T, error) {
-	deadline := time.Now().Add(writeRetryBudget)
-	wait := 100 * time.Millisecond
-	for {
-		v, err := write()
-		if err == nil || !retriable(err) || time.Now().Add(wait).After(deadline) {
-			return v, err
-		}
-		select {
-		case <-ctx.Done():
-			return v, errors.Join(err, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
-}
-
-// isNetTimeout: a dial, TLS handshake or read that timed out (net/http: TLS handshake
-// timeout, seen when the emulated API server is swamped).
-func isNetTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	var v T
+	err := apiretry.Backoff{First: 100 * time.Millisecond, Max: 5 * time.Second, Budget: writeRetryBudget}.Do(ctx, func() error {
+		var err error
+		v, err = write()
+		return err
+	})
+	return v, err
 }
 
 // writeRetryBudget bounds the retries of one write.
-var writeRetryBudget = 5 * time.Minute
-
-func retriable(err error) bool {
-	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
-		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
-		utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) || isNetTimeout(err) ||
-		// client-go's HTTP/2 health check gave up on an API server too busy to answer a ping.
-		strings.Contains(err.Error(), "http2: client connection lost")
-}
-
-// parallel runs fn(i) for i in [0, n) on workers goroutines, i%workers on worker i; it stops
-// handing out work at the first error and returns every error seen.
-func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	workers = max(1, min(workers, n))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n && ctx.Err() == nil; i += workers {
-				if err := fn(ctx, i); err != nil {
-					errs[w] = err
-					cancel()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
+const writeRetryBudget = 5 * time.Minute

@@ -137,32 +137,6 @@ func TestAddEndpointConcurrent(t *testing.T) {
 	}
 }
 
-func TestParallelStopsAtFirstError(t *testing.T) {
-	var ran atomic.Int32
-	err := parallel(context.Background(), 1000, 4, func(ctx context.Context, i int) error {
-		ran.Add(1)
-		if i == 5 {
-			return fmt.Errorf("item %d", i)
-		}
-		return nil
-	})
-	if err == nil || !strings.Contains(err.Error(), "item 5") {
-		t.Errorf("err = %v, want item 5", err)
-	}
-	if ran.Load() == 1000 {
-		t.Error("every item ran after an error")
-	}
-	seen := make([]atomic.Int32, 50)
-	if err := parallel(context.Background(), 50, 8, func(_ context.Context, i int) error { seen[i].Add(1); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	for i := range seen {
-		if seen[i].Load() != 1 {
-			t.Errorf("item %d ran %d times", i, seen[i].Load())
-		}
-	}
-}
-
 // An update whose first try timed out on the server but landed is retried and conflicts:
 // AddEndpoint reads the slice back and finds its endpoint there, with no duplicate.
 func TestAddEndpointAfterALandedTimeout(t *testing.T) {

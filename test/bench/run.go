@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/test/apiretry"
 	"github.com/kubevs/kubevs/test/bed"
 )
 
@@ -342,7 +343,7 @@ func burst(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p P
 		pending []Target
 	)
 	start := time.Now()
-	err = parallel(ctx, len(targets), cfg.Writers, func(ctx context.Context, i int) error {
+	err = apiretry.Each(ctx, len(targets), cfg.Writers, func(ctx context.Context, i int) error {
 		key, rs, err := cluster.AddEndpoint(ctx, targets[i])
 		if err == nil {
 			mu.Lock()

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubevs/kubevs/test/apiretry"
 	"github.com/kubevs/kubevs/test/guestcpu"
 	"github.com/kubevs/kubevs/test/podsim"
 )
@@ -35,9 +35,9 @@ import (
 // server, until its requests time out (seen with 32 at host load 14).
 const coldWorkersDefault = 8
 
-// coldTries bounds the tries of one request that the API server timed out, refused for load
-// or reset.
-const coldTries = 5
+// coldRetry retries a request that the API server timed out, refused for load or reset
+// (apiretry.Loaded): 5 tries, 1, 2, 4, 8 s apart.
+var coldRetry = apiretry.Backoff{First: time.Second, Tries: 5}
 
 // coldLabel marks the cold Services and their EndpointSlices; coldBatchLabel numbers them in
 // batches of coldBatch, each deleted by one collection delete, coldWorkers batches at a time.
@@ -68,7 +68,7 @@ func (s *soak) createCold(ctx context.Context, client kubernetes.Interface) (map
 	ips := map[string]bool{}
 	var mu sync.Mutex
 	m := startMeter()
-	err := eachOf(ctx, s.cold, s.coldWorkers(), func(ctx context.Context, i int) error {
+	err := apiretry.Each(ctx, s.cold, s.coldWorkers(), func(ctx context.Context, i int) error {
 		ip, err := s.createColdService(ctx, client, i, m)
 		mu.Lock()
 		defer mu.Unlock()
@@ -86,7 +86,7 @@ func (s *soak) createColdService(ctx context.Context, client kubernetes.Interfac
 	ns, name := s.f.Namespace, fmt.Sprintf("cold-%d", i)
 	var svc *corev1.Service
 	start, tries := time.Now(), 0
-	err := retryLoaded(ctx, func() error {
+	err := coldRetry.Do(ctx, func() error {
 		m.try(&tries)
 		var err error
 		svc, err = client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
@@ -120,7 +120,7 @@ func (s *soak) createColdService(ctx context.Context, client kubernetes.Interfac
 		})
 	}
 	start, tries = time.Now(), 0
-	err = retryLoaded(ctx, func() error {
+	err = coldRetry.Do(ctx, func() error {
 		m.try(&tries)
 		err := putSlice(ctx, client, slice, false)
 		if apierrors.IsAlreadyExists(err) { // an earlier try that timed out went through
@@ -132,33 +132,6 @@ func (s *soak) createColdService(ctx context.Context, client kubernetes.Interfac
 		m.wrote(1, start)
 	}
 	return svc.Spec.ClusterIP, err
-}
-
-// retryLoaded calls do until it succeeds, fails otherwise than for the API server's load
-// (a timeout, 429, 500, 503, a reset stream or connection), or has been tried coldTries
-// times, waiting 1, 2, 4... s between.
-func retryLoaded(ctx context.Context, do func() error) error {
-	wait := time.Second
-	for i := 1; ; i++ {
-		err := do()
-		if err == nil || i == coldTries || !loaded(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
-}
-
-func loaded(err error) bool {
-	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
-		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		// The API server's HTTP/2 reset of a request it gave up on (client-go does not type it).
-		strings.Contains(err.Error(), "stream error") || strings.Contains(err.Error(), "connection reset")
 }
 
 // deleteColdObjects deletes the cold EndpointSlices and then the cold Services, one collection
@@ -175,10 +148,10 @@ func (s *soak) deleteColdObjects(ctx context.Context, client kubernetes.Interfac
 		m := startMeter()
 		var mu sync.Mutex
 		var batchErrs []error
-		_ = eachOf(ctx, (s.cold+coldBatch-1)/coldBatch, s.coldWorkers(), func(ctx context.Context, b int) error {
+		_ = apiretry.Each(ctx, (s.cold+coldBatch-1)/coldBatch, s.coldWorkers(), func(ctx context.Context, b int) error {
 			sel := coldLabel + "," + coldBatchLabel + "=" + strconv.Itoa(b)
 			start, tries := time.Now(), 0
-			err := retryLoaded(ctx, func() error {
+			err := coldRetry.Do(ctx, func() error {
 				m.try(&tries)
 				return api.Delete().Namespace(ns).Resource(kind.resource).
 					VersionedParams(&metav1.ListOptions{LabelSelector: sel}, scheme.ParameterCodec).
@@ -198,9 +171,9 @@ func (s *soak) deleteColdObjects(ctx context.Context, client kubernetes.Interfac
 			return strings.Join(parts, "; "), err
 		}
 		oneByOne := len(left)
-		err = eachOf(ctx, len(left), s.coldWorkers(), func(ctx context.Context, i int) error {
+		err = apiretry.Each(ctx, len(left), s.coldWorkers(), func(ctx context.Context, i int) error {
 			start, tries := time.Now(), 0
-			err := retryLoaded(ctx, func() error {
+			err := coldRetry.Do(ctx, func() error {
 				m.try(&tries)
 				return api.Delete().Namespace(ns).Resource(kind.resource).Name(left[i]).Body(&metav1.DeleteOptions{}).Do(ctx).Error()
 			})
@@ -235,7 +208,7 @@ func (s *soak) coldLeft(ctx context.Context, client kubernetes.Interface, resour
 	for {
 		var meta []metav1.ObjectMeta
 		var next string
-		err := retryLoaded(ctx, func() error {
+		err := coldRetry.Do(ctx, func() error {
 			meta = meta[:0]
 			switch resource {
 			case "services":
@@ -270,27 +243,6 @@ func (s *soak) coldLeft(ctx context.Context, client kubernetes.Interface, resour
 		}
 		opts.Continue = next
 	}
-}
-
-// eachOf runs do(0..n-1) on workers goroutines (parallel, nodeapi_flood_test.go) and returns
-// the first error, counting the others.
-func eachOf(ctx context.Context, n, workers int, do func(ctx context.Context, i int) error) error {
-	var mu sync.Mutex
-	var errs []error
-	parallel(n, max(workers, 1), func(i int) {
-		if ctx.Err() != nil {
-			return
-		}
-		if err := do(ctx, i); err != nil {
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
-		}
-	})
-	if len(errs) > 0 {
-		return fmt.Errorf("%d of %d failed, first: %w", len(errs), n, errs[0])
-	}
-	return ctx.Err()
 }
 
 // apiMeter measures one phase of API writes: when each object was done, each request's
