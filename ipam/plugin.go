@@ -75,7 +75,16 @@ func (p *Plugin) open(conf *conflist.IPAMNetConf) (store.Store, error) {
 	if open == nil {
 		open = func(dir string) (store.Store, error) { return store.OpenDisk(dir) }
 	}
-	return open(filepath.Join(conf.IPAM.DataDir, conf.Name))
+	return open(storeDir(conf))
+}
+
+func storeDir(conf *conflist.IPAMNetConf) string { return filepath.Join(conf.IPAM.DataDir, conf.Name) }
+
+// resolver is p.Resolver remembering the ranges it learns in the network's store directory.
+func (p *Plugin) resolver(conf *conflist.IPAMNetConf) Resolver {
+	r := p.Resolver
+	r.memory = &rangeMemory{dir: storeDir(conf)}
+	return r
 }
 
 func (p *Plugin) nodeName(conf *conflist.IPAMConf) (string, error) {
@@ -109,7 +118,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	ranges, source, err := p.Resolver.Resolve(ctx, &conf.IPAM, node)
+	ranges, source, err := p.resolver(conf).Resolve(ctx, &conf.IPAM, node)
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 	}
@@ -242,7 +251,7 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(errPluginNotAvailable, err.Error(), "")
 	}
-	if _, _, err := p.Resolver.Resolve(ctx, &conf.IPAM, node); err != nil {
+	if _, _, err := p.resolver(conf).Resolve(ctx, &conf.IPAM, node); err != nil {
 		return types.NewError(errPluginNotAvailable, err.Error(), "")
 	}
 	s, err := p.open(conf)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/kubevs/kubevs/conflist"
 	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
@@ -16,6 +18,7 @@ import (
 const (
 	SourceNodeAPI   = "node API"
 	SourceAPIServer = "API server"
+	SourceLearned   = "learned ranges"
 	SourceStatic    = "static ranges"
 )
 
@@ -29,11 +32,17 @@ type Resolver struct {
 	NodeAPI func(ctx context.Context, socket string) ([]netip.Prefix, error)
 	// APIServer returns the spec.podCIDRs of the Node named node, read with kubeconfig.
 	APIServer func(ctx context.Context, kubeconfig, node string) ([]netip.Prefix, error)
+
+	// memory, when set, remembers what a live source gave and is asked when both fail
+	// (learned.go). The plugin sets it to the network's store directory.
+	memory *rangeMemory
 }
 
 // Resolve returns the ranges to allocate from and the source that gave them: the proxier's
-// node API, else the API server (when conf.Kubeconfig is set), else conf.Ranges. A source
-// that fails or knows no podCIDRs passes to the next; the error lists why each one failed.
+// node API, else the API server (when conf.Kubeconfig is set), else the ranges one of them
+// last gave (when r remembers them), else conf.Ranges. A source that fails or knows no
+// podCIDRs passes to the next; the error lists why each one failed. What a live source gives
+// is remembered; failing to remember it is logged, not an error.
 func (r Resolver) Resolve(ctx context.Context, conf *conflist.IPAMConf, nodeName string) ([]netip.Prefix, string, error) {
 	nodeAPI, apiServer := r.NodeAPI, r.APIServer
 	if nodeAPI == nil {
@@ -57,15 +66,28 @@ func (r Resolver) Resolve(ctx context.Context, conf *conflist.IPAMConf, nodeName
 		}
 		return ps
 	}
+	live := func(ps []netip.Prefix, source string) ([]netip.Prefix, string, error) {
+		if r.memory != nil {
+			if err := r.memory.remember(nodeName, ps); err != nil {
+				klog.FromContext(ctx).Error(err, "Remember the node's pod CIDRs", "source", source)
+			}
+		}
+		return ps, source, nil
+	}
 	if ps := try(SourceNodeAPI, func() ([]netip.Prefix, error) { return nodeAPI(ctx, conf.NodeAPISocket) }); ps != nil {
-		return ps, SourceNodeAPI, nil
+		return live(ps, SourceNodeAPI)
 	}
 	if conf.Kubeconfig != "" {
 		if ps := try(SourceAPIServer, func() ([]netip.Prefix, error) { return apiServer(ctx, conf.Kubeconfig, nodeName) }); ps != nil {
-			return ps, SourceAPIServer, nil
+			return live(ps, SourceAPIServer)
 		}
 	} else {
 		errs = append(errs, fmt.Errorf("%s: no kubeconfig configured", SourceAPIServer))
+	}
+	if r.memory != nil {
+		if ps := try(SourceLearned, func() ([]netip.Prefix, error) { return r.memory.recall(nodeName) }); ps != nil {
+			return ps, SourceLearned, nil
+		}
 	}
 	if ps := try(SourceStatic, func() ([]netip.Prefix, error) { return conflist.ParseRanges(conf.Ranges) }); ps != nil {
 		return ps, SourceStatic, nil
