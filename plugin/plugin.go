@@ -293,6 +293,9 @@ func (p *Plugin) GC(ctx context.Context, cfg *Config, _ *skel.CmdArgs) error {
 // Status returns error 50 until the proxier answers and reports ready. When launch is enabled
 // and nothing answers it launches the proxier (without waiting): the runtime asks STATUS before
 // any pod exists, so waiting for an ADD to launch it would keep the node not ready forever.
+// A proxier that is listening and has been ready but does not answer in time (a starved node,
+// a long sync) is reported available: ADD works without it (it registers the pod later), and
+// turning the node NotReady would stop every pod from starting.
 func (p *Plugin) Status(ctx context.Context, cfg *Config, args *skel.CmdArgs) error {
 	st, err := p.NewAPI(cfg).Status(ctx)
 	if err != nil {
@@ -300,6 +303,10 @@ func (p *Plugin) Status(ctx context.Context, cfg *Config, args *skel.CmdArgs) er
 			if lerr := p.Launch(ctx, cfg, args.Path); lerr != nil {
 				klog.FromContext(ctx).Error(lerr, "Launch the proxier")
 			}
+		}
+		if nodeapi.TimedOut(err) && nodeapi.WasReady(cfg.Socket) {
+			klog.FromContext(ctx).Info("kubevs-proxier did not answer in time, but it has been ready since it started: available", "socket", cfg.Socket, "err", err)
+			return nil
 		}
 		return types.NewError(ErrPluginNotAvailable, "kubevs-proxier does not answer on "+cfg.Socket, err.Error())
 	}

@@ -317,3 +317,41 @@ func TestStatus(t *testing.T) {
 		t.Errorf("STATUS with a ready proxier: %v", err)
 	}
 }
+
+// A proxier that listens but does not answer in time: STATUS reports the network not
+// available until that proxier has been ready once (its ready mark), then available, so a
+// starved node stays Ready; a restarted proxier does not inherit the mark.
+func TestStatusOfASlowProxier(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.conf("1.1.0", "")
+	// start serves a proxier that answers /v1/status only once its gate closes.
+	start := func() (srv *nodeapi.Server, stop func()) {
+		gate := make(chan struct{})
+		srv = nodeapi.NewServer(e.sock, e.store, func() nodeapi.Status { <-gate; return nodeapi.Status{Ready: true} })
+		if err := srv.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = srv.Serve(ctx); close(done) }()
+		return srv, func() { close(gate); cancel(); <-done }
+	}
+	srv, stop := start()
+	if err := e.p.Status(context.Background(), cfg, &skel.CmdArgs{}); code(err) != ErrPluginNotAvailable {
+		t.Errorf("STATUS of a slow proxier never ready = %v, want code 50", err)
+	}
+	if err := srv.MarkReady(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.p.Status(context.Background(), cfg, &skel.CmdArgs{}); err != nil {
+		t.Errorf("STATUS of a slow proxier that has been ready: %v, want available", err)
+	}
+
+	// A new proxier on the same socket path (a restart): its socket is a new one.
+	stop()
+	_, stop = start()
+	t.Cleanup(stop)
+	if err := e.p.Status(context.Background(), cfg, &skel.CmdArgs{}); code(err) != ErrPluginNotAvailable {
+		t.Errorf("STATUS of a new slow proxier with the old one's mark = %v, want code 50", err)
+	}
+}

@@ -143,6 +143,8 @@ type Daemon struct {
 	flush    []netip.Addr
 
 	ready atomic.Bool
+	// nodeAPI is the node API server once it listens: the first sync marks it ready.
+	nodeAPI atomic.Pointer[nodeapi.Server]
 
 	// linkChanges is Options.LinkChanges; linkLost asks the next sync to be full.
 	linkChanges LinkChanges
@@ -310,6 +312,10 @@ func (d *Daemon) startServers(ctx context.Context, serve func(string, func(conte
 	if err := d.listenNodeAPI(ctx, srv); err != nil {
 		return fmt.Errorf("listen on the node API socket: %w", err)
 	}
+	d.nodeAPI.Store(srv)
+	if d.ready.Load() { // a sync finished first (it does not wait for the servers)
+		d.markReady(ctx)
+	}
 	serve("node API", srv.Serve)
 	if d.cfg.MetricsDisabled {
 		klog.FromContext(ctx).Info("Metrics server off (metricsDisabled)")
@@ -346,6 +352,16 @@ func (d *Daemon) Ready() bool { return d.ready.Load() }
 
 // Health returns the daemon's health tracker (for tests and embedding).
 func (d *Daemon) Health() *metrics.Health { return d.health }
+
+// markReady leaves the node API's ready mark (nodeapi.MarkReady), which lets the CNI plugin's
+// STATUS tell a proxier that is slow to answer from one that never synced.
+func (d *Daemon) markReady(ctx context.Context) {
+	if srv := d.nodeAPI.Load(); srv != nil {
+		if err := srv.MarkReady(); err != nil {
+			klog.FromContext(ctx).Error(err, "Leave the node API's ready mark; the CNI plugin's STATUS will report the node not ready whenever the proxier answers late")
+		}
+	}
+}
 
 // status answers the node API's /v1/status.
 func (d *Daemon) status() nodeapi.Status {

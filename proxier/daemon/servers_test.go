@@ -10,6 +10,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/kubevs/kubevs/proxier/metrics"
+	"github.com/kubevs/kubevs/proxier/nodeapi"
 )
 
 // TestStartServersMetricsOff: metricsDisabled starts no metrics server (kube-proxy's
@@ -61,4 +62,19 @@ func TestRunWithMetricsOff(t *testing.T) {
 	h := startWith(t, k.kernel(), cfg)
 	eventually(t, "the first sync", func() bool { return h.d.Ready() })
 	h.stop()
+}
+
+// The first sync leaves the node API's ready mark (the CNI plugin's STATUS then tolerates a
+// late answer), and it stops counting when the proxier stops.
+func TestFirstSyncMarksTheNodeAPIReady(t *testing.T) {
+	k := newFakeKernel()
+	cfg := testConfig(t)
+	cfg.MetricsBindAddress, cfg.MetricsDisabled = "", true
+	h := startWith(t, k.kernel(), cfg)
+	eventually(t, "the first sync", func() bool { return h.d.Ready() })
+	eventually(t, "the ready mark", func() bool { return nodeapi.WasReady(cfg.NodeAPISocket) })
+	h.stop()
+	if nodeapi.WasReady(cfg.NodeAPISocket) {
+		t.Error("the mark counts with the proxier stopped")
+	}
 }

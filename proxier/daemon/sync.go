@@ -239,6 +239,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 	d.metrics.LastSync.Set(float64(end.Unix()))
 	if !d.ready.Swap(true) {
 		logger.Info("First sync done: ready", "duration", end.Sub(start))
+		d.markReady(ctx)
 	}
 	return full, nil
 }

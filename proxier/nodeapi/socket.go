@@ -11,7 +11,8 @@ package nodeapi
 //   - an existing path is removed only if it is a socket nothing answers on (a stale one left
 //     by a crash); a symlink or any other file is an error;
 //   - the listener is bound to a temporary name, chmod'ed 0600, and only then renamed onto the
-//     final path, so the final path never exists with a wider mode (no process-wide umask).
+//     final path, so the final path never exists with a wider mode (no process-wide umask);
+//   - an earlier server's ready mark (ready.go) is removed before the socket appears.
 
 import (
 	"errors"
@@ -55,6 +56,10 @@ func listenSocket(path string) (*socket, error) {
 	}()
 	if err := removeStale(path); err != nil {
 		return nil, err
+	}
+	// An earlier server's ready mark goes before this socket appears (ready.go).
+	if err := os.Remove(readyPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove the ready mark of an earlier server: %w", err)
 	}
 	tmp := filepath.Join(dir, fmt.Sprintf(".s%d.tmp", os.Getpid())) // short: sun_path is 108 bytes
 	_ = os.Remove(tmp)
