@@ -90,8 +90,12 @@ func CompareFixed(g desired.GlobalState, wants []Want, fx FixedSnapshot, checkSe
 				out = append(out, Drift{Kind: MissingSet, Object: s.Name, Want: string(s.Type), Have: "no such set"})
 				continue
 			}
+			inKernel := make(map[ipset.Entry]bool, len(have))
+			for _, e := range have {
+				inKernel[e] = true
+			}
 			for _, e := range sortedEntries(wanted[s.Name]) {
-				if !slices.Contains(have, e) {
+				if !inKernel[e] {
 					out = append(out, Drift{Kind: MissingSetMember, Service: wanted[s.Name][e], Object: s.Name + " " + string(e), Want: "member", Have: "absent"})
 				}
 			}

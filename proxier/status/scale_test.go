@@ -3,9 +3,13 @@ package status
 import (
 	"context"
 	"fmt"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,24 +30,31 @@ import (
 // benchmark measures status's own work and not the fake clientset's copies. It counts the
 // requests a real API server would have served.
 type listedSource struct {
+	mu       sync.Mutex // status sends its requests at once
 	node     *v1.Node
 	svcs     []v1.Service
 	slices   []discoveryv1.EndpointSlice
 	requests map[string]int
 }
 
+func (s *listedSource) count(req string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests[req]++
+}
+
 func (s *listedSource) Node(context.Context, string) (*v1.Node, error) {
-	s.requests["get node"]++
+	s.count("get node")
 	return s.node, nil
 }
 
 func (s *listedSource) Services(context.Context, string) ([]v1.Service, error) {
-	s.requests["list services"]++
+	s.count("list services")
 	return s.svcs, nil
 }
 
 func (s *listedSource) EndpointSlices(context.Context, string) ([]discoveryv1.EndpointSlice, error) {
-	s.requests["list endpointslices"]++
+	s.count("list endpointslices")
 	return s.slices, nil
 }
 
@@ -99,6 +110,15 @@ func kernelReads(fk *fixture.Kernel) map[string]int {
 	}
 }
 
+// cpuTime is the user and system time of the process so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkStatus is a whole status run (API objects listed, desired state computed, the
 // fake kernel read and compared) at 300, 5,000 and 10,000 Services of 10 endpoints.
 //
@@ -110,6 +130,7 @@ func BenchmarkStatus(b *testing.B) {
 			cfg := config.New()
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime(b)
 			for b.Loop() {
 				rep, err := Run(context.Background(), testNode, cfg, bigEnv(src, fk))
 				if err != nil {
@@ -119,6 +140,50 @@ func BenchmarkStatus(b *testing.B) {
 					b.Fatalf("drift: %v", rep.Drift[0])
 				}
 			}
+			// The CPU the process spent (all threads), which a loaded machine does not inflate
+			// as it does ns/op.
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 		})
+	}
+}
+
+// A status run hands the worker the same number of jobs, asks the API the same requests
+// and dumps each kernel table the same number of times at 30 Services as at 300: only the
+// IPVS real servers, which the kernel dumps per virtual server, grow with the table.
+func TestStatusReadsDoNotGrowWithServices(t *testing.T) {
+	type counts struct {
+		Handoffs int64
+		API      map[string]int
+		Kernel   map[string]int
+	}
+	measure := func(n int) counts {
+		src, fk := bigCluster(t, n, 10)
+		ctx := context.Background()
+		r, err := newReader(ctx, 0)
+		must(t, err)
+		defer r.close()
+		before := kernelReads(fk) // the reconciler's
+		rep, err := runWith(ctx, r, testNode, config.New(), bigEnv(src, fk))
+		must(t, err)
+		if len(rep.Drift) != 0 {
+			t.Fatalf("%d Services: drift %v", n, rep.Drift)
+		}
+		c := counts{Handoffs: r.handoffs.Load(), API: src.requests, Kernel: kernelReads(fk)}
+		for op, n := range before {
+			c.Kernel[op] -= n
+		}
+		t.Logf("%d Services: %+v", n, c)
+		if got := c.Kernel[ipvstest.OpRealServers]; got != n { // the kernel dumps them per virtual server
+			t.Errorf("%d Services: %d real server dumps, want %d", n, got, n)
+		}
+		delete(c.Kernel, ipvstest.OpRealServers)
+		return c
+	}
+	small, large := measure(30), measure(300)
+	if diff := cmp.Diff(small, large); diff != "" {
+		t.Errorf("reads at 30 Services (-) and at 300 (+):\n%s", diff)
+	}
+	if want := map[string]int{"get node": 1, "list services": 1, "list endpointslices": 1}; !cmp.Equal(large.API, want) {
+		t.Errorf("API requests %v, want %v", large.API, want)
 	}
 }
