@@ -25,7 +25,7 @@ import (
 //	go test -run '^$' -bench SourceRealAPIServer -benchtime 20x ./proxier/status/
 func BenchmarkSourceRealAPIServer(b *testing.B) {
 	if testenv.InVM() {
-		testenv.Skip(b, "runs on the host: kube-apiserver takes minutes to start under TCG")
+		b.Skip("runs on the host: kube-apiserver takes minutes to start under TCG") // as TestSourceAgainstARealAPIServer
 	}
 	rc := startAPIServer(b)
 	fast := rest.CopyConfig(rc) // client-go's default 5 requests/s would take minutes to create them
