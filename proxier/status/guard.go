@@ -61,6 +61,18 @@ func (g guardedIPSet) Entries(name string) ([]ipset.Entry, error) {
 	return get(g.r, fmt.Sprintf("list members of set %s", name), func() ([]ipset.Entry, error) { return g.Interface.Entries(name) })
 }
 
+// membersOf lists the members of every set named in one job of the reader (each), each dump
+// still bounded and named as Entries's.
+func (g guardedIPSet) membersOf(names []string) ([][]ipset.Entry, error) {
+	out := make([][]ipset.Entry, len(names))
+	err := g.r.each(len(names), func(i int) string { return fmt.Sprintf("list members of set %s", names[i]) }, func(i int) error {
+		var err error
+		out[i], err = listMembers(g.Interface, names[i])
+		return err
+	})
+	return out, err
+}
+
 type guardedNetfilter struct {
 	netfilter.Interface
 	r *reader

@@ -183,6 +183,11 @@ func TestStatusReadsDoNotGrowWithServices(t *testing.T) {
 	if diff := cmp.Diff(small, large); diff != "" {
 		t.Errorf("reads at 30 Services (-) and at 300 (+):\n%s", diff)
 	}
+	// One job per kind of read: registrations, addresses, virtual servers, real servers, sets,
+	// members, rules (one family on the fake).
+	if large.Handoffs > 7 {
+		t.Errorf("%d jobs handed to the reader's worker, want at most 7", large.Handoffs)
+	}
 	if want := map[string]int{"get node": 1, "list services": 1, "list endpointslices": 1}; !cmp.Equal(large.API, want) {
 		t.Errorf("API requests %v, want %v", large.API, want)
 	}
