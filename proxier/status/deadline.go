@@ -164,9 +164,9 @@ func (r *reader) each(n int, check func(i int) string, read func(i int) error) e
 					abandoned.Store(true)
 					return &TimeoutError{Check: check(int(i)), After: ran}
 				}
-				ran = 0
+				ran = time.Since(base) - time.Duration(since.Load()) // a later read's
 			}
-			timer.Reset(r.step - ran)
+			timer.Reset(max(r.step-ran, time.Millisecond))
 		}
 	}
 }
