@@ -133,3 +133,35 @@ func TestWriteKeepsSnapshotsOnlyThroughItsOwnCommit(t *testing.T) {
 		})
 	}
 }
+
+// Dump reads the filter and nat tables of a family with one iptables-save, not one per table:
+// `kubevs status` runs it in a fresh process, with no snapshot to take.
+func TestDumpRunsOneSavePerFamily(t *testing.T) {
+	fakeTools(t, `tables="$2"; [ -z "$tables" ] && tables="filter nat mangle"
+for t in $tables; do
+  echo "*$t"; echo ':OUTPUT ACCEPT [0:0]'
+  [ "$t" = nat ] && echo ':KUBE-SERVICES - [0:0]' && echo '-A OUTPUT -j KUBE-SERVICES' && echo '-A KUBE-SERVICES -j RETURN'
+  echo COMMIT
+done`, "cat >/dev/null")
+	l, err := NewBackend(BackendNFT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.gen = nil // no generation: every read is a save
+	for _, family := range []Family{ipset.IPv4, ipset.IPv6} {
+		saves := l.saves
+		rs, err := l.Dump(family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l.saves - saves; got != 1 {
+			t.Errorf("%s: Dump ran iptables-save %d times, want 1", family, got)
+		}
+		want := Ruleset{Chains: []Chain{{Table: "nat", Name: "KUBE-SERVICES", Rules: []string{"-j RETURN"}}},
+			Jumps: []Jump{{Table: "nat", From: "OUTPUT", To: "KUBE-SERVICES"}}}
+		if !slices.EqualFunc(rs.Chains, want.Chains, func(a, b Chain) bool { return a.Table == b.Table && a.Name == b.Name && len(a.Rules) == len(b.Rules) }) ||
+			!slices.EqualFunc(rs.Jumps, want.Jumps, func(a, b Jump) bool { return a.Table == b.Table && a.From == b.From && a.To == b.To }) {
+			t.Errorf("%s: Dump = %+v, want %+v", family, rs, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -44,18 +45,48 @@ type Source interface {
 // missing Node is no error (the proxier also computes without one). The result is sorted
 // by name.
 func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.Configuration, hostAddrs []netip.Addr, local desired.LocalPods) ([]Want, error) {
-	node, err := src.Node(ctx, nodeName)
+	objs, err := listObjects(ctx, src, nodeName)
 	if err != nil {
-		return nil, fmt.Errorf("get node %s: %w", nodeName, err)
+		return nil, err
 	}
-	svcs, err := src.Services(ctx, serviceSelector)
-	if err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
+	return computeWants(objs, nodeName, cfg, hostAddrs, local), nil
+}
+
+// listing is what status lists from the API server.
+type listing struct {
+	node *v1.Node
+	svcs []v1.Service
+	eps  []discoveryv1.EndpointSlice
+}
+
+// listObjects gets the Node nodeName and lists the Services and EndpointSlices, the three
+// requests at once: under load an API server answers each in seconds, and one after the
+// other they added up. A missing Node is no error. The first error in the order Node,
+// Services, EndpointSlices is returned.
+func listObjects(ctx context.Context, src Source, nodeName string) (listing, error) {
+	var (
+		o                      listing
+		nodeErr, svcErr, epErr error
+		wg                     sync.WaitGroup
+	)
+	wg.Go(func() { o.node, nodeErr = src.Node(ctx, nodeName) })
+	wg.Go(func() { o.svcs, svcErr = src.Services(ctx, serviceSelector) })
+	wg.Go(func() { o.eps, epErr = src.EndpointSlices(ctx, sliceSelector) })
+	wg.Wait()
+	switch {
+	case nodeErr != nil:
+		return listing{}, fmt.Errorf("get node %s: %w", nodeName, nodeErr)
+	case svcErr != nil:
+		return listing{}, fmt.Errorf("list services: %w", svcErr)
+	case epErr != nil:
+		return listing{}, fmt.Errorf("list endpoint slices: %w", epErr)
 	}
-	eps, err := src.EndpointSlices(ctx, sliceSelector)
-	if err != nil {
-		return nil, fmt.Errorf("list endpoint slices: %w", err)
-	}
+	return o, nil
+}
+
+// computeWants is ListDesired's computation over the listed objects. It is pure.
+func computeWants(objs listing, nodeName string, cfg *config.Configuration, hostAddrs []netip.Addr, local desired.LocalPods) []Want {
+	node, svcs, eps := objs.node, objs.svcs, objs.eps
 	byService := map[types.NamespacedName][]*discoveryv1.EndpointSlice{}
 	for i := range eps {
 		s := &eps[i]
@@ -91,5 +122,5 @@ func ListDesired(ctx context.Context, src Source, nodeName string, cfg *config.C
 		out = append(out, w)
 	}
 	slices.SortFunc(out, func(a, b Want) int { return strings.Compare(a.Service.String(), b.Service.String()) })
-	return out, nil
+	return out
 }

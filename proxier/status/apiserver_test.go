@@ -33,7 +33,7 @@ import (
 )
 
 // controlPlaneBinary finds name in $KUBEVS_CONTROL_PLANE_BIN or control-plane.sh's cache.
-func controlPlaneBinary(t *testing.T, name string) string {
+func controlPlaneBinary(t testing.TB, name string) string {
 	t.Helper()
 	dirs := filepath.SplitList(os.Getenv("KUBEVS_CONTROL_PLANE_BIN"))
 	if home, err := os.UserHomeDir(); err == nil {
@@ -56,7 +56,7 @@ func controlPlaneBinary(t *testing.T, name string) string {
 	return ""
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +67,7 @@ func freePort(t *testing.T) int {
 }
 
 // startProcess runs bin with args until the test ends; its output goes to dir/name.log.
-func startProcess(t *testing.T, dir, name, bin string, args ...string) *exec.Cmd {
+func startProcess(t testing.TB, dir, name, bin string, args ...string) *exec.Cmd {
 	t.Helper()
 	log, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
@@ -99,7 +99,7 @@ func tail(s string, n int) string {
 }
 
 // startAPIServer starts etcd and kube-apiserver and returns an admin configuration.
-func startAPIServer(t *testing.T) *rest.Config {
+func startAPIServer(t testing.TB) *rest.Config {
 	t.Helper()
 	etcdBin, apiBin := controlPlaneBinary(t, "etcd"), controlPlaneBinary(t, "kube-apiserver")
 	dir := t.TempDir()

@@ -15,8 +15,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubevs/kubevs/proxier/config"
-	"github.com/kubevs/kubevs/proxier/config/derive"
-	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
@@ -73,57 +71,6 @@ type Options struct {
 
 // DefaultTimeout bounds a status run unless --timeout says otherwise.
 const DefaultTimeout = 30 * time.Second
-
-// Run lists what the API asks of node (options from cfg), reads the kernel through env and
-// compares the two. It never writes to the kernel. Every kernel read is bounded by
-// env.StepTimeout and by ctx: Run cannot hang on a kernel or a tool that does not answer.
-func Run(ctx context.Context, node string, cfg *config.Configuration, env Env) (Report, error) {
-	r, err := newReader(ctx, env.StepTimeout)
-	if err != nil {
-		return Report{}, err
-	}
-	defer r.close()
-	return runWith(ctx, r, node, cfg, env)
-}
-
-// runWith is Run with the reader of the run, which also opened env.
-func runWith(ctx context.Context, r *reader, node string, cfg *config.Configuration, env Env) (Report, error) {
-	env = guard(env, r)
-	local, err := get(r, "read pod registrations in "+cfg.RegistrationDir, func() (desired.PodSet, error) { return ReadLocalPods(cfg.RegistrationDir) })
-	if err != nil {
-		return Report{}, err
-	}
-	var hosts []netip.Addr
-	if env.HostAddresses != nil { // nodePortAddresses and the guard rails
-		if hosts, err = env.HostAddresses(); err != nil {
-			return Report{}, err
-		}
-	}
-	wants, err := ListDesired(ctx, env.API, node, cfg, hosts, local)
-	if err != nil {
-		return Report{}, err
-	}
-	snap, err := ReadKernel(env.IPVS, env.Link, link.DefaultDummy)
-	if err != nil {
-		return Report{}, err
-	}
-	rep := Compare(CompareOptions{Node: node, ExcludeCIDRs: config.ParsedCIDRs(cfg.IPVS.ExcludeCIDRs)}, wants, snap)
-	if env.IPSet == nil && env.Netfilter == nil {
-		return rep, nil
-	}
-	n, err := env.API.Node(ctx, node)
-	if err != nil {
-		return Report{}, fmt.Errorf("get node %s: %w", node, err)
-	}
-	// The rules and sets do not depend on the kernel version (only sysctls do).
-	g := desired.Global(derive.Options(cfg, n, hosts), desired.KernelVersion{Major: 6})
-	fx, err := ReadFixed(env.IPSet, env.Netfilter, g)
-	if err != nil {
-		return Report{}, err
-	}
-	rep.Drift = append(rep.Drift, CompareFixed(g, wants, fx, env.IPSet != nil, env.Netfilter != nil)...)
-	return rep, nil
-}
 
 // Main runs `kubevs status` with args (the words after "status"), printing the report to
 // stdout and errors to stderr, and returns the exit code: ExitOK, ExitDrift or ExitError.

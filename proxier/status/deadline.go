@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,8 @@ type reader struct {
 	ctx  context.Context
 	step time.Duration
 	jobs chan func()
+	// handoffs counts the jobs given to the worker, for tests.
+	handoffs atomic.Int64
 }
 
 // newReader starts the worker in the calling thread's network namespace. step bounds each
@@ -83,6 +86,7 @@ func (r *reader) do(check string, read func() error) error {
 	defer cancel()
 	start := time.Now()
 	done := make(chan error, 1)
+	r.handoffs.Add(1)
 	select {
 	case r.jobs <- func() { done <- read() }:
 	case <-ctx.Done(): // the worker is still stuck in an earlier read
@@ -101,6 +105,70 @@ func (r *reader) failed(ctx context.Context, check string, start time.Time) erro
 		return &TimeoutError{Check: check, After: time.Since(start)}
 	}
 	return fmt.Errorf("check %q: %w", check, ctx.Err())
+}
+
+// each runs read(0) to read(n-1) on the worker as one job, each read still bounded by the
+// step timeout and named by check(i) when it does not answer: a table of thousands of
+// virtual servers is thousands of reads, and handing each to the worker on its own cost
+// 60-170 us of thread wake-ups (BenchmarkReaderDo), 1.7 s at 10,000 virtual servers. The
+// waiter wakes once per step, not once per read. It stops at the first error.
+func (r *reader) each(n int, check func(i int) string, read func(i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	var (
+		since     atomic.Int64 // when the read in progress started, in ns since base
+		at        atomic.Int64 // which read is in progress
+		abandoned atomic.Bool
+	)
+	base := time.Now()
+	done := make(chan error, 1)
+	job := func() {
+		for i := range n {
+			if abandoned.Load() {
+				return
+			}
+			since.Store(int64(time.Since(base))) // before at: a waiter that sees an old since sees the read it names
+			at.Store(int64(i))
+			if err := read(i); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}
+	start := time.Now()
+	timer := time.NewTimer(r.step)
+	defer timer.Stop()
+	r.handoffs.Add(1)
+	select {
+	case r.jobs <- job:
+	case <-timer.C: // the worker is still stuck in an earlier read
+		return &TimeoutError{Check: check(0), After: time.Since(start)}
+	case <-r.ctx.Done():
+		return r.failed(r.ctx, check(0), start)
+	}
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-r.ctx.Done():
+			abandoned.Store(true)
+			return r.failed(r.ctx, check(int(at.Load())), base.Add(time.Duration(since.Load())))
+		case <-timer.C:
+			s := since.Load()
+			ran := time.Since(base) - time.Duration(s)
+			if ran >= r.step {
+				i := at.Load()
+				if since.Load() == s { // the same read is still in progress
+					abandoned.Store(true)
+					return &TimeoutError{Check: check(int(i)), After: ran}
+				}
+				ran = time.Since(base) - time.Duration(since.Load()) // a later read's
+			}
+			timer.Reset(max(r.step-ran, time.Millisecond))
+		}
+	}
 }
 
 // get is do for a read that returns a value.

@@ -44,18 +44,20 @@ func ReadFixed(is ipset.Interface, nf netfilter.Interface, g desired.GlobalState
 		if err != nil {
 			return fx, fmt.Errorf("list sets: %w", err)
 		}
+		var present []string
 		for _, s := range g.Sets {
-			if !slices.Contains(names, s.Name) {
-				continue
+			if slices.Contains(names, s.Name) {
+				present = append(present, s.Name)
 			}
-			es, err := is.Entries(s.Name)
-			if errors.Is(err, ipset.ErrNotFound) {
-				continue
+		}
+		members, err := setMembers(is, present)
+		if err != nil {
+			return fx, err
+		}
+		for i, name := range present {
+			if members[i] != nil {
+				fx.Sets[name] = members[i]
 			}
-			if err != nil {
-				return fx, fmt.Errorf("list members of set %s: %w", s.Name, err)
-			}
-			fx.Sets[s.Name] = es
 		}
 	}
 	if nf != nil {
@@ -68,6 +70,44 @@ func ReadFixed(is ipset.Interface, nf netfilter.Interface, g desired.GlobalState
 		}
 	}
 	return fx, nil
+}
+
+// batchIPSet lists the members of many sets at once (guardedIPSet: in one job of the
+// reader), with listMembers's results in the order of names.
+type batchIPSet interface {
+	membersOf(names []string) ([][]ipset.Entry, error)
+}
+
+// setMembers lists the members of each set, in order: through is's batch when it has one,
+// else one Entries call after the other.
+func setMembers(is ipset.Interface, names []string) ([][]ipset.Entry, error) {
+	if b, ok := is.(batchIPSet); ok {
+		return b.membersOf(names)
+	}
+	out := make([][]ipset.Entry, len(names))
+	for i, name := range names {
+		var err error
+		if out[i], err = listMembers(is, name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// listMembers lists a set's members: a non-nil slice, or nil and no error when the set has
+// gone since the listing of the sets.
+func listMembers(is ipset.Interface, name string) ([]ipset.Entry, error) {
+	es, err := is.Entries(name)
+	if errors.Is(err, ipset.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list members of set %s: %w", name, err)
+	}
+	if es == nil {
+		es = []ipset.Entry{}
+	}
+	return es, nil
 }
 
 // CompareFixed reports the drift between the fixed state g and the members wants ask for,
@@ -90,8 +130,12 @@ func CompareFixed(g desired.GlobalState, wants []Want, fx FixedSnapshot, checkSe
 				out = append(out, Drift{Kind: MissingSet, Object: s.Name, Want: string(s.Type), Have: "no such set"})
 				continue
 			}
+			inKernel := make(map[ipset.Entry]bool, len(have))
+			for _, e := range have {
+				inKernel[e] = true
+			}
 			for _, e := range sortedEntries(wanted[s.Name]) {
-				if !slices.Contains(have, e) {
+				if !inKernel[e] {
 					out = append(out, Drift{Kind: MissingSetMember, Service: wanted[s.Name][e], Object: s.Name + " " + string(e), Want: "member", Have: "absent"})
 				}
 			}

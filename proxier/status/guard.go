@@ -27,6 +27,18 @@ func (g guardedIPVS) RealServers(k ipvs.Key) ([]ipvs.RealServer, error) {
 	return get(g.r, fmt.Sprintf("list real servers of %s", k), func() ([]ipvs.RealServer, error) { return g.Interface.RealServers(k) })
 }
 
+// realServersOf lists the real servers of every key in one job of the reader (each), each
+// dump still bounded and named as RealServers's.
+func (g guardedIPVS) realServersOf(keys []ipvs.Key) ([][]ipvs.RealServer, error) {
+	out := make([][]ipvs.RealServer, len(keys))
+	err := g.r.each(len(keys), func(i int) string { return fmt.Sprintf("list real servers of %s", keys[i]) }, func(i int) error {
+		var err error
+		out[i], err = listRealServers(g.Interface, keys[i])
+		return err
+	})
+	return out, err
+}
+
 type guardedLink struct {
 	link.Interface
 	r *reader
@@ -47,6 +59,18 @@ func (g guardedIPSet) Sets() ([]string, error) {
 
 func (g guardedIPSet) Entries(name string) ([]ipset.Entry, error) {
 	return get(g.r, fmt.Sprintf("list members of set %s", name), func() ([]ipset.Entry, error) { return g.Interface.Entries(name) })
+}
+
+// membersOf lists the members of every set named in one job of the reader (each), each dump
+// still bounded and named as Entries's.
+func (g guardedIPSet) membersOf(names []string) ([][]ipset.Entry, error) {
+	out := make([][]ipset.Entry, len(names))
+	err := g.r.each(len(names), func(i int) string { return fmt.Sprintf("list members of set %s", names[i]) }, func(i int) error {
+		var err error
+		out[i], err = listMembers(g.Interface, names[i])
+		return err
+	})
+	return out, err
 }
 
 type guardedNetfilter struct {

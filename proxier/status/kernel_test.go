@@ -14,7 +14,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/link/linktest"
 )
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
