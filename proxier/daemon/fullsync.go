@@ -10,6 +10,9 @@ package daemon
 // every Take goes through indexServices, so the three equal a rebuild from the tracker
 // (TestIncrementalFullSyncMatchesRebuild). They are rebuilt only when the cache is reset
 // (the first sync, new options or a new Node): every Service is computed then anyway.
+// BenchmarkResyncHold, 10,000 Services x 10 endpoints on fakes: a periodic full sync held
+// the lock 74-80 ms CPU rebuilding these (the index alone ~17 ms), 9.0 ms after; what is
+// left is mostly the reconciler's commit of the read (reconcile/plan.go).
 //
 // An ignored Service (ExternalName, headless) can appear or go without being taken (its
 // state equals an absent one); it holds no ClusterIP and computes to nothing, so neither
