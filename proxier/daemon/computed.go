@@ -8,7 +8,6 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/desired"
-	"github.com/kubevs/kubevs/proxier/tracker"
 )
 
 // computedCache holds the desired state of every Service as the last syncs computed it,
@@ -20,17 +19,10 @@ import (
 type computedCache struct {
 	opts desired.Options
 	node desired.Node
-	svcs map[types.NamespacedName]desired.Service // nil: empty, invalid
+	// svcs holds the states worth keeping (keepComputed) by Service; nil: invalid.
+	svcs map[types.NamespacedName]desired.Service
 	// ipGen is the ClusterIP index's generation when svcs was last filled by a full sync.
 	ipGen uint64
-}
-
-// claimsAddresses reports whether the Service name asks for addresses beyond its ClusterIPs
-// (externalIPs, LoadBalancer ingress IPs), which the guard rails check against every
-// Service's ClusterIP.
-func claimsAddresses(t *tracker.Tracker, name types.NamespacedName) bool {
-	svc, _ := t.Service(name)
-	return svc != nil && (len(svc.Spec.ExternalIPs) > 0 || len(svc.Status.LoadBalancer.Ingress) > 0)
 }
 
 // valid reports whether the cached states were computed for opts and node.

@@ -167,3 +167,43 @@ func TestFullResyncRechecksClaimsWhenClusterIPsMove(t *testing.T) {
 		t.Errorf("a still serves 10.96.0.77, now b's ClusterIP, after a periodic resync:\n%s", k.ipvs.Dump())
 	}
 }
+
+// TestFullResyncRechecksClaimsWhenClusterIPsSwap: as above, but another Service's ClusterIP
+// goes at the same time, so the ClusterIPs are as many as when the cache was stamped. An
+// index rebuilt from scratch by each full sync counted its generation from zero again and
+// landed on the stamp: a kept serving b's ClusterIP. The index now moves on per change.
+func TestFullResyncRechecksClaimsWhenClusterIPsSwap(t *testing.T) {
+	k := newFakeKernel()
+	a := service("a", "10.96.0.10", 80)
+	a.Spec.ExternalIPs = []string{"10.96.0.77"}
+	h := start(t, k, a, slice("a", "node-b", "10.244.2.5"), service("c", "10.96.0.20", 80))
+	eventually(t, "readiness", h.d.Ready)
+	claimed := ipvs.Key{Address: netip.MustParseAddr("10.96.0.77"), Protocol: ipvs.TCP, Port: 80}
+	rs := netip.AddrPortFrom(netip.MustParseAddr("10.244.2.5"), 8080)
+	eventually(t, "a's externalIP programmed", func() bool { return hasRealServer(k, claimed, rs) })
+	if _, err := h.d.sync(h.ctx, runner.Periodic); err != nil { // fills the cache
+		t.Fatalf("periodic sync: %v", err)
+	}
+
+	ctx := context.Background()
+	if err := h.client.CoreV1().Services("default").Delete(ctx, "c", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.CoreV1().Services("default").Create(ctx, service("b", "10.96.0.77", 80), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b seen and c gone", func() bool {
+		b, _ := h.d.tracker.Service(types.NamespacedName{Namespace: "default", Name: "b"})
+		c, _ := h.d.tracker.Service(types.NamespacedName{Namespace: "default", Name: "c"})
+		return b != nil && c == nil
+	})
+	if _, err := h.d.sync(h.ctx, runner.Requested); err != nil { // b and c, in a partial sync
+		t.Fatalf("partial sync: %v", err)
+	}
+	if _, err := h.d.sync(h.ctx, runner.Periodic); err != nil {
+		t.Fatalf("periodic sync: %v", err)
+	}
+	if hasRealServer(k, claimed, rs) {
+		t.Errorf("a still serves 10.96.0.77, now b's ClusterIP, after a periodic resync:\n%s", k.ipvs.Dump())
+	}
+}

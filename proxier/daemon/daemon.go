@@ -19,6 +19,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -128,9 +129,12 @@ type Daemon struct {
 	// absent Node or one without addresses (derive.KnownNode).
 	lastNode *v1.Node
 	keptNode bool
-	// clusterIPs indexes the ClusterIP of every Service (the guard's Reserved.ClusterIPs);
-	// skipped holds, per Service, the skips of its last computation (noteSkips).
+	// clusterIPs indexes the ClusterIP of every Service (the guard's Reserved.ClusterIPs)
+	// and claims names the Services that claim addresses (claimsAddresses), both kept up
+	// to date per changed Service (fullsync.go); skipped holds, per Service, the skips of
+	// its last computation (noteSkips).
 	clusterIPs derive.ClusterIPIndex
+	claims     map[types.NamespacedName]struct{}
 	skipped    skipLedger
 	// computed caches every Service's desired state for full resyncs; computes counts the
 	// ComputeService calls (for tests).
@@ -191,6 +195,7 @@ func New(o Options) (*Daemon, error) {
 		}
 	}
 	d.skipped = skipLedger{}
+	d.claims = map[types.NamespacedName]struct{}{}
 	d.recorder = o.Recorder
 	if d.recorder == nil {
 		d.recorder, d.broadcaster = newRecorder(d)

@@ -41,26 +41,6 @@ func (d *Daemon) apiServers() []netip.AddrPort {
 	return derive.APIServers(d.apiHost, eps)
 }
 
-// indexClusterIPs records the ClusterIPs of the changed Services before any of them is
-// computed, so a Service computed in this sync sees the ClusterIPs of Services created in
-// it too. kmu must be held.
-func (d *Daemon) indexClusterIPs(changed map[types.NamespacedName]struct{}) {
-	for n := range changed {
-		svc, _ := d.tracker.Service(n)
-		d.clusterIPs.Set(n, svc)
-	}
-}
-
-// reindexClusterIPs indexes the ClusterIPs of every Service anew (full syncs). kmu must be
-// held.
-func (d *Daemon) reindexClusterIPs() {
-	d.clusterIPs = derive.ClusterIPIndex{}
-	for _, n := range d.tracker.Services() {
-		svc, _ := d.tracker.Service(n)
-		d.clusterIPs.Set(n, svc)
-	}
-}
-
 // noteSkips records the skips of name's latest computation (skips.go) and, for each one
 // that is new, counts it in kubevs_objects_skipped_total and, when it is a refusal, logs it
 // and reports it as a Warning Event on the Service: once per Service, part and reason, not

@@ -137,11 +137,9 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 	// Only a resync that is periodic and nothing else uses the read made for it: any other
 	// reason (a retry, the Node, the addresses or the link changed) reads under kmu.
 	periodicOnly := why == runner.Periodic && !d.needFull && !ch.Node && !addrsChanged && !linkLost && !apiMoved
+	d.indexServices(ch.Services)
 	if full {
-		d.reindexClusterIPs()
 		d.updateOptions(ctx, node)
-	} else {
-		d.indexClusterIPs(ch.Services)
 	}
 	dn := derive.Node(d.cfg.NodeName, node)
 	d.mu.Lock()
@@ -162,29 +160,16 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 	start := d.clock.Now()
 	if full {
 		mode = metrics.Full
-		reuse := d.computed.valid(d.desiredOpts, dn)
-		if !reuse {
-			d.computed.reset(d.desiredOpts, dn)
+		all, delta := d.fullDesired(ctx, ch.Services, dn, local) // fullsync.go
+		recomputed := len(all)
+		if delta != nil {
+			recomputed = len(delta)
+			d.serveHealthChecks(ctx, delta, false)
+			d.owners.update(delta, false)
+		} else {
+			d.serveHealthChecks(ctx, all, true)
+			d.owners.update(all, true)
 		}
-		all := map[types.NamespacedName]desired.Service{}
-		recomputed := 0
-		// A Service that claims addresses (externalIPs, LoadBalancer ingress) is checked
-		// against every ClusterIP by the guard rails: when the ClusterIPs changed since the
-		// cache was filled, its cached state may be stale.
-		ipsMoved := d.computed.ipGen != d.clusterIPs.Generation()
-		for _, name := range d.tracker.Services() {
-			s, ok := d.computed.svcs[name]
-			if _, changed := ch.Services[name]; !ok || changed || (ipsMoved && claimsAddresses(d.tracker, name)) {
-				s = d.compute(ctx, name, dn, local)
-				recomputed++
-			}
-			all[name] = s
-		}
-		d.skipped.retain(func(n types.NamespacedName) bool { _, ok := all[n]; return ok })
-		d.computed.svcs = maps.Clone(all)
-		d.computed.ipGen = d.clusterIPs.Generation()
-		d.serveHealthChecks(ctx, all, true)
-		d.owners.update(all, true)
 		rd := d.reading
 		d.reading = nil
 		if periodicOnly && rd != nil {
@@ -196,11 +181,14 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 	} else {
 		changed := make(map[types.NamespacedName]*desired.Service, len(ch.Services))
 		cache := d.computed.valid(d.desiredOpts, dn)
+		if !cache {
+			d.computed.svcs = nil // the next full sync computes every Service
+		}
 		for name := range ch.Services {
 			s := d.compute(ctx, name, dn, local)
 			changed[name] = &s
 			if cache {
-				d.computed.svcs[name] = s
+				d.computed.store(name, s)
 			}
 		}
 		hc := make(map[types.NamespacedName]desired.Service, len(changed))

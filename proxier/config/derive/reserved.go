@@ -127,6 +127,15 @@ func (x *ClusterIPIndex) Set(name types.NamespacedName, svc *v1.Service) {
 	}
 }
 
+// Reset forgets every Service. The generation still moves on (it never goes back), so a
+// cache stamped with an earlier generation does not match an index rebuilt to the same
+// number of addresses.
+func (x *ClusterIPIndex) Reset() {
+	clear(x.byName)
+	clear(x.count)
+	x.gen++
+}
+
 // Has reports whether a is the ClusterIP of a Service.
 func (x *ClusterIPIndex) Has(a netip.Addr) bool { return x.count[a.Unmap()] > 0 }
 

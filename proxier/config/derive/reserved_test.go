@@ -79,3 +79,21 @@ func TestClusterIPIndex(t *testing.T) {
 		t.Errorf("headless and empty Services left %d addresses", x.Len())
 	}
 }
+
+// TestClusterIPIndexResetMovesTheGeneration: an index emptied and filled again to as many
+// addresses as before must not look unchanged to a cache stamped with its old generation.
+func TestClusterIPIndexResetMovesTheGeneration(t *testing.T) {
+	a := types.NamespacedName{Namespace: "ns", Name: "a"}
+	svc := &v1.Service{Spec: v1.ServiceSpec{ClusterIP: "10.96.0.10"}}
+	var x ClusterIPIndex
+	x.Set(a, svc)
+	before := x.Generation()
+	x.Reset()
+	if x.Len() != 0 || x.Has(netip.MustParseAddr("10.96.0.10")) {
+		t.Fatalf("after Reset: %d addresses", x.Len())
+	}
+	x.Set(a, svc)
+	if x.Generation() == before {
+		t.Errorf("generation %d after Reset and the same Set, want a new one", x.Generation())
+	}
+}
