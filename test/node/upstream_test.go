@@ -38,6 +38,15 @@ func TestUpstreamE2E(t *testing.T) {
 	if e2eTest == "" || focus == "" {
 		t.Fatal("KUBEVS_UPSTREAM_E2E_TEST and KUBEVS_UPSTREAM_FOCUS are not set: run this test with test/scripts/upstream-e2e.sh")
 	}
+	proxier := os.Getenv("KUBEVS_UPSTREAM_PROXIER")
+	switch proxier {
+	case "":
+		proxier = proxierKubevs
+	case proxierKubevs, proxierKubeProxy:
+	default:
+		t.Fatalf("KUBEVS_UPSTREAM_PROXIER=%q: want %s or %s", proxier, proxierKubevs, proxierKubeProxy)
+	}
+	t.Logf("proxier: %s", proxier)
 	ctx, cancel := context.WithTimeout(context.Background(), 175*time.Minute)
 	defer cancel()
 
@@ -45,15 +54,22 @@ func TestUpstreamE2E(t *testing.T) {
 	startContainerd(ctx, t, e)
 	kubelet := startKubelet(ctx, t, e, b)
 	diagnoseOnFailure(t, b.Client, e.logDir, kubelet)
-	waitNode(ctx, t, b.Client, "registered with a pod range", func(n *corev1.Node) error {
+	node := waitNode(ctx, t, b.Client, "registered with a pod range", func(n *corev1.Node) error {
 		if len(n.Spec.PodCIDRs) == 0 {
 			return errors.New("no spec.podCIDRs yet")
 		}
 		return nil
 	})
-	t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifestFor(t, e, "127.0.0.1")))
-	waitNode(ctx, t, b.Client, "Ready", nodeReady)
-	waitPods(ctx, t, b.Client, "kubevs-system", "app.kubernetes.io/name=kubevs", 1)
+	switch proxier {
+	case proxierKubevs:
+		t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifestFor(t, e, "127.0.0.1")))
+		waitNode(ctx, t, b.Client, "Ready", nodeReady)
+		waitPods(ctx, t, b.Client, "kubevs-system", "app.kubernetes.io/name=kubevs", 1)
+	case proxierKubeProxy:
+		startKubeProxy(ctx, t, e, b)
+		t.Logf("kube-proxy --proxy-mode=ipvs synced; CNI network %s over %s", writeBridgeConflist(t, node.Spec.PodCIDRs[0]), node.Spec.PodCIDRs[0])
+		waitNode(ctx, t, b.Client, "Ready", nodeReady)
+	}
 
 	report := filepath.Join(e.logDir, "upstream-e2e")
 	if err := os.MkdirAll(report, 0o755); err != nil {

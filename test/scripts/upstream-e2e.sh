@@ -18,6 +18,9 @@
 #   - the same bed with kube-proxy --proxy-mode=ipvs instead of kubevs, for the comparison.
 #
 # Environment:
+#   UPSTREAM_PROXIER=NAME     kubevs (default: kubectl apply -f kubevs.yaml) or kube-proxy (the
+#                             comparison column: kube-proxy v1.36.3 --proxy-mode=ipvs on the
+#                             node and the reference plugins' bridge conflist, no kubevs)
 #   UPSTREAM_FOCUS=REGEX      e2e.test --ginkgo.focus (default: the Services and Conntrack specs)
 #   UPSTREAM_SKIP=REGEX       e2e.test --ginkgo.skip (default: disruptive, flaky, feature-gated,
 #                             and cloud load balancer specs)
@@ -32,6 +35,11 @@ stamp() { echo "upstream-e2e.sh: $* ($((SECONDS - t0))s)" >&2; }
 
 focus=${UPSTREAM_FOCUS:-'\[sig-network\] (Services|Conntrack)'}
 skip=${UPSTREAM_SKIP:-'\[Disruptive\]|\[Flaky\]|\[Feature:|LoadBalancer'}
+proxier=${UPSTREAM_PROXIER:-kubevs}
+case $proxier in
+kubevs | kube-proxy) ;;
+*) echo "upstream-e2e.sh: UPSTREAM_PROXIER=$proxier: want kubevs or kube-proxy" >&2; exit 2 ;;
+esac
 
 work=$(mktemp -d /tmp/kubevs-upstream-e2e.XXXXXX)
 logs=${UPSTREAM_E2E_LOGDIR:-$(mktemp -d /tmp/kubevs-upstream-e2e-logs.XXXXXX)}
@@ -45,23 +53,18 @@ upstream=$(bash test/scripts/upstream-build.sh --path)
 e2e_test=${upstream%%:*}/e2e.test
 images=("${upstream##*:}"/*.tar)
 stamp "e2e.test and ${#images[@]} upstream images ready"
+node_env "$logs" "${images[@]}"
 
 # 2. The node and e2e.test: its own guest.
 start=$SECONDS
 set +e
 (cd test/node && "$work/kubevs-vm" run --timeout "${UPSTREAM_E2E_TIMEOUT:-180m}" --memory 4096 \
 	--share "$logs" \
-	--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin" \
-	--env "KUBEVS_NODE_BIN=$node_bin" \
-	--env "KUBEVS_NODE_CNI_BIN=$work/cni" \
-	--env "KUBEVS_NODE_IMAGES=$work/pause.tar $work/node-test.tar $work/kubevs-image.tar ${images[*]}" \
-	--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml" \
-	--env "KUBEVS_NODE_DNS=$work/bin/clusterdns" \
-	--env "KUBEVS_NODE_LOGDIR=$logs" \
+	"${node_env[@]}" --env "KUBEVS_NODE_DNS=$work/bin/clusterdns" \
+	--env "KUBEVS_UPSTREAM_PROXIER=$proxier" \
 	--env "KUBEVS_UPSTREAM_E2E_TEST=$e2e_test" \
 	--env "KUBEVS_UPSTREAM_FOCUS=$focus" \
 	--env "KUBEVS_UPSTREAM_SKIP=$skip" \
-	--env "KUBEVS_STRICT=1" \
 	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestUpstreamE2E$' -test.timeout 178m) 2>&1 | tee "$work/output"
 rc=${PIPESTATUS[0]}
 set -e
