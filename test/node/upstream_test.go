@@ -3,9 +3,9 @@
 package node
 
 // TestUpstreamE2E is the bed half of issue 10: upstream's own e2e.test run against the real
-// node with kubevs and the bed's cluster DNS (dns_test.go). test/scripts/upstream-e2e.sh
-// starts it; its header says what was run and passed, and what a run still lacks (the specs
-// to the end, a second node, the kube-proxy column).
+// node with the bed's cluster DNS (dns_test.go), and with kubevs or, for the comparison
+// column, kube-proxy --proxy-mode=ipvs (kubeproxy_test.go). test/scripts/upstream-e2e.sh
+// starts it; its header says what was run and passed on each, and what a run still lacks.
 
 import (
 	"context"
@@ -22,9 +22,12 @@ import (
 	"github.com/kubevs/kubevs/internal/testenv"
 )
 
-// TestUpstreamE2E brings the node up as TestRealNode does (kubevs installed with kubectl
-// apply, node Ready, kubevs pod Ready), then runs upstream's e2e.test against it with the
-// focus and skip upstream-e2e.sh passes; e2e.test's JUnit report and output go to the log dir.
+// TestUpstreamE2E brings the node up as TestRealNode does and gives it its Service proxy
+// (KUBEVS_UPSTREAM_PROXIER): kubevs (the default) installed with kubectl apply, node Ready,
+// kubevs pod Ready; or kube-proxy (v1.36.3, IPVS mode, run on the node after its first sync)
+// with the reference plugins' bridge conflist over the Node's pod range, node Ready. Then it
+// runs upstream's e2e.test against it with the focus and skip upstream-e2e.sh passes, the same
+// for both; e2e.test's JUnit report and output go to the log dir.
 func TestUpstreamE2E(t *testing.T) {
 	if !testenv.InVM() {
 		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with test/scripts/upstream-e2e.sh, in the test VM")
