@@ -24,6 +24,9 @@
 #   UPSTREAM_FOCUS=REGEX      e2e.test --ginkgo.focus (default: the Services and Conntrack specs)
 #   UPSTREAM_SKIP=REGEX       e2e.test --ginkgo.skip (default: disruptive, flaky, feature-gated,
 #                             and cloud load balancer specs)
+#   UPSTREAM_SEED=N           e2e.test --ginkgo.seed (default 1): e2e.test shuffles every spec,
+#                             so a run cut by its bound reaches the same specs only with the
+#                             same seed
 #   UPSTREAM_E2E_TIMEOUT=DUR  bound of the VM run (default 180m)
 #   UPSTREAM_E2E_LOGDIR=DIR   keep component logs and e2e.test's report there (default: a
 #                             temporary dir, printed)
@@ -36,6 +39,7 @@ stamp() { echo "upstream-e2e.sh: $* ($((SECONDS - t0))s)" >&2; }
 focus=${UPSTREAM_FOCUS:-'\[sig-network\] (Services|Conntrack)'}
 skip=${UPSTREAM_SKIP:-'\[Disruptive\]|\[Flaky\]|\[Feature:|LoadBalancer'}
 proxier=${UPSTREAM_PROXIER:-kubevs}
+seed=${UPSTREAM_SEED:-1}
 case $proxier in
 kubevs | kube-proxy) ;;
 *) echo "upstream-e2e.sh: UPSTREAM_PROXIER=$proxier: want kubevs or kube-proxy" >&2; exit 2 ;;
@@ -65,6 +69,7 @@ set +e
 	--env "KUBEVS_UPSTREAM_E2E_TEST=$e2e_test" \
 	--env "KUBEVS_UPSTREAM_FOCUS=$focus" \
 	--env "KUBEVS_UPSTREAM_SKIP=$skip" \
+	--env "KUBEVS_UPSTREAM_SEED=$seed" \
 	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestUpstreamE2E$' -test.timeout 178m) 2>&1 | tee "$work/output"
 rc=${PIPESTATUS[0]}
 set -e
