@@ -20,7 +20,7 @@
 #     kube-proxy's run when a pod delete timed out in the loaded API server, kubevs's when its
 #     Deployment's pods did not start. Both kubevs
 #     failures came from the starved guest killing kubevs-proxier: its liveness probe (1 s
-#     timeout, no startup probe) failed 4 times in 25 min, each restart left the node NotReady
+#     timeout, no startup probe) had it killed 10 times in 40 min; each restart left the node NotReady
 #     (the CNI status asks the proxier) and pods without sandboxes. The manifest now waits 5 s
 #     and holds liveness back with a startup probe; that manifest has not run this suite yet.
 #
