@@ -158,6 +158,18 @@ func TestDaemonSet(t *testing.T) {
 	if inst.RestartPolicy == nil || *inst.RestartPolicy != corev1.ContainerRestartPolicyAlways || inst.StartupProbe == nil {
 		t.Error("the installer must be a sidecar with a startup probe, so the proxier starts after the install and the install is kept in place")
 	}
+	// The proxier's liveness must not kill a proxier that is slow to start or to answer on a
+	// loaded node: a startup probe on /livez holds liveness back, and no probe gives up after
+	// the kubelet's default second.
+	if sp := prox.StartupProbe; sp == nil || sp.HTTPGet == nil || sp.HTTPGet.Path != "/livez" ||
+		sp.PeriodSeconds*sp.FailureThreshold < 120 {
+		t.Errorf("proxier startup probe %+v: want /livez for at least 2 minutes", sp)
+	}
+	for name, p := range map[string]*corev1.Probe{"startup": prox.StartupProbe, "readiness": prox.ReadinessProbe, "liveness": prox.LivenessProbe} {
+		if p == nil || p.TimeoutSeconds < 5 {
+			t.Errorf("proxier %s probe %+v: want a timeout of at least 5 s", name, p)
+		}
+	}
 	if c := prox; c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
 		t.Errorf("%s is not privileged", c.Name) // it programs IPVS, iptables and links
 	}

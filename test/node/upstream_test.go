@@ -3,9 +3,9 @@
 package node
 
 // TestUpstreamE2E is the bed half of issue 10: upstream's own e2e.test run against the real
-// node with kubevs and the bed's cluster DNS (dns_test.go). test/scripts/upstream-e2e.sh
-// starts it; its header says what was run and passed, and what a run still lacks (the specs
-// to the end, a second node, the kube-proxy column).
+// node with the bed's cluster DNS (dns_test.go), and with kubevs or, for the comparison
+// column, kube-proxy --proxy-mode=ipvs (kubeproxy_test.go). test/scripts/upstream-e2e.sh
+// starts it; its header says what was run and passed on each, and what a run still lacks.
 
 import (
 	"context"
@@ -22,9 +22,12 @@ import (
 	"github.com/kubevs/kubevs/internal/testenv"
 )
 
-// TestUpstreamE2E brings the node up as TestRealNode does (kubevs installed with kubectl
-// apply, node Ready, kubevs pod Ready), then runs upstream's e2e.test against it with the
-// focus and skip upstream-e2e.sh passes; e2e.test's JUnit report and output go to the log dir.
+// TestUpstreamE2E brings the node up as TestRealNode does and gives it its Service proxy
+// (KUBEVS_UPSTREAM_PROXIER): kubevs (the default) installed with kubectl apply, node Ready,
+// kubevs pod Ready; or kube-proxy (v1.36.3, IPVS mode, run on the node after its first sync)
+// with the reference plugins' bridge conflist over the Node's pod range, node Ready. Then it
+// runs upstream's e2e.test against it with the focus and skip upstream-e2e.sh passes, the same
+// for both; e2e.test's JUnit report and output go to the log dir.
 func TestUpstreamE2E(t *testing.T) {
 	if !testenv.InVM() {
 		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with test/scripts/upstream-e2e.sh, in the test VM")
@@ -38,6 +41,15 @@ func TestUpstreamE2E(t *testing.T) {
 	if e2eTest == "" || focus == "" {
 		t.Fatal("KUBEVS_UPSTREAM_E2E_TEST and KUBEVS_UPSTREAM_FOCUS are not set: run this test with test/scripts/upstream-e2e.sh")
 	}
+	proxier := os.Getenv("KUBEVS_UPSTREAM_PROXIER")
+	switch proxier {
+	case "":
+		proxier = proxierKubevs
+	case proxierKubevs, proxierKubeProxy:
+	default:
+		t.Fatalf("KUBEVS_UPSTREAM_PROXIER=%q: want %s or %s", proxier, proxierKubevs, proxierKubeProxy)
+	}
+	t.Logf("proxier: %s", proxier)
 	ctx, cancel := context.WithTimeout(context.Background(), 175*time.Minute)
 	defer cancel()
 
@@ -45,15 +57,22 @@ func TestUpstreamE2E(t *testing.T) {
 	startContainerd(ctx, t, e)
 	kubelet := startKubelet(ctx, t, e, b)
 	diagnoseOnFailure(t, b.Client, e.logDir, kubelet)
-	waitNode(ctx, t, b.Client, "registered with a pod range", func(n *corev1.Node) error {
+	node := waitNode(ctx, t, b.Client, "registered with a pod range", func(n *corev1.Node) error {
 		if len(n.Spec.PodCIDRs) == 0 {
 			return errors.New("no spec.podCIDRs yet")
 		}
 		return nil
 	})
-	t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifestFor(t, e, "127.0.0.1")))
-	waitNode(ctx, t, b.Client, "Ready", nodeReady)
-	waitPods(ctx, t, b.Client, "kubevs-system", "app.kubernetes.io/name=kubevs", 1)
+	switch proxier {
+	case proxierKubevs:
+		t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifestFor(t, e, "127.0.0.1")))
+		waitNode(ctx, t, b.Client, "Ready", nodeReady)
+		waitPods(ctx, t, b.Client, "kubevs-system", "app.kubernetes.io/name=kubevs", 1)
+	case proxierKubeProxy:
+		startKubeProxy(ctx, t, e, b)
+		t.Logf("kube-proxy --proxy-mode=ipvs synced; CNI network %s over %s", writeBridgeConflist(t, node.Spec.PodCIDRs[0]), node.Spec.PodCIDRs[0])
+		waitNode(ctx, t, b.Client, "Ready", nodeReady)
+	}
 
 	report := filepath.Join(e.logDir, "upstream-e2e")
 	if err := os.MkdirAll(report, 0o755); err != nil {
@@ -71,6 +90,11 @@ func TestUpstreamE2E(t *testing.T) {
 	}
 	if skip != "" {
 		args = append(args, "--ginkgo.skip="+skip)
+	}
+	// e2e.test randomizes the order of every spec: a run cut by its bound reaches a different
+	// subset each time unless the seed is fixed, which two columns to compare need.
+	if seed := os.Getenv("KUBEVS_UPSTREAM_SEED"); seed != "" {
+		args = append(args, "--ginkgo.seed="+seed)
 	}
 	out, err := os.Create(filepath.Join(report, "e2e.log"))
 	if err != nil {

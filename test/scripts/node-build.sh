@@ -9,7 +9,10 @@
 #   - the CNI reference plugins kubevs's standalone mode chains (kubevs installs only its own)
 #     in $work/cni; kubevs-vm and node.test in $work; the beds' cluster DNS (test/node/cmd/
 #     clusterdns) as $work/bin/clusterdns.
-# The caller defines stamp MESSAGE.
+# The caller defines stamp MESSAGE. node_env LOGDIR [IMAGE...] then fills the array node_env
+# with the guest's --env flags every node scenario passes (test/node's env_test.go), after
+# node_build, with LOGDIR as the node's log dir and IMAGEs imported beside the three images
+# above; a scenario adds its own (KUBEVS_NODE_DNS, its test's settings).
 node_build() {
 	cp_bin=$(bash test/scripts/control-plane.sh --path)
 	node_bin=$(bash test/scripts/node-bins.sh --path)
@@ -32,4 +35,18 @@ node_build() {
 	CGO_ENABLED=0 go build -o "$work/kubevs-vm" ./test/vm/cmd/kubevs-vm
 	CGO_ENABLED=0 go test -c -tags nodee2e -o "$work/node.test" ./test/node
 	stamp "built CNI plugins, kubevs-vm, node.test"
+}
+
+node_env() {
+	local logdir=$1
+	shift
+	node_env=(
+		--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin"
+		--env "KUBEVS_NODE_BIN=$node_bin"
+		--env "KUBEVS_NODE_CNI_BIN=$work/cni"
+		--env "KUBEVS_NODE_IMAGES=$work/pause.tar $work/node-test.tar $work/kubevs-image.tar${*:+ $*}"
+		--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml"
+		--env "KUBEVS_NODE_LOGDIR=$logdir"
+		--env "KUBEVS_STRICT=1"
+	)
 }

@@ -29,20 +29,14 @@ trap cleanup EXIT
 # 1. What the node runs, built on the host (node-build.sh).
 source test/scripts/node-build.sh
 node_build
+node_env "$logs"
 
 # 2. The node: its own guest.
 start=$SECONDS
 set +e
 (cd test/node && "$work/kubevs-vm" run --timeout "${NODE_E2E_TIMEOUT:-60m}" --memory "${NODE_E2E_MEMORY:-4096}" \
 	--share "$logs" \
-	--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin" \
-	--env "KUBEVS_NODE_BIN=$node_bin" \
-	--env "KUBEVS_NODE_CNI_BIN=$work/cni" \
-	--env "KUBEVS_NODE_IMAGES=$work/pause.tar $work/node-test.tar $work/kubevs-image.tar" \
-	--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml" \
-	--env "KUBEVS_NODE_DNS=$work/bin/clusterdns" \
-	--env "KUBEVS_NODE_LOGDIR=$logs" \
-	--env "KUBEVS_STRICT=1" \
+	"${node_env[@]}" --env "KUBEVS_NODE_DNS=$work/bin/clusterdns" \
 	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestRealNode$' -test.timeout 58m) 2>&1 | tee "$work/output"
 rc=${PIPESTATUS[0]}
 set -e

@@ -35,17 +35,12 @@ node_build
 # Two UDP ports on the host's loopback, one per end of the link.
 port=$((20000 + RANDOM % 20000))
 guest() { # ROLE LINK MEMORY
+	node_env "$logs/$1"
 	cd test/node && "$work/kubevs-vm" run --timeout "${NODE_E2E_TIMEOUT:-60m}" --memory "$3" --link "$2" \
 		--share "$logs/$1" --share "$work/shared" \
-		--env "KUBEVS_CONTROL_PLANE_BIN=$cp_bin" \
-		--env "KUBEVS_NODE_BIN=$node_bin" \
-		--env "KUBEVS_NODE_CNI_BIN=$work/cni" \
-		--env "KUBEVS_NODE_IMAGES=$work/pause.tar $work/node-test.tar $work/kubevs-image.tar" \
-		--env "KUBEVS_NODE_MANIFEST=$root/install/manifests/kubevs.yaml" \
-		--env "KUBEVS_NODE_LOGDIR=$logs/$1" \
+		"${node_env[@]}" \
 		--env "KUBEVS_NODE_SHARED=$work/shared" \
 		--env "KUBEVS_NODE_ROLE=$1" \
-		--env "KUBEVS_STRICT=1" \
 		-- "$work/node.test" -test.v -test.count=1 -test.run '^TestTwoNodes$' -test.timeout 58m
 }
 start=$SECONDS

@@ -1,0 +1,143 @@
+//go:build nodee2e
+
+package node
+
+// The comparison column of issue 10: the same node without kubevs, as a kubeadm node with
+// kube-proxy has it. The kubelet's CNI network is a conflist of the reference plugins (bridge
+// with isGateway and hairpinMode, host-local over the Node's spec.podCIDRs[0], portmap;
+// containerd runs loopback itself), and kube-proxy v1.36.3 in IPVS mode runs on the node as a
+// bed process with test/bench's KubeProxyConfiguration (the one the benchmark measures).
+// hairpinMode is what makes a pod reach itself through a Service here: kube-proxy does not
+// set hairpin on the bridge ports, the bridge plugin does.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/kubevs/kubevs/test/bed"
+	"github.com/kubevs/kubevs/test/bench"
+)
+
+// Proxiers TestUpstreamE2E runs the specs against (KUBEVS_UPSTREAM_PROXIER).
+const (
+	proxierKubevs    = "kubevs"
+	proxierKubeProxy = "kube-proxy"
+)
+
+// bridgeConflistName is the file the kube-proxy column's network is written to.
+const bridgeConflistName = "10-bridge.conflist"
+
+// kubeProxyMetrics serves kubeproxy_sync_proxy_rules_duration_seconds (bench's address).
+const kubeProxyMetrics = "http://127.0.0.1:10249/metrics"
+
+// bridgeConflist is the reference plugins' conflist over podCIDR, the Node's first pod range.
+func bridgeConflist(podCIDR string) ([]byte, error) {
+	if podCIDR == "" {
+		return nil, fmt.Errorf("bridge conflist: empty pod range")
+	}
+	return json.MarshalIndent(map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       "k8s-pod-network",
+		"plugins": []map[string]any{
+			{
+				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"ipam": map[string]any{
+					"type":   "host-local",
+					"ranges": [][]map[string]any{{{"subnet": podCIDR}}},
+					"routes": []map[string]any{{"dst": "0.0.0.0/0"}},
+				},
+			},
+			{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		},
+	}, "", "  ")
+}
+
+// writeBridgeConflist writes bridgeConflist into the kubelet's CNI conf dir.
+func writeBridgeConflist(t *testing.T, podCIDR string) string {
+	t.Helper()
+	data, err := bridgeConflist(podCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cniConfDir, bridgeConflistName)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+	return path
+}
+
+// syncCount matches kube-proxy's count of completed syncs in its metrics.
+var syncCount = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_duration_seconds_count(?:\{[^}]*\})? (\S+)$`)
+
+// startKubeProxy runs kube-proxy --proxy-mode=ipvs (through bench.KubeProxyConfig) on the node
+// with the bed's admin kubeconfig, and waits for its first completed sync.
+func startKubeProxy(ctx context.Context, t *testing.T, e env, b *bed.Bed) *bed.Process {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "kube-proxy.yaml")
+	if err := os.WriteFile(cfg, []byte(bench.KubeProxyConfig(b.Kubeconfig, nodeName, bed.ClusterCIDR)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := bed.StartProcess(ctx, e.logDir, "kube-proxy", find(t, e.controlPlane, "kube-proxy"),
+		"--config="+cfg, "--v=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(20 * time.Second) })
+	client := &http.Client{Timeout: 5 * time.Second}
+	if err := pollFor(ctx, 10*time.Minute, p, func() error {
+		n, err := kubeProxySyncs(ctx, client)
+		if err != nil {
+			return err
+		}
+		if n < 1 {
+			return fmt.Errorf("kube-proxy: no sync yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("kube-proxy's first sync: %v", err)
+	}
+	return p
+}
+
+// kubeProxySyncs reads how many syncs kube-proxy has completed from its metrics.
+func kubeProxySyncs(ctx context.Context, c *http.Client) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, kubeProxyMetrics, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", kubeProxyMetrics, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: %s", kubeProxyMetrics, resp.Status)
+	}
+	return parseSyncCount(data)
+}
+
+// parseSyncCount returns kubeproxy_sync_proxy_rules_duration_seconds_count from a metrics page.
+func parseSyncCount(page []byte) (float64, error) {
+	m := syncCount.FindSubmatch(page)
+	if m == nil {
+		return 0, fmt.Errorf("no kubeproxy_sync_proxy_rules_duration_seconds_count in the metrics")
+	}
+	n, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return 0, fmt.Errorf("kubeproxy_sync_proxy_rules_duration_seconds_count %q: %w", m[1], err)
+	}
+	return n, nil
+}
