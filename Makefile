@@ -102,6 +102,13 @@ two-node-e2e: deps
 upstream-e2e-build:
 	images=$$(bash test/scripts/upstream-build.sh --path) && bash test/scripts/upstream-images-check.sh "$${images##*:}"
 
+# Upstream's specs themselves on the real node (test/scripts/upstream-e2e.sh; its header lists
+# the UPSTREAM_* knobs: the proxier column, one or two nodes, focus, skip, seed, bound).
+# Not in `test`: about an hour a column on an idle machine (see README).
+.PHONY: upstream-e2e
+upstream-e2e: deps
+	bash test/scripts/upstream-e2e.sh
+
 # The chaos soak (test/e2e/soak_test.go, issue 13) in its own guest: traffic, churn and faults
 # from a seeded RNG (printed; SOAK_SEED replays it) for SOAK_DURATION, each fault's repair
 # timed and bounded. Every fault runs at least once (the cold sync's SOAK_COLD Services only

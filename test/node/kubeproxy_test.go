@@ -13,6 +13,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,8 +21,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubevs/kubevs/test/bed"
 	"github.com/kubevs/kubevs/test/bench"
@@ -78,12 +82,13 @@ func writeBridgeConflist(t *testing.T, podCIDR string) string {
 // syncCount matches kube-proxy's count of completed syncs in its metrics.
 var syncCount = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_duration_seconds_count(?:\{[^}]*\})? (\S+)$`)
 
-// startKubeProxy runs kube-proxy --proxy-mode=ipvs (through bench.KubeProxyConfig) on the node
-// with the bed's admin kubeconfig, and waits for its first completed sync.
-func startKubeProxy(ctx context.Context, t *testing.T, e env, b *bed.Bed) *bed.Process {
+// startKubeProxy runs kube-proxy --proxy-mode=ipvs (through bench.KubeProxyConfig) as the
+// node named node, with the kubeconfig (the bed's admin one), and waits for its first
+// completed sync.
+func startKubeProxy(ctx context.Context, t *testing.T, e env, kubeconfig, node string) *bed.Process {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "kube-proxy.yaml")
-	if err := os.WriteFile(cfg, []byte(bench.KubeProxyConfig(b.Kubeconfig, nodeName, bed.ClusterCIDR)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(bench.KubeProxyConfig(kubeconfig, node, bed.ClusterCIDR)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p, err := bed.StartProcess(ctx, e.logDir, "kube-proxy", find(t, e.controlPlane, "kube-proxy"),
@@ -140,4 +145,57 @@ func parseSyncCount(page []byte) (float64, error) {
 		return 0, fmt.Errorf("kubeproxy_sync_proxy_rules_duration_seconds_count %q: %w", m[1], err)
 	}
 	return n, nil
+}
+
+// What the first node shares for the second's kube-proxy in a two-node run: the admin
+// kubeconfig with the API server at the first node's link address, and the second Node's
+// first pod range (written last: its presence means both are there).
+const (
+	sharedKubeProxyKubeconfig = "second.kube-proxy.kubeconfig"
+	sharedPodCIDR             = "second.podcidr"
+)
+
+// shareKubeProxyFor waits until the node peer has a pod range and shares what its kube-proxy
+// and bridge conflist need (sharedKubeProxyKubeconfig, sharedPodCIDR).
+func shareKubeProxyFor(ctx context.Context, t *testing.T, b *bed.Bed, peer nodeSpec, shared string) {
+	t.Helper()
+	n := waitNodeNamed(ctx, t, b.Client, peer.name, "registered with a pod range", func(n *corev1.Node) error {
+		if len(n.Spec.PodCIDRs) == 0 {
+			return errors.New("no spec.podCIDRs yet")
+		}
+		return nil
+	})
+	admin, err := os.ReadFile(b.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := strings.Replace(string(admin), "server: "+bed.APIServerURL, "server: "+firstNodeServer(), 1)
+	if kc == string(admin) {
+		t.Fatalf("%s: no server %s to point at %s", b.Kubeconfig, bed.APIServerURL, firstNodeServer())
+	}
+	if err := os.WriteFile(filepath.Join(shared, sharedKubeProxyKubeconfig), []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(shared, "."+sharedPodCIDR)
+	if err := os.WriteFile(tmp, []byte(n.Spec.PodCIDRs[0]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(shared, sharedPodCIDR)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startSharedKubeProxy is the second node's half of shareKubeProxyFor: it waits for the
+// shared pod range, runs kube-proxy as the second node and writes the bridge conflist.
+func startSharedKubeProxy(ctx context.Context, t *testing.T, e env, shared string, kubelet *bed.Process) {
+	t.Helper()
+	var cidr []byte
+	if err := pollFor(ctx, 30*time.Minute, kubelet, func() (err error) {
+		cidr, err = os.ReadFile(filepath.Join(shared, sharedPodCIDR))
+		return err
+	}); err != nil {
+		t.Fatalf("waiting for the first node to share this node's pod range: %v", err)
+	}
+	startKubeProxy(ctx, t, e, filepath.Join(shared, sharedKubeProxyKubeconfig), secondNode.name)
+	t.Logf("kube-proxy --proxy-mode=ipvs synced; CNI network %s over %s", writeBridgeConflist(t, string(cidr)), cidr)
 }

@@ -72,6 +72,18 @@ func TestTwoNodes(t *testing.T) {
 }
 
 func runSecondNode(ctx context.Context, t *testing.T, e env, shared string) {
+	kubelet := joinSecondNode(ctx, t, e, shared)
+	routeFromShared(ctx, t, shared, kubelet)
+	t.Log("routes to the other node's pods in place")
+	awaitVerdict(ctx, t, shared, kubelet, 50*time.Minute)
+}
+
+// joinSecondNode makes this guest the second node: its link address, then, once the first
+// node's control plane is up (sharedReady), containerd and its kubelet with the shared
+// kubeconfig. It returns the kubelet; the routes the first node shares come after the
+// node is Ready (routeFromShared).
+func joinSecondNode(ctx context.Context, t *testing.T, e env, shared string) *bed.Process {
+	t.Helper()
 	prepareHost(t, e)
 	linkUp(t, secondNode.ip)
 	t0 := time.Now()
@@ -86,10 +98,15 @@ func runSecondNode(ctx context.Context, t *testing.T, e env, shared string) {
 	kubeconfig := filepath.Join(shared, sharedKubeconfig)
 	kubelet := startKubeletAs(ctx, t, e, secondNode, kubeconfig, filepath.Join(shared, sharedCA))
 	t.Logf("kubelet healthy (%s)", time.Since(t0).Round(time.Second))
-	routeFromShared(ctx, t, shared, kubelet)
-	t.Logf("routes to the other node's pods in place (%s)", time.Since(t0).Round(time.Second))
+	return kubelet
+}
+
+// awaitVerdict keeps the second node up until the first writes its verdict (sharedDone),
+// for at most timeout, and fails when the kubelet exits meanwhile.
+func awaitVerdict(ctx context.Context, t *testing.T, shared string, kubelet *bed.Process, timeout time.Duration) {
+	t.Helper()
 	var verdict []byte
-	if err := pollFor(ctx, 50*time.Minute, kubelet, func() (err error) {
+	if err := pollFor(ctx, timeout, kubelet, func() (err error) {
 		verdict, err = os.ReadFile(filepath.Join(shared, sharedDone))
 		return err
 	}); err != nil {
@@ -102,43 +119,9 @@ func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
 	mark, report := timeline(t)
 	defer report()
 	// The second guest stops when done holds the verdict, whatever happens here.
-	defer func() {
-		verdict := "ok"
-		if t.Failed() {
-			verdict = "failed"
-		}
-		_ = os.WriteFile(filepath.Join(shared, sharedDone), []byte(verdict), 0o644)
-	}()
+	defer writeVerdict(t, shared)
 
-	prepareHost(t, e)
-	linkUp(t, firstNode.ip)
-	b, err := bed.Start(ctx, bed.Config{
-		ControlPlaneBin: e.controlPlane,
-		LogDir:          e.logDir,
-		NodeName:        firstNode.name,
-		Network:         bed.NetworkConfig{IPv4Only: true},
-		KubeletNode:     true,
-		APIServerIPs:    []net.IP{net.ParseIP(firstNode.ip)},
-		StartTimeout:    15 * time.Minute,
-		Components:      []bed.Component{schedulerComponent(t, e)},
-	})
-	if err != nil {
-		t.Fatalf("start bed: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	server := fmt.Sprintf("https://%s:6443", firstNode.ip)
-	if err := b.WriteRemoteNodeKubeconfig(filepath.Join(shared, sharedKubeconfig), secondNode.name, server); err != nil {
-		t.Fatal(err)
-	}
-	ca, err := os.ReadFile(b.CACertFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{sharedCA: ca, sharedReady: []byte(server)} {
-		if err := os.WriteFile(filepath.Join(shared, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := startFirstNode(ctx, t, e, shared)
 	mark("control plane ready, second node's kubeconfig shared")
 
 	startContainerd(ctx, t, e)
@@ -270,6 +253,63 @@ func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
 		}
 	}
 	mark("healthCheckNodePort 200 with the endpoint, 503 without")
+}
+
+// startFirstNode makes this guest the first node's control plane, reached by the second
+// node on the link (firstNode.ip): the bed with kube-scheduler and, when e names
+// cmd/clusterdns, the cluster DNS with its kube-dns Service; then it shares the second node's
+// kubeconfig, the CA and sharedReady.
+func startFirstNode(ctx context.Context, t *testing.T, e env, shared string) *bed.Bed {
+	t.Helper()
+	prepareHost(t, e)
+	linkUp(t, firstNode.ip)
+	components := []bed.Component{schedulerComponent(t, e)}
+	if e.dnsBin != "" {
+		components = append(components, dnsComponent(e.dnsBin))
+	}
+	b, err := bed.Start(ctx, bed.Config{
+		ControlPlaneBin: e.controlPlane,
+		LogDir:          e.logDir,
+		NodeName:        firstNode.name,
+		Network:         bed.NetworkConfig{IPv4Only: true},
+		KubeletNode:     true,
+		APIServerIPs:    []net.IP{net.ParseIP(firstNode.ip)},
+		StartTimeout:    15 * time.Minute,
+		Components:      components,
+	})
+	if err != nil {
+		t.Fatalf("start bed: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if e.dnsBin != "" {
+		createKubeDNS(ctx, t, b.Client)
+	}
+	if err := b.WriteRemoteNodeKubeconfig(filepath.Join(shared, sharedKubeconfig), secondNode.name, firstNodeServer()); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(b.CACertFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{sharedCA: ca, sharedReady: []byte(firstNodeServer())} {
+		if err := os.WriteFile(filepath.Join(shared, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+// firstNodeServer is the API server's address as the second node reaches it.
+func firstNodeServer() string { return fmt.Sprintf("https://%s:6443", firstNode.ip) }
+
+// writeVerdict writes the first node's verdict (ok or failed) to sharedDone, which ends the
+// second guest.
+func writeVerdict(t *testing.T, shared string) {
+	verdict := "ok"
+	if t.Failed() {
+		verdict = "failed"
+	}
+	_ = os.WriteFile(filepath.Join(shared, sharedDone), []byte(verdict), 0o644)
 }
 
 // linkUp gives eth0 (the guests' shared link) ip/24 and sets it up.

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubevs/kubevs/internal/testenv"
+	"github.com/kubevs/kubevs/test/bed"
 )
 
 // TestUpstreamE2E brings the node up as TestRealNode does and gives it its Service proxy
@@ -28,6 +29,12 @@ import (
 // with the reference plugins' bridge conflist over the Node's pod range, node Ready. Then it
 // runs upstream's e2e.test against it with the focus and skip upstream-e2e.sh passes, the same
 // for both; e2e.test's JUnit report and output go to the log dir.
+//
+// With KUBEVS_NODE_ROLE (upstream-e2e.sh with UPSTREAM_NODES=2) the cluster has two nodes in
+// two guests on one link, as TestTwoNodes has them: the first runs the control plane, the
+// first node and e2e.test; the second joins and gets the same proxier (kubevs's DaemonSet
+// pod, or its own kube-proxy with the kubeconfig and pod range the first shares), and stays
+// up until the first's verdict. The specs that guard on two ready nodes then run.
 func TestUpstreamE2E(t *testing.T) {
 	if !testenv.InVM() {
 		t.Fatal("this test makes the machine it runs on a Kubernetes node: run it with test/scripts/upstream-e2e.sh, in the test VM")
@@ -49,11 +56,34 @@ func TestUpstreamE2E(t *testing.T) {
 	default:
 		t.Fatalf("KUBEVS_UPSTREAM_PROXIER=%q: want %s or %s", proxier, proxierKubevs, proxierKubeProxy)
 	}
-	t.Logf("proxier: %s", proxier)
+	role, shared := os.Getenv("KUBEVS_NODE_ROLE"), os.Getenv("KUBEVS_NODE_SHARED")
+	if role != "" && shared == "" {
+		t.Fatal("KUBEVS_NODE_ROLE is set but KUBEVS_NODE_SHARED is not: run this test with test/scripts/upstream-e2e.sh")
+	}
+	t.Logf("proxier: %s, role: %q", proxier, role)
 	ctx, cancel := context.WithTimeout(context.Background(), 175*time.Minute)
 	defer cancel()
 
-	b := startNodeBed(ctx, t, e)
+	var b *bed.Bed
+	nodes, apiHost := []nodeSpec{firstNode}, "127.0.0.1"
+	switch role {
+	case "":
+		b = startNodeBed(ctx, t, e)
+	case "first":
+		b = startFirstNode(ctx, t, e, shared)
+		defer writeVerdict(t, shared)
+		nodes, apiHost = append(nodes, secondNode), firstNode.ip
+	case "second":
+		kubelet := joinSecondNode(ctx, t, e, shared)
+		if proxier == proxierKubeProxy {
+			startSharedKubeProxy(ctx, t, e, shared, kubelet)
+		}
+		routeFromShared(ctx, t, shared, kubelet)
+		awaitVerdict(ctx, t, shared, kubelet, 170*time.Minute)
+		return
+	default:
+		t.Fatalf("KUBEVS_NODE_ROLE=%q, want first, second or nothing", role)
+	}
 	startContainerd(ctx, t, e)
 	kubelet := startKubelet(ctx, t, e, b)
 	diagnoseOnFailure(t, b.Client, e.logDir, kubelet)
@@ -65,13 +95,23 @@ func TestUpstreamE2E(t *testing.T) {
 	})
 	switch proxier {
 	case proxierKubevs:
-		t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifestFor(t, e, "127.0.0.1")))
-		waitNode(ctx, t, b.Client, "Ready", nodeReady)
-		waitPods(ctx, t, b.Client, "kubevs-system", "app.kubernetes.io/name=kubevs", 1)
+		t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifestFor(t, e, apiHost)))
 	case proxierKubeProxy:
-		startKubeProxy(ctx, t, e, b)
+		startKubeProxy(ctx, t, e, b.Kubeconfig, nodeName)
 		t.Logf("kube-proxy --proxy-mode=ipvs synced; CNI network %s over %s", writeBridgeConflist(t, node.Spec.PodCIDRs[0]), node.Spec.PodCIDRs[0])
-		waitNode(ctx, t, b.Client, "Ready", nodeReady)
+		if role == "first" {
+			shareKubeProxyFor(ctx, t, b, secondNode, shared)
+		}
+	}
+	for _, n := range nodes {
+		waitNodeNamed(ctx, t, b.Client, n.name, "Ready", nodeReady)
+	}
+	if role == "first" {
+		routePodRanges(ctx, t, b.Client, firstNode)
+		shareRoutesFor(ctx, t, b.Client, secondNode, shared)
+	}
+	if proxier == proxierKubevs {
+		waitPods(ctx, t, b.Client, "kubevs-system", "app.kubernetes.io/name=kubevs", len(nodes))
 	}
 
 	report := filepath.Join(e.logDir, "upstream-e2e")

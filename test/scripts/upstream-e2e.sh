@@ -40,6 +40,10 @@
 #   UPSTREAM_SEED=N           e2e.test --ginkgo.seed (default 1): e2e.test shuffles every spec,
 #                             so a run cut by its bound reaches the same specs only with the
 #                             same seed
+#   UPSTREAM_NODES=N          1 (default) or 2: two nodes, each its own guest on one link, as
+#                             make two-node-e2e boots them (the first runs the control plane
+#                             and e2e.test, the second joins with the same proxier), so the
+#                             specs guarded by a node count of 2 run
 #   UPSTREAM_E2E_TIMEOUT=DUR  bound of the VM run (default 180m)
 #   UPSTREAM_E2E_LOGDIR=DIR   keep component logs and e2e.test's report there (default: a
 #                             temporary dir, printed)
@@ -53,6 +57,11 @@ focus=${UPSTREAM_FOCUS:-'\[sig-network\] (Services|Conntrack)'}
 skip=${UPSTREAM_SKIP:-'\[Disruptive\]|\[Flaky\]|\[Feature:|LoadBalancer'}
 proxier=${UPSTREAM_PROXIER:-kubevs}
 seed=${UPSTREAM_SEED:-1}
+nodes=${UPSTREAM_NODES:-1}
+case $nodes in
+1 | 2) ;;
+*) echo "upstream-e2e.sh: UPSTREAM_NODES=$nodes: want 1 or 2" >&2; exit 2 ;;
+esac
 case $proxier in
 kubevs | kube-proxy) ;;
 *) echo "upstream-e2e.sh: UPSTREAM_PROXIER=$proxier: want kubevs or kube-proxy" >&2; exit 2 ;;
@@ -61,7 +70,8 @@ esac
 work=$(mktemp -d /tmp/kubevs-upstream-e2e.XXXXXX)
 logs=${UPSTREAM_E2E_LOGDIR:-$(mktemp -d /tmp/kubevs-upstream-e2e-logs.XXXXXX)}
 mkdir -p "$work/cni" "$work/bin" "$logs"
-trap 'rm -rf "$work"' EXIT
+second_pid=
+trap '[[ -z $second_pid ]] || kill "$second_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 # 1. What the node runs (node-build.sh), and upstream's e2e.test and test images.
 source test/scripts/node-build.sh
@@ -70,23 +80,49 @@ upstream=$(bash test/scripts/upstream-build.sh --path)
 e2e_test=${upstream%%:*}/e2e.test
 images=("${upstream##*:}"/*.tar)
 stamp "e2e.test and ${#images[@]} upstream images ready"
-node_env "$logs" "${images[@]}"
 
-# 2. The node and e2e.test: its own guest.
+# 2. The node and e2e.test: its own guest; with two nodes, the second in a guest of its own
+# on a link between them (kubevs-vm --link, as two-node-e2e.sh).
+# guest LOGDIR MEMORY [kubevs-vm flags...]
+guest() {
+	local logdir=$1 memory=$2
+	shift 2
+	node_env "$logdir" "${images[@]}"
+	(cd test/node && "$work/kubevs-vm" run --timeout "${UPSTREAM_E2E_TIMEOUT:-180m}" --memory "$memory" \
+		--share "$logdir" "$@" \
+		"${node_env[@]}" --env "KUBEVS_NODE_DNS=$work/bin/clusterdns" \
+		--env "KUBEVS_UPSTREAM_PROXIER=$proxier" \
+		--env "KUBEVS_UPSTREAM_E2E_TEST=$e2e_test" \
+		--env "KUBEVS_UPSTREAM_FOCUS=$focus" \
+		--env "KUBEVS_UPSTREAM_SKIP=$skip" \
+		--env "KUBEVS_UPSTREAM_SEED=$seed" \
+		-- "$work/node.test" -test.v -test.count=1 -test.run '^TestUpstreamE2E$' -test.timeout 178m)
+}
 start=$SECONDS
 set +e
-(cd test/node && "$work/kubevs-vm" run --timeout "${UPSTREAM_E2E_TIMEOUT:-180m}" --memory 4096 \
-	--share "$logs" \
-	"${node_env[@]}" --env "KUBEVS_NODE_DNS=$work/bin/clusterdns" \
-	--env "KUBEVS_UPSTREAM_PROXIER=$proxier" \
-	--env "KUBEVS_UPSTREAM_E2E_TEST=$e2e_test" \
-	--env "KUBEVS_UPSTREAM_FOCUS=$focus" \
-	--env "KUBEVS_UPSTREAM_SKIP=$skip" \
-	--env "KUBEVS_UPSTREAM_SEED=$seed" \
-	-- "$work/node.test" -test.v -test.count=1 -test.run '^TestUpstreamE2E$' -test.timeout 178m) 2>&1 | tee "$work/output"
-rc=${PIPESTATUS[0]}
+report=$logs/upstream-e2e
+rc2=0
+if ((nodes == 1)); then
+	guest "$logs" 4096 2>&1 | tee "$work/output"
+	rc=${PIPESTATUS[0]}
+else
+	mkdir -p "$work/shared" "$logs/first" "$logs/second"
+	report=$logs/first/upstream-e2e
+	port=$((20000 + RANDOM % 20000))
+	guest "$logs/second" 2560 --link "$((port + 1)):$port" --share "$work/shared" \
+		--env "KUBEVS_NODE_SHARED=$work/shared" --env KUBEVS_NODE_ROLE=second >"$logs/second/output" 2>&1 &
+	second_pid=$!
+	guest "$logs/first" 4096 --link "$port:$((port + 1))" --share "$work/shared" \
+		--env "KUBEVS_NODE_SHARED=$work/shared" --env KUBEVS_NODE_ROLE=first 2>&1 | tee "$work/output"
+	rc=${PIPESTATUS[0]}
+	wait "$second_pid"
+	rc2=$?
+	second_pid=
+	echo "--- the second guest's output (tail)"
+	tail -n 30 "$logs/second/output"
+fi
 set -e
 grep -E '^(--- |ok |FAIL|PASS$)' "$work/output" || true
-echo "upstream-e2e.sh: e2e.test's output and JUnit report in $logs/upstream-e2e" >&2
-stamp "done in $((SECONDS - start))s in the guest (exit $rc)"
-exit "$rc"
+echo "upstream-e2e.sh: e2e.test's output and JUnit report in $report" >&2
+stamp "done in $((SECONDS - start))s in the guests (exit $rc, second guest $rc2)"
+((rc == 0 && rc2 == 0))
