@@ -16,6 +16,8 @@ want=(
 	ipset:ipset
 	ipvsadm:ipvsadm
 	conntrack:conntrack
+	# the real node's containers (node-e2e, two-node-e2e, upstream-e2e; node-bins.sh)
+	runc:runc
 	nftables:nft
 	iproute2:ip
 	curl:curl
