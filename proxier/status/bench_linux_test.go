@@ -2,7 +2,6 @@ package status
 
 import (
 	"fmt"
-	"io"
 	"net/netip"
 	"testing"
 
@@ -18,16 +17,7 @@ import (
 func BenchmarkReadKernel(b *testing.B) {
 	testenv.RequireVM(b)
 	testenv.InNetns(b, func() {
-		iv, err := ipvs.New()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer iv.(io.Closer).Close()
-		lk, err := link.New()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer lk.(io.Closer).Close()
+		iv, lk := realAdapters(b)
 		if err := lk.EnsureDummy(link.DefaultDummy); err != nil {
 			b.Fatal(err)
 		}

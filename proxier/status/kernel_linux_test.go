@@ -51,19 +51,19 @@ func (readOnlyLink) AddAddress(string, netip.Addr) error    { return errWrite }
 func (readOnlyLink) DeleteAddress(string, netip.Addr) error { return errWrite }
 
 // realAdapters opens the Linux IPVS and link adapters in the calling goroutine's network
-// namespace; they are closed when the test ends.
-func realAdapters(t *testing.T) (ipvs.Interface, link.Interface) {
-	t.Helper()
+// namespace; they are closed when the test or benchmark ends.
+func realAdapters(tb testing.TB) (ipvs.Interface, link.Interface) {
+	tb.Helper()
 	iv, err := ipvs.New()
 	if err != nil {
-		t.Fatalf("ipvs: %v", err)
+		tb.Fatalf("ipvs: %v", err)
 	}
-	t.Cleanup(func() { iv.(io.Closer).Close() })
+	tb.Cleanup(func() { iv.(io.Closer).Close() })
 	lk, err := link.New()
 	if err != nil {
-		t.Fatalf("link: %v", err)
+		tb.Fatalf("link: %v", err)
 	}
-	t.Cleanup(func() { lk.(io.Closer).Close() })
+	tb.Cleanup(func() { lk.(io.Closer).Close() })
 	return iv, lk
 }
 

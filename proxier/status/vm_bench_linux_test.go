@@ -3,7 +3,6 @@ package status
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"testing"
@@ -22,8 +21,6 @@ import (
 	"github.com/kubevs/kubevs/proxier/conntrack"
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipset"
-	"github.com/kubevs/kubevs/proxier/ipvs"
-	"github.com/kubevs/kubevs/proxier/link"
 	"github.com/kubevs/kubevs/proxier/netfilter"
 	"github.com/kubevs/kubevs/proxier/reconcile"
 	"github.com/kubevs/kubevs/proxier/sysctl"
@@ -55,16 +52,7 @@ func BenchmarkStatusInVM(b *testing.B) {
 	}
 	client := fake.NewClientset(objs...)
 	testenv.InNetns(b, func() {
-		iv, err := ipvs.New()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer iv.(io.Closer).Close()
-		lk, err := link.New()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer lk.(io.Closer).Close()
+		iv, lk := realAdapters(b)
 		nf, err := netfilter.New()
 		if err != nil {
 			b.Fatal(err)

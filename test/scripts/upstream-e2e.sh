@@ -27,8 +27,8 @@
 # What a real run still lacks:
 #   - a full run of the 55 specs (test/upstream/specs-v1.36.3.txt) to the end, for each column,
 #     on an unloaded machine (one guest at a time);
-#   - a second node: specs guarded by SkipUnlessNodeCountIsAtLeast(2) skip on one node (most
-#     of Conntrack, the externalTrafficPolicy ones): a variant over two-node-e2e.sh's bed.
+#   - a run on two nodes (UPSTREAM_NODES=2): specs guarded by SkipUnlessNodeCountIsAtLeast(2)
+#     skip on one node (most of Conntrack, the externalTrafficPolicy ones).
 #
 # Environment:
 #   UPSTREAM_PROXIER=NAME     kubevs (default: kubectl apply -f kubevs.yaml) or kube-proxy (the
