@@ -37,19 +37,21 @@ func startNodeBed(ctx context.Context, t *testing.T, e env) *bed.Bed {
 	t.Helper()
 	prepareHost(t, e)
 	addNodeLink(t)
-	components := []bed.Component{schedulerComponent(t, e)}
+	return startBed(ctx, t, e, bed.Config{NodeName: nodeName, StartTimeout: 10 * time.Minute})
+}
+
+// startBed starts the bed of a real node as cfg names it (node name, API server addresses,
+// start timeout): its control plane, kube-scheduler, and the cluster DNS when e names
+// cmd/clusterdns; closed when the test ends.
+func startBed(ctx context.Context, t *testing.T, e env, cfg bed.Config) *bed.Bed {
+	t.Helper()
+	cfg.Components = []bed.Component{schedulerComponent(t, e)}
 	if e.dnsBin != "" {
-		components = append(components, dnsComponent(e.dnsBin))
+		cfg.Components = append(cfg.Components, dnsComponent(e.dnsBin))
 	}
-	b, err := bed.Start(ctx, bed.Config{
-		ControlPlaneBin: e.controlPlane,
-		LogDir:          e.logDir,
-		NodeName:        nodeName,
-		Network:         bed.NetworkConfig{IPv4Only: true},
-		KubeletNode:     true,
-		StartTimeout:    10 * time.Minute,
-		Components:      components,
-	})
+	cfg.ControlPlaneBin, cfg.LogDir = e.controlPlane, e.logDir
+	cfg.Network, cfg.KubeletNode = bed.NetworkConfig{IPv4Only: true}, true
+	b, err := bed.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start bed: %v", err)
 	}

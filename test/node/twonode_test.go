@@ -263,27 +263,8 @@ func startFirstNode(ctx context.Context, t *testing.T, e env, shared string) *be
 	t.Helper()
 	prepareHost(t, e)
 	linkUp(t, firstNode.ip)
-	components := []bed.Component{schedulerComponent(t, e)}
-	if e.dnsBin != "" {
-		components = append(components, dnsComponent(e.dnsBin))
-	}
-	b, err := bed.Start(ctx, bed.Config{
-		ControlPlaneBin: e.controlPlane,
-		LogDir:          e.logDir,
-		NodeName:        firstNode.name,
-		Network:         bed.NetworkConfig{IPv4Only: true},
-		KubeletNode:     true,
-		APIServerIPs:    []net.IP{net.ParseIP(firstNode.ip)},
-		StartTimeout:    15 * time.Minute,
-		Components:      components,
-	})
-	if err != nil {
-		t.Fatalf("start bed: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if e.dnsBin != "" {
-		createKubeDNS(ctx, t, b.Client)
-	}
+	b := startBed(ctx, t, e, bed.Config{NodeName: firstNode.name, StartTimeout: 15 * time.Minute,
+		APIServerIPs: []net.IP{net.ParseIP(firstNode.ip)}})
 	if err := b.WriteRemoteNodeKubeconfig(filepath.Join(shared, sharedKubeconfig), secondNode.name, firstNodeServer()); err != nil {
 		t.Fatal(err)
 	}
