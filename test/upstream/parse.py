@@ -7,6 +7,10 @@
       neither skipped by regex nor reached are listed as "not-reached" (cut by the bound).
   parse.py --compare NAME_A RESULTS_A NAME_B RESULTS_B
       a side-by-side table of two such files: counts, then every spec whose result differs.
+  parse.py --merge RESULTS...
+      one column from runs of the same list that each reached part of it (same seed, a run
+      cut by its bound, then one focused on what it did not reach): a spec takes its result
+      from the last file that ended it (passed, failed, skipped), else from the first file.
 
 e2e.log is read rather than the JUnit report because a run cut by its bound writes no report.
 """
@@ -56,6 +60,8 @@ def parse(path):
 def main(argv):
     if argv[:1] == ['--compare']:
         return compare(*argv[1:])
+    if argv[:1] == ['--merge']:
+        return merge(argv[1:])
     res = parse(argv[0])
     if len(argv) >= 3:
         skip = re.compile(argv[2])
@@ -97,6 +103,19 @@ def compare(name_a, path_a, name_b, path_b):
         ka, kb = a.get(spec, ('absent', '', ''))[0], b.get(spec, ('absent', '', ''))[0]
         if ka != kb:
             print(f'  {ka} / {kb}: {spec}')
+
+
+def merge(paths):
+    ended = ('passed', 'failed', 'skipped')
+    res = {}
+    for path in paths:
+        for name, (kind, secs, reason) in load(path).items():
+            if name not in res or kind in ended:
+                res[name] = (kind, secs, reason)
+    counts = collections.Counter(k for k, _, _ in res.values())
+    print('# ' + ', '.join(f'{counts[k]} {k}' for k in ('passed', 'failed', 'skipped', 'cut', 'not-reached')))
+    for name, (kind, secs, reason) in res.items():
+        print(f'{kind} {secs} {name}' + (f'  -- {reason}' if reason else ''))
 
 
 if __name__ == '__main__':
