@@ -65,9 +65,15 @@ state = %q
 // refuses on a private mount), containerd's root on its own tmpfs (the guest's root is an
 // overlay, which overlayfs cannot stack on), no CNI configuration (the host's podman
 // conflist is hidden: only kubevs may make this node Ready), and the reference plugins kubevs's
-// standalone mode chains in /opt/cni/bin, owned by root and writable only by root.
-func prepareHost(t *testing.T, e env) {
+// standalone mode chains in /opt/cni/bin, owned by root and writable only by root. The
+// guest's hostname becomes node, the Node's name, as on a real node: upstream's specs with a
+// hostNetwork server expect its /hostname to answer the Node's name (the guest boots as
+// kubevs-vm).
+func prepareHost(t *testing.T, e env, node string) {
 	t.Helper()
+	if err := unix.Sethostname([]byte(node)); err != nil {
+		t.Fatalf("hostname %s: %v", node, err)
+	}
 	// The guest's /init chroots into the overlay root, under which the initramfs stays the
 	// mount namespace's root. setns into a container's mount namespace (runc exec, so every
 	// exec probe, e.g. the installer's startup probe) lands at the namespace's root: with the

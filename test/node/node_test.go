@@ -35,7 +35,7 @@ const TestImage = "kubevs.io/node-test:0.1.0"
 // cmd/clusterdns, the cluster DNS with its kube-dns Service (dns_test.go).
 func startNodeBed(ctx context.Context, t *testing.T, e env) *bed.Bed {
 	t.Helper()
-	prepareHost(t, e)
+	prepareHost(t, e, nodeName)
 	addNodeLink(t)
 	return startBed(ctx, t, e, bed.Config{NodeName: nodeName, StartTimeout: 10 * time.Minute})
 }

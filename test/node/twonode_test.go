@@ -84,7 +84,7 @@ func runSecondNode(ctx context.Context, t *testing.T, e env, shared string) {
 // node is Ready (routeFromShared).
 func joinSecondNode(ctx context.Context, t *testing.T, e env, shared string) *bed.Process {
 	t.Helper()
-	prepareHost(t, e)
+	prepareHost(t, e, secondNode.name)
 	linkUp(t, secondNode.ip)
 	t0 := time.Now()
 	if err := pollFor(ctx, 30*time.Minute, nil, func() error {
@@ -261,7 +261,7 @@ func runFirstNode(ctx context.Context, t *testing.T, e env, shared string) {
 // kubeconfig, the CA and sharedReady.
 func startFirstNode(ctx context.Context, t *testing.T, e env, shared string) *bed.Bed {
 	t.Helper()
-	prepareHost(t, e)
+	prepareHost(t, e, firstNode.name)
 	linkUp(t, firstNode.ip)
 	b := startBed(ctx, t, e, bed.Config{NodeName: firstNode.name, StartTimeout: 15 * time.Minute,
 		APIServerIPs: []net.IP{net.ParseIP(firstNode.ip)}})
