@@ -13,7 +13,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,8 +23,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubevs/kubevs/test/bed"
 	"github.com/kubevs/kubevs/test/bench"
@@ -159,12 +156,7 @@ const (
 // and bridge conflist need (sharedKubeProxyKubeconfig, sharedPodCIDR).
 func shareKubeProxyFor(ctx context.Context, t *testing.T, b *bed.Bed, peer nodeSpec, shared string) {
 	t.Helper()
-	n := waitNodeNamed(ctx, t, b.Client, peer.name, "registered with a pod range", func(n *corev1.Node) error {
-		if len(n.Spec.PodCIDRs) == 0 {
-			return errors.New("no spec.podCIDRs yet")
-		}
-		return nil
-	})
+	n := waitNodeNamed(ctx, t, b.Client, peer.name, "registered with a pod range", hasPodRange)
 	admin, err := os.ReadFile(b.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -176,13 +168,7 @@ func shareKubeProxyFor(ctx context.Context, t *testing.T, b *bed.Bed, peer nodeS
 	if err := os.WriteFile(filepath.Join(shared, sharedKubeProxyKubeconfig), []byte(kc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tmp := filepath.Join(shared, "."+sharedPodCIDR)
-	if err := os.WriteFile(tmp, []byte(n.Spec.PodCIDRs[0]), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(shared, sharedPodCIDR)); err != nil {
-		t.Fatal(err)
-	}
+	shareFile(t, shared, sharedPodCIDR, []byte(n.Spec.PodCIDRs[0]))
 }
 
 // startSharedKubeProxy is the second node's half of shareKubeProxyFor: it waits for the

@@ -398,11 +398,18 @@ func shareRoutesFor(ctx context.Context, t *testing.T, c kubernetes.Interface, p
 	for _, r := range routes {
 		fmt.Fprintf(&b, "%s %s %s\n", r.cidr, r.gw, r.node)
 	}
-	tmp := filepath.Join(shared, "."+sharedRoutes)
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+	shareFile(t, shared, sharedRoutes, []byte(b.String()))
+}
+
+// shareFile writes name into the shared folder whole: a temporary name, then a rename, so
+// the other guest, which polls for name, never reads it half-written.
+func shareFile(t *testing.T, shared, name string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(shared, "."+name)
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tmp, filepath.Join(shared, sharedRoutes)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(shared, name)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,15 +9,12 @@ package node
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/test/bed"
@@ -87,12 +84,7 @@ func TestUpstreamE2E(t *testing.T) {
 	startContainerd(ctx, t, e)
 	kubelet := startKubelet(ctx, t, e, b)
 	diagnoseOnFailure(t, b.Client, e.logDir, kubelet)
-	node := waitNode(ctx, t, b.Client, "registered with a pod range", func(n *corev1.Node) error {
-		if len(n.Spec.PodCIDRs) == 0 {
-			return errors.New("no spec.podCIDRs yet")
-		}
-		return nil
-	})
+	node := waitNode(ctx, t, b.Client, "registered with a pod range", hasPodRange)
 	switch proxier {
 	case proxierKubevs:
 		t.Logf("kubectl apply -f kubevs.yaml:\n%s", kubectlApply(ctx, t, e, b.Kubeconfig, manifestFor(t, e, apiHost)))
