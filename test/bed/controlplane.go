@@ -187,6 +187,18 @@ func get(ctx context.Context, c *http.Client, url, want, token string) error {
 
 // writeKubeconfig writes an admin kubeconfig (mode 0600) for the bed's API server.
 func writeKubeconfig(path string, p *pki) error {
+	return writeAdminKubeconfig(path, APIServerURL, p)
+}
+
+// WriteRemoteKubeconfig writes an admin kubeconfig (mode 0600) for a component on another
+// machine, which reaches the API server at server (https://IP:6443, IP one of
+// Config.APIServerIPs), e.g. a second node's kube-proxy.
+func (b *Bed) WriteRemoteKubeconfig(path, server string) error {
+	return writeAdminKubeconfig(path, server, b.pki)
+}
+
+// writeAdminKubeconfig writes an admin kubeconfig (mode 0600) for the API server at server.
+func writeAdminKubeconfig(path, server string, p *pki) error {
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -204,7 +216,7 @@ contexts:
     cluster: bed
     user: admin
 current-context: bed
-`, APIServerURL, base64.StdEncoding.EncodeToString(p.caPEM), p.Token)
+`, server, base64.StdEncoding.EncodeToString(p.caPEM), p.Token)
 	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig %s: %w", path, err)
 	}

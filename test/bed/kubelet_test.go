@@ -131,3 +131,29 @@ func TestAPIServerReachesTheKubelet(t *testing.T) {
 		t.Errorf("the kubelet (clientCAFile %s) would refuse the API server's client certificate: %v", p.CACert, err)
 	}
 }
+
+// TestWriteRemoteKubeconfig: a second node's kube-proxy gets the admin's token and the bed's
+// CA with the API server at the first node's link address, mode 0600.
+func TestWriteRemoteKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	p, err := newPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Bed{pki: p}
+	const server = "https://192.0.2.1:6443"
+	path := filepath.Join(dir, "kubeconfig")
+	if err := b.WriteRemoteKubeconfig(path, server); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatalf("load kubeconfig: %v", err)
+	}
+	if cfg.Host != server || string(cfg.CAData) != string(p.caPEM) || cfg.BearerToken != p.Token {
+		t.Errorf("host %q (want %s), CA from the bed: %v, admin token: %v", cfg.Host, server, string(cfg.CAData) == string(p.caPEM), cfg.BearerToken == p.Token)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v (err %v), want 0600", st.Mode().Perm(), err)
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -157,15 +156,7 @@ const (
 func shareKubeProxyFor(ctx context.Context, t *testing.T, b *bed.Bed, peer nodeSpec, shared string) {
 	t.Helper()
 	n := waitNodeNamed(ctx, t, b.Client, peer.name, "registered with a pod range", hasPodRange)
-	admin, err := os.ReadFile(b.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := strings.Replace(string(admin), "server: "+bed.APIServerURL, "server: "+firstNodeServer(), 1)
-	if kc == string(admin) {
-		t.Fatalf("%s: no server %s to point at %s", b.Kubeconfig, bed.APIServerURL, firstNodeServer())
-	}
-	if err := os.WriteFile(filepath.Join(shared, sharedKubeProxyKubeconfig), []byte(kc), 0o600); err != nil {
+	if err := b.WriteRemoteKubeconfig(filepath.Join(shared, sharedKubeProxyKubeconfig), firstNodeServer()); err != nil {
 		t.Fatal(err)
 	}
 	shareFile(t, shared, sharedPodCIDR, []byte(n.Spec.PodCIDRs[0]))
