@@ -78,6 +78,9 @@ func writeBridgeConflist(t *testing.T, podCIDR string) string {
 // syncCount matches kube-proxy's count of completed syncs in its metrics.
 var syncCount = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_duration_seconds_count(?:\{[^}]*\})? (\S+)$`)
 
+// syncSum matches the sum of kube-proxy's sync durations (seconds) in its metrics.
+var syncSum = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_duration_seconds_sum(?:\{[^}]*\})? (\S+)$`)
+
 // startKubeProxy runs kube-proxy --proxy-mode=ipvs (through bench.KubeProxyConfig) as the
 // node named node, with the kubeconfig (the bed's admin one), and waits for its first
 // completed sync.
@@ -93,6 +96,7 @@ func startKubeProxy(ctx context.Context, t *testing.T, e env, kubeconfig, node s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Stop(20 * time.Second) })
+	t.Cleanup(func() { keepKubeProxyMetrics(t, e.logDir) }) // runs before the Stop above
 	client := &http.Client{Timeout: 5 * time.Second}
 	if err := pollFor(ctx, 10*time.Minute, p, func() error {
 		n, err := kubeProxySyncs(ctx, client)
@@ -111,23 +115,75 @@ func startKubeProxy(ctx context.Context, t *testing.T, e env, kubeconfig, node s
 
 // kubeProxySyncs reads how many syncs kube-proxy has completed from its metrics.
 func kubeProxySyncs(ctx context.Context, c *http.Client) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, kubeProxyMetrics, nil)
+	page, err := kubeProxyMetricsPage(ctx, c)
 	if err != nil {
 		return 0, err
 	}
+	return parseSyncCount(page)
+}
+
+// kubeProxyMetricsPage GETs kube-proxy's metrics page.
+func kubeProxyMetricsPage(ctx context.Context, c *http.Client) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, kubeProxyMetrics, nil)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", kubeProxyMetrics, err)
+		return nil, fmt.Errorf("read %s: %w", kubeProxyMetrics, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: %s", kubeProxyMetrics, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", kubeProxyMetrics, resp.Status)
 	}
-	return parseSyncCount(data)
+	return data, nil
+}
+
+// keepKubeProxyMetrics saves kube-proxy's last metrics page in logDir (kube-proxy-metrics.txt)
+// and logs its syncs' count and mean duration: the comparison column's failures on a bound
+// (a spec's 30 s endpoint lag) are judged by how long kube-proxy's syncs took in that run.
+func keepKubeProxyMetrics(t *testing.T, logDir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	page, err := kubeProxyMetricsPage(ctx, &http.Client{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Logf("kube-proxy's metrics at the end: %v", err)
+		return
+	}
+	path := filepath.Join(logDir, "kube-proxy-metrics.txt")
+	if err := os.WriteFile(path, page, 0o644); err != nil {
+		t.Logf("keep kube-proxy's metrics: %v", err)
+	}
+	n, mean, err := parseSyncMean(page)
+	if err != nil {
+		t.Logf("kube-proxy's metrics in %s: %v", path, err)
+		return
+	}
+	t.Logf("kube-proxy: %.0f syncs, mean %.2f s (kubeproxy_sync_proxy_rules_duration_seconds; the page is in %s)", n, mean, path)
+}
+
+// parseSyncMean returns the count and mean duration (seconds) of kube-proxy's syncs from a
+// metrics page.
+func parseSyncMean(page []byte) (count, mean float64, err error) {
+	if count, err = parseSyncCount(page); err != nil {
+		return 0, 0, err
+	}
+	m := syncSum.FindSubmatch(page)
+	if m == nil {
+		return 0, 0, fmt.Errorf("no kubeproxy_sync_proxy_rules_duration_seconds_sum in the metrics")
+	}
+	sum, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("kubeproxy_sync_proxy_rules_duration_seconds_sum %q: %w", m[1], err)
+	}
+	if count == 0 {
+		return 0, 0, fmt.Errorf("no sync yet")
+	}
+	return count, sum / count, nil
 }
 
 // parseSyncCount returns kubeproxy_sync_proxy_rules_duration_seconds_count from a metrics page.

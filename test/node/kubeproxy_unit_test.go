@@ -68,3 +68,20 @@ func TestParseSyncCount(t *testing.T) {
 		})
 	}
 }
+
+func TestParseSyncMean(t *testing.T) {
+	page := "kubeproxy_sync_proxy_rules_duration_seconds_bucket{le=\"+Inf\"} 4\n" +
+		"kubeproxy_sync_proxy_rules_duration_seconds_sum 10\n" +
+		"kubeproxy_sync_proxy_rules_duration_seconds_count 4\n"
+	if n, mean, err := parseSyncMean([]byte(page)); err != nil || n != 4 || mean != 2.5 {
+		t.Errorf("parseSyncMean = %v, %v, %v; want 4, 2.5", n, mean, err)
+	}
+	for _, bad := range []string{
+		"kubeproxy_sync_proxy_rules_duration_seconds_count 4\n",
+		"kubeproxy_sync_proxy_rules_duration_seconds_sum 0\nkubeproxy_sync_proxy_rules_duration_seconds_count 0\n",
+	} {
+		if _, _, err := parseSyncMean([]byte(bad)); err == nil {
+			t.Errorf("parseSyncMean(%q): no error", bad)
+		}
+	}
+}
