@@ -40,6 +40,11 @@ const bridgeConflistName = "10-bridge.conflist"
 const kubeProxyMetrics = "http://127.0.0.1:10249/metrics"
 
 // bridgeConflist is the reference plugins' conflist over podCIDR, the Node's first pod range.
+// ipMasq stays off, as in kubevs's own conflist: the bridge plugin masquerades whatever leaves
+// the pod's own range, so a pod's traffic to a pod on the other node reached it from the node's
+// address, which a cluster network does not do (upstream's "preserve source pod IP" and the
+// Conntrack specs that look for the client pod's IP failed on two nodes). The bed routes every
+// node's pod range to its node (routePodRanges, shareRoutesFor), so nothing needs the masquerade.
 func bridgeConflist(podCIDR string) ([]byte, error) {
 	if podCIDR == "" {
 		return nil, fmt.Errorf("bridge conflist: empty pod range")
@@ -49,7 +54,7 @@ func bridgeConflist(podCIDR string) ([]byte, error) {
 		"name":       "k8s-pod-network",
 		"plugins": []map[string]any{
 			{
-				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":   "host-local",
 					"ranges": [][]map[string]any{{{"subnet": podCIDR}}},

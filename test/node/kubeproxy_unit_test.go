@@ -29,7 +29,7 @@ func TestBridgeConflist(t *testing.T) {
 		t.Errorf("plugins (-want +got):\n%s", diff)
 	}
 	var bridge struct {
-		IsGateway, HairpinMode bool
+		IsGateway, HairpinMode, IPMasq bool
 		IPAM                   struct {
 			Type   string
 			Ranges [][]struct{ Subnet string }
@@ -38,7 +38,7 @@ func TestBridgeConflist(t *testing.T) {
 	if err := json.Unmarshal(conf.Plugins[0].Bytes, &bridge); err != nil {
 		t.Fatal(err)
 	}
-	if !bridge.IsGateway || !bridge.HairpinMode || bridge.IPAM.Type != "host-local" ||
+	if !bridge.IsGateway || !bridge.HairpinMode || bridge.IPMasq || bridge.IPAM.Type != "host-local" ||
 		len(bridge.IPAM.Ranges) != 1 || len(bridge.IPAM.Ranges[0]) != 1 || bridge.IPAM.Ranges[0][0].Subnet != "10.244.0.0/24" {
 		t.Errorf("bridge plugin config: %+v\n%s", bridge, conf.Plugins[0].Bytes)
 	}
