@@ -28,7 +28,9 @@
 # passed, 0 failed, 20 skipped by their node-count guards in each, spec for spec the same
 # (-kube-proxy-2.txt; kubevs -3 and -4 merged into -kubevs-full.txt). kubevs on two nodes
 # (UPSTREAM_NODES=2): the 19 two-node specs all passed (-2node-1.txt, -2node-2.txt), 51/0/1
-# in all (-kubevs-two-nodes.txt). Still to run: kube-proxy on two nodes.
+# in all (-kubevs-two-nodes.txt). kube-proxy on two nodes (three runs, -kube-proxy-2node-1..3.txt;
+# the bridge conflist lost ipMasq after the second): 47/4/1 in all (-kube-proxy-two-nodes.txt),
+# the 4 failures each a spec's time bound its 16-32 s syncs in the emulated guests missed.
 #
 # Environment:
 #   UPSTREAM_PROXIER=NAME     kubevs (default: kubectl apply -f kubevs.yaml) or kube-proxy (the
