@@ -99,6 +99,20 @@ func syncCount(ctx context.Context, url string) (float64, error) {
 	return v, err
 }
 
+// KubeProxySyncs reads a metrics page's IPv4 sync histogram (kube-proxy's, which
+// kubevs-proxier exports too): how many syncs and their total seconds. found is false until
+// the first sync; a count without its sum is an error.
+func KubeProxySyncs(text string) (count, seconds float64, found bool, err error) {
+	if count, found, err = MetricSum(text, kubeProxySync+"_count", ipv4); err != nil || !found {
+		return 0, 0, found, err
+	}
+	seconds, hasSum, err := MetricSum(text, kubeProxySync+"_sum", ipv4)
+	if err == nil && !hasSum {
+		err = fmt.Errorf("metric %s_count without its _sum", kubeProxySync)
+	}
+	return count, seconds, true, err
+}
+
 // fullSyncs reads how many full syncs a proxier did and their total seconds: kubevs's
 // kubevs_sync_duration_seconds{mode="full"} when it exports it, else kube-proxy's IPv4 sync
 // histogram (every kube-proxy IPVS sync is a full one). None yet is 0, 0.

@@ -97,3 +97,15 @@ func TestSyncCount(t *testing.T) {
 		t.Errorf("resyncReads (kube-proxy) = %v, %v, %v; want 0, 0, nil", n, sec, err)
 	}
 }
+
+func TestKubeProxySyncs(t *testing.T) {
+	if n, s, found, err := KubeProxySyncs(exposition); err != nil || !found || n != 42 || s != 1.25 {
+		t.Errorf("KubeProxySyncs = %v, %v, %v, %v; want the IPv4 family's 42 syncs, 1.25 s", n, s, found, err)
+	}
+	if _, _, found, err := KubeProxySyncs("kubevs_sync_duration_seconds_count{mode=\"full\"} 2\n"); found || err != nil {
+		t.Errorf("no histogram: found %v, err %v; want not found, no error", found, err)
+	}
+	if _, _, _, err := KubeProxySyncs("kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} 4\n"); err == nil {
+		t.Error("a count without its sum: no error")
+	}
+}

@@ -18,8 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -79,12 +77,6 @@ func writeBridgeConflist(t *testing.T, podCIDR string) string {
 	}
 	return path
 }
-
-// syncCount matches kube-proxy's count of completed syncs in its metrics.
-var syncCount = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_duration_seconds_count(?:\{[^}]*\})? (\S+)$`)
-
-// syncSum matches the sum of kube-proxy's sync durations (seconds) in its metrics.
-var syncSum = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_duration_seconds_sum(?:\{[^}]*\})? (\S+)$`)
 
 // startKubeProxy runs kube-proxy --proxy-mode=ipvs (through bench.KubeProxyConfig) as the
 // node named node, with the kubeconfig (the bed's admin one), and waits for its first
@@ -171,37 +163,30 @@ func keepKubeProxyMetrics(t *testing.T, logDir string) {
 	t.Logf("kube-proxy: %.0f syncs, mean %.2f s (kubeproxy_sync_proxy_rules_duration_seconds; the page is in %s)", n, mean, path)
 }
 
-// parseSyncMean returns the count and mean duration (seconds) of kube-proxy's syncs from a
-// metrics page.
+// parseSyncMean returns the count and mean duration (seconds) of kube-proxy's IPv4 syncs
+// from a metrics page (bench.KubeProxySyncs).
 func parseSyncMean(page []byte) (count, mean float64, err error) {
-	if count, err = parseSyncCount(page); err != nil {
+	count, seconds, found, err := bench.KubeProxySyncs(string(page))
+	if err != nil {
 		return 0, 0, err
 	}
-	m := syncSum.FindSubmatch(page)
-	if m == nil {
-		return 0, 0, fmt.Errorf("no kubeproxy_sync_proxy_rules_duration_seconds_sum in the metrics")
+	if !found || count == 0 {
+		return 0, 0, fmt.Errorf("no sync yet in kube-proxy's metrics")
 	}
-	sum, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		return 0, 0, fmt.Errorf("kubeproxy_sync_proxy_rules_duration_seconds_sum %q: %w", m[1], err)
-	}
-	if count == 0 {
-		return 0, 0, fmt.Errorf("no sync yet")
-	}
-	return count, sum / count, nil
+	return count, seconds / count, nil
 }
 
-// parseSyncCount returns kubeproxy_sync_proxy_rules_duration_seconds_count from a metrics page.
+// parseSyncCount returns how many IPv4 syncs kube-proxy has completed from a metrics page;
+// a page without the histogram is an error.
 func parseSyncCount(page []byte) (float64, error) {
-	m := syncCount.FindSubmatch(page)
-	if m == nil {
-		return 0, fmt.Errorf("no kubeproxy_sync_proxy_rules_duration_seconds_count in the metrics")
-	}
-	n, err := strconv.ParseFloat(string(m[1]), 64)
+	count, _, found, err := bench.KubeProxySyncs(string(page))
 	if err != nil {
-		return 0, fmt.Errorf("kubeproxy_sync_proxy_rules_duration_seconds_count %q: %w", m[1], err)
+		return 0, err
 	}
-	return n, nil
+	if !found {
+		return 0, fmt.Errorf("no kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} in the metrics")
+	}
+	return count, nil
 }
 
 // What the first node shares for the second's kube-proxy in a two-node run: the admin

@@ -54,10 +54,12 @@ func TestParseSyncCount(t *testing.T) {
 		wantErr    bool
 	}{
 		{name: "synced", page: "# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram\n" +
-			"kubeproxy_sync_proxy_rules_duration_seconds_bucket{le=\"+Inf\"} 3\n" +
-			"kubeproxy_sync_proxy_rules_duration_seconds_sum 0.25\n" +
-			"kubeproxy_sync_proxy_rules_duration_seconds_count 3\n", want: 3},
-		{name: "not yet", page: "kubeproxy_sync_proxy_rules_duration_seconds_count 0\n", want: 0},
+			"kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family=\"IPv4\",le=\"+Inf\"} 3\n" +
+			"kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family=\"IPv4\"} 0.25\n" +
+			"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} 3\n" +
+			"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv6\"} 2\n", want: 3},
+		{name: "not yet", page: "kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family=\"IPv4\"} 0\n" +
+			"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} 0\n", want: 0},
 		{name: "no histogram yet", page: "kubeproxy_sync_proxy_rules_last_timestamp_seconds 0\n", wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,15 +72,20 @@ func TestParseSyncCount(t *testing.T) {
 }
 
 func TestParseSyncMean(t *testing.T) {
-	page := "kubeproxy_sync_proxy_rules_duration_seconds_bucket{le=\"+Inf\"} 4\n" +
-		"kubeproxy_sync_proxy_rules_duration_seconds_sum 10\n" +
-		"kubeproxy_sync_proxy_rules_duration_seconds_count 4\n"
+	// kube-proxy's idle IPv6 proxier syncs too (30 syncs beside 46 in the two-node run): only
+	// the IPv4 family counts.
+	page := "kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family=\"IPv4\",le=\"+Inf\"} 4\n" +
+		"kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family=\"IPv4\"} 10\n" +
+		"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} 4\n" +
+		"kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family=\"IPv6\"} 30\n" +
+		"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv6\"} 3\n"
 	if n, mean, err := parseSyncMean([]byte(page)); err != nil || n != 4 || mean != 2.5 {
 		t.Errorf("parseSyncMean = %v, %v, %v; want 4, 2.5", n, mean, err)
 	}
 	for _, bad := range []string{
-		"kubeproxy_sync_proxy_rules_duration_seconds_count 4\n",
-		"kubeproxy_sync_proxy_rules_duration_seconds_sum 0\nkubeproxy_sync_proxy_rules_duration_seconds_count 0\n",
+		"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} 4\n",
+		"kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family=\"IPv6\"} 9\nkubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv6\"} 4\n",
+		"kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family=\"IPv4\"} 0\nkubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} 0\n",
 	} {
 		if _, _, err := parseSyncMean([]byte(bad)); err == nil {
 			t.Errorf("parseSyncMean(%q): no error", bad)
