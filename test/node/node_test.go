@@ -377,17 +377,17 @@ func manifestFor(t *testing.T, e env, host string) string {
 }
 
 // nodeReady is a waitNode check: the Node's Ready condition is True.
-// hasPodRange fails until the Node has its spec.podCIDRs.
-func hasPodRange(n *corev1.Node) error {
-	if len(n.Spec.PodCIDRs) == 0 {
-		return errors.New("no spec.podCIDRs yet")
+func nodeReady(n *corev1.Node) error {
+	if c := condition(n, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
+		return fmt.Errorf("Ready condition %+v", c)
 	}
 	return nil
 }
 
-func nodeReady(n *corev1.Node) error {
-	if c := condition(n, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
-		return fmt.Errorf("Ready condition %+v", c)
+// hasPodRange is a waitNode check: the Node has its spec.podCIDRs.
+func hasPodRange(n *corev1.Node) error {
+	if len(n.Spec.PodCIDRs) == 0 {
+		return errors.New("no spec.podCIDRs yet")
 	}
 	return nil
 }
