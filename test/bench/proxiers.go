@@ -36,6 +36,8 @@ type Proxier struct {
 	// GoroutinesURL, if set, serves a goroutine dump (pprof, debug=2): the harness saves one
 	// into the log dir when the proxier misses a deadline, to show where it is stuck.
 	GoroutinesURL string
+	// ProfileURL, if set, serves Go's CPU profile (Config.Profile).
+	ProfileURL string
 }
 
 // KubeProxyConfig is the KubeProxyConfiguration kube-proxy runs with: IPVS mode, rr, the
@@ -69,20 +71,26 @@ func KubeProxy(binary, dir string, b *bed.Bed) (Proxier, error) {
 	}
 	return Proxier{
 		Name: KubeProxyName, Binary: binary, MetricsURL: metricsURL,
-		GoroutinesURL: goroutinesURL,
-		Args:          []string{"--config=" + path, "--v=2"}, // V(2) logs each sync and its duration
-		CleanupArgs:   []string{"--config=" + path, "--cleanup"},
+		GoroutinesURL: goroutinesURL, ProfileURL: profileURL,
+		Args:        []string{"--config=" + path, "--v=2"}, // V(2) logs each sync and its duration
+		CleanupArgs: []string{"--config=" + path, "--cleanup"},
 	}, nil
 }
 
-// Kubevs is kubevs-proxier with its defaults: only the kubeconfig and node name are given.
-func Kubevs(binary string, b *bed.Bed) Proxier {
+// Kubevs is kubevs-proxier with its defaults: only the kubeconfig and node name are given,
+// and --profiling when profiling (Go's profiles on the metrics address).
+func Kubevs(binary string, b *bed.Bed, profiling bool) Proxier {
 	common := []string{"--kubeconfig=" + b.Kubeconfig, "--node-name=" + b.NodeName()}
-	return Proxier{
+	p := Proxier{
 		Name: KubevsName, Binary: binary, MetricsURL: metricsURL,
 		Args:        common,
 		CleanupArgs: append([]string{"--cleanup"}, common...),
 	}
+	if profiling {
+		p.Args = append(p.Args[:len(p.Args):len(p.Args)], "--profiling")
+		p.ProfileURL = profileURL
+	}
+	return p
 }
 
 // Version asks the binary for its version (--version), for the report.

@@ -43,6 +43,9 @@ type Config struct {
 	Progress func(*Report)
 	// LogDir receives the proxiers' logs.
 	LogDir string
+	// Profile, when positive, saves CPU profiles of each proxier that serves them into
+	// LogDir: its first Profile after the start (the cold sync) and the idle period.
+	Profile time.Duration
 }
 
 // Poll intervals: a change is polled with one targeted GET every changePoll; the cold sync
@@ -143,6 +146,8 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	ctx, cancel := watchExit(ctx, proc)
 	defer cancel()
 	t0 := time.Now()
+	coldProfile := profile(ctx, cfg, p, "cold", cfg.Profile)
+	defer func() { res.Note = joinNote(res.Note, coldProfile()) }()
 
 	// 1. Cold sync: every virtual server, then every real server and the first sync the
 	// proxier reports (kube-proxy goes on with ipset and iptables work after its last
@@ -270,11 +275,13 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	if err != nil {
 		return err
 	}
+	idleProfile := profile(ctx, cfg, p, "idle", cfg.Idle)
 	select {
 	case <-ctx.Done():
 		return exitCause(ctx.Err(), proc)
 	case <-time.After(cfg.Idle):
 	}
+	res.Note = joinNote(res.Note, idleProfile())
 	to, err := ReadProc(proc.PID())
 	if err != nil {
 		return err

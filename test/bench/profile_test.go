@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A proxier that starts serving only after the profile was first asked for: SaveProfile
+// asks again until it answers, with the duration in whole seconds, and writes the body.
+func TestSaveProfileWaitsForTheServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // refused until the server below starts
+
+	got := make(chan string, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.RawQuery
+		_, _ = w.Write([]byte("pprof-bytes"))
+	})}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	path := filepath.Join(t.TempDir(), ProfileFile(KubeProxyName, "cold"))
+	if err := SaveProfile(context.Background(), "http://"+addr+"/debug/pprof/profile", path, 1500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if q := <-got; q != "seconds=2" {
+		t.Errorf("query %q, want seconds=2", q)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != "pprof-bytes" {
+		t.Errorf("profile file %q, %v", b, err)
+	}
+	if filepath.Base(path) != "kube-proxy-ipvs-cold.pprof" {
+		t.Errorf("file name %s", filepath.Base(path))
+	}
+}
+
+// A server that answers with an error is not asked again: the error names the status.
+func TestSaveProfileRefused(t *testing.T) {
+	srv := &http.Server{Handler: http.NotFoundHandler()}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	path := filepath.Join(t.TempDir(), "p.pprof")
+	err = SaveProfile(context.Background(), "http://"+ln.Addr().String()+"/debug/pprof/profile", path, time.Second)
+	if err == nil {
+		t.Fatal("no error for a 404")
+	}
+	if _, statErr := os.Stat(path); !os.IsNotExist(statErr) {
+		t.Errorf("a file was written: %v", statErr)
+	}
+	t.Log(err)
+}
+
+// Without Profile, or for a proxier that serves no profile, nothing is taken.
+func TestProfileOff(t *testing.T) {
+	p := Proxier{Name: KubevsName, ProfileURL: profileURL}
+	if note := profile(context.Background(), Config{}, p, "cold", time.Second)(); note != "" {
+		t.Errorf("note %q with profiling off", note)
+	}
+	if note := profile(context.Background(), Config{Profile: time.Second}, Proxier{Name: KubevsName}, "cold", time.Second)(); note != "" {
+		t.Errorf("note %q for a proxier without a profile URL", note)
+	}
+}
