@@ -118,20 +118,6 @@ func toDestination(k Key, rs RealServer) (*libipvs.Destination, error) {
 	}, nil
 }
 
-func fromDestination(d *libipvs.Destination) (RealServer, bool) {
-	addr, ok := netip.AddrFromSlice(d.Address)
-	if !ok {
-		return RealServer{}, false
-	}
-	return RealServer{
-		Address:       addr.Unmap(),
-		Port:          d.Port,
-		Weight:        d.Weight,
-		ActiveConns:   d.ActiveConnections,
-		InactiveConns: d.InactiveConnections,
-	}, true
-}
-
 // Errno meanings differ by command (see net/netfilter/ipvs/ip_vs_ctl.c): ESRCH always means
 // the virtual server is absent; ENOENT means an absent real server for destination commands
 // but an unknown scheduler (no ip_vs_<name> module) when adding or editing a service.

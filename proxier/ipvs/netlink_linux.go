@@ -14,8 +14,9 @@ import (
 // linuxIPVS programs the kernel's IPVS table over generic netlink, in the network namespace
 // the calling thread was in when New ran.
 type linuxIPVS struct {
-	mu     sync.Mutex // one request on the socket at a time
+	mu     sync.Mutex // one request on the sockets at a time
 	h      *libipvs.Handle
+	dests  *destReader // lists real servers (dump_linux.go)
 	sleep  func(time.Duration)
 	closed bool
 }
@@ -33,11 +34,17 @@ func New() (Interface, error) {
 	}
 	// moby/ipvs only logs when the family is missing; ask for it ourselves so that a kernel
 	// without IPVS is an error here rather than odd replies later.
-	if _, err := netlink.GenlFamilyGet("IPVS"); err != nil {
+	fam, err := netlink.GenlFamilyGet("IPVS")
+	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("find the IPVS generic netlink family (is ip_vs in the kernel?): %w", err)
 	}
-	return &linuxIPVS{h: h, sleep: time.Sleep}, nil
+	dests, err := newDestReader(fam.ID)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &linuxIPVS{h: h, dests: dests, sleep: time.Sleep}, nil
 }
 
 // Close releases the netlink socket; the value must not be used afterwards.
@@ -46,6 +53,7 @@ func (l *linuxIPVS) Close() error {
 	defer l.mu.Unlock()
 	if !l.closed {
 		l.h.Close()
+		l.dests.close()
 		l.closed = true
 	}
 	return nil
@@ -177,22 +185,16 @@ func (l *linuxIPVS) RealServers(k Key) ([]RealServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list real servers of %s: %w", k, err)
 	}
-	var dests []*libipvs.Destination
+	var out []RealServer
 	err = l.do(func() (err error) {
-		dests, err = l.h.GetDestinations(s)
-		if err == nil && len(dests) == 0 {
+		out, err = l.dests.realServers(k)
+		if err == nil && len(out) == 0 {
 			_, err = l.h.GetService(s)
 		}
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list real servers of %s: %w", k, mapErr(err, serviceCmd))
-	}
-	out := make([]RealServer, 0, len(dests))
-	for _, d := range dests {
-		if rs, ok := fromDestination(d); ok {
-			out = append(out, rs)
-		}
 	}
 	return out, nil
 }

@@ -1,0 +1,258 @@
+package ipvs
+
+// A periodic resync lists the real servers of every virtual server: one dump per virtual
+// server, the only way the kernel answers IPVS_CMD_GET_DEST. moby/ipvs opens each answer in
+// a fresh 64 KiB buffer (two per dump) and decodes attributes into slices, so at 10,000
+// virtual servers a read churned over a GiB through the allocator and the garbage
+// collector. destReader asks the same question over a socket of its own with one request
+// buffer and one receive buffer reused for every dump, and decodes the answer in place.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Generic netlink and IPVS numbers from include/uapi/linux/{genetlink,ip_vs}.h.
+const (
+	genlHdrLen      = 4
+	ipvsGenlVersion = 1
+	ipvsCmdGetDest  = 8
+
+	ipvsCmdAttrService = 1
+	ipvsCmdAttrDest    = 2
+
+	ipvsSvcAttrAF       = 1
+	ipvsSvcAttrProtocol = 2
+	ipvsSvcAttrAddr     = 3
+	ipvsSvcAttrPort     = 4
+
+	ipvsDestAttrAddr        = 1
+	ipvsDestAttrPort        = 2
+	ipvsDestAttrWeight      = 4
+	ipvsDestAttrActiveConns = 7
+	ipvsDestAttrInactConns  = 8
+	ipvsDestAttrAddrFamily  = 11
+
+	nlaTypeMask = 0x3fff // NLA_TYPE_MASK: without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+)
+
+// The receive buffer holds any one answer (the kernel fills at most 32 KiB a read); a read
+// that gets nothing for destRecvTimeout fails rather than hang the resync.
+const (
+	destRecvBufSize          = 64 << 10
+	destRecvTimeout          = 30 * time.Second
+	errTruncatedDestReplyMsg = "truncated reply"
+)
+
+// destReader dumps the real servers of one virtual server at a time over its own generic
+// netlink socket. It is not safe for concurrent use (linuxIPVS holds its lock around it).
+type destReader struct {
+	fd     int
+	family uint16 // the IPVS generic netlink family's id
+	seq    uint32
+	req    []byte
+	buf    []byte
+}
+
+// newDestReader opens the socket in the calling thread's network namespace.
+func newDestReader(family uint16) (*destReader, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_GENERIC)
+	if err != nil {
+		return nil, fmt.Errorf("open generic netlink socket: %w", err)
+	}
+	tv := unix.NsecToTimeval(destRecvTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("set the receive timeout of the generic netlink socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind generic netlink socket: %w", err)
+	}
+	return &destReader{fd: fd, family: family, buf: make([]byte, destRecvBufSize)}, nil
+}
+
+func (d *destReader) close() { unix.Close(d.fd) }
+
+// realServers dumps k's real servers. An absent k answers like one with no real server:
+// the caller tells them apart.
+func (d *destReader) realServers(k Key) ([]RealServer, error) {
+	d.seq++
+	var err error
+	if d.req, err = appendGetDest(d.req[:0], d.family, d.seq, k); err != nil {
+		return nil, err
+	}
+	if err := unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, fmt.Errorf("send the real servers' dump request: %w", err)
+	}
+	var out []RealServer
+	for {
+		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("receive the real servers' dump: %w", err)
+		}
+		var done bool
+		out, done, err = parseDestReply(d.buf[:n], d.seq, k.Address.Unmap().Is4(), out)
+		if err != nil || done {
+			return out, err
+		}
+	}
+}
+
+// appendGetDest appends to b an IPVS_CMD_GET_DEST dump request for k.
+func appendGetDest(b []byte, genlID uint16, seq uint32, k Key) ([]byte, error) {
+	proto, ok := protocols[k.Protocol]
+	addr := k.Address.Unmap()
+	if !ok || !addr.IsValid() {
+		return b, fmt.Errorf("list real servers of %s: not a virtual server kubevs can describe", k)
+	}
+	start := len(b)
+	b = binary.NativeEndian.AppendUint32(b, 0) // nlmsg_len, set below
+	b = binary.NativeEndian.AppendUint16(b, genlID)
+	b = binary.NativeEndian.AppendUint16(b, unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	b = binary.NativeEndian.AppendUint32(b, seq)
+	b = binary.NativeEndian.AppendUint32(b, 0) // the kernel's port id
+	b = append(b, ipvsCmdGetDest, ipvsGenlVersion, 0, 0)
+	svc := len(b)
+	b = appendAttr(b, ipvsCmdAttrService, nil)
+	b = appendAttr(b, ipvsSvcAttrAF, binary.NativeEndian.AppendUint16(nil, family(addr)))
+	b = appendAttr(b, ipvsSvcAttrProtocol, binary.NativeEndian.AppendUint16(nil, proto))
+	b = appendAttr(b, ipvsSvcAttrAddr, addr.AsSlice())
+	b = appendAttr(b, ipvsSvcAttrPort, binary.BigEndian.AppendUint16(nil, k.Port))
+	binary.NativeEndian.PutUint16(b[svc:], uint16(len(b)-svc))
+	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
+	return b, nil
+}
+
+// appendAttr appends a netlink attribute, padded to 4 bytes. A nested attribute is opened
+// with a nil value; its length is set by the caller once its members are appended.
+func appendAttr(b []byte, typ uint16, v []byte) []byte {
+	b = binary.NativeEndian.AppendUint16(b, uint16(unix.SizeofNlAttr+len(v)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, v...)
+	for len(b)%unix.NLA_ALIGNTO != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// parseDestReply decodes one received buffer of a real servers' dump with sequence number
+// seq, appending to out; done is set by the dump's end. Messages of other sequence numbers
+// (a late answer to an earlier request) are skipped.
+func parseDestReply(b []byte, seq uint32, v4 bool, out []RealServer) (_ []RealServer, done bool, _ error) {
+	for len(b) > 0 {
+		if len(b) < unix.SizeofNlMsghdr {
+			return out, false, errors.New("real servers' dump: " + errTruncatedDestReplyMsg)
+		}
+		n := int(binary.NativeEndian.Uint32(b))
+		typ := binary.NativeEndian.Uint16(b[4:])
+		if n < unix.SizeofNlMsghdr || n > len(b) {
+			return out, false, fmt.Errorf("real servers' dump: message length %d of %d bytes", n, len(b))
+		}
+		msg := b[unix.SizeofNlMsghdr:n]
+		if binary.NativeEndian.Uint32(b[8:]) == seq {
+			switch typ {
+			case unix.NLMSG_DONE: // carries the dump's own error, 0 when it ended well
+				if len(msg) >= 4 {
+					if errno := int32(binary.NativeEndian.Uint32(msg)); errno < 0 {
+						return out, false, unix.Errno(-errno)
+					}
+				}
+				return out, true, nil
+			case unix.NLMSG_ERROR:
+				if len(msg) < 4 {
+					return out, false, errors.New("real servers' dump: " + errTruncatedDestReplyMsg)
+				}
+				if errno := int32(binary.NativeEndian.Uint32(msg)); errno != 0 {
+					return out, false, unix.Errno(-errno)
+				}
+				return out, true, nil
+			case unix.NLMSG_NOOP, unix.NLMSG_OVERRUN:
+			default:
+				rs, ok, err := parseDest(msg, v4)
+				if err != nil {
+					return out, false, err
+				}
+				if ok {
+					out = append(out, rs)
+				}
+			}
+		}
+		b = b[min(nlmAlign(n), len(b)):]
+	}
+	return out, false, nil
+}
+
+func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+
+// parseDest decodes one IPVS_CMD_NEW_DEST message (the genl header, then the nested
+// destination). ok is false for a destination without an address or port.
+func parseDest(msg []byte, v4 bool) (rs RealServer, ok bool, err error) {
+	if len(msg) < genlHdrLen {
+		return rs, false, errors.New("real server: " + errTruncatedDestReplyMsg)
+	}
+	var dest []byte
+	if err := walkAttrs(msg[genlHdrLen:], func(typ uint16, v []byte) {
+		if typ == ipvsCmdAttrDest {
+			dest = v
+		}
+	}); err != nil {
+		return rs, false, err
+	}
+	var addr []byte
+	hasPort := false
+	family := uint16(unix.AF_INET6)
+	if v4 {
+		family = unix.AF_INET
+	}
+	err = walkAttrs(dest, func(typ uint16, v []byte) {
+		switch {
+		case typ == ipvsDestAttrAddr:
+			addr = v
+		case typ == ipvsDestAttrPort && len(v) >= 2:
+			rs.Port, hasPort = binary.BigEndian.Uint16(v), true
+		case typ == ipvsDestAttrWeight && len(v) >= 4:
+			rs.Weight = int(int32(binary.NativeEndian.Uint32(v)))
+		case typ == ipvsDestAttrActiveConns && len(v) >= 4:
+			rs.ActiveConns = int(binary.NativeEndian.Uint32(v))
+		case typ == ipvsDestAttrInactConns && len(v) >= 4:
+			rs.InactiveConns = int(binary.NativeEndian.Uint32(v))
+		case typ == ipvsDestAttrAddrFamily && len(v) >= 2:
+			family = binary.NativeEndian.Uint16(v)
+		}
+	})
+	if err != nil {
+		return rs, false, err
+	}
+	switch {
+	case family == unix.AF_INET && len(addr) >= 4:
+		rs.Address = netip.AddrFrom4([4]byte(addr[:4]))
+	case family == unix.AF_INET6 && len(addr) >= 16:
+		rs.Address = netip.AddrFrom16([16]byte(addr[:16])).Unmap()
+	default:
+		return RealServer{}, false, nil
+	}
+	return rs, hasPort, nil
+}
+
+// walkAttrs calls fn with each attribute of b (type without the nested and byte order
+// flags, value without padding).
+func walkAttrs(b []byte, fn func(typ uint16, v []byte)) error {
+	for len(b) >= unix.SizeofNlAttr {
+		n := int(binary.NativeEndian.Uint16(b))
+		if n < unix.SizeofNlAttr || n > len(b) {
+			return fmt.Errorf("real servers' dump: attribute length %d of %d bytes", n, len(b))
+		}
+		fn(binary.NativeEndian.Uint16(b[2:])&nlaTypeMask, b[unix.SizeofNlAttr:n])
+		b = b[min((n+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1), len(b)):]
+	}
+	return nil
+}
