@@ -77,6 +77,7 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 		}
 		tables, rulesErr = r.repairRules(verified)
 		errs = append(errs, rulesErr)
+		r.ensureLocalnet(ctx, rulesErr) // its guard is in place: after a Start that failed to write it, too
 	}
 	drift := Drift{Sets: len(created), Rules: len(tables)}
 	var t touched

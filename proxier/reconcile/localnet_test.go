@@ -33,7 +33,7 @@ func (f *failingRules) Repair(family netfilter.Family, rs netfilter.Ruleset) ([]
 
 // TestRouteLocalnetOnlyAfterItsGuard: with loopback NodePorts asked for, route_localnet=1 is
 // set only once the rules holding the localnet guard (CVE-2020-8558) are in the kernel:
-// not when writing them failed, and then by the retry that writes them.
+// not when writing them failed, and then by the Resync that writes them.
 func TestRouteLocalnetOnlyAfterItsGuard(t *testing.T) {
 	sysctls := fixture.Sysctls()
 	sysctls[desired.RouteLocalnetSysctl] = "0"
@@ -56,7 +56,7 @@ func TestRouteLocalnetOnlyAfterItsGuard(t *testing.T) {
 		t.Errorf("vs/conntrack = %s: the other sysctls must not wait for the rules", got)
 	}
 	rules.err = nil
-	must(t, r.SetOptions(c, o))
+	must(t, r.Resync(c, all(t)))
 	if got, _ := f.sysctl.Get(desired.RouteLocalnetSysctl); got != "1" {
 		t.Errorf("route_localnet = %s after the guard rule was written, want 1", got)
 	}

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
+	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
 	"github.com/kubevs/kubevs/proxier/sysctl/sysctltest"
 )
 
@@ -585,5 +587,27 @@ func TestSetOptionsRewritesRulesOnlyWhenTheyChange(t *testing.T) {
 	f.checkOps(t, "masquerade-all", []string{"restore inet nat"})
 	if !strings.Contains(f.nf.Save(), "-A KUBE-CLUSTER-IP -j KUBE-MARK-MASQ") || strings.Contains(f.nf.Save(), "-s 10.244.0.0/16 -j RETURN") {
 		t.Errorf("rules after masquerade-all:\n%s", f.nf.Save())
+	}
+}
+
+// TestSetOptionsLeavesDriftToTheResync: options that keep the fixed state (NodePort
+// addresses) write no rule, even over rules someone flushed meanwhile; the Resync after
+// them repairs the flush and counts it as drift (the soak of 7 Dec found a flush repaired
+// by such a rewrite and counted nowhere).
+func TestSetOptionsLeavesDriftToTheResync(t *testing.T) {
+	f, r := startSynced(t, web)
+	c := ctx(t)
+	must(t, f.nf.Flush(ipset.IPv4, "nat", "KUBE-SERVICES"))
+	o := testOpts
+	o.NodePortAddresses = []netip.Addr{netip.MustParseAddr("192.168.1.10")}
+	must(t, r.SetOptions(c, o))
+	if n := f.nf.Calls(netfiltertest.OpEnsure); n != 0 {
+		t.Errorf("SetOptions with the same fixed state: %d rule writes, want 0", n)
+	}
+	f.reset()
+	must(t, r.Resync(c, all(t, web)))
+	f.checkOps(t, "resync", []string{"restore inet nat"})
+	if got := r.Drift().Rules; got != 1 {
+		t.Errorf("Drift.Rules = %d, want 1", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 
@@ -171,14 +172,21 @@ func (r *Reconciler) repairRules(verified map[ipset.Family][]string) ([]string, 
 
 // SetOptions changes the options of the desired state (cluster CIDRs, masquerade-all,
 // strict ARP, families) and rewrites the fixed rules, sets and sysctls if they changed.
-// The caller recomputes every Service and calls Resync afterwards.
+// The caller recomputes every Service and calls Resync afterwards. Options that leave the
+// fixed state as it was (NodePort addresses without loopback, most often) write nothing
+// here: the Resync verifies the fixed state, and repairs and counts as drift what someone
+// else changed meanwhile, which a rewrite here would have hidden.
 func (r *Reconciler) SetOptions(ctx context.Context, o desired.Options) error {
 	r.opts.Desired = o
 	r.invalidateRead()
 	if !r.started {
 		return nil
 	}
+	before := r.global
 	err := r.prepare(ctx, o)
+	if reflect.DeepEqual(before, r.global) {
+		return err
+	}
 	r.withdrawLocalnet(ctx) // before the rules lose its guard
 	rulesErr := r.ensureSetsAndRules(ctx)
 	if rulesErr == nil {
