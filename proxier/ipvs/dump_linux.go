@@ -67,17 +67,18 @@ func newDestReader(family uint16) (*destReader, error) {
 	}
 	tv := unix.NsecToTimeval(destRecvTimeout.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, fmt.Errorf("set the receive timeout of the generic netlink socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, fmt.Errorf("bind generic netlink socket: %w", err)
 	}
 	return &destReader{fd: fd, family: family, buf: make([]byte, destRecvBufSize)}, nil
 }
 
-func (d *destReader) close() { unix.Close(d.fd) }
+// close releases the socket; an error closing a netlink socket leaves nothing to undo.
+func (d *destReader) close() { _ = unix.Close(d.fd) }
 
 // realServers dumps k's real servers. An absent k answers like one with no real server:
 // the caller tells them apart.
