@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +34,7 @@ func SaveProfile(ctx context.Context, url, path string, d time.Duration) error {
 	defer cancel()
 	giveUp := time.Now().Add(profileRetry)
 	for {
-		body, err := fetchProfile(ctx, fmt.Sprintf("%s?seconds=%d", url, sec))
+		body, err := get(ctx, fmt.Sprintf("%s?seconds=%d", url, sec))
 		if err == nil {
 			if err := os.WriteFile(path, body, 0o644); err != nil {
 				return fmt.Errorf("write profile: %w", err)
@@ -44,7 +42,7 @@ func SaveProfile(ctx context.Context, url, path string, d time.Duration) error {
 			return nil
 		}
 		if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(giveUp) {
-			return err
+			return fmt.Errorf("profile %s: %w", url, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -52,26 +50,6 @@ func SaveProfile(ctx context.Context, url, path string, d time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func fetchProfile(ctx context.Context, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("profile %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("profile %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("profile %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return body, nil
 }
 
 // profile starts SaveProfile of p's phase in the background when cfg asks for profiles and

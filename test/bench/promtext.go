@@ -62,23 +62,32 @@ func labelsMatch(labels string, match map[string]string) bool {
 func scrape(ctx context.Context, url string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	body, err := get(ctx, url)
+	if err != nil {
+		return "", fmt.Errorf("scrape %s: %w", url, err)
+	}
+	return string(body), nil
+}
+
+// get returns the body of url, an error for any status but 200 OK.
+func get(ctx context.Context, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("scrape %s: %w", url, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("scrape %s: %w", url, err)
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("scrape %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
-	return string(body), nil
+	return body, nil
 }
 
 // kubeProxySync is the sync histogram of kube-proxy, which kubevs-proxier exports too; both
