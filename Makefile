@@ -114,8 +114,9 @@ upstream-e2e: deps
 # timed and bounded. Every fault runs at least once (the cold sync's SOAK_COLD Services only
 # once); KUBEVS_E2E_SOAK_FAULTS=churn,binary picks faults by name. soak-short is its two-minute
 # slice with a cold sync of 300 Services. SOAK_TIMEOUT bounds the guest's run: the guest's API
-# server is the wall for the 5,000 cold Services (6 Dec: created at 2.7-5 objects/s, 31-62 min
-# for 10,000; deleted at 6.8 slices/s and 1.8 Services/s, about 58 min at host load 7).
+# server is the wall for the 5,000 cold Services (7 Dec, quiet host: 10,000 objects created in
+# 11 min, deleted in 9-10 min, 27-29 min end to end; at host load 7 the API server was 3-6x
+# slower).
 SOAK_DURATION ?= 10m
 SOAK_SEED ?=
 SOAK_COLD ?= 5000
