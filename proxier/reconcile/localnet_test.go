@@ -133,3 +133,25 @@ func TestRouteLocalnetNeverLeftWithoutItsGuard(t *testing.T) {
 		}
 	})
 }
+
+// TestRouteLocalnetThatCannotBeSetIsOneDegradation: every Resync tries route_localnet again
+// once its guard is in; one the kernel refuses stays a single degradation, not one more per
+// Resync.
+func TestRouteLocalnetThatCannotBeSetIsOneDegradation(t *testing.T) {
+	sysctls := fixture.Sysctls()
+	delete(sysctls, desired.RouteLocalnetSysctl) // the fake refuses to set an unknown sysctl
+	fk := fixture.NewKernel(sysctls)
+	f := &fakes{ipvs: fk.IPVS, link: fk.Link, ipset: fk.IPSet, nf: fk.Netfilter, ct: fk.Conntrack, sysctl: fk.Sysctl}
+	o := testOpts
+	o.NodePortAddresses = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	r := New(f.kernel(), Options{Desired: o})
+	c := ctx(t)
+	must(t, r.Start(c))
+	for range 3 {
+		must(t, r.Resync(c, all(t)))
+	}
+	d := r.Degraded()
+	if len(d) != 1 || d[0].Step != "sysctl "+desired.RouteLocalnetSysctl {
+		t.Errorf("Degraded() = %v, want route_localnet once", d)
+	}
+}

@@ -209,9 +209,15 @@ func (r *Reconciler) ensureLocalnet(ctx context.Context, rulesErr error) {
 		if s.Name != desired.RouteLocalnetSysctl {
 			continue
 		}
+		// Every Resync tries again: one degradation, logged when it begins.
+		step := "sysctl " + s.Name
+		was := len(r.degraded)
+		r.degraded = slices.DeleteFunc(r.degraded, func(d Degradation) bool { return d.Step == step })
 		for name, err := range r.ensureSysctls(ctx, []desired.Sysctl{s}) {
 			r.degraded = append(r.degraded, Degradation{Step: "sysctl " + name, Err: err})
-			klog.FromContext(ctx).Error(err, "An optional sysctl cannot be set; going on without it", "sysctl", name)
+			if len(r.degraded) > was {
+				klog.FromContext(ctx).Error(err, "An optional sysctl cannot be set; going on without it", "sysctl", name)
+			}
 		}
 	}
 }
