@@ -146,8 +146,14 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	ctx, cancel := watchExit(ctx, proc)
 	defer cancel()
 	t0 := time.Now()
-	coldProfile := profile(ctx, cfg, p, "cold", cfg.Profile)
-	defer func() { res.Note = joinNote(res.Note, coldProfile()) }()
+	coldProfile, coldNoted := profile(ctx, cfg, p, "cold", cfg.Profile), false
+	noteCold := func() { // once: at the idle phase, or at the end of a run cut short
+		if !coldNoted {
+			coldNoted = true
+			res.Note = joinNote(res.Note, coldProfile())
+		}
+	}
+	defer noteCold()
 
 	// 1. Cold sync: every virtual server, then every real server and the first sync the
 	// proxier reports (kube-proxy goes on with ipset and iptables work after its last
@@ -270,7 +276,9 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		progress()
 	}
 
-	// 4. Idle.
+	// 4. Idle. One CPU profile at a time: the cold one may still run when the phases
+	// before were shorter than cfg.Profile.
+	noteCold()
 	from, err := ReadProc(proc.PID())
 	if err != nil {
 		return err
