@@ -52,6 +52,25 @@ func SaveProfile(ctx context.Context, url, path string, d time.Duration) error {
 	}
 }
 
+// heapProfile saves p's heap profile (in use and allocated since its start) as
+// NAME-heap.pprof in cfg.LogDir when cfg asks for profiles and p serves them, and returns
+// its note for the report.
+func heapProfile(ctx context.Context, cfg Config, p Proxier) string {
+	if cfg.Profile <= 0 || p.ProfileURL == "" {
+		return ""
+	}
+	name := ProfileFile(p.Name, "heap")
+	url := strings.TrimSuffix(p.ProfileURL, "profile") + "heap"
+	body, err := get(ctx, url)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(cfg.LogDir, name), body, 0o644)
+	}
+	if err != nil {
+		return fmt.Sprintf("heap profile not saved: %v", err)
+	}
+	return "heap profile in " + name
+}
+
 // profile starts SaveProfile of p's phase in the background when cfg asks for profiles and
 // p serves them; the returned wait blocks until it is done and returns its note for the
 // report ("" when nothing was taken).

@@ -82,3 +82,33 @@ func TestProfileOff(t *testing.T) {
 		t.Errorf("note %q for a proxier without a profile URL", note)
 	}
 }
+
+// The heap profile comes from /debug/pprof/heap beside the CPU profile's URL, without a
+// duration (which would make it a delta).
+func TestHeapProfile(t *testing.T) {
+	got := make(chan string, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.String()
+		_, _ = w.Write([]byte("heap-bytes"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	dir := t.TempDir()
+	p := Proxier{Name: KubevsName, ProfileURL: "http://" + ln.Addr().String() + "/debug/pprof/profile"}
+	if note := heapProfile(context.Background(), Config{Profile: time.Second, LogDir: dir}, p); note != "heap profile in kubevs-heap.pprof" {
+		t.Errorf("note %q", note)
+	}
+	if u := <-got; u != "/debug/pprof/heap" {
+		t.Errorf("asked %s, want /debug/pprof/heap", u)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "kubevs-heap.pprof")); err != nil || string(b) != "heap-bytes" {
+		t.Errorf("heap file %q, %v", b, err)
+	}
+	if note := heapProfile(context.Background(), Config{LogDir: dir}, p); note != "" {
+		t.Errorf("note %q with profiling off", note)
+	}
+}

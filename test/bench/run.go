@@ -185,7 +185,10 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		return fmt.Errorf("cold sync: %w", exitCause(err, proc))
 	}
 	for {
-		// A metrics page not served yet is polled again, as no sync reported.
+		// A metrics page not served yet is polled again, as no sync reported. A page that
+		// is slow to serve (kubevs's per-Service counters at 10,000 Services) is polled
+		// less often, so that the scrapes stay a small part of the proxier's CPU.
+		scraped := time.Now()
 		n, err := syncCount(coldCtx, p.MetricsURL)
 		if err == nil && n > 0 {
 			break
@@ -197,7 +200,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 				err = fmt.Errorf("%v syncs counted", n)
 			}
 			return fmt.Errorf("cold sync: no sync reported (last scrape: %w): %w", err, exitCause(coldCtx.Err(), proc))
-		case <-time.After(coldPoll):
+		case <-time.After(ScrapePause(time.Since(scraped))):
 		}
 		seen = time.Now()
 	}
@@ -290,6 +293,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	case <-time.After(cfg.Idle):
 	}
 	res.Note = joinNote(res.Note, idleProfile())
+	res.Note = joinNote(res.Note, heapProfile(ctx, cfg, p))
 	to, err := ReadProc(proc.PID())
 	if err != nil {
 		return err
@@ -311,6 +315,13 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	}
 	res.RSSMiB, res.HWMMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20)
 	return burstErr
+}
+
+// ScrapePause is the wait after a scrape of the metrics page that took took: coldPoll, or
+// 20 times the scrape when that is longer (the scrapes then cost the proxier at most about
+// 5 % of one CPU).
+func ScrapePause(took time.Duration) time.Duration {
+	return max(coldPoll, 20*took)
 }
 
 // syncsPerChange bounds one change's wait in syncs: the sync running when the change lands,

@@ -220,3 +220,16 @@ func TestChangeBound(t *testing.T) {
 		}
 	}
 }
+
+func TestScrapePause(t *testing.T) {
+	for took, want := range map[time.Duration]time.Duration{
+		time.Millisecond:       coldPoll,
+		12 * time.Millisecond:  coldPoll,
+		50 * time.Millisecond:  time.Second,
+		500 * time.Millisecond: 10 * time.Second,
+	} {
+		if got := ScrapePause(took); got != want {
+			t.Errorf("ScrapePause(%s) = %s, want %s", took, got, want)
+		}
+	}
+}
