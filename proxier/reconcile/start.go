@@ -214,7 +214,7 @@ func (r *Reconciler) ensureLocalnet(ctx context.Context, rulesErr error) {
 		was := len(r.degraded)
 		r.degraded = slices.DeleteFunc(r.degraded, func(d Degradation) bool { return d.Step == step })
 		for name, err := range r.ensureSysctls(ctx, []desired.Sysctl{s}) {
-			r.degraded = append(r.degraded, Degradation{Step: "sysctl " + name, Err: err})
+			r.degraded = append(r.degraded, Degradation{Step: step, Err: err})
 			if len(r.degraded) > was {
 				klog.FromContext(ctx).Error(err, "An optional sysctl cannot be set; going on without it", "sysctl", name)
 			}
