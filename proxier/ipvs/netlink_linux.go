@@ -17,6 +17,7 @@ type linuxIPVS struct {
 	mu     sync.Mutex // one request on the sockets at a time
 	h      *libipvs.Handle
 	dests  *destReader // lists real servers (dump_linux.go)
+	table  *tableFile  // reads all real servers at once (table_linux.go)
 	sleep  func(time.Duration)
 	closed bool
 }
@@ -44,7 +45,13 @@ func New() (Interface, error) {
 		h.Close()
 		return nil, err
 	}
-	return &linuxIPVS{h: h, dests: dests, sleep: time.Sleep}, nil
+	table, err := openTable()
+	if err != nil {
+		h.Close()
+		dests.close()
+		return nil, err
+	}
+	return &linuxIPVS{h: h, dests: dests, table: table, sleep: time.Sleep}, nil
 }
 
 // Close releases the netlink socket; the value must not be used afterwards.
@@ -54,6 +61,7 @@ func (l *linuxIPVS) Close() error {
 	if !l.closed {
 		l.h.Close()
 		l.dests.close()
+		l.table.close()
 		l.closed = true
 	}
 	return nil

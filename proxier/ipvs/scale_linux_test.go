@@ -64,8 +64,8 @@ func BenchmarkScale10k(b *testing.B) {
 }
 
 // BenchmarkListRealServers reads the real servers of 1,000 virtual servers x 10, as a
-// periodic resync does: through the adapter (dump_linux.go: one socket, reused buffers)
-// and through moby/ipvs's GetDestinations (a fresh 64 KiB buffer per read), which the
+// periodic resync does: through the adapter (dump_linux.go: one socket, reused buffers),
+// all at once from /proc/net/ip_vs (table_linux.go), and through moby/ipvs's GetDestinations (a fresh 64 KiB buffer per read), which the
 // adapter used before. Both must list the same. Allocated bytes are per read of all 1,000.
 //
 //	go test -run '^$' -bench ListRealServers -benchmem ./proxier/ipvs/   (in the guest)
@@ -99,6 +99,20 @@ func BenchmarkListRealServers(b *testing.B) {
 					rss, err := l.RealServers(k)
 					if err != nil || len(rss) != per {
 						b.Fatalf("%s: %d real servers, %v", k, len(rss), err)
+					}
+				}
+			}
+		})
+		b.Run("table", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				table, err := l.RealServerTable()
+				if err != nil || len(table) != n {
+					b.Fatalf("%d virtual servers in the table, %v", len(table), err)
+				}
+				for _, k := range keys {
+					if len(table[k]) != per {
+						b.Fatalf("%s: %d real servers in the table", k, len(table[k]))
 					}
 				}
 			}

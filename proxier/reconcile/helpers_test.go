@@ -98,9 +98,10 @@ func (f *fakes) reset() {
 func (f *fakes) checkNoReads(t *testing.T, step string) {
 	t.Helper()
 	reads := map[string]int{
-		ipvstest.OpVirtualServers: f.ipvs.Calls(ipvstest.OpVirtualServers),
-		ipvstest.OpRealServers:    f.ipvs.Calls(ipvstest.OpRealServers),
-		linktest.OpAddresses:      f.link.Calls(linktest.OpAddresses),
+		ipvstest.OpVirtualServers:  f.ipvs.Calls(ipvstest.OpVirtualServers),
+		ipvstest.OpRealServers:     f.ipvs.Calls(ipvstest.OpRealServers),
+		ipvstest.OpRealServerTable: f.ipvs.Calls(ipvstest.OpRealServerTable),
+		linktest.OpAddresses:       f.link.Calls(linktest.OpAddresses),
 	}
 	for _, op := range f.ipset.Ops() {
 		if verb, _, _ := strings.Cut(op, " "); verb == ipsettest.OpSets || verb == ipsettest.OpList {

@@ -21,7 +21,7 @@ import (
 // previous model held it (known: kubevs created or adopted it, and a delete may have
 // failed); never when its address is in ExcludeCIDRs. wanted and known may be nil.
 func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, known map[ipvs.Key]*vsState) error {
-	kr, err := readKernel(r.k, r.global.Dummy, func(k ipvs.Key, kr *kernelRead) bool {
+	kr, err := readKernel(ctx, r.k, r.global.Dummy, func(k ipvs.Key, kr *kernelRead) bool {
 		_, ok := known[k]
 		return ok || owned(k, kr.bound, kr.marks, wanted, r.opts.ExcludeCIDRs)
 	})
@@ -48,9 +48,10 @@ type kernelRead struct {
 // servers; a virtual server gone between the two dumps is left out. It uses nothing but k,
 // so it runs without the Reconciler's lock when k's adapters are safe for concurrent use
 // (the Linux ones and the fakes are). One address dump, one set list and one member dump
-// per owned set present, one virtual server dump and one real server dump per virtual
-// server read.
-func readKernel(k Kernel, dummy string, read func(ipvs.Key, *kernelRead) bool) (*kernelRead, error) {
+// per owned set present, one virtual server dump, and the real servers of all at once
+// where the IPVS adapter can (ipvs.TableReader), else, and for each virtual server the table
+// did not hold whole, one real server dump per virtual server read.
+func readKernel(ctx context.Context, k Kernel, dummy string, read func(ipvs.Key, *kernelRead) bool) (*kernelRead, error) {
 	kr := &kernelRead{bound: map[netip.Addr]struct{}{}, entries: map[desired.SetEntry]struct{}{}, marks: newMarks(), vs: map[ipvs.Key]*vsState{}}
 	addrs, err := k.Link.Addresses(dummy)
 	if err != nil && !errors.Is(err, link.ErrNotFound) {
@@ -80,16 +81,18 @@ func readKernel(k Kernel, dummy string, read func(ipvs.Key, *kernelRead) bool) (
 	if err != nil {
 		return nil, fmt.Errorf("list virtual servers: %w", err)
 	}
+	table := realServerTable(ctx, k.IPVS)
 	for _, v := range vss {
 		if read != nil && !read(v.Key, kr) {
 			continue
 		}
-		rss, err := k.IPVS.RealServers(v.Key)
-		if errors.Is(err, ipvs.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list real servers of %s: %w", v.Key, err)
+		rss, ok := table[v.Key]
+		if !ok {
+			if rss, err = k.IPVS.RealServers(v.Key); errors.Is(err, ipvs.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return nil, fmt.Errorf("list real servers of %s: %w", v.Key, err)
+			}
 		}
 		st := &vsState{vs: v, rs: make(map[netip.AddrPort]int, len(rss))}
 		for _, rs := range rss {
@@ -98,6 +101,21 @@ func readKernel(k Kernel, dummy string, read func(ipvs.Key, *kernelRead) bool) (
 		kr.vs[v.Key] = st
 	}
 	return kr, nil
+}
+
+// realServerTable reads the real servers of every virtual server at once when v can; nil
+// (every virtual server is then dumped on its own) when it cannot or the read failed.
+func realServerTable(ctx context.Context, v ipvs.Interface) map[ipvs.Key][]ipvs.RealServer {
+	tr, ok := v.(ipvs.TableReader)
+	if !ok {
+		return nil
+	}
+	table, err := tr.RealServerTable()
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("Cannot read the real servers at once; dumping each virtual server's", "err", err)
+		return nil
+	}
+	return table
 }
 
 // adopt makes kr the model's picture of the kernel, keeping the virtual servers kubevs

@@ -95,7 +95,7 @@ func (rd *Reading) Run(ctx context.Context) {
 	}
 	if rd.err = ctx.Err(); rd.err == nil { // stopping: the dumps are not worth starting
 		var kr *kernelRead
-		if kr, rd.err = readKernel(rd.k, rd.dummy, nil); rd.err == nil {
+		if kr, rd.err = readKernel(ctx, rd.k, rd.dummy, nil); rd.err == nil {
 			rd.plan = makePlan(rd.services, kr, rd.exclude)
 		}
 		rd.services = nil

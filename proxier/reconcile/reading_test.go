@@ -39,7 +39,8 @@ func TestResyncReadReadsNothingUnderTheLock(t *testing.T) {
 	f.checkOps(t, "resync", nil)
 	for op, n := range map[string]int{
 		"list-vs": f.ipvs.Calls(ipvstest.OpVirtualServers), "list-rs": f.ipvs.Calls(ipvstest.OpRealServers),
-		"list-addr": f.link.Calls("list-addr"), "ensure (iptables-save)": f.nf.Calls(netfiltertest.OpEnsure),
+		"list-rs-table": f.ipvs.Calls(ipvstest.OpRealServerTable),
+		"list-addr":     f.link.Calls("list-addr"), "ensure (iptables-save)": f.nf.Calls(netfiltertest.OpEnsure),
 		"verify": f.nf.Calls(netfiltertest.OpVerify),
 	} {
 		if n != 0 {

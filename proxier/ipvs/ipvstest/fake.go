@@ -29,6 +29,7 @@ const (
 	OpUpdateVirtualServer = "update-vs"
 	OpDeleteVirtualServer = "delete-vs"
 	OpRealServers         = "list-rs"
+	OpRealServerTable     = "list-rs-table"
 	OpAddRealServer       = "add-rs"
 	OpUpdateRealServer    = "update-rs"
 	OpDeleteRealServer    = "delete-rs"
@@ -64,6 +65,7 @@ type Fake struct {
 var (
 	_ ipvs.Interface   = (*Fake)(nil)
 	_ ipvs.StatsReader = (*Fake)(nil)
+	_ ipvs.TableReader = (*Fake)(nil)
 )
 
 // SetStats sets the counters of the virtual server k, as traffic would (ipvs.ErrNotFound if
@@ -213,6 +215,21 @@ func (f *Fake) RealServers(k ipvs.Key) ([]ipvs.RealServer, error) {
 		return nil, fmt.Errorf("list real servers of %s: %w", k, ipvs.ErrNotFound)
 	}
 	return sortedDests(s.dest), nil
+}
+
+// RealServerTable lists the real servers of every virtual server at once, as the kernel's
+// /proc/net/ip_vs does; its reads are counted as OpRealServerTable.
+func (f *Fake) RealServerTable() (map[ipvs.Key][]ipvs.RealServer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.rec.Begin(OpRealServerTable, "", false); err != nil {
+		return nil, err
+	}
+	out := make(map[ipvs.Key][]ipvs.RealServer, len(f.services))
+	for k, s := range f.services {
+		out[k] = sortedDests(s.dest)
+	}
+	return out, nil
 }
 
 // AddRealServer adds rs to k; ipvs.ErrNotFound if k is absent, ipvs.ErrExist if rs is there.

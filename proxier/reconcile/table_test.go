@@ -1,0 +1,89 @@
+package reconcile
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
+)
+
+// partialTable is an IPVS table whose all-at-once read (ipvs.TableReader) leaves out some
+// virtual servers, as /proc/net/ip_vs does for one printed twice while the table changed,
+// or fails.
+type partialTable struct {
+	*ipvstest.Fake
+	omit ipvs.Key
+	err  error
+}
+
+func (p partialTable) RealServerTable() (map[ipvs.Key][]ipvs.RealServer, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	t, err := p.Fake.RealServerTable()
+	delete(t, p.omit)
+	return t, err
+}
+
+// TestResyncReadsRealServersAtOnce: where the adapter can (ipvs.TableReader), a periodic
+// resync reads every real server in one table read, not one dump per virtual server, and
+// still finds a real server deleted behind kubevs's back.
+func TestResyncReadsRealServersAtOnce(t *testing.T) {
+	ss := many(100)
+	f, r := startSynced(t, ss...)
+	c := ctx(t)
+	want := f.dump()
+	key := mustKey("TCP:10.100.0.8:80")
+	must(t, f.ipvs.DeleteRealServer(key, ipvs.RealServer{Address: mustAddr("10.248.0.8"), Port: 8080}))
+	f.reset()
+	must(t, readThenResync(c, r, all(t, ss...)))
+	if got, dumps := f.ipvs.Calls(ipvstest.OpRealServerTable), f.ipvs.Calls(ipvstest.OpRealServers); got != 1 || dumps != 0 {
+		t.Errorf("the resync read the table %d times and dumped %d virtual servers, want 1 and 0", got, dumps)
+	}
+	f.checkOps(t, "resync", []string{"add-rs TCP:10.100.0.8:80 10.248.0.8:8080 weight 1"})
+	if diff := cmp.Diff(want, f.dump()); diff != "" {
+		t.Errorf("kernel after the resync (-before the drift +after):\n%s", diff)
+	}
+}
+
+// TestResyncDumpsWhatTheTableLacks: a virtual server the table read did not hold whole is
+// dumped on its own, and every one is when the table read fails: drift is found and repaired
+// either way.
+func TestResyncDumpsWhatTheTableLacks(t *testing.T) {
+	key := mustKey("TCP:10.100.0.8:80")
+	for _, tc := range []struct {
+		name  string
+		table func(*ipvstest.Fake) partialTable
+		dumps int
+	}{
+		{"one virtual server left out", func(f *ipvstest.Fake) partialTable { return partialTable{Fake: f, omit: key} }, 1},
+		{"the table read fails", func(f *ipvstest.Fake) partialTable {
+			return partialTable{Fake: f, err: errors.New("read /proc/thread-self/net/ip_vs: boom")}
+		}, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := many(100)
+			f := newFakes()
+			k := f.kernel()
+			k.IPVS = tc.table(f.ipvs)
+			r := New(k, Options{Desired: testOpts})
+			c := ctx(t)
+			must(t, r.Start(c))
+			must(t, r.Resync(c, all(t, ss...)))
+			want := f.dump()
+			must(t, f.ipvs.DeleteRealServer(key, ipvs.RealServer{Address: mustAddr("10.248.0.8"), Port: 8080}))
+			f.reset()
+			must(t, readThenResync(c, r, all(t, ss...)))
+			if got := f.ipvs.Calls(ipvstest.OpRealServers); got != tc.dumps {
+				t.Errorf("dumped %d virtual servers, want %d", got, tc.dumps)
+			}
+			f.checkOps(t, "resync", []string{"add-rs TCP:10.100.0.8:80 10.248.0.8:8080 weight 1"})
+			if diff := cmp.Diff(want, f.dump()); diff != "" {
+				t.Errorf("kernel after the resync (-before the drift +after):\n%s", diff)
+			}
+		})
+	}
+}
