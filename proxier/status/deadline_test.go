@@ -69,6 +69,18 @@ func (b stuckRealServers) RealServers(ipvs.Key) ([]ipvs.RealServer, error) {
 	b.s.wait()
 	return nil, nil
 }
+
+// stuckTable hangs in the all-at-once read of the IPVS table.
+type stuckTable struct {
+	ipvs.Interface
+	s stuck
+}
+
+func (b stuckTable) RealServerTable() (map[ipvs.Key][]ipvs.RealServer, error) {
+	b.s.wait()
+	return nil, nil
+}
+
 func (b stuckAddresses) Addresses(string) ([]netip.Addr, error) { b.s.wait(); return nil, nil }
 func (b stuckSets) Sets() ([]string, error)                     { b.s.wait(); return nil, nil }
 func (b stuckDump) Dump(netfilter.Family) (netfilter.Ruleset, error) {
@@ -94,6 +106,7 @@ func TestStatusNamesTheReadThatTimedOut(t *testing.T) {
 	}{
 		{"virtual servers", func(e Env, s stuck) Env { e.IPVS = stuckVirtualServers{e.IPVS, s}; return e }, "list IPVS virtual servers"},
 		{"real servers", func(e Env, s stuck) Env { e.IPVS = stuckRealServers{e.IPVS, s}; return e }, "list real servers of TCP:10.96.0.10:80"},
+		{"IPVS table", func(e Env, s stuck) Env { e.IPVS = stuckTable{e.IPVS, s}; return e }, "read the IPVS table"},
 		{"dummy addresses", func(e Env, s stuck) Env { e.Link = stuckAddresses{e.Link, s}; return e }, "list addresses of link kube-ipvs0"},
 		{"sets", func(e Env, s stuck) Env { e.IPSet = stuckSets{e.IPSet, s}; return e }, "list ipsets"},
 		{"one set's members", func(e Env, s stuck) Env { e.IPSet = stuckEntries{e.IPSet, s, "KUBE-NODE-PORT-TCP"}; return e }, "list members of set KUBE-NODE-PORT-TCP"},

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -27,13 +28,31 @@ func (g guardedIPVS) RealServers(k ipvs.Key) ([]ipvs.RealServer, error) {
 	return get(g.r, fmt.Sprintf("list real servers of %s", k), func() ([]ipvs.RealServer, error) { return g.Interface.RealServers(k) })
 }
 
-// realServersOf lists the real servers of every key in one job of the reader (each), each
-// dump still bounded and named as RealServers's.
+// realServersOf lists the real servers of every key: all at once where the adapter can
+// (ipvs.TableReader, one bounded read), then, in one job of the reader (each), a dump for
+// each key the table did not hold, each still bounded and named as RealServers's. A table
+// read that fails is not a finding (the dumps answer instead); one that hangs is.
 func (g guardedIPVS) realServersOf(keys []ipvs.Key) ([][]ipvs.RealServer, error) {
-	out := make([][]ipvs.RealServer, len(keys))
-	err := g.r.each(len(keys), func(i int) string { return fmt.Sprintf("list real servers of %s", keys[i]) }, func(i int) error {
+	var table map[ipvs.Key][]ipvs.RealServer
+	if tr, ok := g.Interface.(ipvs.TableReader); ok {
 		var err error
-		out[i], err = listRealServers(g.Interface, keys[i])
+		table, err = get(g.r, "read the IPVS table", tr.RealServerTable)
+		if errors.As(err, new(*TimeoutError)) {
+			return nil, err
+		}
+	}
+	out := make([][]ipvs.RealServer, len(keys))
+	var dump []int
+	for i, k := range keys {
+		if rss, ok := table[k]; ok && rss != nil {
+			out[i] = rss
+		} else {
+			dump = append(dump, i)
+		}
+	}
+	err := g.r.each(len(dump), func(j int) string { return fmt.Sprintf("list real servers of %s", keys[dump[j]]) }, func(j int) error {
+		var err error
+		out[dump[j]], err = listRealServers(g.Interface, keys[dump[j]])
 		return err
 	})
 	return out, err

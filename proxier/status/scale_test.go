@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/ipset/ipsettest"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
 	"github.com/kubevs/kubevs/proxier/link/linktest"
 	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
@@ -101,12 +103,13 @@ func bigEnv(src Source, fk *fixture.Kernel) Env {
 // kernelReads counts the read calls a status run made on the fakes, by operation.
 func kernelReads(fk *fixture.Kernel) map[string]int {
 	return map[string]int{
-		ipvstest.OpVirtualServers: fk.IPVS.Calls(ipvstest.OpVirtualServers),
-		ipvstest.OpRealServers:    fk.IPVS.Calls(ipvstest.OpRealServers),
-		linktest.OpAddresses:      fk.Link.Calls(linktest.OpAddresses),
-		ipsettest.OpSets:          fk.IPSet.Calls(ipsettest.OpSets),
-		ipsettest.OpList:          fk.IPSet.Calls(ipsettest.OpList),
-		netfiltertest.OpDump:      fk.Netfilter.Calls(netfiltertest.OpDump),
+		ipvstest.OpVirtualServers:  fk.IPVS.Calls(ipvstest.OpVirtualServers),
+		ipvstest.OpRealServers:     fk.IPVS.Calls(ipvstest.OpRealServers),
+		ipvstest.OpRealServerTable: fk.IPVS.Calls(ipvstest.OpRealServerTable),
+		linktest.OpAddresses:       fk.Link.Calls(linktest.OpAddresses),
+		ipsettest.OpSets:           fk.IPSet.Calls(ipsettest.OpSets),
+		ipsettest.OpList:           fk.IPSet.Calls(ipsettest.OpList),
+		netfiltertest.OpDump:       fk.Netfilter.Calls(netfiltertest.OpDump),
 	}
 }
 
@@ -148,8 +151,9 @@ func BenchmarkStatus(b *testing.B) {
 }
 
 // A status run hands the worker the same number of jobs, asks the API the same requests
-// and dumps each kernel table the same number of times at 30 Services as at 300: only the
-// IPVS real servers, which the kernel dumps per virtual server, grow with the table.
+// and dumps each kernel table the same number of times at 30 Services as at 300: the IPVS
+// real servers too, read at once from the table (/proc/net/ip_vs), not one dump per
+// virtual server.
 func TestStatusReadsDoNotGrowWithServices(t *testing.T) {
 	type counts struct {
 		Handoffs int64
@@ -173,10 +177,9 @@ func TestStatusReadsDoNotGrowWithServices(t *testing.T) {
 			c.Kernel[op] -= n
 		}
 		t.Logf("%d Services: %+v", n, c)
-		if got := c.Kernel[ipvstest.OpRealServers]; got != n { // the kernel dumps them per virtual server
-			t.Errorf("%d Services: %d real server dumps, want %d", n, got, n)
+		if got, table := c.Kernel[ipvstest.OpRealServers], c.Kernel[ipvstest.OpRealServerTable]; got != 0 || table != 1 {
+			t.Errorf("%d Services: %d real server dumps and %d table reads, want 0 and 1", n, got, table)
 		}
-		delete(c.Kernel, ipvstest.OpRealServers)
 		return c
 	}
 	small, large := measure(30), measure(300)
@@ -190,5 +193,39 @@ func TestStatusReadsDoNotGrowWithServices(t *testing.T) {
 	}
 	if want := map[string]int{"get node": 1, "list services": 1, "list endpointslices": 1}; !cmp.Equal(large.API, want) {
 		t.Errorf("API requests %v, want %v", large.API, want)
+	}
+}
+
+// failingTable fails the all-at-once read of the IPVS table.
+type failingTable struct{ ipvs.Interface }
+
+func (failingTable) RealServerTable() (map[ipvs.Key][]ipvs.RealServer, error) {
+	return nil, errors.New("read /proc/thread-self/net/ip_vs: boom")
+}
+
+// A table read that fails is no finding: status dumps each virtual server instead and
+// reports the same (no drift), and a real server deleted behind kubevs's back is still seen.
+func TestStatusDumpsWhenTheTableFails(t *testing.T) {
+	src, fk := bigCluster(t, 30, 10)
+	env := bigEnv(src, fk)
+	env.IPVS = failingTable{fk.IPVS}
+	before := fk.IPVS.Calls(ipvstest.OpRealServers)
+	rep, err := Run(context.Background(), testNode, config.New(), env)
+	must(t, err)
+	if len(rep.Drift) != 0 {
+		t.Fatalf("drift %v", rep.Drift)
+	}
+	if got := fk.IPVS.Calls(ipvstest.OpRealServers) - before; got != 30 {
+		t.Errorf("%d real server dumps, want 30 (one per virtual server)", got)
+	}
+	vss, err := fk.IPVS.VirtualServers()
+	must(t, err)
+	rss, err := fk.IPVS.RealServers(vss[0].Key)
+	must(t, err)
+	must(t, fk.IPVS.DeleteRealServer(vss[0].Key, rss[0]))
+	rep, err = Run(context.Background(), testNode, config.New(), env)
+	must(t, err)
+	if len(rep.Drift) != 1 {
+		t.Errorf("drift %v, want the deleted real server", rep.Drift)
 	}
 }
