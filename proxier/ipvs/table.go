@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 )
 
 // TableReader reads the real servers of every virtual server at once. The Linux
@@ -30,10 +29,6 @@ type TableReader interface {
 	// server absent from the result must be read with RealServers.
 	RealServerTable() (map[Key][]RealServer, error)
 }
-
-// tableProtocols are the protocols /proc/net/ip_vs names that kubevs programs; FWM
-// (firewall-mark services) and anything else are left out.
-var tableProtocols = map[string]Protocol{"TCP": TCP, "UDP": UDP, "SCTP": SCTP}
 
 // ParseTable decodes the text of /proc/net/ip_vs:
 //
@@ -49,10 +44,18 @@ var tableProtocols = map[string]Protocol{"TCP": TCP, "UDP": UDP, "SCTP": SCTP}
 // (firewall marks) are skipped with their real servers, and a key printed twice is left out
 // (see above). A line it cannot read is an error naming it.
 func ParseTable(text []byte) (map[Key][]RealServer, error) {
+	// Every real server goes into one slice; each key gets its part of it, capped so that
+	// an append by the caller copies rather than overwrites the next key's.
+	all := make([]RealServer, 0, bytes.Count(text, []byte("->")))
 	out := map[Key][]RealServer{}
-	twice := map[Key]bool{}
+	var twice map[Key]bool
 	var cur Key
-	in := false // the current virtual server is kept
+	in, from := false, 0 // the current virtual server is kept; its first real server in all
+	end := func() {
+		if in {
+			out[cur] = all[from:len(all):len(all)]
+		}
+	}
 	for ln := 1; len(text) > 0; ln++ {
 		line := text
 		if i := bytes.IndexByte(text, '\n'); i >= 0 {
@@ -60,10 +63,7 @@ func ParseTable(text []byte) (map[Key][]RealServer, error) {
 		} else {
 			text = nil
 		}
-		if ln <= 3 { // the header: version, then the two column lines
-			continue
-		}
-		if len(line) == 0 {
+		if ln <= 3 || len(line) == 0 { // the header: version, then the two column lines
 			continue
 		}
 		if line[0] == ' ' {
@@ -74,37 +74,47 @@ func ParseTable(text []byte) (map[Key][]RealServer, error) {
 			if err != nil {
 				return nil, fmt.Errorf("/proc/net/ip_vs line %d %q: %w", ln, line, err)
 			}
-			out[cur] = append(out[cur], rs)
+			all = append(all, rs)
 			continue
 		}
+		end()
 		k, ok, err := parseTableService(line)
 		if err != nil {
 			return nil, fmt.Errorf("/proc/net/ip_vs line %d %q: %w", ln, line, err)
 		}
-		in = ok && !twice[k]
-		if !in {
+		if in = ok && !twice[k]; !in {
 			continue
 		}
 		if _, seen := out[k]; seen {
 			delete(out, k)
+			if twice == nil {
+				twice = map[Key]bool{}
+			}
 			twice[k], in = true, false
 			continue
 		}
-		cur = k
-		out[k] = []RealServer{}
+		cur, from = k, len(all)
 	}
+	end()
 	return out, nil
 }
 
 // parseTableService reads a virtual server line; ok is false for one kubevs does not
 // program (a firewall mark, another protocol).
 func parseTableService(line []byte) (k Key, ok bool, err error) {
-	proto, rest, _ := bytes.Cut(line, []byte(" "))
-	p, known := tableProtocols[string(proto)]
-	if !known {
+	proto, rest := field(line)
+	var p Protocol
+	switch string(proto) {
+	case "TCP":
+		p = TCP
+	case "UDP":
+		p = UDP
+	case "SCTP":
+		p = SCTP
+	default:
 		return k, false, nil
 	}
-	addr, _, _ := bytes.Cut(bytes.TrimLeft(rest, " "), []byte(" "))
+	addr, _ := field(rest)
 	ap, err := parseTableAddrPort(addr)
 	if err != nil {
 		return k, false, err
@@ -112,10 +122,29 @@ func parseTableService(line []byte) (k Key, ok bool, err error) {
 	return Key{Address: ap.Addr(), Protocol: p, Port: ap.Port()}, true, nil
 }
 
+// field returns the first space-separated field of b and what follows it.
+func field(b []byte) (f, rest []byte) {
+	i := 0
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	j := i
+	for j < len(b) && b[j] != ' ' {
+		j++
+	}
+	return b[i:j], b[j:]
+}
+
 // parseTableDest reads a real server line: "  -> ADDR:PORT Forward Weight Active Inactive".
 func parseTableDest(line []byte) (RealServer, error) {
-	f := bytes.Fields(line)
-	if len(f) != 6 || string(f[0]) != "->" {
+	var f [6][]byte
+	rest := line
+	for i := range f {
+		if f[i], rest = field(rest); len(f[i]) == 0 {
+			return RealServer{}, errors.New("want -> address:port forward weight active inactive")
+		}
+	}
+	if extra, _ := field(rest); len(extra) != 0 || string(f[0]) != "->" {
 		return RealServer{}, errors.New("want -> address:port forward weight active inactive")
 	}
 	ap, err := parseTableAddrPort(f[1])
@@ -124,11 +153,56 @@ func parseTableDest(line []byte) (RealServer, error) {
 	}
 	var n [3]int
 	for i, s := range f[3:] {
-		if n[i], err = strconv.Atoi(string(s)); err != nil {
+		if n[i], err = atoi(s); err != nil {
 			return RealServer{}, fmt.Errorf("column %d: %w", i+4, err)
 		}
 	}
 	return RealServer{Address: ap.Addr(), Port: ap.Port(), Weight: n[0], ActiveConns: n[1], InactiveConns: n[2]}, nil
+}
+
+// atoi reads a decimal int, with an optional minus, without allocating.
+func atoi(b []byte) (int, error) {
+	neg := len(b) > 0 && b[0] == '-'
+	d := b
+	if neg {
+		d = b[1:]
+	}
+	if len(d) == 0 || len(d) > 18 {
+		return 0, fmt.Errorf("%q is not a number", b)
+	}
+	n := 0
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%q is not a number", b)
+		}
+		n = n*10 + int(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, nil
+}
+
+// parseHex reads exactly len(b) hex digits (at most 8).
+func parseHex(b []byte) (uint32, bool) {
+	if len(b) == 0 || len(b) > 8 {
+		return 0, false
+	}
+	var v uint32
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint32(c)
+	}
+	return v, true
 }
 
 // parseTableAddrPort reads "0A000001:0050" (IPv4 as 8 hex digits) or "[fd00:...]:0050".
@@ -137,24 +211,21 @@ func parseTableAddrPort(b []byte) (netip.AddrPort, error) {
 	if i < 0 || len(b)-i-1 != 4 {
 		return netip.AddrPort{}, fmt.Errorf("address %q: want address:port with 4 hex digits of port", b)
 	}
-	port, err := strconv.ParseUint(string(b[i+1:]), 16, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("address %q: port: %w", b, err)
+	port, ok := parseHex(b[i+1:])
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("address %q: port is not hexadecimal", b)
 	}
 	a := b[:i]
 	if len(a) > 2 && a[0] == '[' && a[len(a)-1] == ']' {
 		addr, err := netip.ParseAddr(string(a[1 : len(a)-1]))
-		if err != nil || !addr.Is6() {
+		if err != nil || !addr.Is6() || addr.Zone() != "" {
 			return netip.AddrPort{}, fmt.Errorf("address %q: not an IPv6 address", b)
 		}
 		return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
 	}
-	if len(a) != 8 {
+	v, ok := parseHex(a)
+	if !ok || len(a) != 8 {
 		return netip.AddrPort{}, fmt.Errorf("address %q: want 8 hex digits of IPv4 address", b)
-	}
-	v, err := strconv.ParseUint(string(a), 16, 32)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("address %q: %w", b, err)
 	}
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), uint16(port)), nil
 }
