@@ -14,12 +14,15 @@ import (
 // linuxIPVS programs the kernel's IPVS table over generic netlink, in the network namespace
 // the calling thread was in when New ran.
 type linuxIPVS struct {
-	mu     sync.Mutex // one request on the sockets at a time
-	h      *libipvs.Handle
-	dests  *destReader // lists real servers (dump_linux.go)
-	table  *tableFile  // reads all real servers at once (table_linux.go)
-	sleep  func(time.Duration)
-	closed bool
+	mu    sync.Mutex // one request on the sockets at a time
+	h     *libipvs.Handle
+	dests *destReader // lists real servers (dump_linux.go)
+	// table reads all real servers at once (table_linux.go), under its own lock: a read of
+	// a large table must not hold up the writes on the sockets.
+	tableMu sync.Mutex
+	table   *tableFile
+	sleep   func(time.Duration)
+	closed  bool
 }
 
 var _ Interface = (*linuxIPVS)(nil)
@@ -61,7 +64,10 @@ func (l *linuxIPVS) Close() error {
 	if !l.closed {
 		l.h.Close()
 		l.dests.close()
+		l.tableMu.Lock()
 		l.table.close()
+		l.table = nil
+		l.tableMu.Unlock()
 		l.closed = true
 	}
 	return nil

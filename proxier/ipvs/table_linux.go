@@ -58,11 +58,11 @@ func (t *tableFile) close() { _ = t.f.Close() }
 var _ TableReader = (*linuxIPVS)(nil)
 
 // RealServerTable reads /proc/net/ip_vs once: the real servers of every virtual server it
-// printed whole (table.go).
+// printed whole (table.go). It holds only the table's lock: writes go on beside it.
 func (l *linuxIPVS) RealServerTable() (map[Key][]RealServer, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	l.tableMu.Lock()
+	defer l.tableMu.Unlock()
+	if l.table == nil {
 		return nil, errors.New("read the IPVS table: closed")
 	}
 	text, err := l.table.read()
