@@ -292,12 +292,14 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 		return exitCause(ctx.Err(), proc)
 	case <-time.After(cfg.Idle):
 	}
-	res.Note = joinNote(res.Note, idleProfile())
-	res.Note = joinNote(res.Note, heapProfile(ctx, cfg, p))
+	// The idle period ends here: the heap profile (a collection, then the dump) is not
+	// idle work.
 	to, err := ReadProc(proc.PID())
 	if err != nil {
 		return err
 	}
+	res.Note = joinNote(res.Note, idleProfile())
+	res.Note = joinNote(res.Note, heapProfile(ctx, cfg, p))
 	res.IdleCPUPct = CPUPercent(from, to)
 	fullTo, fullToSec, err := fullSyncs(ctx, p.MetricsURL)
 	if err != nil {
