@@ -66,36 +66,6 @@ func keyService(k Key) (*libipvs.Service, error) {
 	return toService(VirtualServer{Key: k, Scheduler: "rr"})
 }
 
-// fromService reads a service back; ok is false for services kubevs cannot describe
-// (firewall-mark services, which have no address, protocol and port).
-func fromService(s *libipvs.Service) (vs VirtualServer, ok bool) {
-	if s.FWMark != 0 {
-		return VirtualServer{}, false
-	}
-	addr, ok := netip.AddrFromSlice(s.Address)
-	if !ok {
-		return VirtualServer{}, false
-	}
-	var proto Protocol
-	for p, n := range protocols {
-		if n == s.Protocol {
-			proto = p
-		}
-	}
-	if proto == "" {
-		return VirtualServer{}, false
-	}
-	vs = VirtualServer{
-		Key:        Key{Address: addr.Unmap(), Protocol: proto, Port: s.Port},
-		Scheduler:  s.SchedName,
-		Persistent: s.Flags&svcFlagPersistent != 0,
-	}
-	if vs.Persistent {
-		vs.Timeout = s.Timeout
-	}
-	return vs, true
-}
-
 // toDestination turns a real server into the netlink form, always masquerading (NAT). The
 // kernel itself switches a destination whose address is local to local-node forwarding.
 func toDestination(k Key, rs RealServer) (*libipvs.Destination, error) {

@@ -55,14 +55,17 @@ func TestServiceConversion(t *testing.T) {
 			// What the kernel answers: the same plus the hashed flag and statistics.
 			got.Flags |= 0x2
 			got.Stats.Connections = 3
-			back, ok := fromService(got)
+			back, _, ok, err := parseService(svcMsg(1, got, Stats{})[unix.SizeofNlMsghdr:])
+			if err != nil {
+				t.Fatal(err)
+			}
 			want := tt.vs
 			want.Address = want.Address.Unmap()
 			if !want.Persistent {
 				want.Timeout = 0
 			}
 			if !ok {
-				t.Fatal("fromService refused its own output")
+				t.Fatal("parseService refused toService's output")
 			}
 			if diff := cmp.Diff(want, back, addrs); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s", diff)
@@ -88,8 +91,8 @@ func TestConversionRefusals(t *testing.T) {
 			t.Errorf("toDestination accepted %v", rs)
 		}
 	}
-	if _, ok := fromService(&libipvs.Service{FWMark: 7, SchedName: "rr"}); ok {
-		t.Error("fromService described a firewall-mark service")
+	if _, _, ok, _ := parseService(svcMsg(1, &libipvs.Service{FWMark: 7, AddressFamily: unix.AF_INET, SchedName: "rr"}, Stats{})[unix.SizeofNlMsghdr:]); ok {
+		t.Error("parseService described a firewall-mark service")
 	}
 }
 

@@ -88,22 +88,32 @@ func (d *destReader) realServers(k Key) ([]RealServer, error) {
 	if d.req, err = appendGetDest(d.req[:0], d.family, d.seq, k); err != nil {
 		return nil, err
 	}
-	if err := unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("send the real servers' dump request: %w", err)
-	}
 	var out []RealServer
+	v4 := k.Address.Unmap().Is4()
+	err = d.dump("real servers' dump", func(b []byte) (done bool, err error) {
+		out, done, err = parseDestReply(b, d.seq, v4, out)
+		return done, err
+	})
+	return out, err
+}
+
+// dump sends the request in d.req and hands each received buffer to parse until it reports
+// the dump's end. what names the dump in errors.
+func (d *destReader) dump(what string, parse func(b []byte) (done bool, err error)) error {
+	if err := unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("send the %s request: %w", what, err)
+	}
 	for {
 		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("receive the real servers' dump: %w", err)
+			return fmt.Errorf("receive the %s: %w", what, err)
 		}
-		var done bool
-		out, done, err = parseDestReply(d.buf[:n], d.seq, k.Address.Unmap().Is4(), out)
+		done, err := parse(d.buf[:n])
 		if err != nil || done {
-			return out, err
+			return err
 		}
 	}
 }
@@ -149,14 +159,29 @@ func appendAttr(b []byte, typ uint16, v []byte) []byte {
 // seq, appending to out; done is set by the dump's end. Messages of other sequence numbers
 // (a late answer to an earlier request) are skipped.
 func parseDestReply(b []byte, seq uint32, v4 bool, out []RealServer) (_ []RealServer, done bool, _ error) {
+	done, err := walkReply(b, seq, "real servers' dump", func(msg []byte) error {
+		rs, ok, err := parseDest(msg, v4)
+		if ok {
+			out = append(out, rs)
+		}
+		return err
+	})
+	return out, done, err
+}
+
+// walkReply calls fn with each message of one received buffer of a dump with sequence
+// number seq (without its netlink header); done is set by the dump's end. Messages of other
+// sequence numbers (a late answer to an earlier request) are skipped. what names the dump
+// in errors.
+func walkReply(b []byte, seq uint32, what string, fn func(msg []byte) error) (done bool, _ error) {
 	for len(b) > 0 {
 		if len(b) < unix.SizeofNlMsghdr {
-			return out, false, errors.New("real servers' dump: " + errTruncatedDestReplyMsg)
+			return false, errors.New(what + ": " + errTruncatedDestReplyMsg)
 		}
 		n := int(binary.NativeEndian.Uint32(b))
 		typ := binary.NativeEndian.Uint16(b[4:])
 		if n < unix.SizeofNlMsghdr || n > len(b) {
-			return out, false, fmt.Errorf("real servers' dump: message length %d of %d bytes", n, len(b))
+			return false, fmt.Errorf("%s: message length %d of %d bytes", what, n, len(b))
 		}
 		msg := b[unix.SizeofNlMsghdr:n]
 		if binary.NativeEndian.Uint32(b[8:]) == seq {
@@ -164,32 +189,28 @@ func parseDestReply(b []byte, seq uint32, v4 bool, out []RealServer) (_ []RealSe
 			case unix.NLMSG_DONE: // carries the dump's own error, 0 when it ended well
 				if len(msg) >= 4 {
 					if errno := int32(binary.NativeEndian.Uint32(msg)); errno < 0 {
-						return out, false, unix.Errno(-errno)
+						return false, unix.Errno(-errno)
 					}
 				}
-				return out, true, nil
+				return true, nil
 			case unix.NLMSG_ERROR:
 				if len(msg) < 4 {
-					return out, false, errors.New("real servers' dump: " + errTruncatedDestReplyMsg)
+					return false, errors.New(what + ": " + errTruncatedDestReplyMsg)
 				}
 				if errno := int32(binary.NativeEndian.Uint32(msg)); errno != 0 {
-					return out, false, unix.Errno(-errno)
+					return false, unix.Errno(-errno)
 				}
-				return out, true, nil
+				return true, nil
 			case unix.NLMSG_NOOP, unix.NLMSG_OVERRUN:
 			default:
-				rs, ok, err := parseDest(msg, v4)
-				if err != nil {
-					return out, false, err
-				}
-				if ok {
-					out = append(out, rs)
+				if err := fn(msg); err != nil {
+					return false, err
 				}
 			}
 		}
 		b = b[min(nlmAlign(n), len(b)):]
 	}
-	return out, false, nil
+	return false, nil
 }
 
 func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }

@@ -112,19 +112,13 @@ func retry(fn func() error, sleep func(time.Duration)) error {
 // VirtualServers lists every virtual server with an address, protocol and port; firewall
 // mark services, which kubevs never creates, are left out.
 func (l *linuxIPVS) VirtualServers() ([]VirtualServer, error) {
-	var svcs []*libipvs.Service
-	err := l.do(func() (err error) {
-		svcs, err = l.h.GetServices()
-		return err
+	var out []VirtualServer
+	err := l.do(func() error {
+		out = out[:0]
+		return l.dests.services(func(vs VirtualServer, _ Stats) { out = append(out, vs) })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list virtual servers: %w", err)
-	}
-	out := make([]VirtualServer, 0, len(svcs))
-	for _, s := range svcs {
-		if vs, ok := fromService(s); ok {
-			out = append(out, vs)
-		}
 	}
 	return out, nil
 }
@@ -133,23 +127,13 @@ var _ StatsReader = (*linuxIPVS)(nil)
 
 // VirtualServerStats reads the counters of every virtual server in one dump.
 func (l *linuxIPVS) VirtualServerStats() (map[Key]Stats, error) {
-	var svcs []*libipvs.Service
-	err := l.do(func() (err error) {
-		svcs, err = l.h.GetServices()
-		return err
+	var out map[Key]Stats
+	err := l.do(func() error {
+		out = map[Key]Stats{}
+		return l.dests.services(func(vs VirtualServer, st Stats) { out[vs.Key] = st })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read virtual server counters: %w", err)
-	}
-	out := make(map[Key]Stats, len(svcs))
-	for _, s := range svcs {
-		if vs, ok := fromService(s); ok {
-			st := s.Stats
-			out[vs.Key] = Stats{
-				Connections: uint64(st.Connections), PacketsIn: uint64(st.PacketsIn), PacketsOut: uint64(st.PacketsOut),
-				BytesIn: st.BytesIn, BytesOut: st.BytesOut,
-			}
-		}
 	}
 	return out, nil
 }
