@@ -30,7 +30,8 @@ import (
 
 // netlinkLinks manages links over a rtnetlink socket bound to one network namespace.
 type netlinkLinks struct {
-	h *netlink.Handle
+	h     *netlink.Handle
+	addrs *addrReader // lists a link's addresses (addrdump_linux.go)
 }
 
 var _ Interface = (*netlinkLinks)(nil)
@@ -43,12 +44,18 @@ func New() (Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
 	}
-	return &netlinkLinks{h: h}, nil
+	addrs, err := newAddrReader()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &netlinkLinks{h: h, addrs: addrs}, nil
 }
 
 // Close releases the socket.
 func (n *netlinkLinks) Close() error {
 	n.h.Close()
+	n.addrs.close()
 	return nil
 }
 
@@ -119,25 +126,14 @@ func (n *netlinkLinks) Addresses(name string) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
-	var list []netlink.Addr
+	var out []netip.Addr
 	for range 3 { // a dump interrupted by a concurrent change is retried
-		if list, err = n.h.AddrList(l, netlink.FAMILY_ALL); !errors.Is(err, netlink.ErrDumpInterrupted) {
+		if out, err = n.addrs.addresses(l.Attrs().Index); !errors.Is(err, errDumpInterrupted) {
 			break
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list addresses of %s: %w", name, err)
-	}
-	var out []netip.Addr
-	for _, a := range list {
-		ones, bits := a.Mask.Size()
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || ones != bits {
-			continue
-		}
-		if ip = ip.Unmap(); ip.BitLen() == bits {
-			out = append(out, ip)
-		}
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return slices.Compact(out), nil
