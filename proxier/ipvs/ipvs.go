@@ -106,8 +106,9 @@ func (t Timeouts) String() string {
 }
 
 // Stats are a virtual server's counters since it was created: connections scheduled,
-// packets and bytes in (client to real server) and out. The kernel's netlink dump gives
-// the connection and packet counts as 32 bits: they wrap at 2^32.
+// packets and bytes in (client to real server) and out, all 64 bits as the kernel keeps
+// them (its 64-bit stats attribute; only kernels without it give 32-bit connection and
+// packet counts, which wrap at 2^32).
 type Stats struct {
 	Connections, PacketsIn, PacketsOut, BytesIn, BytesOut uint64
 }
