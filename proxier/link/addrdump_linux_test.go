@@ -134,3 +134,51 @@ func FuzzParseAddrReply(f *testing.F) {
 		}
 	})
 }
+
+// TestAddressWritesFollowALinkCreatedAgain: the adapter caches the link it writes addresses
+// to; when someone deletes it and creates it again (another index), the next add finds the
+// cached one gone (ENODEV), looks the link up again and lands on the new one; a delete
+// from a link that is gone is ErrNotFound. A bridge stands for the dummy.
+func TestAddressWritesFollowALinkCreatedAgain(t *testing.T) {
+	testenv.EnterNetns(t)
+	br := func() netlink.Link {
+		t.Helper()
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "kube-ipvs0"}}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := netlink.LinkByName("kube-ipvs0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	old := br()
+	l := newLinks(t)
+	a, b := netip.MustParseAddr("10.96.0.1"), netip.MustParseAddr("10.96.0.2")
+	if err := l.AddAddress("kube-ipvs0", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkDel(old); err != nil {
+		t.Fatal(err)
+	}
+	created := br()
+	if created.Attrs().Index == old.Attrs().Index {
+		t.Fatalf("the link came back with its old index %d: the test proves nothing", old.Attrs().Index)
+	}
+	if err := l.AddAddress("kube-ipvs0", b); err != nil {
+		t.Fatalf("add to the link created again: %v", err)
+	}
+	got, err := l.Addresses("kube-ipvs0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]netip.Addr{b}, got, addrs); d != "" {
+		t.Errorf("addresses of the new kube-ipvs0 (-want +got):\n%s", d)
+	}
+	if err := netlink.LinkDel(created); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteAddress("kube-ipvs0", b); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete from a link that is gone: %v, want ErrNotFound", err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -32,6 +33,13 @@ import (
 type netlinkLinks struct {
 	h     *netlink.Handle
 	addrs *addrReader // lists a link's addresses (addrdump_linux.go)
+
+	// known caches the links addresses are added to and deleted from, by name: a cold sync
+	// of 10,000 Services adds 10,000 VIPs, and a lookup before each doubled the round
+	// trips. EnsureDummy (every full resync) refreshes an entry; a write that finds the
+	// link gone (ENODEV) looks it up again once.
+	mu    sync.Mutex
+	known map[string]netlink.Link
 }
 
 var _ Interface = (*netlinkLinks)(nil)
@@ -49,7 +57,7 @@ func New() (Interface, error) {
 		h.Close()
 		return nil, err
 	}
-	return &netlinkLinks{h: h, addrs: addrs}, nil
+	return &netlinkLinks{h: h, addrs: addrs, known: map[string]netlink.Link{}}, nil
 }
 
 // Close releases the socket.
@@ -70,6 +78,50 @@ func (n *netlinkLinks) byName(name string) (netlink.Link, error) {
 		return nil, fmt.Errorf("find link %s: %w", name, err)
 	}
 	return l, nil
+}
+
+// cached returns the link name from the cache, looking it up when absent.
+func (n *netlinkLinks) cached(name string) (netlink.Link, error) {
+	n.mu.Lock()
+	l, ok := n.known[name]
+	n.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	l, err := n.byName(name)
+	if err == nil {
+		n.remember(name, l)
+	}
+	return l, err
+}
+
+// remember caches l as the link name; forget drops the entry.
+func (n *netlinkLinks) remember(name string, l netlink.Link) {
+	n.mu.Lock()
+	n.known[name] = l
+	n.mu.Unlock()
+}
+
+func (n *netlinkLinks) forget(name string) {
+	n.mu.Lock()
+	delete(n.known, name)
+	n.mu.Unlock()
+}
+
+// onLink runs write on the link name (cached), and once more on a fresh lookup when the
+// cached link is gone (ENODEV: deleted, perhaps created again with another index).
+func (n *netlinkLinks) onLink(name string, write func(netlink.Link) error) error {
+	l, err := n.cached(name)
+	if err != nil {
+		return err
+	}
+	if err = write(l); errors.Is(err, unix.ENODEV) {
+		n.forget(name)
+		if l, err = n.cached(name); err == nil {
+			err = write(l)
+		}
+	}
+	return err
 }
 
 // dummy looks a link up and checks that it is a dummy.
@@ -103,12 +155,14 @@ func (n *netlinkLinks) EnsureDummy(name string) error {
 			return fmt.Errorf("set dummy link %s up: %w", name, err)
 		}
 	}
+	n.remember(name, l)
 	return nil
 }
 
 // DeleteDummy removes the dummy link and its addresses; ErrNotFound if absent, ErrNotDummy
 // if the link is something else.
 func (n *netlinkLinks) DeleteDummy(name string) error {
+	n.forget(name)
 	l, err := n.dummy(name)
 	if err == nil {
 		err = n.h.LinkDel(l)
@@ -158,12 +212,9 @@ func (n *netlinkLinks) AddAddress(name string, addr netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("add address %s to %s: %w", addr, name, err)
 	}
-	l, err := n.byName(name)
-	if err == nil {
-		err = n.h.AddrAdd(l, a)
-		if errors.Is(err, unix.EEXIST) {
-			err = fmt.Errorf("%w (%w)", ErrExist, err)
-		}
+	err = n.onLink(name, func(l netlink.Link) error { return n.h.AddrAdd(l, a) })
+	if errors.Is(err, unix.EEXIST) {
+		err = fmt.Errorf("%w (%w)", ErrExist, err)
 	}
 	if err != nil {
 		return fmt.Errorf("add address %s to %s: %w", addr, name, err)
@@ -177,13 +228,10 @@ func (n *netlinkLinks) DeleteAddress(name string, addr netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("delete address %s from %s: %w", addr, name, err)
 	}
-	l, err := n.byName(name)
-	if err == nil {
-		err = n.h.AddrDel(l, a)
-		// The kernel answers EADDRNOTAVAIL for an address that is not on the link.
-		if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) {
-			err = fmt.Errorf("address %w (%w)", ErrNotFound, err)
-		}
+	err = n.onLink(name, func(l netlink.Link) error { return n.h.AddrDel(l, a) })
+	// The kernel answers EADDRNOTAVAIL for an address that is not on the link.
+	if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) {
+		err = fmt.Errorf("address %w (%w)", ErrNotFound, err)
 	}
 	if err != nil {
 		return fmt.Errorf("delete address %s from %s: %w", addr, name, err)

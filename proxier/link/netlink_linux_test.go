@@ -159,3 +159,45 @@ func TestDummyInVM(t *testing.T) {
 		}
 	})
 }
+
+// TestEnsureDummyRefreshesTheCachedLink: kube-ipvs0 renamed behind kubevs's back (it keeps
+// its index) and created again by EnsureDummy, as every full resync does: the addresses
+// added next land on the new kube-ipvs0, not on the renamed link the adapter had cached.
+func TestEnsureDummyRefreshesTheCachedLink(t *testing.T) {
+	testenv.RequireVM(t)
+	testenv.InNetns(t, func() {
+		l := newLinks(t)
+		if err := l.EnsureDummy(DefaultDummy); err != nil {
+			t.Fatal(err)
+		}
+		a, b := netip.MustParseAddr("10.96.0.1"), netip.MustParseAddr("10.96.0.2")
+		if err := l.AddAddress(DefaultDummy, a); err != nil {
+			t.Fatal(err)
+		}
+		old, err := netlink.LinkByName(DefaultDummy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.LinkSetDown(old); err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.LinkSetName(old, "old-ipvs0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.EnsureDummy(DefaultDummy); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.AddAddress(DefaultDummy, b); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string][]netip.Addr{DefaultDummy: {b}, "old-ipvs0": {a}} {
+			got, err := l.Addresses(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got, addrs); diff != "" {
+				t.Errorf("addresses of %s (-want +got):\n%s", name, diff)
+			}
+		}
+	})
+}
