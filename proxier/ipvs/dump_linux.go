@@ -21,7 +21,9 @@ import (
 const (
 	genlHdrLen      = 4
 	ipvsGenlVersion = 1
+	ipvsCmdNewDest  = 5
 	ipvsCmdGetDest  = 8
+	ipvsConnFMasq   = 0 // IP_VS_CONN_F_MASQ
 
 	ipvsCmdAttrService = 1
 	ipvsCmdAttrDest    = 2
@@ -33,7 +35,10 @@ const (
 
 	ipvsDestAttrAddr        = 1
 	ipvsDestAttrPort        = 2
+	ipvsDestAttrFwdMethod   = 3
 	ipvsDestAttrWeight      = 4
+	ipvsDestAttrUThresh     = 5
+	ipvsDestAttrLThresh     = 6
 	ipvsDestAttrActiveConns = 7
 	ipvsDestAttrInactConns  = 8
 	ipvsDestAttrAddrFamily  = 11
@@ -120,18 +125,24 @@ func (d *destReader) dump(what string, parse func(b []byte) (done bool, err erro
 
 // appendGetDest appends to b an IPVS_CMD_GET_DEST dump request for k.
 func appendGetDest(b []byte, genlID uint16, seq uint32, k Key) ([]byte, error) {
+	return appendDestMsg(b, genlID, seq, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, ipvsCmdGetDest, k, nil)
+}
+
+// appendDestMsg appends a destination command for k: its service nest and, when rs is not
+// nil, the real server's nest (masquerading, no thresholds), as ipvsadm sends them.
+func appendDestMsg(b []byte, genlID uint16, seq uint32, flags uint16, cmd uint8, k Key, rs *RealServer) ([]byte, error) {
 	proto, ok := protocols[k.Protocol]
 	addr := k.Address.Unmap()
 	if !ok || !addr.IsValid() {
-		return b, fmt.Errorf("list real servers of %s: not a virtual server kubevs can describe", k)
+		return b, fmt.Errorf("real servers of %s: not a virtual server kubevs can describe", k)
 	}
 	start := len(b)
 	b = binary.NativeEndian.AppendUint32(b, 0) // nlmsg_len, set below
 	b = binary.NativeEndian.AppendUint16(b, genlID)
-	b = binary.NativeEndian.AppendUint16(b, unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	b = binary.NativeEndian.AppendUint16(b, flags)
 	b = binary.NativeEndian.AppendUint32(b, seq)
 	b = binary.NativeEndian.AppendUint32(b, 0) // the kernel's port id
-	b = append(b, ipvsCmdGetDest, ipvsGenlVersion, 0, 0)
+	b = append(b, cmd, ipvsGenlVersion, 0, 0)
 	svc := len(b)
 	b = appendAttr(b, ipvsCmdAttrService, nil)
 	b = appendAttr(b, ipvsSvcAttrAF, binary.NativeEndian.AppendUint16(nil, family(addr)))
@@ -139,6 +150,18 @@ func appendGetDest(b []byte, genlID uint16, seq uint32, k Key) ([]byte, error) {
 	b = appendAttr(b, ipvsSvcAttrAddr, addr.AsSlice())
 	b = appendAttr(b, ipvsSvcAttrPort, binary.BigEndian.AppendUint16(nil, k.Port))
 	binary.NativeEndian.PutUint16(b[svc:], uint16(len(b)-svc))
+	if rs != nil {
+		u32 := func(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+		dest := len(b)
+		b = appendAttr(b, ipvsCmdAttrDest, nil)
+		b = appendAttr(b, ipvsDestAttrAddr, rs.Address.Unmap().AsSlice())
+		b = appendAttr(b, ipvsDestAttrPort, binary.BigEndian.AppendUint16(nil, rs.Port))
+		b = appendAttr(b, ipvsDestAttrFwdMethod, u32(ipvsConnFMasq))
+		b = appendAttr(b, ipvsDestAttrWeight, u32(uint32(rs.Weight)))
+		b = appendAttr(b, ipvsDestAttrUThresh, u32(0))
+		b = appendAttr(b, ipvsDestAttrLThresh, u32(0))
+		binary.NativeEndian.PutUint16(b[dest:], uint16(len(b)-dest))
+	}
 	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
 	return b, nil
 }

@@ -120,6 +120,14 @@ type StatsReader interface {
 	VirtualServerStats() (map[Key]Stats, error)
 }
 
+// RealServerAdder adds several real servers of one virtual server at once. The Linux
+// implementation and the fake implement it beside Interface.
+type RealServerAdder interface {
+	// AddRealServers adds each of rss to k as AddRealServer would; errs[i] is rss[i]'s
+	// outcome (nil, or an error matching ErrExist, ErrNotFound...).
+	AddRealServers(k Key, rss []RealServer) (errs []error)
+}
+
 // Sentinel errors; implementations wrap them so errors.Is works.
 var (
 	ErrExist    = errors.New("already exists")

@@ -113,11 +113,17 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 	var errs []error
 	hadNone := len(have.rs) == 0
 	wanted := make(map[netip.AddrPort]struct{}, len(want))
+	batch, canBatch := r.k.IPVS.(ipvs.RealServerAdder)
+	var adds []ipvs.RealServer // new to the model: added together where the adapter can
 	for _, rs := range want {
 		ap := rs.AddrPort()
 		wanted[ap] = struct{}{}
 		w, ok := have.rs[ap]
 		if ok && w == rs.Weight {
+			continue
+		}
+		if !ok && canBatch {
+			adds = append(adds, rs)
 			continue
 		}
 		if err := r.putRealServer(k, rs, ok); err != nil {
@@ -126,6 +132,20 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 		}
 		have.rs[ap] = rs.Weight
 		delete(r.m.draining, drainKey{k, ap})
+	}
+	if len(adds) > 0 {
+		for i, err := range batch.AddRealServers(k, adds) {
+			rs := adds[i]
+			if errors.Is(err, ipvs.ErrExist) { // the model lagged: set its weight
+				err = r.k.IPVS.UpdateRealServer(k, rs)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("set real server %s of %s (service %s): %w", rs.AddrPort(), k, svc, err))
+				continue
+			}
+			have.rs[rs.AddrPort()] = rs.Weight
+			delete(r.m.draining, drainKey{k, rs.AddrPort()})
+		}
 	}
 	var gone []netip.AddrPort
 	for ap := range have.rs {

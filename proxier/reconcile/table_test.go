@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -85,5 +87,49 @@ func TestResyncDumpsWhatTheTableLacks(t *testing.T) {
 				t.Errorf("kernel after the resync (-before the drift +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// oneByOne hides the fake's batched adds (ipvs.RealServerAdder): only ipvs.Interface.
+type oneByOne struct{ ipvs.Interface }
+
+// TestRealServerAddsBatchedOrNot: a sync through an adapter that adds a virtual server's
+// real servers together, and one through an adapter that adds them one by one, leave the
+// same kernel and issue the same writes; a real server the kernel holds but the model lost
+// (an add answered ErrExist, in the batch or alone) gets its weight set instead.
+func TestRealServerAddsBatchedOrNot(t *testing.T) {
+	ss := append(many(20), web, dns)
+	var dumps, ops [2]string
+	for i, batched := range []bool{true, false} {
+		f := newFakes()
+		k := f.kernel()
+		if !batched {
+			k.IPVS = oneByOne{f.ipvs}
+		}
+		r := New(k, Options{Desired: testOpts})
+		c := ctx(t)
+		must(t, r.Start(c))
+		must(t, r.Resync(c, all(t, ss...)))
+		// The model loses one of web's real servers, and the kernel's weight differs.
+		key, ap := mustKey("TCP:10.96.0.10:80"), mustAP("10.244.1.5:8080")
+		delete(r.m.vs[key].rs, ap)
+		must(t, f.ipvs.UpdateRealServer(key, rsAt("10.244.1.5:8080", 7)))
+		web2 := web
+		web2.eps = append(slices.Clone(web.eps), "10.244.1.6")
+		f.reset()
+		must(t, r.Apply(c, changes(t, web2)))
+		dumps[i] = f.ipvs.Dump()
+		w := slices.Clone(f.ipvs.Ops())
+		slices.Sort(w) // the batch sets the lost one's weight after the adds
+		ops[i] = strings.Join(w, "\n")
+		if !strings.Contains(dumps[i], "10.244.1.5:8080 weight 1") || !strings.Contains(dumps[i], "10.244.1.6:8080 weight 1") {
+			t.Errorf("batched %v: web's real servers are not all there with weight 1:\n%s", batched, dumps[i])
+		}
+	}
+	if d := cmp.Diff(dumps[1], dumps[0]); d != "" {
+		t.Errorf("kernel (-one by one +batched):\n%s", d)
+	}
+	if d := cmp.Diff(ops[1], ops[0]); d != "" {
+		t.Errorf("IPVS writes, sorted (-one by one +batched):\n%s", d)
 	}
 }

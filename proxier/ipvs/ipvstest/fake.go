@@ -63,9 +63,10 @@ type Fake struct {
 }
 
 var (
-	_ ipvs.Interface   = (*Fake)(nil)
-	_ ipvs.StatsReader = (*Fake)(nil)
-	_ ipvs.TableReader = (*Fake)(nil)
+	_ ipvs.Interface       = (*Fake)(nil)
+	_ ipvs.StatsReader     = (*Fake)(nil)
+	_ ipvs.TableReader     = (*Fake)(nil)
+	_ ipvs.RealServerAdder = (*Fake)(nil)
 )
 
 // SetStats sets the counters of the virtual server k, as traffic would (ipvs.ErrNotFound if
@@ -230,6 +231,16 @@ func (f *Fake) RealServerTable() (map[ipvs.Key][]ipvs.RealServer, error) {
 		out[k] = sortedDests(s.dest)
 	}
 	return out, nil
+}
+
+// AddRealServers adds each of rss to k, one AddRealServer each (recorded and failed one by
+// one, as the kernel acknowledges each message of a batch).
+func (f *Fake) AddRealServers(k ipvs.Key, rss []ipvs.RealServer) []error {
+	errs := make([]error, len(rss))
+	for i, rs := range rss {
+		errs[i] = f.AddRealServer(k, rs)
+	}
+	return errs
 }
 
 // AddRealServer adds rs to k; ipvs.ErrNotFound if k is absent, ipvs.ErrExist if rs is there.
