@@ -42,11 +42,18 @@ func TestChangeAppliedWhilePeriodicResyncReads(t *testing.T) {
 	unblock := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unblock)
 
-	clk.Step(cfg.SyncPeriod.Duration) // the periodic resync falls due
-	select {
-	case <-blocked:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the periodic resync did not read the fixed rules")
+	// The periodic resync falls due. Stepped again until its read starts: on a loaded
+	// machine the runner may set its timer only after a step, which that step then missed.
+	deadline := time.After(15 * time.Second)
+	for waiting := true; waiting; {
+		clk.Step(cfg.SyncPeriod.Duration)
+		select {
+		case <-blocked:
+			waiting = false
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the periodic resync did not read the fixed rules")
+		}
 	}
 	h.create(service("api", "10.96.0.20", 443))
 	h.create(slice("api", "node-b", "10.244.3.7"))
