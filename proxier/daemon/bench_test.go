@@ -132,7 +132,8 @@ func BenchmarkPeriodicResync(b *testing.B) {
 // BenchmarkChangeDuringPeriodicResync measures how long a one-endpoint change waits when it
 // arrives while a periodic full resync reads the kernel: 1000 Services of 2 endpoints on
 // fakes whose reads are made slow as a real kernel's are (each fixed-rules check, i.e. the
-// iptables-save runs of one family, 50ms; each IPVS real server dump 50µs). read=locked is
+// iptables-save runs of one family, 50ms; each IPVS real server dump 50µs, the table of all
+// of them 50µs per virtual server). read=locked is
 // the resync that reads under kmu (as before), read=apart the one whose read runs beside
 // the syncs (readForResync, then the repair). ns/op is the change's latency, from the
 // EndpointSlice update to its real server in the fake IPVS; resync-ms/op the whole resync.
@@ -167,8 +168,11 @@ func benchChangeDuringResync(b *testing.B, apart bool) {
 		return nil
 	})
 	k.ipvs.SetHook(func(op, _ string) error {
-		if op == ipvstest.OpRealServers {
+		switch op {
+		case ipvstest.OpRealServers:
 			time.Sleep(50 * time.Microsecond)
+		case ipvstest.OpRealServerTable: // all of them at once, as long
+			time.Sleep(services * 50 * time.Microsecond)
 		}
 		return nil
 	})
