@@ -63,6 +63,19 @@ func (a *addrReader) close() { _ = unix.Close(a.fd) }
 // addresses returns the host addresses (full-length prefix) of the link with index ifindex,
 // in the order the kernel lists them.
 func (a *addrReader) addresses(ifindex int) ([]netip.Addr, error) {
+	return a.dump(ifindex, func(ip netip.Addr, prefix, index int) bool {
+		return index == ifindex && prefix == ip.BitLen()
+	})
+}
+
+// allBut returns every address of every link but the one with index except (any prefix),
+// in one dump.
+func (a *addrReader) allBut(except int) ([]netip.Addr, error) {
+	return a.dump(0, func(_ netip.Addr, _, index int) bool { return index != except })
+}
+
+// dump lists the addresses keep accepts, of the link ifindex (0: of every link).
+func (a *addrReader) dump(ifindex int, keep func(ip netip.Addr, prefix, index int) bool) ([]netip.Addr, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.seq++
@@ -81,7 +94,7 @@ func (a *addrReader) addresses(ifindex int) ([]netip.Addr, error) {
 			return nil, fmt.Errorf("receive the address dump: %w", err)
 		}
 		var done, in bool
-		out, done, in, err = parseAddrReply(a.buf[:n], a.seq, ifindex, out)
+		out, done, in, err = parseAddrReply(a.buf[:n], a.seq, keep, out)
 		intr = intr || in
 		if err != nil {
 			return nil, err
@@ -110,9 +123,9 @@ func appendGetAddr(b []byte, seq uint32, ifindex int) []byte {
 }
 
 // parseAddrReply decodes one received buffer of an address dump with sequence number seq,
-// appending the host addresses of link ifindex to out. done is set by the dump's end, intr
-// when a message carries NLM_F_DUMP_INTR.
-func parseAddrReply(b []byte, seq uint32, ifindex int, out []netip.Addr) (_ []netip.Addr, done, intr bool, _ error) {
+// appending to out the addresses keep accepts. done is set by the dump's end, intr when a
+// message carries NLM_F_DUMP_INTR.
+func parseAddrReply(b []byte, seq uint32, keep func(ip netip.Addr, prefix, index int) bool, out []netip.Addr) (_ []netip.Addr, done, intr bool, _ error) {
 	for len(b) > 0 {
 		if len(b) < unix.SizeofNlMsghdr {
 			return out, false, intr, errors.New("address dump: truncated reply")
@@ -143,7 +156,7 @@ func parseAddrReply(b []byte, seq uint32, ifindex int, out []netip.Addr) (_ []ne
 				}
 				return out, true, intr, nil
 			case unix.RTM_NEWADDR:
-				if a, ok := parseAddr(msg, ifindex); ok {
+				if a, prefix, index, ok := parseAddr(msg); ok && keep(a, prefix, index) {
 					out = append(out, a)
 				}
 			}
@@ -153,23 +166,22 @@ func parseAddrReply(b []byte, seq uint32, ifindex int, out []netip.Addr) (_ []ne
 	return out, false, intr, nil
 }
 
-// parseAddr decodes one RTM_NEWADDR message: ok when it is a host address (prefix of the
-// address's full length) of link ifindex, IPv4 in its 4-byte form. The address is IFA_LOCAL when present (the local
-// end of a point-to-point link), else IFA_ADDRESS.
-func parseAddr(msg []byte, ifindex int) (netip.Addr, bool) {
+// parseAddr decodes one RTM_NEWADDR message: its address (IPv4 in its 4-byte form), prefix
+// length and link index. The address is IFA_LOCAL when present (the local end of a
+// point-to-point link), else IFA_ADDRESS. An IPv4-mapped IPv6 address is returned unmapped
+// with its prefix of 128, so no IPv4 host address.
+func parseAddr(msg []byte) (ip netip.Addr, prefix, index int, ok bool) {
 	if len(msg) < unix.SizeofIfAddrmsg {
-		return netip.Addr{}, false
+		return netip.Addr{}, 0, 0, false
 	}
 	family, prefix := msg[0], int(msg[1])
-	if int(binary.NativeEndian.Uint32(msg[4:])) != ifindex {
-		return netip.Addr{}, false
-	}
+	index = int(binary.NativeEndian.Uint32(msg[4:]))
 	var local, addr []byte
 	b := msg[unix.SizeofIfAddrmsg:]
 	for len(b) >= unix.SizeofRtAttr {
 		l := int(binary.NativeEndian.Uint16(b))
 		if l < unix.SizeofRtAttr || l > len(b) {
-			return netip.Addr{}, false
+			return netip.Addr{}, 0, 0, false
 		}
 		switch binary.NativeEndian.Uint16(b[2:]) {
 		case ifaFLocal:
@@ -182,16 +194,13 @@ func parseAddr(msg []byte, ifindex int) (netip.Addr, bool) {
 	if local != nil {
 		addr = local
 	}
-	var ip netip.Addr
 	switch {
 	case family == unix.AF_INET && len(addr) == 4:
 		ip = netip.AddrFrom4([4]byte(addr))
 	case family == unix.AF_INET6 && len(addr) == 16:
-		ip = netip.AddrFrom16([16]byte(addr))
+		ip = netip.AddrFrom16([16]byte(addr)).Unmap()
 	default:
-		return netip.Addr{}, false
+		return netip.Addr{}, 0, 0, false
 	}
-	// An IPv4-mapped IPv6 address is no IPv4 host address: its prefix is 128.
-	ip = ip.Unmap()
-	return ip, prefix == ip.BitLen()
+	return ip, prefix, index, true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -56,6 +57,11 @@ func TestAddressesOfOneLink(t *testing.T) {
 	}
 }
 
+// hostOf keeps the host addresses of link index, as Addresses does.
+func hostOf(index int) func(netip.Addr, int, int) bool {
+	return func(ip netip.Addr, prefix, i int) bool { return i == index && prefix == ip.BitLen() }
+}
+
 // addrMsg builds one RTM_NEWADDR message.
 func addrMsg(seq uint32, flags uint16, family, prefix byte, index uint32, attrs ...[]byte) []byte {
 	body := []byte{family, prefix, 0, 0}
@@ -100,20 +106,20 @@ func TestParseAddrReply(t *testing.T) {
 	// An IPv4-mapped IPv6 /128 is no IPv4 host address.
 	b = append(b, addrMsg(5, unix.NLM_F_MULTI, unix.AF_INET6, 128, 3, rtAttr(unix.IFA_ADDRESS, netip.MustParseAddr("::ffff:10.96.0.4").AsSlice()))...)
 	b = append(b, addrMsg(5, unix.NLM_F_MULTI|unix.NLM_F_DUMP_INTR, unix.AF_INET6, 128, 3, rtAttr(unix.IFA_ADDRESS, netip.MustParseAddr("fd00::1").AsSlice()))...)
-	got, done, intr, err := parseAddrReply(b, 5, 3, nil)
+	got, done, intr, err := parseAddrReply(b, 5, hostOf(3), nil)
 	if err != nil || done || !intr {
 		t.Fatalf("done %v intr %v err %v; want false true nil", done, intr, err)
 	}
 	if d := cmp.Diff([]netip.Addr{netip.MustParseAddr("10.96.0.1"), netip.MustParseAddr("fd00::1")}, got, addrs); d != "" {
 		t.Errorf("addresses (-want +got):\n%s", d)
 	}
-	if _, done, _, err := parseAddrReply(doneMsg(5, 0, 0), 5, 3, nil); !done || err != nil {
+	if _, done, _, err := parseAddrReply(doneMsg(5, 0, 0), 5, hostOf(3), nil); !done || err != nil {
 		t.Errorf("end: done %v err %v", done, err)
 	}
-	if _, _, _, err := parseAddrReply(doneMsg(5, 0, -int32(unix.EBUSY)), 5, 3, nil); !errors.Is(err, unix.EBUSY) {
+	if _, _, _, err := parseAddrReply(doneMsg(5, 0, -int32(unix.EBUSY)), 5, hostOf(3), nil); !errors.Is(err, unix.EBUSY) {
 		t.Errorf("end with an error: %v, want EBUSY", err)
 	}
-	if _, _, _, err := parseAddrReply(b[:10], 5, 3, nil); err == nil {
+	if _, _, _, err := parseAddrReply(b[:10], 5, hostOf(3), nil); err == nil {
 		t.Error("a truncated reply parsed")
 	}
 }
@@ -123,7 +129,7 @@ func FuzzParseAddrReply(f *testing.F) {
 	f.Add(addrMsg(1, 0, unix.AF_INET, 32, 2, rtAttr(unix.IFA_ADDRESS, []byte{10, 96, 0, 1})))
 	f.Add(append(addrMsg(1, 0, unix.AF_INET6, 128, 2, rtAttr(unix.IFA_LOCAL, make([]byte, 16))), doneMsg(1, 0, 0)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, _, _, err := parseAddrReply(b, 1, 2, nil)
+		got, _, _, err := parseAddrReply(b, 1, hostOf(2), nil)
 		if err != nil {
 			return
 		}
@@ -180,5 +186,76 @@ func TestAddressWritesFollowALinkCreatedAgain(t *testing.T) {
 	}
 	if err := l.DeleteAddress("kube-ipvs0", b); !errors.Is(err, ErrNotFound) {
 		t.Errorf("delete from a link that is gone: %v, want ErrNotFound", err)
+	}
+}
+
+// TestHostAddressesMatchesTheStandardLibrary: in a fresh namespace with VIPs on kube-ipvs0,
+// addresses of several prefixes on other links and lo up, HostAddresses (one dump) lists
+// what Go's per-link listing (net.Interface.Addrs, one dump per link) lists for every link but
+// kube-ipvs0. Bridges stand for the links.
+func TestHostAddressesMatchesTheStandardLibrary(t *testing.T) {
+	testenv.EnterNetns(t)
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	l := newLinks(t)
+	for name, cidrs := range map[string][]string{
+		"kube-ipvs0": {"10.96.0.1/32", "10.96.0.2/32", "fd00::a/128"},
+		"eth9":       {"192.168.1.10/24", "2001:db8::1/64", "203.0.113.7/32"},
+		"eth8":       {"10.0.0.5/8"},
+	} {
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+		nl, err := netlink.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cidrs {
+			ip, ipn, _ := net.ParseCIDR(c)
+			ipn.IP = ip
+			if err := netlink.AddrAdd(nl, &netlink.Addr{IPNet: ipn, Flags: unix.IFA_F_NODAD}); err != nil {
+				t.Fatalf("add %s to %s: %v", c, name, err)
+			}
+		}
+	}
+	_ = l
+	got, err := HostAddresses("kube-ipvs0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []netip.Addr
+	for _, i := range ifs {
+		if i.Name == "kube-ipvs0" {
+			continue
+		}
+		as, err := i.Addrs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			if n, ok := a.(*net.IPNet); ok {
+				ip, _ := netip.AddrFromSlice(n.IP)
+				want = append(want, ip.Unmap())
+			}
+		}
+	}
+	sortAddrs := func(as []netip.Addr) []netip.Addr { slices.SortFunc(as, netip.Addr.Compare); return as }
+	if d := cmp.Diff(sortAddrs(want), sortAddrs(got), addrs); d != "" {
+		t.Errorf("HostAddresses (-standard library +one dump):\n%s", d)
+	}
+	if len(want) < 6 {
+		t.Errorf("only %d addresses listed: %v", len(want), want)
+	}
+	if all, err := HostAddresses("absent0"); err != nil || len(all) != len(got)+3 {
+		t.Errorf("HostAddresses without a dummy = %v, %v; want every address (%d)", all, err, len(got)+3)
 	}
 }

@@ -8,8 +8,6 @@
 package derive
 
 import (
-	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 
@@ -117,39 +115,10 @@ func sortedUnique(addrs []netip.Addr) []netip.Addr {
 }
 
 // HostAddresses lists the addresses of the host's links, except those on kubevs's dummy
-// link (link.DefaultDummy holds Service VIPs, not node addresses). It only reads.
+// link (link.DefaultDummy holds Service VIPs, not node addresses), in one address dump. It
+// only reads.
 func HostAddresses() ([]netip.Addr, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, fmt.Errorf("list network interfaces: %w", err)
-	}
-	var out []netip.Addr
-	for _, i := range ifs {
-		if i.Name == link.DefaultDummy {
-			continue
-		}
-		addrs, err := i.Addrs()
-		if err != nil {
-			return nil, fmt.Errorf("list addresses of %s: %w", i.Name, err)
-		}
-		out = append(out, addrsOf(addrs)...)
-	}
-	return out, nil
-}
-
-// addrsOf keeps the IP addresses of a link's address list (IPv4-mapped ones unmapped).
-func addrsOf(addrs []net.Addr) []netip.Addr {
-	var out []netip.Addr
-	for _, a := range addrs {
-		n, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		if ip, ok := netip.AddrFromSlice(n.IP); ok {
-			out = append(out, ip.Unmap())
-		}
-	}
-	return out
+	return link.HostAddresses(link.DefaultDummy)
 }
 
 // KnownNode returns the Node to compute with when the Node cur (nil: absent) may be

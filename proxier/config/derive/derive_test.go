@@ -1,7 +1,6 @@
 package derive
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 
@@ -156,18 +155,6 @@ func TestNode(t *testing.T) {
 	}
 	if diff := cmp.Diff(desired.Node{Name: "node-b"}, Node("node-b", nil), cmpAddr); diff != "" {
 		t.Errorf("Node of no Node object (-want +got):\n%s", diff)
-	}
-}
-
-func TestAddrsOf(t *testing.T) {
-	in := []net.Addr{
-		&net.IPNet{IP: net.ParseIP("192.168.1.10"), Mask: net.CIDRMask(24, 32)}, // 16-byte form
-		&net.IPNet{IP: net.ParseIP("10.0.0.5").To4(), Mask: net.CIDRMask(8, 32)},
-		&net.IPNet{IP: net.ParseIP("2001:db8::1"), Mask: net.CIDRMask(64, 128)},
-		&net.IPAddr{IP: net.ParseIP("10.9.9.9")}, // not a link address
-	}
-	if diff := cmp.Diff(addrs("192.168.1.10", "10.0.0.5", "2001:db8::1"), addrsOf(in), cmpAddr); diff != "" {
-		t.Errorf("addrsOf (-want +got):\n%s", diff)
 	}
 }
 
