@@ -49,8 +49,9 @@ type kernelRead struct {
 // so it runs without the Reconciler's lock when k's adapters are safe for concurrent use
 // (the Linux ones and the fakes are). One address dump, one set list and one member dump
 // per owned set present, one virtual server dump, and the real servers of all at once
-// where the IPVS adapter can (ipvs.TableReader), else, and for each virtual server the table
-// did not hold whole, one real server dump per virtual server read.
+// where the IPVS adapter can (ipvs.TableReader) and the table is small enough for it to pay
+// (ipvs.TableMaxVirtualServers), else, and for each virtual server the table did not hold
+// whole, one real server dump per virtual server read.
 func readKernel(ctx context.Context, k Kernel, dummy string, read func(ipvs.Key, *kernelRead) bool) (*kernelRead, error) {
 	kr := &kernelRead{bound: map[netip.Addr]struct{}{}, entries: map[desired.SetEntry]struct{}{}, marks: newMarks(), vs: map[ipvs.Key]*vsState{}}
 	addrs, err := k.Link.Addresses(dummy)
@@ -81,7 +82,10 @@ func readKernel(ctx context.Context, k Kernel, dummy string, read func(ipvs.Key,
 	if err != nil {
 		return nil, fmt.Errorf("list virtual servers: %w", err)
 	}
-	table := realServerTable(ctx, k.IPVS)
+	var table map[ipvs.Key][]ipvs.RealServer
+	if len(vss) <= ipvs.TableMaxVirtualServers {
+		table = realServerTable(ctx, k.IPVS)
+	}
 	for _, v := range vss {
 		if read != nil && !read(v.Key, kr) {
 			continue

@@ -133,3 +133,15 @@ func TestRealServerAddsBatchedOrNot(t *testing.T) {
 		t.Errorf("IPVS writes, sorted (-one by one +batched):\n%s", d)
 	}
 }
+
+// TestLargeTablesAreDumped: above ipvs.TableMaxVirtualServers the table's quadratic read
+// costs more than one dump per virtual server: the resync dumps each and reads no table.
+func TestLargeTablesAreDumped(t *testing.T) {
+	ss := many(ipvs.TableMaxVirtualServers + 1)
+	f, r := startSynced(t, ss...)
+	must(t, readThenResync(ctx(t), r, all(t, ss...)))
+	if table, dumps := f.ipvs.Calls(ipvstest.OpRealServerTable), f.ipvs.Calls(ipvstest.OpRealServers); table != 0 || dumps != len(ss) {
+		t.Errorf("%d table reads and %d dumps, want 0 and %d", table, dumps, len(ss))
+	}
+	f.checkOps(t, "resync", nil)
+}

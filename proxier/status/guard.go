@@ -29,12 +29,13 @@ func (g guardedIPVS) RealServers(k ipvs.Key) ([]ipvs.RealServer, error) {
 }
 
 // realServersOf lists the real servers of every key: all at once where the adapter can
-// (ipvs.TableReader, one bounded read), then, in one job of the reader (each), a dump for
+// and the table is small enough (ipvs.TableReader, ipvs.TableMaxVirtualServers; one bounded
+// read), then, in one job of the reader (each), a dump for
 // each key the table did not hold, each still bounded and named as RealServers's. A table
 // read that fails is not a finding (the dumps answer instead); one that hangs is.
 func (g guardedIPVS) realServersOf(keys []ipvs.Key) ([][]ipvs.RealServer, error) {
 	var table map[ipvs.Key][]ipvs.RealServer
-	if tr, ok := g.Interface.(ipvs.TableReader); ok {
+	if tr, ok := g.Interface.(ipvs.TableReader); ok && len(keys) <= ipvs.TableMaxVirtualServers {
 		var err error
 		table, err = get(g.r, "read the IPVS table", tr.RealServerTable)
 		if errors.As(err, new(*TimeoutError)) {
