@@ -7,11 +7,11 @@ package ipvs
 // message of a send in turn and acknowledges each, failed or not.
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubevs/kubevs/proxier/internal/nlack"
 )
 
 // maxBatch bounds the messages of one send, so that their acknowledgements (a failed one
@@ -71,51 +71,5 @@ func (d *destReader) addDests(k Key, rss []RealServer, idx []int) (acks []error,
 			return nil, err
 		}
 	}
-	if err := unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("send %d real server adds: %w", len(idx), err)
-	}
-	acks = make([]error, len(idx))
-	seen := 0
-	for seen < len(idx) {
-		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("receive the acknowledgements of %d real server adds (%d received): %w", len(idx), seen, err)
-		}
-		got, err := parseAcks(d.buf[:n], base, acks)
-		if err != nil {
-			return nil, err
-		}
-		seen += got
-	}
-	return acks, nil
-}
-
-// parseAcks records in acks the acknowledgements in b of the requests numbered base to
-// base+len(acks)-1 and returns how many it found; messages of other numbers are skipped.
-func parseAcks(b []byte, base uint32, acks []error) (int, error) {
-	found := 0
-	for len(b) > 0 {
-		if len(b) < unix.SizeofNlMsghdr {
-			return found, errors.New("acknowledgements: " + errTruncatedDestReplyMsg)
-		}
-		n := int(binary.NativeEndian.Uint32(b))
-		if n < unix.SizeofNlMsghdr || n > len(b) {
-			return found, fmt.Errorf("acknowledgements: message length %d of %d bytes", n, len(b))
-		}
-		seq := binary.NativeEndian.Uint32(b[8:])
-		if binary.NativeEndian.Uint16(b[4:]) == unix.NLMSG_ERROR && seq-base < uint32(len(acks)) {
-			if n < unix.SizeofNlMsghdr+4 {
-				return found, errors.New("acknowledgement: " + errTruncatedDestReplyMsg)
-			}
-			if errno := int32(binary.NativeEndian.Uint32(b[unix.SizeofNlMsghdr:])); errno != 0 {
-				acks[seq-base] = unix.Errno(-errno)
-			}
-			found++
-		}
-		b = b[min(nlmAlign(n), len(b)):]
-	}
-	return found, nil
+	return nlack.Exchange(d.fd, d.req, d.buf, base, len(idx), "real server adds")
 }

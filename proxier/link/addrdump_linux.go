@@ -28,7 +28,8 @@ const (
 	ifaFAddress     = unix.IFA_ADDRESS
 )
 
-// addrReader dumps addresses over its own rtnetlink socket; safe for concurrent use.
+// addrReader dumps addresses, and adds them in batches (addbatch_linux.go), over its own
+// rtnetlink socket; safe for concurrent use.
 type addrReader struct {
 	mu  sync.Mutex
 	fd  int

@@ -26,6 +26,13 @@ type Interface interface {
 	DeleteAddress(name string, addr netip.Addr) error
 }
 
+// AddressAdder binds several addresses to one link at once. The Linux implementation and
+// the fake implement it beside Interface.
+type AddressAdder interface {
+	// AddAddresses binds each of addrs as AddAddress would; errs[i] is addrs[i]'s outcome.
+	AddAddresses(name string, addrs []netip.Addr) (errs []error)
+}
+
 // Sentinel errors; implementations wrap them so errors.Is works.
 var (
 	ErrExist    = errors.New("already exists")

@@ -269,12 +269,18 @@ func sameSettings(a, b ipvs.VirtualServer) bool {
 func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bool) error {
 	var errs []error
 	dummy := r.global.Dummy
+	batch, canBatch := r.k.Link.(link.AddressAdder)
+	var adds []netip.Addr // bound together where the adapter can
 	for _, a := range vips {
 		_, want := r.m.vipRefs[a]
 		_, have := r.m.bound[a]
 		switch {
 		case add && want && !have:
 			klog.FromContext(ctx).V(4).Info("Binding address", "address", a, "link", dummy)
+			if canBatch {
+				adds = append(adds, a)
+				continue
+			}
 			if err := r.k.Link.AddAddress(dummy, a); err != nil && !errors.Is(err, link.ErrExist) {
 				errs = append(errs, fmt.Errorf("bind %s to %s: %w", a, dummy, err))
 				continue
@@ -287,6 +293,15 @@ func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bo
 				continue
 			}
 			delete(r.m.bound, a)
+		}
+	}
+	if len(adds) > 0 {
+		for i, err := range batch.AddAddresses(dummy, adds) {
+			if err != nil && !errors.Is(err, link.ErrExist) {
+				errs = append(errs, fmt.Errorf("bind %s to %s: %w", adds[i], dummy, err))
+				continue
+			}
+			r.m.bound[adds[i]] = struct{}{}
 		}
 	}
 	return errors.Join(errs...)

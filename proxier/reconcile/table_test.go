@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/ipvs/ipvstest"
+	"github.com/kubevs/kubevs/proxier/link"
 )
 
 // partialTable is an IPVS table whose all-at-once read (ipvs.TableReader) leaves out some
@@ -144,4 +145,44 @@ func TestLargeTablesAreDumped(t *testing.T) {
 		t.Errorf("%d table reads and %d dumps, want 0 and %d", table, dumps, len(ss))
 	}
 	f.checkOps(t, "resync", nil)
+}
+
+// linksOneByOne hides the fake's batched address adds (link.AddressAdder).
+type linksOneByOne struct{ link.Interface }
+
+// TestVIPAddsBatchedOrNot: a sync binding VIPs through an adapter that adds them together
+// and one through an adapter that adds them one by one leave the same links, with the same
+// writes; a VIP someone bound before kubevs (ErrExist) is taken as bound either way.
+func TestVIPAddsBatchedOrNot(t *testing.T) {
+	ss := append(many(20), web, dns)
+	var dumps, ops [2]string
+	for i, batched := range []bool{true, false} {
+		f := newFakes()
+		k := f.kernel()
+		if !batched {
+			k.Link = linksOneByOne{f.link}
+		}
+		r := New(k, Options{Desired: testOpts})
+		c := ctx(t)
+		must(t, r.Start(c))
+		must(t, f.link.AddAddress("kube-ipvs0", mustAddr("10.96.0.53"))) // after the start's read
+		f.reset()
+		must(t, r.Apply(c, changes(t, ss...)))
+		dumps[i] = f.link.Dump()
+		w := slices.Clone(f.link.Ops())
+		slices.Sort(w)
+		ops[i] = strings.Join(w, "\n")
+		if n := strings.Count(dumps[i], "10.96.0.53"); n != 1 {
+			t.Errorf("batched %v: 10.96.0.53 bound %d times:\n%s", batched, n, dumps[i])
+		}
+	}
+	if d := cmp.Diff(dumps[1], dumps[0]); d != "" {
+		t.Errorf("links (-one by one +batched):\n%s", d)
+	}
+	if d := cmp.Diff(ops[1], ops[0]); d != "" {
+		t.Errorf("link writes, sorted (-one by one +batched):\n%s", d)
+	}
+	if !strings.Contains(ops[0], "add-addr kube-ipvs0 10.100.0.1") {
+		t.Errorf("no VIP added:\n%s", ops[0])
+	}
 }

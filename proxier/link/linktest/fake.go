@@ -50,7 +50,10 @@ type Fake struct {
 	links map[string]*fakeLink
 }
 
-var _ link.Interface = (*Fake)(nil)
+var (
+	_ link.Interface    = (*Fake)(nil)
+	_ link.AddressAdder = (*Fake)(nil)
+)
 
 // NewFake returns a host without links.
 func NewFake() *Fake {
@@ -181,6 +184,16 @@ func (f *Fake) Addresses(name string) ([]netip.Addr, error) {
 		return nil
 	})
 	return out, err
+}
+
+// AddAddresses binds each of addrs, one AddAddress each (recorded and failed one by one, as
+// the kernel acknowledges each message of a batch).
+func (f *Fake) AddAddresses(name string, addrs []netip.Addr) []error {
+	errs := make([]error, len(addrs))
+	for i, a := range addrs {
+		errs[i] = f.AddAddress(name, a)
+	}
+	return errs
 }
 
 // AddAddress binds addr; link.ErrExist if bound, link.ErrNotFound if the link is absent.
