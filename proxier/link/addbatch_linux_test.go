@@ -17,18 +17,7 @@ import (
 // link, ErrNotFound for each. A bridge stands for the dummy.
 func TestAddAddressesInOneSend(t *testing.T) {
 	testenv.EnterNetns(t)
-	mk := func() netlink.Link {
-		t.Helper()
-		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "kube-ipvs0"}}); err != nil {
-			t.Fatal(err)
-		}
-		l, err := netlink.LinkByName("kube-ipvs0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	old := mk()
+	old := addBridge(t, "kube-ipvs0")
 	l := newLinks(t).(*netlinkLinks)
 	must := func(err error) {
 		t.Helper()
@@ -49,7 +38,7 @@ func TestAddAddressesInOneSend(t *testing.T) {
 	}
 
 	must(netlink.LinkDel(old))
-	mk()
+	addBridge(t, "kube-ipvs0")
 	many := make([]netip.Addr, 2*maxAddrBatch+3)
 	for i := range many {
 		many[i] = netip.AddrFrom4([4]byte{10, 97, byte(i >> 8), byte(i)})

@@ -57,6 +57,20 @@ func TestAddressesOfOneLink(t *testing.T) {
 	}
 }
 
+// addBridge creates a bridge named name (standing for the dummy the host kernel lacks) in
+// the current namespace and returns it.
+func addBridge(t *testing.T, name string) netlink.Link {
+	t.Helper()
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // hostOf keeps the host addresses of link index, as Addresses does.
 func hostOf(index int) func(netip.Addr, int, int) bool {
 	return func(ip netip.Addr, prefix, i int) bool { return i == index && prefix == ip.BitLen() }
@@ -147,18 +161,7 @@ func FuzzParseAddrReply(f *testing.F) {
 // from a link that is gone is ErrNotFound. A bridge stands for the dummy.
 func TestAddressWritesFollowALinkCreatedAgain(t *testing.T) {
 	testenv.EnterNetns(t)
-	br := func() netlink.Link {
-		t.Helper()
-		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "kube-ipvs0"}}); err != nil {
-			t.Fatal(err)
-		}
-		l, err := netlink.LinkByName("kube-ipvs0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	old := br()
+	old := addBridge(t, "kube-ipvs0")
 	l := newLinks(t)
 	a, b := netip.MustParseAddr("10.96.0.1"), netip.MustParseAddr("10.96.0.2")
 	if err := l.AddAddress("kube-ipvs0", a); err != nil {
@@ -167,7 +170,7 @@ func TestAddressWritesFollowALinkCreatedAgain(t *testing.T) {
 	if err := netlink.LinkDel(old); err != nil {
 		t.Fatal(err)
 	}
-	created := br()
+	created := addBridge(t, "kube-ipvs0")
 	if created.Attrs().Index == old.Attrs().Index {
 		t.Fatalf("the link came back with its old index %d: the test proves nothing", old.Attrs().Index)
 	}

@@ -94,22 +94,44 @@ func TestResyncDumpsWhatTheTableLacks(t *testing.T) {
 // oneByOne hides the fake's batched adds (ipvs.RealServerAdder): only ipvs.Interface.
 type oneByOne struct{ ipvs.Interface }
 
+// sameBatchedOrNot runs step twice on fresh fakes: through the adapters as they are (with
+// their batched adds) and with hide applied to the kernel (adds one by one). Both runs must
+// leave the same dump with the same writes, sorted (a batch may order them differently);
+// it returns each run's dump.
+func sameBatchedOrNot(t *testing.T, hide func(*Kernel, *fakes), step func(*fakes, *Reconciler), dump func(*fakes) string, writes func(*fakes) []string) (dumps [2]string) {
+	t.Helper()
+	var ops [2]string
+	for i, batched := range []bool{true, false} {
+		f := newFakes()
+		k := f.kernel()
+		if !batched {
+			hide(&k, f)
+		}
+		r := New(k, Options{Desired: testOpts})
+		must(t, r.Start(ctx(t)))
+		step(f, r)
+		dumps[i] = dump(f)
+		w := slices.Clone(writes(f))
+		slices.Sort(w)
+		ops[i] = strings.Join(w, "\n")
+	}
+	if d := cmp.Diff(dumps[1], dumps[0]); d != "" {
+		t.Errorf("kernel (-one by one +batched):\n%s", d)
+	}
+	if d := cmp.Diff(ops[1], ops[0]); d != "" {
+		t.Errorf("writes, sorted (-one by one +batched):\n%s", d)
+	}
+	return dumps
+}
+
 // TestRealServerAddsBatchedOrNot: a sync through an adapter that adds a virtual server's
 // real servers together, and one through an adapter that adds them one by one, leave the
 // same kernel and issue the same writes; a real server the kernel holds but the model lost
 // (an add answered ErrExist, in the batch or alone) gets its weight set instead.
 func TestRealServerAddsBatchedOrNot(t *testing.T) {
 	ss := append(many(20), web, dns)
-	var dumps, ops [2]string
-	for i, batched := range []bool{true, false} {
-		f := newFakes()
-		k := f.kernel()
-		if !batched {
-			k.IPVS = oneByOne{f.ipvs}
-		}
-		r := New(k, Options{Desired: testOpts})
+	dumps := sameBatchedOrNot(t, func(k *Kernel, f *fakes) { k.IPVS = oneByOne{f.ipvs} }, func(f *fakes, r *Reconciler) {
 		c := ctx(t)
-		must(t, r.Start(c))
 		must(t, r.Resync(c, all(t, ss...)))
 		// The model loses one of web's real servers, and the kernel's weight differs.
 		key, ap := mustKey("TCP:10.96.0.10:80"), mustAP("10.244.1.5:8080")
@@ -119,19 +141,11 @@ func TestRealServerAddsBatchedOrNot(t *testing.T) {
 		web2.eps = append(slices.Clone(web.eps), "10.244.1.6")
 		f.reset()
 		must(t, r.Apply(c, changes(t, web2)))
-		dumps[i] = f.ipvs.Dump()
-		w := slices.Clone(f.ipvs.Ops())
-		slices.Sort(w) // the batch sets the lost one's weight after the adds
-		ops[i] = strings.Join(w, "\n")
-		if !strings.Contains(dumps[i], "10.244.1.5:8080 weight 1") || !strings.Contains(dumps[i], "10.244.1.6:8080 weight 1") {
-			t.Errorf("batched %v: web's real servers are not all there with weight 1:\n%s", batched, dumps[i])
+	}, func(f *fakes) string { return f.ipvs.Dump() }, func(f *fakes) []string { return f.ipvs.Ops() })
+	for _, d := range dumps {
+		if !strings.Contains(d, "10.244.1.5:8080 weight 1") || !strings.Contains(d, "10.244.1.6:8080 weight 1") {
+			t.Errorf("web's real servers are not all there with weight 1:\n%s", d)
 		}
-	}
-	if d := cmp.Diff(dumps[1], dumps[0]); d != "" {
-		t.Errorf("kernel (-one by one +batched):\n%s", d)
-	}
-	if d := cmp.Diff(ops[1], ops[0]); d != "" {
-		t.Errorf("IPVS writes, sorted (-one by one +batched):\n%s", d)
 	}
 }
 
@@ -155,34 +169,19 @@ type linksOneByOne struct{ link.Interface }
 // writes; a VIP someone bound before kubevs (ErrExist) is taken as bound either way.
 func TestVIPAddsBatchedOrNot(t *testing.T) {
 	ss := append(many(20), web, dns)
-	var dumps, ops [2]string
-	for i, batched := range []bool{true, false} {
-		f := newFakes()
-		k := f.kernel()
-		if !batched {
-			k.Link = linksOneByOne{f.link}
-		}
-		r := New(k, Options{Desired: testOpts})
-		c := ctx(t)
-		must(t, r.Start(c))
+	var ops []string
+	dumps := sameBatchedOrNot(t, func(k *Kernel, f *fakes) { k.Link = linksOneByOne{f.link} }, func(f *fakes, r *Reconciler) {
 		must(t, f.link.AddAddress("kube-ipvs0", mustAddr("10.96.0.53"))) // after the start's read
 		f.reset()
-		must(t, r.Apply(c, changes(t, ss...)))
-		dumps[i] = f.link.Dump()
-		w := slices.Clone(f.link.Ops())
-		slices.Sort(w)
-		ops[i] = strings.Join(w, "\n")
-		if n := strings.Count(dumps[i], "10.96.0.53"); n != 1 {
-			t.Errorf("batched %v: 10.96.0.53 bound %d times:\n%s", batched, n, dumps[i])
+		must(t, r.Apply(ctx(t), changes(t, ss...)))
+		ops = f.link.Ops()
+	}, func(f *fakes) string { return f.link.Dump() }, func(f *fakes) []string { return f.link.Ops() })
+	for _, d := range dumps {
+		if n := strings.Count(d, "10.96.0.53"); n != 1 {
+			t.Errorf("10.96.0.53 bound %d times:\n%s", n, d)
 		}
 	}
-	if d := cmp.Diff(dumps[1], dumps[0]); d != "" {
-		t.Errorf("links (-one by one +batched):\n%s", d)
-	}
-	if d := cmp.Diff(ops[1], ops[0]); d != "" {
-		t.Errorf("link writes, sorted (-one by one +batched):\n%s", d)
-	}
-	if !strings.Contains(ops[0], "add-addr kube-ipvs0 10.100.0.1") {
-		t.Errorf("no VIP added:\n%s", ops[0])
+	if !slices.Contains(ops, "add-addr kube-ipvs0 10.100.0.1") {
+		t.Errorf("no VIP added: %v", ops)
 	}
 }
