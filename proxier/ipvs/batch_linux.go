@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kubevs/kubevs/proxier/internal/nlack"
+	"github.com/kubevs/kubevs/proxier/internal/nlreply"
 )
 
 // maxBatch bounds the messages of one send, so that their acknowledgements (a failed one
@@ -71,5 +71,5 @@ func (d *destReader) addDests(k Key, rss []RealServer, idx []int) (acks []error,
 			return nil, err
 		}
 	}
-	return nlack.Exchange(d.fd, d.req, d.buf, base, len(idx), "real server adds")
+	return nlreply.Exchange(d.fd, d.req, d.buf, base, len(idx), "real server adds")
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubevs/kubevs/proxier/internal/nlreply"
 )
 
 // Generic netlink and IPVS numbers from include/uapi/linux/{genetlink,ip_vs}.h.
@@ -182,7 +184,7 @@ func appendAttr(b []byte, typ uint16, v []byte) []byte {
 // seq, appending to out; done is set by the dump's end. Messages of other sequence numbers
 // (a late answer to an earlier request) are skipped.
 func parseDestReply(b []byte, seq uint32, v4 bool, out []RealServer) (_ []RealServer, done bool, _ error) {
-	done, err := walkReply(b, seq, "real servers' dump", func(msg []byte) error {
+	done, _, err := nlreply.Walk(b, seq, "real servers' dump", func(_ uint16, msg []byte) error {
 		rs, ok, err := parseDest(msg, v4)
 		if ok {
 			out = append(out, rs)
@@ -190,50 +192,6 @@ func parseDestReply(b []byte, seq uint32, v4 bool, out []RealServer) (_ []RealSe
 		return err
 	})
 	return out, done, err
-}
-
-// walkReply calls fn with each message of one received buffer of a dump with sequence
-// number seq (without its netlink header); done is set by the dump's end. Messages of other
-// sequence numbers (a late answer to an earlier request) are skipped. what names the dump
-// in errors.
-func walkReply(b []byte, seq uint32, what string, fn func(msg []byte) error) (done bool, _ error) {
-	for len(b) > 0 {
-		if len(b) < unix.SizeofNlMsghdr {
-			return false, errors.New(what + ": " + errTruncatedDestReplyMsg)
-		}
-		n := int(binary.NativeEndian.Uint32(b))
-		typ := binary.NativeEndian.Uint16(b[4:])
-		if n < unix.SizeofNlMsghdr || n > len(b) {
-			return false, fmt.Errorf("%s: message length %d of %d bytes", what, n, len(b))
-		}
-		msg := b[unix.SizeofNlMsghdr:n]
-		if binary.NativeEndian.Uint32(b[8:]) == seq {
-			switch typ {
-			case unix.NLMSG_DONE: // carries the dump's own error, 0 when it ended well
-				if len(msg) >= 4 {
-					if errno := int32(binary.NativeEndian.Uint32(msg)); errno < 0 {
-						return false, unix.Errno(-errno)
-					}
-				}
-				return true, nil
-			case unix.NLMSG_ERROR:
-				if len(msg) < 4 {
-					return false, errors.New(what + ": " + errTruncatedDestReplyMsg)
-				}
-				if errno := int32(binary.NativeEndian.Uint32(msg)); errno != 0 {
-					return false, unix.Errno(-errno)
-				}
-				return true, nil
-			case unix.NLMSG_NOOP, unix.NLMSG_OVERRUN:
-			default:
-				if err := fn(msg); err != nil {
-					return false, err
-				}
-			}
-		}
-		b = b[min(nlmAlign(n), len(b)):]
-	}
-	return false, nil
 }
 
 func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }

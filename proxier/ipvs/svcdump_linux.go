@@ -11,6 +11,8 @@ import (
 	"net/netip"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubevs/kubevs/proxier/internal/nlreply"
 )
 
 // IPVS numbers from include/uapi/linux/ip_vs.h.
@@ -46,13 +48,14 @@ func (d *destReader) services(fn func(VirtualServer, Stats)) error {
 	d.seq++
 	d.req = appendGetServices(d.req[:0], d.family, d.seq)
 	return d.dump("virtual servers' dump", func(b []byte) (bool, error) {
-		return walkReply(b, d.seq, "virtual servers' dump", func(msg []byte) error {
+		done, _, err := nlreply.Walk(b, d.seq, "virtual servers' dump", func(_ uint16, msg []byte) error {
 			vs, st, ok, err := parseService(msg)
 			if ok {
 				fn(vs, st)
 			}
 			return err
 		})
+		return done, err
 	})
 }
 

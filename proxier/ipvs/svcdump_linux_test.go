@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	libipvs "github.com/moby/ipvs"
 	"golang.org/x/sys/unix"
+
+	"github.com/kubevs/kubevs/proxier/internal/nlreply"
 )
 
 // svcMsg builds one IPVS_CMD_NEW_SERVICE message of a dump as the kernel sends it: the
@@ -80,7 +82,7 @@ func TestParseServiceDump(t *testing.T) {
 	msgs = append(msgs, svcMsg(7, &libipvs.Service{FWMark: 9, AddressFamily: unix.AF_INET, SchedName: "rr"}, Stats{})...)
 	var got []VirtualServer
 	var stats []Stats
-	fn := func(msg []byte) error {
+	fn := func(_ uint16, msg []byte) error {
 		vs, st, ok, err := parseService(msg)
 		if ok {
 			got, stats = append(got, vs), append(stats, st)
@@ -94,11 +96,11 @@ func TestParseServiceDump(t *testing.T) {
 	for cut < half {
 		cut += nlmAlign(int(binary.NativeEndian.Uint32(msgs[cut:])))
 	}
-	if done, err := walkReply(msgs[:cut], 7, "test", fn); done || err != nil {
+	if done, _, err := nlreply.Walk(msgs[:cut], 7, "test", fn); done || err != nil {
 		t.Fatalf("first part: done %v, %v", done, err)
 	}
 	rest := append(append([]byte{}, msgs[cut:]...), nlMsg(unix.NLMSG_DONE, 7, make([]byte, 4))...)
-	if done, err := walkReply(rest, 7, "test", fn); !done || err != nil {
+	if done, _, err := nlreply.Walk(rest, 7, "test", fn); !done || err != nil {
 		t.Fatalf("second part: done %v, %v", done, err)
 	}
 	if d := cmp.Diff(in, got, addrs); d != "" {

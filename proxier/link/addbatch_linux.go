@@ -2,7 +2,7 @@ package link
 
 // A cold sync binds one VIP per Service: through vishvananda/netlink each is a request and an
 // answer of its own. AddAddresses sends up to maxAddrBatch in one sendmsg, each acknowledged
-// on its own (package nlack).
+// on its own (package nlreply).
 
 import (
 	"encoding/binary"
@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kubevs/kubevs/proxier/internal/nlack"
+	"github.com/kubevs/kubevs/proxier/internal/nlreply"
 )
 
 // maxAddrBatch bounds the messages of one send, so that their acknowledgements (a failed one
@@ -80,7 +80,7 @@ func (a *addrReader) addAll(ifindex int, addrs []netip.Addr, part []int) ([]erro
 		a.seq++
 		a.req = appendNewAddr(a.req, a.seq, ifindex, addrs[i])
 	}
-	return nlack.Exchange(a.fd, a.req, a.buf, base, len(part), "address adds")
+	return nlreply.Exchange(a.fd, a.req, a.buf, base, len(part), "address adds")
 }
 
 // appendNewAddr appends an RTM_NEWADDR request binding addr as a host prefix (global scope;

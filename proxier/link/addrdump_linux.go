@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubevs/kubevs/proxier/internal/nlreply"
 )
 
 // errDumpInterrupted is a dump the kernel flagged inconsistent (NLM_F_DUMP_INTR): the
@@ -127,44 +129,15 @@ func appendGetAddr(b []byte, seq uint32, ifindex int) []byte {
 // appending to out the addresses keep accepts. done is set by the dump's end, intr when a
 // message carries NLM_F_DUMP_INTR.
 func parseAddrReply(b []byte, seq uint32, keep func(ip netip.Addr, prefix, index int) bool, out []netip.Addr) (_ []netip.Addr, done, intr bool, _ error) {
-	for len(b) > 0 {
-		if len(b) < unix.SizeofNlMsghdr {
-			return out, false, intr, errors.New("address dump: truncated reply")
-		}
-		n := int(binary.NativeEndian.Uint32(b))
-		typ := binary.NativeEndian.Uint16(b[4:])
-		flags := binary.NativeEndian.Uint16(b[6:])
-		if n < unix.SizeofNlMsghdr || n > len(b) {
-			return out, false, intr, fmt.Errorf("address dump: message length %d of %d bytes", n, len(b))
-		}
-		msg := b[unix.SizeofNlMsghdr:n]
-		if binary.NativeEndian.Uint32(b[8:]) == seq {
-			intr = intr || flags&unix.NLM_F_DUMP_INTR != 0
-			switch typ {
-			case unix.NLMSG_DONE:
-				if len(msg) >= 4 {
-					if errno := int32(binary.NativeEndian.Uint32(msg)); errno < 0 {
-						return out, false, intr, unix.Errno(-errno)
-					}
-				}
-				return out, true, intr, nil
-			case unix.NLMSG_ERROR:
-				if len(msg) < 4 {
-					return out, false, intr, errors.New("address dump: truncated error")
-				}
-				if errno := int32(binary.NativeEndian.Uint32(msg)); errno != 0 {
-					return out, false, intr, unix.Errno(-errno)
-				}
-				return out, true, intr, nil
-			case unix.RTM_NEWADDR:
-				if a, prefix, index, ok := parseAddr(msg); ok && keep(a, prefix, index) {
-					out = append(out, a)
-				}
+	done, intr, err := nlreply.Walk(b, seq, "address dump", func(typ uint16, msg []byte) error {
+		if typ == unix.RTM_NEWADDR {
+			if a, prefix, index, ok := parseAddr(msg); ok && keep(a, prefix, index) {
+				out = append(out, a)
 			}
 		}
-		b = b[min((n+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1), len(b)):]
-	}
-	return out, false, intr, nil
+		return nil
+	})
+	return out, done, intr, err
 }
 
 // parseAddr decodes one RTM_NEWADDR message: its address (IPv4 in its 4-byte form), prefix

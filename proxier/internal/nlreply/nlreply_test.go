@@ -1,4 +1,4 @@
-package nlack
+package nlreply
 
 import (
 	"encoding/binary"
@@ -18,33 +18,33 @@ func ackMsg(seq uint32, errno int32) []byte {
 	return append(b, make([]byte, unix.SizeofNlMsghdr)...) // the request's header
 }
 
-// TestParse: acknowledgements land at their request's place, errors as errnos; other
+// TestParseAcks: acknowledgements land at their request's place, errors as errnos; other
 // sequence numbers are skipped; a truncated buffer is an error.
-func TestParse(t *testing.T) {
+func TestParseAcks(t *testing.T) {
 	acks := make([]error, 3)
 	b := append(ackMsg(10, 0), ackMsg(9, -int32(unix.EEXIST))...)
 	b = append(b, ackMsg(12, -int32(unix.EEXIST))...)
-	if n, err := Parse(b, 10, acks); n != 2 || err != nil {
+	if n, err := ParseAcks(b, 10, acks); n != 2 || err != nil {
 		t.Fatalf("first buffer: %d acks, %v; want 2", n, err)
 	}
-	if n, err := Parse(ackMsg(11, -int32(unix.ESRCH)), 10, acks); n != 1 || err != nil {
+	if n, err := ParseAcks(ackMsg(11, -int32(unix.ESRCH)), 10, acks); n != 1 || err != nil {
 		t.Fatalf("second buffer: %d acks, %v; want 1", n, err)
 	}
 	if acks[0] != nil || !errors.Is(acks[1], unix.ESRCH) || !errors.Is(acks[2], unix.EEXIST) {
 		t.Errorf("acks = %v", acks)
 	}
-	if _, err := Parse(b[:20], 10, acks); err == nil {
+	if _, err := ParseAcks(b[:20], 10, acks); err == nil {
 		t.Error("a truncated buffer parsed")
 	}
 }
 
-// FuzzParse: any buffer parses or fails, never panics, and never counts more
+// FuzzParseAcks: any buffer parses or fails, never panics, and never counts more
 // acknowledgements than messages.
-func FuzzParse(f *testing.F) {
+func FuzzParseAcks(f *testing.F) {
 	f.Add(append(ackMsg(1, 0), ackMsg(2, -17)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		acks := make([]error, 4)
-		if n, err := Parse(b, 1, acks); err == nil && n > len(b)/unix.SizeofNlMsghdr {
+		if n, err := ParseAcks(b, 1, acks); err == nil && n > len(b)/unix.SizeofNlMsghdr {
 			t.Fatalf("%d acknowledgements in %d bytes", n, len(b))
 		}
 	})
