@@ -68,18 +68,9 @@ type destReader struct {
 
 // newDestReader opens the socket in the calling thread's network namespace.
 func newDestReader(family uint16) (*destReader, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_GENERIC)
+	fd, err := nlreply.Open(unix.NETLINK_GENERIC, "generic netlink", destRecvTimeout, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open generic netlink socket: %w", err)
-	}
-	tv := unix.NsecToTimeval(destRecvTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		_ = unix.Close(fd)
-		return nil, fmt.Errorf("set the receive timeout of the generic netlink socket: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		_ = unix.Close(fd)
-		return nil, fmt.Errorf("bind generic netlink socket: %w", err)
+		return nil, err
 	}
 	return &destReader{fd: fd, family: family, buf: make([]byte, destRecvBufSize)}, nil
 }

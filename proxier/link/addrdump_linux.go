@@ -44,19 +44,11 @@ type addrReader struct {
 // kernel to filter the dump by link (strict checking) where it can; the reply is filtered
 // here as well, for kernels that cannot.
 func newAddrReader() (*addrReader, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	fd, err := nlreply.Open(unix.NETLINK_ROUTE, "rtnetlink", addrRecvTimeout, func(fd int) {
+		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1) // an optimization only
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
-	}
-	tv := unix.NsecToTimeval(addrRecvTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		_ = unix.Close(fd)
-		return nil, fmt.Errorf("set the receive timeout of the rtnetlink socket: %w", err)
-	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1) // an optimization only
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		_ = unix.Close(fd)
-		return nil, fmt.Errorf("bind rtnetlink socket: %w", err)
+		return nil, err
 	}
 	return &addrReader{fd: fd, buf: make([]byte, addrRecvBufSize)}, nil
 }

@@ -1,4 +1,5 @@
-// Package nlreply reads netlink replies in place: the messages of a dump (Walk), and the
+// Package nlreply opens kubevs's own netlink sockets (Open) and reads their replies in place:
+// the messages of a dump (Walk), and the
 // acknowledgements of requests sent together (ParseAcks, Exchange): the kernel handles every
 // message of one sendmsg in turn and acknowledges each (NLM_F_ACK), failed or not, so a batch
 // of adds costs one send and a few receives instead of a round trip each.
@@ -8,9 +9,33 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// Open opens a netlink socket of protocol proto (named name in errors) in the calling
+// thread's network namespace, bound, whose receives fail after timeout rather than hang;
+// setup, when set, runs on it before the bind.
+func Open(proto int, name string, timeout time.Duration, setup func(fd int)) (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return -1, fmt.Errorf("open %s socket: %w", name, err)
+	}
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("set the receive timeout of the %s socket: %w", name, err)
+	}
+	if setup != nil {
+		setup(fd)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("bind %s socket: %w", name, err)
+	}
+	return fd, nil
+}
 
 // each calls fn with the header fields and payload of each message of one received buffer,
 // until fn says stop. what names the reply in errors.
