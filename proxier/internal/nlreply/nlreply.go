@@ -1,8 +1,8 @@
-// Package nlreply opens kubevs's own netlink sockets (Open) and reads their replies in place:
-// the messages of a dump (Walk), and the
-// acknowledgements of requests sent together (ParseAcks, Exchange): the kernel handles every
-// message of one sendmsg in turn and acknowledges each (NLM_F_ACK), failed or not, so a batch
-// of adds costs one send and a few receives instead of a round trip each.
+// Package nlreply opens kubevs's own netlink sockets (Open) and reads their replies in
+// place: the messages of a dump (Walk), and the acknowledgements of requests sent together
+// (ParseAcks, Exchange). The kernel handles every message of one sendmsg in turn and
+// acknowledges each (NLM_F_ACK), failed or not, so a batch of adds costs one send and a few
+// receives instead of a round trip each.
 package nlreply
 
 import (
