@@ -168,7 +168,7 @@ func (l *Linux) forget(name string) {
 
 // Entries lists a set's members in canonical form, sorted.
 func (l *Linux) Entries(name string) ([]Entry, error) {
-	info, entries, err := l.list(name, false)
+	info, entries, _, err := l.list(name, false)
 	if err != nil {
 		return nil, fmt.Errorf("list set %s: %w", name, err)
 	}
@@ -181,12 +181,24 @@ func (l *Linux) Entries(name string) ([]Entry, error) {
 	return entries, nil
 }
 
-// list dumps one set: its header and, unless headerOnly, its members.
-func (l *Linux) list(name string, headerOnly bool) (setInfo, []Entry, error) {
-	var info setInfo
-	var entries []Entry
+// Count returns the member count the kernel keeps in the set's header.
+func (l *Linux) Count(name string) (int, error) {
+	_, _, n, err := l.list(name, true)
+	if err != nil {
+		return 0, fmt.Errorf("count members of set %s: %w", name, err)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("count members of set %s: the kernel's header holds no count", name)
+	}
+	return n, nil
+}
+
+// list dumps one set: its header and, unless headerOnly, its members. elements is the
+// header's member count, -1 when it holds none.
+func (l *Linux) list(name string, headerOnly bool) (info setInfo, entries []Entry, elements int, err error) {
+	elements = -1
 	if name == "" {
-		return info, nil, fmt.Errorf("empty set name: %w", ErrNotFound)
+		return info, nil, elements, fmt.Errorf("empty set name: %w", ErrNotFound)
 	}
 	var body attrs
 	body.putString(attrSetName, name)
@@ -195,7 +207,7 @@ func (l *Linux) list(name string, headerOnly bool) (setInfo, []Entry, error) {
 	}
 	msgs, err := execute(request(cmdList, flagsDump, body))
 	if err != nil {
-		return info, nil, err
+		return info, nil, elements, err
 	}
 	info.Name = name
 	for _, m := range msgs {
@@ -218,6 +230,8 @@ func (l *Linux) list(name string, headerOnly bool) (setInfo, []Entry, error) {
 						info.PortFrom = binary.BigEndian.Uint16(v)
 					case typ == attrPortTo && len(v) == 2:
 						info.PortTo = binary.BigEndian.Uint16(v)
+					case typ == attrElements && len(v) == 4:
+						elements = int(binary.BigEndian.Uint32(v))
 					}
 					return nil
 				})
@@ -237,11 +251,11 @@ func (l *Linux) list(name string, headerOnly bool) (setInfo, []Entry, error) {
 			return nil
 		})
 		if err != nil {
-			return info, nil, err
+			return info, nil, elements, err
 		}
 	}
 	slices.Sort(entries)
-	return info, entries, nil
+	return info, entries, elements, nil
 }
 
 // info returns what is known of a set, asking the kernel for its header when needed.
@@ -252,7 +266,7 @@ func (l *Linux) info(name string) (setInfo, error) {
 	if ok {
 		return info, nil
 	}
-	info, _, err := l.list(name, true)
+	info, _, _, err := l.list(name, true)
 	if err != nil {
 		return info, err
 	}

@@ -261,6 +261,11 @@ func TestLinuxTenThousand(t *testing.T) {
 			t.Fatalf("%s holds %d entries, want %d", s.Name, len(got), len(entries))
 		}
 		start = time.Now()
+		if n, err := l.Count(s.Name); err != nil || n != len(entries) {
+			t.Fatalf("Count(%s) = %d, %v; want %d", s.Name, n, err, len(entries))
+		}
+		count := time.Since(start)
+		start = time.Now()
 		if err := l.AddEntries(s.Name, entries...); err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +278,7 @@ func TestLinuxTenThousand(t *testing.T) {
 		if got, _ := l.Entries(s.Name); len(got) != 0 {
 			t.Fatalf("%s holds %d entries after deleting all", s.Name, len(got))
 		}
-		t.Logf("%s (%s): add 10000 in one call %v, list %v, re-add (all present) %v, delete %v",
-			s.Name, s.Type, add, list, again, del)
+		t.Logf("%s (%s): add 10000 in one call %v, list %v, count %v, re-add (all present) %v, delete %v",
+			s.Name, s.Type, add, list, count, again, del)
 	}
 }

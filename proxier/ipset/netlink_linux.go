@@ -47,6 +47,7 @@ const (
 	attrProto     = 7
 	attrCadtFlags = 8
 	attrMaxElem   = 19
+	attrElements  = 24 // IPSET_ATTR_ELEMENTS: the member count in a set's header
 	attrIP2       = 20
 	attrCIDR2     = 21
 	attrComment   = 26

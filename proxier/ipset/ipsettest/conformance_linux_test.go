@@ -4,6 +4,7 @@ package ipsettest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -52,6 +53,9 @@ func script(s ipset.Interface) []string {
 		for _, e := range es {
 			out = append(out, "  "+string(e))
 		}
+		n, err := s.Count(name)
+		res(err)
+		out = append(out, fmt.Sprintf("  count %d", n))
 	}
 	res(s.CreateSet(ipset.Set{Name: "KUBE-LOOP-BACK", Type: ipset.HashIPPortIP}))
 	res(s.CreateSet(ipset.Set{Name: "KUBE-LOOP-BACK", Type: ipset.HashNet}))

@@ -18,7 +18,7 @@ import (
 // Fake is an in-memory kernel set table. It is safe for concurrent use.
 //
 // Every call is recorded in Ops as one line, "<verb> <args>": "sets", "create <name> <type>
-// <family>", "destroy <name>", "list <name>", "add <name> <entry>...", "del <name> <entry>...";
+// <family>", "destroy <name>", "list <name>", "count <name>", "add <name> <entry>...", "del <name> <entry>...";
 // a call that fails gets " (failed)" appended. Reads are recorded too, so a test can prove a
 // code path did not list the kernel. FailNext and SetHook fail a call of a verb (OpAdd,
 // OpCreate, ...), changing nothing.
@@ -43,6 +43,7 @@ const (
 	OpCreate  = "create"
 	OpDestroy = "destroy"
 	OpList    = "list"
+	OpCount   = "count"
 	OpAdd     = "add"
 	OpDel     = "del"
 )
@@ -186,6 +187,21 @@ func (f *Fake) Entries(name string) ([]ipset.Entry, error) {
 		return nil, c.Done(fmt.Errorf("list set %s: %w", name, ipset.ErrNotFound))
 	}
 	return s.sorted(), nil
+}
+
+// Count returns how many members a set holds.
+func (f *Fake) Count(name string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.begin(OpCount, name)
+	if err != nil {
+		return 0, err
+	}
+	s, ok := f.sets[name]
+	if !ok {
+		return 0, c.Done(fmt.Errorf("count members of set %s: %w", name, ipset.ErrNotFound))
+	}
+	return len(s.members), nil
 }
 
 func (s *set) sorted() []ipset.Entry {
