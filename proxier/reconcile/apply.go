@@ -81,13 +81,17 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 	}
 	drift := Drift{Sets: len(created), Rules: len(tables)}
 	var t touched
-	if rd != nil && rd.plan != nil && len(created) == 0 {
+	switch {
+	case rd != nil && rd.plan != nil && len(created) == 0:
 		// Sets created again hold none of the members the read saw: read under the lock.
 		lost, pt := r.commitPlan(all, rd.plan)
 		drift.add(lost)
 		t = pt
 		rd.plan = nil
-	} else {
+	case rd != nil && rd.kind == ReadProbe && len(created) == 0:
+		// The probe found the kernel as the model holds it: converge what changed since.
+		t = r.takeServices(all)
+	default:
 		var lost Drift
 		t, lost, err = r.rebuild(ctx, all)
 		drift.add(lost)
@@ -145,9 +149,11 @@ func (r *Reconciler) rebuild(ctx context.Context, all map[types.NamespacedName]d
 		m.draining = r.m.draining
 		prev := r.m
 		r.m = m
+		began := r.opts.Now()
 		if err := r.load(ctx, m.wantVS, prev.vs); err != nil {
 			return t, lost, err
 		}
+		r.lastFullRead, r.fullReadCost = began, r.opts.Now().Sub(began) // for the budget (probe.go)
 		lost = r.lost(&prev)
 	}
 	for k := range r.m.vs {

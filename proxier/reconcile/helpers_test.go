@@ -67,7 +67,7 @@ func (f *fakes) writes() []string {
 	}
 	for _, op := range f.ipset.Ops() {
 		verb, _, _ := strings.Cut(op, " ")
-		if verb != ipsettest.OpSets && verb != ipsettest.OpList {
+		if verb != ipsettest.OpSets && verb != ipsettest.OpList && verb != ipsettest.OpCount {
 			out = append(out, op)
 		}
 	}
@@ -104,7 +104,7 @@ func (f *fakes) checkNoReads(t *testing.T, step string) {
 		linktest.OpAddresses:       f.link.Calls(linktest.OpAddresses),
 	}
 	for _, op := range f.ipset.Ops() {
-		if verb, _, _ := strings.Cut(op, " "); verb == ipsettest.OpSets || verb == ipsettest.OpList {
+		if verb, _, _ := strings.Cut(op, " "); verb == ipsettest.OpSets || verb == ipsettest.OpList || verb == ipsettest.OpCount {
 			reads["ipset "+verb]++
 		}
 	}

@@ -121,35 +121,7 @@ func sameKernelState(a, b desired.Service) bool {
 func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p *plan) (Drift, touched) {
 	m, prev := &p.m, &r.m
 	t := p.t
-	snapshot, kept := len(p.services), 0
-	for name, s := range all {
-		u := r.usable(s)
-		old, had := p.services[name]
-		if had {
-			kept++
-		}
-		if had && sameKernelState(old, u) {
-			continue
-		}
-		if had {
-			m.subRefs(name, &old, &t)
-			delete(p.services, name)
-		}
-		if !u.IsZero() {
-			p.services[name] = u
-			m.addRefs(name, &u, &t)
-		}
-	}
-	for name, old := range p.services {
-		if kept == snapshot {
-			break // every Service of the snapshot is in all
-		}
-		if _, ok := all[name]; !ok {
-			m.subRefs(name, &old, &t)
-			delete(p.services, name)
-			kept++
-		}
-	}
+	m.take(p.services, all, r.usable, &t)
 	// A virtual server the read did not own is kubevs's when the model holds it (kubevs
 	// created it) or a Service now wants it.
 	for k, st := range p.foreign {
@@ -196,6 +168,54 @@ func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p 
 	r.m = *m
 	r.services = p.services
 	return lost, t
+}
+
+// take makes services (what each Service was last asked to hold, the wants m counts) hold
+// all: each Service whose kernel state differs is uncounted and counted again, each absent
+// from all uncounted; the objects touched go to t. usable is Reconciler.usable. Its cost is
+// a compare per Service (sameKernelState), map writes only for those that differ.
+func (m *model) take(services, all map[types.NamespacedName]desired.Service, usable func(desired.Service) desired.Service, t *touched) {
+	snapshot, kept := len(services), 0
+	for name, s := range all {
+		u := usable(s)
+		old, had := services[name]
+		if had {
+			kept++
+		}
+		if had && sameKernelState(old, u) {
+			continue
+		}
+		if had {
+			m.subRefs(name, &old, t)
+			delete(services, name)
+		}
+		if !u.IsZero() {
+			services[name] = u
+			m.addRefs(name, &u, t)
+		}
+	}
+	for name, old := range services {
+		if kept == snapshot {
+			break // every Service of the snapshot is in all
+		}
+		if _, ok := all[name]; !ok {
+			m.subRefs(name, &old, t)
+			delete(services, name)
+			kept++
+		}
+	}
+}
+
+// takeServices is the commit of a probe that found nothing different (probe.go): the
+// model's picture of the kernel stays, its wants take all, and the objects to converge
+// are those of the Services that changed and those whose converge failed.
+func (r *Reconciler) takeServices(all map[types.NamespacedName]desired.Service) touched {
+	var t touched
+	r.m.take(r.services, all, r.usable, &t)
+	for k := range r.failures {
+		t.vs = append(t.vs, k)
+	}
+	return t
 }
 
 // shared reports whether a and b are the same slice (same length and first element).

@@ -51,11 +51,22 @@ type Reading struct {
 	services map[types.NamespacedName]desired.Service
 	exclude  []netip.Prefix
 
+	// probe, when set, makes Run probe first (probe.go); kind is what Run did (ReadFull,
+	// ReadProbe, ReadEscalated), began when, took how long (when it read everything).
+	probe *probe
+	now   func() time.Time
+	kind  string
+	began time.Time
+	took  time.Duration
+
 	ran      bool
 	err      error
 	plan     *plan
 	verified map[ipset.Family][]string // the families Verify read: the tables that differ
 }
+
+// Kind says what Run did: ReadFull, ReadProbe or ReadEscalated ("" before Run).
+func (rd *Reading) Kind() string { return rd.kind }
 
 // dirty are the objects the Reconciler's writes touched since BeginRead.
 type dirty struct {
@@ -71,19 +82,24 @@ type dirty struct {
 func (r *Reconciler) BeginRead() *Reading {
 	r.readGen++
 	r.dirty = &dirty{vs: map[ipvs.Key]struct{}{}, vips: map[netip.Addr]struct{}{}, entries: map[desired.SetEntry]struct{}{}}
-	return &Reading{gen: r.readGen, k: r.k, dummy: r.global.Dummy, rules: r.global.Rules,
-		services: maps.Clone(r.services), exclude: r.opts.ExcludeCIDRs}
+	rd := &Reading{gen: r.readGen, k: r.k, dummy: r.global.Dummy, rules: r.global.Rules,
+		services: maps.Clone(r.services), exclude: r.opts.ExcludeCIDRs, now: r.opts.Now}
+	if !r.fullReadDue() {
+		rd.probe = r.newProbe()
+	}
+	return rd
 }
 
 // Run reads the kernel: the fixed rules of each family (Verify, one iptables-save per
-// table), the addresses, the owned sets' members, and every virtual server with its real
-// servers; then it compares them with the Services as BeginRead saw them (a plan, see
-// plan.go), so that ResyncRead works only on what differs. It touches only the kernel
-// adapters, never the Reconciler, so it runs without the lock the Reconciler's methods
-// need, beside Apply. A failure is kept for ResyncRead, which then reads under the lock
-// (and reports it).
+// table), then either everything (the addresses, the owned sets' members, every virtual
+// server with its real servers), compared with the Services as BeginRead saw them (a plan,
+// see plan.go) so that ResyncRead works only on what differs; or, when BeginRead chose a
+// probe, what the probe covers (probe.go), reading everything only if that differs. It
+// touches only the kernel adapters, never the Reconciler, so it runs without the lock the
+// Reconciler's methods need, beside Apply. A failure is kept for ResyncRead, which then
+// reads under the lock (and reports it).
 func (rd *Reading) Run(ctx context.Context) {
-	start := time.Now()
+	rd.began = rd.now()
 	rd.verified = map[ipset.Family][]string{}
 	for _, fr := range rd.rules {
 		differ, err := rd.k.Netfilter.Verify(fr.Family, fr.Ruleset)
@@ -93,15 +109,30 @@ func (rd *Reading) Run(ctx context.Context) {
 		}
 		rd.verified[fr.Family] = differ
 	}
-	if rd.err = ctx.Err(); rd.err == nil { // stopping: the dumps are not worth starting
+	full := func() {
 		var kr *kernelRead
 		if kr, rd.err = readKernel(ctx, rd.k, rd.dummy, nil); rd.err == nil {
 			rd.plan = makePlan(rd.services, kr, rd.exclude)
 		}
+	}
+	var why string
+	if rd.err = ctx.Err(); rd.err == nil { // stopping: the dumps are not worth starting
+		switch {
+		case rd.probe == nil:
+			rd.kind = ReadFull
+			full()
+		default:
+			if why = rd.runProbe(ctx, full); why != "" {
+				rd.kind = ReadEscalated
+			} else {
+				rd.kind = ReadProbe
+			}
+		}
 		rd.services = nil
 	}
+	rd.took = rd.now().Sub(rd.began)
 	rd.ran = true
-	klog.FromContext(ctx).V(2).Info("Read the kernel for a resync", "took", time.Since(start), "err", rd.err)
+	klog.FromContext(ctx).V(2).Info("Read the kernel for a resync", "kind", rd.kind, "differed", why, "took", rd.took, "err", rd.err)
 }
 
 // unusable says why rd cannot serve ResyncRead, or "" when it can.
@@ -128,6 +159,9 @@ func (r *Reconciler) ResyncRead(ctx context.Context, all map[types.NamespacedNam
 	if why := r.unusable(rd); why != "" {
 		klog.FromContext(ctx).V(2).Info("Resync reads the kernel under the lock", "reason", why)
 		return r.Resync(ctx, all)
+	}
+	if rd.kind != ReadProbe { // it read everything: the budget counts from it
+		r.lastFullRead, r.fullReadCost = rd.began, rd.took
 	}
 	return r.resync(ctx, all, rd)
 }

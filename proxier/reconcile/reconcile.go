@@ -97,6 +97,10 @@ type Options struct {
 	// QuarantineRetry is the first retry delay of a quarantined virtual server; zero means
 	// DefaultQuarantineRetry.
 	QuarantineRetry time.Duration
+	// FullReadBudget is the share of one CPU the periodic resync's full read of the kernel
+	// may use on average (0.005: half a percent); between full reads a Reading probes
+	// (probe.go). Zero: every Reading reads everything.
+	FullReadBudget float64
 }
 
 // SysctlChange records a parameter Start changed, so an operator or --cleanup may restore it.
@@ -146,6 +150,10 @@ type Reconciler struct {
 	// resynced counts the objects the last resync converged: all of them under the lock,
 	// only those that differ from a Reading's plan (plan.go).
 	resynced int
+	// lastFullRead is when the last read of everything began, fullReadCost how long it
+	// took: the budget of the next one (probe.go).
+	lastFullRead time.Time
+	fullReadCost time.Duration
 }
 
 // New returns a Reconciler over k. It touches nothing until Start.

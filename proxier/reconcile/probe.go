@@ -1,0 +1,158 @@
+package reconcile
+
+// The probe: what a periodic resync reads when a full read is not due. A full read lists
+// every real server of every virtual server, one netlink dump each (IPVS has no dump of all
+// destinations): at 10,000 Services that is seconds of CPU in an emulated VM, every
+// syncPeriod, on a node where nothing changed. kube-proxy's nftables and iptables modes
+// face the same cost and answer it the same way: a full sync only now and then, a cheap
+// check in between for the faults that happen (a firewall reload, a flush).
+//
+// So the full read runs on a CPU budget (Options.FullReadBudget): the next one is due when
+// the time since the last one began is at least its duration divided by the budget (never
+// later than MaxFullReadInterval). Between full reads a periodic resync probes:
+//   - the fixed rules, as a full read does (Verify);
+//   - the addresses of the dummy link, exactly (one dump);
+//   - the owned sets' member counts, from their headers (ipset.Interface.Count), against
+//     the members the model holds: a flushed or emptied set, a member added or deleted;
+//   - the virtual servers, one dump: every one the model holds must be there;
+//   - the real servers of ProbeSample virtual servers, and their settings.
+//
+// A probe that sees anything differ (or fails) becomes a full read at once, in the same
+// Run, so the resync repairs as it would have. A probe compares the kernel with BeginRead's
+// copy of the model, so a partial sync that writes while it reads can make it differ: the
+// cost is a full read, never a wrong repair (the full read is a plan, plan.go). What it
+// cannot see (a real server deleted from a virtual server it did not sample, a settings
+// change of one it did not sample, an extra virtual server) waits for the next full read.
+// A clean probe commits no kernel picture: the resync converges only the Services that
+// changed since the model last took them (takeServices), and the objects that failed.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/proxier/link"
+)
+
+const (
+	// ProbeSample is how many virtual servers a probe reads the real servers of.
+	ProbeSample = 64
+	// MaxFullReadInterval is the longest the budget puts the full read off.
+	MaxFullReadInterval = time.Hour
+)
+
+// The kinds of a Reading's Run, for logs and metrics (Reading.Kind).
+const (
+	ReadFull      = "full"      // a full read was due
+	ReadProbe     = "probe"     // a probe, which found the kernel as the model holds it
+	ReadEscalated = "escalated" // a probe that found a difference, then a full read
+)
+
+// probe is BeginRead's copy of what the model holds, for a probe to compare the kernel with.
+type probe struct {
+	vs      map[ipvs.Key]*vsState // keys only: the states are the model's, never read here
+	bound   map[netip.Addr]struct{}
+	members int
+	sample  []vsState // copies
+}
+
+// fullReadDue reports whether the next Reading must read everything: none was made since
+// Start, there is no budget, or the budget allows it (see the top of this file).
+func (r *Reconciler) fullReadDue() bool {
+	b := r.opts.FullReadBudget
+	if b <= 0 || r.lastFullRead.IsZero() {
+		return true
+	}
+	wait := min(time.Duration(float64(r.fullReadCost)/b), MaxFullReadInterval)
+	return r.opts.Now().Sub(r.lastFullRead) >= wait
+}
+
+// newProbe copies what a probe compares from the model. The maps are cloned whole (a
+// copy of their tables, no per-key work), the sample's real servers one by one.
+func (r *Reconciler) newProbe() *probe {
+	p := &probe{vs: maps.Clone(r.m.vs), bound: maps.Clone(r.m.bound), members: len(r.m.entries)}
+	for _, st := range r.m.vs { // map order: a different sample each time
+		if len(p.sample) == ProbeSample {
+			break
+		}
+		p.sample = append(p.sample, vsState{vs: st.vs, rs: maps.Clone(st.rs)})
+	}
+	return p
+}
+
+// differs reads what p covers and says what differs from p, or "" when nothing does. A
+// read that fails is a difference too (the full read then reports it).
+func (p *probe) differs(k Kernel, dummy string) string {
+	addrs, err := k.Link.Addresses(dummy)
+	if err != nil && !errors.Is(err, link.ErrNotFound) {
+		return fmt.Sprintf("list addresses of %s: %v", dummy, err)
+	}
+	if len(addrs) != len(p.bound) {
+		return fmt.Sprintf("%s holds %d addresses, the model %d", dummy, len(addrs), len(p.bound))
+	}
+	for _, a := range addrs {
+		if _, ok := p.bound[a.Unmap()]; !ok {
+			return fmt.Sprintf("%s holds %s", dummy, a)
+		}
+	}
+	names, err := k.IPSet.Sets()
+	if err != nil {
+		return fmt.Sprintf("list sets: %v", err)
+	}
+	members := 0
+	for _, name := range desired.OwnedSets() {
+		if !slices.Contains(names, name) {
+			continue
+		}
+		n, err := k.IPSet.Count(name)
+		if err != nil {
+			return fmt.Sprintf("count members of set %s: %v", name, err)
+		}
+		members += n
+	}
+	if members != p.members {
+		return fmt.Sprintf("the owned sets hold %d members, the model %d", members, p.members)
+	}
+	vss, err := k.IPVS.VirtualServers()
+	if err != nil {
+		return fmt.Sprintf("list virtual servers: %v", err)
+	}
+	have := make(map[ipvs.Key]ipvs.VirtualServer, len(vss))
+	for _, v := range vss {
+		have[v.Key] = v
+	}
+	for key := range p.vs {
+		if _, ok := have[key]; !ok {
+			return fmt.Sprintf("virtual server %s is gone", key)
+		}
+	}
+	for _, st := range p.sample {
+		if !sameSettings(have[st.vs.Key], st.vs) {
+			return fmt.Sprintf("virtual server %s changed settings", st.vs.Key)
+		}
+		rss, err := k.IPVS.RealServers(st.vs.Key)
+		if err != nil {
+			return fmt.Sprintf("list real servers of %s: %v", st.vs.Key, err)
+		}
+		if !sameRealServers(st.rs, rss) {
+			return fmt.Sprintf("the real servers of %s differ", st.vs.Key)
+		}
+	}
+	return ""
+}
+
+// runProbe probes; on any difference it reads everything (full). It returns what differed.
+func (rd *Reading) runProbe(ctx context.Context, full func()) string {
+	why := rd.probe.differs(rd.k, rd.dummy)
+	rd.probe = nil
+	if why != "" {
+		full()
+	}
+	return why
+}
