@@ -51,6 +51,15 @@ type Configuration struct {
 	// fifth of the time and a burst is applied in few syncs), but never more than
 	// MinSyncPeriod later. Default: 1s. Zero: never waits.
 	MinSyncPeriod *metav1.Duration `json:"minSyncPeriod,omitempty"`
+	// FullReadMillicores is the CPU, in thousandths of one CPU on average, that the full
+	// read of the kernel (every virtual server's real servers, every owned set's members)
+	// may use. Every syncPeriod a resync reads the kernel; it reads everything when the last
+	// full read is at least its duration x 1000 / FullReadMillicores old (at most an hour),
+	// and otherwise probes: the fixed rules, the VIPs, the set member counts, the virtual
+	// servers and the real servers of 64 of them, reading everything at once when anything
+	// differs. Small clusters read everything every syncPeriod. Default: 5 (half a percent
+	// of one CPU). 1000: every resync reads everything.
+	FullReadMillicores *int32 `json:"fullReadMillicores,omitempty"`
 	// IPVS holds the IPVS-specific settings.
 	IPVS IPVSConfiguration `json:"ipvs,omitempty"`
 	// NodePortAddresses restricts NodePorts (and healthCheckNodePort listeners) to the

@@ -29,6 +29,7 @@ func defaults() *Configuration {
 		Scheduler:          "rr",
 		SyncPeriod:         metav1.Duration{Duration: 30 * time.Second},
 		MinSyncPeriod:      &metav1.Duration{Duration: time.Second},
+		FullReadMillicores: ptr[int32](5),
 		IPVS:               IPVSConfiguration{StrictARP: ptr(true), GracefulTerminationPeriod: &metav1.Duration{Duration: 60 * time.Second}},
 		MetricsBindAddress: "127.0.0.1:10249",
 		HealthzBindAddress: "127.0.0.1:10256",
@@ -54,6 +55,7 @@ masqueradeAll: true
 scheduler: wlc
 syncPeriod: 1m
 minSyncPeriod: 0s
+fullReadMillicores: 50
 ipvs:
   tcpTimeout: 900s
   tcpFinTimeout: 120s
@@ -88,6 +90,7 @@ conntrack:
 				c.Scheduler = "wlc"
 				c.SyncPeriod.Duration = time.Minute
 				c.MinSyncPeriod = &metav1.Duration{}
+				c.FullReadMillicores = ptr[int32](50)
 				c.IPVS = IPVSConfiguration{
 					TCPTimeout:                metav1.Duration{Duration: 900 * time.Second},
 					TCPFinTimeout:             metav1.Duration{Duration: 120 * time.Second},
@@ -193,6 +196,8 @@ func TestValidate(t *testing.T) {
 		{"syncPeriod", func(c *Configuration) { c.SyncPeriod.Duration = -time.Second }, []string{"syncPeriod: FieldValueInvalid", "minSyncPeriod: FieldValueInvalid"}},
 		{"minSyncPeriod negative", func(c *Configuration) { c.MinSyncPeriod.Duration = -1 }, []string{"minSyncPeriod: FieldValueInvalid"}},
 		{"minSyncPeriod above syncPeriod", func(c *Configuration) { c.MinSyncPeriod.Duration = time.Hour }, []string{"minSyncPeriod: FieldValueInvalid"}},
+		{"fullReadMillicores zero", func(c *Configuration) { c.FullReadMillicores = ptr[int32](0) }, []string{"fullReadMillicores: FieldValueInvalid"}},
+		{"fullReadMillicores above one CPU", func(c *Configuration) { c.FullReadMillicores = ptr[int32](1001) }, []string{"fullReadMillicores: FieldValueInvalid"}},
 		{"ipvs timeouts", func(c *Configuration) {
 			c.IPVS.TCPTimeout.Duration = -1
 			c.IPVS.TCPFinTimeout.Duration = -1

@@ -13,6 +13,7 @@ const (
 	DefaultScheduler                 = "rr"
 	DefaultSyncPeriod                = 30 * time.Second
 	DefaultMinSyncPeriod             = time.Second
+	DefaultFullReadMillicores        = 5
 	DefaultGracefulTerminationPeriod = 60 * time.Second
 	DefaultMetricsBindAddress        = "127.0.0.1:10249"
 	DefaultHealthzBindAddress        = "127.0.0.1:10256"
@@ -39,6 +40,10 @@ func SetDefaults(c *Configuration) {
 	}
 	if c.MinSyncPeriod == nil {
 		c.MinSyncPeriod = &metav1.Duration{Duration: DefaultMinSyncPeriod}
+	}
+	if c.FullReadMillicores == nil {
+		m := int32(DefaultFullReadMillicores)
+		c.FullReadMillicores = &m
 	}
 	if c.IPVS.StrictARP == nil {
 		t := true

@@ -48,6 +48,9 @@ func Validate(c *Configuration) field.ErrorList {
 			errs = append(errs, field.Invalid(p, c.MinSyncPeriod.Duration.String(), "must be less than or equal to syncPeriod"))
 		}
 	}
+	if m := c.FullReadMillicores; m != nil && (*m < 1 || *m > 1000) {
+		errs = append(errs, field.Invalid(field.NewPath("fullReadMillicores"), *m, "must be between 1 and 1000"))
+	}
 	errs = append(errs, validateIPVS(field.NewPath("ipvs"), &c.IPVS)...)
 	errs = append(errs, validateCIDRs(field.NewPath("nodePortAddresses"), c.NodePortAddresses, false)...)
 	errs = append(errs, validateCIDRs(field.NewPath("externalIPAllowedCIDRs"), c.ExternalIPAllowedCIDRs, false)...)

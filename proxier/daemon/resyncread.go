@@ -10,7 +10,8 @@ import (
 // with those Services, so partial syncs go on while it reads and compares. The periodic sync
 // then takes in, under kmu, the Services changed since and repairs only what differs (sync,
 // ResyncRead, reconcile/plan.go). The read's time is kubevs_resync_read_duration_seconds;
-// the repair's, kubevs_sync_duration_seconds{mode="full"}.
+// the repair's, kubevs_sync_duration_seconds{mode="full"}; kubevs_resync_reads_total{kind}
+// counts full reads and probes (reconcile/probe.go).
 func (d *Daemon) readForResync(ctx context.Context) {
 	d.kmu.Lock()
 	if !d.started {
@@ -22,6 +23,9 @@ func (d *Daemon) readForResync(ctx context.Context) {
 	start := d.clock.Now()
 	rd.Run(ctx)
 	d.metrics.ResyncReadDuration.Observe(d.clock.Since(start).Seconds())
+	if kind := rd.Kind(); kind != "" {
+		d.metrics.ResyncReads.WithLabelValues(kind).Inc()
+	}
 	d.kmu.Lock()
 	d.reading = rd
 	d.kmu.Unlock()

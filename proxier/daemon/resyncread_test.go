@@ -69,4 +69,7 @@ func TestChangeAppliedWhilePeriodicResyncReads(t *testing.T) {
 	if got := gather(t, h.m)["kubevs_resync_read_duration_seconds"]; got != 1 {
 		t.Errorf("kubevs_resync_read_duration_seconds count = %v, want 1 (one read)", got)
 	}
+	if got := gather(t, h.m)[`kubevs_resync_reads_total{kind="full"}`]; got != 1 {
+		t.Errorf(`kubevs_resync_reads_total{kind="full"} = %v, want 1 (the first read is full)`, got)
+	}
 }

@@ -80,6 +80,9 @@ func reconcilerOptions(c *config.Configuration, o desired.Options, now func() ti
 		// RaisedSysctls: the conntrack limits and timeouts, kube-proxy's conntrack.* (conntrack.go).
 		RaisedSysctls: conntrackSysctls(c.Conntrack, runtime.NumCPU()),
 	}
+	if m := c.FullReadMillicores; m != nil {
+		ro.FullReadBudget = float64(*m) / 1000
+	}
 	if c.StateDir != "" {
 		ro.DrainFile = filepath.Join(c.StateDir, drainFile)
 	}

@@ -234,6 +234,7 @@ func TestReconcilerOptionsDrain(t *testing.T) {
 			tt.want.Desired = desired.Options{Scheduler: "rr"}
 			tt.want.ExcludeCIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 			tt.want.DrainFile = "/var/lib/kubevs/drains.json"
+			tt.want.FullReadBudget = 0.005 // fullReadMillicores' default
 			if diff := cmp.Diff(tt.want, got, cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
 				t.Errorf("reconciler options (-want +got):\n%s", diff)
 			}

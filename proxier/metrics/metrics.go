@@ -47,6 +47,10 @@ type Metrics struct {
 	// ResyncReadDuration observes each read of the kernel made for a periodic full resync
 	// beside the syncs (without the lock: no change waits for it).
 	ResyncReadDuration prometheus.Histogram
+	// ResyncReads counts those reads by kind: full (the budget allowed one), probe (what it
+	// covers was as the model holds it), escalated (a probe that found a difference, then a
+	// full read); see reconcile/probe.go.
+	ResyncReads *prometheus.CounterVec
 	// NetworkProgrammingLatency observes, for each EndpointSlice change, the time from its
 	// trigger (the last-change-trigger-time annotation) to the end of the sync that
 	// programmed it.
@@ -105,6 +109,10 @@ func New() *Metrics {
 			Help:    "Time the read of the kernel for a periodic full resync took; it runs beside the syncs, holding no change back.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		ResyncReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "resync_reads_total",
+			Help: "Reads of the kernel for a periodic resync, by kind: full (every object), probe (a sample, found as expected), escalated (a probe that found a difference, then a full read).",
+		}, []string{"kind"}),
 		NetworkProgrammingLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "network_programming_duration_seconds",
 			Help:    "Time from an EndpointSlice change's trigger time to the end of the sync that programmed it.",
@@ -153,7 +161,7 @@ func New() *Metrics {
 		}, []string{"step"}),
 	}
 	m.Registry.MustRegister(m.NodeAPIRefused)
-	m.Registry.MustRegister(m.SyncDuration, m.ResyncReadDuration, m.NetworkProgrammingLatency, m.SyncFailures,
+	m.Registry.MustRegister(m.SyncDuration, m.ResyncReadDuration, m.ResyncReads, m.NetworkProgrammingLatency, m.SyncFailures,
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
 		m.ObjectsQuarantined, m.Quarantines, m.DriftRepaired, m.Degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

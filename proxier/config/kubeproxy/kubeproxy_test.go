@@ -22,6 +22,7 @@ func want(edit func(c *config.Configuration)) *config.Configuration {
 	c := &config.Configuration{
 		APIVersion: config.APIVersion, Kind: config.Kind, NodeName: "node-1",
 		Scheduler: "rr", SyncPeriod: dur(30 * time.Second), MinSyncPeriod: ptr.To(dur(0)),
+		FullReadMillicores:      ptr.To[int32](config.DefaultFullReadMillicores),
 		IPVS:                    config.IPVSConfiguration{StrictARP: ptr.To(false), GracefulTerminationPeriod: ptr.To(dur(60 * time.Second))},
 		NodePortAddresses:       []string{"0.0.0.0/0", "::/0"},
 		HealthzBindAddress:      "0.0.0.0:10256",
