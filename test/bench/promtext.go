@@ -156,3 +156,35 @@ func resyncReads(ctx context.Context, url string) (count, seconds float64, err e
 	seconds, _, err = MetricSum(text, name+"_sum", nil)
 	return count, seconds, err
 }
+
+// ReadKinds are the kinds of kubevs_resync_reads_total (proxier/reconcile/probe.go).
+var ReadKinds = []string{"full", "probe", "escalated"}
+
+// readKinds scrapes url for kubevs's resync reads by kind (zero for a proxier without them).
+func readKinds(ctx context.Context, url string) (map[string]float64, error) {
+	text, err := scrape(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, k := range ReadKinds {
+		if out[k], _, err = MetricSum(text, "kubevs_resync_reads_total", map[string]string{"kind": k}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readKindsNote says how many reads of each kind ran between from and to, "" when none did.
+func readKindsNote(what string, from, to map[string]float64) string {
+	var parts []string
+	for _, k := range ReadKinds {
+		if n := to[k] - from[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return what + " resync reads: " + strings.Join(parts, ", ")
+}

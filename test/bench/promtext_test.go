@@ -23,6 +23,8 @@ kubevs_sync_duration_seconds_count{mode="partial"} 40
 kubevs_sync_duration_seconds_count{mode="partialx"} 1000
 kubevs_resync_read_duration_seconds_count 3
 kubevs_resync_read_duration_seconds_sum 0.75
+kubevs_resync_reads_total{kind="full"} 1
+kubevs_resync_reads_total{kind="probe"} 2
 `
 
 func TestMetricSum(t *testing.T) {
@@ -95,6 +97,17 @@ func TestSyncCount(t *testing.T) {
 	}
 	if n, sec, err := resyncReads(context.Background(), srv.URL+"/kube-proxy"); n != 0 || sec != 0 || err != nil {
 		t.Errorf("resyncReads (kube-proxy) = %v, %v, %v; want 0, 0, nil", n, sec, err)
+	}
+	kinds, err := readKinds(context.Background(), srv.URL+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readKindsNote("idle", map[string]float64{"full": 1}, kinds), "idle resync reads: probe 2"; got != want {
+		t.Errorf("readKindsNote = %q, want %q", got, want)
+	}
+	none, err := readKinds(context.Background(), srv.URL+"/kube-proxy")
+	if err != nil || readKindsNote("idle", none, none) != "" {
+		t.Errorf("kube-proxy: readKinds = %v, %v; want no reads", none, err)
 	}
 }
 

@@ -282,6 +282,10 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	// 4. Idle. One CPU profile at a time: the cold one may still run when the phases
 	// before were shorter than cfg.Profile.
 	noteCold()
+	kindsFrom, err := readKinds(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
 	from, err := ReadProc(proc.PID())
 	if err != nil {
 		return err
@@ -298,6 +302,11 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	if err != nil {
 		return err
 	}
+	kindsTo, err := readKinds(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
+	res.Note = joinNote(res.Note, readKindsNote(fmt.Sprintf("idle %s:", cfg.Idle), kindsFrom, kindsTo))
 	res.Note = joinNote(res.Note, idleProfile())
 	res.Note = joinNote(res.Note, heapProfile(ctx, cfg, p))
 	res.IdleCPUPct = CPUPercent(from, to)
@@ -349,7 +358,10 @@ func ChangeBound(adaptive, timeout, budgetLeft time.Duration) time.Duration {
 }
 
 func joinNote(note, more string) string {
-	if note == "" {
+	switch {
+	case more == "":
+		return note
+	case note == "":
 		return more
 	}
 	return note + "; " + more
