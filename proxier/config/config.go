@@ -94,6 +94,12 @@ type Configuration struct {
 	// MetricsDisabled turns the /metrics server off (kube-proxy's documented
 	// --metrics-bind-address=""); MetricsBindAddress must then be empty. Default: false.
 	MetricsDisabled bool `json:"metricsDisabled,omitempty"`
+	// MetricsServiceTraffic exports each Service port's traffic from the IPVS counters
+	// (kubevs_service_{connections,packets_in,packets_out,bytes_in,bytes_out}_total), read at
+	// every scrape. It costs five series per Service port on every node (50,000 at 10,000
+	// Services, times the nodes, for Prometheus to store) and, per scrape, one dump of every
+	// virtual server and memory for every series. Default: false.
+	MetricsServiceTraffic bool `json:"metricsServiceTraffic,omitempty"`
 	// EnableProfiling serves Go's runtime profiles at /debug/pprof/ on the metrics address
 	// (kube-proxy's enableProfiling); it needs the metrics server. Default: false.
 	EnableProfiling bool `json:"enableProfiling,omitempty"`

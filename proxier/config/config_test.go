@@ -139,6 +139,11 @@ conntrack:
 			yaml: header + "enableProfiling: true\n",
 			want: func(c *Configuration) { c.EnableProfiling = true },
 		},
+		{
+			name: "per-Service traffic metrics",
+			yaml: header + "metricsServiceTraffic: true\n",
+			want: func(c *Configuration) { c.MetricsServiceTraffic = true },
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +233,9 @@ func TestValidate(t *testing.T) {
 		{"metricsBindAddress port", func(c *Configuration) { c.MetricsBindAddress = "127.0.0.1:0" }, []string{"metricsBindAddress: FieldValueInvalid"}},
 		{"metricsDisabled with an address", func(c *Configuration) { c.MetricsDisabled = true }, []string{"metricsBindAddress: FieldValueForbidden"}},
 		{"metricsDisabled without an address", func(c *Configuration) { c.MetricsDisabled, c.MetricsBindAddress = true, "" }, nil},
+		{"traffic metrics without a metrics server", func(c *Configuration) {
+			c.MetricsDisabled, c.MetricsBindAddress, c.MetricsServiceTraffic = true, "", true
+		}, []string{"metricsServiceTraffic: FieldValueForbidden"}},
 		{"profiling without a metrics server", func(c *Configuration) { c.MetricsDisabled, c.MetricsBindAddress, c.EnableProfiling = true, "", true }, []string{"enableProfiling: FieldValueForbidden"}},
 		{"healthzBindAddress", func(c *Configuration) { c.HealthzBindAddress = "127.0.0.1:http" }, []string{"healthzBindAddress: FieldValueInvalid"}},
 		{"healthzBindAddress same as metrics", func(c *Configuration) { c.HealthzBindAddress = c.MetricsBindAddress }, []string{"healthzBindAddress: FieldValueDuplicate"}},

@@ -66,6 +66,9 @@ func Validate(c *Configuration) field.ErrorList {
 		if c.EnableProfiling {
 			errs = append(errs, field.Forbidden(field.NewPath("enableProfiling"), "profiles are served on the metrics address: needs metricsDisabled false"))
 		}
+		if c.MetricsServiceTraffic {
+			errs = append(errs, field.Forbidden(field.NewPath("metricsServiceTraffic"), "the counters are served on the metrics address: needs metricsDisabled false"))
+		}
 	} else {
 		errs = append(errs, validateBindAddress(field.NewPath("metricsBindAddress"), c.MetricsBindAddress, !c.MetricsAllowNonLoopback)...)
 	}

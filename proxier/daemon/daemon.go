@@ -230,7 +230,7 @@ func New(o Options) (*Daemon, error) {
 	d.store = store
 	d.svcHealth = svchealth.New(nil, nil)
 	d.owners = newVSOwners()
-	if sr, ok := d.kernel.IPVS.(ipvs.StatsReader); ok {
+	if sr, ok := d.kernel.IPVS.(ipvs.StatsReader); ok && o.Config.MetricsServiceTraffic {
 		d.metrics.Registry.MustRegister(metrics.NewIPVSCollector(sr, d.owners.snapshot))
 	}
 	d.svcHealth.SetProxyHealth(func() bool { return d.health.Status().Healthy })

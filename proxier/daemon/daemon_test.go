@@ -197,7 +197,9 @@ func slice(svc string, node string, ips ...string) *discoveryv1.EndpointSlice {
 
 func TestServiceBecomesVirtualServer(t *testing.T) {
 	k := newFakeKernel()
-	h := start(t, k, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5", "10.244.2.6"))
+	cfg := testConfig(t)
+	cfg.MetricsServiceTraffic = true
+	h := startWith(t, k.kernel(), cfg, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5", "10.244.2.6"))
 	want := "TCP:10.96.0.10:80 rr\n  -> 10.244.2.5:8080 weight 1\n  -> 10.244.2.6:8080 weight 1\n"
 	eventually(t, "the virtual server", func() bool { return k.ipvs.Dump() == want })
 	eventually(t, "readiness", h.d.Ready)
@@ -395,5 +397,22 @@ func TestCleanupRemovesOwnedState(t *testing.T) {
 	}
 	if v, _ := k.sysctl.Get("net/ipv4/ip_forward"); v != "1" {
 		t.Errorf("ip_forward = %s after cleanup, want 1 (kept)", v)
+	}
+}
+
+// TestServiceTrafficMetricsOffByDefault: without metricsServiceTraffic a scrape reads no
+// IPVS counters and serves no per-Service series (five per Service port, per node).
+func TestServiceTrafficMetricsOffByDefault(t *testing.T) {
+	k := newFakeKernel()
+	h := start(t, k, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
+	eventually(t, "readiness", h.d.Ready)
+	web := ipvs.Key{Address: netip.MustParseAddr("10.96.0.10"), Protocol: ipvs.TCP, Port: 80}
+	if err := k.ipvs.SetStats(web, ipvs.Stats{Connections: 4}); err != nil {
+		t.Fatal(err)
+	}
+	for name := range gather(t, h.m) {
+		if strings.HasPrefix(name, "kubevs_service_") {
+			t.Errorf("series %s served without metricsServiceTraffic", name)
+		}
 	}
 }
