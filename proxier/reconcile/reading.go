@@ -22,6 +22,9 @@ package reconcile
 // The fixed rules are Verified by Run (read only) and Repaired under the lock only for a
 // family where Verify found a table that differs or failed: Repair reads again, so it acts
 // on the kernel as it is then.
+//
+// The whole read runs only as often as its CPU budget allows (Options.FullReadBudget);
+// between two, BeginRead makes a Reading that probes (probe.go).
 
 import (
 	"context"
