@@ -1,6 +1,10 @@
 package tracker
 
 import (
+	"slices"
+	"strings"
+	"sync"
+
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,10 +101,89 @@ func stripSlice(s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
 	if s.Endpoints != nil {
 		out.Endpoints = make([]discoveryv1.Endpoint, len(s.Endpoints))
 		for i, e := range s.Endpoints {
-			out.Endpoints[i] = discoveryv1.Endpoint{Addresses: e.Addresses, Conditions: e.Conditions, NodeName: e.NodeName, Hints: e.Hints}
+			out.Endpoints[i] = discoveryv1.Endpoint{
+				Addresses: e.Addresses,
+				Conditions: discoveryv1.EndpointConditions{
+					Ready: internBool(e.Conditions.Ready), Serving: internBool(e.Conditions.Serving), Terminating: internBool(e.Conditions.Terminating),
+				},
+				NodeName: shared.nodeName(e.NodeName),
+				Hints:    shared.hints(e.Hints),
+			}
 		}
 	}
 	return out
+}
+
+// The fields of an endpoint that repeat across a cluster's endpoints (its node's name, its
+// conditions, its zone hints) point to one shared value each in the cache, where the decoder
+// gave every endpoint its own: at 10,000 Services x 10 endpoints that is 100,000 copies of a
+// few dozen values (BenchmarkInformerCacheBytes). Cached objects are never written to, so
+// sharing is safe; the tables grow with the cluster's nodes and zone sets, never with its
+// endpoints.
+var (
+	boolTrue, boolFalse = true, false
+	shared              = &interner{names: map[string]*string{}, hintSets: map[string]*discoveryv1.EndpointHints{}}
+)
+
+// internBool returns the shared pointer to *b (nil for nil).
+func internBool(b *bool) *bool {
+	switch {
+	case b == nil:
+		return nil
+	case *b:
+		return &boolTrue
+	default:
+		return &boolFalse
+	}
+}
+
+// interner hands out one pointer per distinct node name and per distinct set of hints. It
+// is safe for concurrent use (the informers transform in their own goroutines).
+type interner struct {
+	mu       sync.Mutex
+	names    map[string]*string
+	hintSets map[string]*discoveryv1.EndpointHints
+}
+
+// nodeName returns the shared pointer to *n (nil for nil).
+func (in *interner) nodeName(n *string) *string {
+	if n == nil {
+		return nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	p, ok := in.names[*n]
+	if !ok {
+		v := *n
+		p = &v
+		in.names[v] = p
+	}
+	return p
+}
+
+// hints returns the shared copy of h (nil for nil).
+func (in *interner) hints(h *discoveryv1.EndpointHints) *discoveryv1.EndpointHints {
+	if h == nil {
+		return nil
+	}
+	var key strings.Builder
+	for _, z := range h.ForZones {
+		key.WriteString("z" + z.Name + "\x00")
+	}
+	for _, n := range h.ForNodes {
+		key.WriteString("n" + n.Name + "\x00")
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	p, ok := in.hintSets[key.String()]
+	if !ok {
+		p = &discoveryv1.EndpointHints{
+			ForZones: slices.Clone(h.ForZones),
+			ForNodes: slices.Clone(h.ForNodes),
+		}
+		in.hintSets[key.String()] = p
+	}
+	return p
 }
 
 func stripNode(n *v1.Node) *v1.Node {

@@ -232,6 +232,29 @@ func TestTransformStrips(t *testing.T) {
 	}
 }
 
+// TestTransformSharesRepeatedEndpointFields: two slices decoded apart hold, once
+// transformed, one pointer per distinct node name, condition and hint set, with the values
+// unchanged.
+func TestTransformSharesRepeatedEndpointFields(t *testing.T) {
+	a := strip(t, servedSlice("a", 1, 4)).(*discoveryv1.EndpointSlice)
+	b := strip(t, servedSlice("b", 2, 4)).(*discoveryv1.EndpointSlice)
+	for j := range 4 {
+		ea, eb := a.Endpoints[j], b.Endpoints[j]
+		if ea.NodeName != eb.NodeName || ea.Conditions.Ready != eb.Conditions.Ready ||
+			ea.Conditions.Serving != eb.Conditions.Serving || ea.Conditions.Terminating != eb.Conditions.Terminating || ea.Hints != eb.Hints {
+			t.Errorf("endpoint %d: the two slices hold their own copies of node name, conditions or hints", j)
+		}
+		want := servedSlice("a", 1, 4).Endpoints[j]
+		if *ea.NodeName != *want.NodeName || *ea.Conditions.Ready != *want.Conditions.Ready ||
+			*ea.Conditions.Terminating != *want.Conditions.Terminating || ea.Hints.ForZones[0] != want.Hints.ForZones[0] {
+			t.Errorf("endpoint %d: values changed: %+v, want %+v", j, ea, want)
+		}
+	}
+	if a.Endpoints[0].NodeName == a.Endpoints[1].NodeName {
+		t.Error("two node names share one pointer")
+	}
+}
+
 // TestTrackerCachesStrippedObjects: the informers run Transform, so what the tracker holds
 // (and the informer caches behind it) is stripped.
 func TestTrackerCachesStrippedObjects(t *testing.T) {
