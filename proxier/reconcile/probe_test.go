@@ -141,16 +141,7 @@ func TestProbeKeepsWritesMadeDuringIt(t *testing.T) {
 	if rd.Kind() != ReadEscalated {
 		t.Fatalf("the read was %q, want %q", rd.Kind(), ReadEscalated)
 	}
-	after := f.dump()
-	f.reset()
-	must(t, r.ResyncRead(c, all(t, web2, api), rd))
-	f.checkOps(t, "resync after the partial syncs", nil)
-	if diff := cmp.Diff(after, f.dump()); diff != "" {
-		t.Errorf("the resync changed the kernel (-after the partial syncs +after the resync):\n%s", diff)
-	}
-	if d := r.Drift(); !d.IsZero() {
-		t.Errorf("Drift = %+v, want none: kubevs's own writes are no drift", d)
-	}
+	resyncKeepsPartialSyncs(t, f, r, rd, all(t, web2, api))
 
 	// A clean probe whose resync brings a change: the change is converged.
 	holdFullRead(r)

@@ -62,9 +62,16 @@ func TestResyncReadKeepsWritesMadeDuringTheRead(t *testing.T) {
 	web2.eps = append(web2.eps, "10.244.1.6")
 	api := svc{name: "default/api", ip: "10.96.0.20", ports: []string{"TCP:443"}, eps: []string{"10.244.2.1"}}
 	must(t, r.Apply(c, changes(t, web2, svc{name: dns.name}, api)))
+	resyncKeepsPartialSyncs(t, f, r, rd, all(t, web2, api))
+}
+
+// resyncKeepsPartialSyncs commits rd (a read that partial syncs overtook) with all, and
+// checks that it writes nothing, leaves the kernel as they did and counts no drift.
+func resyncKeepsPartialSyncs(t *testing.T, f *fakes, r *Reconciler, rd *Reading, all map[types.NamespacedName]desired.Service) {
+	t.Helper()
 	after := f.dump()
 	f.reset()
-	must(t, r.ResyncRead(c, all(t, web2, api), rd))
+	must(t, r.ResyncRead(ctx(t), all, rd))
 	f.checkOps(t, "resync after the partial syncs", nil)
 	if diff := cmp.Diff(after, f.dump()); diff != "" {
 		t.Errorf("the resync changed the kernel (-after the partial syncs +after the resync):\n%s", diff)
