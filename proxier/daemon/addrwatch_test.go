@@ -160,3 +160,38 @@ func TestNetlinkAddressChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkNamesRemembers: a link's name is looked up once per index (a lookup dumps every
+// link); an unknown index gives "" and is not remembered; a full table is cleared.
+func TestLinkNamesRemembers(t *testing.T) {
+	testenv.EnterNetns(t)
+	la := netlink.NewLinkAttrs()
+	la.Name = "kvs-n0"
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "kvs-n1"}); err != nil { // the host has no dummy links
+		t.Fatalf("add link: %v", err)
+	}
+	l, err := netlink.LinkByName("kvs-n0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := l.Attrs().Index
+	names := linkNames{}
+	if got := names.name(idx); got != "kvs-n0" {
+		t.Fatalf("name(%d) = %q, want kvs-n0", idx, got)
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		t.Fatal(err)
+	}
+	if got := names.name(idx); got != "kvs-n0" {
+		t.Errorf("name(%d) after the link went = %q, want the remembered kvs-n0 (no second lookup)", idx, got)
+	}
+	if got := names.name(1 << 30); got != "" || len(names) != 1 {
+		t.Errorf("unknown index: %q, %d names held; want \"\", 1", got, len(names))
+	}
+	for i := range maxLinkNames {
+		names[-1-i] = "x"
+	}
+	if got := names.name(1); got != "lo" || len(names) != 1 {
+		t.Errorf("full table: name(1) = %q with %d names held; want lo, 1", got, len(names))
+	}
+}
