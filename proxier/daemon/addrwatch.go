@@ -77,7 +77,12 @@ func NetlinkAddressChanges(ctx context.Context, changed func(linkName string, ad
 // Link names are looked up in the calling thread's namespace.
 func netlinkAddressChanges(ctx context.Context, ns *netns.NsHandle, changed func(linkName string, addr netip.Addr)) error {
 	subscribe := func(ch chan netlink.AddrUpdate, done chan struct{}, onError func(error)) error {
-		return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: ns, ErrorCallback: onError})
+		return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+			Namespace: ns, ErrorCallback: onError,
+			// kubevs's own VIP binds arrive in bursts of thousands: a socket the default
+			// size overflowed (ENOBUFS) during a cold sync of 10,000 Services.
+			ReceiveBufferSize: addrWatchBuffer, ReceiveBufferForceSize: true,
+		})
 	}
 	names := linkNames{}
 	return watchNetlink(ctx, "address changes", subscribe, func(u netlink.AddrUpdate) {
@@ -88,6 +93,10 @@ func netlinkAddressChanges(ctx context.Context, ns *netns.NsHandle, changed func
 		changed(names.name(u.LinkIndex), a.Unmap())
 	})
 }
+
+// addrWatchBuffer is the address watch's socket receive buffer (the kernel counts about
+// 1 KiB per notification).
+const addrWatchBuffer = 8 << 20
 
 // linkNames remembers the names of the links an address watch has seen, by index. Looking
 // one up (net.InterfaceByIndex) dumps every link, and every VIP kubevs binds brings an
