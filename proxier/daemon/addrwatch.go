@@ -77,12 +77,18 @@ func NetlinkAddressChanges(ctx context.Context, changed func(linkName string, ad
 // Link names are looked up in the calling thread's namespace.
 func netlinkAddressChanges(ctx context.Context, ns *netns.NsHandle, changed func(linkName string, addr netip.Addr)) error {
 	subscribe := func(ch chan netlink.AddrUpdate, done chan struct{}, onError func(error)) error {
-		return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+		o := netlink.AddrSubscribeOptions{
 			Namespace: ns, ErrorCallback: onError,
 			// kubevs's own VIP binds arrive in bursts of thousands: a socket the default
 			// size overflowed (ENOBUFS) during a cold sync of 10,000 Services.
 			ReceiveBufferSize: addrWatchBuffer, ReceiveBufferForceSize: true,
-		})
+		}
+		if err := netlink.AddrSubscribeWithOptions(ch, done, o); err == nil {
+			return nil
+		}
+		// Without CAP_NET_ADMIN the size cannot be forced: the default then.
+		o.ReceiveBufferSize, o.ReceiveBufferForceSize = 0, false
+		return netlink.AddrSubscribeWithOptions(ch, done, o)
 	}
 	names := linkNames{}
 	return watchNetlink(ctx, "address changes", subscribe, func(u netlink.AddrUpdate) {
