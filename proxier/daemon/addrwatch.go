@@ -11,6 +11,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -83,10 +84,14 @@ func netlinkAddressChanges(ctx context.Context, ns *netns.NsHandle, changed func
 			// size overflowed (ENOBUFS) during a cold sync of 10,000 Services.
 			ReceiveBufferSize: addrWatchBuffer, ReceiveBufferForceSize: true,
 		}
-		if err := netlink.AddrSubscribeWithOptions(ch, done, o); err == nil {
-			return nil
+		if !addrWatchUnforced.Load() {
+			if err := netlink.AddrSubscribeWithOptions(ch, done, o); err == nil {
+				return nil
+			}
+			// Without CAP_NET_ADMIN the size cannot be forced (and the library leaves that
+			// socket open): the default from now on.
+			addrWatchUnforced.Store(true)
 		}
-		// Without CAP_NET_ADMIN the size cannot be forced: the default then.
 		o.ReceiveBufferSize, o.ReceiveBufferForceSize = 0, false
 		return netlink.AddrSubscribeWithOptions(ch, done, o)
 	}
@@ -103,6 +108,9 @@ func netlinkAddressChanges(ctx context.Context, ns *netns.NsHandle, changed func
 // addrWatchBuffer is the address watch's socket receive buffer (the kernel counts about
 // 1 KiB per notification).
 const addrWatchBuffer = 8 << 20
+
+// addrWatchUnforced is set once forcing the buffer failed.
+var addrWatchUnforced atomic.Bool
 
 // linkNames remembers the names of the links an address watch has seen, by index. Looking
 // one up (net.InterfaceByIndex) dumps every link, and every VIP kubevs binds brings an
