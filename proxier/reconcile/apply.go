@@ -143,7 +143,7 @@ func (r *Reconciler) rebuild(ctx context.Context, all map[types.NamespacedName]d
 	var lost Drift
 	if r.m.fresh {
 		// Start has just read the kernel: no need to read it again.
-		m.vs, m.bound, m.entries, m.draining = r.m.vs, r.m.bound, r.m.entries, r.m.draining
+		m.vs, m.bound, m.entries, m.draining, m.realServers = r.m.vs, r.m.bound, r.m.entries, r.m.draining, r.m.realServers
 		r.m = m
 	} else {
 		m.draining = r.m.draining

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -33,43 +34,7 @@ func (r *Reconciler) FinishDrains(ctx context.Context) error {
 	now := r.opts.Now()
 	var errs []error
 	for _, k := range keys {
-		aps := byVS[k]
-		slices.SortFunc(aps, netip.AddrPort.Compare)
-		have := r.m.vs[k]
-		if have == nil {
-			for _, ap := range aps {
-				delete(r.m.draining, drainKey{k, ap})
-			}
-			continue
-		}
-		rss, err := r.k.IPVS.RealServers(k)
-		if errors.Is(err, ipvs.ErrNotFound) {
-			delete(r.m.vs, k)
-			for _, ap := range aps {
-				delete(r.m.draining, drainKey{k, ap})
-			}
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list real servers of %s: %w", k, err))
-			continue
-		}
-		conns := make(map[netip.AddrPort]int, len(rss))
-		for _, rs := range rss {
-			conns[rs.AddrPort()] = rs.ActiveConns + rs.InactiveConns
-		}
-		for _, ap := range aps {
-			n, present := conns[ap]
-			if present && n > 0 && now.Before(r.m.draining[drainKey{k, ap}]) {
-				continue
-			}
-			if present && n > 0 {
-				klog.FromContext(ctx).V(2).Info("Drain time over, deleting real server with connections", "virtualServer", k, "realServer", ap, "connections", n)
-			}
-			if err := r.deleteRealServer(ctx, k, have, ap); err != nil {
-				errs = append(errs, fmt.Errorf("delete drained real server %s of %s: %w", ap, k, err))
-			}
-		}
+		errs = append(errs, r.m.countWrites(k, func() error { return r.finishDrainsOf(ctx, k, byVS[k], now) }))
 	}
 	err := errors.Join(errs...)
 	if err != nil {
@@ -77,4 +42,45 @@ func (r *Reconciler) FinishDrains(ctx context.Context) error {
 	}
 	r.noteFailed(err)
 	return err
+}
+
+// finishDrainsOf deletes the real servers aps of k whose drain is over (FinishDrains).
+func (r *Reconciler) finishDrainsOf(ctx context.Context, k ipvs.Key, aps []netip.AddrPort, now time.Time) error {
+	slices.SortFunc(aps, netip.AddrPort.Compare)
+	have := r.m.vs[k]
+	if have == nil {
+		for _, ap := range aps {
+			delete(r.m.draining, drainKey{k, ap})
+		}
+		return nil
+	}
+	rss, err := r.k.IPVS.RealServers(k)
+	if errors.Is(err, ipvs.ErrNotFound) {
+		delete(r.m.vs, k)
+		for _, ap := range aps {
+			delete(r.m.draining, drainKey{k, ap})
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list real servers of %s: %w", k, err)
+	}
+	conns := make(map[netip.AddrPort]int, len(rss))
+	for _, rs := range rss {
+		conns[rs.AddrPort()] = rs.ActiveConns + rs.InactiveConns
+	}
+	var errs []error
+	for _, ap := range aps {
+		n, present := conns[ap]
+		if present && n > 0 && now.Before(r.m.draining[drainKey{k, ap}]) {
+			continue
+		}
+		if present && n > 0 {
+			klog.FromContext(ctx).V(2).Info("Drain time over, deleting real server with connections", "virtualServer", k, "realServer", ap, "connections", n)
+		}
+		if err := r.deleteRealServer(ctx, k, have, ap); err != nil {
+			errs = append(errs, fmt.Errorf("delete drained real server %s of %s: %w", ap, k, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -138,6 +138,7 @@ func (r *Reconciler) adopt(ctx context.Context, kr *kernelRead, wanted map[ipvs.
 		}
 	}
 	m.fresh = true
+	m.recount()
 	klog.FromContext(ctx).V(2).Info("Read kernel state", "virtualServers", len(m.vs), "addresses", len(m.bound), "setMembers", len(m.entries))
 }
 
@@ -146,11 +147,8 @@ type Stats struct {
 	VirtualServers, RealServers, Draining, Addresses, SetMembers int
 }
 
-// Stats returns counts of the owned objects in the model; it costs one pass over it.
+// Stats returns counts of the owned objects in the model, in O(1).
 func (r *Reconciler) Stats() Stats {
-	s := Stats{VirtualServers: len(r.m.vs), Draining: len(r.m.draining), Addresses: len(r.m.bound), SetMembers: len(r.m.entries)}
-	for _, v := range r.m.vs {
-		s.RealServers += len(v.rs)
-	}
-	return s
+	return Stats{VirtualServers: len(r.m.vs), RealServers: r.m.realServers, Draining: len(r.m.draining),
+		Addresses: len(r.m.bound), SetMembers: len(r.m.entries)}
 }

@@ -31,6 +31,35 @@ type model struct {
 	// fresh is true while the model is known to match the kernel: right after a read, and
 	// until a write or an error.
 	fresh bool
+	// realServers counts the real servers of vs, kept by the writes (see countWrites) and
+	// counted again whenever vs is replaced (recount): Stats after every sync must not walk
+	// every virtual server (at 10,000 it took 5 s of a cold sync's CPU in the test VM).
+	realServers int
+}
+
+// rsLen is how many real servers the model holds for k.
+func (m *model) rsLen(k ipvs.Key) int {
+	if st := m.vs[k]; st != nil {
+		return len(st.rs)
+	}
+	return 0
+}
+
+// recount counts realServers anew, after vs was replaced.
+func (m *model) recount() {
+	m.realServers = 0
+	for _, st := range m.vs {
+		m.realServers += len(st.rs)
+	}
+}
+
+// countWrites runs write, which may change k's real servers (or k itself), and keeps
+// realServers up to date.
+func (m *model) countWrites(k ipvs.Key, write func() error) error {
+	before := m.rsLen(k)
+	err := write()
+	m.realServers += m.rsLen(k) - before
+	return err
 }
 
 type vsState struct {

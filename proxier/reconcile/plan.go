@@ -165,6 +165,7 @@ func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p 
 		}
 	}
 	m.fresh = true
+	m.recount()
 	r.m = *m
 	r.services = p.services
 	return lost, t

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func probeThenResync(c context.Context, r *Reconciler, all map[types.NamespacedN
 	if rd.Kind() == ReadFull {
 		return fmt.Errorf("the read was %s, want a probe", rd.Kind())
 	}
-	return r.ResyncRead(c, all, rd)
+	return errors.Join(r.ResyncRead(c, all, rd), realServersCounted(r))
 }
 
 // TestProbeRepairsDrift: a resync whose read is a probe repairs every drift case a full

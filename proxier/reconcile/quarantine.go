@@ -119,7 +119,7 @@ func (r *Reconciler) isolate(ctx context.Context, k ipvs.Key, tl *tally) error {
 		tl.hidden = append(tl.hidden, f.err)
 		return nil
 	}
-	err := r.convergeVS(ctx, k)
+	err := r.m.countWrites(k, func() error { return r.convergeVS(ctx, k) })
 	logger := klog.FromContext(ctx)
 	if err == nil {
 		tl.ok++

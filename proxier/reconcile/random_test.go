@@ -126,10 +126,23 @@ func randomSequence(t *testing.T, seed uint64, steps int) {
 				err = r.Resync(c, current)
 			}
 		}
+		must(t, realServersCounted(r))
 		clean, cr := startSynced(t)
 		must(t, cr.Resync(c, current))
 		if diff := cmp.Diff(clean.dump(), f.dump()); diff != "" {
 			t.Fatalf("step %d (changes %v): kernel differs from a clean sync (-clean +got):\n%s", step, fmt.Sprint(ch), diff)
 		}
 	}
+}
+
+// realServersCounted checks the model's running count of real servers against a count.
+func realServersCounted(r *Reconciler) error {
+	n := 0
+	for _, st := range r.m.vs {
+		n += len(st.rs)
+	}
+	if got := r.Stats().RealServers; got != n {
+		return fmt.Errorf("Stats().RealServers = %d, the model holds %d", got, n)
+	}
+	return nil
 }

@@ -18,7 +18,7 @@ import (
 func readThenResync(c context.Context, r *Reconciler, all map[types.NamespacedName]desired.Service) error {
 	rd := r.BeginRead()
 	rd.Run(c)
-	return r.ResyncRead(c, all, rd)
+	return errors.Join(r.ResyncRead(c, all, rd), realServersCounted(r))
 }
 
 // TestResyncReadRepairsDrift: a resync from a read made without the lock repairs every
