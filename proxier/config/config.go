@@ -41,8 +41,8 @@ type Configuration struct {
 	// annotation). Default: rr.
 	Scheduler string `json:"scheduler,omitempty"`
 	// SyncPeriod is the maximum interval between full resyncs of the kernel state, whatever
-	// partial syncs ran meanwhile; a change waiting when one falls due is applied first.
-	// Default: 30s.
+	// partial syncs ran meanwhile; a change waiting when one falls due is applied first. Each
+	// reads the kernel, in full or as a probe (FullReadMillicores). Default: 30s.
 	SyncPeriod metav1.Duration `json:"syncPeriod,omitempty"`
 	// MinSyncPeriod is the most a change waits to be coalesced with others, not a floor: a
 	// change is applied at once unless changes were already waiting when the last partial
