@@ -18,6 +18,8 @@ import (
 //	read=locked: Resync, every read under the caller's lock (as before reading.go).
 //	read=apart:  BeginRead, Run (not timed: no lock held: the read and the compare with
 //	             the Services, plan.go), then ResyncRead (commits the plan).
+//	read=probe:  the same, with the budget holding the full read off: Run probes
+//	             (probe.go), ResyncRead converges nothing.
 //
 // ns/op and lock-cpu-ms/op are what the caller's lock is held for (a change waits that
 // long at most); read-cpu-ms/op is the CPU of the read made without the lock. The counts
@@ -26,9 +28,9 @@ import (
 // runs (one per table and family each time the fixed rules are read: the process starts on
 // a real node).
 func BenchmarkPeriodicResync(b *testing.B) {
-	for _, mode := range []string{"locked", "apart"} {
+	for _, mode := range []string{"locked", "apart", "probe"} {
 		for _, n := range []int{1000, 10000, 50000} {
-			b.Run(fmt.Sprintf("read=%s/services=%d", mode, n), func(b *testing.B) { benchPeriodicResync(b, n, mode == "apart") })
+			b.Run(fmt.Sprintf("read=%s/services=%d", mode, n), func(b *testing.B) { benchPeriodicResync(b, n, mode) })
 		}
 	}
 }
@@ -49,7 +51,10 @@ func (c readCounts) sub(o readCounts) readCounts {
 	return readCounts{c.vs - o.vs, c.rs - o.rs, c.ipset - o.ipset, c.addr - o.addr, c.save - o.save}
 }
 
-func benchPeriodicResync(b *testing.B, n int, apart bool) {
+// benchPeriodicResync times a periodic resync of n Services with nothing changed: read under
+// the lock (mode "locked"), apart from it (a full Reading), or a Reading that probes.
+func benchPeriodicResync(b *testing.B, n int, mode string) {
+	apart := mode != "locked"
 	w := newBenchWorld(n)
 	c := quiet()
 	f := newFakes()
@@ -69,6 +74,9 @@ func benchPeriodicResync(b *testing.B, n int, apart bool) {
 	for i := 0; i < b.N; i++ {
 		var rd *Reading
 		c0 := cpuTime()
+		if mode == "probe" {
+			holdFullRead(r)
+		}
 		if apart {
 			rd = r.BeginRead() // under the lock: the snapshot of the Services
 			lockCPU += cpuTime() - c0
