@@ -14,15 +14,19 @@ package reconcile
 //   - the addresses of the dummy link, exactly (one dump);
 //   - the owned sets' member counts, from their headers (ipset.Interface.Count), against
 //     the members the model holds: a flushed or emptied set, a member added or deleted;
-//   - the virtual servers, one dump: every one the model holds must be there;
-//   - the real servers of ProbeSample virtual servers, and their settings.
+//   - the real servers of ProbeSample virtual servers the model holds, picked anew each
+//     time (a virtual server gone answers ErrNotFound): `ipvsadm -C`, or a fraction f of
+//     the virtual servers deleted, is seen with probability 1-(1-f)^64.
+//
+// The probe does not list the virtual servers: that one dump took 146 ms of each 212 ms
+// probe at 10,000 Services in the emulated test VM, most of the idle CPU.
 //
 // A probe that sees anything differ (or fails) becomes a full read at once, in the same
 // Run, so the resync repairs as it would have. A probe compares the kernel with BeginRead's
 // copy of the model, so a partial sync that writes while it reads can make it differ: the
 // cost is a full read, never a wrong repair (the full read is a plan, plan.go). What it
-// cannot see (a real server deleted from a virtual server it did not sample, a settings
-// change of one it did not sample, an extra virtual server) waits for the next full read.
+// cannot see (a virtual server or a real server deleted outside its sample, a scheduler
+// changed, an extra virtual server) waits for the next full read.
 // A clean probe commits no kernel picture: the resync converges only the Services that
 // changed since the model last took them (takeServices), and the objects that failed.
 
@@ -36,7 +40,6 @@ import (
 	"time"
 
 	"github.com/kubevs/kubevs/proxier/desired"
-	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
@@ -56,7 +59,6 @@ const (
 
 // probe is BeginRead's copy of what the model holds, for a probe to compare the kernel with.
 type probe struct {
-	vs      map[ipvs.Key]*vsState // keys only: the states are the model's, never read here
 	bound   map[netip.Addr]struct{}
 	members int
 	sample  []vsState // copies
@@ -73,10 +75,10 @@ func (r *Reconciler) fullReadDue() bool {
 	return r.opts.Now().Sub(r.lastFullRead) >= wait
 }
 
-// newProbe copies what a probe compares from the model. The maps are cloned whole (a
-// copy of their tables, no per-key work), the sample's real servers one by one.
+// newProbe copies what a probe compares from the model. The addresses are cloned whole (a
+// copy of the map's table, no per-key work), the sample's real servers one by one.
 func (r *Reconciler) newProbe() *probe {
-	p := &probe{vs: maps.Clone(r.m.vs), bound: maps.Clone(r.m.bound), members: len(r.m.entries)}
+	p := &probe{bound: maps.Clone(r.m.bound), members: len(r.m.entries)}
 	for _, st := range r.m.vs { // map order: a different sample each time
 		if len(p.sample) == ProbeSample {
 			break
@@ -119,23 +121,7 @@ func (p *probe) differs(k Kernel, dummy string) string {
 	if members != p.members {
 		return fmt.Sprintf("the owned sets hold %d members, the model %d", members, p.members)
 	}
-	vss, err := k.IPVS.VirtualServers()
-	if err != nil {
-		return fmt.Sprintf("list virtual servers: %v", err)
-	}
-	have := make(map[ipvs.Key]ipvs.VirtualServer, len(vss))
-	for _, v := range vss {
-		have[v.Key] = v
-	}
-	for key := range p.vs {
-		if _, ok := have[key]; !ok {
-			return fmt.Sprintf("virtual server %s is gone", key)
-		}
-	}
 	for _, st := range p.sample {
-		if !sameSettings(have[st.vs.Key], st.vs) {
-			return fmt.Sprintf("virtual server %s changed settings", st.vs.Key)
-		}
 		rss, err := k.IPVS.RealServers(st.vs.Key)
 		if err != nil {
 			return fmt.Sprintf("list real servers of %s: %v", st.vs.Key, err)
