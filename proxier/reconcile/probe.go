@@ -93,7 +93,7 @@ func (r *Reconciler) newProbe() *probe {
 func (p *probe) differs(k Kernel, dummy string) string {
 	addrs, err := k.Link.Addresses(dummy)
 	if err != nil && !errors.Is(err, link.ErrNotFound) {
-		return fmt.Sprintf("list addresses of %s: %v", dummy, err)
+		return err.Error()
 	}
 	if len(addrs) != len(p.bound) {
 		return fmt.Sprintf("%s holds %d addresses, the model %d", dummy, len(addrs), len(p.bound))
@@ -105,7 +105,7 @@ func (p *probe) differs(k Kernel, dummy string) string {
 	}
 	names, err := k.IPSet.Sets()
 	if err != nil {
-		return fmt.Sprintf("list sets: %v", err)
+		return err.Error()
 	}
 	members := 0
 	for _, name := range desired.OwnedSets() {
@@ -114,7 +114,7 @@ func (p *probe) differs(k Kernel, dummy string) string {
 		}
 		n, err := k.IPSet.Count(name)
 		if err != nil {
-			return fmt.Sprintf("count members of set %s: %v", name, err)
+			return err.Error()
 		}
 		members += n
 	}
@@ -124,7 +124,7 @@ func (p *probe) differs(k Kernel, dummy string) string {
 	for _, st := range p.sample {
 		rss, err := k.IPVS.RealServers(st.vs.Key)
 		if err != nil {
-			return fmt.Sprintf("list real servers of %s: %v", st.vs.Key, err)
+			return err.Error() // names the virtual server
 		}
 		if !sameRealServers(st.rs, rss) {
 			return fmt.Sprintf("the real servers of %s differ", st.vs.Key)

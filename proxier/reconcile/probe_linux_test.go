@@ -23,20 +23,20 @@ func TestRealKernelProbe(t *testing.T) {
 		must(t, r.Start(c))
 		must(t, r.Resync(c, all(t, ss...)))
 		before := kernelText(t, k)
-		probe := func(want string) {
+		probe := func(fault, want string) {
 			t.Helper()
 			holdFullRead(r)
 			rd := r.BeginRead()
 			rd.Run(c)
 			if rd.Kind() != want {
-				t.Errorf("the read was %q, want %q", rd.Kind(), want)
+				t.Errorf("%s: the read was %q, want %q", fault, rd.Kind(), want)
 			}
 			must(t, r.ResyncRead(c, all(t, ss...), rd))
 			if got := kernelText(t, k); got != before {
-				t.Errorf("kernel after the resync differs from the synced one:\n%s\nwant:\n%s", got, before)
+				t.Errorf("%s: kernel after the resync differs from the synced one:\n%s\nwant:\n%s", fault, got, before)
 			}
 		}
-		probe(ReadProbe)
+		probe("none", ReadProbe)
 		s3 := mustKey("TCP:10.96.1.3:80")
 		for _, tc := range []struct {
 			name  string
@@ -55,14 +55,13 @@ func TestRealKernelProbe(t *testing.T) {
 				return k.IPSet.DeleteEntries("KUBE-LOOP-BACK", es...)
 			}},
 		} {
-			t.Run(tc.name, func(t *testing.T) {
-				must(t, tc.fault())
-				if kernelText(t, k) == before {
-					t.Fatal("the fault changed nothing")
-				}
-				probe(ReadEscalated)
-				probe(ReadProbe)
-			})
+			// Not subtests: their goroutines would run outside the test's network namespace.
+			must(t, tc.fault())
+			if kernelText(t, k) == before {
+				t.Fatalf("%s: the fault changed nothing", tc.name)
+			}
+			probe(tc.name, ReadEscalated)
+			probe(tc.name+", repaired", ReadProbe)
 		}
 	})
 }
