@@ -31,7 +31,6 @@ package reconcile
 // changed since the model last took them (takeServices), and the objects that failed.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -134,7 +133,7 @@ func (p *probe) differs(k Kernel, dummy string) string {
 }
 
 // runProbe probes; on any difference it reads everything (full). It returns what differed.
-func (rd *Reading) runProbe(ctx context.Context, full func()) string {
+func (rd *Reading) runProbe(full func()) string {
 	why := rd.probe.differs(rd.k, rd.dummy)
 	rd.probe = nil
 	if why != "" {

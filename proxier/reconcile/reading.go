@@ -125,7 +125,7 @@ func (rd *Reading) Run(ctx context.Context) {
 			rd.kind = ReadFull
 			full()
 		default:
-			if why = rd.runProbe(ctx, full); why != "" {
+			if why = rd.runProbe(full); why != "" {
 				rd.kind = ReadEscalated
 			} else {
 				rd.kind = ReadProbe
