@@ -136,9 +136,7 @@ func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p 
 	t.vs = append(t.vs, slices.Collect(maps.Keys(d.vs))...)
 	t.vips = append(t.vips, slices.Collect(maps.Keys(d.vips))...)
 	t.entries = append(t.entries, slices.Collect(maps.Keys(d.entries))...)
-	for k := range r.failures { // retried by a resync as before, quarantined or not
-		t.vs = append(t.vs, k)
-	}
+	r.retryFailed(&t)
 	m.draining = prev.draining
 	for dk := range m.draining {
 		if st, ok := m.vs[dk.vs]; !ok || st.rs[dk.rs] != 0 {
@@ -213,10 +211,16 @@ func (m *model) take(services, all map[types.NamespacedName]desired.Service, usa
 func (r *Reconciler) takeServices(all map[types.NamespacedName]desired.Service) touched {
 	var t touched
 	r.m.take(r.services, all, r.usable, &t)
+	r.retryFailed(&t)
+	return t
+}
+
+// retryFailed adds to t the virtual servers whose last converges failed: a resync retries
+// them, quarantined or not.
+func (r *Reconciler) retryFailed(t *touched) {
 	for k := range r.failures {
 		t.vs = append(t.vs, k)
 	}
-	return t
 }
 
 // shared reports whether a and b are the same slice (same length and first element).
