@@ -166,22 +166,27 @@ func (in *interner) hints(h *discoveryv1.EndpointHints) *discoveryv1.EndpointHin
 	if h == nil {
 		return nil
 	}
-	var key strings.Builder
+	var b strings.Builder
 	for _, z := range h.ForZones {
-		key.WriteString("z" + z.Name + "\x00")
+		b.WriteByte('z')
+		b.WriteString(z.Name)
+		b.WriteByte(0)
 	}
 	for _, n := range h.ForNodes {
-		key.WriteString("n" + n.Name + "\x00")
+		b.WriteByte('n')
+		b.WriteString(n.Name)
+		b.WriteByte(0)
 	}
+	key := b.String()
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	p, ok := in.hintSets[key.String()]
+	p, ok := in.hintSets[key]
 	if !ok {
 		p = &discoveryv1.EndpointHints{
 			ForZones: slices.Clone(h.ForZones),
 			ForNodes: slices.Clone(h.ForNodes),
 		}
-		in.hintSets[key.String()] = p
+		in.hintSets[key] = p
 	}
 	return p
 }
