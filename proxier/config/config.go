@@ -56,8 +56,9 @@ type Configuration struct {
 	// may use. Every syncPeriod a resync reads the kernel; it reads everything when the last
 	// full read is at least its duration x 1000 / FullReadMillicores old (at most an hour),
 	// and otherwise probes: the fixed rules, the VIPs, the set member counts and the real
-	// servers of 64 virtual servers, reading everything at once when anything differs. Small clusters read everything every syncPeriod. Default: 5 (half a percent
-	// of one CPU). 1000: every resync reads everything.
+	// servers of 64 virtual servers, reading everything at once when anything differs.
+	// Small clusters read everything every syncPeriod. Default: 5 (half a percent of one
+	// CPU). 1000: every resync reads everything.
 	FullReadMillicores *int32 `json:"fullReadMillicores,omitempty"`
 	// IPVS holds the IPVS-specific settings.
 	IPVS IPVSConfiguration `json:"ipvs,omitempty"`
