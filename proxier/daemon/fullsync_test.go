@@ -146,7 +146,7 @@ func (m *model) waitSeen(t *testing.T, h *harness, name string) {
 		if svc != nil && (svc.Spec.ClusterIP != want.Spec.ClusterIP || !slices.Equal(svc.Spec.ExternalIPs, want.Spec.ExternalIPs)) {
 			return false
 		}
-		return wantSlice == nil || cmp.Equal(eps[0].Endpoints, wantSlice.Endpoints, cmpopts.EquateEmpty())
+		return wantSlice == nil || eps[0].Equal(desired.SliceOf(wantSlice))
 	})
 }
 

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	v1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -49,8 +48,8 @@ func Ignored(svc *v1.Service) bool {
 }
 
 // ComputeService returns the kernel state svc needs on node, given the EndpointSlices of
-// svc (slices of other Services must not be passed). It is pure and deterministic. The
-// errors name the parts it had to skip (an invalid annotation, address or port, an
+// svc (SliceOf each; slices of other Services must not be passed). It is pure and
+// deterministic. The errors name the parts it had to skip (an invalid annotation, address or port, an
 // externalIP or LoadBalancer ingress IP outside its allow-list or refused by the guard
 // rails of guard.go); the returned Service is still the best state for everything else. A
 // nil or ignored svc computes to the zero Service.
@@ -62,7 +61,7 @@ func Ignored(svc *v1.Service) bool {
 // guard rails refuse).
 // ClusterIP virtual servers get the endpoints of internalTrafficPolicy, the others those of
 // externalTrafficPolicy (see pick).
-func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, eps []*discoveryv1.EndpointSlice) (Service, []error) {
+func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, eps []*Slice) (Service, []error) {
 	var out Service
 	if Ignored(svc) {
 		return out, nil

@@ -16,7 +16,7 @@ type endpoint struct {
 	port                        uint16
 	nodeName                    string
 	ready, serving, terminating bool
-	zones, nodes                []string // hints.forZones, hints.forNodes
+	zones, nodes                []string // hints.forZones, hints.forNodes (shared: read only)
 }
 
 func (e endpoint) local(node Node, pods LocalPods) bool {
@@ -31,7 +31,7 @@ func (e endpoint) local(node Node, pods LocalPods) bool {
 //
 // Slice ports are matched to sp by name (and protocol), as the EndpointSlice API defines.
 // Per the API, a nil ready or serving condition means true and a nil terminating means false.
-func candidates(fam ipset.Family, sp v1.ServicePort, eps []*discoveryv1.EndpointSlice, errs *[]error, svc string) []endpoint {
+func candidates(fam ipset.Family, sp v1.ServicePort, eps []*Slice, errs *[]error, svc string) []endpoint {
 	want := discoveryv1.AddressTypeIPv4
 	if fam == ipset.IPv6 {
 		want = discoveryv1.AddressTypeIPv6
@@ -51,33 +51,22 @@ func candidates(fam ipset.Family, sp v1.ServicePort, eps []*discoveryv1.Endpoint
 		if !ok {
 			continue
 		}
+		for _, a := range s.Invalid {
+			_, err := netip.ParseAddr(a)
+			*errs = append(*errs, skipped(ReasonInvalidAddress, "service %s: endpointslice %s: parse address %q: %w", svc, s.Name, a, err))
+		}
 		for i := range s.Endpoints {
 			e := &s.Endpoints[i]
-			if len(e.Addresses) == 0 {
-				continue
-			}
-			a, err := netip.ParseAddr(e.Addresses[0])
-			if err != nil {
-				*errs = append(*errs, skipped(ReasonInvalidAddress, "service %s: endpointslice %s: parse address %q: %w", svc, s.Name, e.Addresses[0], err))
-				continue
-			}
 			ep := endpoint{
-				addr:        a.Unmap(),
+				addr:        e.Addr,
 				port:        port,
-				ready:       e.Conditions.Ready == nil || *e.Conditions.Ready,
-				serving:     e.Conditions.Serving == nil || *e.Conditions.Serving,
-				terminating: e.Conditions.Terminating != nil && *e.Conditions.Terminating,
+				nodeName:    e.NodeName,
+				ready:       e.Ready,
+				serving:     e.Serving,
+				terminating: e.Terminating,
 			}
-			if e.NodeName != nil {
-				ep.nodeName = *e.NodeName
-			}
-			if h := e.Hints; h != nil {
-				for _, z := range h.ForZones {
-					ep.zones = append(ep.zones, z.Name)
-				}
-				for _, nd := range h.ForNodes {
-					ep.nodes = append(ep.nodes, nd.Name)
-				}
+			if e.Hints != nil {
+				ep.zones, ep.nodes = e.Hints.Zones, e.Hints.Nodes
 			}
 			out = append(out, ep)
 		}
@@ -198,27 +187,19 @@ func topology(ready []endpoint, node Node) []endpoint {
 }
 
 // slicePort finds the port of slice s that serves sp: same name and protocol.
-func slicePort(s *discoveryv1.EndpointSlice, sp v1.ServicePort) (uint16, bool) {
+func slicePort(s *Slice, sp v1.ServicePort) (uint16, bool) {
+	spProto := sp.Protocol
+	if spProto == "" {
+		spProto = v1.ProtocolTCP
+	}
 	for _, p := range s.Ports {
-		name := ""
-		if p.Name != nil {
-			name = *p.Name
-		}
-		proto := v1.ProtocolTCP
-		if p.Protocol != nil {
-			proto = *p.Protocol
-		}
-		spProto := sp.Protocol
-		if spProto == "" {
-			spProto = v1.ProtocolTCP
-		}
-		if name != sp.Name || proto != spProto || p.Port == nil {
+		if p.Name != sp.Name || p.Protocol != spProto || !p.HasPort {
 			continue
 		}
-		if *p.Port <= 0 || *p.Port > 65535 {
+		if p.Port <= 0 || p.Port > 65535 {
 			return 0, false
 		}
-		return uint16(*p.Port), true
+		return uint16(p.Port), true
 	}
 	return 0, false
 }

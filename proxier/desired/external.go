@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/kubevs/kubevs/proxier/ipset"
 	"github.com/kubevs/kubevs/proxier/ipvs"
@@ -22,7 +21,7 @@ type serviceComputation struct {
 	opts       Options
 	node       Node
 	pods       LocalPods
-	eps        []*discoveryv1.EndpointSlice
+	eps        []*Slice
 	out        *Service
 	name       string
 	sched      string

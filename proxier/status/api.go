@@ -87,10 +87,10 @@ func listObjects(ctx context.Context, src Source, nodeName string) (listing, err
 // computeWants is ListDesired's computation over the listed objects. It is pure.
 func computeWants(objs listing, nodeName string, cfg *config.Configuration, hostAddrs []netip.Addr, local desired.LocalPods) []Want {
 	node, svcs, eps := objs.node, objs.svcs, objs.eps
-	byService := map[types.NamespacedName][]*discoveryv1.EndpointSlice{}
+	byService := map[types.NamespacedName][]*desired.Slice{}
 	for i := range eps {
-		s := &eps[i]
-		name := types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[discoveryv1.LabelServiceName]}
+		s := desired.SliceOf(&eps[i])
+		name := types.NamespacedName{Namespace: s.Namespace, Name: s.Service}
 		byService[name] = append(byService[name], s)
 	}
 	opts := derive.Options(cfg, node, hostAddrs)
@@ -110,7 +110,7 @@ func computeWants(objs listing, nodeName string, cfg *config.Configuration, host
 		}
 		name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 		sl := byService[name]
-		slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(sl, func(a, b *desired.Slice) int { return strings.Compare(a.Name, b.Name) })
 		st, errs := desired.ComputeService(opts, dn, local, svc, sl)
 		w := Want{Service: name, Type: string(svc.Spec.Type), State: st}
 		if w.Type == "" {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -140,7 +139,7 @@ func TestListDesiredMatchesCompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, errs := desired.ComputeService(derive.Options(cfg, node("10.244.0.0/24"), nil), derive.Node(testNode, node("10.244.0.0/24")), nil, web, []*discoveryv1.EndpointSlice{a, b})
+	st, errs := desired.ComputeService(derive.Options(cfg, node("10.244.0.0/24"), nil), derive.Node(testNode, node("10.244.0.0/24")), nil, web, desired.SlicesOf(a, b))
 	if len(errs) != 0 || len(wants) != 1 {
 		t.Fatalf("errs %v, wants %d", errs, len(wants))
 	}

@@ -9,10 +9,11 @@ package tracker
 
 import (
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -24,10 +25,11 @@ import (
 const TriggerTimeAnnotation = "endpoints.kubernetes.io/last-change-trigger-time"
 
 // state is what the proxier knows of one Service: the Service (nil when absent) and its
-// EndpointSlices by name. Values are never mutated, only replaced.
+// EndpointSlices sorted by name (a Service has one or a few: a sorted list is a fraction of
+// a map's bytes). Values are never mutated, only replaced.
 type state struct {
 	svc    *v1.Service
-	slices map[string]*discoveryv1.EndpointSlice
+	slices []*cachedSlice
 }
 
 // equal reports whether two states compute to the same kernel state for certain enough:
@@ -50,18 +52,7 @@ func (a state) equal(b state) bool {
 		maps.Equal(as.Labels, bs.Labels) && maps.Equal(as.Annotations, bs.Annotations)) {
 		return false
 	}
-	if len(a.slices) != len(b.slices) {
-		return false
-	}
-	for name, sa := range a.slices {
-		sb, ok := b.slices[name]
-		if !ok || sa.AddressType != sb.AddressType ||
-			!equality.Semantic.DeepEqual(sa.Ports, sb.Ports) ||
-			!equality.Semantic.DeepEqual(sa.Endpoints, sb.Endpoints) {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(a.slices, b.slices, func(sa, sb *cachedSlice) bool { return sa.Slice.Equal(&sb.Slice) })
 }
 
 func (a state) empty() bool { return a.svc == nil && len(a.slices) == 0 }
@@ -99,7 +90,7 @@ func (c *changes) begin(name types.NamespacedName) (*change, state) {
 		ch = &change{previous: cur}
 		c.pending[name] = ch
 	}
-	return ch, state{svc: cur.svc, slices: maps.Clone(cur.slices)}
+	return ch, state{svc: cur.svc, slices: slices.Clone(cur.slices)}
 }
 
 func (c *changes) commit(name types.NamespacedName, s state) {
@@ -117,19 +108,23 @@ func (c *changes) setService(name types.NamespacedName, svc *v1.Service) {
 	c.commit(name, s)
 }
 
-// setSlice records slice (nil: deleted) as the slice called sliceName of Service name.
-func (c *changes) setSlice(name types.NamespacedName, sliceName string, slice *discoveryv1.EndpointSlice) {
+// setSlice records sl (nil: deleted) as the slice called sliceName of Service name.
+func (c *changes) setSlice(name types.NamespacedName, sliceName string, sl *cachedSlice) {
 	ch, s := c.begin(name)
-	if slice == nil {
-		delete(s.slices, sliceName)
-	} else {
-		if s.slices == nil {
-			s.slices = map[string]*discoveryv1.EndpointSlice{}
-		}
-		s.slices[sliceName] = slice
-		if t, ok := triggerTime(slice); ok && !t.Before(c.since) {
-			ch.triggers = append(ch.triggers, t)
-		}
+	i, found := slices.BinarySearchFunc(s.slices, sliceName, func(e *cachedSlice, n string) int { return strings.Compare(e.Name, n) })
+	switch {
+	case sl == nil && found:
+		s.slices = slices.Delete(s.slices, i, i+1)
+	case sl != nil && found:
+		s.slices[i] = sl
+	case sl != nil:
+		s.slices = slices.Insert(s.slices, i, sl)
+	}
+	if len(s.slices) == 0 {
+		s.slices = nil
+	}
+	if sl != nil && !sl.trigger.IsZero() && !sl.trigger.Before(c.since) {
+		ch.triggers = append(ch.triggers, sl.trigger)
 	}
 	c.commit(name, s)
 }
@@ -164,13 +159,4 @@ func (c *changes) take() (map[types.NamespacedName]struct{}, []time.Time) {
 	}
 	c.pending = map[types.NamespacedName]*change{}
 	return out, triggers
-}
-
-func triggerTime(s *discoveryv1.EndpointSlice) (time.Time, bool) {
-	v, ok := s.Annotations[TriggerTimeAnnotation]
-	if !ok {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	return t, err == nil
 }

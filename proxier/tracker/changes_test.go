@@ -46,6 +46,14 @@ func slice(svcName, name string, trigger time.Time, ips ...string) *discoveryv1.
 
 func ptr[T any](v T) *T { return &v }
 
+// cached is es as the informer cache holds it (nil for nil).
+func cached(es *discoveryv1.EndpointSlice) *cachedSlice {
+	if es == nil {
+		return nil
+	}
+	return stripSlice(es)
+}
+
 func nn(name string) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: name} }
 
 // op is one event fed to the change tracker.
@@ -122,7 +130,7 @@ func TestChanges(t *testing.T) {
 				case o.touch:
 					c.touch(nn(o.svc))
 				case o.slice:
-					c.setSlice(nn(o.svc), o.sliceName, o.es)
+					c.setSlice(nn(o.svc), o.sliceName, cached(o.es))
 				default:
 					c.setService(nn(o.svc), o.service)
 				}
@@ -149,10 +157,10 @@ func TestChanges(t *testing.T) {
 func TestChangesTriggerTimes(t *testing.T) {
 	c := newChanges(start)
 	old := slice("a", "a-1", start.Add(-time.Hour), "10.244.0.1") // listed at start: not counted
-	c.setSlice(nn("a"), "a-1", old)
-	c.setSlice(nn("a"), "a-1", slice("a", "a-1", start.Add(time.Second), "10.244.0.2"))
-	c.setSlice(nn("a"), "a-2", slice("a", "a-2", start.Add(2*time.Second), "10.244.0.3"))
-	c.setSlice(nn("b"), "b-1", slice("b", "b-1", start.Add(3*time.Second), "10.244.0.4"))
+	c.setSlice(nn("a"), "a-1", cached(old))
+	c.setSlice(nn("a"), "a-1", cached(slice("a", "a-1", start.Add(time.Second), "10.244.0.2")))
+	c.setSlice(nn("a"), "a-2", cached(slice("a", "a-2", start.Add(2*time.Second), "10.244.0.3")))
+	c.setSlice(nn("b"), "b-1", cached(slice("b", "b-1", start.Add(3*time.Second), "10.244.0.4")))
 	c.setSlice(nn("b"), "b-1", nil) // b cancels out: its trigger is dropped
 	names, triggers := c.take()
 	sort.Slice(triggers, func(i, j int) bool { return triggers[i].Before(triggers[j]) })

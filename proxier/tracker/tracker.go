@@ -2,7 +2,7 @@
 // EndpointSlices and the proxier's own Node, and a change tracker that tells which Services
 // changed since the last sync (dropping changes that cancel out) and when the changes were
 // triggered, for the network programming latency metric. The informers cache only the
-// fields the proxier reads (Transform), half the bytes of the objects as served.
+// fields the proxier reads (Transform): a fifth of the bytes of the objects as decoded.
 //
 // Services labelled service.kubernetes.io/service-proxy-name belong to another proxy and
 // headless Services need no proxying: both are filtered out by the informers' label
@@ -172,15 +172,15 @@ func (t *Tracker) onService(logger klog.Logger, old, cur any) {
 	t.onChange()
 }
 
-func sliceService(s *discoveryv1.EndpointSlice) (types.NamespacedName, bool) {
-	n := s.Labels[discoveryv1.LabelServiceName]
-	return types.NamespacedName{Namespace: s.Namespace, Name: n}, n != ""
+func sliceService(s *cachedSlice) (types.NamespacedName, bool) {
+	return types.NamespacedName{Namespace: s.Namespace, Name: s.Service}, s.Service != ""
 }
 
+// onSlice takes the cached slices (Transform made them); an EndpointSlice as served, as a
+// test's informer without the transform hands it, is converted here.
 func (t *Tracker) onSlice(logger klog.Logger, old, cur any) {
 	oldObj, _ := objectMeta(old)
-	o, _ := oldObj.(*discoveryv1.EndpointSlice)
-	c, _ := cur.(*discoveryv1.EndpointSlice)
+	o, c := asSlice(oldObj), asSlice(cur)
 	t.mu.Lock()
 	if o != nil {
 		if name, ok := sliceService(o); ok {
@@ -204,7 +204,17 @@ func (t *Tracker) onSlice(logger klog.Logger, old, cur any) {
 	t.onChange()
 }
 
-func sliceOwner(s *discoveryv1.EndpointSlice) (types.NamespacedName, bool) {
+func asSlice(o any) *cachedSlice {
+	switch s := o.(type) {
+	case *cachedSlice:
+		return s
+	case *discoveryv1.EndpointSlice:
+		return stripSlice(s)
+	}
+	return nil
+}
+
+func sliceOwner(s *cachedSlice) (types.NamespacedName, bool) {
 	if s == nil {
 		return types.NamespacedName{}, false
 	}
@@ -278,17 +288,18 @@ func (t *Tracker) Touch(names ...types.NamespacedName) {
 
 // Service returns the current Service called name (nil if absent) and its EndpointSlices
 // sorted by name. The objects are shared and must not be modified.
-func (t *Tracker) Service(name types.NamespacedName) (*v1.Service, []*discoveryv1.EndpointSlice) {
+func (t *Tracker) Service(name types.NamespacedName) (*v1.Service, []*desired.Slice) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.c.current[name]
-	return s.svc, sortedSlices(s.slices)
-}
-
-func sortedSlices(m map[string]*discoveryv1.EndpointSlice) []*discoveryv1.EndpointSlice {
-	out := slices.Collect(maps.Values(m))
-	slices.SortFunc(out, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	var out []*desired.Slice
+	if len(s.slices) > 0 {
+		out = make([]*desired.Slice, len(s.slices))
+		for i, sl := range s.slices {
+			out[i] = &sl.Slice
+		}
+	}
+	return s.svc, out
 }
 
 // Services returns the names of every Service known (with a Service object or slices).
@@ -300,8 +311,8 @@ func (t *Tracker) Services() []types.NamespacedName {
 	return out
 }
 
-// ServicesWithEndpoints returns the Services with an endpoint address for which match
-// is true, sorted.
+// ServicesWithEndpoints returns the Services with an endpoint whose (first) address match
+// is true for, sorted.
 func (t *Tracker) ServicesWithEndpoints(match func(netip.Addr) bool) []types.NamespacedName {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -318,10 +329,8 @@ func (t *Tracker) ServicesWithEndpoints(match func(netip.Addr) bool) []types.Nam
 func hasEndpoint(s state, match func(netip.Addr) bool) bool {
 	for _, sl := range s.slices {
 		for _, e := range sl.Endpoints {
-			for _, a := range e.Addresses {
-				if ip, err := netip.ParseAddr(a); err == nil && match(ip.Unmap()) {
-					return true
-				}
+			if match(e.Addr) {
+				return true
 			}
 		}
 	}

@@ -2,35 +2,35 @@ package tracker
 
 import (
 	"slices"
-	"strings"
-	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubevs/kubevs/proxier/desired"
 )
 
 // The informers keep, of each object, only what the proxier reads (desired.ComputeService,
 // derive.Node, the change tracker, the daemon): an allow list, so a field the API adds later
-// is dropped too. What goes is mostly managedFields, the kubectl last-applied annotation,
-// Service selectors and conditions, endpoints' targetRef, zone and hostname, and the Node's
-// status images, conditions and system info: about half the bytes held (see
-// BenchmarkInformerCacheBytes). A new read of an object field must be added here, and
-// TestTransformKeepsWhatComputeReads fails when a field Compute reads is stripped.
+// is dropped too. Services and the Node keep their types, without managedFields, the
+// kubectl last-applied annotation, Service selectors and conditions, and the Node's status
+// images, conditions and system info. EndpointSlices, most of the bytes at scale, become
+// desired.Slice: about a quarter of the bytes of the stripped API object (see
+// BenchmarkInformerCacheBytes). A new read of a Service or Node field must be added here,
+// and TestTransformKeepsWhatComputeReads fails when a field Compute reads is stripped.
 
 // serviceLabels and serviceAnnotations are the Service labels and annotations read.
 var (
 	serviceLabels      = []string{desired.ServiceProxyNameLabel}
 	serviceAnnotations = []string{desired.SchedulerAnnotation, desired.SourceRangesAnnotation}
-	sliceLabels        = []string{discoveryv1.LabelServiceName, desired.ServiceProxyNameLabel, v1.IsHeadlessService}
-	sliceAnnotations   = []string{TriggerTimeAnnotation}
 )
 
-// Transform is the informers' cache.TransformFunc: it returns Services, EndpointSlices and
-// Nodes with only the fields the proxier reads, and any other object unchanged. It is
-// idempotent and does not modify its argument.
+// Transform is the informers' cache.TransformFunc: it returns Services and Nodes with only
+// the fields the proxier reads, EndpointSlices as the tracker's compact slice, and any
+// other object unchanged. It is idempotent and does not modify its argument.
 func Transform(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *v1.Service:
@@ -91,105 +91,47 @@ func stripService(s *v1.Service) *v1.Service {
 	}
 }
 
-func stripSlice(s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
-	out := &discoveryv1.EndpointSlice{
-		TypeMeta:    s.TypeMeta,
-		ObjectMeta:  meta(&s.ObjectMeta, sliceLabels, sliceAnnotations),
-		AddressType: s.AddressType,
-		Ports:       s.Ports,
-	}
-	if s.Endpoints != nil {
-		out.Endpoints = make([]discoveryv1.Endpoint, len(s.Endpoints))
-		for i, e := range s.Endpoints {
-			out.Endpoints[i] = discoveryv1.Endpoint{
-				Addresses: e.Addresses,
-				Conditions: discoveryv1.EndpointConditions{
-					Ready: internBool(e.Conditions.Ready), Serving: internBool(e.Conditions.Serving), Terminating: internBool(e.Conditions.Terminating),
-				},
-				NodeName: shared.nodeName(e.NodeName),
-				Hints:    shared.hints(e.Hints),
-			}
+// cachedSlice is an EndpointSlice as the informer cache holds it: what Compute reads, in the
+// compact form of desired.Slice, and the trigger time of its last update (zero: none). It
+// is a runtime.Object with object metadata (its namespace and name) for the informer's keys.
+type cachedSlice struct {
+	desired.Slice
+	trigger time.Time
+}
+
+var _ runtime.Object = (*cachedSlice)(nil)
+
+func stripSlice(s *discoveryv1.EndpointSlice) *cachedSlice {
+	out := &cachedSlice{Slice: *desired.SliceOf(s)}
+	if v, ok := s.Annotations[TriggerTimeAnnotation]; ok {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			out.trigger = t
 		}
 	}
 	return out
 }
 
-// The fields of an endpoint that repeat across a cluster's endpoints (its node's name, its
-// conditions, its zone hints) point to one shared value each in the cache, where the decoder
-// gave every endpoint its own: at 10,000 Services x 10 endpoints that is 100,000 copies of a
-// few dozen values (BenchmarkInformerCacheBytes). Cached objects are never written to, so
-// sharing is safe; the tables grow with the cluster's nodes and zone sets, never with its
-// endpoints.
-var (
-	boolTrue, boolFalse = true, false
-	shared              = &interner{names: map[string]*string{}, hintSets: map[string]*discoveryv1.EndpointHints{}}
-)
+// GetObjectKind has no kind to tell: the object never goes back to the API.
+func (s *cachedSlice) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
-// internBool returns the shared pointer to *b (nil for nil).
-func internBool(b *bool) *bool {
-	switch {
-	case b == nil:
-		return nil
-	case *b:
-		return &boolTrue
-	default:
-		return &boolFalse
-	}
+// DeepCopyObject copies s.
+func (s *cachedSlice) DeepCopyObject() runtime.Object {
+	c := *s
+	c.Ports = slices.Clone(s.Ports)
+	c.Endpoints = slices.Clone(s.Endpoints)
+	c.Invalid = slices.Clone(s.Invalid)
+	c.Others = slices.Clone(s.Others)
+	return &c
 }
 
-// interner hands out one pointer per distinct node name and per distinct set of hints. It
-// is safe for concurrent use (the informers transform in their own goroutines).
-type interner struct {
-	mu       sync.Mutex
-	names    map[string]*string
-	hintSets map[string]*discoveryv1.EndpointHints
+// GetObjectMeta is the metadata the informer keys the cache by (meta.Accessor).
+func (s *cachedSlice) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name}
 }
 
-// nodeName returns the shared pointer to *n (nil for nil).
-func (in *interner) nodeName(n *string) *string {
-	if n == nil {
-		return nil
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	p, ok := in.names[*n]
-	if !ok {
-		v := *n
-		p = &v
-		in.names[v] = p
-	}
-	return p
-}
-
-// hints returns the shared copy of h (nil for nil).
-func (in *interner) hints(h *discoveryv1.EndpointHints) *discoveryv1.EndpointHints {
-	if h == nil {
-		return nil
-	}
-	var b strings.Builder
-	for _, z := range h.ForZones {
-		b.WriteByte('z')
-		b.WriteString(z.Name)
-		b.WriteByte(0)
-	}
-	for _, n := range h.ForNodes {
-		b.WriteByte('n')
-		b.WriteString(n.Name)
-		b.WriteByte(0)
-	}
-	key := b.String()
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	p, ok := in.hintSets[key]
-	if !ok {
-		p = &discoveryv1.EndpointHints{
-			ForZones: slices.Clone(h.ForZones),
-			ForNodes: slices.Clone(h.ForNodes),
-		}
-		in.hintSets[key] = p
-	}
-	return p
-}
+// GetNamespace and GetName name s in logs (klog.KObj).
+func (s *cachedSlice) GetNamespace() string { return s.Namespace }
+func (s *cachedSlice) GetName() string      { return s.Name }
 
 func stripNode(n *v1.Node) *v1.Node {
 	m := meta(&n.ObjectMeta, nil, nil)

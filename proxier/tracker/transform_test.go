@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -169,11 +171,11 @@ func TestTransformKeepsWhatComputeReads(t *testing.T) {
 			nodeB.Name, nodeB.Labels[v1.LabelTopologyZone] = "node-b", "zone-b"
 			for _, n := range []*v1.Node{servedNode(), nodeB} {
 				local := desired.PodSet{netip.MustParseAddr("10.128.0.12"): {}}
-				want := compute(cfg, n, tc.svc, slices, local)
+				want := compute(cfg, n, tc.svc, desired.SlicesOf(slices...), local)
 				sn, ss := strip(t, n).(*v1.Node), strip(t, tc.svc).(*v1.Service)
-				var sl []*discoveryv1.EndpointSlice
+				var sl []*desired.Slice
 				for _, s := range slices {
-					sl = append(sl, strip(t, s).(*discoveryv1.EndpointSlice))
+					sl = append(sl, &strip(t, s).(*cachedSlice).Slice)
 				}
 				if got := compute(cfg, sn, ss, sl, local); got != want {
 					t.Errorf("Compute differs through the transform:\nserved:\n%s\nstripped:\n%s", want, got)
@@ -186,12 +188,15 @@ func TestTransformKeepsWhatComputeReads(t *testing.T) {
 	}
 }
 
-func compute(cfg *config.Configuration, n *v1.Node, svc *v1.Service, slices []*discoveryv1.EndpointSlice, local desired.PodSet) string {
+func compute(cfg *config.Configuration, n *v1.Node, svc *v1.Service, slices []*desired.Slice, local desired.PodSet) string {
 	o := derive.Options(cfg, n, nil)
 	o.Families = []ipset.Family{ipset.IPv4, ipset.IPv6}
 	s, errs := desired.ComputeService(o, derive.Node(n.Name, n), local, svc, slices)
 	return fmt.Sprintf("%s\nerrors: %v\noptions: %+v", s, errs, o)
 }
+
+// cmpAddr compares addresses by value.
+var cmpAddr = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 
 // strip runs the transform on a copy (it must not modify its argument) and checks it is
 // idempotent.
@@ -210,7 +215,7 @@ func strip(t *testing.T, obj any) any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(out, again); diff != "" {
+	if diff := cmp.Diff(out, again, cmp.AllowUnexported(cachedSlice{}), cmpAddr); diff != "" {
 		t.Fatalf("Transform is not idempotent (-once +twice):\n%s", diff)
 	}
 	return out
@@ -233,25 +238,28 @@ func TestTransformStrips(t *testing.T) {
 }
 
 // TestTransformSharesRepeatedEndpointFields: two slices decoded apart hold, once
-// transformed, one pointer per distinct node name, condition and hint set, with the values
-// unchanged.
+// transformed, one copy of each distinct node name and hint set, with the values unchanged,
+// and the slice's trigger time.
 func TestTransformSharesRepeatedEndpointFields(t *testing.T) {
-	a := strip(t, servedSlice("a", 1, 4)).(*discoveryv1.EndpointSlice)
-	b := strip(t, servedSlice("b", 2, 4)).(*discoveryv1.EndpointSlice)
+	a := strip(t, servedSlice("a", 1, 4)).(*cachedSlice)
+	b := strip(t, servedSlice("b", 2, 4)).(*cachedSlice)
 	for j := range 4 {
 		ea, eb := a.Endpoints[j], b.Endpoints[j]
-		if ea.NodeName != eb.NodeName || ea.Conditions.Ready != eb.Conditions.Ready ||
-			ea.Conditions.Serving != eb.Conditions.Serving || ea.Conditions.Terminating != eb.Conditions.Terminating || ea.Hints != eb.Hints {
-			t.Errorf("endpoint %d: the two slices hold their own copies of node name, conditions or hints", j)
+		if unsafe.StringData(ea.NodeName) != unsafe.StringData(eb.NodeName) || ea.Hints != eb.Hints {
+			t.Errorf("endpoint %d: the two slices hold their own copies of node name or hints", j)
 		}
 		want := servedSlice("a", 1, 4).Endpoints[j]
-		if *ea.NodeName != *want.NodeName || *ea.Conditions.Ready != *want.Conditions.Ready ||
-			*ea.Conditions.Terminating != *want.Conditions.Terminating || ea.Hints.ForZones[0] != want.Hints.ForZones[0] {
+		if ea.NodeName != *want.NodeName || ea.Ready != *want.Conditions.Ready || ea.Serving != *want.Conditions.Serving ||
+			ea.Terminating != *want.Conditions.Terminating || ea.Hints.Zones[0] != want.Hints.ForZones[0].Name ||
+			ea.Addr != netip.MustParseAddr(want.Addresses[0]) {
 			t.Errorf("endpoint %d: values changed: %+v, want %+v", j, ea, want)
 		}
 	}
 	if a.Endpoints[0].NodeName == a.Endpoints[1].NodeName {
-		t.Error("two node names share one pointer")
+		t.Error("two endpoints on two nodes hold one node name")
+	}
+	if a.trigger.IsZero() || a.trigger.Format(time.RFC3339Nano) != servedSlice("a", 1, 4).Annotations[TriggerTimeAnnotation] {
+		t.Errorf("trigger time %v, want the annotation's", a.trigger)
 	}
 }
 
@@ -272,7 +280,10 @@ func TestTrackerCachesStrippedObjects(t *testing.T) {
 	if diff := cmp.Diff(want, svc, cmpopts.IgnoreFields(v1.Service{}, "TypeMeta")); diff != "" {
 		t.Errorf("cached Service (-want +got):\n%s", diff)
 	}
-	if slices[0].ManagedFields != nil || slices[0].Endpoints[0].TargetRef != nil || tr.Node().Status.Images != nil {
-		t.Errorf("the slice or the Node were cached unstripped: %+v", slices[0])
+	if diff := cmp.Diff(desired.SliceOf(servedSlice("web", 1, 3)), slices[0], cmpAddr); diff != "" {
+		t.Errorf("cached slice (-want +got):\n%s", diff)
+	}
+	if tr.Node().Status.Images != nil {
+		t.Errorf("the Node was cached unstripped")
 	}
 }

@@ -8,8 +8,9 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubevs/kubevs/proxier/desired"
 )
 
 // APIServerService is the Service whose EndpointSlices list the API server's endpoints.
@@ -18,27 +19,25 @@ var APIServerService = types.NamespacedName{Namespace: "default", Name: "kuberne
 // APIServers returns the API server's endpoints for desired.Reserved, sorted and unique:
 // the host of the kubeconfig the proxier uses (host, as rest.Config.Host spells it:
 // "https://192.168.1.2:6443", "192.168.1.2:6443"; a host name is not resolved and adds
-// nothing) and the ready or unknown-readiness endpoints of the default/kubernetes
-// EndpointSlices (eps; slices of other Services are ignored).
-func APIServers(host string, eps []*discoveryv1.EndpointSlice) []netip.AddrPort {
+// nothing) and every address of the endpoints of the default/kubernetes EndpointSlices (eps;
+// slices of other Services are ignored), with each TCP port of their slice.
+func APIServers(host string, eps []*desired.Slice) []netip.AddrPort {
 	var out []netip.AddrPort
 	if ap, ok := hostEndpoint(host); ok {
 		out = append(out, ap)
 	}
 	for _, s := range eps {
-		if s == nil || s.Namespace != APIServerService.Namespace || s.Labels[discoveryv1.LabelServiceName] != APIServerService.Name {
+		if s == nil || s.Namespace != APIServerService.Namespace || s.Service != APIServerService.Name {
 			continue
 		}
+		addrs := slices.Clone(s.Others)
 		for _, e := range s.Endpoints {
-			for _, a := range e.Addresses {
-				ip, err := netip.ParseAddr(a)
-				if err != nil {
-					continue
-				}
-				for _, p := range s.Ports {
-					if p.Port != nil && *p.Port > 0 && *p.Port <= 65535 && (p.Protocol == nil || *p.Protocol == v1.ProtocolTCP) {
-						out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(*p.Port)))
-					}
+			addrs = append(addrs, e.Addr)
+		}
+		for _, a := range addrs {
+			for _, p := range s.Ports {
+				if p.HasPort && p.Port > 0 && p.Port <= 65535 && p.Protocol == v1.ProtocolTCP {
+					out = append(out, netip.AddrPortFrom(a, uint16(p.Port)))
 				}
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubevs/kubevs/proxier/desired"
 )
 
 func apiSlice(ns, svc string, port int32, ips ...string) *discoveryv1.EndpointSlice {
@@ -44,7 +46,7 @@ func TestAPIServers(t *testing.T) {
 		for _, s := range tc.want {
 			want = append(want, netip.MustParseAddrPort(s))
 		}
-		if diff := cmp.Diff(want, APIServers(tc.host, eps), cmpAddr); diff != "" {
+		if diff := cmp.Diff(want, APIServers(tc.host, desired.SlicesOf(eps...)), cmpAddr); diff != "" {
 			t.Errorf("APIServers(%q) (-want +got):\n%s", tc.host, diff)
 		}
 	}
