@@ -92,17 +92,20 @@ func stripService(s *v1.Service) *v1.Service {
 }
 
 // cachedSlice is an EndpointSlice as the informer cache holds it: what Compute reads, in the
-// compact form of desired.Slice, and the trigger time of its last update (zero: none). It
-// is a runtime.Object with object metadata (its namespace and name) for the informer's keys.
+// compact form of desired.Slice, the trigger time of its last update (zero: none) and its
+// resource version. It is a runtime.Object with object metadata (namespace, name and
+// resource version) for the informer: its keys, and its telling of an update from a resync
+// (the same resource version), which it hands only to handlers that asked for resyncs.
 type cachedSlice struct {
 	desired.Slice
-	trigger time.Time
+	trigger         time.Time
+	resourceVersion string
 }
 
 var _ runtime.Object = (*cachedSlice)(nil)
 
 func stripSlice(s *discoveryv1.EndpointSlice) *cachedSlice {
-	out := &cachedSlice{Slice: *desired.SliceOf(s)}
+	out := &cachedSlice{Slice: *desired.SliceOf(s), resourceVersion: s.ResourceVersion}
 	if v, ok := s.Annotations[TriggerTimeAnnotation]; ok {
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			out.trigger = t
@@ -124,9 +127,9 @@ func (s *cachedSlice) DeepCopyObject() runtime.Object {
 	return &c
 }
 
-// GetObjectMeta is the metadata the informer keys the cache by (meta.Accessor).
+// GetObjectMeta is the metadata the informer reads (meta.Accessor).
 func (s *cachedSlice) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name}
+	return &metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, ResourceVersion: s.resourceVersion}
 }
 
 // GetNamespace and GetName name s in logs (klog.KObj).

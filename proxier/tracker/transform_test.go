@@ -12,9 +12,11 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubevs/kubevs/proxier/config"
@@ -285,5 +287,31 @@ func TestTrackerCachesStrippedObjects(t *testing.T) {
 	}
 	if tr.Node().Status.Images != nil {
 		t.Errorf("the Node was cached unstripped")
+	}
+}
+
+// TestCachedSliceIsAnObject: the informer keys a cached slice by namespace and name, and
+// tells an update from a resync by its resource version: a slice without it would have
+// every update taken for a resync, which handlers without a resync period may never see.
+func TestCachedSliceIsAnObject(t *testing.T) {
+	served := servedSlice("web", 1, 3)
+	c := strip(t, served).(*cachedSlice)
+	m, err := apimeta.Accessor(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.GetNamespace() != "ns" || m.GetName() != served.Name || m.GetResourceVersion() != served.ResourceVersion {
+		t.Errorf("metadata %s/%s at %q, want ns/%s at %q", m.GetNamespace(), m.GetName(), m.GetResourceVersion(), served.Name, served.ResourceVersion)
+	}
+	if key, err := cache.MetaNamespaceKeyFunc(c); err != nil || key != "ns/"+served.Name {
+		t.Errorf("key %q, %v", key, err)
+	}
+	cp := c.DeepCopyObject().(*cachedSlice)
+	if diff := cmp.Diff(c, cp, cmp.AllowUnexported(cachedSlice{}), cmpAddr); diff != "" {
+		t.Errorf("copy differs:\n%s", diff)
+	}
+	cp.Endpoints[0].Ready = !cp.Endpoints[0].Ready
+	if c.Endpoints[0].Ready == cp.Endpoints[0].Ready {
+		t.Error("the copy shares its endpoints")
 	}
 }
