@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"k8s.io/klog/v2"
 
@@ -70,7 +69,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 			return failed(ReasonDeleteVirtualServer, fmt.Errorf("delete virtual server %s: %w", k, err))
 		}
 		delete(r.m.vs, k)
-		for rs := range have.rs {
+		for rs := range have.rs.all() {
 			delete(r.m.draining, drainKey{k, rs})
 		}
 		if k.Protocol == ipvs.UDP {
@@ -83,7 +82,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 		err := r.k.IPVS.AddVirtualServer(want.VirtualServer)
 		switch {
 		case err == nil:
-			have = &vsState{vs: want.VirtualServer, rs: make(map[netip.AddrPort]int, len(want.RealServers))}
+			have = &vsState{vs: want.VirtualServer, rs: make(rsList, 0, len(want.RealServers))}
 			r.m.vs[k] = have
 		case errors.Is(err, ipvs.ErrExist):
 			// The model lagged behind the kernel: learn what is there and go on.
@@ -118,7 +117,7 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 	for _, rs := range want {
 		ap := rs.AddrPort()
 		wanted[ap] = struct{}{}
-		w, ok := have.rs[ap]
+		w, ok := have.rs.get(ap)
 		if ok && w == rs.Weight {
 			continue
 		}
@@ -130,7 +129,7 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 			errs = append(errs, fmt.Errorf("set real server %s of %s (service %s): %w", ap, k, svc, err))
 			continue
 		}
-		have.rs[ap] = rs.Weight
+		have.rs.set(ap, rs.Weight)
 		delete(r.m.draining, drainKey{k, ap})
 	}
 	if len(adds) > 0 {
@@ -143,20 +142,19 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 				errs = append(errs, fmt.Errorf("set real server %s of %s (service %s): %w", rs.AddrPort(), k, svc, err))
 				continue
 			}
-			have.rs[rs.AddrPort()] = rs.Weight
+			have.rs.set(rs.AddrPort(), rs.Weight)
 			delete(r.m.draining, drainKey{k, rs.AddrPort()})
 		}
 	}
-	var gone []netip.AddrPort
-	for ap := range have.rs {
-		if _, ok := wanted[ap]; !ok {
-			gone = append(gone, ap)
+	var gone []rsEntry // in order
+	for _, e := range have.rs {
+		if _, ok := wanted[e.addrPort()]; !ok {
+			gone = append(gone, e)
 		}
 	}
-	slices.SortFunc(gone, netip.AddrPort.Compare)
-	for _, ap := range gone {
-		if err := r.retire(ctx, k, have, ap, have.rs[ap]); err != nil {
-			errs = append(errs, fmt.Errorf("retire real server %s of %s (service %s): %w", ap, k, svc, err))
+	for _, e := range gone {
+		if err := r.retire(ctx, k, have, e.addrPort(), int(e.weight)); err != nil {
+			errs = append(errs, fmt.Errorf("retire real server %s of %s (service %s): %w", e.addrPort(), k, svc, err))
 		}
 	}
 	if k.Protocol == ipvs.UDP && hadNone && len(want) > 0 {
@@ -196,14 +194,14 @@ func (r *Reconciler) retire(ctx context.Context, k ipvs.Key, have *vsState, ap n
 		klog.FromContext(ctx).V(4).Info("Draining real server", "virtualServer", k, "realServer", ap)
 		err := r.k.IPVS.UpdateRealServer(k, ipvs.RealServer{Address: ap.Addr(), Port: ap.Port(), Weight: 0})
 		if errors.Is(err, ipvs.ErrNotFound) {
-			delete(have.rs, ap)
+			have.rs.del(ap)
 			delete(r.m.draining, dk)
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		have.rs[ap] = 0
+		have.rs.set(ap, 0)
 	}
 	if _, ok := r.m.draining[dk]; !ok {
 		r.m.draining[dk] = r.drainDeadline(ctx, dk)
@@ -218,7 +216,7 @@ func (r *Reconciler) deleteRealServer(ctx context.Context, k ipvs.Key, have *vsS
 	if err != nil && !errors.Is(err, ipvs.ErrNotFound) {
 		return err
 	}
-	delete(have.rs, ap)
+	have.rs.del(ap)
 	delete(r.m.draining, drainKey{k, ap})
 	if k.Protocol == ipvs.UDP {
 		r.queueFlows(udpEndpointFlows(k, ap))
@@ -236,7 +234,7 @@ func (r *Reconciler) readVS(k ipvs.Key) (*vsState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &vsState{rs: map[netip.AddrPort]int{}}
+	st := &vsState{}
 	found := false
 	for _, v := range vss {
 		if v.Key == k {
@@ -250,9 +248,7 @@ func (r *Reconciler) readVS(k ipvs.Key) (*vsState, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, rs := range rss {
-		st.rs[rs.AddrPort()] = rs.Weight
-	}
+	st.rs = rsListOf(rss)
 	r.m.vs[k] = st
 	return st, nil
 }

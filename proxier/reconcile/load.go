@@ -98,11 +98,7 @@ func readKernel(ctx context.Context, k Kernel, dummy string, read func(ipvs.Key,
 				return nil, fmt.Errorf("list real servers of %s: %w", v.Key, err)
 			}
 		}
-		st := &vsState{vs: v, rs: make(map[netip.AddrPort]int, len(rss))}
-		for _, rs := range rss {
-			st.rs[rs.AddrPort()] = rs.Weight
-		}
-		kr.vs[v.Key] = st
+		kr.vs[v.Key] = &vsState{vs: v, rs: rsListOf(rss)}
 	}
 	return kr, nil
 }
@@ -133,7 +129,7 @@ func (r *Reconciler) adopt(ctx context.Context, kr *kernelRead, wanted map[ipvs.
 		}
 	}
 	for dk := range m.draining {
-		if st, ok := m.vs[dk.vs]; !ok || st.rs[dk.rs] != 0 {
+		if st, ok := m.vs[dk.vs]; !ok || weightOf(st, dk.rs) != 0 {
 			delete(m.draining, dk)
 		}
 	}

@@ -64,7 +64,7 @@ func (m *model) countWrites(k ipvs.Key, write func() error) error {
 
 type vsState struct {
 	vs ipvs.VirtualServer
-	rs map[netip.AddrPort]int // weight
+	rs rsList
 }
 
 type owner struct {

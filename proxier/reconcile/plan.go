@@ -63,7 +63,7 @@ func makePlan(services map[types.NamespacedName]desired.Service, kr *kernelRead,
 	t := &p.t
 	for k := range m.wantVS {
 		want, _, _ := m.want(k)
-		if have := m.vs[k]; have == nil || !sameSettings(have.vs, want.VirtualServer) || !sameRealServers(have.rs, want.RealServers) {
+		if have := m.vs[k]; have == nil || !sameSettings(have.vs, want.VirtualServer) || !have.rs.same(want.RealServers) {
 			t.vs = append(t.vs, k)
 		}
 	}
@@ -90,16 +90,10 @@ func appendDiff[K comparable, V, W any](out []K, a map[K]V, b map[K]W) []K {
 }
 
 // sameRealServers reports whether have holds exactly want, weights included.
-func sameRealServers(have map[netip.AddrPort]int, want []ipvs.RealServer) bool {
-	if len(have) != len(want) {
-		return false
-	}
-	for _, rs := range want {
-		if w, ok := have[rs.AddrPort()]; !ok || w != rs.Weight {
-			return false
-		}
-	}
-	return true
+// weightOf is the weight of ap in st, 0 when absent.
+func weightOf(st *vsState, ap netip.AddrPort) int {
+	w, _ := st.rs.get(ap)
+	return w
 }
 
 // sameKernelState reports whether a and b want the same kernel state. Values that share
@@ -139,7 +133,7 @@ func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p 
 	r.retryFailed(&t)
 	m.draining = prev.draining
 	for dk := range m.draining {
-		if st, ok := m.vs[dk.vs]; !ok || st.rs[dk.rs] != 0 {
+		if st, ok := m.vs[dk.vs]; !ok || weightOf(st, dk.rs) != 0 {
 			delete(m.draining, dk)
 		}
 	}

@@ -82,7 +82,7 @@ func (r *Reconciler) newProbe() *probe {
 		if len(p.sample) == ProbeSample {
 			break
 		}
-		p.sample = append(p.sample, vsState{vs: st.vs, rs: maps.Clone(st.rs)})
+		p.sample = append(p.sample, vsState{vs: st.vs, rs: slices.Clone(st.rs)})
 	}
 	return p
 }
@@ -125,7 +125,7 @@ func (p *probe) differs(k Kernel, dummy string) string {
 		if err != nil {
 			return err.Error() // names the virtual server
 		}
-		if !sameRealServers(st.rs, rss) {
+		if !st.rs.same(rss) {
 			return fmt.Sprintf("the real servers of %s differ", st.vs.Key)
 		}
 	}

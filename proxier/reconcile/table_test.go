@@ -135,7 +135,7 @@ func TestRealServerAddsBatchedOrNot(t *testing.T) {
 		must(t, r.Resync(c, all(t, ss...)))
 		// The model loses one of web's real servers, and the kernel's weight differs.
 		key, ap := mustKey("TCP:10.96.0.10:80"), mustAP("10.244.1.5:8080")
-		delete(r.m.vs[key].rs, ap)
+		r.m.vs[key].rs.del(ap)
 		must(t, f.ipvs.UpdateRealServer(key, rsAt("10.244.1.5:8080", 7)))
 		web2 := web
 		web2.eps = append(slices.Clone(web.eps), "10.244.1.6")
