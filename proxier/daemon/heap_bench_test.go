@@ -62,7 +62,6 @@ func proxierHeap(b *testing.B, services int) uint64 {
 	cfg := testConfig(b)
 	cfg.SyncPeriod = metav1.Duration{Duration: time.Hour} // the benchmark makes the resync
 	h := startWith(b, k.kernel(), cfg, objs...)
-	objs = nil
 	timeout := time.Now().Add(10 * time.Minute)
 	for !h.d.Ready() || len(h.d.tracker.Services()) < services {
 		if time.Now().After(timeout) {
