@@ -46,7 +46,7 @@ var (
 )
 
 func rs(addr string, port uint16, weight int) ipvs.RealServer {
-	return ipvs.RealServer{Address: netip.MustParseAddr(addr), Port: port, Weight: weight}
+	return ipvs.RealServer{Address: netip.MustParseAddr(addr), Port: port, Weight: int32(weight)}
 }
 
 type step struct {

@@ -82,7 +82,7 @@ func toDestination(k Key, rs RealServer) (*libipvs.Destination, error) {
 	return &libipvs.Destination{
 		Address:         net.IP(addr.AsSlice()),
 		Port:            rs.Port,
-		Weight:          rs.Weight,
+		Weight:          int(rs.Weight),
 		ConnectionFlags: libipvs.ConnectionFlagMasq,
 		AddressFamily:   family(addr),
 	}, nil

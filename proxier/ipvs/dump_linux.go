@@ -214,11 +214,11 @@ func parseDest(msg []byte, v4 bool) (rs RealServer, ok bool, err error) {
 		case typ == ipvsDestAttrPort && len(v) >= 2:
 			rs.Port, hasPort = binary.BigEndian.Uint16(v), true
 		case typ == ipvsDestAttrWeight && len(v) >= 4:
-			rs.Weight = int(int32(binary.NativeEndian.Uint32(v)))
+			rs.Weight = int32(binary.NativeEndian.Uint32(v))
 		case typ == ipvsDestAttrActiveConns && len(v) >= 4:
-			rs.ActiveConns = int(binary.NativeEndian.Uint32(v))
+			rs.ActiveConns = binary.NativeEndian.Uint32(v)
 		case typ == ipvsDestAttrInactConns && len(v) >= 4:
-			rs.InactiveConns = int(binary.NativeEndian.Uint32(v))
+			rs.InactiveConns = binary.NativeEndian.Uint32(v)
 		case typ == ipvsDestAttrAddrFamily && len(v) >= 2:
 			family = binary.NativeEndian.Uint16(v)
 		}

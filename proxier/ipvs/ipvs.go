@@ -53,13 +53,15 @@ func (v VirtualServer) String() string {
 }
 
 // RealServer is one destination of a virtual server, always forwarded by masquerading (NAT).
+// Its fields have the kernel's sizes (40 bytes where ints took 56: the desired state holds
+// one per endpoint of every Service port).
 type RealServer struct {
 	Address netip.Addr
 	Port    uint16
-	Weight  int
+	Weight  int32
 	// ActiveConns and InactiveConns are read from the kernel; they are ignored on writes.
-	ActiveConns   int
-	InactiveConns int
+	ActiveConns   uint32
+	InactiveConns uint32
 }
 
 // AddrPort is the real server's identity within its virtual server.

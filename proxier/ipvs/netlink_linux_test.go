@@ -44,7 +44,7 @@ func key(addr string, p Protocol, port uint16) Key {
 }
 
 func dest(addr string, port uint16, weight int) RealServer {
-	return RealServer{Address: netip.MustParseAddr(addr), Port: port, Weight: weight}
+	return RealServer{Address: netip.MustParseAddr(addr), Port: port, Weight: int32(weight)}
 }
 
 func TestRoundTripAndErrors(t *testing.T) {
@@ -246,7 +246,7 @@ func pollConns(t *testing.T, v Interface, k Key, active, inactive int) ([]RealSe
 		var err error
 		last, err = v.RealServers(k)
 		must(t, err)
-		if len(last) == 1 && last[0].ActiveConns == active && last[0].InactiveConns == inactive {
+		if len(last) == 1 && int(last[0].ActiveConns) == active && int(last[0].InactiveConns) == inactive {
 			return last, true
 		}
 	}

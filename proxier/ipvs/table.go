@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 )
 
@@ -168,7 +169,13 @@ func parseTableDest(line []byte) (RealServer, error) {
 			return RealServer{}, fmt.Errorf("column %d: %w", i+4, err)
 		}
 	}
-	return RealServer{Address: ap.Addr(), Port: ap.Port(), Weight: n[0], ActiveConns: n[1], InactiveConns: n[2]}, nil
+	if n[0] < math.MinInt32 || n[0] > math.MaxInt32 { // the kernel's int
+		return RealServer{}, fmt.Errorf("column 4: weight %d out of range", n[0])
+	}
+	// The connection counts only decide when a drained real server may go: a count the
+	// kernel printed below zero counts as none.
+	count := func(c int) uint32 { return uint32(min(max(c, 0), math.MaxUint32)) }
+	return RealServer{Address: ap.Addr(), Port: ap.Port(), Weight: int32(n[0]), ActiveConns: count(n[1]), InactiveConns: count(n[2])}, nil
 }
 
 // atoi reads a decimal int, with an optional minus, without allocating.

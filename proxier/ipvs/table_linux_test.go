@@ -90,7 +90,7 @@ func TestRealServerTableUnderChurn(t *testing.T) {
 			k := Key{Address: netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}), Protocol: TCP, Port: 80}
 			must(t, v.AddVirtualServer(VirtualServer{Key: k, Scheduler: "rr"}))
 			for j := range 3 {
-				rs := RealServer{Address: netip.AddrFrom4([4]byte{10, 244, byte(i >> 8), byte(i)}), Port: uint16(8080 + j), Weight: j}
+				rs := RealServer{Address: netip.AddrFrom4([4]byte{10, 244, byte(i >> 8), byte(i)}), Port: uint16(8080 + j), Weight: int32(j)}
 				must(t, v.AddRealServer(k, rs))
 				want[k] = append(want[k], rs)
 			}

@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestParseTable(t *testing.T) {
 		return Key{Address: netip.MustParseAddr(s), Protocol: p, Port: port}
 	}
 	rs := func(s string, port uint16, w, a, i int) RealServer {
-		return RealServer{Address: netip.MustParseAddr(s), Port: port, Weight: w, ActiveConns: a, InactiveConns: i}
+		return RealServer{Address: netip.MustParseAddr(s), Port: port, Weight: int32(w), ActiveConns: uint32(a), InactiveConns: uint32(i)}
 	}
 	want := map[Key][]RealServer{
 		key("10.96.0.1", TCP, 80):    {rs("10.244.0.2", 8080, 1, 0, 0), rs("10.244.0.3", 8080, 0, 3, 12)},
@@ -76,6 +77,7 @@ func TestParseTableErrorsNameTheLine(t *testing.T) {
 		"dest weight":        "TCP  0A600001:0050 rr \n  -> 0AF40002:1F90 Masq x 0 0\n",
 		"dest address":       "TCP  0A600001:0050 rr \n  -> 0AF4002:1F90 Masq 1 0 0\n",
 		"dest without arrow": "TCP  0A600001:0050 rr \n  => 0AF40002:1F90 Masq 1 0 0\n",
+		"weight too large":   "TCP  0A600001:0050 rr \n  -> 0AF40002:1F90 Masq 2147483648 0 0\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			header := strings.Join(strings.SplitN(tableText, "\n", 4)[:3], "\n") + "\n"
@@ -127,5 +129,19 @@ func BenchmarkParseTable(b *testing.B) {
 		if t, err := ParseTable(text); err != nil || len(t) != 1000 {
 			b.Fatal(len(t), err)
 		}
+	}
+}
+
+// TestParseTableCounts: connection counts outside a uint32 are clamped (they only decide
+// when a drained real server goes), the weight is the kernel's int.
+func TestParseTableCounts(t *testing.T) {
+	header := strings.Join(strings.SplitN(tableText, "\n", 4)[:3], "\n") + "\n"
+	got, err := ParseTable([]byte(header + "TCP  0A600001:0050 rr \n  -> 0AF40002:1F90 Masq -3 -1 4294967296\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss := got[Key{Address: netip.MustParseAddr("10.96.0.1"), Protocol: TCP, Port: 80}]
+	if len(rss) != 1 || rss[0].Weight != -3 || rss[0].ActiveConns != 0 || rss[0].InactiveConns != math.MaxUint32 {
+		t.Errorf("real servers %+v, want weight -3, counts 0 and %d", rss, uint32(math.MaxUint32))
 	}
 }

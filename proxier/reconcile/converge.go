@@ -153,7 +153,7 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 		}
 	}
 	for _, e := range gone {
-		if err := r.retire(ctx, k, have, e.addrPort(), int(e.weight)); err != nil {
+		if err := r.retire(ctx, k, have, e.addrPort(), e.weight); err != nil {
 			errs = append(errs, fmt.Errorf("retire real server %s of %s (service %s): %w", e.addrPort(), k, svc, err))
 		}
 	}
@@ -185,7 +185,7 @@ func (r *Reconciler) putRealServer(k ipvs.Key, rs ipvs.RealServer, exists bool) 
 
 // retire takes away a real server no Service wants: UDP ones at once, with their flows,
 // and every one with Options.NoDrain; others go to weight 0 and are deleted by FinishDrains.
-func (r *Reconciler) retire(ctx context.Context, k ipvs.Key, have *vsState, ap netip.AddrPort, weight int) error {
+func (r *Reconciler) retire(ctx context.Context, k ipvs.Key, have *vsState, ap netip.AddrPort, weight int32) error {
 	dk := drainKey{k, ap}
 	if k.Protocol == ipvs.UDP || r.opts.NoDrain {
 		return r.deleteRealServer(ctx, k, have, ap)

@@ -67,7 +67,7 @@ func (r *Reconciler) finishDrainsOf(ctx context.Context, k ipvs.Key, aps []netip
 	}
 	conns := make(map[netip.AddrPort]int, len(rss))
 	for _, rs := range rss {
-		conns[rs.AddrPort()] = rs.ActiveConns + rs.InactiveConns
+		conns[rs.AddrPort()] = int(rs.ActiveConns) + int(rs.InactiveConns)
 	}
 	var errs []error
 	for _, ap := range aps {

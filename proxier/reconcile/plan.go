@@ -91,7 +91,7 @@ func appendDiff[K comparable, V, W any](out []K, a map[K]V, b map[K]W) []K {
 
 // sameRealServers reports whether have holds exactly want, weights included.
 // weightOf is the weight of ap in st, 0 when absent.
-func weightOf(st *vsState, ap netip.AddrPort) int {
+func weightOf(st *vsState, ap netip.AddrPort) int32 {
 	w, _ := st.rs.get(ap)
 	return w
 }

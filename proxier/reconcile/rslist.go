@@ -34,7 +34,7 @@ func compareEntry(e rsEntry, ap netip.AddrPort) int {
 func rsListOf(rss []ipvs.RealServer) rsList {
 	l := make(rsList, 0, len(rss))
 	for _, rs := range rss {
-		l = append(l, rsEntry{addr: rs.Address, port: rs.Port, weight: int32(rs.Weight)})
+		l = append(l, rsEntry{addr: rs.Address, port: rs.Port, weight: rs.Weight})
 	}
 	slices.SortStableFunc(l, func(a, b rsEntry) int { return compareEntry(a, b.addrPort()) })
 	// Of equal ones keep the last: compact keeps the first of a run, so reverse runs first.
@@ -49,22 +49,22 @@ func rsListOf(rss []ipvs.RealServer) rsList {
 }
 
 // get returns the weight of ap, and whether it is there.
-func (l rsList) get(ap netip.AddrPort) (int, bool) {
+func (l rsList) get(ap netip.AddrPort) (int32, bool) {
 	i, ok := slices.BinarySearchFunc(l, ap, compareEntry)
 	if !ok {
 		return 0, false
 	}
-	return int(l[i].weight), true
+	return l[i].weight, true
 }
 
 // set adds ap with weight w, or sets its weight.
-func (l *rsList) set(ap netip.AddrPort, w int) {
+func (l *rsList) set(ap netip.AddrPort, w int32) {
 	i, ok := slices.BinarySearchFunc(*l, ap, compareEntry)
 	if ok {
-		(*l)[i].weight = int32(w)
+		(*l)[i].weight = w
 		return
 	}
-	*l = slices.Insert(*l, i, rsEntry{addr: ap.Addr(), port: ap.Port(), weight: int32(w)})
+	*l = slices.Insert(*l, i, rsEntry{addr: ap.Addr(), port: ap.Port(), weight: w})
 }
 
 // del removes ap.
@@ -75,10 +75,10 @@ func (l *rsList) del(ap netip.AddrPort) {
 }
 
 // all yields each real server and its weight, in order. The list must not change meanwhile.
-func (l rsList) all() iter.Seq2[netip.AddrPort, int] {
-	return func(yield func(netip.AddrPort, int) bool) {
+func (l rsList) all() iter.Seq2[netip.AddrPort, int32] {
+	return func(yield func(netip.AddrPort, int32) bool) {
 		for _, e := range l {
-			if !yield(e.addrPort(), int(e.weight)) {
+			if !yield(e.addrPort(), e.weight) {
 				return
 			}
 		}

@@ -17,11 +17,11 @@ func TestRSListMatchesAMap(t *testing.T) {
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::1"), netip.MustParseAddr("9.0.0.1")}
 	ap := func() netip.AddrPort { return netip.AddrPortFrom(addrs[rng.IntN(len(addrs))], uint16(80+rng.IntN(3))) }
 	var l rsList
-	m := map[netip.AddrPort]int{}
+	m := map[netip.AddrPort]int32{}
 	for range 5000 {
 		switch a := ap(); rng.IntN(3) {
 		case 0:
-			w := rng.IntN(3)
+			w := rng.Int32N(3)
 			l.set(a, w)
 			m[a] = w
 		case 1:
@@ -37,7 +37,7 @@ func TestRSListMatchesAMap(t *testing.T) {
 			t.Fatalf("list %v unsorted or not the map's %v", l, m)
 		}
 	}
-	got := map[netip.AddrPort]int{}
+	got := map[netip.AddrPort]int32{}
 	for a, w := range l.all() {
 		got[a] = w
 	}
@@ -49,7 +49,7 @@ func TestRSListMatchesAMap(t *testing.T) {
 // TestRSListOf: a read of real servers, in any order and with a repeat (the last wins),
 // becomes the sorted list, which is the same as the read.
 func TestRSListOf(t *testing.T) {
-	rs := func(a string, port uint16, w int) ipvs.RealServer {
+	rs := func(a string, port uint16, w int32) ipvs.RealServer {
 		return ipvs.RealServer{Address: netip.MustParseAddr(a), Port: port, Weight: w}
 	}
 	read := []ipvs.RealServer{rs("10.0.0.2", 80, 1), rs("10.0.0.1", 81, 0), rs("10.0.0.1", 80, 1), rs("10.0.0.2", 80, 5)}

@@ -28,7 +28,7 @@ func mustKey(s string) ipvs.Key {
 
 func mustVS(s string) ipvs.VirtualServer { return ipvs.VirtualServer{Key: mustKey(s), Scheduler: "rr"} }
 
-func rsAt(s string, w int) ipvs.RealServer {
+func rsAt(s string, w int32) ipvs.RealServer {
 	ap := mustAP(s)
 	return ipvs.RealServer{Address: ap.Addr(), Port: ap.Port(), Weight: w}
 }

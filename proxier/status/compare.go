@@ -159,8 +159,8 @@ func vsReport(v ipvs.VirtualServer, inKernel bool) VSReport {
 }
 
 func rsReport(rs ipvs.RealServer, state string) RSReport {
-	return RSReport{Address: rs.Address, Port: rs.Port, Weight: rs.Weight,
-		ActiveConns: rs.ActiveConns, InactiveConns: rs.InactiveConns, State: state}
+	return RSReport{Address: rs.Address, Port: rs.Port, Weight: int(rs.Weight),
+		ActiveConns: int(rs.ActiveConns), InactiveConns: int(rs.InactiveConns), State: state}
 }
 
 // settings prints a virtual server's scheduler and persistence, e.g. "rr persistent 10800s".

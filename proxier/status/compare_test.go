@@ -18,7 +18,7 @@ func key(p ipvs.Protocol, addr string, port uint16) ipvs.Key {
 
 func rs(ap string, weight int) ipvs.RealServer {
 	a := netip.MustParseAddrPort(ap)
-	return ipvs.RealServer{Address: a.Addr(), Port: a.Port(), Weight: weight}
+	return ipvs.RealServer{Address: a.Addr(), Port: a.Port(), Weight: int32(weight)}
 }
 
 func addrs(ss ...string) []netip.Addr {

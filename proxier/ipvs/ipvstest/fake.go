@@ -112,7 +112,7 @@ func (f *Fake) SetConns(k ipvs.Key, dest netip.AddrPort, active, inactive int) e
 	if !ok {
 		return fmt.Errorf("real server %s of %s: %w", dest, k, ipvs.ErrNotFound)
 	}
-	rs.ActiveConns, rs.InactiveConns = active, inactive
+	rs.ActiveConns, rs.InactiveConns = uint32(active), uint32(inactive)
 	s.dest[dest] = rs
 	return nil
 }

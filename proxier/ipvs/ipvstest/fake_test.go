@@ -21,7 +21,7 @@ var (
 )
 
 func rs(addr string, port uint16, weight int) ipvs.RealServer {
-	return ipvs.RealServer{Address: netip.MustParseAddr(addr), Port: port, Weight: weight}
+	return ipvs.RealServer{Address: netip.MustParseAddr(addr), Port: port, Weight: int32(weight)}
 }
 
 func TestKernelSemantics(t *testing.T) {
