@@ -4,8 +4,10 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
@@ -33,16 +35,30 @@ func TestRSListMatchesAMap(t *testing.T) {
 				t.Fatalf("get(%s) = %d, %v; the map has %d, %v", a, w, ok, mw, mok)
 			}
 		}
-		if !slices.IsSortedFunc(l, func(x, y rsEntry) int { return compareEntry(x, y.addrPort()) }) || len(l) != len(m) {
+		if !slices.IsSortedFunc(l, compareEntries) || len(l) != len(m) {
 			t.Fatalf("list %v unsorted or not the map's %v", l, m)
 		}
 	}
 	got := map[netip.AddrPort]int32{}
+	var order []netip.AddrPort
 	for a, w := range l.all() {
 		got[a] = w
+		order = append(order, a)
 	}
 	if !maps.Equal(got, m) {
 		t.Errorf("all() = %v, want %v", got, m)
+	}
+	if !slices.IsSortedFunc(order, netip.AddrPort.Compare) {
+		t.Errorf("all() is not in netip.AddrPort order: %v", order)
+	}
+	// 24 bytes and no pointer: the collector never scans a list.
+	if size := unsafe.Sizeof(rsEntry{}); size != 24 {
+		t.Errorf("an entry takes %d bytes, want 24", size)
+	}
+	for f := range reflect.TypeFor[rsEntry]().Fields() {
+		if k := f.Type.Kind(); k == reflect.Pointer || k == reflect.String || k == reflect.Slice || k == reflect.Map || k == reflect.Struct {
+			t.Errorf("field %s is a %s: it may hold a pointer", f.Name, k)
+		}
 	}
 }
 
@@ -55,9 +71,9 @@ func TestRSListOf(t *testing.T) {
 	read := []ipvs.RealServer{rs("10.0.0.2", 80, 1), rs("10.0.0.1", 81, 0), rs("10.0.0.1", 80, 1), rs("10.0.0.2", 80, 5)}
 	l := rsListOf(read)
 	want := rsList{
-		{addr: netip.MustParseAddr("10.0.0.1"), port: 80, weight: 1},
-		{addr: netip.MustParseAddr("10.0.0.1"), port: 81, weight: 0},
-		{addr: netip.MustParseAddr("10.0.0.2"), port: 80, weight: 5},
+		entryOf(netip.MustParseAddrPort("10.0.0.1:80"), 1),
+		entryOf(netip.MustParseAddrPort("10.0.0.1:81"), 0),
+		entryOf(netip.MustParseAddrPort("10.0.0.2:80"), 5),
 	}
 	if !slices.Equal(l, want) {
 		t.Errorf("rsListOf = %v, want %v", l, want)
