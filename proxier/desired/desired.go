@@ -4,8 +4,9 @@
 // (sets, iptables rules, sysctls) in Global.
 //
 // Everything here is a pure, deterministic function of its arguments; results print as
-// stable text (String) so tests compare golden files. The reconcile package is the only
-// code that turns these values into kernel changes.
+// stable text (String) so tests compare golden files. The one shared state is SliceOf's
+// table of node names and hints, which only decides which equal values share memory. The
+// reconcile package is the only code that turns these values into kernel changes.
 package desired
 
 import (
