@@ -11,7 +11,7 @@ export GOTOOLCHAIN
 BIN := bin
 CMDS := ./plugin/cmd/kubevs ./proxier/cmd/kubevs-proxier ./ipam/cmd/kubevs-ipam ./install/cmd/kubevs-install
 
-.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e e2e-adversarial takeover takeover-from-iptables takeover-from-nftables node-e2e two-node-e2e soak soak-short test demo bench bench-e2e bench-e2e-short lint clean image
+.PHONY: all build deps control-plane unit fuzz fuzz-short vm-integration e2e e2e-adversarial takeover takeover-from-iptables takeover-from-nftables node-e2e two-node-e2e soak soak-short test demo bench bench-e2e bench-e2e-short bench-dataplane lint clean image
 
 all: build
 
@@ -130,6 +130,15 @@ soak-short: deps
 # The adversarial scenarios (issue 14) in a guest of their own: a Service author's hijacks
 # against a remote API server address, route_localnet from the outside host, a node API flood.
 # In `test` since 6 Dec (about 10 min end to end).
+# The data plane (issue 12; test/e2e/dataplane_test.go): new connections per second and their
+# latency through a ClusterIP and a NodePort against straight to the pod, 60 s per path, in
+# its own guest; the ClusterIP paths must reach 90 % of direct. Results (markdown, JSON) in
+# bin/bench-dataplane/. The suite (make e2e) runs a 3 s slice of it.
+bench-dataplane: deps
+	mkdir -p bin/bench-dataplane
+	E2E_RUN='^TestDataPlaneConnectionRate$$' E2E_LOGDIR=$(CURDIR)/bin/bench-dataplane E2E_DEMO=0 \
+		KUBEVS_E2E_DATAPLANE_DURATION=60s KUBEVS_E2E_DATAPLANE_GOAL=0.9 bash test/scripts/e2e.sh
+
 e2e-adversarial: deps
 	E2E_RUN='^(TestServiceAuthorCannotHijackNodeAddresses|TestRouteLocalnetGuardFromOutside|TestNodeAPIFlood)$$' bash test/scripts/e2e.sh
 
