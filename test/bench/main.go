@@ -51,6 +51,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Writers, "writers", 4, "parallel API writers (more overload the emulated API server)")
 	fs.Uint64Var(&o.Seed, "seed", 12, "seed of the changed Services")
 	fs.BoolVar(&o.Floor, "floor", true, "measure the raw netlink floor after the proxiers")
+	fs.DurationVar(&o.TrashSettle, "trash-settle", 3*time.Minute, "wait after each proxier's virtual servers are gone, before the next proxier or the floor: the kernel's trash of deleted real servers slows every add until it empties (0: no wait)")
 	fs.BoolVar(&o.Sweep, "sweep", true, "after each proxier's own cleanup, clear netfilter, ipsets and kube-ipvs0 (the guest is the benchmark's)")
 	fs.DurationVar(&o.Profile, "profile", 0, "with a duration: run kubevs with --profiling and save each proxier's CPU profile of its first DURATION (the cold sync) and of the idle period, and its heap profile after the idle period, into the log dir")
 	fs.StringVar(&o.LogDir, "log-dir", "", "component logs (default OUT/logs-N)")

@@ -38,6 +38,14 @@ type Config struct {
 	Floor bool
 	// Sweep clears netfilter, ipsets and kube-ipvs0 after each proxier's cleanup (see Sweep).
 	Sweep bool
+	// TrashSettle is how long to wait after a proxier's virtual servers are gone before the
+	// next proxier or the floor starts. The kernel keeps each deleted real server in a trash
+	// list for 2-3 minutes (IP_VS_DEST_TRASH_PERIOD, 120 s, checked every 60 s) and scans
+	// the whole list on every real server add (ip_vs_trash_get_dest): right after 100,000
+	// were deleted, a cold sync of 10,000 Services took 3m24s instead of under one minute.
+	TrashSettle time.Duration
+	// sleep waits (time.Sleep unless a test sets it).
+	sleep func(context.Context, time.Duration)
 	// Progress, if set, is called with the report so far after each phase (the harness
 	// writes the files, so that a run cut short still leaves its figures).
 	Progress func(*Report)
@@ -46,6 +54,18 @@ type Config struct {
 	// Profile, when positive, saves CPU profiles of each proxier that serves them into
 	// LogDir: its first Profile after the start (the cold sync) and the idle period.
 	Profile time.Duration
+}
+
+// settle waits d or until ctx is done.
+func (c Config) settle(ctx context.Context, d time.Duration) {
+	if c.sleep != nil {
+		c.sleep(ctx, d)
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 // Poll intervals: a change is polled with one targeted GET every changePoll; the cold sync
@@ -80,7 +100,7 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 			cfg.Progress(rep)
 		}
 	}
-	for _, p := range cfg.Proxiers {
+	for i, p := range cfg.Proxiers {
 		rep.Results = append(rep.Results, Result{Proxier: p.Name})
 		res := &rep.Results[len(rep.Results)-1]
 		pctx := klog.NewContext(ctx, klog.LoggerWithValues(logger, "proxier", p.Name))
@@ -110,6 +130,11 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if last := i == len(cfg.Proxiers)-1; cfg.TrashSettle > 0 && (!last || cfg.Floor) {
+			logger.Info("Waiting for the kernel to free the deleted real servers", "after", p.Name, "wait", cfg.TrashSettle)
+			cfg.settle(ctx, cfg.TrashSettle)
+			rep.Notes = append(rep.Notes, fmt.Sprintf("waited %s after %s's virtual servers were gone, for the kernel's trash of deleted real servers to empty", cfg.TrashSettle, p.Name))
 		}
 	}
 	if cfg.Floor {

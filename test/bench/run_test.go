@@ -98,10 +98,16 @@ func simRun(t *testing.T, skip string) *Report {
 		ChangeTimeout: 300 * time.Millisecond, ChangeBudget: time.Minute, ColdTimeout: time.Minute, BurstTimeout: time.Second,
 		Writers: 4, Seed: 1, Floor: true, LogDir: t.TempDir(), Progress: func(*Report) { progress++ },
 		Proxiers: []Proxier{{Name: "sim", Binary: sleep, Args: []string{"600"}, CleanupArgs: []string{"0"}, MetricsURL: srv.URL}},
+		TrashSettle: time.Hour,
 	}
+	var settled time.Duration
+	cfg.sleep = func(_ context.Context, d time.Duration) { settled += d }
 	rep := &Report{}
 	if err := Run(ctx, cfg, client, kernel, rep); err != nil {
 		t.Fatal(err)
+	}
+	if settled != time.Hour { // one proxier, then the floor
+		t.Errorf("waited %s for the kernel's trash, want 1h before the floor", settled)
 	}
 	if progress < 3 {
 		t.Errorf("progress reported %d times, want after each phase", progress)
@@ -134,8 +140,8 @@ func TestRunOnFakes(t *testing.T) {
 	if rep.Floor == nil || rep.Floor.Ops != 20*3 {
 		t.Errorf("floor %+v, want 60 ops", rep.Floor)
 	}
-	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "sim left") {
-		t.Errorf("notes %q, want one: the simulated proxier's virtual servers left and deleted", rep.Notes)
+	if len(rep.Notes) != 2 || !strings.Contains(rep.Notes[0], "sim left") || !strings.Contains(rep.Notes[1], "waited 1h0m0s after sim's") {
+		t.Errorf("notes %q, want two: the simulated proxier's virtual servers left and deleted, the wait for the trash", rep.Notes)
 	}
 }
 
