@@ -97,7 +97,7 @@ func simRun(t *testing.T, skip string) *Report {
 		Services: 20, Endpoints: 2, Changes: 5, Burst: 30, Idle: 50 * time.Millisecond,
 		ChangeTimeout: 300 * time.Millisecond, ChangeBudget: time.Minute, ColdTimeout: time.Minute, BurstTimeout: time.Second,
 		Writers: 4, Seed: 1, Floor: true, LogDir: t.TempDir(), Progress: func(*Report) { progress++ },
-		Proxiers: []Proxier{{Name: "sim", Binary: sleep, Args: []string{"600"}, CleanupArgs: []string{"0"}, MetricsURL: srv.URL}},
+		Proxiers:    []Proxier{{Name: "sim", Binary: sleep, Args: []string{"600"}, CleanupArgs: []string{"0"}, MetricsURL: srv.URL}},
 		TrashSettle: time.Hour,
 	}
 	var settled time.Duration

@@ -30,7 +30,7 @@ func TestBridgeConflist(t *testing.T) {
 	}
 	var bridge struct {
 		IsGateway, HairpinMode, IPMasq bool
-		IPAM                   struct {
+		IPAM                           struct {
 			Type   string
 			Ranges [][]struct{ Subnet string }
 		}
