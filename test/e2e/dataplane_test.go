@@ -132,8 +132,10 @@ func TestDataPlaneConnectionRate(t *testing.T) {
 	writeDataplane(t, rep, md)
 
 	for _, res := range results {
-		// A reset or timeout now and then is the emulated machine's; more is a broken path.
-		if res.Conns < 20 || res.Errors*100 > res.Conns {
+		// Some connects time out under emulation, most on the fastest paths (4.5 % of the
+		// node's straight to the pod in a 60 s run of 7 Dec, none through the NodePort);
+		// a broken path fails nearly all.
+		if res.Conns < 20 || res.Errors*10 > res.Conns+res.Errors {
 			t.Errorf("%s: %d connections, %d failed (first: %s)", res.Name, res.Conns, res.Errors, res.FirstErr)
 		}
 	}
