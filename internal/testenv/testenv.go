@@ -94,3 +94,13 @@ func EnterNetns(t testing.TB) {
 		runtime.UnlockOSThread()
 	})
 }
+
+// LiveHeap returns the bytes of live heap objects after a full collection (two, so that
+// objects freed by finalizers are gone too): what a memory benchmark reports as held.
+func LiveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}

@@ -12,6 +12,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubevs/kubevs/internal/testenv"
 	"github.com/kubevs/kubevs/proxier/internal/fixture"
 	"github.com/kubevs/kubevs/proxier/runner"
 )
@@ -76,14 +77,14 @@ func proxierHeap(b *testing.B, services int) uint64 {
 	if vs, err := k.ipvs.VirtualServers(); err != nil || len(vs) != services {
 		b.Fatalf("%d virtual servers in the fake kernel, want %d (%v)", len(vs), services, err)
 	}
-	running := liveHeap()
+	running := testenv.LiveHeap()
 	if path := os.Getenv("KUBEVS_HEAP_PROFILE"); path != "" {
 		writeHeapProfile(b, path)
 	}
 	h.stop()
 	h.d, h.m = nil, nil
 	time.Sleep(time.Second) // the informers' goroutines end
-	stopped := liveHeap()
+	stopped := testenv.LiveHeap()
 	runtime.KeepAlive(k)
 	runtime.KeepAlive(h.client)
 	if running < stopped {
@@ -102,13 +103,4 @@ func writeHeapProfile(b *testing.B, path string) {
 	if err := pprof.WriteHeapProfile(f); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// liveHeap returns the bytes of live heap objects after a full GC.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }

@@ -8,6 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubevs/kubevs/internal/testenv"
 )
 
 // BenchmarkInformerCacheBytes reports the heap held by the Service and EndpointSlice
@@ -25,7 +27,7 @@ func BenchmarkInformerCacheBytes(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			var held uint64
 			for range b.N {
-				before := heap()
+				before := testenv.LiveHeap()
 				svcs := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 				slices := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 				for i := range services {
@@ -33,7 +35,7 @@ func BenchmarkInformerCacheBytes(b *testing.B) {
 					add(b, svcs, tc.transform, servedService(name, types[i%3], i), &v1.Service{})
 					add(b, slices, tc.transform, servedSlice(name, i, endpoints), &discoveryv1.EndpointSlice{})
 				}
-				held = heap() - before
+				held = testenv.LiveHeap() - before
 				runtime.KeepAlive(svcs)
 				runtime.KeepAlive(slices)
 			}
@@ -66,13 +68,4 @@ func add(b *testing.B, store cache.Indexer, transform cache.TransformFunc, serve
 	if err := store.Add(obj); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// heap returns the bytes of live heap objects after a full GC.
-func heap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
