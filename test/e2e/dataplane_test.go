@@ -132,9 +132,8 @@ func TestDataPlaneConnectionRate(t *testing.T) {
 	writeDataplane(t, rep, md)
 
 	for _, res := range results {
-		// Some connects time out under emulation, most on the fastest paths (4.5 % of the
-		// node's straight to the pod in a 60 s run of 7 Dec, none through the NodePort);
-		// a broken path fails nearly all.
+		// A connect may time out now and then under emulation; a broken path fails nearly
+		// all.
 		if res.Conns < 20 || res.Errors*10 > res.Conns+res.Errors {
 			t.Errorf("%s: %d connections, %d failed (first: %s)", res.Name, res.Conns, res.Errors, res.FirstErr)
 		}
@@ -155,6 +154,11 @@ func TestDataPlaneConnectionRate(t *testing.T) {
 func connect(ctx context.Context, p dataPath, workers, n int, d time.Duration) ([]time.Duration, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	// The loop watches the clock, not only ctx: between the deadline and ctx's timer firing,
+	// every dial fails at once on the passed deadline, thousands of "i/o timeout"s in a
+	// millisecond that are no failures of the path (the first 3 s run in CI counted 227).
+	deadline, _ := ctx.Deadline()
+	over := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) }
 	var (
 		mu    sync.Mutex
 		lat   []time.Duration
@@ -165,10 +169,10 @@ func connect(ctx context.Context, p dataPath, workers, n int, d time.Duration) (
 	for range workers {
 		wg.Go(func() {
 			var mine []time.Duration
-			for ctx.Err() == nil {
+			for !over() {
 				start := time.Now()
 				err := echoOnce(ctx, p)
-				if ctx.Err() != nil && err != nil {
+				if err != nil && over() {
 					break // cut by the deadline: neither a success nor a failure
 				}
 				mu.Lock()
