@@ -128,11 +128,7 @@ func (r *Reconciler) adopt(ctx context.Context, kr *kernelRead, wanted map[ipvs.
 			delete(m.vs, k)
 		}
 	}
-	for dk := range m.draining {
-		if st, ok := m.vs[dk.vs]; !ok || weightOf(st, dk.rs) != 0 {
-			delete(m.draining, dk)
-		}
-	}
+	m.pruneDrains()
 	m.fresh = true
 	m.recount()
 	klog.FromContext(ctx).V(2).Info("Read kernel state", "virtualServers", len(m.vs), "addresses", len(m.bound), "setMembers", len(m.entries))

@@ -62,6 +62,22 @@ func (m *model) countWrites(k ipvs.Key, write func() error) error {
 	return err
 }
 
+// pruneDrains drops the drain deadlines the model no longer backs: of a virtual server it
+// does not hold, or of a real server whose weight is not 0 (one the model lacks counts as
+// 0).
+func (m *model) pruneDrains() {
+	for dk := range m.draining {
+		st, ok := m.vs[dk.vs]
+		if !ok {
+			delete(m.draining, dk)
+			continue
+		}
+		if w, _ := st.rs.get(dk.rs); w != 0 {
+			delete(m.draining, dk)
+		}
+	}
+}
+
 type vsState struct {
 	vs ipvs.VirtualServer
 	rs rsList

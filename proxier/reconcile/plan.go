@@ -89,13 +89,6 @@ func appendDiff[K comparable, V, W any](out []K, a map[K]V, b map[K]W) []K {
 	return out
 }
 
-// sameRealServers reports whether have holds exactly want, weights included.
-// weightOf is the weight of ap in st, 0 when absent.
-func weightOf(st *vsState, ap netip.AddrPort) int32 {
-	w, _ := st.rs.get(ap)
-	return w
-}
-
 // sameKernelState reports whether a and b want the same kernel state. Values that share
 // their slices (the caller's cache hands the same ones again) are equal at once.
 func sameKernelState(a, b desired.Service) bool {
@@ -132,11 +125,7 @@ func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p 
 	t.entries = append(t.entries, slices.Collect(maps.Keys(d.entries))...)
 	r.retryFailed(&t)
 	m.draining = prev.draining
-	for dk := range m.draining {
-		if st, ok := m.vs[dk.vs]; !ok || weightOf(st, dk.rs) != 0 {
-			delete(m.draining, dk)
-		}
-	}
+	m.pruneDrains()
 	t.sort()
 	var lost Drift
 	for _, k := range t.vs {
