@@ -69,8 +69,8 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 			return failed(ReasonDeleteVirtualServer, fmt.Errorf("delete virtual server %s: %w", k, err))
 		}
 		delete(r.m.vs, k)
-		for rs := range have.rs.all() {
-			delete(r.m.draining, drainKey{k, rs})
+		for _, e := range have.rs {
+			delete(r.m.draining, drainKey{k, e.addrPort()})
 		}
 		if k.Protocol == ipvs.UDP {
 			r.clearVIP(k)
@@ -133,6 +133,7 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 		delete(r.m.draining, drainKey{k, ap})
 	}
 	if len(adds) > 0 {
+		added := make([]ipvs.RealServer, 0, len(adds))
 		for i, err := range batch.AddRealServers(k, adds) {
 			rs := adds[i]
 			if errors.Is(err, ipvs.ErrExist) { // the model lagged: set its weight
@@ -142,9 +143,10 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 				errs = append(errs, fmt.Errorf("set real server %s of %s (service %s): %w", rs.AddrPort(), k, svc, err))
 				continue
 			}
-			have.rs.set(rs.AddrPort(), rs.Weight)
+			added = append(added, rs)
 			delete(r.m.draining, drainKey{k, rs.AddrPort()})
 		}
+		have.rs.addAll(added)
 	}
 	var gone []rsEntry // in order
 	for _, e := range have.rs {

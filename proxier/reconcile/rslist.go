@@ -3,7 +3,6 @@ package reconcile
 import (
 	"bytes"
 	"cmp"
-	"iter"
 	"net/netip"
 	"slices"
 
@@ -58,7 +57,18 @@ func (l rsList) find(ap netip.AddrPort) (int, bool) {
 
 // rsListOf is the list of rss (the last of two with one address and port wins).
 func rsListOf(rss []ipvs.RealServer) rsList {
-	l := make(rsList, 0, len(rss))
+	return appendSorted(make(rsList, 0, len(rss)), rss)
+}
+
+// addAll adds rss, or sets their weights: one sort for all, where set one by one would move
+// the list's tail for each (a cold sync adds every real server of a virtual server at once).
+func (l *rsList) addAll(rss []ipvs.RealServer) {
+	*l = appendSorted(*l, rss)
+}
+
+// appendSorted appends rss to l (sorted) and sorts the whole; of two with one address and
+// port the later wins.
+func appendSorted(l rsList, rss []ipvs.RealServer) rsList {
 	for _, rs := range rss {
 		l = append(l, entryOf(rs.AddrPort(), rs.Weight))
 	}
@@ -96,17 +106,6 @@ func (l *rsList) set(ap netip.AddrPort, w int32) {
 func (l *rsList) del(ap netip.AddrPort) {
 	if i, ok := l.find(ap); ok {
 		*l = slices.Delete(*l, i, i+1)
-	}
-}
-
-// all yields each real server and its weight, in order. The list must not change meanwhile.
-func (l rsList) all() iter.Seq2[netip.AddrPort, int32] {
-	return func(yield func(netip.AddrPort, int32) bool) {
-		for _, e := range l {
-			if !yield(e.addrPort(), e.weight) {
-				return
-			}
-		}
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
-// TestRSListMatchesAMap: random sets, deletes and lookups on the sorted list give what a
-// map gives, and the list stays sorted without duplicates.
+// TestRSListMatchesAMap: random sets, batched adds, deletes and lookups on the sorted list
+// give what a map gives, and the list stays sorted without duplicates.
 func TestRSListMatchesAMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::1"), netip.MustParseAddr("9.0.0.1")}
@@ -21,11 +21,19 @@ func TestRSListMatchesAMap(t *testing.T) {
 	var l rsList
 	m := map[netip.AddrPort]int32{}
 	for range 5000 {
-		switch a := ap(); rng.IntN(3) {
+		switch a := ap(); rng.IntN(4) {
 		case 0:
 			w := rng.Int32N(3)
 			l.set(a, w)
 			m[a] = w
+		case 3: // a batch, in any order, one address and port maybe twice: the last wins
+			var batch []ipvs.RealServer
+			for range rng.IntN(4) {
+				b, w := ap(), rng.Int32N(3)
+				batch = append(batch, ipvs.RealServer{Address: b.Addr(), Port: b.Port(), Weight: w})
+				m[b] = w
+			}
+			l.addAll(batch)
 		case 1:
 			l.del(a)
 			delete(m, a)
@@ -41,15 +49,15 @@ func TestRSListMatchesAMap(t *testing.T) {
 	}
 	got := map[netip.AddrPort]int32{}
 	var order []netip.AddrPort
-	for a, w := range l.all() {
-		got[a] = w
-		order = append(order, a)
+	for _, e := range l {
+		got[e.addrPort()] = e.weight
+		order = append(order, e.addrPort())
 	}
 	if !maps.Equal(got, m) {
-		t.Errorf("all() = %v, want %v", got, m)
+		t.Errorf("list = %v, want %v", got, m)
 	}
 	if !slices.IsSortedFunc(order, netip.AddrPort.Compare) {
-		t.Errorf("all() is not in netip.AddrPort order: %v", order)
+		t.Errorf("the list is not in netip.AddrPort order: %v", order)
 	}
 	// 24 bytes and no pointer: the collector never scans a list.
 	if size := unsafe.Sizeof(rsEntry{}); size != 24 {
