@@ -127,9 +127,6 @@ soak: deps
 soak-short: deps
 	$(MAKE) soak SOAK_DURATION=2m SOAK_COLD=300 SOAK_TIMEOUT=50m
 
-# The adversarial scenarios (issue 14) in a guest of their own: a Service author's hijacks
-# against a remote API server address, route_localnet from the outside host, a node API flood.
-# In `test` since 6 Dec (about 10 min end to end).
 # The data plane (issue 12; test/e2e/dataplane_test.go): new connections per second and their
 # latency through a ClusterIP and a NodePort against straight to the pod, 60 s per path, in
 # its own guest; the ClusterIP paths must reach 90 % of direct. Results (markdown, JSON) in
@@ -139,6 +136,9 @@ bench-dataplane: deps
 	E2E_RUN='^TestDataPlaneConnectionRate$$' E2E_LOGDIR=$(CURDIR)/bin/bench-dataplane E2E_DEMO=0 \
 		KUBEVS_E2E_DATAPLANE_DURATION=60s KUBEVS_E2E_DATAPLANE_GOAL=0.9 bash test/scripts/e2e.sh
 
+# The adversarial scenarios (issue 14) in a guest of their own: a Service author's hijacks
+# against a remote API server address, route_localnet from the outside host, a node API flood.
+# In `test` since 6 Dec (about 10 min end to end).
 e2e-adversarial: deps
 	E2E_RUN='^(TestServiceAuthorCannotHijackNodeAddresses|TestRouteLocalnetGuardFromOutside|TestNodeAPIFlood)$$' bash test/scripts/e2e.sh
 

@@ -49,10 +49,10 @@ func Ignored(svc *v1.Service) bool {
 
 // ComputeService returns the kernel state svc needs on node, given the EndpointSlices of
 // svc (SliceOf each; slices of other Services must not be passed). It is pure and
-// deterministic. The errors name the parts it had to skip (an invalid annotation, address or port, an
-// externalIP or LoadBalancer ingress IP outside its allow-list or refused by the guard
-// rails of guard.go); the returned Service is still the best state for everything else. A
-// nil or ignored svc computes to the zero Service.
+// deterministic. The errors name the parts it had to skip (an invalid annotation, address
+// or port, an externalIP or LoadBalancer ingress IP outside its allow-list or refused by
+// the guard rails of guard.go); the returned Service is still the best state for
+// everything else. A nil or ignored svc computes to the zero Service.
 //
 // Per cluster IP family and Service port it wants: the ClusterIP virtual server (bound to
 // the dummy link); a NodePort virtual server on every NodePort address of that family

@@ -78,14 +78,8 @@ func SliceOf(s *discoveryv1.EndpointSlice) *Slice {
 			out.Ports[i] = sp
 		}
 	}
-	n := 0
-	for _, e := range s.Endpoints {
-		if len(e.Addresses) > 0 {
-			n++
-		}
-	}
-	if n > 0 {
-		out.Endpoints = make([]Endpoint, 0, n)
+	if len(s.Endpoints) > 0 {
+		out.Endpoints = make([]Endpoint, 0, len(s.Endpoints))
 	}
 	for _, e := range s.Endpoints {
 		if len(e.Addresses) == 0 {
