@@ -26,12 +26,14 @@ const (
 
 const usage = `usage:
   kubevs-vm run [--timeout 20m] [--env K=V]... [--share HOSTDIR[:GUESTDIR]]...
-                [--memory MiB] [--cpus N] [--link LOCALPORT:PEERPORT] [--boot-log]
+                [--memory MiB] [--cpus N] [--link LOCALPORT:PEERPORT | --user-net] [--boot-log]
                 -- command args...
       boot the test VM, run the command in the current directory (the host's root is
       read-only, with a throw-away writable layer over it; shares are writable), print its
       output and exit with its exit code (124: timeout, 125: VM failure, 130: interrupted);
-      --link gives it eth0 on an L2 segment with the guest run with the ports crossed
+      --link gives it eth0 on an L2 segment with the guest run with the ports crossed;
+      --user-net gives it eth0 on qemu's user-mode network, where 10.0.2.2 is the loopback
+      of kubevs-vm's own network namespace (the command sets eth0 to 10.0.2.15/24)
   kubevs-vm prepare
       download the kernel and build the initramfs into the cache, if needed
 `
@@ -59,6 +61,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	memory := fs.Int("memory", 6144, "guest memory in MiB")
 	cpus := fs.Int("cpus", 2, "guest CPUs")
 	link := fs.String("link", "", "LOCALPORT:PEERPORT: eth0 on a segment shared with another guest (UDP on 127.0.0.1)")
+	userNet := fs.Bool("user-net", false, "eth0 on qemu's user-mode network: 10.0.2.2 is this namespace's loopback")
 	bootLog := fs.Bool("boot-log", false, "print the kernel and /init console output to stderr")
 	cacheRoot := fs.String("cache", "", "image cache (default ~/.cache/kubevs/vm)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -75,6 +78,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "kubevs-vm: --link: %v\n", err)
 			return ExitUsage
 		}
+	}
+	if l2 != nil && *userNet {
+		fmt.Fprintln(stderr, "kubevs-vm: --link and --user-net both give eth0; use one")
+		return ExitUsage
 	}
 	for _, kv := range env {
 		if !strings.Contains(kv, "=") {
@@ -102,7 +109,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	o := Options{
 		Image: img, Command: fs.Args(), Env: env, Timeout: *timeout, Stdout: stdout,
-		MemoryMiB: *memory, CPUs: *cpus, Link: l2,
+		MemoryMiB: *memory, CPUs: *cpus, Link: l2, UserNet: *userNet,
 	}
 	for _, s := range shares {
 		host, guest, _ := strings.Cut(s, ":")

@@ -20,6 +20,7 @@ func TestMainUsage(t *testing.T) {
 		{"run without a command", []string{"run", "--timeout", "1m"}, "usage:"},
 		{"unknown flag", []string{"run", "--bogus", "--", "true"}, "flag provided but not defined"},
 		{"env without =", []string{"run", "--env", "FOO", "--", "true"}, `--env "FOO" is not KEY=VALUE`},
+		{"link and user-net", []string{"run", "--link", "7001:7002", "--user-net", "--", "true"}, "--link and --user-net both give eth0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

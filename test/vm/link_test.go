@@ -55,3 +55,16 @@ func TestQemuArgsLink(t *testing.T) {
 		t.Errorf("QemuArgs without a link has a netdev: %s", s)
 	}
 }
+
+// TestQemuArgsUserNet: the user-mode network is one virtio card on qemu's slirp, IPv4 only,
+// with the host's loopback at UserNetHost; the default -nic stays none.
+func TestQemuArgsUserNet(t *testing.T) {
+	got := QemuArgs(QemuConfig{Image: &Image{}, UserNet: true})
+	want := []string{"-netdev", "user,id=un,ipv6=off,net=10.0.2.0/24,host=10.0.2.2", "-device", "virtio-net-pci,netdev=un"}
+	if diff := cmp.Diff(want, got[len(got)-4:]); diff != "" {
+		t.Errorf("QemuArgs tail (-want +got):\n%s", diff)
+	}
+	if s := strings.Join(got, " "); !strings.Contains(s, "-nic none") {
+		t.Errorf("QemuArgs with the user-mode network dropped -nic none: %s", s)
+	}
+}

@@ -19,6 +19,8 @@ type QemuConfig struct {
 	MemoryMiB, CPUs int
 	// Link, if set, gives the guest a network card on a segment shared with another guest.
 	Link *Link
+	// UserNet gives the guest a network card on qemu's user-mode network (see UserNet).
+	UserNet bool
 }
 
 // KernelCmdline is the guest kernel's command line for a run marked with nonce. panic=-1
@@ -32,7 +34,7 @@ func KernelCmdline(nonce string) string {
 
 // QemuArgs builds qemu-system-x86_64's arguments: TCG (KVM hangs on these machines), no
 // display and the serial console on stdio, no network card (the guest only needs loopback)
-// unless a Link is asked for, the host's root read-only over 9p, and the control folder and
+// unless a Link or the user-mode network is asked for, the host's root read-only over 9p, and the control folder and
 // shares read-write.
 func QemuArgs(c QemuConfig) []string {
 	mem, cpus := c.MemoryMiB, c.CPUs
@@ -60,6 +62,9 @@ func QemuArgs(c QemuConfig) []string {
 	}
 	if c.Link != nil {
 		args = append(args, c.Link.qemuArgs()...)
+	}
+	if c.UserNet {
+		args = append(args, userNetArgs...)
 	}
 	return args
 }

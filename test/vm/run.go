@@ -53,6 +53,9 @@ type Options struct {
 	MemoryMiB, CPUs int
 	// Link, if set, gives the guest eth0 on an L2 segment shared with one other guest.
 	Link *Link
+	// UserNet gives the guest eth0 on qemu's user-mode network, where UserNetHost is the
+	// loopback of kubevs-vm's network namespace (usernet.go). Not with Link.
+	UserNet bool
 	// Stdout receives the command's output (stdout and stderr, merged by the console) line
 	// by line as it comes. Nil discards it.
 	Stdout io.Writer
@@ -82,6 +85,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if len(o.Command) == 0 {
 		return Result{}, errors.New("run in test VM: no command")
 	}
+	if o.Link != nil && o.UserNet {
+		return Result{}, errors.New("run in test VM: a link and the user-mode network would both be eth0")
+	}
 	if o.Timeout == 0 {
 		o.Timeout = 20 * time.Minute
 	}
@@ -104,7 +110,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	nonce := newNonce()
 	args := QemuArgs(QemuConfig{
 		Image: o.Image, Control: ctl, Shares: shares, Nonce: nonce, MemoryMiB: o.MemoryMiB, CPUs: o.CPUs,
-		Link: o.Link,
+		Link: o.Link, UserNet: o.UserNet,
 	})
 	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("%w after %s", ErrTimeout, o.Timeout))
 	defer cancel()

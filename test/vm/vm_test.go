@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +81,44 @@ func TestBootGuest(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "--- PASS: TestGuestKernel") {
 			t.Errorf("guest output lacks the guest test's PASS line:\n%s", out.String())
+		}
+	})
+
+	t.Run("user-mode network reaches the host's loopback", func(t *testing.T) {
+		// A server on the host's 127.0.0.1 only, as the benchmark's API server is in its
+		// own network namespace: the guest reaches it at UserNetHost.
+		const token = "kubevs-usernet-ok"
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, token)
+		}), ReadHeaderTimeout: time.Minute}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		port := ln.Addr().(*net.TCPAddr).Port
+		var out bytes.Buffer
+		res, err := Run(ctx, Options{
+			Image: img, UserNet: true, MemoryMiB: 512, CPUs: 1, Timeout: 10 * time.Minute, Stdout: &out,
+			Command: []string{"sh", "-c", fmt.Sprintf(`set -e
+ip link set eth0 up
+ip addr add %s dev eth0
+curl -sS --max-time 120 http://%s:%d/`, UserNetGuestCIDR, UserNetHost, port)},
+		})
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("run: exit %d, %v; output:\n%s", res.ExitCode, err, out.String())
+		}
+		if !strings.Contains(out.String(), token) {
+			t.Errorf("the guest did not get the host's answer over the user-mode network; output:\n%s", out.String())
+		}
+	})
+
+	t.Run("a link and the user-mode network are refused together", func(t *testing.T) {
+		_, err := Run(ctx, Options{Image: img, Command: []string{"true"}, UserNet: true,
+			Link: &Link{Local: netip.MustParseAddrPort("127.0.0.1:7001"), Peer: netip.MustParseAddrPort("127.0.0.1:7002")}})
+		if err == nil || !strings.Contains(err.Error(), "both be eth0") {
+			t.Fatalf("run error = %v, want a refusal", err)
 		}
 	})
 
