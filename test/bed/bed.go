@@ -73,6 +73,14 @@ type Config struct {
 	// two-node scenario's link): the API server then listens on every address and its
 	// serving certificate names these too. Empty: loopback only.
 	APIServerIPs []net.IP
+	// ControlPlaneOnly starts the control plane and nothing else: no Node, no CNI network,
+	// no outside host, no Components. The node is another machine's (the benchmark serves
+	// its guest's node from the host this way).
+	ControlPlaneOnly bool
+	// Kubeconfig, when set, is an admin kubeconfig of a control plane running elsewhere
+	// (one started with ControlPlaneOnly): Start starts none, waits until that API server
+	// is ready, and brings up the node against it.
+	Kubeconfig string
 }
 
 // Component is an extra process the bed runs on the node, such as kubevs-proxier.
@@ -145,13 +153,22 @@ func Start(ctx context.Context, cfg Config) (_ *Bed, err error) {
 	if err := loopbackUp(); err != nil {
 		return b, err
 	}
-	if err := b.startControlPlane(ctx); err != nil {
-		return b, err
+	if cfg.Kubeconfig != "" {
+		if err := b.useControlPlane(ctx, cfg.Kubeconfig); err != nil {
+			return b, err
+		}
+	} else {
+		if err := b.startControlPlane(ctx); err != nil {
+			return b, err
+		}
+		b.RESTConfig = restConfig(b.pki)
 	}
 	logger.V(1).Info("Control plane ready", "elapsed", time.Since(start), "logs", b.LogDir)
-	b.RESTConfig = restConfig(b.pki)
 	if b.Client, err = kubernetes.NewForConfig(b.RESTConfig); err != nil {
 		return b, fmt.Errorf("create client: %w", err)
+	}
+	if cfg.ControlPlaneOnly {
+		return b, nil
 	}
 	if !cfg.KubeletNode {
 		if err := b.createNode(ctx); err != nil {
@@ -201,7 +218,11 @@ func (b *Bed) startComponent(ctx context.Context, c Component) error {
 // Close stops every component, removes the node network and the outside host, and removes
 // Dir if Start created it. Logs in a caller-given LogDir are kept.
 func (b *Bed) Close() error {
-	errs := []error{b.stopAll(), b.teardownNetwork()}
+	errs := []error{b.stopAll()}
+	if !b.cfg.ControlPlaneOnly {
+		// Links are deleted by name: a bed that made none must not touch any.
+		errs = append(errs, b.teardownNetwork())
+	}
 	if b.tempDir {
 		if err := os.RemoveAll(b.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove bed dir: %w", err))
@@ -248,7 +269,7 @@ func (b *Bed) DualStack() bool { return b.cfg.Network.PodCIDRv6 != "" }
 func (b *Bed) NetnsPrefix() string { return b.prefix }
 
 // Token is the admin bearer token.
-func (b *Bed) Token() string { return b.pki.Token }
+func (b *Bed) Token() string { return b.RESTConfig.BearerToken }
 
 // Timings says how long each component took to become ready, in start order, for logs:
 // "etcd 1.1s, kube-apiserver 9.8s, ...".

@@ -17,6 +17,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Loopback endpoints of the control plane. The bed owns the network namespace it runs in
@@ -291,5 +292,27 @@ func (b *Bed) WriteKubeconfigAs(path, user string, groups ...string) error {
 	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig %s: %w", path, err)
 	}
+	return nil
+}
+
+// useControlPlane takes the control plane an admin kubeconfig at path describes, started
+// elsewhere (Config.Kubeconfig), and waits until its API server is ready.
+func (b *Bed) useControlPlane(ctx context.Context, path string) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return fmt.Errorf("load control plane kubeconfig %s: %w", path, err)
+	}
+	rc.QPS, rc.Burst = 100, 200
+	client, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return fmt.Errorf("client for %s: %w", rc.Host, err)
+	}
+	client.Timeout = 5 * time.Second
+	if err := poll(ctx, "kube-apiserver at "+rc.Host, b.cfg.StartTimeout, 250*time.Millisecond, nil, func(ctx context.Context) error {
+		return get(ctx, client, rc.Host+"/readyz", "ok", "")
+	}); err != nil {
+		return err
+	}
+	b.RESTConfig, b.Kubeconfig = rc, path
 	return nil
 }

@@ -35,6 +35,13 @@ type Options struct {
 	// HostKernel and HostNProc describe the host, which the guest cannot see.
 	HostKernel string
 	HostNProc  int
+	// ServeAPI, when set, makes this run the host's half instead of the benchmark: the
+	// control plane alone, served to the guest over qemu's user-mode network, with the
+	// guest's admin kubeconfig written to this path (ServeControlPlane).
+	ServeAPI string
+	// Kubeconfig, when set, is the admin kubeconfig of a control plane the host serves:
+	// the guest starts none of its own.
+	Kubeconfig string
 }
 
 // AddFlags registers the options.
@@ -61,6 +68,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Out, "out", "bin/bench-e2e", "results dir")
 	fs.StringVar(&o.HostKernel, "host-kernel", "", "host kernel release (uname -r on the host)")
 	fs.IntVar(&o.HostNProc, "host-nproc", 0, "host CPUs (nproc on the host)")
+	fs.StringVar(&o.ServeAPI, "serve-api", "", "on the host: serve the control plane to the guest (qemu user-mode network) and write the guest's kubeconfig to this path, until signalled")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "in the guest: the kubeconfig -serve-api wrote (default: the guest runs its own control plane)")
 }
 
 // Main starts the bed, runs the benchmark and writes the report; it returns the markdown
@@ -74,9 +83,12 @@ func Main(ctx context.Context, o Options) (string, error) {
 		o.LogDir = filepath.Join(o.Out, fmt.Sprintf("logs-N%d", o.Services))
 	}
 	dirs := filepath.SplitList(o.ControlPlaneBin)
+	if o.ServeAPI != "" {
+		return "", ServeControlPlane(ctx, dirs, o.LogDir, o.ServeAPI)
+	}
 	b, err := bed.Start(ctx, bed.Config{
 		ControlPlaneBin: dirs, LogDir: o.LogDir, StartTimeout: 10 * time.Minute,
-		Network: bed.NetworkConfig{IPv4Only: true},
+		Network: bed.NetworkConfig{IPv4Only: true}, Kubeconfig: o.Kubeconfig,
 	})
 	if err != nil {
 		return "", fmt.Errorf("start bed: %w", err)
@@ -129,6 +141,7 @@ func Main(ctx context.Context, o Options) (string, error) {
 		Machine: Machine{
 			HostNProc: o.HostNProc, HostKernel: o.HostKernel,
 			GuestNProc: runtime.NumCPU(), GuestKernel: unameRelease(), Accel: "QEMU TCG",
+			APIServer: apiServerPlace(o.Kubeconfig),
 		},
 		Services: o.Services, Endpoints: o.Endpoints, Changes: o.Changes, Burst: o.Burst, IdleSec: o.Idle.Seconds(),
 	}

@@ -31,6 +31,9 @@ type Machine struct {
 	GuestNProc  int    `json:"guest_nproc"`
 	GuestKernel string `json:"guest_kernel"`
 	Accel       string `json:"accel"`
+	// APIServer says where etcd and kube-apiserver ran; empty in reports from before the
+	// host could serve them.
+	APIServer string `json:"api_server,omitempty"`
 }
 
 // Result is one proxier's figures.
@@ -101,6 +104,9 @@ func (r *Report) Markdown() string {
 		"guest %s (%d vCPU, %s) on host %s (%d CPUs); setup (API writes) %s\n\n",
 		r.Date, r.Services, r.Endpoints, r.Changes, r.Burst, r.IdleSec,
 		m.GuestKernel, m.GuestNProc, m.Accel, m.HostKernel, m.HostNProc, secs(r.SetupMS))
+	if m.APIServer != "" {
+		fmt.Fprintf(&b, "API server: %s\n\n", m.APIServer)
+	}
 	fmt.Fprintf(&b, "| proxier | cold: all virtual servers (CPU) | all real servers, first sync done (CPU) | one change p50 / p90 / p99 / max | burst of %d: converge (syncs) | full syncs: mean (count); kubevs: under the lock, + its read beside | idle CPU | RSS (peak) |\n", r.Burst)
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, x := range r.Results {
