@@ -67,9 +67,12 @@ e2e: deps
 
 # The live takeover from kube-proxy v1.36.3 (IPVS mode) and back, under load, in its own guest
 # (test/e2e/takeover_test.go; install/migrate-from-kube-proxy.md). Each phase is judged on its
-# own; the one under kube-proxy alone is reported, not judged. In `test` since 6 Dec.
+# own; the one under kube-proxy alone is reported, not judged. In `test` since 6 Dec. The same
+# guest runs a 3 s slice of the data plane under kube-proxy, then kubevs
+# (test/e2e/dataplane_kubeproxy_test.go).
 takeover: deps
-	E2E_RUN='^TestTakeoverFromKubeProxy$$' KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 bash test/scripts/e2e.sh
+	E2E_RUN='^(TestTakeoverFromKubeProxy|TestDataPlaneAgainstKubeProxy)$$' KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 \
+		bash test/scripts/e2e.sh
 
 # The takeover from kube-proxy v1.36.3 in iptables or nftables mode, without kube-proxy
 # --cleanup (test/e2e/takeover_modes_test.go), each in its own guest: the blip of new
@@ -130,9 +133,14 @@ soak-short: deps
 # The data plane (issue 12; test/e2e/dataplane_test.go): new connections per second and their
 # latency through a ClusterIP and a NodePort against straight to the pod, 60 s per path, in
 # its own guest; the ClusterIP paths must reach 90 % of direct. Results (markdown, JSON) in
-# bin/bench-dataplane/. The suite (make e2e) runs a 3 s slice of it.
+# bin/bench-dataplane/. The suite (make e2e) runs a 3 s slice of it. A second guest measures
+# the same paths under kube-proxy v1.36.3 ipvs, then under kubevs (60 s a path each;
+# dataplane-vs-kube-proxy.md); make takeover runs a 3 s slice of that.
 bench-dataplane: deps
 	mkdir -p bin/bench-dataplane
+	E2E_RUN='^TestDataPlaneAgainstKubeProxy$$' E2E_LOGDIR=$(CURDIR)/bin/bench-dataplane E2E_DEMO=0 \
+		KUBEVS_E2E_PROXIER=0 KUBEVS_E2E_PLUGIN=0 KUBEVS_E2E_DATAPLANE_DURATION=60s \
+		KUBEVS_E2E_DATAPLANE_PARITY=0.9 bash test/scripts/e2e.sh
 	E2E_RUN='^TestDataPlaneConnectionRate$$' E2E_LOGDIR=$(CURDIR)/bin/bench-dataplane E2E_DEMO=0 \
 		KUBEVS_E2E_DATAPLANE_DURATION=60s KUBEVS_E2E_DATAPLANE_GOAL=0.9 bash test/scripts/e2e.sh
 

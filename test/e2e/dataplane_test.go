@@ -36,6 +36,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubevs/kubevs/test/podsim"
 )
 
 // dataPath is one way to the echo server.
@@ -75,20 +77,45 @@ type ratio struct {
 func TestDataPlaneConnectionRate(t *testing.T) {
 	RequireProxier(t)
 	f := New(t)
+	svc, server, client := dataPlaneService(f)
+	expectDataPlane(f, svc, server)
+	goal := envFloat(t, "KUBEVS_E2E_DATAPLANE_GOAL", 0.5)
+	rep := measureDataPlane(t, f, dataPlanePaths(f, svc, server, client), dataPlaneDuration(t))
+	md := dataplaneMarkdown(rep)
+	t.Logf("data plane:\n%s", md)
+	writeDataplane(t, "dataplane", rep, md)
+	checkDataPlane(t, "", rep, goal)
+}
+
+// dataPlaneService creates the measured NodePort Service, its one serving pod and a client
+// pod, and checks that the node and the outside host reach the server through it.
+func dataPlaneService(f *Framework) (*corev1.Service, *podsim.Pod, *podsim.Pod) {
 	svc := f.CreateService("dp", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort })
 	server := f.CreatePod("dp-0", "dp")
 	client := f.CreatePod("client", "client")
+	return svc, server, client
+}
+
+// expectDataPlane checks that the node and the outside host reach server through svc (the
+// proxier programmed it).
+func expectDataPlane(f *Framework, svc *corev1.Service, server *podsim.Pod) {
 	f.ExpectHTTP(f.FromNode(), ServiceURL(svc, "/hostname")).Hostname(server)
 	f.ExpectHTTP(f.FromOutside(), f.NodePortURL(svc, "/hostname")).Hostname(server)
+}
 
-	total := envDuration(t, "KUBEVS_E2E_DATAPLANE_DURATION", 3*time.Second)
-	goal := envFloat(t, "KUBEVS_E2E_DATAPLANE_GOAL", 0.5)
-	const workers, rounds = 4, 3
+// dataPlaneDuration is each path's total time (KUBEVS_E2E_DATAPLANE_DURATION, default 3s).
+func dataPlaneDuration(t *testing.T) time.Duration {
+	return envDuration(t, "KUBEVS_E2E_DATAPLANE_DURATION", 3*time.Second)
+}
+
+// dataPlanePaths are the measured paths, each direct one followed by the one through the
+// proxier it is compared with.
+func dataPlanePaths(f *Framework, svc *corev1.Service, server, client *podsim.Pod) []dataPath {
 	echo := portNamed(svc, "tcp-echo")
 	podAddr := net.JoinHostPort(server.IP.String(), strconv.Itoa(server.Spec().TCPPort))
 	clusterAddr := net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(echo.Port)))
 	nodePortAddr := net.JoinHostPort(f.Bed.NodeIP().String(), strconv.Itoa(int(echo.NodePort)))
-	paths := []dataPath{
+	return []dataPath{
 		{Name: "node -> pod IP", src: f.FromNode(), addr: podAddr},
 		{Name: "node -> ClusterIP", src: f.FromNode(), addr: clusterAddr},
 		{Name: "pod -> pod IP", src: f.FromPod(client), addr: podAddr},
@@ -96,6 +123,15 @@ func TestDataPlaneConnectionRate(t *testing.T) {
 		{Name: "outside -> pod IP", src: f.FromOutside(), addr: podAddr},
 		{Name: "outside -> NodePort", src: f.FromOutside(), addr: nodePortAddr},
 	}
+}
+
+// dataPlaneRounds: each path runs in this many turns with the others.
+const dataPlaneRounds = 3
+
+// measureDataPlane warms every path up, then measures them in rounds for total each.
+func measureDataPlane(t *testing.T, f *Framework, paths []dataPath, total time.Duration) dataplaneReport {
+	t.Helper()
+	const workers = 4
 	ctx := f.Context()
 	for _, p := range paths { // warm up: caches, neighbours, the first IPVS connection
 		if lat, errs, first := connect(ctx, p, 1, 20, time.Minute); errs > 0 || len(lat) == 0 {
@@ -104,10 +140,10 @@ func TestDataPlaneConnectionRate(t *testing.T) {
 	}
 	lats := make([][]time.Duration, len(paths))
 	results := make([]pathResult, len(paths))
-	for r := range rounds {
+	for r := range dataPlaneRounds {
 		for i, p := range paths {
 			start := time.Now()
-			lat, errs, first := connect(ctx, p, workers, 0, total/rounds)
+			lat, errs, first := connect(ctx, p, workers, 0, total/dataPlaneRounds)
 			res := &results[i]
 			res.Name, res.Conns, res.Errors = p.Name, res.Conns+len(lat), res.Errors+errs
 			res.Seconds += time.Since(start).Seconds()
@@ -127,15 +163,18 @@ func TestDataPlaneConnectionRate(t *testing.T) {
 		d, th := results[i], results[i+1]
 		rep.Ratios = append(rep.Ratios, ratio{Through: th.Name, Direct: d.Name, Rate: th.PerSec / d.PerSec, P99: th.P99MS / d.P99MS})
 	}
-	md := dataplaneMarkdown(rep)
-	t.Logf("data plane:\n%s", md)
-	writeDataplane(t, rep, md)
+	return rep
+}
 
-	for _, res := range results {
+// checkDataPlane fails paths that look broken (few connections, over 10 % failed, under
+// half of direct) and ClusterIP paths under goal; who names the proxier in the messages.
+func checkDataPlane(t *testing.T, who string, rep dataplaneReport, goal float64) {
+	t.Helper()
+	for _, res := range rep.Paths {
 		// A connect may time out now and then under emulation; a broken path fails nearly
 		// all.
 		if res.Conns < 20 || res.Errors*10 > res.Conns+res.Errors {
-			t.Errorf("%s: %d connections, %d failed (first: %s)", res.Name, res.Conns, res.Errors, res.FirstErr)
+			t.Errorf("%s%s: %d connections, %d failed (first: %s)", who, res.Name, res.Conns, res.Errors, res.FirstErr)
 		}
 	}
 	for _, r := range rep.Ratios {
@@ -144,7 +183,7 @@ func TestDataPlaneConnectionRate(t *testing.T) {
 			floor = goal
 		}
 		if r.Rate < floor {
-			t.Errorf("%s: %.2f of the connections per second of %s, want at least %.2f", r.Through, r.Rate, r.Direct, floor)
+			t.Errorf("%s%s: %.2f of the connections per second of %s, want at least %.2f", who, r.Through, r.Rate, r.Direct, floor)
 		}
 	}
 }
@@ -251,7 +290,8 @@ func dataplaneMarkdown(r dataplaneReport) string {
 	return b.String()
 }
 
-func writeDataplane(t *testing.T, r dataplaneReport, md string) {
+// writeDataplane writes the report as NAME.md and NAME.json into KUBEVS_E2E_LOGDIR.
+func writeDataplane(t *testing.T, name string, r any, md string) {
 	dir := os.Getenv("KUBEVS_E2E_LOGDIR")
 	if dir == "" {
 		return
@@ -260,7 +300,7 @@ func writeDataplane(t *testing.T, r dataplaneReport, md string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"dataplane.md": []byte(md), "dataplane.json": js} {
+	for name, data := range map[string][]byte{name + ".md": []byte(md), name + ".json": js} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Errorf("write %s: %v", name, err)
 		}
