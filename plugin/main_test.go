@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -81,6 +82,12 @@ var (
 	binErr  error
 )
 
+// buildEnv is the environment the test binary started with: cniBin builds with it, not
+// with os.Environ(), because a test that runs first may have set variables that break the go
+// command (leakInto's unreachable HTTPS_PROXY failed every build on a machine whose module
+// cache lacked a module of the CNI plugins' graph).
+var buildEnv = os.Environ()
+
 // cniBin builds the reference bridge and host-local plugins and kubevs once per test binary,
 // and links the test binary in as kubevs-proxier.
 func cniBin(t testing.TB) string {
@@ -100,7 +107,7 @@ func cniBin(t testing.TB) string {
 			"github.com/containernetworking/plugins/plugins/main/bridge",
 			"github.com/containernetworking/plugins/plugins/ipam/host-local",
 			"github.com/kubevs/kubevs/plugin/cmd/kubevs")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(slices.Clone(buildEnv), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
