@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"maps"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -10,6 +13,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/metrics"
+	"github.com/kubevs/kubevs/proxier/tracker"
 )
 
 // TestVSOwnersSharedVirtualServer: a virtual server two Services want is owned by the first
@@ -49,5 +53,56 @@ func TestVSOwnersSharedVirtualServer(t *testing.T) {
 		if diff := cmp.Diff(st.want, o.snapshot()); diff != "" {
 			t.Fatalf("%s: owners (-want +got):\n%s", st.what, diff)
 		}
+	}
+}
+
+// TestVSOwnersMatchesStates: after any sequence of updates, a virtual server is owned by
+// the first by name of the Services whose last state wants it, with up to four holders a
+// key (the first and the others are kept apart), a Service wanting a key twice, and full
+// replaces among the updates.
+func TestVSOwnersMatchesStates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var keys []ipvs.Key
+	for i := range 4 {
+		keys = append(keys, ipvs.Key{Address: netip.AddrFrom4([4]byte{10, 96, 0, byte(i)}), Protocol: ipvs.TCP, Port: 80})
+	}
+	// "a-b/x" comes before "a/x" (the order of the names' strings, tracker.CompareNames),
+	// though namespace "a" comes before "a-b".
+	names := []types.NamespacedName{{Namespace: "a", Name: "x"}, {Namespace: "a-b", Name: "x"}, {Namespace: "a", Name: "y"}, {Namespace: "b", Name: "a"}}
+	states := map[types.NamespacedName]desired.Service{}
+	o := newVSOwners()
+	for step := range 2000 {
+		update, full := map[types.NamespacedName]desired.Service{}, rng.IntN(50) == 0
+		if full {
+			clear(states)
+		}
+		for _, n := range names {
+			if !full && rng.IntN(2) == 0 {
+				continue
+			}
+			var s desired.Service
+			for _, k := range keys {
+				for range rng.IntN(3) / 2 * (1 + rng.IntN(2)) { // none mostly, at times twice
+					s.VirtualServers = append(s.VirtualServers, desired.VirtualServer{VirtualServer: ipvs.VirtualServer{Key: k}})
+				}
+			}
+			update[n], states[n] = s, s
+		}
+		o.update(update, full)
+		want := map[ipvs.Key]metrics.ServiceRef{}
+		for _, n := range slices.SortedFunc(maps.Keys(states), tracker.CompareNames) {
+			for _, vs := range states[n].VirtualServers {
+				if _, ok := want[vs.Key]; !ok {
+					want[vs.Key] = metrics.ServiceRef{Namespace: n.Namespace, Name: n.Name}
+				}
+			}
+		}
+		if diff := cmp.Diff(want, o.snapshot()); diff != "" {
+			t.Fatalf("step %d: owners (-want +got):\n%s", step, diff)
+		}
+	}
+	o.update(map[types.NamespacedName]desired.Service{}, true)
+	if len(o.vss)+len(o.first)+len(o.rest) != 0 {
+		t.Fatalf("after a full replace with nothing: %d Services, %d keys, %d shared keys held", len(o.vss), len(o.first), len(o.rest))
 	}
 }

@@ -20,7 +20,7 @@ import (
 // member marks it (see marks), or a Service wants it (wanted), or the
 // previous model held it (known: kubevs created or adopted it, and a delete may have
 // failed); never when its address is in ExcludeCIDRs. wanted and known may be nil.
-func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key][]owner, known map[ipvs.Key]*vsState) error {
+func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key]owner, known map[ipvs.Key]*vsState) error {
 	kr, err := readKernel(ctx, r.k, r.global.Dummy, func(k ipvs.Key, kr *kernelRead) bool {
 		_, ok := known[k]
 		return ok || owned(k, kr.bound, kr.marks, wanted, r.opts.ExcludeCIDRs)
@@ -120,7 +120,7 @@ func realServerTable(ctx context.Context, v ipvs.Interface) map[ipvs.Key][]ipvs.
 
 // adopt makes kr the model's picture of the kernel, keeping the virtual servers kubevs
 // owns (see load) and the drains still valid; kr's maps become the model's.
-func (r *Reconciler) adopt(ctx context.Context, kr *kernelRead, wanted map[ipvs.Key][]owner, known map[ipvs.Key]*vsState) {
+func (r *Reconciler) adopt(ctx context.Context, kr *kernelRead, wanted map[ipvs.Key]owner, known map[ipvs.Key]*vsState) {
 	m := &r.m
 	m.bound, m.entries, m.vs = kr.bound, kr.entries, kr.vs
 	for k := range m.vs {

@@ -13,8 +13,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -210,5 +213,47 @@ func TestCompareNamesOrdersAsString(t *testing.T) {
 				t.Errorf("CompareNames(%s, %s) = %d, want %d", a, b, got, want)
 			}
 		}
+	}
+}
+
+// TestInformersKeepNoIndex: the Service and EndpointSlice informers list and watch with the
+// label selectors, keep no index, and cache the objects transformed.
+func TestInformersKeepNoIndex(t *testing.T) {
+	client := fake.NewClientset(svc("a", "10.96.0.1", 80, nil), slice("a", "a-1", time.Time{}, "10.244.0.2"))
+	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(Transform))
+	svcs, sls := serviceInformer(f), sliceInformer(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); f.Shutdown() }()
+	f.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), svcs.HasSynced, sls.HasSynced) {
+		t.Fatal("informers not synced")
+	}
+	for what, inf := range map[string]cache.SharedIndexInformer{"Services": svcs, "EndpointSlices": sls} {
+		if ix := inf.GetIndexer().GetIndexers(); len(ix) != 0 {
+			t.Errorf("%s informer keeps indexes %v, want none", what, ix)
+		}
+		if len(inf.GetStore().List()) != 1 {
+			t.Errorf("%s informer caches %d objects, want 1", what, len(inf.GetStore().List()))
+		}
+	}
+	if _, ok := sls.GetStore().List()[0].(*cachedSlice); !ok {
+		t.Errorf("EndpointSlice informer caches %T, want the transformed *cachedSlice", sls.GetStore().List()[0])
+	}
+	selectors := map[string]string{}
+	for _, a := range client.Actions() {
+		if l, ok := a.(k8stesting.ListAction); ok {
+			selectors[a.GetResource().Resource] = l.GetListRestrictions().Labels.String()
+		}
+	}
+	want := map[string]string{}
+	for res, sel := range map[string]string{"services": serviceSelector, "endpointslices": sliceSelector} {
+		parsed, err := labels.Parse(sel) // the form the action holds: requirements sorted
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[res] = parsed.String()
+	}
+	if diff := cmp.Diff(want, selectors); diff != "" {
+		t.Errorf("list label selectors (-want +got):\n%s", diff)
 	}
 }

@@ -99,3 +99,30 @@ func TestClusterIPIndexResetMovesTheGeneration(t *testing.T) {
 		t.Errorf("generation %d after Reset and the same Set, want a new one", x.Generation())
 	}
 }
+
+// TestClusterIPIndexReplaces: setting a name again lets go of exactly the addresses its
+// previous Service held (parsed again from it), duplicates and garbage included, and only
+// a Service holding an address is kept.
+func TestClusterIPIndexReplaces(t *testing.T) {
+	svc := func(ips ...string) *v1.Service { return &v1.Service{Spec: v1.ServiceSpec{ClusterIPs: ips}} }
+	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
+	var x ClusterIPIndex
+	has := func(ip string) bool { return x.Has(netip.MustParseAddr(ip)) }
+	x.Set(a, svc("10.96.0.10", "::ffff:10.96.0.10", "garbage", "fd00:96::10"))
+	x.Set(b, svc("fd00:96::10"))
+	gen := x.Generation()
+	x.Set(a, svc("10.96.0.11"))
+	if has("10.96.0.10") || !has("10.96.0.11") || !has("fd00:96::10") || x.Len() != 2 || x.Generation() == gen {
+		t.Fatalf("after a moved: 10.96.0.10 %v, 10.96.0.11 %v, fd00:96::10 %v (b's), len %d, generation moved %v",
+			has("10.96.0.10"), has("10.96.0.11"), has("fd00:96::10"), x.Len(), x.Generation() != gen)
+	}
+	x.Set(a, svc("10.96.0.11"))
+	if !has("10.96.0.11") || x.Len() != 2 {
+		t.Errorf("the same address set again: 10.96.0.11 %v, len %d", has("10.96.0.11"), x.Len())
+	}
+	x.Set(b, svc("None"))
+	x.Set(a, nil)
+	if x.Len() != 0 || len(x.byName) != 0 {
+		t.Errorf("after both went: %d addresses, %d Services kept", x.Len(), len(x.byName))
+	}
+}
