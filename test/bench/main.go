@@ -55,7 +55,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ChangeBudget, "change-budget", 10*time.Minute, "bound of the series of single changes")
 	fs.DurationVar(&o.ColdTimeout, "cold-timeout", 30*time.Minute, "bound of the cold sync")
 	fs.DurationVar(&o.BurstTimeout, "burst-timeout", 15*time.Minute, "bound of the burst's convergence")
-	fs.IntVar(&o.Writers, "writers", 4, "parallel API writers (more overload the emulated API server)")
+	fs.IntVar(&o.Writers, "writers", 4, "parallel API writers of the changes and the burst (more overload the emulated API server)")
+	fs.IntVar(&o.SetupWriters, "setup-writers", 0, "parallel API writers of the objects written before the proxiers start (0: -writers; the host's native API server takes more)")
 	fs.Uint64Var(&o.Seed, "seed", 12, "seed of the changed Services")
 	fs.BoolVar(&o.Floor, "floor", true, "measure the raw netlink floor after the proxiers")
 	fs.DurationVar(&o.TrashSettle, "trash-settle", 3*time.Minute, "wait after each proxier's virtual servers are gone, before the next proxier or the floor: the kernel's trash of deleted real servers slows every add until it empties (0: no wait)")
@@ -75,7 +76,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 // Main starts the bed, runs the benchmark and writes the report; it returns the markdown
 // (as much as was measured, also on error).
 func Main(ctx context.Context, o Options) (string, error) {
-	if o.Services <= 0 || o.Endpoints <= 0 || o.Changes < 0 || o.Burst < 0 || o.Writers <= 0 {
+	if o.Services <= 0 || o.Endpoints <= 0 || o.Changes < 0 || o.Burst < 0 || o.Writers <= 0 || o.SetupWriters < 0 {
 		return "", fmt.Errorf("invalid sizes: services %d, endpoints %d, changes %d, burst %d, writers %d (services, endpoints, writers > 0)",
 			o.Services, o.Endpoints, o.Changes, o.Burst, o.Writers)
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,8 +29,9 @@ type Config struct {
 	// changes (the rest are left out, and the report says so); ColdTimeout the cold sync;
 	// BurstTimeout the burst's convergence.
 	ChangeTimeout, ChangeBudget, ColdTimeout, BurstTimeout time.Duration
-	// Writers is the number of parallel API writers.
-	Writers int
+	// Writers is the number of parallel API writers of the changes and the burst;
+	// SetupWriters, of the objects written before the proxiers start (0: Writers).
+	Writers, SetupWriters int
 	// Seed picks the changed Services.
 	Seed uint64
 	// Proxiers run in order.
@@ -88,7 +90,7 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 		return fmt.Errorf("the guest must start with no virtual server: %d found", n)
 	}
 	start := time.Now()
-	cluster, err := CreateCluster(ctx, client, cfg.Services, cfg.Endpoints, cfg.Writers)
+	cluster, err := CreateCluster(ctx, client, cfg.Services, cfg.Endpoints, cmp.Or(cfg.SetupWriters, cfg.Writers))
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ guest_runs() {
 			# The guest configures its end of the user-mode network, then runs the benchmark.
 			vm_flags=(--user-net)
 			wrap=(sh -c 'ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && exec "$@"' sh)
-			bench_args=(-kubeconfig="$kc")
+			bench_args=(-kubeconfig="$kc" -setup-writers=16) # BENCH_ARGS may override
 		fi
 		# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
 		"$work/kubevs-vm" run --timeout "${BENCH_TIMEOUT:-3h}" --share "$out" "${vm_flags[@]}" -- \
