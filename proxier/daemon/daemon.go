@@ -115,7 +115,9 @@ type Daemon struct {
 	yielded    atomic.Bool
 
 	// kmu serialises every use of the reconciler (syncs and drains).
-	kmu        sync.Mutex
+	kmu sync.Mutex
+	// drainWake tells the drain loop a sync ended (drainloop.go).
+	drainWake  chan struct{}
 	reconciler *reconcile.Reconciler
 	rel        reliability
 	started    bool // reconciler.Start succeeded
@@ -160,7 +162,8 @@ func New(o Options) (*Daemon, error) {
 	if o.Config == nil {
 		return nil, errors.New("new daemon: no configuration")
 	}
-	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true, supervised: o.Supervised}
+	d := &Daemon{cfg: o.Config, client: o.Client, clock: o.Clock, metrics: o.Metrics, needFull: true, supervised: o.Supervised,
+		drainWake: make(chan struct{}, 1)}
 	if d.clock == nil {
 		d.clock = clock.RealClock{}
 	}
@@ -290,7 +293,10 @@ func (d *Daemon) run(ctx context.Context) error {
 	d.onRegistrations(ctx) // registrations changed between New and OnChange
 
 	serve("runner", func(ctx context.Context) error { d.runner.Loop(ctx); return nil })
-	serve("drains", func(ctx context.Context) error { d.every(ctx, drainInterval, d.drainTick); return nil })
+	serve("drains", func(ctx context.Context) error {
+		whilePending(ctx, d.clock, drainInterval, drainIdleCheck, d.drainWake, d.drainsPending, d.drainTick)
+		return nil
+	})
 	serve("registration GC", func(ctx context.Context) error {
 		d.every(ctx, regGCInterval, func(ctx context.Context) { d.gcRegistrations(ctx) })
 		return nil
@@ -403,7 +409,7 @@ func (d *Daemon) every(ctx context.Context, interval time.Duration, fn func(cont
 }
 
 // drainTick deletes the real servers whose drain is over and retries the quarantined
-// virtual servers that are due (every drainInterval).
+// virtual servers that are due (every drainInterval while there are any: drainloop.go).
 func (d *Daemon) drainTick(ctx context.Context) {
 	d.kmu.Lock()
 	defer d.kmu.Unlock()

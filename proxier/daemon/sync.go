@@ -117,6 +117,7 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 	if !d.tracker.HasSynced() {
 		return false, nil // no kernel change before the informers have synced
 	}
+	defer d.wakeDrains() // after kmu is released: the sync may have started drains
 	d.kmu.Lock()
 	defer d.kmu.Unlock()
 	logger := klog.FromContext(ctx)

@@ -176,6 +176,16 @@ func (r *Reconciler) Quarantines() map[string]int {
 	return out
 }
 
+// HasQuarantined reports whether any virtual server is quarantined (due or not).
+func (r *Reconciler) HasQuarantined() bool {
+	for _, f := range r.failures {
+		if f.quarantined {
+			return true
+		}
+	}
+	return false
+}
+
 // RetryDue reports whether a quarantined virtual server's retry is due.
 func (r *Reconciler) RetryDue() bool {
 	now := r.opts.Now()
