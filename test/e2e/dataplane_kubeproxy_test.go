@@ -16,8 +16,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,10 +30,7 @@ type sideBySide struct {
 func TestDataPlaneAgainstKubeProxy(t *testing.T) {
 	kubeProxyBin, kubevsBin := requireTakeover(t)
 	f := New(t)
-	config := filepath.Join(f.Bed.LogDir, "kube-proxy-config.yaml")
-	if err := os.WriteFile(config, []byte(kubeProxyConfig(f.Bed)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := writeKubeProxyConfig(t, f)
 	svc, server, client := dataPlaneService(f)
 	paths := dataPlanePaths(f, svc, server, client)
 	total := dataPlaneDuration(t)

@@ -119,14 +119,22 @@ ipvs:
 `, b.Kubeconfig, b.NodeName(), strings.Join(b.PodCIDRs(), ","))
 }
 
-// TestTakeoverFromKubeProxy: kube-proxy -> kubevs-proxier -> kube-proxy on a live node.
-func TestTakeoverFromKubeProxy(t *testing.T) {
-	kubeProxyBin, kubevsBin := requireTakeover(t)
-	f := New(t)
+// writeKubeProxyConfig writes kubeProxyConfig for f's bed into its log dir and returns the
+// path: the file both kube-proxy and kubevs-proxier start with.
+func writeKubeProxyConfig(t *testing.T, f *Framework) string {
+	t.Helper()
 	config := filepath.Join(f.Bed.LogDir, "kube-proxy-config.yaml")
 	if err := os.WriteFile(config, []byte(kubeProxyConfig(f.Bed)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return config
+}
+
+// TestTakeoverFromKubeProxy: kube-proxy -> kubevs-proxier -> kube-proxy on a live node.
+func TestTakeoverFromKubeProxy(t *testing.T) {
+	kubeProxyBin, kubevsBin := requireTakeover(t)
+	f := New(t)
+	config := writeKubeProxyConfig(t, f)
 	start := func(name, bin string, args ...string) *procHandle { return startProc(t, f, name, bin, args...) }
 
 	backends := f.CreatePods("backend", 2)
