@@ -7,7 +7,7 @@
 # By default (BENCH_API=host) the host runs etcd and kube-apiserver natively, in a network
 # namespace of their own that qemu shares, and the guest reaches them over qemu's user-mode
 # network (test/bench/serve.go): emulated, they took most of a large run. BENCH_API=guest runs
-# them inside the guest, as the runs before 8 Dec did.
+# them inside the guest, as the runs before stop 16 (7 Dec) did.
 #
 # Environment:
 #   BENCH_API=host         where the control plane runs: host or guest
