@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/test/apiretry"
+	"github.com/kubevs/kubevs/test/bed"
 )
 
 // What the benchmark's Services look like: one TCP port, endpoints on another.
@@ -55,11 +57,32 @@ func (c *Cluster) nextAddr() netip.Addr {
 	return offset(endpointBase, c.next.Add(1)-1)
 }
 
+// clusterIPBase is Service 0's ClusterIP: above the first 256 addresses of the bed's
+// service range, where the API server's own allocations (the kubernetes Service) go.
+var clusterIPBase = func() uint32 {
+	p := netip.MustParsePrefix(bed.ServiceCIDR)
+	a := p.Addr().As4()
+	return binary.BigEndian.Uint32(a[:]) + 256
+}()
+
+// maxServices is how many Services ClusterIPOf can place in the bed's service range.
+var maxServices = 1<<(32-netip.MustParsePrefix(bed.ServiceCIDR).Bits()) - 256 - 1
+
+// ClusterIPOf is Service i's ClusterIP, set in its spec. Left to the API server, each
+// allocation grew with the Services allocated before it: 26 ms a Service on average up to
+// 10,000, 80 ms apiece past 20,000, so writing 50,000 would have taken hours.
+func ClusterIPOf(i int) netip.Addr {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], clusterIPBase+uint32(i))
+	return netip.AddrFrom4(a)
+}
+
 func service(i int) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: ServiceName(i), Namespace: Namespace},
 		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeClusterIP,
+			Type:      corev1.ServiceTypeClusterIP,
+			ClusterIP: ClusterIPOf(i).String(),
 			Ports: []corev1.ServicePort{{
 				Name: "http", Protocol: corev1.ProtocolTCP, Port: servicePort, TargetPort: intstr.FromInt32(endpointPort),
 			}},
@@ -92,6 +115,9 @@ func (c *Cluster) slice(i, endpoints int) *discoveryv1.EndpointSlice {
 // CreateCluster writes the namespace, n Services and n EndpointSlices of endpoints each,
 // with writers parallel clients; it returns once all are written.
 func CreateCluster(ctx context.Context, client kubernetes.Interface, n, endpoints, writers int) (*Cluster, error) {
+	if n > maxServices {
+		return nil, fmt.Errorf("%d Services do not fit the service range %s (at most %d)", n, bed.ServiceCIDR, maxServices)
+	}
 	c := &Cluster{client: client, VIPs: make([]netip.Addr, n), locks: make([]sync.Mutex, n), slices: make([]*discoveryv1.EndpointSlice, n)}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
 	_, err := retryWrite(ctx, func() (*corev1.Namespace, error) {

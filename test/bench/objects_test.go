@@ -20,6 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubevs/kubevs/proxier/ipvs"
+	"github.com/kubevs/kubevs/test/bed"
 )
 
 // fakeAPI is a fake clientset that allocates ClusterIPs from 10.96.0.1 on, as the API
@@ -36,7 +37,9 @@ func fakeAPI(tooMany int32) *fake.Clientset {
 	})
 	c.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
-		svc.Spec.ClusterIP = offset(netip.MustParseAddr("10.96.0.1"), next.Add(1)-1).String()
+		if svc.Spec.ClusterIP == "" { // allocated, as the API server does, unless asked for
+			svc.Spec.ClusterIP = offset(netip.MustParseAddr("10.96.0.1"), next.Add(1)-1).String()
+		}
 		return false, nil, nil // the tracker stores the mutated object
 	})
 	return c
@@ -81,6 +84,31 @@ func TestCreateCluster(t *testing.T) {
 	want := ipvs.Key{Address: netip.MustParseAddr(svc.Spec.ClusterIP), Protocol: ipvs.TCP, Port: servicePort}
 	if got := c.Key(7); got != want {
 		t.Errorf("Key(7) = %v, want %v", got, want)
+	}
+	if svc.Spec.ClusterIP != "10.96.1.7" {
+		t.Errorf("Service 7's spec.clusterIP = %q, want 10.96.1.7 (set by the benchmark, not allocated)", svc.Spec.ClusterIP)
+	}
+}
+
+// TestClusterIPOf: the benchmark's ClusterIPs are distinct, inside the bed's service range and
+// above its first 256 addresses, for as many Services as fit; more are refused.
+func TestClusterIPOf(t *testing.T) {
+	p := netip.MustParsePrefix(bed.ServiceCIDR)
+	low := p.Addr()
+	for range 256 {
+		low = low.Next()
+	}
+	for _, i := range []int{0, 1, 255, 256, 50000, maxServices - 1} {
+		a := ClusterIPOf(i)
+		if !p.Contains(a) || a.Less(low) {
+			t.Errorf("ClusterIPOf(%d) = %s: outside %s or in its first 256 addresses", i, a, p)
+		}
+	}
+	if last := ClusterIPOf(maxServices - 1); last.Next() != netip.MustParseAddr("10.96.255.255") {
+		t.Errorf("the last Service's ClusterIP is %s: want the range used up to its last address but one", last)
+	}
+	if _, err := CreateCluster(context.Background(), fakeAPI(1), maxServices+1, 1, 1); err == nil {
+		t.Error("CreateCluster took more Services than the service range holds")
 	}
 }
 
