@@ -68,6 +68,16 @@ func enterNodeNetns() error {
 	if err != nil {
 		return fmt.Errorf("find unshare: %w", err)
 	}
+	if os.Getenv("KUBEVS_E2E_BIN") == "" {
+		// The bed's tools are built inside the namespace, which has no route to the module
+		// proxy: fetch their modules now (nothing to fetch with a warm module cache; on a
+		// fresh machine the first run failed on portmap's go-shellwords).
+		dl := exec.Command("go", "mod", "download")
+		dl.Dir = repoPath("test/tools/cni")
+		if out, err := dl.CombinedOutput(); err != nil {
+			return fmt.Errorf("download the modules of the bed's tools: %w\n%s", err, out)
+		}
+	}
 	env := append(os.Environ(), nodeNetnsEnv+"=1")
 	args := append([]string{"unshare", "--net", "--", self}, os.Args[1:]...)
 	return syscall.Exec(unshare, args, env)
