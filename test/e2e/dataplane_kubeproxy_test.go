@@ -8,7 +8,7 @@ package e2e
 // measured again. The direct paths are measured in both phases, so each proxier's
 // through/direct ratio is read against its own phase's direct rate: a slower moment of the
 // emulated machine moves both. Judged: neither proxier's paths are broken, and kubevs's
-// ClusterIP ratios are at least KUBEVS_E2E_DATAPLANE_PARITY (default 0.8; the 3 s slice of
+// ClusterIP ratios are at least KUBEVS_E2E_DATAPLANE_PARITY (default 0.6; the 3 s slice of
 // CI is noisy) of kube-proxy's. The table goes to the log and to dataplane-vs-kube-proxy.md
 // and .json in KUBEVS_E2E_LOGDIR. It runs in the takeover guest (make takeover: 3 s a path)
 // and in make bench-dataplane (60 s a path).
@@ -34,7 +34,7 @@ func TestDataPlaneAgainstKubeProxy(t *testing.T) {
 	svc, server, client := dataPlaneService(f)
 	paths := dataPlanePaths(f, svc, server, client)
 	total := dataPlaneDuration(t)
-	parity := envFloat(t, "KUBEVS_E2E_DATAPLANE_PARITY", 0.8)
+	parity := envFloat(t, "KUBEVS_E2E_DATAPLANE_PARITY", 0.6)
 	f.Timeout = max(f.Timeout, kubeProxySyncTimeout)
 
 	kp := startProc(t, f, "kube-proxy", kubeProxyBin, "--config="+config, "--v=2")
