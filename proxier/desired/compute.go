@@ -86,7 +86,7 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 	c.lbIPs = c.loadBalancerIPs(svc)
 	c.ranges = c.sourceRanges(svc)
 	c.pods, c.eps = local, eps
-	ips := clusterIPs(svc)
+	ips := ClusterIPs(svc)
 	out.VirtualServers = make([]VirtualServer, 0, len(ips)*len(svc.Spec.Ports))
 	out.Entries = make([]SetEntry, 0, len(ips)*(1+len(svc.Spec.Ports)))
 	for _, ip := range ips {
@@ -120,8 +120,8 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 	return out, c.errs
 }
 
-// clusterIPs returns spec.clusterIPs, or spec.clusterIP for objects that predate dual-stack.
-func clusterIPs(svc *v1.Service) []string {
+// ClusterIPs returns spec.clusterIPs, or spec.clusterIP for objects that predate dual-stack.
+func ClusterIPs(svc *v1.Service) []string {
 	if len(svc.Spec.ClusterIPs) > 0 {
 		return svc.Spec.ClusterIPs
 	}

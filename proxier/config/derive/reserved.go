@@ -129,11 +129,7 @@ func (x *ClusterIPIndex) Set(name types.NamespacedName, svc *v1.Service) {
 // or spec.clusterIP for objects that predate dual-stack. "", "None" and garbage hold no
 // address.
 func clusterIPsOf(svc *v1.Service, out []netip.Addr) []netip.Addr {
-	ips := svc.Spec.ClusterIPs
-	if len(ips) == 0 {
-		ips = []string{svc.Spec.ClusterIP}
-	}
-	for _, s := range ips {
+	for _, s := range desired.ClusterIPs(svc) {
 		a, err := netip.ParseAddr(s)
 		if err != nil || slices.Contains(out, a.Unmap()) {
 			continue
