@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubevs/kubevs/install/atomicfile"
 )
 
 // Loopback endpoints of the control plane. The bed owns the network namespace it runs in
@@ -218,11 +220,15 @@ contexts:
     user: admin
 current-context: bed
 `, server, base64.StdEncoding.EncodeToString(p.caPEM), p.Token)
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+	// Atomically: a reader on another machine (the benchmark's guest) may wait for the file.
+	if err := atomicfile.WriteFile(path, []byte(kc), atomicfile.Options{Mode: 0o600}); err != nil {
 		return fmt.Errorf("write kubeconfig %s: %w", path, err)
 	}
 	return nil
 }
+
+// adminQPS and adminBurst are the client-side rate limits of the bed's admin client.
+const adminQPS, adminBurst = 100, 200
 
 // restConfig is the client configuration the kubeconfig describes.
 func restConfig(p *pki) *rest.Config {
@@ -230,8 +236,8 @@ func restConfig(p *pki) *rest.Config {
 		Host:            APIServerURL,
 		BearerToken:     p.Token,
 		TLSClientConfig: rest.TLSClientConfig{CAData: p.caPEM},
-		QPS:             100,
-		Burst:           200,
+		QPS:             adminQPS,
+		Burst:           adminBurst,
 	}
 }
 
@@ -302,7 +308,7 @@ func (b *Bed) useControlPlane(ctx context.Context, path string) error {
 	if err != nil {
 		return fmt.Errorf("load control plane kubeconfig %s: %w", path, err)
 	}
-	rc.QPS, rc.Burst = 100, 200
+	rc.QPS, rc.Burst = adminQPS, adminBurst
 	client, err := rest.HTTPClientFor(rc)
 	if err != nil {
 		return fmt.Errorf("client for %s: %w", rc.Host, err)

@@ -14,8 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -27,7 +25,7 @@ import (
 // ServeControlPlane starts the bed's control plane alone (etcd, kube-apiserver and the
 // EndpointSlice controllers, as in the guest), with a serving certificate for
 // vm.UserNetHost, writes an admin kubeconfig for https://UserNetHost:6443 to kubeconfig
-// once the API server is ready (atomically: the script waits for the file), and serves
+// once the API server is ready (written atomically: the script waits for the file), and serves
 // until ctx ends.
 func ServeControlPlane(ctx context.Context, dirs []string, logDir, kubeconfig string) (err error) {
 	b, err := bed.Start(ctx, bed.Config{
@@ -39,12 +37,8 @@ func ServeControlPlane(ctx context.Context, dirs []string, logDir, kubeconfig st
 		return fmt.Errorf("start control plane: %w", err)
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
-	tmp := filepath.Join(filepath.Dir(kubeconfig), "."+filepath.Base(kubeconfig)+".tmp")
-	if err := b.WriteRemoteKubeconfig(tmp, "https://"+net.JoinHostPort(vm.UserNetHost, "6443")); err != nil {
+	if err := b.WriteRemoteKubeconfig(kubeconfig, "https://"+net.JoinHostPort(vm.UserNetHost, "6443")); err != nil {
 		return err
-	}
-	if err := os.Rename(tmp, kubeconfig); err != nil {
-		return fmt.Errorf("publish kubeconfig: %w", err)
 	}
 	klog.FromContext(ctx).Info("Control plane served to the guest", "kubeconfig", kubeconfig, "timings", b.Timings())
 	<-ctx.Done()
