@@ -63,6 +63,24 @@ func (a *addrReader) addresses(ifindex int) ([]netip.Addr, error) {
 	})
 }
 
+// errUnfiltered: the kernel answered a dump of one link with the addresses of others, so it
+// does not filter dumps by link.
+var errUnfiltered = errors.New("the kernel does not filter address dumps by link")
+
+// linkAddresses returns the addresses (any prefix) of the link with index ifindex, or
+// errUnfiltered when the kernel's answer holds another link's.
+func (a *addrReader) linkAddresses(ifindex int) ([]netip.Addr, error) {
+	unfiltered := false
+	out, err := a.dump(ifindex, func(_ netip.Addr, _, index int) bool {
+		unfiltered = unfiltered || index != ifindex
+		return index == ifindex
+	})
+	if err == nil && unfiltered {
+		err = errUnfiltered
+	}
+	return out, err
+}
+
 // allBut returns every address of every link but the one with index except (any prefix),
 // in one dump.
 func (a *addrReader) allBut(except int) ([]netip.Addr, error) {
