@@ -7,11 +7,13 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +23,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/metrics"
+	"github.com/kubevs/kubevs/proxier/reconcile"
 	"github.com/kubevs/kubevs/proxier/runner"
 )
 
@@ -29,7 +32,10 @@ import (
 // headless, deleted; EndpointSlices changed and deleted), the structures a full sync keeps
 // per changed Service (fullsync.go) equal a rebuild from the tracker: the ClusterIP index
 // and the claims after every sync; the cache of computed Services, its generation stamp and
-// the virtual server owners after every full sync.
+// the virtual server owners after every full sync. A periodic sync reads the kernel first,
+// as the runner's Read does, and with a small full-read budget most reads are probes, whose
+// resync takes in only the Services the full sync computed again (ResyncReadDelta): the
+// fake kernel's virtual servers and real servers must then equal the computed Services'.
 func TestIncrementalFullSyncMatchesRebuild(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { randomSyncs(t, seed, 40) })
@@ -47,6 +53,7 @@ func randomSyncs(t *testing.T, seed uint64, steps int) {
 	k := newFakeKernel()
 	cfg := testConfig(t)
 	cfg.SyncPeriod = metav1.Duration{Duration: time.Hour} // the test makes the full syncs
+	cfg.FullReadMillicores = ptr[int32](1)                 // probes between full reads
 	h := startWith(t, k.kernel(), cfg)
 	eventually(t, "readiness", h.d.Ready)
 	m := model{svcs: map[string]*v1.Service{}, slices: map[string]*discoveryv1.EndpointSlice{}}
@@ -64,6 +71,9 @@ func randomSyncs(t *testing.T, seed uint64, steps int) {
 		if rng.IntN(3) == 0 {
 			why = runner.Periodic
 		}
+		if why == runner.Periodic {
+			h.d.readForResync(h.ctx)
+		}
 		full, err := h.d.sync(h.ctx, why)
 		if err != nil {
 			t.Fatalf("step %d (%v): sync: %v", step, did, err)
@@ -71,7 +81,62 @@ func randomSyncs(t *testing.T, seed uint64, steps int) {
 		if diff := rebuildDiff(h, full); diff != "" {
 			t.Fatalf("step %d (%v), full sync %v: the incremental state differs from a rebuild (-rebuild +kept):\n%s", step, did, full, diff)
 		}
+		if full {
+			if diff := kernelDiff(t, h, k); diff != "" {
+				t.Fatalf("step %d (%v), full sync: the kernel differs from the computed Services (-computed +kernel):\n%s", step, did, diff)
+			}
+		}
 	}
+	if n := testutil.ToFloat64(h.m.ResyncReads.WithLabelValues(reconcile.ReadProbe)); n == 0 {
+		t.Errorf("no periodic sync probed: the resync after a probe went untested")
+	}
+}
+
+// kernelDiff compares the fake kernel's virtual servers, with their serving real servers
+// (weight above 0; a drained one stays at 0 for a while), with the computed Services'.
+func kernelDiff(t *testing.T, h *harness, k *fakeKernel) string {
+	t.Helper()
+	h.d.kmu.Lock()
+	want := map[ipvs.Key][]string{}
+	// A virtual server two Services want (the fake API server lets ClusterIPs collide) is
+	// the first's by name, as the reconciler programs it.
+	names := slices.SortedFunc(maps.Keys(h.d.computed.svcs), func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	for _, n := range names {
+		for _, vs := range h.d.computed.svcs[n].VirtualServers {
+			if _, taken := want[vs.Key]; taken {
+				continue
+			}
+			var rss []string
+			for _, rs := range vs.RealServers {
+				if rs.Weight > 0 {
+					rss = append(rss, rs.Address.String())
+				}
+			}
+			slices.Sort(rss)
+			want[vs.Key] = rss
+		}
+	}
+	h.d.kmu.Unlock()
+	vss, err := k.ipvs.VirtualServers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[ipvs.Key][]string{}
+	for _, vs := range vss {
+		rs, err := k.ipvs.RealServers(vs.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rss []string
+		for _, r := range rs {
+			if r.Weight > 0 {
+				rss = append(rss, r.Address.String())
+			}
+		}
+		slices.Sort(rss)
+		got[vs.Key] = rss
+	}
+	return cmp.Diff(want, got, cmpopts.EquateEmpty(), cmp.Comparer(func(a, b ipvs.Key) bool { return a == b }))
 }
 
 // mutate makes one random change to the Service name or its slice and returns its name.

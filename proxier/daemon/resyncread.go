@@ -6,10 +6,11 @@ import (
 
 // readForResync is the runner's Read: before each periodic resync it reads the kernel for
 // it (reconcile.Reading: the fixed rules, addresses, set members, virtual and real servers)
-// holding kmu only to begin (a copy of the Services the reconciler holds), and compares it
-// with those Services, so partial syncs go on while it reads and compares. The periodic sync
+// holding kmu only to begin (for a full read, a copy of the Services the reconciler holds),
+// and compares it with those Services, so partial syncs go on while it reads and compares. The periodic sync
 // then takes in, under kmu, the Services changed since and repairs only what differs (sync,
-// ResyncRead, reconcile/plan.go). The read's time is kubevs_resync_read_duration_seconds;
+// ResyncReadDelta, reconcile/plan.go); after a clean probe, only the Services the full sync
+// computed again are compared. The read's time is kubevs_resync_read_duration_seconds;
 // the repair's, kubevs_sync_duration_seconds{mode="full"}; kubevs_resync_reads_total{kind}
 // counts full reads and probes (reconcile/probe.go).
 func (d *Daemon) readForResync(ctx context.Context) {

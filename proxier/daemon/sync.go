@@ -177,7 +177,9 @@ func (d *Daemon) sync(ctx context.Context, why runner.Reason) (full bool, err er
 		rd := d.reading
 		d.reading = nil
 		if periodicOnly && rd != nil {
-			err = d.reconciler.ResyncRead(ctx, all, rd) // the kernel was read without kmu
+			// The kernel was read without kmu; every Service outside delta is as the
+			// partial syncs handed it (nil delta: all were computed again).
+			err = d.reconciler.ResyncReadDelta(ctx, all, delta, rd)
 		} else {
 			err = d.reconciler.Resync(ctx, all)
 		}

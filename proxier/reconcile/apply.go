@@ -52,11 +52,12 @@ func (r *Reconciler) Apply(ctx context.Context, changed map[types.NamespacedName
 // and iptables-mode chains (leftovers.go); when Start left the rules to it, it writes them
 // after its virtual servers (kubeProxyServes).
 func (r *Reconciler) Resync(ctx context.Context, all map[types.NamespacedName]desired.Service) error {
-	return r.resync(ctx, all, nil)
+	return r.resync(ctx, all, nil, nil)
 }
 
-// resync is Resync, reading the kernel under the lock (rd nil) or committing rd's plan.
-func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]desired.Service, rd *Reading) error {
+// resync is Resync, reading the kernel under the lock (rd nil) or committing rd's plan or
+// probe (delta: see ResyncReadDelta).
+func (r *Reconciler) resync(ctx context.Context, all, delta map[types.NamespacedName]desired.Service, rd *Reading) error {
 	if !r.started {
 		return errors.New("resync: reconciler not started")
 	}
@@ -81,6 +82,12 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 	}
 	drift := Drift{Sets: len(created), Rules: len(tables)}
 	var t touched
+	if rd != nil && rd.read != nil && len(created) == 0 {
+		// An escalated probe read everything but copied no Services: plan against those
+		// the Reconciler holds now (what commitPlan would bring a snapshot to anyway).
+		rd.plan = makePlan(r.services, rd.read, r.opts.ExcludeCIDRs)
+		rd.read = nil
+	}
 	switch {
 	case rd != nil && rd.plan != nil && len(created) == 0:
 		// Sets created again hold none of the members the read saw: read under the lock.
@@ -90,7 +97,7 @@ func (r *Reconciler) resync(ctx context.Context, all map[types.NamespacedName]de
 		rd.plan = nil
 	case rd != nil && rd.kind == ReadProbe && len(created) == 0:
 		// The probe found the kernel as the model holds it: converge what changed since.
-		t = r.takeServices(all)
+		t = r.takeServices(all, delta)
 	default:
 		var lost Drift
 		t, lost, err = r.rebuild(ctx, all)

@@ -159,21 +159,8 @@ func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p 
 func (m *model) take(services, all map[types.NamespacedName]desired.Service, usable func(desired.Service) desired.Service, t *touched) {
 	snapshot, kept := len(services), 0
 	for name, s := range all {
-		u := usable(s)
-		old, had := services[name]
-		if had {
+		if m.takeOne(services, name, s, usable, t) {
 			kept++
-		}
-		if had && sameKernelState(old, u) {
-			continue
-		}
-		if had {
-			m.subRefs(name, &old, t)
-			delete(services, name)
-		}
-		if !u.IsZero() {
-			services[name] = u
-			m.addRefs(name, &u, t)
 		}
 	}
 	for name, old := range services {
@@ -188,12 +175,44 @@ func (m *model) take(services, all map[types.NamespacedName]desired.Service, usa
 	}
 }
 
+// takeDelta is take when every Service but those of delta is known to hold what it holds
+// already: only delta's are compared (the zero Service: gone).
+func (m *model) takeDelta(services, delta map[types.NamespacedName]desired.Service, usable func(desired.Service) desired.Service, t *touched) {
+	for name, s := range delta {
+		m.takeOne(services, name, s, usable, t)
+	}
+}
+
+// takeOne makes services hold s (usable) for name, counting it again in m when its kernel
+// state differs; it reports whether services held name before.
+func (m *model) takeOne(services map[types.NamespacedName]desired.Service, name types.NamespacedName, s desired.Service, usable func(desired.Service) desired.Service, t *touched) bool {
+	u := usable(s)
+	old, had := services[name]
+	if had && sameKernelState(old, u) {
+		return true
+	}
+	if had {
+		m.subRefs(name, &old, t)
+		delete(services, name)
+	}
+	if !u.IsZero() {
+		services[name] = u
+		m.addRefs(name, &u, t)
+	}
+	return had
+}
+
 // takeServices is the commit of a probe that found nothing different (probe.go): the
-// model's picture of the kernel stays, its wants take all, and the objects to converge
-// are those of the Services that changed and those whose converge failed.
-func (r *Reconciler) takeServices(all map[types.NamespacedName]desired.Service) touched {
+// model's picture of the kernel stays, its wants take all (only delta's Services, when the
+// caller knows them: ResyncReadDelta), and the objects to converge are those of the
+// Services that changed and those whose converge failed.
+func (r *Reconciler) takeServices(all, delta map[types.NamespacedName]desired.Service) touched {
 	var t touched
-	r.m.take(r.services, all, r.usable, &t)
+	if delta != nil {
+		r.m.takeDelta(r.services, delta, r.usable, &t)
+	} else {
+		r.m.take(r.services, all, r.usable, &t)
+	}
 	r.retryFailed(&t)
 	return t
 }

@@ -22,7 +22,9 @@ package reconcile
 // probe at 10,000 Services in the emulated test VM, most of the idle CPU.
 //
 // A probe that sees anything differ (or fails) becomes a full read at once, in the same
-// Run, so the resync repairs as it would have. A probe compares the kernel with BeginRead's
+// Run, so the resync repairs as it would have; as BeginRead copied no Services for a probe,
+// that resync compares the read with them under the lock (a fault was found: its repair
+// holds the lock for one pass over the Services). A probe compares the kernel with BeginRead's
 // copy of the model, so a partial sync that writes while it reads can make it differ: the
 // cost is a full read, never a wrong repair (the full read is a plan, plan.go). What it
 // cannot see (a virtual server or a real server deleted outside its sample, a scheduler

@@ -17,7 +17,7 @@ import (
 )
 
 // TestRandomSequencesMatchACleanSync drives a Reconciler through random partial changes
-// of a few Services (of every type, with NodePorts, LoadBalancer ingress, externalIPs,
+// (Apply, or a periodic resync after a clean probe told which Services changed) of a few Services (of every type, with NodePorts, LoadBalancer ingress, externalIPs,
 // source ranges and traffic policies) that share addresses, ports and endpoints, with failures injected now
 // and then and restarts (a new Reconciler adopting the kernel). After every step without failure (and drains finished), and after a Resync
 // following a failure, the fake kernel must equal what a fresh Reconciler programs for the
@@ -103,7 +103,28 @@ func randomSequence(t *testing.T, seed uint64, steps int) {
 				current[name] = *s
 			}
 		}
-		err := r.Apply(c, changes(t, ch...))
+		var err error
+		if !fail && rng.IntN(4) == 0 {
+			// A periodic resync whose probe found nothing brings the changes (as the daemon's
+			// full sync does, with the Services it computed again): only they are taken in.
+			delta := map[types.NamespacedName]desired.Service{}
+			for name, s := range changes(t, ch...) {
+				if s != nil {
+					delta[name] = *s
+				} else {
+					delta[name] = desired.Service{}
+				}
+			}
+			holdFullRead(r)
+			rd := r.BeginRead()
+			rd.Run(c)
+			if rd.Kind() != ReadProbe {
+				t.Fatalf("step %d: the read was %q, want a clean probe", step, rd.Kind())
+			}
+			err = r.ResyncReadDelta(c, current, delta, rd)
+		} else {
+			err = r.Apply(c, changes(t, ch...))
+		}
 		// A failure may also stay queued for a later step, and fire during a Resync:
 		// the daemon retries until a Resync succeeds, and so does this test.
 		for try := 0; err != nil; try++ {

@@ -50,9 +50,12 @@ type Reading struct {
 	rules []desired.FamilyRules
 
 	// services is the Reconciler's Services at BeginRead (its own copy), exclude its
-	// ExcludeCIDRs: what Run plans against (plan.go).
+	// ExcludeCIDRs: what Run plans against (plan.go). A probe copies no Services (at
+	// 10,000 the copy was 5 MB every resync): when it escalates, Run keeps its read of
+	// everything (read) and ResyncRead plans under the lock, against the Services then.
 	services map[types.NamespacedName]desired.Service
 	exclude  []netip.Prefix
+	read     *kernelRead
 
 	// probe, when set, makes Run probe first (probe.go); kind is what Run did (ReadFull,
 	// ReadProbe, ReadEscalated), began when, took how long (when it read everything).
@@ -86,8 +89,10 @@ func (r *Reconciler) BeginRead() *Reading {
 	r.readGen++
 	r.dirty = &dirty{vs: map[ipvs.Key]struct{}{}, vips: map[netip.Addr]struct{}{}, entries: map[desired.SetEntry]struct{}{}}
 	rd := &Reading{gen: r.readGen, k: r.k, dummy: r.global.Dummy, rules: r.global.Rules,
-		services: maps.Clone(r.services), exclude: r.opts.ExcludeCIDRs, now: r.opts.Now}
-	if !r.fullReadDue() {
+		exclude: r.opts.ExcludeCIDRs, now: r.opts.Now}
+	if r.fullReadDue() {
+		rd.services = maps.Clone(r.services)
+	} else {
 		rd.probe = r.newProbe()
 	}
 	return rd
@@ -113,8 +118,13 @@ func (rd *Reading) Run(ctx context.Context) {
 		rd.verified[fr.Family] = differ
 	}
 	full := func() {
-		var kr *kernelRead
-		if kr, rd.err = readKernel(ctx, rd.k, rd.dummy, nil); rd.err == nil {
+		kr, err := readKernel(ctx, rd.k, rd.dummy, nil)
+		switch {
+		case err != nil:
+			rd.err = err
+		case rd.services == nil: // an escalated probe: ResyncRead plans
+			rd.read = kr
+		default:
 			rd.plan = makePlan(rd.services, kr, rd.exclude)
 		}
 	}
@@ -159,6 +169,16 @@ func (r *Reconciler) unusable(rd *Reading) string {
 // lock, except where kubevs wrote since: rd's picture of the objects written since
 // BeginRead is replaced by the model's. When rd cannot be used it is Resync.
 func (r *Reconciler) ResyncRead(ctx context.Context, all map[types.NamespacedName]desired.Service, rd *Reading) error {
+	return r.ResyncReadDelta(ctx, all, nil, rd)
+}
+
+// ResyncReadDelta is ResyncRead told which Services may differ from what the Reconciler was
+// last handed (by Apply or a resync): delta holds them with their state in all (the zero
+// Service for one gone), and every other Service of all must hold what it was last handed.
+// When rd was a probe that found the kernel as the model holds it, the resync then takes in
+// delta alone instead of comparing every Service of all with the model's (a periodic resync
+// on an idle node: nothing). delta nil: any Service may differ.
+func (r *Reconciler) ResyncReadDelta(ctx context.Context, all, delta map[types.NamespacedName]desired.Service, rd *Reading) error {
 	if why := r.unusable(rd); why != "" {
 		klog.FromContext(ctx).V(2).Info("Resync reads the kernel under the lock", "reason", why)
 		return r.Resync(ctx, all)
@@ -166,7 +186,7 @@ func (r *Reconciler) ResyncRead(ctx context.Context, all map[types.NamespacedNam
 	if rd.kind != ReadProbe { // it read everything: the budget counts from it
 		r.lastFullRead, r.fullReadCost = rd.began, rd.took
 	}
-	return r.resync(ctx, all, rd)
+	return r.resync(ctx, all, delta, rd)
 }
 
 // noteDirty records the objects of t as written since BeginRead.
