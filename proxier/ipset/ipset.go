@@ -53,9 +53,9 @@ type Interface interface {
 	DestroySet(name string) error
 	// Entries lists a set's members in canonical form; ErrNotFound if the set is absent.
 	Entries(name string) ([]Entry, error)
-	// Count returns how many members a set holds, from the set's header (no member is
-	// listed); ErrNotFound if the set is absent.
-	Count(name string) (int, error)
+	// Counts returns how many members each set holds, by name, from the sets' headers in
+	// one dump (no member is listed).
+	Counts() (map[string]int, error)
 	// AddEntries adds members in one batch; members already present are not an error.
 	AddEntries(name string, entries ...Entry) error
 	// DeleteEntries removes members in one batch; members already absent are not an error.

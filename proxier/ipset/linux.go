@@ -181,16 +181,44 @@ func (l *Linux) Entries(name string) ([]Entry, error) {
 	return entries, nil
 }
 
-// Count returns the member count the kernel keeps in the set's header.
-func (l *Linux) Count(name string) (int, error) {
-	_, _, n, err := l.list(name, true)
+// Counts returns the member counts the kernel keeps in the sets' headers, in one dump of
+// every set's header.
+func (l *Linux) Counts() (map[string]int, error) {
+	var body attrs
+	body.putBE32(attrFlags, flagListHeader)
+	msgs, err := execute(request(cmdList, flagsDump, body))
 	if err != nil {
-		return 0, fmt.Errorf("count members of set %s: %w", name, err)
+		return nil, fmt.Errorf("count members of the sets: %w", err)
 	}
-	if n < 0 {
-		return 0, fmt.Errorf("count members of set %s: the kernel's header holds no count", name)
+	out := map[string]int{}
+	for _, m := range msgs {
+		name, n := "", -1
+		err := parseAttrs(m, func(typ uint16, v []byte) error {
+			switch typ {
+			case attrSetName:
+				name = cString(v)
+			case attrData:
+				return parseAttrs(v, func(typ uint16, v []byte) error {
+					if typ == attrElements && len(v) == 4 {
+						n = int(binary.BigEndian.Uint32(v))
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("count members of the sets: %w", err)
+		}
+		if name == "" {
+			continue
+		}
+		if n < 0 {
+			return nil, fmt.Errorf("count members of set %s: the kernel's header holds no count", name)
+		}
+		out[name] = n
 	}
-	return n, nil
+	return out, nil
 }
 
 // list dumps one set: its header and, unless headerOnly, its members. elements is the

@@ -323,7 +323,7 @@ func (null) Addresses(string) ([]netip.Addr, error)                          { r
 func (null) AddAddress(string, netip.Addr) error                             { return nil }
 func (null) DeleteAddress(string, netip.Addr) error                          { return nil }
 func (null) Sets() ([]string, error)                                         { return nil, nil }
-func (null) Count(string) (int, error)                                       { return 0, nil }
+func (null) Counts() (map[string]int, error)                                 { return nil, nil }
 func (null) CreateSet(ipset.Set) error                                       { return nil }
 func (null) DestroySet(string) error                                         { return nil }
 func (null) Entries(string) ([]ipset.Entry, error)                           { return nil, nil }

@@ -12,7 +12,7 @@ package reconcile
 // later than MaxFullReadInterval). Between full reads a periodic resync probes:
 //   - the fixed rules, as a full read does (Verify);
 //   - the addresses of the dummy link, exactly (one dump);
-//   - the owned sets' member counts, from their headers (ipset.Interface.Count), against
+//   - the owned sets' member counts, from their headers (ipset.Interface.Counts, one dump), against
 //     the members the model holds: a flushed or emptied set, a member added or deleted;
 //   - the real servers of ProbeSample virtual servers the model holds, picked anew each
 //     time (a virtual server gone answers ErrNotFound): `ipvsadm -C`, or a fraction f of
@@ -104,20 +104,13 @@ func (p *probe) differs(k Kernel, dummy string) string {
 			return fmt.Sprintf("%s holds %s", dummy, a)
 		}
 	}
-	names, err := k.IPSet.Sets()
+	counts, err := k.IPSet.Counts()
 	if err != nil {
 		return err.Error()
 	}
 	members := 0
 	for _, name := range desired.OwnedSets() {
-		if !slices.Contains(names, name) {
-			continue
-		}
-		n, err := k.IPSet.Count(name)
-		if err != nil {
-			return err.Error()
-		}
-		members += n
+		members += counts[name]
 	}
 	if members != p.members {
 		return fmt.Sprintf("the owned sets hold %d members, the model %d", members, p.members)

@@ -81,8 +81,8 @@ func (g guardedIPSet) Entries(name string) ([]ipset.Entry, error) {
 	return get(g.r, fmt.Sprintf("list members of set %s", name), func() ([]ipset.Entry, error) { return g.Interface.Entries(name) })
 }
 
-func (g guardedIPSet) Count(name string) (int, error) {
-	return get(g.r, fmt.Sprintf("count members of set %s", name), func() (int, error) { return g.Interface.Count(name) })
+func (g guardedIPSet) Counts() (map[string]int, error) {
+	return get(g.r, "count members of the sets", g.Interface.Counts)
 }
 
 // membersOf lists the members of every set named in one job of the reader (each), each dump

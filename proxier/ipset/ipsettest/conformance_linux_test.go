@@ -53,9 +53,13 @@ func script(s ipset.Interface) []string {
 		for _, e := range es {
 			out = append(out, "  "+string(e))
 		}
-		n, err := s.Count(name)
+		counts, err := s.Counts()
 		res(err)
-		out = append(out, fmt.Sprintf("  count %d", n))
+		if n, ok := counts[name]; ok {
+			out = append(out, fmt.Sprintf("  count %d", n))
+		} else {
+			out = append(out, "  no count")
+		}
 	}
 	res(s.CreateSet(ipset.Set{Name: "KUBE-LOOP-BACK", Type: ipset.HashIPPortIP}))
 	res(s.CreateSet(ipset.Set{Name: "KUBE-LOOP-BACK", Type: ipset.HashNet}))

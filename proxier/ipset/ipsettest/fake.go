@@ -189,19 +189,18 @@ func (f *Fake) Entries(name string) ([]ipset.Entry, error) {
 	return s.sorted(), nil
 }
 
-// Count returns how many members a set holds.
-func (f *Fake) Count(name string) (int, error) {
+// Counts returns how many members each set holds.
+func (f *Fake) Counts() (map[string]int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.begin(OpCount, name)
-	if err != nil {
-		return 0, err
+	if _, err := f.begin(OpCount); err != nil {
+		return nil, err
 	}
-	s, ok := f.sets[name]
-	if !ok {
-		return 0, c.Done(fmt.Errorf("count members of set %s: %w", name, ipset.ErrNotFound))
+	out := make(map[string]int, len(f.sets))
+	for name, s := range f.sets {
+		out[name] = len(s.members)
 	}
-	return len(s.members), nil
+	return out, nil
 }
 
 func (s *set) sorted() []ipset.Entry {
