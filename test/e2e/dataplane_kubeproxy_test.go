@@ -74,7 +74,7 @@ func TestDataPlaneAgainstKubeProxy(t *testing.T) {
 func sideBySideMarkdown(r sideBySide) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "data plane %s: kube-proxy ipvs, then kubevs-proxier, on one node; %d workers, %.0f s per path in %d rounds per proxier\n\n",
-		r.Kubevs.Date, r.Kubevs.Workers, r.Kubevs.Seconds, dataPlaneRounds)
+		r.Kubevs.Date, r.Kubevs.Workers, r.Kubevs.Seconds, r.Kubevs.Rounds)
 	b.WriteString("| path | kube-proxy: connections/s (p99) | kubevs: connections/s (p99) | failed (kube-proxy / kubevs) |\n| --- | --- | --- | --- |\n")
 	for i, kv := range r.Kubevs.Paths {
 		kp := r.KubeProxy.Paths[i]

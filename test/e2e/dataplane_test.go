@@ -64,6 +64,7 @@ type dataplaneReport struct {
 	Date    string       `json:"date"`
 	Workers int          `json:"workers"`
 	Seconds float64      `json:"seconds_per_path"`
+	Rounds  int          `json:"rounds"`
 	Paths   []pathResult `json:"paths"`
 	Ratios  []ratio      `json:"ratios"`
 }
@@ -125,8 +126,11 @@ func dataPlanePaths(f *Framework, svc *corev1.Service, server, client *podsim.Po
 	}
 }
 
-// dataPlaneRounds: each path runs in this many turns with the others.
-const dataPlaneRounds = 3
+// dataPlaneRounds is how many turns each path runs in, with the others: at least 3, and
+// turns of about 5 s in a longer run, so that a slower minute of the machine (a
+// neighbour's build, the host's writeback) falls on every path of a phase alike rather than
+// on one path's 20 s turn.
+func dataPlaneRounds(total time.Duration) int { return max(3, int(total/(5*time.Second))) }
 
 // measureDataPlane warms every path up, then measures them in rounds for total each.
 func measureDataPlane(t *testing.T, f *Framework, paths []dataPath, total time.Duration) dataplaneReport {
@@ -140,10 +144,11 @@ func measureDataPlane(t *testing.T, f *Framework, paths []dataPath, total time.D
 	}
 	lats := make([][]time.Duration, len(paths))
 	results := make([]pathResult, len(paths))
-	for r := range dataPlaneRounds {
+	rounds := dataPlaneRounds(total)
+	for r := range rounds {
 		for i, p := range paths {
 			start := time.Now()
-			lat, errs, first := connect(ctx, p, workers, 0, total/dataPlaneRounds)
+			lat, errs, first := connect(ctx, p, workers, 0, total/time.Duration(rounds))
 			res := &results[i]
 			res.Name, res.Conns, res.Errors = p.Name, res.Conns+len(lat), res.Errors+errs
 			res.Seconds += time.Since(start).Seconds()
@@ -158,7 +163,7 @@ func measureDataPlane(t *testing.T, f *Framework, paths []dataPath, total time.D
 		res.PerSec = float64(res.Conns) / res.Seconds
 		res.P50MS, res.P99MS = quantileMS(lats[i], 0.50), quantileMS(lats[i], 0.99)
 	}
-	rep := dataplaneReport{Date: time.Now().UTC().Format(time.RFC3339), Workers: workers, Seconds: total.Seconds(), Paths: results}
+	rep := dataplaneReport{Date: time.Now().UTC().Format(time.RFC3339), Workers: workers, Seconds: total.Seconds(), Rounds: rounds, Paths: results}
 	for i := 0; i+1 < len(results); i += 2 {
 		d, th := results[i], results[i+1]
 		rep.Ratios = append(rep.Ratios, ratio{Through: th.Name, Direct: d.Name, Rate: th.PerSec / d.PerSec, P99: th.P99MS / d.P99MS})
@@ -278,7 +283,7 @@ func quantileMS(d []time.Duration, q float64) float64 {
 
 func dataplaneMarkdown(r dataplaneReport) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "data plane %s: %d workers, %.0f s per path in 3 rounds, one echoed line per connection\n\n", r.Date, r.Workers, r.Seconds)
+	fmt.Fprintf(&b, "data plane %s: %d workers, %.0f s per path in %d rounds, one echoed line per connection\n\n", r.Date, r.Workers, r.Seconds, r.Rounds)
 	b.WriteString("| path | connections/s | p50 | p99 | connections (failed) |\n| --- | --- | --- | --- | --- |\n")
 	for _, p := range r.Paths {
 		fmt.Fprintf(&b, "| %s | %.0f | %.2f ms | %.2f ms | %d (%d) |\n", p.Name, p.PerSec, p.P50MS, p.P99MS, p.Conns, p.Errors)
