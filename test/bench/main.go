@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -42,6 +43,9 @@ type Options struct {
 	// Kubeconfig, when set, is the admin kubeconfig of a control plane the host serves:
 	// the guest starts none of its own.
 	Kubeconfig string
+	// Preload makes the host's half write the Services and slices before it serves
+	// (Preload), and the guest's adopt them (Config.Preloaded).
+	Preload bool
 }
 
 // AddFlags registers the options.
@@ -71,6 +75,20 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.HostNProc, "host-nproc", 0, "host CPUs (nproc on the host)")
 	fs.StringVar(&o.ServeAPI, "serve-api", "", "on the host: serve the control plane to the guest (qemu user-mode network) and write the guest's kubeconfig to this path, until signalled")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "in the guest: the kubeconfig -serve-api wrote (default: the guest runs its own control plane)")
+	fs.BoolVar(&o.Preload, "preload", false, "with -serve-api: write the -services and their slices natively before serving; with -kubeconfig: adopt them instead of writing")
+}
+
+// benchClient is the benchmark's own client: no client-side rate limit, protobuf on the
+// wire (cheaper for the emulated API server than JSON).
+func benchClient(c *rest.Config) (kubernetes.Interface, error) {
+	rc := rest.CopyConfig(c)
+	rc.QPS, rc.Burst = -1, 0
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("create client: %w", err)
+	}
+	return client, nil
 }
 
 // Main starts the bed, runs the benchmark and writes the report; it returns the markdown
@@ -84,9 +102,17 @@ func Main(ctx context.Context, o Options) (string, error) {
 		o.LogDir = filepath.Join(o.Out, fmt.Sprintf("logs-N%d", o.Services))
 	}
 	dirs := filepath.SplitList(o.ControlPlaneBin)
-	if o.ServeAPI != "" {
-		return "", ServeControlPlane(ctx, dirs, o.LogDir, o.ServeAPI)
+	if o.Preload && o.ServeAPI == "" && o.Kubeconfig == "" {
+		return "", errors.New("-preload needs -serve-api (the host's half) or -kubeconfig (the guest's)")
 	}
+	if o.ServeAPI != "" {
+		var p Preload
+		if o.Preload {
+			p = Preload{Services: o.Services, Endpoints: o.Endpoints, Writers: cmp.Or(o.SetupWriters, o.Writers)}
+		}
+		return "", ServeControlPlane(ctx, dirs, o.LogDir, o.ServeAPI, p)
+	}
+	o.Preloaded = o.Preload
 	b, err := bed.Start(ctx, bed.Config{
 		ControlPlaneBin: dirs, LogDir: o.LogDir, StartTimeout: 10 * time.Minute,
 		Network: bed.NetworkConfig{IPv4Only: true}, Kubeconfig: o.Kubeconfig,
@@ -121,14 +147,9 @@ func Main(ctx context.Context, o Options) (string, error) {
 			return "", fmt.Errorf("--run: unknown proxier %q (kube-proxy, kubevs)", name)
 		}
 	}
-	// The benchmark's own client: no client-side rate limit, protobuf on the wire (cheaper
-	// for the emulated API server than JSON).
-	rc := rest.CopyConfig(b.RESTConfig)
-	rc.QPS, rc.Burst = -1, 0
-	rc.ContentType = "application/vnd.kubernetes.protobuf"
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := benchClient(b.RESTConfig)
 	if err != nil {
-		return "", fmt.Errorf("create client: %w", err)
+		return "", err
 	}
 	k, err := ipvs.New()
 	if err != nil {
@@ -142,7 +163,7 @@ func Main(ctx context.Context, o Options) (string, error) {
 		Machine: Machine{
 			HostNProc: o.HostNProc, HostKernel: o.HostKernel,
 			GuestNProc: runtime.NumCPU(), GuestKernel: unameRelease(), Accel: "QEMU TCG",
-			APIServer: apiServerPlace(o.Kubeconfig),
+			APIServer: apiServerPlace(o.Kubeconfig, o.Preloaded),
 		},
 		Services: o.Services, Endpoints: o.Endpoints, Changes: o.Changes, Burst: o.Burst, IdleSec: o.Idle.Seconds(),
 	}

@@ -157,6 +157,52 @@ func CreateCluster(ctx context.Context, client kubernetes.Interface, n, endpoint
 	return c, err
 }
 
+// AdoptCluster is the Cluster of n Services of endpoints each that CreateCluster wrote
+// earlier (the host's half, ServeControlPlane's Preload): their ClusterIPs are
+// ClusterIPOf's, and the slices are listed once (500 a page), for the resource versions the
+// changes update from. It fails when a Service's slice is missing or holds another count
+// of endpoints: a run must not measure a cluster other than the one it reports.
+func AdoptCluster(ctx context.Context, client kubernetes.Interface, n, endpoints int) (*Cluster, error) {
+	c := &Cluster{client: client, VIPs: make([]netip.Addr, n), locks: make([]sync.Mutex, n), slices: make([]*discoveryv1.EndpointSlice, n)}
+	index := make(map[string]int, n)
+	for i := range n {
+		c.VIPs[i] = ClusterIPOf(i)
+		index[ServiceName(i)] = i
+	}
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		var list *discoveryv1.EndpointSliceList
+		err := apiretry.Backoff{First: 100 * time.Millisecond, Max: 5 * time.Second, Budget: writeRetryBudget}.Do(ctx, func() error {
+			var err error
+			list, err = client.DiscoveryV1().EndpointSlices(Namespace).List(ctx, opts)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list the preloaded endpointslices of %s: %w", Namespace, err)
+		}
+		for i := range list.Items {
+			s := &list.Items[i]
+			if j, ok := index[s.Name]; ok {
+				c.slices[j] = s
+			}
+		}
+		if opts.Continue = list.Continue; opts.Continue == "" {
+			break
+		}
+	}
+	for i, s := range c.slices {
+		if s == nil || len(s.Endpoints) != endpoints {
+			got := -1
+			if s != nil {
+				got = len(s.Endpoints)
+			}
+			return nil, fmt.Errorf("preloaded endpointslice %s/%s: %d endpoints, want %d (-1: absent)", Namespace, ServiceName(i), got, endpoints)
+		}
+	}
+	c.next.Store(uint32(n * endpoints)) // CreateCluster handed out the addresses before these
+	return c, nil
+}
+
 // Key is the virtual server of Service i.
 func (c *Cluster) Key(i int) ipvs.Key {
 	return ipvs.Key{Address: c.VIPs[i], Protocol: ipvs.TCP, Port: servicePort}

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -87,6 +89,56 @@ func TestCreateCluster(t *testing.T) {
 	}
 	if svc.Spec.ClusterIP != "10.96.1.7" {
 		t.Errorf("Service 7's spec.clusterIP = %q, want 10.96.1.7 (set by the benchmark, not allocated)", svc.Spec.ClusterIP)
+	}
+}
+
+// TestAdoptCluster: a cluster the host's half wrote is adopted with the same virtual servers
+// and real servers, its changes hand out addresses none of the written slices holds and
+// update the listed slices, and a missing slice or a slice of another size fails the run.
+func TestAdoptCluster(t *testing.T) {
+	ctx := context.Background()
+	client := fakeAPI(2)
+	written, err := CreateCluster(ctx, client, 25, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := AdoptCluster(ctx, client, 25, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := cmp.Options{cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })}
+	if d := cmp.Diff(written.Keys(), c.Keys(), addrs); d != "" {
+		t.Errorf("adopted virtual servers (-written +adopted):\n%s", d)
+	}
+	sortTargets := func(ts []Target) []Target {
+		slices.SortFunc(ts, func(a, b Target) int {
+			return strings.Compare(a.RS.String()+a.Key.String(), b.RS.String()+b.Key.String())
+		})
+		return ts
+	}
+	if d := cmp.Diff(sortTargets(written.Targets()), sortTargets(c.Targets()), addrs); d != "" {
+		t.Errorf("adopted real servers (-written +adopted):\n%s", d)
+	}
+	key, rs, err := c.AddEndpoint(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range written.Targets() {
+		if tg.RS == rs {
+			t.Errorf("the adopted cluster's change added %s, which Service %s already had", rs, tg.Key)
+		}
+	}
+	if key != c.Key(7) {
+		t.Errorf("change of Service 7 at %v, want %v", key, c.Key(7))
+	}
+	if err := client.DiscoveryV1().EndpointSlices(Namespace).Delete(ctx, ServiceName(3), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AdoptCluster(ctx, client, 25, 3); err == nil || !strings.Contains(err.Error(), ServiceName(3)) {
+		t.Errorf("adopting with a slice missing: %v, want an error naming %s", err, ServiceName(3))
+	}
+	if _, err := AdoptCluster(ctx, client, 2, 4); err == nil {
+		t.Error("adopting slices of 3 endpoints as slices of 4 succeeded")
 	}
 }
 

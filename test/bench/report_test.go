@@ -43,7 +43,7 @@ func TestMarkdownOneProxierHasNoRatioRow(t *testing.T) {
 	r := sampleReport()
 	r.Results = r.Results[1:]
 	r.Floor, r.Notes = nil, nil
-	r.Machine.APIServer = apiServerPlace("/run/kubeconfig") // the header says where it ran
+	r.Machine.APIServer = apiServerPlace("/run/kubeconfig", false) // the header says where it ran
 	golden(t, "report-kubevs-only.md", r.Markdown())
 }
 

@@ -32,6 +32,9 @@ type Config struct {
 	// Writers is the number of parallel API writers of the changes and the burst;
 	// SetupWriters, of the objects written before the proxiers start (0: Writers).
 	Writers, SetupWriters int
+	// Preloaded says the host's half wrote the Services and slices before this run began
+	// (ServeControlPlane with a Preload): Run adopts them (AdoptCluster) instead.
+	Preloaded bool
 	// Seed picks the changed Services.
 	Seed uint64
 	// Proxiers run in order.
@@ -90,12 +93,20 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, k ipvs.In
 		return fmt.Errorf("the guest must start with no virtual server: %d found", n)
 	}
 	start := time.Now()
-	cluster, err := CreateCluster(ctx, client, cfg.Services, cfg.Endpoints, cmp.Or(cfg.SetupWriters, cfg.Writers))
+	var cluster *Cluster
+	var err error
+	if cfg.Preloaded {
+		cluster, err = AdoptCluster(ctx, client, cfg.Services, cfg.Endpoints)
+	} else {
+		cluster, err = CreateCluster(ctx, client, cfg.Services, cfg.Endpoints, cmp.Or(cfg.SetupWriters, cfg.Writers))
+	}
 	if err != nil {
 		return err
 	}
-	rep.SetupMS = ms(time.Since(start))
-	logger.Info("Cluster written", "services", cfg.Services, "endpoints", cfg.Services*cfg.Endpoints, "elapsed", time.Since(start))
+	if !cfg.Preloaded {
+		rep.SetupMS = ms(time.Since(start))
+	}
+	logger.Info("Cluster ready", "services", cfg.Services, "endpoints", cfg.Services*cfg.Endpoints, "preloaded", cfg.Preloaded, "elapsed", time.Since(start))
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
 	progress := func() {
 		if cfg.Progress != nil {

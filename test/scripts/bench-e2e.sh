@@ -7,10 +7,14 @@
 # By default (BENCH_API=host) the host runs etcd and kube-apiserver natively, in a network
 # namespace of their own that qemu shares, and the guest reaches them over qemu's user-mode
 # network (test/bench/serve.go): emulated, they took most of a large run. BENCH_API=guest runs
-# them inside the guest, as the runs before stop 16 (7 Dec) did.
+# them inside the guest, as the runs before stop 16 (7 Dec) did. With the host's control
+# plane, the host also writes the Services and slices before the guest starts (-preload; its
+# log says how long), and the guest adopts them: from the guest's emulated client, 50,000
+# Services were out of reach (BENCH_PRELOAD=0 writes them from the guest).
 #
 # Environment:
 #   BENCH_API=host         where the control plane runs: host or guest
+#   BENCH_PRELOAD=1        with BENCH_API=host: the host writes the objects (0: the guest)
 #   BENCH_N="1000 10000"   Service counts, one guest each (default 1000)
 #   BENCH_K=20             single changes per proxier
 #   BENCH_BURST=1000       changes in the burst
@@ -47,19 +51,21 @@ guest_runs() {
 		if [[ $api == host ]]; then
 			kc=$work/api-N$n/kubeconfig
 			mkdir -p "$(dirname "$kc")" "$out/logs-N$n/host"
+			preload=()
+			[[ ${BENCH_PRELOAD:-1} == 0 ]] || preload=(-preload -services="$n" -setup-writers=16)
 			"$work/kubevs-bench-e2e" -serve-api="$kc" -control-plane-bin="$cp_bin" -log-dir="$out/logs-N$n/host" \
-				>"$out/logs-N$n/host/serve-api.log" 2>&1 &
+				"${preload[@]}" >"$out/logs-N$n/host/serve-api.log" 2>&1 &
 			api_pid=$!
 			until [[ -f $kc ]]; do
 				kill -0 "$api_pid" 2>/dev/null || { stamp "the host's control plane did not start: $out/logs-N$n/host"; return 1; }
-				((SECONDS - start < 600)) || { stamp "the host's control plane not ready after 10 min"; kill "$api_pid"; return 1; }
+				((SECONDS - start < 3600)) || { stamp "the host's control plane not ready after an hour"; kill "$api_pid"; return 1; }
 				sleep 1
 			done
-			stamp "N=$n: control plane ready on the host"
+			stamp "N=$n: control plane ready on the host${preload:+, objects written}"
 			# The guest configures its end of the user-mode network, then runs the benchmark.
 			vm_flags=(--user-net)
 			wrap=(sh -c 'ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && exec "$@"' sh)
-			bench_args=(-kubeconfig="$kc" -setup-writers=16) # BENCH_ARGS may override
+			bench_args=(-kubeconfig="$kc" -setup-writers=16 "${preload[@]:0:1}") # BENCH_ARGS may override
 		fi
 		# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
 		"$work/kubevs-vm" run --timeout "${BENCH_TIMEOUT:-3h}" --share "$out" "${vm_flags[@]}" -- \
