@@ -163,9 +163,10 @@ func Main(ctx context.Context, o Options) (string, error) {
 		Machine: Machine{
 			HostNProc: o.HostNProc, HostKernel: o.HostKernel,
 			GuestNProc: runtime.NumCPU(), GuestKernel: unameRelease(), Accel: "QEMU TCG",
-			APIServer: apiServerPlace(o.Kubeconfig, o.Preloaded),
+			APIServer: apiServerPlace(o.Kubeconfig),
 		},
 		Services: o.Services, Endpoints: o.Endpoints, Changes: o.Changes, Burst: o.Burst, IdleSec: o.Idle.Seconds(),
+		Preloaded: o.Preloaded,
 	}
 	o.Progress = func(r *Report) {
 		if _, err := r.WriteFiles(o.Out); err != nil {

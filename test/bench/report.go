@@ -13,12 +13,14 @@ type Report struct {
 	Date    string  `json:"date"`
 	Machine Machine `json:"machine"`
 	// Services (N), Endpoints per Service, Changes (K) and Burst (B).
-	Services  int      `json:"services"`
-	Endpoints int      `json:"endpoints_per_service"`
-	Changes   int      `json:"changes"`
-	Burst     int      `json:"burst"`
-	IdleSec   float64  `json:"idle_sec"`
-	SetupMS   float64  `json:"setup_ms"` // writing the Services and slices
+	Services  int     `json:"services"`
+	Endpoints int     `json:"endpoints_per_service"`
+	Changes   int     `json:"changes"`
+	Burst     int     `json:"burst"`
+	IdleSec   float64 `json:"idle_sec"`
+	SetupMS   float64 `json:"setup_ms"` // writing the Services and slices
+	// Preloaded: the host's half wrote them before the guest started (SetupMS is 0).
+	Preloaded bool     `json:"preloaded,omitempty"`
 	Results   []Result `json:"results"`
 	Floor     *Floor   `json:"floor,omitempty"`
 	Notes     []string `json:"notes,omitempty"`
@@ -100,10 +102,14 @@ func (r *Report) WriteFiles(dir string) (string, error) {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	m := r.Machine
+	setup := "setup (API writes) " + secs(r.SetupMS)
+	if r.Preloaded {
+		setup = "objects written by the host before the guest started"
+	}
 	fmt.Fprintf(&b, "bench-e2e %s: %d Services x %d endpoints, %d single changes, burst of %d, idle %gs; "+
-		"guest %s (%d vCPU, %s) on host %s (%d CPUs); setup (API writes) %s\n\n",
+		"guest %s (%d vCPU, %s) on host %s (%d CPUs); %s\n\n",
 		r.Date, r.Services, r.Endpoints, r.Changes, r.Burst, r.IdleSec,
-		m.GuestKernel, m.GuestNProc, m.Accel, m.HostKernel, m.HostNProc, secs(r.SetupMS))
+		m.GuestKernel, m.GuestNProc, m.Accel, m.HostKernel, m.HostNProc, setup)
 	if m.APIServer != "" {
 		fmt.Fprintf(&b, "API server: %s\n\n", m.APIServer)
 	}

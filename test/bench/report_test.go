@@ -43,7 +43,8 @@ func TestMarkdownOneProxierHasNoRatioRow(t *testing.T) {
 	r := sampleReport()
 	r.Results = r.Results[1:]
 	r.Floor, r.Notes = nil, nil
-	r.Machine.APIServer = apiServerPlace("/run/kubeconfig", false) // the header says where it ran
+	r.Machine.APIServer = apiServerPlace("/run/kubeconfig") // the header says where it ran
+	r.SetupMS, r.Preloaded = 0, true                              // and who wrote the objects
 	golden(t, "report-kubevs-only.md", r.Markdown())
 }
 

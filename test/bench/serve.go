@@ -65,11 +65,8 @@ func ServeControlPlane(ctx context.Context, dirs []string, logDir, kubeconfig st
 }
 
 // apiServerPlace describes where the run's API server is, for the report.
-func apiServerPlace(kubeconfig string, preloaded bool) string {
-	switch {
-	case kubeconfig != "" && preloaded:
-		return "on the host, native (qemu user-mode network); the Services and slices written by the host before the guest started"
-	case kubeconfig != "":
+func apiServerPlace(kubeconfig string) string {
+	if kubeconfig != "" {
 		return "on the host, native (qemu user-mode network)"
 	}
 	return "in the guest, emulated"
