@@ -44,7 +44,7 @@ func TestMarkdownOneProxierHasNoRatioRow(t *testing.T) {
 	r.Results = r.Results[1:]
 	r.Floor, r.Notes = nil, nil
 	r.Machine.APIServer = apiServerPlace("/run/kubeconfig") // the header says where it ran
-	r.SetupMS, r.Preloaded = 0, true                              // and who wrote the objects
+	r.SetupMS, r.Preloaded = 0, true                        // and who wrote the objects
 	golden(t, "report-kubevs-only.md", r.Markdown())
 }
 
