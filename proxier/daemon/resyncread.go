@@ -23,6 +23,14 @@ func (d *Daemon) readForResync(ctx context.Context) {
 	d.kmu.Unlock()
 	start := d.clock.Now()
 	rd.Run(ctx)
+	if rd.NeedsServices() {
+		// A probe that found a difference read everything: it compares that with a copy
+		// of the Services taken now, and without kmu.
+		d.kmu.Lock()
+		d.reconciler.CopyServices(rd)
+		d.kmu.Unlock()
+		rd.Plan()
+	}
 	d.metrics.ResyncReadDuration.Observe(d.clock.Since(start).Seconds())
 	if kind := rd.Kind(); kind != "" {
 		d.metrics.ResyncReads.WithLabelValues(kind).Inc()

@@ -1,15 +1,21 @@
 package daemon
 
 import (
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/netfilter/netfiltertest"
+	"github.com/kubevs/kubevs/proxier/reconcile"
+	"github.com/kubevs/kubevs/proxier/runner"
 )
 
 // TestChangeAppliedWhilePeriodicResyncReads: the periodic resync's read of the fixed rules
@@ -71,5 +77,49 @@ func TestChangeAppliedWhilePeriodicResyncReads(t *testing.T) {
 	}
 	if got := gather(t, h.m)[`kubevs_resync_reads_total{kind="full"}`]; got != 1 {
 		t.Errorf(`kubevs_resync_reads_total{kind="full"} = %v, want 1 (the first read is full)`, got)
+	}
+}
+
+// TestEscalatedProbeRepairsThroughTheDaemon: with a small full-read budget, a periodic
+// resync after the first probes; a virtual server deleted behind kubevs's back makes the
+// probe read everything (kubevs_resync_reads_total{kind="escalated"}), the daemon has the
+// Services copied under kmu and the read compared without it (CopyServices, Plan), and the
+// resync puts the virtual server back.
+func TestEscalatedProbeRepairsThroughTheDaemon(t *testing.T) {
+	k := newFakeKernel()
+	cfg := testConfig(t)
+	cfg.SyncPeriod = metav1.Duration{Duration: time.Hour} // the test makes the resyncs
+	cfg.FullReadMillicores = ptr[int32](1)
+	h := startWith(t, k.kernel(), cfg, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"),
+		service("api", "10.96.0.20", 443), slice("api", "node-b", "10.244.3.7"))
+	eventually(t, "readiness", h.d.Ready)
+	resync := func() {
+		t.Helper()
+		h.d.readForResync(h.ctx)
+		h.d.kmu.Lock()
+		waits := h.d.reading != nil && h.d.reading.NeedsServices()
+		h.d.kmu.Unlock()
+		if waits {
+			t.Error("the read waits for the Services: the sync would compare under kmu")
+		}
+		if _, err := h.d.sync(h.ctx, runner.Periodic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resync() // the first full read: the budget counts from it
+	key := ipvs.Key{Address: netip.MustParseAddr("10.96.0.10"), Protocol: ipvs.TCP, Port: 80}
+	if err := k.ipvs.DeleteVirtualServer(key); err != nil {
+		t.Fatal(err)
+	}
+	resync()
+	if n := testutil.ToFloat64(h.m.ResyncReads.WithLabelValues(reconcile.ReadEscalated)); n != 1 {
+		t.Errorf("escalated reads: %v, want 1", n)
+	}
+	vss, err := k.ipvs.VirtualServers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(vss, func(vs ipvs.VirtualServer) bool { return vs.Key == key }) {
+		t.Errorf("virtual server %v not put back: %v", key, vss)
 	}
 }

@@ -83,8 +83,9 @@ func (r *Reconciler) resync(ctx context.Context, all, delta map[types.Namespaced
 	drift := Drift{Sets: len(created), Rules: len(tables)}
 	var t touched
 	if rd != nil && rd.read != nil && len(created) == 0 {
-		// An escalated probe read everything but copied no Services: plan against those
-		// the Reconciler holds now (what commitPlan would bring a snapshot to anyway).
+		// An escalated probe whose caller did not plan it (CopyServices, Plan): plan here,
+		// against the Services the Reconciler holds now (what commitPlan would bring a
+		// snapshot to anyway).
 		rd.plan = makePlan(r.services, rd.read, r.opts.ExcludeCIDRs)
 		rd.read = nil
 	}

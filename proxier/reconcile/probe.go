@@ -23,8 +23,8 @@ package reconcile
 //
 // A probe that sees anything differ (or fails) becomes a full read at once, in the same
 // Run, so the resync repairs as it would have; as BeginRead copied no Services for a probe,
-// that resync compares the read with them under the lock (a fault was found: its repair
-// holds the lock for one pass over the Services). A probe compares the kernel with BeginRead's
+// the caller has them copied then (CopyServices, under its lock) and the read compared
+// with them without the lock (Plan), as for a full read. A probe compares the kernel with BeginRead's
 // copy of the model, so a partial sync that writes while it reads can make it differ: the
 // cost is a full read, never a wrong repair (the full read is a plan, plan.go). What it
 // cannot see (a virtual server or a real server deleted outside its sample, a scheduler

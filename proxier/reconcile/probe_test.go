@@ -159,6 +159,46 @@ func TestProbeKeepsWritesMadeDuringIt(t *testing.T) {
 	}
 }
 
+// TestEscalatedProbePlansWithoutTheLock: a probe that finds a virtual server gone reads
+// everything; the caller then has the Services copied (CopyServices, under its lock) and the
+// read compared with them without it (Plan), so ResyncRead only commits. Partial syncs
+// between the read and the copy, and between the plan and the resync, are neither undone
+// nor taken for drift; the lost virtual server is repaired; the kernel ends as a sync from
+// scratch of the final Services.
+func TestEscalatedProbePlansWithoutTheLock(t *testing.T) {
+	f, r := startSynced(t, web, dns)
+	c := ctx(t)
+	must(t, f.ipvs.DeleteVirtualServer(mustKey("UDP:10.96.0.53:53")))
+	holdFullRead(r)
+	rd := r.BeginRead()
+	rd.Run(c)
+	if rd.Kind() != ReadEscalated || !rd.NeedsServices() {
+		t.Fatalf("the read was %q (needs Services: %v), want an escalated probe waiting for them", rd.Kind(), rd.NeedsServices())
+	}
+	api := svc{name: "default/api", ip: "10.96.0.20", ports: []string{"TCP:443"}, eps: []string{"10.244.2.1"}}
+	must(t, r.Apply(c, changes(t, api))) // after the read, before the copy
+	r.CopyServices(rd)
+	rd.Plan()
+	if rd.NeedsServices() || rd.plan == nil {
+		t.Fatalf("after CopyServices and Plan: needs Services %v, plan %v; want a plan", rd.NeedsServices(), rd.plan != nil)
+	}
+	web2 := web
+	web2.eps = append(web2.eps, "10.244.1.6")
+	must(t, r.Apply(c, changes(t, web2))) // after the plan
+	f.reset()
+	must(t, r.ResyncRead(c, all(t, web2, dns, api), rd))
+	if n := f.ipvs.Calls(ipvstest.OpVirtualServers); n != 0 {
+		t.Errorf("ResyncRead listed the virtual servers %d times under the lock; the read had", n)
+	}
+	want, _ := startSynced(t, web2, dns, api)
+	if diff := cmp.Diff(want.dump(), f.dump()); diff != "" {
+		t.Errorf("kernel after the escalated probe's resync (-synced from scratch +got):\n%s", diff)
+	}
+	if d := r.Drift(); d.VirtualServers != 1 {
+		t.Errorf("Drift = %+v, want the one virtual server deleted behind kubevs's back", d)
+	}
+}
+
 // TestFullReadFollowsTheBudget: a full read is due when the time since the last one began is
 // at least its cost over the budget, at most MaxFullReadInterval; with no budget or none
 // since Start, always. A full read (or an escalated probe) restarts the count; a probe does

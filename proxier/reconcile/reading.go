@@ -52,7 +52,8 @@ type Reading struct {
 	// services is the Reconciler's Services at BeginRead (its own copy), exclude its
 	// ExcludeCIDRs: what Run plans against (plan.go). A probe copies no Services (at
 	// 10,000 the copy was 5 MB every resync): when it escalates, Run keeps its read of
-	// everything (read) and ResyncRead plans under the lock, against the Services then.
+	// everything (read), the caller has the Services copied under its lock (CopyServices)
+	// and plans without it (Plan); a caller that does not, has ResyncRead plan under it.
 	services map[types.NamespacedName]desired.Service
 	exclude  []netip.Prefix
 	read     *kernelRead
@@ -122,7 +123,7 @@ func (rd *Reading) Run(ctx context.Context) {
 		switch {
 		case err != nil:
 			rd.err = err
-		case rd.services == nil: // an escalated probe: ResyncRead plans
+		case rd.services == nil: // an escalated probe: planned after CopyServices
 			rd.read = kr
 		default:
 			rd.plan = makePlan(rd.services, kr, rd.exclude)
@@ -146,6 +147,30 @@ func (rd *Reading) Run(ctx context.Context) {
 	rd.took = rd.now().Sub(rd.began)
 	rd.ran = true
 	klog.FromContext(ctx).V(2).Info("Read the kernel for a resync", "kind", rd.kind, "differed", why, "took", rd.took, "err", rd.err)
+}
+
+// NeedsServices reports whether Run read everything for an escalated probe and waits for
+// the Services to plan against: call CopyServices under the lock, then Plan without it.
+func (rd *Reading) NeedsServices() bool { return rd.read != nil && rd.services == nil }
+
+// CopyServices gives rd, whose Run escalated, a copy of the Services the Reconciler holds
+// now. Call it as any other method (under the caller's lock). Planning against Services
+// newer than the read is sound: what the Reconciler wrote since BeginRead takes the
+// model's picture at ResyncRead (dirty), and the Services changed since are taken in then.
+func (r *Reconciler) CopyServices(rd *Reading) {
+	if rd.NeedsServices() && rd.gen == r.readGen {
+		rd.services = maps.Clone(r.services)
+	}
+}
+
+// Plan compares the read with the Services CopyServices gave (plan.go), without the
+// lock; it does nothing unless both are there.
+func (rd *Reading) Plan() {
+	if rd.read == nil || rd.services == nil {
+		return
+	}
+	rd.plan = makePlan(rd.services, rd.read, rd.exclude)
+	rd.read, rd.services = nil, nil
 }
 
 // unusable says why rd cannot serve ResyncRead, or "" when it can.
