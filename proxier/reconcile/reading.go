@@ -7,6 +7,10 @@ package reconcile
 //
 //	rd := r.BeginRead()     // under the caller's lock: what to read
 //	rd.Run(ctx)             // no lock: the kernel reads (Verify, readKernel), the compare (plan.go)
+//	if rd.NeedsServices() { // a probe found a difference and read everything:
+//		r.CopyServices(rd) // under the lock: the Services to compare with
+//		rd.Plan()          // no lock: the compare
+//	}
 //	r.ResyncRead(ctx, all, rd) // under the lock: repair what differs
 //
 // While Run reads, Apply (and FinishDrains, RetryQuarantined) may change the kernel: what
