@@ -168,7 +168,7 @@ func (l *Linux) forget(name string) {
 
 // Entries lists a set's members in canonical form, sorted.
 func (l *Linux) Entries(name string) ([]Entry, error) {
-	info, entries, _, err := l.list(name, false)
+	info, entries, err := l.list(name, false)
 	if err != nil {
 		return nil, fmt.Errorf("list set %s: %w", name, err)
 	}
@@ -221,12 +221,10 @@ func (l *Linux) Counts() (map[string]int, error) {
 	return out, nil
 }
 
-// list dumps one set: its header and, unless headerOnly, its members. elements is the
-// header's member count, -1 when it holds none.
-func (l *Linux) list(name string, headerOnly bool) (info setInfo, entries []Entry, elements int, err error) {
-	elements = -1
+// list dumps one set: its header and, unless headerOnly, its members.
+func (l *Linux) list(name string, headerOnly bool) (info setInfo, entries []Entry, err error) {
 	if name == "" {
-		return info, nil, elements, fmt.Errorf("empty set name: %w", ErrNotFound)
+		return info, nil, fmt.Errorf("empty set name: %w", ErrNotFound)
 	}
 	var body attrs
 	body.putString(attrSetName, name)
@@ -235,7 +233,7 @@ func (l *Linux) list(name string, headerOnly bool) (info setInfo, entries []Entr
 	}
 	msgs, err := execute(request(cmdList, flagsDump, body))
 	if err != nil {
-		return info, nil, elements, err
+		return info, nil, err
 	}
 	info.Name = name
 	for _, m := range msgs {
@@ -258,8 +256,6 @@ func (l *Linux) list(name string, headerOnly bool) (info setInfo, entries []Entr
 						info.PortFrom = binary.BigEndian.Uint16(v)
 					case typ == attrPortTo && len(v) == 2:
 						info.PortTo = binary.BigEndian.Uint16(v)
-					case typ == attrElements && len(v) == 4:
-						elements = int(binary.BigEndian.Uint32(v))
 					}
 					return nil
 				})
@@ -279,11 +275,11 @@ func (l *Linux) list(name string, headerOnly bool) (info setInfo, entries []Entr
 			return nil
 		})
 		if err != nil {
-			return info, nil, elements, err
+			return info, nil, err
 		}
 	}
 	slices.Sort(entries)
-	return info, entries, elements, nil
+	return info, entries, nil
 }
 
 // info returns what is known of a set, asking the kernel for its header when needed.
@@ -294,7 +290,7 @@ func (l *Linux) info(name string) (setInfo, error) {
 	if ok {
 		return info, nil
 	}
-	info, _, _, err := l.list(name, true)
+	info, _, err := l.list(name, true)
 	if err != nil {
 		return info, err
 	}
