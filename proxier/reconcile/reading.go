@@ -124,13 +124,9 @@ func (rd *Reading) Run(ctx context.Context) {
 	}
 	full := func() {
 		kr, err := readKernel(ctx, rd.k, rd.dummy, nil)
-		switch {
-		case err != nil:
-			rd.err = err
-		case rd.services == nil: // an escalated probe: planned after CopyServices
+		if rd.err = err; err == nil {
 			rd.read = kr
-		default:
-			rd.plan = makePlan(rd.services, kr, rd.exclude)
+			rd.Plan() // an escalated probe has no Services yet: planned after CopyServices
 		}
 	}
 	var why string
@@ -167,8 +163,8 @@ func (r *Reconciler) CopyServices(rd *Reading) {
 	}
 }
 
-// Plan compares the read with the Services CopyServices gave (plan.go), without the
-// lock; it does nothing unless both are there.
+// Plan compares the read with the Services BeginRead (a full read) or CopyServices (an
+// escalated probe) gave (plan.go), without the lock; it does nothing unless both are there.
 func (rd *Reading) Plan() {
 	if rd.read == nil || rd.services == nil {
 		return
