@@ -23,7 +23,6 @@ import (
 	"maps"
 	"slices"
 
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/proxier/desired"
@@ -34,8 +33,8 @@ import (
 // (externalIPs, LoadBalancer ingress IPs), which the guard rails check against every
 // Service's ClusterIP. An ignored Service claims nothing (it computes to nothing, and
 // becoming ignored from absent is no change).
-func claimsAddresses(svc *v1.Service) bool {
-	return !desired.Ignored(svc) && (len(svc.Spec.ExternalIPs) > 0 || len(svc.Status.LoadBalancer.Ingress) > 0)
+func claimsAddresses(svc *desired.APIService) bool {
+	return !desired.Ignored(svc) && (len(svc.Spec.ExternalIPs) > 0 || len(svc.Ingress) > 0)
 }
 
 // indexService records name's ClusterIPs and claims as the tracker holds them now.

@@ -45,15 +45,15 @@ func (d *Daemon) apiServers() []netip.AddrPort {
 // that is new, counts it in kubevs_objects_skipped_total and, when it is a refusal, logs it
 // and reports it as a Warning Event on the Service: once per Service, part and reason, not
 // once per sync. kmu must be held.
-func (d *Daemon) noteSkips(ctx context.Context, name types.NamespacedName, svc *v1.Service, errs []error) {
+func (d *Daemon) noteSkips(ctx context.Context, name types.NamespacedName, svc *desired.APIService, errs []error) {
 	for _, err := range d.skipped.note(name, errs) {
 		d.metrics.ObjectsSkipped.WithLabelValues(skipReason(err)).Inc()
 		se, ok := refusal(err)
 		if !ok || svc == nil {
 			continue
 		}
-		klog.FromContext(ctx).Info("Refused an address of a Service", "service", klog.KObj(svc), "address", se.Addr, "reason", se.Reason, "err", err)
-		d.recorder.Eventf(svc, v1.EventTypeWarning, se.Event, "%s", err.Error())
+		klog.FromContext(ctx).Info("Refused an address of a Service", "service", name, "address", se.Addr, "reason", se.Reason, "err", err)
+		d.recorder.Eventf(svc.Reference(), v1.EventTypeWarning, se.Event, "%s", err.Error())
 	}
 }
 

@@ -40,7 +40,7 @@ func TestSkipReasonOfComputeErrors(t *testing.T) {
 		eps []*discoveryv1.EndpointSlice
 	}{{svc, []*discoveryv1.EndpointSlice{bad}}, {v6, nil}, {ext, nil}} {
 		opts := desired.Options{ExternalIPAllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}
-		_, errs := desired.ComputeService(opts, desired.Node{}, nil, c.svc, desired.SlicesOf(c.eps...))
+		_, errs := desired.ComputeService(opts, desired.Node{}, nil, desired.APIServiceOf(c.svc), desired.SlicesOf(c.eps...))
 		for _, err := range errs {
 			got = append(got, skipReason(err))
 		}

@@ -32,8 +32,8 @@ func FuzzServiceAnnotations(f *testing.F) {
 			func(s *v1.Service) {
 				s.Annotations = map[string]string{SchedulerAnnotation: sched, SourceRangesAnnotation: ranges}
 			})
-		out, errs := ComputeService(opts, node, nil, svc, nil)
-		again, errs2 := ComputeService(opts, node, nil, svc, nil)
+		out, errs := ComputeService(opts, node, nil, APIServiceOf(svc), nil)
+		again, errs2 := ComputeService(opts, node, nil, APIServiceOf(svc), nil)
 		if diff := cmp.Diff(out, again, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" || len(errs) != len(errs2) {
 			t.Fatalf("second computation differs:\n%s", diff)
 		}

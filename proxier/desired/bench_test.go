@@ -24,10 +24,10 @@ func BenchmarkComputeService(b *testing.B) {
 	sl := []*discoveryv1.EndpointSlice{slice("web-1", discoveryv1.AddressTypeIPv4,
 		[]discoveryv1.EndpointPort{sport("http", v1.ProtocolTCP, 8080), sport("dns", v1.ProtocolUDP, 5353)}, eps...)}
 	opts := Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
-	in := SlicesOf(sl...)
+	in, svc := SlicesOf(sl...), APIServiceOf(s)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, errs := ComputeService(opts, Node{Name: "node-a"}, nil, s, in); len(errs) > 0 {
+		if _, errs := ComputeService(opts, Node{Name: "node-a"}, nil, svc, in); len(errs) > 0 {
 			b.Fatal(errs)
 		}
 	}

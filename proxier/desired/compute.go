@@ -34,11 +34,8 @@ func ValidScheduler(name string) bool { return slices.Contains(Schedulers, name)
 
 // Ignored reports whether kubevs leaves svc alone: headless, ExternalName, or claimed by
 // another proxy through the service-proxy-name label.
-func Ignored(svc *v1.Service) bool {
-	if svc == nil {
-		return true
-	}
-	if _, ok := svc.Labels[ServiceProxyNameLabel]; ok {
+func Ignored(svc *APIService) bool {
+	if svc == nil || svc.ProxyName {
 		return true
 	}
 	if svc.Spec.Type == v1.ServiceTypeExternalName {
@@ -61,7 +58,7 @@ func Ignored(svc *v1.Service) bool {
 // guard rails refuse).
 // ClusterIP virtual servers get the endpoints of internalTrafficPolicy, the others those of
 // externalTrafficPolicy (see pick).
-func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, eps []*Slice) (Service, []error) {
+func ComputeService(opts Options, node Node, local LocalPods, svc *APIService, eps []*Slice) (Service, []error) {
 	var out Service
 	if Ignored(svc) {
 		return out, nil
@@ -80,7 +77,7 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 	}
 	c.persistent, c.timeout = affinity(svc)
 	c.extLocal = externalPolicyLocal(svc)
-	c.intLocal = svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
+	c.intLocal = svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	hasNodePorts := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer
 	c.extIPs = c.externalIPs(svc)
 	c.lbIPs = c.loadBalancerIPs(svc)
@@ -121,20 +118,20 @@ func ComputeService(opts Options, node Node, local LocalPods, svc *v1.Service, e
 }
 
 // ClusterIPs returns spec.clusterIPs, or spec.clusterIP for objects that predate dual-stack.
-func ClusterIPs(svc *v1.Service) []string {
+func ClusterIPs(svc *APIService) []string {
 	if len(svc.Spec.ClusterIPs) > 0 {
 		return svc.Spec.ClusterIPs
 	}
 	return []string{svc.Spec.ClusterIP}
 }
 
-func affinity(svc *v1.Service) (bool, uint32) {
+func affinity(svc *APIService) (bool, uint32) {
 	if svc.Spec.SessionAffinity != v1.ServiceAffinityClientIP {
 		return false, 0
 	}
 	t := uint32(DefaultAffinityTimeout)
-	if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
-		t = uint32(*c.ClientIP.TimeoutSeconds)
+	if svc.Spec.AffinityTimeout > 0 {
+		t = uint32(svc.Spec.AffinityTimeout)
 	}
 	return true, t
 }

@@ -173,7 +173,7 @@ func TestComputeService(t *testing.T) {
 // name; a second computation must print the same. It returns the first result.
 func computeGolden(t *testing.T, name string, opts Options, node Node, local PodSet, svc *v1.Service, sl []*discoveryv1.EndpointSlice) Service {
 	t.Helper()
-	got, errs := ComputeService(opts, node, local, svc, SlicesOf(sl...))
+	got, errs := ComputeService(opts, node, local, APIServiceOf(svc), SlicesOf(sl...))
 	var b strings.Builder
 	b.WriteString(got.String())
 	for _, e := range errs {
@@ -185,7 +185,7 @@ func computeGolden(t *testing.T, name string, opts Options, node Node, local Pod
 		fmt.Fprintf(&b, "): %v\n", e)
 	}
 	fixture.Golden(t, name, b.String())
-	again, _ := ComputeService(opts, node, local, svc, SlicesOf(sl...))
+	again, _ := ComputeService(opts, node, local, APIServiceOf(svc), SlicesOf(sl...))
 	if diff := cmp.Diff(got.String(), again.String()); diff != "" {
 		t.Errorf("not deterministic:\n%s", diff)
 	}
@@ -195,7 +195,7 @@ func computeGolden(t *testing.T, name string, opts Options, node Node, local Pod
 func TestComputeServiceNilLocalPods(t *testing.T) {
 	svc := service("web", []string{"10.96.0.10"}, []v1.ServicePort{port("", v1.ProtocolTCP, 80)})
 	sl := slice("w", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{sport("", v1.ProtocolTCP, 80)}, ep{addr: "10.244.0.7"}, ep{addr: "10.244.0.8", node: "n"})
-	got, errs := ComputeService(Options{}, Node{Name: "n"}, nil, svc, SlicesOf(sl))
+	got, errs := ComputeService(Options{}, Node{Name: "n"}, nil, APIServiceOf(svc), SlicesOf(sl))
 	if len(errs) != 0 {
 		t.Fatalf("errors: %v", errs)
 	}
@@ -222,7 +222,7 @@ func TestEntriesAreCanonical(t *testing.T) {
 		slice("b", discoveryv1.AddressTypeIPv6, []discoveryv1.EndpointPort{sport("s", v1.ProtocolUDP, 53)}, ep{addr: "fd00:244::9", node: "n"}),
 	}
 	opts := Options{Families: []ipset.Family{ipset.IPv4, ipset.IPv6}}
-	got, _ := ComputeService(opts, Node{Name: "n"}, nil, svc, SlicesOf(sl...))
+	got, _ := ComputeService(opts, Node{Name: "n"}, nil, APIServiceOf(svc), SlicesOf(sl...))
 	sets := map[string]ipset.Set{}
 	for _, s := range Global(opts, KernelVersion{6, 1}).Sets {
 		sets[s.Name] = s

@@ -31,7 +31,7 @@ func (e endpoint) local(node Node, pods LocalPods) bool {
 //
 // Slice ports are matched to sp by name (and protocol), as the EndpointSlice API defines.
 // Per the API, a nil ready or serving condition means true and a nil terminating means false.
-func candidates(fam ipset.Family, sp v1.ServicePort, eps []*Slice, errs *[]error, svc string) []endpoint {
+func candidates(fam ipset.Family, sp ServicePort, eps []*Slice, errs *[]error, svc string) []endpoint {
 	want := discoveryv1.AddressTypeIPv4
 	if fam == ipset.IPv6 {
 		want = discoveryv1.AddressTypeIPv6
@@ -187,7 +187,7 @@ func topology(ready []endpoint, node Node) []endpoint {
 }
 
 // slicePort finds the port of slice s that serves sp: same name and protocol.
-func slicePort(s *Slice, sp v1.ServicePort) (uint16, bool) {
+func slicePort(s *Slice, sp ServicePort) (uint16, bool) {
 	spProto := sp.Protocol
 	if spProto == "" {
 		spProto = v1.ProtocolTCP

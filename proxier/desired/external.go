@@ -39,7 +39,7 @@ type serviceComputation struct {
 // servicePort adds what one Service port needs in the family of cluster IP vip: its
 // ClusterIP virtual server with the endpoints of internalTrafficPolicy, and the NodePort,
 // externalIP and LoadBalancer ones of that family with those of externalTrafficPolicy.
-func (c *serviceComputation) servicePort(sn SetNameList, vip netip.Addr, nodeIPs []netip.Addr, sp v1.ServicePort) {
+func (c *serviceComputation) servicePort(sn SetNameList, vip netip.Addr, nodeIPs []netip.Addr, sp ServicePort) {
 	proto, ok := protocol(sp.Protocol)
 	if !ok {
 		c.errs = append(c.errs, skipped(ReasonUnsupportedProtocol, "service %s: port %q: unsupported protocol %q", c.name, sp.Name, sp.Protocol))
@@ -197,7 +197,7 @@ func (c *serviceComputation) loadBalancer(sn SetNameList, addr netip.Addr, proto
 
 // externalIPs parses spec.externalIPs, dropping (with an error) those outside the allowed
 // CIDRs.
-func (c *serviceComputation) externalIPs(svc *v1.Service) []netip.Addr {
+func (c *serviceComputation) externalIPs(svc *APIService) []netip.Addr {
 	var out, seen []netip.Addr
 	for _, s := range svc.Spec.ExternalIPs {
 		a, err := netip.ParseAddr(s)
@@ -228,7 +228,7 @@ func (c *serviceComputation) externalIPs(svc *v1.Service) []netip.Addr {
 }
 
 // sourceRanges parses loadBalancerSourceRanges (or the older annotation), masked.
-func (c *serviceComputation) sourceRanges(svc *v1.Service) []netip.Prefix {
+func (c *serviceComputation) sourceRanges(svc *APIService) []netip.Prefix {
 	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
 		return nil
 	}
@@ -256,12 +256,12 @@ func (c *serviceComputation) sourceRanges(svc *v1.Service) []netip.Prefix {
 // loadBalancerIPs returns the ingress IPs of a LoadBalancer Service, except those whose
 // ipMode is Proxy (the load balancer proxies to the node; the node must not short-circuit
 // the address) and those refused (reserved, or outside LoadBalancerIngressAllowedCIDRs).
-func (c *serviceComputation) loadBalancerIPs(svc *v1.Service) []netip.Addr {
+func (c *serviceComputation) loadBalancerIPs(svc *APIService) []netip.Addr {
 	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
 		return nil
 	}
 	var out, seen []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
+	for _, in := range svc.Ingress {
 		if in.IP == "" || (in.IPMode != nil && *in.IPMode == v1.LoadBalancerIPModeProxy) {
 			continue
 		}
@@ -289,7 +289,7 @@ func (c *serviceComputation) loadBalancerIPs(svc *v1.Service) []netip.Addr {
 
 // externalPolicyLocal reports whether externalTrafficPolicy=Local applies: the Service is
 // reachable from outside (NodePort, LoadBalancer, or externalIPs).
-func externalPolicyLocal(svc *v1.Service) bool {
+func externalPolicyLocal(svc *APIService) bool {
 	if svc.Spec.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal {
 		return false
 	}

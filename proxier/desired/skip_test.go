@@ -38,7 +38,7 @@ func TestComputeServiceSkipReasons(t *testing.T) {
 	tests[len(tests)-1].svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.9"}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, errs := ComputeService(opts, Node{Name: "n"}, nil, tt.svc, SlicesOf(tt.sl...))
+			_, errs := ComputeService(opts, Node{Name: "n"}, nil, APIServiceOf(tt.svc), SlicesOf(tt.sl...))
 			var got []Reason
 			for _, err := range errs {
 				var s *SkipError

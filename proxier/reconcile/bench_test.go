@@ -104,7 +104,7 @@ func (w *benchWorld) nodeFacing() []int {
 
 func (w *benchWorld) compute(b *testing.B, i int) desired.Service {
 	node := desired.Node{Name: "node-a", Addresses: []netip.Addr{nodeIP}}
-	s, errs := desired.ComputeService(testOpts, node, nil, w.svcs[i], desired.SlicesOf(w.slices[i]))
+	s, errs := desired.ComputeService(testOpts, node, nil, desired.APIServiceOf(w.svcs[i]), desired.SlicesOf(w.slices[i]))
 	if len(errs) > 0 {
 		b.Fatal(errs)
 	}

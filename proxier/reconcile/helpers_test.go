@@ -201,7 +201,7 @@ func (s svc) compute(t testing.TB) desired.Service {
 	if s.opts != nil {
 		opts = *s.opts
 	}
-	out, errs := desired.ComputeService(opts, desired.Node{Name: nodeName, Addresses: []netip.Addr{nodeIP}}, nil, obj, desired.SlicesOf(sl))
+	out, errs := desired.ComputeService(opts, desired.Node{Name: nodeName, Addresses: []netip.Addr{nodeIP}}, nil, desired.APIServiceOf(obj), desired.SlicesOf(sl))
 	if len(errs) > 0 {
 		t.Fatalf("compute %s: %v", s.name, errs)
 	}

@@ -86,7 +86,11 @@ func listObjects(ctx context.Context, src Source, nodeName string) (listing, err
 
 // computeWants is ListDesired's computation over the listed objects. It is pure.
 func computeWants(objs listing, nodeName string, cfg *config.Configuration, hostAddrs []netip.Addr, local desired.LocalPods) []Want {
-	node, svcs, eps := objs.node, objs.svcs, objs.eps
+	node, eps := objs.node, objs.eps
+	svcs := make([]*desired.APIService, len(objs.svcs))
+	for i := range objs.svcs {
+		svcs[i] = desired.APIServiceOf(&objs.svcs[i])
+	}
 	byService := map[types.NamespacedName][]*desired.Slice{}
 	for i := range eps {
 		s := desired.SliceOf(&eps[i])
@@ -96,19 +100,18 @@ func computeWants(objs listing, nodeName string, cfg *config.Configuration, host
 	opts := derive.Options(cfg, node, hostAddrs)
 	// The guard rails' inputs, as the proxier has them (less its kubeconfig's host).
 	var clusterIPs derive.ClusterIPIndex
-	for i := range svcs {
-		clusterIPs.Set(types.NamespacedName{Namespace: svcs[i].Namespace, Name: svcs[i].Name}, &svcs[i])
+	for _, svc := range svcs {
+		clusterIPs.Set(svc.NamespacedName(), svc)
 	}
 	opts.Reserved.ClusterIPs = &clusterIPs
 	opts.Reserved.APIServers = derive.APIServers("", byService[derive.APIServerService])
 	dn := derive.Node(nodeName, node)
 	var out []Want
-	for i := range svcs {
-		svc := &svcs[i]
+	for _, svc := range svcs {
 		if desired.Ignored(svc) {
 			continue
 		}
-		name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		name := svc.NamespacedName()
 		sl := byService[name]
 		slices.SortFunc(sl, func(a, b *desired.Slice) int { return strings.Compare(a.Name, b.Name) })
 		st, errs := desired.ComputeService(opts, dn, local, svc, sl)

@@ -139,7 +139,7 @@ func TestListDesiredMatchesCompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, errs := desired.ComputeService(derive.Options(cfg, node("10.244.0.0/24"), nil), derive.Node(testNode, node("10.244.0.0/24")), nil, web, desired.SlicesOf(a, b))
+	st, errs := desired.ComputeService(derive.Options(cfg, node("10.244.0.0/24"), nil), derive.Node(testNode, node("10.244.0.0/24")), nil, desired.APIServiceOf(web), desired.SlicesOf(a, b))
 	if len(errs) != 0 || len(wants) != 1 {
 		t.Fatalf("errs %v, wants %d", errs, len(wants))
 	}

@@ -8,13 +8,10 @@ package tracker
 // losing it like a creation.
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubevs/kubevs/proxier/desired"
@@ -28,7 +25,7 @@ const TriggerTimeAnnotation = "endpoints.kubernetes.io/last-change-trigger-time"
 // EndpointSlices sorted by name (a Service has one or a few: a sorted list is a fraction of
 // a map's bytes). Values are never mutated, only replaced.
 type state struct {
-	svc    *v1.Service
+	svc    *desired.APIService
 	slices []*cachedSlice
 }
 
@@ -47,9 +44,7 @@ func (a state) equal(b state) bool {
 	if (as == nil) != (bs == nil) {
 		return false
 	}
-	if as != nil && !(equality.Semantic.DeepEqual(as.Spec, bs.Spec) &&
-		equality.Semantic.DeepEqual(as.Status.LoadBalancer, bs.Status.LoadBalancer) &&
-		maps.Equal(as.Labels, bs.Labels) && maps.Equal(as.Annotations, bs.Annotations)) {
+	if as != nil && !as.SameState(bs) {
 		return false
 	}
 	return slices.EqualFunc(a.slices, b.slices, func(sa, sb *cachedSlice) bool { return sa.Slice.Equal(&sb.Slice) })
@@ -102,7 +97,7 @@ func (c *changes) commit(name types.NamespacedName, s state) {
 }
 
 // setService records svc (nil: deleted) as the Service called name.
-func (c *changes) setService(name types.NamespacedName, svc *v1.Service) {
+func (c *changes) setService(name types.NamespacedName, svc *desired.APIService) {
 	_, s := c.begin(name)
 	s.svc = svc
 	c.commit(name, s)

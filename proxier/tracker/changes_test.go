@@ -132,7 +132,7 @@ func TestChanges(t *testing.T) {
 				case o.slice:
 					c.setSlice(nn(o.svc), o.sliceName, cached(o.es))
 				default:
-					c.setService(nn(o.svc), o.service)
+					c.setService(nn(o.svc), desired.APIServiceOf(o.service))
 				}
 			}
 			var got []string

@@ -169,26 +169,38 @@ func objectMeta(o any) (any, bool) {
 
 func (t *Tracker) onService(logger klog.Logger, old, cur any) {
 	var name types.NamespacedName
-	var svc *v1.Service
+	var svc *desired.APIService
 	if cur != nil {
-		svc, _ = cur.(*v1.Service)
+		svc = asService(cur)
 		if svc == nil {
 			return
 		}
-		name = types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		name = svc.NamespacedName()
 	} else {
 		o, _ := objectMeta(old)
-		s, ok := o.(*v1.Service)
-		if !ok {
+		s := asService(o)
+		if s == nil {
 			return
 		}
-		name = types.NamespacedName{Namespace: s.Namespace, Name: s.Name}
+		name = s.NamespacedName()
 	}
 	logger.V(4).Info("Service event", "service", name, "deleted", svc == nil)
 	t.mu.Lock()
 	t.c.setService(name, svc)
 	t.mu.Unlock()
 	t.onChange()
+}
+
+// asService takes the cached Services (Transform made them); a Service as served, as a
+// test's informer without the transform hands it, is converted here.
+func asService(o any) *desired.APIService {
+	switch s := o.(type) {
+	case *cachedService:
+		return &s.APIService
+	case *v1.Service:
+		return desired.APIServiceOf(s)
+	}
+	return nil
 }
 
 func sliceService(s *cachedSlice) (types.NamespacedName, bool) {
@@ -307,7 +319,7 @@ func (t *Tracker) Touch(names ...types.NamespacedName) {
 
 // Service returns the current Service called name (nil if absent) and its EndpointSlices
 // sorted by name. The objects are shared and must not be modified.
-func (t *Tracker) Service(name types.NamespacedName) (*v1.Service, []*desired.Slice) {
+func (t *Tracker) Service(name types.NamespacedName) (*desired.APIService, []*desired.Slice) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.c.current[name]

@@ -15,21 +15,15 @@ import (
 
 // The informers keep, of each object, only what the proxier reads (desired.ComputeService,
 // derive.Node, the change tracker, the daemon): an allow list, so a field the API adds later
-// is dropped too. Services and the Node keep their types, without managedFields, the
-// kubectl last-applied annotation, Service selectors and conditions, and the Node's status
-// images, conditions and system info. EndpointSlices, most of the bytes at scale, become
-// desired.Slice: about a quarter of the bytes of the stripped API object (see
-// BenchmarkInformerCacheBytes). A new read of a Service or Node field must be added here,
-// and TestTransformKeepsWhatComputeReads fails when a field Compute reads is stripped.
+// is dropped too. Services become desired.APIService and EndpointSlices desired.Slice, the
+// compact forms Compute reads (about a quarter of the bytes of the stripped API objects: see
+// BenchmarkInformerCacheBytes). The Node keeps its type, without managedFields and its
+// status images, conditions and system info. A new read of a Service field must be added to
+// desired.APIService, of a Node field here; TestTransformKeepsWhatComputeReads fails when a
+// field Compute reads is dropped.
 
-// serviceLabels and serviceAnnotations are the Service labels and annotations read.
-var (
-	serviceLabels      = []string{desired.ServiceProxyNameLabel}
-	serviceAnnotations = []string{desired.SchedulerAnnotation, desired.SourceRangesAnnotation}
-)
-
-// Transform is the informers' cache.TransformFunc: it returns Services and Nodes with only
-// the fields the proxier reads, EndpointSlices as the tracker's compact slice, and any
+// Transform is the informers' cache.TransformFunc: it returns Services and EndpointSlices
+// as the tracker's compact forms, Nodes with only the fields the proxier reads, and any
 // other object unchanged. It is idempotent and does not modify its argument.
 func Transform(obj any) (any, error) {
 	switch o := obj.(type) {
@@ -70,26 +64,36 @@ func only(m map[string]string, keys []string) map[string]string {
 	return out
 }
 
-func stripService(s *v1.Service) *v1.Service {
-	return &v1.Service{
-		TypeMeta:   s.TypeMeta,
-		ObjectMeta: meta(&s.ObjectMeta, serviceLabels, serviceAnnotations),
-		Spec: v1.ServiceSpec{
-			Type:                     s.Spec.Type,
-			ClusterIP:                s.Spec.ClusterIP,
-			ClusterIPs:               s.Spec.ClusterIPs,
-			Ports:                    s.Spec.Ports,
-			ExternalIPs:              s.Spec.ExternalIPs,
-			SessionAffinity:          s.Spec.SessionAffinity,
-			SessionAffinityConfig:    s.Spec.SessionAffinityConfig,
-			LoadBalancerSourceRanges: s.Spec.LoadBalancerSourceRanges,
-			ExternalTrafficPolicy:    s.Spec.ExternalTrafficPolicy,
-			InternalTrafficPolicy:    s.Spec.InternalTrafficPolicy,
-			HealthCheckNodePort:      s.Spec.HealthCheckNodePort,
-		},
-		Status: v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: s.Status.LoadBalancer.Ingress}},
-	}
+// cachedService is a Service as the informer cache holds it: desired.APIService, a
+// runtime.Object with object metadata (namespace, name, UID and resource version) for the
+// informer, as cachedSlice is.
+type cachedService struct {
+	desired.APIService
 }
+
+var _ runtime.Object = (*cachedService)(nil)
+
+func stripService(s *v1.Service) *cachedService {
+	return &cachedService{APIService: *desired.APIServiceOf(s)}
+}
+
+// GetObjectKind has no kind to tell: the object never goes back to the API.
+func (s *cachedService) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject copies s; its slices and map are never modified, so they are shared.
+func (s *cachedService) DeepCopyObject() runtime.Object {
+	c := *s
+	return &c
+}
+
+// GetObjectMeta is the metadata the informer reads (meta.Accessor).
+func (s *cachedService) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, UID: s.UID, ResourceVersion: s.ResourceVersion}
+}
+
+// GetNamespace and GetName name s in logs (klog.KObj).
+func (s *cachedService) GetNamespace() string { return s.Namespace }
+func (s *cachedService) GetName() string      { return s.Name }
 
 // cachedSlice is an EndpointSlice as the informer cache holds it: what Compute reads, in the
 // compact form of desired.Slice, the trigger time of its last update (zero: none) and its

@@ -85,7 +85,7 @@ type ClusterIPIndex struct {
 	// addresses are parsed again when it is replaced rather than kept, since the object is
 	// held anyway (the informer's): a slice of addresses per Service was 0.4 MB of the
 	// proxier's heap at 10,000 Services.
-	byName map[types.NamespacedName]*v1.Service
+	byName map[types.NamespacedName]*desired.APIService
 	count  map[netip.Addr]int
 	gen    uint64
 }
@@ -97,9 +97,9 @@ func (x *ClusterIPIndex) Generation() uint64 { return x.gen }
 // Set records the ClusterIPs of svc under name, replacing what name held; a nil svc
 // forgets name. Headless Services hold none. The index keeps svc: it must not be modified
 // afterwards (as an informer's objects are not).
-func (x *ClusterIPIndex) Set(name types.NamespacedName, svc *v1.Service) {
+func (x *ClusterIPIndex) Set(name types.NamespacedName, svc *desired.APIService) {
 	if x.byName == nil {
-		x.byName, x.count = map[types.NamespacedName]*v1.Service{}, map[netip.Addr]int{}
+		x.byName, x.count = map[types.NamespacedName]*desired.APIService{}, map[netip.Addr]int{}
 	}
 	var buf [2]netip.Addr // one per family: what the API allows
 	if old, ok := x.byName[name]; ok {
@@ -128,7 +128,7 @@ func (x *ClusterIPIndex) Set(name types.NamespacedName, svc *v1.Service) {
 // clusterIPsOf appends to out the distinct ClusterIPs of svc, unmapped: spec.clusterIPs,
 // or spec.clusterIP for objects that predate dual-stack. "", "None" and garbage hold no
 // address.
-func clusterIPsOf(svc *v1.Service, out []netip.Addr) []netip.Addr {
+func clusterIPsOf(svc *desired.APIService, out []netip.Addr) []netip.Addr {
 	for _, s := range desired.ClusterIPs(svc) {
 		a, err := netip.ParseAddr(s)
 		if err != nil || slices.Contains(out, a.Unmap()) {

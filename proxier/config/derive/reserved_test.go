@@ -53,8 +53,8 @@ func TestAPIServers(t *testing.T) {
 }
 
 func TestClusterIPIndex(t *testing.T) {
-	svc := func(ips ...string) *v1.Service {
-		s := &v1.Service{Spec: v1.ServiceSpec{ClusterIPs: ips}}
+	svc := func(ips ...string) *desired.APIService {
+		s := &desired.APIService{Spec: desired.APIServiceSpec{ClusterIPs: ips}}
 		if len(ips) > 0 {
 			s.Spec.ClusterIP = ips[0]
 		}
@@ -76,7 +76,7 @@ func TestClusterIPIndex(t *testing.T) {
 		t.Errorf("after a's deletion: 10.96.0.10 %v (b holds it), fd00:96::10 %v", has("10.96.0.10"), has("fd00:96::10"))
 	}
 	x.Set(b, svc("None"))
-	x.Set(b, &v1.Service{})
+	x.Set(b, &desired.APIService{})
 	if x.Len() != 0 {
 		t.Errorf("headless and empty Services left %d addresses", x.Len())
 	}
@@ -86,7 +86,7 @@ func TestClusterIPIndex(t *testing.T) {
 // addresses as before must not look unchanged to a cache stamped with its old generation.
 func TestClusterIPIndexResetMovesTheGeneration(t *testing.T) {
 	a := types.NamespacedName{Namespace: "ns", Name: "a"}
-	svc := &v1.Service{Spec: v1.ServiceSpec{ClusterIP: "10.96.0.10"}}
+	svc := &desired.APIService{Spec: desired.APIServiceSpec{ClusterIP: "10.96.0.10"}}
 	var x ClusterIPIndex
 	x.Set(a, svc)
 	before := x.Generation()
@@ -104,7 +104,9 @@ func TestClusterIPIndexResetMovesTheGeneration(t *testing.T) {
 // previous Service held (parsed again from it), duplicates and garbage included, and only
 // a Service holding an address is kept.
 func TestClusterIPIndexReplaces(t *testing.T) {
-	svc := func(ips ...string) *v1.Service { return &v1.Service{Spec: v1.ServiceSpec{ClusterIPs: ips}} }
+	svc := func(ips ...string) *desired.APIService {
+		return &desired.APIService{Spec: desired.APIServiceSpec{ClusterIPs: ips}}
+	}
 	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
 	var x ClusterIPIndex
 	has := func(ip string) bool { return x.Has(netip.MustParseAddr(ip)) }
