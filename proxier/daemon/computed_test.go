@@ -64,7 +64,7 @@ func TestFullResyncRecomputesOnlyChangedServices(t *testing.T) {
 	}
 	eventually(t, "the slice update", func() bool {
 		_, sl := h.d.tracker.Service(types.NamespacedName{Namespace: "default", Name: "c"})
-		return len(sl) == 1 && sl[0].Endpoints[0].Addr == netip.MustParseAddr("10.244.2.8")
+		return len(sl) == 1 && sl[0].Endpoints[0].Addr() == netip.MustParseAddr("10.244.2.8")
 	})
 	if n := periodic(); n > 1 {
 		t.Errorf("periodic resync after one change computed %d Services, want at most 1", n)

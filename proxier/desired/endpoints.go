@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 
@@ -9,6 +10,9 @@ import (
 
 	"github.com/kubevs/kubevs/proxier/ipset"
 )
+
+// errZone is why an endpoint address with a zone is invalid (SliceOf).
+var errZone = errors.New("an IPVS real server's address takes no zone")
 
 // endpoint is one backend of one Service port, with its conditions and topology hints.
 type endpoint struct {
@@ -53,20 +57,23 @@ func candidates(fam ipset.Family, sp ServicePort, eps []*Slice, errs *[]error, s
 		}
 		for _, a := range s.Invalid {
 			_, err := netip.ParseAddr(a)
+			if err == nil {
+				err = errZone
+			}
 			*errs = append(*errs, skipped(ReasonInvalidAddress, "service %s: endpointslice %s: parse address %q: %w", svc, s.Name, a, err))
 		}
 		for i := range s.Endpoints {
 			e := &s.Endpoints[i]
 			ep := endpoint{
-				addr:        e.Addr,
+				addr:        e.Addr(),
 				port:        port,
-				nodeName:    e.NodeName,
-				ready:       e.Ready,
-				serving:     e.Serving,
-				terminating: e.Terminating,
+				nodeName:    e.NodeName(),
+				ready:       e.Ready(),
+				serving:     e.Serving(),
+				terminating: e.Terminating(),
 			}
-			if e.Hints != nil {
-				ep.zones, ep.nodes = e.Hints.Zones, e.Hints.Nodes
+			if h := e.Hints(); h != nil {
+				ep.zones, ep.nodes = h.Zones, h.Nodes
 			}
 			out = append(out, ep)
 		}

@@ -2,6 +2,8 @@ package desired
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -9,6 +11,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubevs/kubevs/proxier/ipset"
 )
 
 // TestSliceOf: the compact slice keeps what Compute and the guard rails read, with the
@@ -40,9 +44,9 @@ func TestSliceOf(t *testing.T) {
 		Namespace: "ns", Name: "web-abc", Service: "web", AddressType: discoveryv1.AddressTypeIPv4,
 		Ports: []SlicePort{{Name: "http", Protocol: v1.ProtocolUDP, Port: 8080, HasPort: true}, {Protocol: v1.ProtocolTCP}},
 		Endpoints: []Endpoint{
-			{Addr: netip.MustParseAddr("10.0.0.1"), Ready: true, Serving: true},
-			{Addr: netip.MustParseAddr("10.0.0.2"), NodeName: "n1", Terminating: true, Hints: &Hints{Zones: []string{"z1"}, Nodes: []string{"n1"}}},
-			{Addr: netip.MustParseAddr("10.0.0.4"), Ready: true, Serving: true},
+			NewEndpoint(netip.MustParseAddr("10.0.0.1"), "", nil, true, true, false),
+			NewEndpoint(netip.MustParseAddr("10.0.0.2"), "n1", &Hints{Zones: []string{"z1"}, Nodes: []string{"n1"}}, false, false, true),
+			NewEndpoint(netip.MustParseAddr("10.0.0.4"), "", nil, true, true, false),
 		},
 		Invalid: []string{"10.0.0.300"},
 		Others:  []netip.Addr{netip.MustParseAddr("10.0.0.9")},
@@ -55,9 +59,16 @@ func TestSliceOf(t *testing.T) {
 		t.Error("Equal is false for equal slices")
 	}
 	for _, change := range []func(s *Slice){
-		func(s *Slice) { s.Endpoints[0].Ready = false },
-		func(s *Slice) { s.Endpoints[1].Hints = &Hints{Zones: []string{"z2"}} },
-		func(s *Slice) { s.Endpoints[1].NodeName = "n2" },
+		func(s *Slice) { s.Endpoints[0] = NewEndpoint(s.Endpoints[0].Addr(), "", nil, false, true, false) },
+		func(s *Slice) {
+			s.Endpoints[0] = NewEndpoint(netip.MustParseAddr("10.0.0.3"), "", nil, true, true, false)
+		},
+		func(s *Slice) {
+			s.Endpoints[1] = NewEndpoint(s.Endpoints[1].Addr(), "n1", &Hints{Zones: []string{"z2"}}, false, false, true)
+		},
+		func(s *Slice) {
+			s.Endpoints[1] = NewEndpoint(s.Endpoints[1].Addr(), "n2", s.Endpoints[1].Hints(), false, false, true)
+		},
 		func(s *Slice) { s.Ports[0].Port = 80 },
 		func(s *Slice) { s.Invalid = nil },
 		func(s *Slice) { s.Others = nil },
@@ -85,7 +96,32 @@ func TestSliceOfShares(t *testing.T) {
 		}}})
 	}
 	a, b := mk().Endpoints[0], mk().Endpoints[0]
-	if unsafe.StringData(a.NodeName) != unsafe.StringData(b.NodeName) || a.Hints != b.Hints {
-		t.Error("two slices hold their own copies of a node name or hints")
+	if unsafe.StringData(a.NodeName()) != unsafe.StringData(b.NodeName()) || a.Hints() != b.Hints() || a.where != b.where {
+		t.Error("two slices hold their own copies of a node name, hints or placement")
+	}
+	if unsafe.Sizeof(a) != 32 {
+		t.Errorf("an Endpoint takes %d bytes, want 32", unsafe.Sizeof(a))
+	}
+}
+
+// TestSliceOfRefusesZones: an address with a zone cannot be a real server (the kernel
+// takes 16 bytes): it is reported invalid, not used without its zone.
+func TestSliceOfRefusesZones(t *testing.T) {
+	s := SliceOf(&discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv6, Endpoints: []discoveryv1.Endpoint{
+		{Addresses: []string{"fe80::1%eth0"}}, {Addresses: []string{"fd00::1"}},
+	}})
+	if len(s.Endpoints) != 1 || s.Endpoints[0].Addr() != netip.MustParseAddr("fd00::1") || !slices.Equal(s.Invalid, []string{"fe80::1%eth0"}) {
+		t.Errorf("endpoints %v, invalid %q", s.Endpoints, s.Invalid)
+	}
+}
+
+// TestZonedEndpointIsReported: Compute reports the zoned address it skips, with why.
+func TestZonedEndpointIsReported(t *testing.T) {
+	svc := APIServiceOf(service("web", []string{"fd00:96::1"}, []v1.ServicePort{port("http", v1.ProtocolTCP, 80)}))
+	sl := SliceOf(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, AddressType: discoveryv1.AddressTypeIPv6,
+		Ports: []discoveryv1.EndpointPort{sport("http", v1.ProtocolTCP, 8080)}, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"fe80::1%eth0"}}}})
+	_, errs := ComputeService(Options{Families: []ipset.Family{ipset.IPv6}}, Node{Name: "n"}, nil, svc, []*Slice{sl})
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "takes no zone") {
+		t.Errorf("errors %v, want the zoned address reported", errs)
 	}
 }

@@ -360,7 +360,7 @@ func (t *Tracker) ServicesWithEndpoints(match func(netip.Addr) bool) []types.Nam
 func hasEndpoint(s state, match func(netip.Addr) bool) bool {
 	for _, sl := range s.slices {
 		for _, e := range sl.Endpoints {
-			if match(e.Addr) {
+			if match(e.Addr()) {
 				return true
 			}
 		}

@@ -246,17 +246,17 @@ func TestTransformSharesRepeatedEndpointFields(t *testing.T) {
 	b := strip(t, servedSlice("b", 2, 4)).(*cachedSlice)
 	for j := range 4 {
 		ea, eb := a.Endpoints[j], b.Endpoints[j]
-		if unsafe.StringData(ea.NodeName) != unsafe.StringData(eb.NodeName) || ea.Hints != eb.Hints {
+		if unsafe.StringData(ea.NodeName()) != unsafe.StringData(eb.NodeName()) || ea.Hints() != eb.Hints() {
 			t.Errorf("endpoint %d: the two slices hold their own copies of node name or hints", j)
 		}
 		want := servedSlice("a", 1, 4).Endpoints[j]
-		if ea.NodeName != *want.NodeName || ea.Ready != *want.Conditions.Ready || ea.Serving != *want.Conditions.Serving ||
-			ea.Terminating != *want.Conditions.Terminating || ea.Hints.Zones[0] != want.Hints.ForZones[0].Name ||
-			ea.Addr != netip.MustParseAddr(want.Addresses[0]) {
+		if ea.NodeName() != *want.NodeName || ea.Ready() != *want.Conditions.Ready || ea.Serving() != *want.Conditions.Serving ||
+			ea.Terminating() != *want.Conditions.Terminating || ea.Hints().Zones[0] != want.Hints.ForZones[0].Name ||
+			ea.Addr() != netip.MustParseAddr(want.Addresses[0]) {
 			t.Errorf("endpoint %d: values changed: %+v, want %+v", j, ea, want)
 		}
 	}
-	if a.Endpoints[0].NodeName == a.Endpoints[1].NodeName {
+	if a.Endpoints[0].NodeName() == a.Endpoints[1].NodeName() {
 		t.Error("two endpoints on two nodes hold one node name")
 	}
 	if a.trigger.IsZero() || a.trigger.Format(time.RFC3339Nano) != servedSlice("a", 1, 4).Annotations[TriggerTimeAnnotation] {
@@ -309,8 +309,9 @@ func TestCachedSliceIsAnObject(t *testing.T) {
 	if diff := cmp.Diff(c, cp, cmp.AllowUnexported(cachedSlice{}), cmpAddr); diff != "" {
 		t.Errorf("copy differs:\n%s", diff)
 	}
-	cp.Endpoints[0].Ready = !cp.Endpoints[0].Ready
-	if c.Endpoints[0].Ready == cp.Endpoints[0].Ready {
+	e := cp.Endpoints[0]
+	cp.Endpoints[0] = desired.NewEndpoint(e.Addr(), e.NodeName(), e.Hints(), !e.Ready(), e.Serving(), e.Terminating())
+	if c.Endpoints[0].Ready() == cp.Endpoints[0].Ready() {
 		t.Error("the copy shares its endpoints")
 	}
 }

@@ -32,7 +32,7 @@ func APIServers(host string, eps []*desired.Slice) []netip.AddrPort {
 		}
 		addrs := slices.Clone(s.Others)
 		for _, e := range s.Endpoints {
-			addrs = append(addrs, e.Addr)
+			addrs = append(addrs, e.Addr())
 		}
 		for _, a := range addrs {
 			for _, p := range s.Ports {
