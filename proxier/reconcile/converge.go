@@ -82,7 +82,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 		err := r.k.IPVS.AddVirtualServer(want.VirtualServer)
 		switch {
 		case err == nil:
-			have = &vsState{vs: want.VirtualServer, rs: make(rsList, 0, len(want.RealServers))}
+			have = &vsState{settings: settingsOf(want.VirtualServer), rs: make(rsList, 0, len(want.RealServers))}
 			r.m.vs[k] = have
 		case errors.Is(err, ipvs.ErrExist):
 			// The model lagged behind the kernel: learn what is there and go on.
@@ -93,7 +93,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 			return failed(ReasonAddVirtualServer, fmt.Errorf("add virtual server %s of service %s: %w", want.VirtualServer, name, err))
 		}
 	}
-	if !sameSettings(have.vs, want.VirtualServer) {
+	if !have.same(want.VirtualServer) {
 		logger.V(4).Info("Updating virtual server", "virtualServer", want.VirtualServer, "service", name)
 		if err := r.k.IPVS.UpdateVirtualServer(want.VirtualServer); err != nil {
 			if errors.Is(err, ipvs.ErrNotFound) {
@@ -101,7 +101,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 			}
 			return failed(ReasonUpdateVirtualServer, fmt.Errorf("update virtual server %s of service %s: %w", want.VirtualServer, name, err))
 		}
-		have.vs = want.VirtualServer
+		have.settings = settingsOf(want.VirtualServer)
 	}
 	return failed(ReasonRealServers, r.convergeRealServers(ctx, k, name.String(), have, want.RealServers))
 }
@@ -240,7 +240,7 @@ func (r *Reconciler) readVS(k ipvs.Key) (*vsState, error) {
 	found := false
 	for _, v := range vss {
 		if v.Key == k {
-			st.vs, found = v, true
+			st.settings, found = settingsOf(v), true
 		}
 	}
 	if !found {
@@ -253,14 +253,6 @@ func (r *Reconciler) readVS(k ipvs.Key) (*vsState, error) {
 	st.rs = rsListOf(rss)
 	r.m.vs[k] = st
 	return st, nil
-}
-
-// sameSettings compares what UpdateVirtualServer can change.
-func sameSettings(a, b ipvs.VirtualServer) bool {
-	if a.Scheduler != b.Scheduler || a.Persistent != b.Persistent {
-		return false
-	}
-	return !a.Persistent || a.Timeout == b.Timeout
 }
 
 // convergeVIPs binds (add) or unbinds (!add) the addresses of vips that need it.

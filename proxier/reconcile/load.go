@@ -98,7 +98,7 @@ func readKernel(ctx context.Context, k Kernel, dummy string, read func(ipvs.Key,
 				return nil, fmt.Errorf("list real servers of %s: %w", v.Key, err)
 			}
 		}
-		kr.vs[v.Key] = &vsState{vs: v, rs: rsListOf(rss)}
+		kr.vs[v.Key] = &vsState{settings: settingsOf(v), rs: rsListOf(rss)}
 	}
 	return kr, nil
 }

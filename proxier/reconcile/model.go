@@ -82,9 +82,32 @@ func (m *model) pruneDrains() {
 	}
 }
 
+// vsState is the model's picture of one virtual server (its key is the map's): its
+// settings and its real servers.
 type vsState struct {
-	vs ipvs.VirtualServer
+	settings
 	rs rsList
+}
+
+// settings are what UpdateVirtualServer can change of a virtual server. A vsState holds
+// them alone, not the whole ipvs.VirtualServer, whose Key repeats the map's: 48 bytes a
+// virtual server instead of 96.
+type settings struct {
+	scheduler  string
+	persistent bool
+	timeout    uint32
+}
+
+func settingsOf(v ipvs.VirtualServer) settings {
+	return settings{scheduler: v.Scheduler, persistent: v.Persistent, timeout: v.Timeout}
+}
+
+// same reports whether v has the settings s (the timeout counts only when persistent).
+func (s settings) same(v ipvs.VirtualServer) bool {
+	if s.scheduler != v.Scheduler || s.persistent != v.Persistent {
+		return false
+	}
+	return !s.persistent || s.timeout == v.Timeout
 }
 
 type owner struct {

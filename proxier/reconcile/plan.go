@@ -63,7 +63,7 @@ func makePlan(services map[types.NamespacedName]desired.Service, kr *kernelRead,
 	t := &p.t
 	for k := range m.wantVS {
 		want, _, _ := m.want(k)
-		if have := m.vs[k]; have == nil || !sameSettings(have.vs, want.VirtualServer) || !have.rs.same(want.RealServers) {
+		if have := m.vs[k]; have == nil || !have.same(want.VirtualServer) || !have.rs.same(want.RealServers) {
 			t.vs = append(t.vs, k)
 		}
 	}

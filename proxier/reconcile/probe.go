@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
@@ -62,7 +63,13 @@ const (
 type probe struct {
 	bound   map[netip.Addr]struct{}
 	members int
-	sample  []vsState // copies
+	sample  []sampled
+}
+
+// sampled is a copy of the real servers the model holds for the virtual server k.
+type sampled struct {
+	k  ipvs.Key
+	rs rsList
 }
 
 // fullReadDue reports whether the next Reading must read everything: none was made since
@@ -80,11 +87,11 @@ func (r *Reconciler) fullReadDue() bool {
 // copy of the map's table, no per-key work), the sample's real servers one by one.
 func (r *Reconciler) newProbe() *probe {
 	p := &probe{bound: maps.Clone(r.m.bound), members: len(r.m.entries)}
-	for _, st := range r.m.vs { // map order: a different sample each time
+	for k, st := range r.m.vs { // map order: a different sample each time
 		if len(p.sample) == ProbeSample {
 			break
 		}
-		p.sample = append(p.sample, vsState{vs: st.vs, rs: slices.Clone(st.rs)})
+		p.sample = append(p.sample, sampled{k: k, rs: slices.Clone(st.rs)})
 	}
 	return p
 }
@@ -116,12 +123,12 @@ func (p *probe) differs(k Kernel, dummy string) string {
 		return fmt.Sprintf("the owned sets hold %d members, the model %d", members, p.members)
 	}
 	for _, st := range p.sample {
-		rss, err := k.IPVS.RealServers(st.vs.Key)
+		rss, err := k.IPVS.RealServers(st.k)
 		if err != nil {
 			return err.Error() // names the virtual server
 		}
 		if !st.rs.same(rss) {
-			return fmt.Sprintf("the real servers of %s differ", st.vs.Key)
+			return fmt.Sprintf("the real servers of %s differ", st.k)
 		}
 	}
 	return ""
