@@ -262,8 +262,7 @@ func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bo
 	batch, canBatch := r.k.Link.(link.AddressAdder)
 	var adds []netip.Addr // bound together where the adapter can
 	for _, a := range vips {
-		_, want := r.m.vipRefs[a]
-		_, have := r.m.bound[a]
+		want, have := r.m.vips.state(a)
 		switch {
 		case add && want && !have:
 			klog.FromContext(ctx).V(4).Info("Binding address", "address", a, "link", dummy)
@@ -275,14 +274,14 @@ func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bo
 				errs = append(errs, fmt.Errorf("bind %s to %s: %w", a, dummy, err))
 				continue
 			}
-			r.m.bound[a] = struct{}{}
+			r.m.vips.hold(a, true)
 		case !add && !want && have:
 			klog.FromContext(ctx).V(4).Info("Unbinding address", "address", a, "link", dummy)
 			if err := r.k.Link.DeleteAddress(dummy, a); err != nil && !errors.Is(err, link.ErrNotFound) {
 				errs = append(errs, fmt.Errorf("unbind %s from %s: %w", a, dummy, err))
 				continue
 			}
-			delete(r.m.bound, a)
+			r.m.vips.hold(a, false)
 		}
 	}
 	if len(adds) > 0 {
@@ -291,7 +290,7 @@ func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bo
 				errs = append(errs, fmt.Errorf("bind %s to %s: %w", adds[i], dummy, err))
 				continue
 			}
-			r.m.bound[adds[i]] = struct{}{}
+			r.m.vips.hold(adds[i], true)
 		}
 	}
 	return errors.Join(errs...)
@@ -303,8 +302,7 @@ func (r *Reconciler) convergeEntries(ctx context.Context, entries []desired.SetE
 	batches := map[string][]desired.SetEntry{}
 	var order []string
 	for _, e := range entries {
-		_, want := r.m.entryRefs[e]
-		_, have := r.m.entries[e]
+		want, have := r.m.entries.state(e)
 		if (add && want && !have) || (!add && !want && have) {
 			if batches[e.Set] == nil {
 				order = append(order, e.Set)
@@ -330,11 +328,7 @@ func (r *Reconciler) convergeEntries(ctx context.Context, entries []desired.SetE
 			continue
 		}
 		for _, e := range es {
-			if add {
-				r.m.entries[e] = struct{}{}
-			} else {
-				delete(r.m.entries, e)
-			}
+			r.m.entries.hold(e, add)
 		}
 	}
 	return errors.Join(errs...)

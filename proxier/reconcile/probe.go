@@ -35,7 +35,6 @@ package reconcile
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -61,7 +60,7 @@ const (
 
 // probe is BeginRead's copy of what the model holds, for a probe to compare the kernel with.
 type probe struct {
-	bound   map[netip.Addr]struct{}
+	bound   *refs[netip.Addr]
 	members int
 	sample  []sampled
 }
@@ -86,7 +85,7 @@ func (r *Reconciler) fullReadDue() bool {
 // newProbe copies what a probe compares from the model. The addresses are cloned whole (a
 // copy of the map's table, no per-key work), the sample's real servers one by one.
 func (r *Reconciler) newProbe() *probe {
-	p := &probe{bound: maps.Clone(r.m.bound), members: len(r.m.entries)}
+	p := &probe{bound: r.m.vips.clone(), members: r.m.entries.len()}
 	for k, st := range r.m.vs { // map order: a different sample each time
 		if len(p.sample) == ProbeSample {
 			break
@@ -103,11 +102,11 @@ func (p *probe) differs(k Kernel, dummy string) string {
 	if err != nil && !errors.Is(err, link.ErrNotFound) {
 		return err.Error()
 	}
-	if len(addrs) != len(p.bound) {
-		return fmt.Sprintf("%s holds %d addresses, the model %d", dummy, len(addrs), len(p.bound))
+	if len(addrs) != p.bound.len() {
+		return fmt.Sprintf("%s holds %d addresses, the model %d", dummy, len(addrs), p.bound.len())
 	}
 	for _, a := range addrs {
-		if _, ok := p.bound[a.Unmap()]; !ok {
+		if !p.bound.has(a.Unmap()) {
 			return fmt.Sprintf("%s holds %s", dummy, a)
 		}
 	}
