@@ -150,8 +150,10 @@ func (r *Reconciler) rebuild(ctx context.Context, all map[types.NamespacedName]d
 	}
 	var lost Drift
 	if r.m.fresh {
-		// Start has just read the kernel: no need to read it again.
-		m.vs, m.bound, m.entries, m.draining, m.realServers = r.m.vs, r.m.bound, r.m.entries, r.m.draining, r.m.realServers
+		// Start has just read the kernel: no need to read it again. Its picture takes m's wants.
+		r.m.vips.takeWants(m.vips)
+		r.m.entries.takeWants(m.entries)
+		m.vs, m.vips, m.entries, m.draining, m.realServers = r.m.vs, r.m.vips, r.m.entries, r.m.draining, r.m.realServers
 		r.m = m
 	} else {
 		m.draining = r.m.draining
@@ -167,10 +169,10 @@ func (r *Reconciler) rebuild(ctx context.Context, all map[types.NamespacedName]d
 	for k := range r.m.vs {
 		t.vs = append(t.vs, k)
 	}
-	for a := range r.m.bound {
+	for a := range r.m.vips.all() {
 		t.vips = append(t.vips, a)
 	}
-	for e := range r.m.entries {
+	for e := range r.m.entries.all() {
 		t.entries = append(t.entries, e)
 	}
 	return t, lost, nil

@@ -24,13 +24,13 @@ import (
 func Cleanup(ctx context.Context, k Kernel, excludeCIDRs []netip.Prefix) error {
 	logger := klog.FromContext(ctx)
 	var errs []error
-	bound := map[netip.Addr]struct{}{}
+	bound := newRefs[netip.Addr]()
 	addrs, err := k.Link.Addresses(link.DefaultDummy)
 	if err != nil && !errors.Is(err, link.ErrNotFound) {
 		errs = append(errs, fmt.Errorf("list addresses of %s: %w", link.DefaultDummy, err))
 	}
 	for _, a := range addrs {
-		bound[a.Unmap()] = struct{}{}
+		bound.hold(a.Unmap(), true)
 	}
 	sets, err := k.IPSet.Sets()
 	if err != nil {

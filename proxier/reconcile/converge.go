@@ -82,7 +82,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 		err := r.k.IPVS.AddVirtualServer(want.VirtualServer)
 		switch {
 		case err == nil:
-			have = &vsState{vs: want.VirtualServer, rs: make(rsList, 0, len(want.RealServers))}
+			have = &vsState{settings: settingsOf(want.VirtualServer), rs: make(rsList, 0, len(want.RealServers))}
 			r.m.vs[k] = have
 		case errors.Is(err, ipvs.ErrExist):
 			// The model lagged behind the kernel: learn what is there and go on.
@@ -93,7 +93,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 			return failed(ReasonAddVirtualServer, fmt.Errorf("add virtual server %s of service %s: %w", want.VirtualServer, name, err))
 		}
 	}
-	if !sameSettings(have.vs, want.VirtualServer) {
+	if !have.same(want.VirtualServer) {
 		logger.V(4).Info("Updating virtual server", "virtualServer", want.VirtualServer, "service", name)
 		if err := r.k.IPVS.UpdateVirtualServer(want.VirtualServer); err != nil {
 			if errors.Is(err, ipvs.ErrNotFound) {
@@ -101,7 +101,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 			}
 			return failed(ReasonUpdateVirtualServer, fmt.Errorf("update virtual server %s of service %s: %w", want.VirtualServer, name, err))
 		}
-		have.vs = want.VirtualServer
+		have.settings = settingsOf(want.VirtualServer)
 	}
 	return failed(ReasonRealServers, r.convergeRealServers(ctx, k, name.String(), have, want.RealServers))
 }
@@ -240,7 +240,7 @@ func (r *Reconciler) readVS(k ipvs.Key) (*vsState, error) {
 	found := false
 	for _, v := range vss {
 		if v.Key == k {
-			st.vs, found = v, true
+			st.settings, found = settingsOf(v), true
 		}
 	}
 	if !found {
@@ -255,14 +255,6 @@ func (r *Reconciler) readVS(k ipvs.Key) (*vsState, error) {
 	return st, nil
 }
 
-// sameSettings compares what UpdateVirtualServer can change.
-func sameSettings(a, b ipvs.VirtualServer) bool {
-	if a.Scheduler != b.Scheduler || a.Persistent != b.Persistent {
-		return false
-	}
-	return !a.Persistent || a.Timeout == b.Timeout
-}
-
 // convergeVIPs binds (add) or unbinds (!add) the addresses of vips that need it.
 func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bool) error {
 	var errs []error
@@ -270,8 +262,7 @@ func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bo
 	batch, canBatch := r.k.Link.(link.AddressAdder)
 	var adds []netip.Addr // bound together where the adapter can
 	for _, a := range vips {
-		_, want := r.m.vipRefs[a]
-		_, have := r.m.bound[a]
+		want, have := r.m.vips.state(a)
 		switch {
 		case add && want && !have:
 			klog.FromContext(ctx).V(4).Info("Binding address", "address", a, "link", dummy)
@@ -283,14 +274,14 @@ func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bo
 				errs = append(errs, fmt.Errorf("bind %s to %s: %w", a, dummy, err))
 				continue
 			}
-			r.m.bound[a] = struct{}{}
+			r.m.vips.hold(a, true)
 		case !add && !want && have:
 			klog.FromContext(ctx).V(4).Info("Unbinding address", "address", a, "link", dummy)
 			if err := r.k.Link.DeleteAddress(dummy, a); err != nil && !errors.Is(err, link.ErrNotFound) {
 				errs = append(errs, fmt.Errorf("unbind %s from %s: %w", a, dummy, err))
 				continue
 			}
-			delete(r.m.bound, a)
+			r.m.vips.hold(a, false)
 		}
 	}
 	if len(adds) > 0 {
@@ -299,7 +290,7 @@ func (r *Reconciler) convergeVIPs(ctx context.Context, vips []netip.Addr, add bo
 				errs = append(errs, fmt.Errorf("bind %s to %s: %w", adds[i], dummy, err))
 				continue
 			}
-			r.m.bound[adds[i]] = struct{}{}
+			r.m.vips.hold(adds[i], true)
 		}
 	}
 	return errors.Join(errs...)
@@ -311,8 +302,7 @@ func (r *Reconciler) convergeEntries(ctx context.Context, entries []desired.SetE
 	batches := map[string][]desired.SetEntry{}
 	var order []string
 	for _, e := range entries {
-		_, want := r.m.entryRefs[e]
-		_, have := r.m.entries[e]
+		want, have := r.m.entries.state(e)
 		if (add && want && !have) || (!add && !want && have) {
 			if batches[e.Set] == nil {
 				order = append(order, e.Set)
@@ -338,11 +328,7 @@ func (r *Reconciler) convergeEntries(ctx context.Context, entries []desired.SetE
 			continue
 		}
 		for _, e := range es {
-			if add {
-				r.m.entries[e] = struct{}{}
-			} else {
-				delete(r.m.entries, e)
-			}
+			r.m.entries.hold(e, add)
 		}
 	}
 	return errors.Join(errs...)

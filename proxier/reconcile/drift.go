@@ -33,13 +33,13 @@ func (r *Reconciler) Drift() Drift { return r.drift }
 // holds (r.m): the objects kubevs had that are gone.
 func (r *Reconciler) lost(prev *model) Drift {
 	var d Drift
-	for a := range prev.bound {
-		if _, ok := r.m.bound[a]; !ok {
+	for a := range prev.vips.all() {
+		if !r.m.vips.has(a) {
 			d.Addresses++
 		}
 	}
-	for e := range prev.entries {
-		if _, ok := r.m.entries[e]; !ok {
+	for e := range prev.entries.all() {
+		if !r.m.entries.has(e) {
 			d.SetMembers++
 		}
 	}

@@ -23,10 +23,13 @@ import (
 func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key]owner, known map[ipvs.Key]*vsState) error {
 	kr, err := readKernel(ctx, r.k, r.global.Dummy, func(k ipvs.Key, kr *kernelRead) bool {
 		_, ok := known[k]
-		return ok || owned(k, kr.bound, kr.marks, wanted, r.opts.ExcludeCIDRs)
+		return ok || owned(k, kr.vips, kr.marks, wanted, r.opts.ExcludeCIDRs)
 	})
 	if err != nil {
-		r.m.vs, r.m.bound, r.m.entries = map[ipvs.Key]*vsState{}, map[netip.Addr]struct{}{}, map[desired.SetEntry]struct{}{}
+		vips, entries := newRefs[netip.Addr](), newRefs[desired.SetEntry]()
+		vips.takeWants(r.m.vips)
+		entries.takeWants(r.m.entries)
+		r.m.vs, r.m.vips, r.m.entries = map[ipvs.Key]*vsState{}, vips, entries
 		return err
 	}
 	r.adopt(ctx, kr, wanted, known)
@@ -37,8 +40,8 @@ func (r *Reconciler) load(ctx context.Context, wanted map[ipvs.Key]owner, known 
 // members of the owned sets (and the marks they make), and virtual servers with their real
 // servers.
 type kernelRead struct {
-	bound   map[netip.Addr]struct{}
-	entries map[desired.SetEntry]struct{}
+	vips    *refs[netip.Addr] // what the kernel holds, until a model counts its wants in
+	entries *refs[desired.SetEntry]
 	marks   marks
 	vs      map[ipvs.Key]*vsState
 }
@@ -53,13 +56,13 @@ type kernelRead struct {
 // (ipvs.TableMaxVirtualServers), else, and for each virtual server the table did not hold
 // whole, one real server dump per virtual server read.
 func readKernel(ctx context.Context, k Kernel, dummy string, read func(ipvs.Key, *kernelRead) bool) (*kernelRead, error) {
-	kr := &kernelRead{bound: map[netip.Addr]struct{}{}, entries: map[desired.SetEntry]struct{}{}, marks: newMarks(), vs: map[ipvs.Key]*vsState{}}
+	kr := &kernelRead{vips: newRefs[netip.Addr](), entries: newRefs[desired.SetEntry](), marks: newMarks(), vs: map[ipvs.Key]*vsState{}}
 	addrs, err := k.Link.Addresses(dummy)
 	if err != nil && !errors.Is(err, link.ErrNotFound) {
 		return nil, fmt.Errorf("list addresses of %s: %w", dummy, err)
 	}
 	for _, a := range addrs {
-		kr.bound[a.Unmap()] = struct{}{}
+		kr.vips.hold(a.Unmap(), true)
 	}
 	names, err := k.IPSet.Sets()
 	if err != nil {
@@ -74,7 +77,7 @@ func readKernel(ctx context.Context, k Kernel, dummy string, read func(ipvs.Key,
 			return nil, fmt.Errorf("list members of set %s: %w", name, err)
 		}
 		for _, e := range es {
-			kr.entries[desired.SetEntry{Set: name, Entry: e}] = struct{}{}
+			kr.entries.hold(desired.SetEntry{Set: name, Entry: e}, true)
 			kr.marks.add(name, e)
 		}
 	}
@@ -98,7 +101,7 @@ func readKernel(ctx context.Context, k Kernel, dummy string, read func(ipvs.Key,
 				return nil, fmt.Errorf("list real servers of %s: %w", v.Key, err)
 			}
 		}
-		kr.vs[v.Key] = &vsState{vs: v, rs: rsListOf(rss)}
+		kr.vs[v.Key] = &vsState{settings: settingsOf(v), rs: rsListOf(rss)}
 	}
 	return kr, nil
 }
@@ -119,19 +122,22 @@ func realServerTable(ctx context.Context, v ipvs.Interface) map[ipvs.Key][]ipvs.
 }
 
 // adopt makes kr the model's picture of the kernel, keeping the virtual servers kubevs
-// owns (see load) and the drains still valid; kr's maps become the model's.
+// owns (see load) and the drains still valid; kr's maps become the model's, and take its
+// wants.
 func (r *Reconciler) adopt(ctx context.Context, kr *kernelRead, wanted map[ipvs.Key]owner, known map[ipvs.Key]*vsState) {
 	m := &r.m
-	m.bound, m.entries, m.vs = kr.bound, kr.entries, kr.vs
+	kr.vips.takeWants(m.vips)
+	kr.entries.takeWants(m.entries)
+	m.vips, m.entries, m.vs = kr.vips, kr.entries, kr.vs
 	for k := range m.vs {
-		if _, ok := known[k]; !ok && !owned(k, kr.bound, kr.marks, wanted, r.opts.ExcludeCIDRs) {
+		if _, ok := known[k]; !ok && !owned(k, kr.vips, kr.marks, wanted, r.opts.ExcludeCIDRs) {
 			delete(m.vs, k)
 		}
 	}
 	m.pruneDrains()
 	m.fresh = true
 	m.recount()
-	klog.FromContext(ctx).V(2).Info("Read kernel state", "virtualServers", len(m.vs), "addresses", len(m.bound), "setMembers", len(m.entries))
+	klog.FromContext(ctx).V(2).Info("Read kernel state", "virtualServers", len(m.vs), "addresses", m.vips.len(), "setMembers", m.entries.len())
 }
 
 // Stats counts what the Reconciler believes it programmed, for metrics.
@@ -142,5 +148,5 @@ type Stats struct {
 // Stats returns counts of the owned objects in the model, in O(1).
 func (r *Reconciler) Stats() Stats {
 	return Stats{VirtualServers: len(r.m.vs), RealServers: r.m.realServers, Draining: len(r.m.draining),
-		Addresses: len(r.m.bound), SetMembers: len(r.m.entries)}
+		Addresses: r.m.vips.len(), SetMembers: r.m.entries.len()}
 }

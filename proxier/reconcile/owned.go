@@ -82,11 +82,11 @@ func (m marks) has(k ipvs.Key) bool {
 
 // owned reports whether the virtual server k is kubevs's: not excluded, and bound to the
 // dummy link, marked by a set member, or wanted by a Service.
-func owned(k ipvs.Key, bound map[netip.Addr]struct{}, mk marks, wanted map[ipvs.Key]owner, exclude []netip.Prefix) bool {
+func owned(k ipvs.Key, bound *refs[netip.Addr], mk marks, wanted map[ipvs.Key]owner, exclude []netip.Prefix) bool {
 	if excluded(k.Address, exclude) {
 		return false
 	}
-	if _, ok := bound[k.Address]; ok {
+	if bound.has(k.Address) {
 		return true
 	}
 	if mk.has(k) {

@@ -48,13 +48,14 @@ type plan struct {
 func makePlan(services map[types.NamespacedName]desired.Service, kr *kernelRead, exclude []netip.Prefix) *plan {
 	p := &plan{services: services, m: newModel(), foreign: map[ipvs.Key]*vsState{}}
 	m := &p.m
+	// The read's maps take the wants, so the read's copies of the keys Services want go.
+	m.vips, m.entries = kr.vips, kr.entries
 	for name := range services {
 		s := services[name]
 		m.addRefs(name, &s, nil)
 	}
-	m.bound, m.entries = kr.bound, kr.entries
 	for k, st := range kr.vs {
-		if owned(k, kr.bound, kr.marks, m.wantVS, exclude) {
+		if owned(k, kr.vips, kr.marks, m.wantVS, exclude) {
 			m.vs[k] = st
 		} else {
 			p.foreign[k] = st
@@ -63,7 +64,7 @@ func makePlan(services map[types.NamespacedName]desired.Service, kr *kernelRead,
 	t := &p.t
 	for k := range m.wantVS {
 		want, _, _ := m.want(k)
-		if have := m.vs[k]; have == nil || !sameSettings(have.vs, want.VirtualServer) || !have.rs.same(want.RealServers) {
+		if have := m.vs[k]; have == nil || !have.same(want.VirtualServer) || !have.rs.same(want.RealServers) {
 			t.vs = append(t.vs, k)
 		}
 	}
@@ -72,21 +73,9 @@ func makePlan(services map[types.NamespacedName]desired.Service, kr *kernelRead,
 			t.vs = append(t.vs, k)
 		}
 	}
-	t.vips = appendDiff(t.vips, m.vipRefs, m.bound)
-	t.vips = appendDiff(t.vips, m.bound, m.vipRefs)
-	t.entries = appendDiff(t.entries, m.entryRefs, m.entries)
-	t.entries = appendDiff(t.entries, m.entries, m.entryRefs)
+	t.vips = m.vips.appendDiff(t.vips)
+	t.entries = m.entries.appendDiff(t.entries)
 	return p
-}
-
-// appendDiff appends to out the keys of a that b lacks.
-func appendDiff[K comparable, V, W any](out []K, a map[K]V, b map[K]W) []K {
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 // sameKernelState reports whether a and b want the same kernel state. Values that share
@@ -119,7 +108,7 @@ func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p 
 		}
 	}
 	d := r.dirty
-	d.overlay(&kernelRead{bound: m.bound, entries: m.entries, vs: m.vs}, prev)
+	d.overlay(m, prev)
 	t.vs = append(t.vs, slices.Collect(maps.Keys(d.vs))...)
 	t.vips = append(t.vips, slices.Collect(maps.Keys(d.vips))...)
 	t.entries = append(t.entries, slices.Collect(maps.Keys(d.entries))...)
@@ -134,14 +123,12 @@ func (r *Reconciler) commitPlan(all map[types.NamespacedName]desired.Service, p 
 		}
 	}
 	for _, a := range t.vips {
-		_, had := prev.bound[a]
-		if _, has := m.bound[a]; had && !has {
+		if prev.vips.has(a) && !m.vips.has(a) {
 			lost.Addresses++
 		}
 	}
 	for _, e := range t.entries {
-		_, had := prev.entries[e]
-		if _, has := m.entries[e]; had && !has {
+		if prev.entries.has(e) && !m.entries.has(e) {
 			lost.SetMembers++
 		}
 	}

@@ -35,12 +35,12 @@ package reconcile
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
 
@@ -60,9 +60,15 @@ const (
 
 // probe is BeginRead's copy of what the model holds, for a probe to compare the kernel with.
 type probe struct {
-	bound   map[netip.Addr]struct{}
+	bound   *refs[netip.Addr]
 	members int
-	sample  []vsState // copies
+	sample  []sampled
+}
+
+// sampled is a copy of the real servers the model holds for the virtual server k.
+type sampled struct {
+	k  ipvs.Key
+	rs rsList
 }
 
 // fullReadDue reports whether the next Reading must read everything: none was made since
@@ -79,12 +85,12 @@ func (r *Reconciler) fullReadDue() bool {
 // newProbe copies what a probe compares from the model. The addresses are cloned whole (a
 // copy of the map's table, no per-key work), the sample's real servers one by one.
 func (r *Reconciler) newProbe() *probe {
-	p := &probe{bound: maps.Clone(r.m.bound), members: len(r.m.entries)}
-	for _, st := range r.m.vs { // map order: a different sample each time
+	p := &probe{bound: r.m.vips.clone(), members: r.m.entries.len()}
+	for k, st := range r.m.vs { // map order: a different sample each time
 		if len(p.sample) == ProbeSample {
 			break
 		}
-		p.sample = append(p.sample, vsState{vs: st.vs, rs: slices.Clone(st.rs)})
+		p.sample = append(p.sample, sampled{k: k, rs: slices.Clone(st.rs)})
 	}
 	return p
 }
@@ -96,11 +102,11 @@ func (p *probe) differs(k Kernel, dummy string) string {
 	if err != nil && !errors.Is(err, link.ErrNotFound) {
 		return err.Error()
 	}
-	if len(addrs) != len(p.bound) {
-		return fmt.Sprintf("%s holds %d addresses, the model %d", dummy, len(addrs), len(p.bound))
+	if len(addrs) != p.bound.len() {
+		return fmt.Sprintf("%s holds %d addresses, the model %d", dummy, len(addrs), p.bound.len())
 	}
 	for _, a := range addrs {
-		if _, ok := p.bound[a.Unmap()]; !ok {
+		if !p.bound.has(a.Unmap()) {
 			return fmt.Sprintf("%s holds %s", dummy, a)
 		}
 	}
@@ -116,12 +122,12 @@ func (p *probe) differs(k Kernel, dummy string) string {
 		return fmt.Sprintf("the owned sets hold %d members, the model %d", members, p.members)
 	}
 	for _, st := range p.sample {
-		rss, err := k.IPVS.RealServers(st.vs.Key)
+		rss, err := k.IPVS.RealServers(st.k)
 		if err != nil {
 			return err.Error() // names the virtual server
 		}
 		if !st.rs.same(rss) {
-			return fmt.Sprintf("the real servers of %s differ", st.vs.Key)
+			return fmt.Sprintf("the real servers of %s differ", st.k)
 		}
 	}
 	return ""

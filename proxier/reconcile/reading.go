@@ -237,29 +237,21 @@ func (r *Reconciler) noteFailed(err error) {
 	}
 }
 
-// overlay replaces, in kr, what the read saw of the objects written since BeginRead by what
-// the model (prev) holds of them (kr's marks are left as read).
-func (d *dirty) overlay(kr *kernelRead, prev *model) {
+// overlay replaces, in m's picture of the kernel (the read's), what the read saw of the
+// objects written since BeginRead by what the model (prev) holds of them.
+func (d *dirty) overlay(m, prev *model) {
 	for k := range d.vs {
 		if st, ok := prev.vs[k]; ok {
-			kr.vs[k] = st
+			m.vs[k] = st
 		} else {
-			delete(kr.vs, k)
+			delete(m.vs, k)
 		}
 	}
 	for a := range d.vips {
-		if _, ok := prev.bound[a]; ok {
-			kr.bound[a] = struct{}{}
-		} else {
-			delete(kr.bound, a)
-		}
+		m.vips.hold(a, prev.vips.has(a))
 	}
 	for e := range d.entries {
-		if _, ok := prev.entries[e]; ok {
-			kr.entries[e] = struct{}{}
-		} else {
-			delete(kr.entries, e)
-		}
+		m.entries.hold(e, prev.entries.has(e))
 	}
 }
 

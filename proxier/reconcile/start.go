@@ -55,7 +55,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	errs = append(errs, r.load(ctx, nil, nil))
 	r.readDrainRecord(ctx)
 	r.started = true
-	logger.V(0).Info("Reconciler started", "virtualServers", len(r.m.vs), "addresses", len(r.m.bound), "setMembers", len(r.m.entries), "degraded", len(r.degraded))
+	logger.V(0).Info("Reconciler started", "virtualServers", len(r.m.vs), "addresses", r.m.vips.len(), "setMembers", r.m.entries.len(), "degraded", len(r.degraded))
 	return errors.Join(errs...)
 }
 
