@@ -19,8 +19,10 @@ type ProcSample struct {
 	// CPU is user plus system time of the process and of its children it has waited for
 	// (kube-proxy's iptables-restore and ipset runs count).
 	CPU time.Duration
-	// RSS and HWM are VmRSS and VmHWM (peak RSS) in bytes.
-	RSS, HWM uint64
+	// RSS and HWM are VmRSS and VmHWM (peak RSS) in bytes; Anon is RssAnon, the part of RSS
+	// that is not file-backed (the heap, stacks and the runtime's own; the rest is mostly the
+	// binary's pages read in).
+	RSS, HWM, Anon uint64
 }
 
 // ReadProc samples process pid.
@@ -41,6 +43,9 @@ func ReadProc(pid int) (ProcSample, error) {
 		return s, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	if s.HWM, err = parseStatusKB(string(status), "VmHWM"); err != nil {
+		return s, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	if s.Anon, err = parseStatusKB(string(status), "RssAnon"); err != nil {
 		return s, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	return s, nil

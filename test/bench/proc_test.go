@@ -25,8 +25,8 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 func TestParseStatusKB(t *testing.T) {
-	status := "Name:\tkube-proxy\nVmHWM:\t   61440 kB\nVmRSS:\t   40960 kB\nThreads:\t9\n"
-	for key, want := range map[string]uint64{"VmRSS": 40 << 20, "VmHWM": 60 << 20} {
+	status := "Name:\tkube-proxy\nVmHWM:\t   61440 kB\nVmRSS:\t   40960 kB\nRssAnon:\t   30720 kB\nThreads:\t9\n"
+	for key, want := range map[string]uint64{"VmRSS": 40 << 20, "VmHWM": 60 << 20, "RssAnon": 30 << 20} {
 		got, err := parseStatusKB(status, key)
 		if err != nil || got != want {
 			t.Errorf("parseStatusKB(%s) = %d, %v; want %d", key, got, err, want)
@@ -49,8 +49,8 @@ func TestReadProcSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.RSS == 0 || s.HWM < s.RSS || s.CPU <= 0 {
-		t.Errorf("ReadProc(self) = %+v, want RSS > 0, HWM >= RSS, CPU > 0", s)
+	if s.RSS == 0 || s.HWM < s.RSS || s.CPU <= 0 || s.Anon == 0 || s.Anon > s.RSS {
+		t.Errorf("ReadProc(self) = %+v, want RSS > 0, HWM >= RSS, CPU > 0, 0 < Anon <= RSS", s)
 	}
 	if _, err := ReadProc(-1); err == nil {
 		t.Error("ReadProc(-1): want an error")

@@ -188,3 +188,18 @@ func readKindsNote(what string, from, to map[string]float64) string {
 	}
 	return what + " resync reads: " + strings.Join(parts, ", ")
 }
+
+// goHeap reads the Go heap in use and the next collection's goal, in bytes, from a
+// proxier's go_memstats_* metrics (client_golang's Go collector, which kubevs and
+// kube-proxy both serve); 0, 0 when they are not served.
+func goHeap(ctx context.Context, url string) (inuse, goal float64, err error) {
+	text, err := scrape(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	if inuse, _, err = MetricSum(text, "go_memstats_heap_inuse_bytes", nil); err != nil {
+		return 0, 0, err
+	}
+	goal, _, err = MetricSum(text, "go_memstats_next_gc_bytes", nil)
+	return inuse, goal, err
+}

@@ -70,6 +70,12 @@ type Result struct {
 	IdleCPUPct float64 `json:"idle_cpu_pct"`
 	RSSMiB     float64 `json:"rss_mib"`
 	HWMMiB     float64 `json:"peak_rss_mib"`
+	// RSSAnonMiB is the anonymous part of RSSMiB; HeapInuseMiB and HeapGoalMiB are the Go
+	// heap in use and the size at which the next collection starts (go_memstats_* of the
+	// proxier's metrics; 0 when not served), all at the end of the idle period.
+	RSSAnonMiB   float64 `json:"rss_anon_mib,omitempty"`
+	HeapInuseMiB float64 `json:"heap_inuse_mib,omitempty"`
+	HeapGoalMiB  float64 `json:"heap_goal_mib,omitempty"`
 	// Error is set when a phase failed; the figures before it stand. Note says what was cut
 	// short (a change budget spent).
 	Error string `json:"error,omitempty"`
@@ -131,6 +137,7 @@ func (r *Report) Markdown() string {
 			ratio(kp.Change.P99MS, kv.Change.P99MS), ratio(kp.Change.MaxMS, kv.Change.MaxMS),
 			ratio(kp.BurstMS, kv.BurstMS), ratio(kp.FullSyncMeanMS, kv.FullSyncMeanMS), ratio(kp.IdleCPUPct, kv.IdleCPUPct), ratio(kp.RSSMiB, kv.RSSMiB))
 	}
+	b.WriteString(memoryLines(r.Results))
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(&b, "\nnetlink floor (kubevs's IPVS adapter, one message per add): %d virtual servers + %d real servers = %d ops in %s: %.0f ops/s\n",
 			f.VirtualServers, f.RealServers, f.Ops, secs(f.WallMS), f.OpsPerSec)
@@ -209,4 +216,25 @@ func ratio(a, b float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1fx", a/b)
+}
+
+// memoryLines says, for the results that have it, what the RSS at the end of the idle
+// period is made of: anonymous memory (the Go heap up to the collector's goal, stacks, the
+// runtime's own) and file-backed pages (mostly the binary), and the Go heap in use.
+func memoryLines(results []Result) string {
+	var b strings.Builder
+	for _, x := range results {
+		if x.RSSAnonMiB == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\nmemory at the end of the idle period:\n")
+		}
+		fmt.Fprintf(&b, "- %s: RSS %.0f MiB = %.0f MiB anonymous + %.0f MiB file-backed", x.Proxier, x.RSSMiB, x.RSSAnonMiB, x.RSSMiB-x.RSSAnonMiB)
+		if x.HeapInuseMiB > 0 {
+			fmt.Fprintf(&b, "; Go heap in use %.0f MiB, next collection at %.0f MiB", x.HeapInuseMiB, x.HeapGoalMiB)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -340,6 +340,11 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	if err != nil {
 		return err
 	}
+	inuse, goal, err := goHeap(ctx, p.MetricsURL)
+	if err != nil {
+		return err
+	}
+	res.HeapInuseMiB, res.HeapGoalMiB = inuse/(1<<20), goal/(1<<20)
 	kindsTo, err := readKinds(ctx, p.MetricsURL)
 	if err != nil {
 		return err
@@ -362,7 +367,7 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	if res.ResyncReads = readTo - readFrom; res.ResyncReads > 0 {
 		res.ResyncReadMeanMS = 1000 * (readToSec - readFromSec) / res.ResyncReads
 	}
-	res.RSSMiB, res.HWMMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20)
+	res.RSSMiB, res.HWMMiB, res.RSSAnonMiB = float64(to.RSS)/(1<<20), float64(to.HWM)/(1<<20), float64(to.Anon)/(1<<20)
 	return burstErr
 }
 
