@@ -232,8 +232,8 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.store = store
 	d.svcHealth = svchealth.New(nil, nil)
-	d.owners = newVSOwners()
 	if sr, ok := d.kernel.IPVS.(ipvs.StatsReader); ok && o.Config.MetricsServiceTraffic {
+		d.owners = newVSOwners() // nil otherwise: nothing reads it
 		d.metrics.Registry.MustRegister(metrics.NewIPVSCollector(sr, d.owners.snapshot))
 	}
 	d.svcHealth.SetProxyHealth(func() bool { return d.health.Status().Healthy })

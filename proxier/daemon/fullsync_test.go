@@ -54,6 +54,7 @@ func randomSyncs(t *testing.T, seed uint64, steps int) {
 	cfg := testConfig(t)
 	cfg.SyncPeriod = metav1.Duration{Duration: time.Hour} // the test makes the full syncs
 	cfg.FullReadMillicores = ptr[int32](1)                // probes between full reads
+	cfg.MetricsServiceTraffic = true                      // the virtual server owners are kept
 	h := startWith(t, k.kernel(), cfg)
 	eventually(t, "readiness", h.d.Ready)
 	m := model{svcs: map[string]*v1.Service{}, slices: map[string]*discoveryv1.EndpointSlice{}}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -104,5 +105,24 @@ func TestVSOwnersMatchesStates(t *testing.T) {
 	o.update(map[types.NamespacedName]desired.Service{}, true)
 	if len(o.vss)+len(o.first)+len(o.rest) != 0 {
 		t.Fatalf("after a full replace with nothing: %d Services, %d keys, %d shared keys held", len(o.vss), len(o.first), len(o.rest))
+	}
+}
+
+// TestOwnersKeptOnlyForTrafficMetrics: the owners serve the per-Service traffic metrics
+// alone; with them off (the default) the daemon keeps none, and its syncs still run.
+func TestOwnersKeptOnlyForTrafficMetrics(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		k := newFakeKernel()
+		cfg := testConfig(t)
+		cfg.MetricsServiceTraffic = on
+		h := startWith(t, k.kernel(), cfg, service("web", "10.96.0.10", 80), slice("web", "node-b", "10.244.2.5"))
+		eventually(t, "the virtual server", func() bool { return strings.Contains(k.ipvs.Dump(), "10.244.2.5:8080") })
+		if (h.d.owners != nil) != on {
+			t.Errorf("metricsServiceTraffic %t: owners kept %t", on, h.d.owners != nil)
+		}
+		if on && len(h.d.owners.snapshot()) != 1 {
+			t.Errorf("owners %v, want the one virtual server", h.d.owners.snapshot())
+		}
+		h.stop()
 	}
 }
