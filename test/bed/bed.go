@@ -77,6 +77,9 @@ type Config struct {
 	// no outside host, no Components. The node is another machine's (the benchmark serves
 	// its guest's node from the host this way).
 	ControlPlaneOnly bool
+	// EtcdSeed, when set, is an etcd data dir the control plane starts from, copied (the
+	// benchmark's preloaded clusters, written once): its objects are there from the start.
+	EtcdSeed string
 	// Kubeconfig, when set, is an admin kubeconfig of a control plane running elsewhere
 	// (one started with ControlPlaneOnly): Start starts none, waits until that API server
 	// is ready, and brings up the node against it.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -79,6 +80,11 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 	b.pki = p
 	timeout := b.cfg.StartTimeout
 
+	if seed := b.cfg.EtcdSeed; seed != "" {
+		if err := copyDataDir(seed, filepath.Join(b.Dir, "etcd")); err != nil {
+			return err
+		}
+	}
 	etcd, err := b.start(ctx, "etcd", bins["etcd"],
 		"--name=bed", "--data-dir="+filepath.Join(b.Dir, "etcd"),
 		"--listen-client-urls="+EtcdClientURL, "--advertise-client-urls="+EtcdClientURL,
@@ -321,4 +327,25 @@ func (b *Bed) useControlPlane(ctx context.Context, path string) error {
 	}
 	b.RESTConfig, b.Kubeconfig = rc, path
 	return nil
+}
+
+// copyDataDir copies the etcd data dir src to dst, which must not exist, with etcd's modes
+// (directories 0700, files 0600).
+func copyDataDir(src, dst string) error {
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		return fmt.Errorf("copy etcd data %s to %s: %w", src, dst, err)
+	}
+	return filepath.WalkDir(dst, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o600)
+		if d.IsDir() {
+			mode = 0o700
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			return fmt.Errorf("copy etcd data: %w", err)
+		}
+		return nil
+	})
 }

@@ -46,6 +46,8 @@ type Options struct {
 	// Preload makes the host's half write the Services and slices before it serves
 	// (Preload), and the guest's adopt them (Config.Preloaded).
 	Preload bool
+	// PreloadCache is the host's cache of preloaded clusters (Preload.Cache); empty: none.
+	PreloadCache string
 }
 
 // AddFlags registers the options.
@@ -76,6 +78,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ServeAPI, "serve-api", "", "on the host: serve the control plane to the guest (qemu user-mode network) and write the guest's kubeconfig to this path, until signalled")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "in the guest: the kubeconfig -serve-api wrote (default: the guest runs its own control plane)")
 	fs.BoolVar(&o.Preload, "preload", false, "with -serve-api: write the -services and their slices natively before serving; with -kubeconfig: adopt them instead of writing")
+	fs.StringVar(&o.PreloadCache, "preload-cache", "", "with -serve-api -preload: keep the written cluster's etcd data in this dir and start from a copy of it when it is there")
 }
 
 // benchClient is the benchmark's own client: no client-side rate limit, protobuf on the
@@ -108,7 +111,7 @@ func Main(ctx context.Context, o Options) (string, error) {
 	if o.ServeAPI != "" {
 		var p Preload
 		if o.Preload {
-			p = Preload{Services: o.Services, Endpoints: o.Endpoints, Writers: cmp.Or(o.SetupWriters, o.Writers)}
+			p = Preload{Services: o.Services, Endpoints: o.Endpoints, Writers: cmp.Or(o.SetupWriters, o.Writers), Cache: o.PreloadCache}
 		}
 		return "", ServeControlPlane(ctx, dirs, o.LogDir, o.ServeAPI, p)
 	}

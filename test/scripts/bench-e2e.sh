@@ -15,6 +15,8 @@
 # Environment:
 #   BENCH_API=host         where the control plane runs: host or guest
 #   BENCH_PRELOAD=1        with BENCH_API=host: the host writes the objects (0: the guest)
+#   BENCH_PRELOAD_CACHE=~/.cache/kubevs/bench-preload  keeps each size's written cluster
+#                          (etcd data) for the next run; empty: none
 #   BENCH_N="1000 10000"   Service counts, one guest each (default 1000)
 #   BENCH_K=20             single changes per proxier
 #   BENCH_BURST=1000       changes in the burst
@@ -51,10 +53,14 @@ guest_runs() {
 		if [[ $api == host ]]; then
 			kc=$work/api-N$n/kubeconfig
 			mkdir -p "$(dirname "$kc")" "$out/logs-N$n/host"
-			preload=()
+			preload=() cache=()
 			[[ ${BENCH_PRELOAD:-1} == 0 ]] || preload=(-preload -services="$n" -setup-writers=16)
+			# The written cluster's etcd data is kept (BENCH_PRELOAD_CACHE=: none): the next
+			# run of this size starts from a copy instead of writing it again.
+			[[ -z ${preload[*]} || -z ${BENCH_PRELOAD_CACHE-x} ]] ||
+				cache=(-preload-cache="${BENCH_PRELOAD_CACHE:-$HOME/.cache/kubevs/bench-preload}")
 			"$work/kubevs-bench-e2e" -serve-api="$kc" -control-plane-bin="$cp_bin" -log-dir="$out/logs-N$n/host" \
-				"${preload[@]}" >"$out/logs-N$n/host/serve-api.log" 2>&1 &
+				"${preload[@]}" "${cache[@]}" >"$out/logs-N$n/host/serve-api.log" 2>&1 &
 			api_pid=$!
 			until [[ -f $kc ]]; do
 				kill -0 "$api_pid" 2>/dev/null || { stamp "the host's control plane did not start: $out/logs-N$n/host"; return 1; }
