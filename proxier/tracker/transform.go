@@ -37,33 +37,6 @@ func Transform(obj any) (any, error) {
 	return obj, nil
 }
 
-// meta keeps the identity of an object and the listed labels and annotations.
-func meta(m *metav1.ObjectMeta, labels, annotations []string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
-		Name:              m.Name,
-		Namespace:         m.Namespace,
-		UID:               m.UID,
-		ResourceVersion:   m.ResourceVersion,
-		DeletionTimestamp: m.DeletionTimestamp,
-		Labels:            only(m.Labels, labels),
-		Annotations:       only(m.Annotations, annotations),
-	}
-}
-
-// only returns the entries of m whose keys are listed, nil when there is none.
-func only(m map[string]string, keys []string) map[string]string {
-	var out map[string]string
-	for _, k := range keys {
-		if v, ok := m[k]; ok {
-			if out == nil {
-				out = make(map[string]string, len(keys))
-			}
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // cachedService is a Service as the informer cache holds it: desired.APIService, a
 // runtime.Object with object metadata (namespace, name, UID and resource version) for the
 // informer, as cachedSlice is.
@@ -141,12 +114,14 @@ func (s *cachedSlice) GetNamespace() string { return s.Namespace }
 func (s *cachedSlice) GetName() string      { return s.Name }
 
 func stripNode(n *v1.Node) *v1.Node {
-	m := meta(&n.ObjectMeta, nil, nil)
-	m.Labels = n.Labels // derive.Node hands every label to Compute
 	return &v1.Node{
-		TypeMeta:   n.TypeMeta,
-		ObjectMeta: m,
-		Spec:       v1.NodeSpec{PodCIDR: n.Spec.PodCIDR, PodCIDRs: n.Spec.PodCIDRs, Taints: n.Spec.Taints, Unschedulable: n.Spec.Unschedulable},
-		Status:     v1.NodeStatus{Addresses: n.Status.Addresses},
+		TypeMeta: n.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: n.Name, Namespace: n.Namespace, UID: n.UID, ResourceVersion: n.ResourceVersion,
+			DeletionTimestamp: n.DeletionTimestamp,
+			Labels:            n.Labels, // derive.Node hands every label to Compute
+		},
+		Spec:   v1.NodeSpec{PodCIDR: n.Spec.PodCIDR, PodCIDRs: n.Spec.PodCIDRs, Taints: n.Spec.Taints, Unschedulable: n.Spec.Unschedulable},
+		Status: v1.NodeStatus{Addresses: n.Status.Addresses},
 	}
 }
