@@ -247,29 +247,21 @@ type placementKey struct {
 	hints *Hints
 }
 
-// placement returns the shared placement of node and hints (hints from hints, or nil).
+// placement returns the shared placement of node and hints (hints from hints, or nil),
+// under one lock: it runs for every endpoint of every slice the informer converts.
 func (in *interner) placement(node string, hints *Hints) *placement {
-	node = in.name(node)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	k := placementKey{node, hints}
-	p, ok := in.placements[k]
-	if !ok {
-		p = &placement{node: node, hints: hints}
-		in.placements[k] = p
+	if p, ok := in.placements[placementKey{node, hints}]; ok {
+		return p
 	}
-	return p
-}
-
-// name returns the shared copy of n.
-func (in *interner) name(n string) string {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	p, ok := in.names[n]
+	name, ok := in.names[node] // the node's copy other hints share
 	if !ok {
-		p = strings.Clone(n)
-		in.names[p] = p
+		name = strings.Clone(node)
+		in.names[name] = name
 	}
+	p := &placement{node: name, hints: hints}
+	in.placements[placementKey{name, hints}] = p
 	return p
 }
 
