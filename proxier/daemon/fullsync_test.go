@@ -109,8 +109,8 @@ func kernelDiff(t *testing.T, h *harness, k *fakeKernel) string {
 			}
 			var rss []string
 			for _, rs := range vs.RealServers {
-				if rs.Weight > 0 {
-					rss = append(rss, rs.Address.String())
+				if rs.Weight() > 0 {
+					rss = append(rss, rs.Addr().String())
 				}
 			}
 			slices.Sort(rss)

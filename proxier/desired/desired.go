@@ -83,7 +83,9 @@ func (s PodSet) Has(a netip.Addr) bool { _, ok := s[a]; return ok }
 // address and port; every real server has weight 1 (weight 0 is the reconciler's drain).
 type VirtualServer struct {
 	ipvs.VirtualServer
-	RealServers []ipvs.RealServer
+	// RealServers sorted by CompareRealServers, free of duplicates. Never modified once
+	// computed: the reconciler may share the list.
+	RealServers []RealServer
 }
 
 // SetEntry is one member of one of kubevs's ipsets.

@@ -91,9 +91,9 @@ func (c *serviceComputation) virtualServer(sn SetNameList, addr netip.Addr, prot
 		Persistent: c.persistent,
 		Timeout:    c.timeout,
 	}}
-	vs.RealServers = make([]ipvs.RealServer, 0, len(backends))
+	vs.RealServers = make([]RealServer, 0, len(backends))
 	for _, ep := range backends {
-		vs.RealServers = append(vs.RealServers, ipvs.RealServer{Address: ep.addr, Port: ep.port, Weight: 1})
+		vs.RealServers = append(vs.RealServers, NewRealServer(netip.AddrPortFrom(ep.addr, ep.port), 1))
 		if ep.local(c.node, c.pods) {
 			c.entry(sn.LoopBack, loopBackEntry(ep.addr, proto, ep.port))
 		}

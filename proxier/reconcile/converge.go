@@ -70,7 +70,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 		}
 		delete(r.m.vs, k)
 		for _, e := range have.rs {
-			delete(r.m.draining, drainKey{k, e.addrPort()})
+			delete(r.m.draining, drainKey{k, e.AddrPort()})
 		}
 		if k.Protocol == ipvs.UDP {
 			r.clearVIP(k)
@@ -108,7 +108,7 @@ func (r *Reconciler) convergeVS(ctx context.Context, k ipvs.Key) error {
 
 // convergeRealServers adds and restores the wanted real servers and drains (TCP, SCTP) or
 // deletes (UDP) the others.
-func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc string, have *vsState, want []ipvs.RealServer) error {
+func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc string, have *vsState, want []desired.RealServer) error {
 	var errs []error
 	hadNone := len(have.rs) == 0
 	wanted := make(map[netip.AddrPort]struct{}, len(want))
@@ -118,18 +118,18 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 		ap := rs.AddrPort()
 		wanted[ap] = struct{}{}
 		w, ok := have.rs.get(ap)
-		if ok && w == rs.Weight {
+		if ok && w == rs.Weight() {
 			continue
 		}
 		if !ok && canBatch {
-			adds = append(adds, rs)
+			adds = append(adds, rs.IPVS())
 			continue
 		}
-		if err := r.putRealServer(k, rs, ok); err != nil {
+		if err := r.putRealServer(k, rs.IPVS(), ok); err != nil {
 			errs = append(errs, fmt.Errorf("set real server %s of %s (service %s): %w", ap, k, svc, err))
 			continue
 		}
-		have.rs.set(ap, rs.Weight)
+		have.setRS(ap, rs.Weight())
 		delete(r.m.draining, drainKey{k, ap})
 	}
 	if len(adds) > 0 {
@@ -146,17 +146,17 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 			added = append(added, rs)
 			delete(r.m.draining, drainKey{k, rs.AddrPort()})
 		}
-		have.rs.addAll(added)
+		have.addRS(added)
 	}
-	var gone []rsEntry // in order
+	var gone []desired.RealServer // in order
 	for _, e := range have.rs {
-		if _, ok := wanted[e.addrPort()]; !ok {
+		if _, ok := wanted[e.AddrPort()]; !ok {
 			gone = append(gone, e)
 		}
 	}
 	for _, e := range gone {
-		if err := r.retire(ctx, k, have, e.addrPort(), e.weight); err != nil {
-			errs = append(errs, fmt.Errorf("retire real server %s of %s (service %s): %w", e.addrPort(), k, svc, err))
+		if err := r.retire(ctx, k, have, e.AddrPort(), e.Weight()); err != nil {
+			errs = append(errs, fmt.Errorf("retire real server %s of %s (service %s): %w", e.AddrPort(), k, svc, err))
 		}
 	}
 	if k.Protocol == ipvs.UDP && hadNone && len(want) > 0 {
@@ -167,6 +167,7 @@ func (r *Reconciler) convergeRealServers(ctx context.Context, k ipvs.Key, svc st
 		// takeover), and deleting its flows would move each to another endpoint.
 		r.queueFlows(unservedFlows(k, want))
 	}
+	have.share(want)
 	return errors.Join(errs...)
 }
 
@@ -196,14 +197,14 @@ func (r *Reconciler) retire(ctx context.Context, k ipvs.Key, have *vsState, ap n
 		klog.FromContext(ctx).V(4).Info("Draining real server", "virtualServer", k, "realServer", ap)
 		err := r.k.IPVS.UpdateRealServer(k, ipvs.RealServer{Address: ap.Addr(), Port: ap.Port(), Weight: 0})
 		if errors.Is(err, ipvs.ErrNotFound) {
-			have.rs.del(ap)
+			have.delRS(ap)
 			delete(r.m.draining, dk)
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		have.rs.set(ap, 0)
+		have.setRS(ap, 0)
 	}
 	if _, ok := r.m.draining[dk]; !ok {
 		r.m.draining[dk] = r.drainDeadline(ctx, dk)
@@ -218,7 +219,7 @@ func (r *Reconciler) deleteRealServer(ctx context.Context, k ipvs.Key, have *vsS
 	if err != nil && !errors.Is(err, ipvs.ErrNotFound) {
 		return err
 	}
-	have.rs.del(ap)
+	have.delRS(ap)
 	delete(r.m.draining, drainKey{k, ap})
 	if k.Protocol == ipvs.UDP {
 		r.queueFlows(udpEndpointFlows(k, ap))

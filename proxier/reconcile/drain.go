@@ -82,5 +82,8 @@ func (r *Reconciler) finishDrainsOf(ctx context.Context, k ipvs.Key, aps []netip
 			errs = append(errs, fmt.Errorf("delete drained real server %s of %s: %w", ap, k, err))
 		}
 	}
+	if want, _, ok := r.m.want(k); ok {
+		have.share(want.RealServers) // the last drain over, it may be in sync
+	}
 	return errors.Join(errs...)
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubevs/kubevs/proxier/conntrack"
+	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
@@ -81,7 +82,7 @@ func vipFlows(k ipvs.Key) conntrack.Filter {
 
 // unservedFlows selects the flows to the virtual server k that none of its real servers rs
 // answers.
-func unservedFlows(k ipvs.Key, rs []ipvs.RealServer) conntrack.Filter {
+func unservedFlows(k ipvs.Key, rs []desired.RealServer) conntrack.Filter {
 	keep := make([]netip.AddrPort, len(rs))
 	for i, r := range rs {
 		keep[i] = r.AddrPort()

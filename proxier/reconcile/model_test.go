@@ -17,7 +17,7 @@ func TestModelSharedVirtualServer(t *testing.T) {
 	k := ipvs.Key{Address: netip.MustParseAddr("10.96.0.7"), Protocol: ipvs.TCP, Port: 80}
 	svc := func(port uint16) *desired.Service {
 		vs := desired.VirtualServer{VirtualServer: ipvs.VirtualServer{Key: k}}
-		vs.RealServers = []ipvs.RealServer{{Address: netip.MustParseAddr("10.128.0.1"), Port: port, Weight: 1}}
+		vs.RealServers = []desired.RealServer{desired.NewRealServer(netip.AddrPortFrom(netip.MustParseAddr("10.128.0.1"), port), 1)}
 		return &desired.Service{VirtualServers: []desired.VirtualServer{vs}}
 	}
 	name := func(n string) types.NamespacedName { return types.NamespacedName{Namespace: "default", Name: n} }
@@ -34,7 +34,7 @@ func TestModelSharedVirtualServer(t *testing.T) {
 			}
 			return
 		}
-		if !ok || n != name(want) || vs.RealServers[0].Port != port {
+		if !ok || n != name(want) || vs.RealServers[0].Port() != port {
 			t.Fatalf("%s: want(%s) = %v %s %v, want %s's", step, k, vs, n, ok, want)
 		}
 	}

@@ -64,9 +64,13 @@ func makePlan(services map[types.NamespacedName]desired.Service, kr *kernelRead,
 	t := &p.t
 	for k := range m.wantVS {
 		want, _, _ := m.want(k)
-		if have := m.vs[k]; have == nil || !have.same(want.VirtualServer) || !have.rs.same(want.RealServers) {
+		have := m.vs[k]
+		if have == nil || !have.same(want.VirtualServer) || !have.rs.equal(want.RealServers) {
 			t.vs = append(t.vs, k)
+			continue
 		}
+		have.share(want.RealServers) // the read's copy goes
+
 	}
 	for k := range m.vs {
 		if _, ok := m.wantVS[k]; !ok {

@@ -1,58 +1,24 @@
 package reconcile
 
 import (
-	"bytes"
-	"cmp"
 	"net/netip"
 	"slices"
 
+	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
 // rsList is the model's picture of one virtual server's real servers and their weights,
-// sorted by address and port. A virtual server has a few real servers as a rule: a sorted
-// list holds them in 24 bytes each and no pointer, so the garbage collector never scans
-// it, where a map took about 75 bytes each (at 10,000 virtual servers of 10 the model held
-// 12 MB of maps; BenchmarkProxierHeap in proxier/daemon).
-type rsList []rsEntry
-
-type rsEntry struct {
-	addr   [16]byte // IPv4 in its mapped form
-	port   uint16
-	v4     bool
-	weight int32
-}
-
-func entryOf(ap netip.AddrPort, weight int32) rsEntry {
-	a := ap.Addr()
-	return rsEntry{addr: a.As16(), port: ap.Port(), v4: a.Unmap().Is4(), weight: weight}
-}
-
-func (e rsEntry) addrPort() netip.AddrPort {
-	a := netip.AddrFrom16(e.addr)
-	if e.v4 {
-		a = a.Unmap()
-	}
-	return netip.AddrPortFrom(a, e.port)
-}
-
-// compareEntries orders as netip.AddrPort.Compare does: IPv4 first, then by address and
-// port.
-func compareEntries(a, b rsEntry) int {
-	if a.v4 != b.v4 {
-		if a.v4 {
-			return -1
-		}
-		return 1
-	}
-	if c := bytes.Compare(a.addr[:], b.addr[:]); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.port, b.port)
-}
+// sorted by address and port (desired.CompareRealServers). A virtual server has a few
+// real servers as a rule: a sorted list holds them in 24 bytes each and no pointer, so the
+// garbage collector never scans it, where a map took about 75 bytes each (at 10,000
+// virtual servers of 10 the model held 12 MB of maps; BenchmarkProxierHeap in
+// proxier/daemon). It has the computed state's type, so a virtual server in sync shares
+// the wanted list (vsState.shared).
+type rsList []desired.RealServer
 
 func (l rsList) find(ap netip.AddrPort) (int, bool) {
-	return slices.BinarySearchFunc(l, entryOf(ap, 0), compareEntries)
+	return slices.BinarySearchFunc(l, desired.NewRealServer(ap, 0), desired.CompareRealServers)
 }
 
 // rsListOf is the list of rss (the last of two with one address and port wins).
@@ -70,12 +36,12 @@ func (l *rsList) addAll(rss []ipvs.RealServer) {
 // port the later wins.
 func appendSorted(l rsList, rss []ipvs.RealServer) rsList {
 	for _, rs := range rss {
-		l = append(l, entryOf(rs.AddrPort(), rs.Weight))
+		l = append(l, desired.RealServerOf(rs))
 	}
-	slices.SortStableFunc(l, compareEntries)
+	slices.SortStableFunc(l, desired.CompareRealServers)
 	out := l[:0]
 	for i := range l {
-		if i+1 < len(l) && compareEntries(l[i], l[i+1]) == 0 {
+		if i+1 < len(l) && desired.CompareRealServers(l[i], l[i+1]) == 0 {
 			continue // a later one follows
 		}
 		out = append(out, l[i])
@@ -89,17 +55,17 @@ func (l rsList) get(ap netip.AddrPort) (int32, bool) {
 	if !ok {
 		return 0, false
 	}
-	return l[i].weight, true
+	return l[i].Weight(), true
 }
 
 // set adds ap with weight w, or sets its weight.
 func (l *rsList) set(ap netip.AddrPort, w int32) {
 	i, ok := l.find(ap)
 	if ok {
-		(*l)[i].weight = w
+		(*l)[i] = (*l)[i].WithWeight(w)
 		return
 	}
-	*l = slices.Insert(*l, i, entryOf(ap, w))
+	*l = slices.Insert(*l, i, desired.NewRealServer(ap, w))
 }
 
 // del removes ap.
@@ -121,3 +87,7 @@ func (l rsList) same(rss []ipvs.RealServer) bool {
 	}
 	return true
 }
+
+// equal reports whether l is want (a desired list is sorted as l is, so they are equal
+// element by element).
+func (l rsList) equal(want []desired.RealServer) bool { return slices.Equal(l, want) }

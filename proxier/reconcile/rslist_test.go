@@ -4,11 +4,10 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/netip"
-	"reflect"
 	"slices"
 	"testing"
-	"unsafe"
 
+	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 )
 
@@ -43,30 +42,21 @@ func TestRSListMatchesAMap(t *testing.T) {
 				t.Fatalf("get(%s) = %d, %v; the map has %d, %v", a, w, ok, mw, mok)
 			}
 		}
-		if !slices.IsSortedFunc(l, compareEntries) || len(l) != len(m) {
+		if !slices.IsSortedFunc(l, desired.CompareRealServers) || len(l) != len(m) {
 			t.Fatalf("list %v unsorted or not the map's %v", l, m)
 		}
 	}
 	got := map[netip.AddrPort]int32{}
 	var order []netip.AddrPort
 	for _, e := range l {
-		got[e.addrPort()] = e.weight
-		order = append(order, e.addrPort())
+		got[e.AddrPort()] = e.Weight()
+		order = append(order, e.AddrPort())
 	}
 	if !maps.Equal(got, m) {
 		t.Errorf("list = %v, want %v", got, m)
 	}
 	if !slices.IsSortedFunc(order, netip.AddrPort.Compare) {
 		t.Errorf("the list is not in netip.AddrPort order: %v", order)
-	}
-	// 24 bytes and no pointer: the collector never scans a list.
-	if size := unsafe.Sizeof(rsEntry{}); size != 24 {
-		t.Errorf("an entry takes %d bytes, want 24", size)
-	}
-	for f := range reflect.TypeFor[rsEntry]().Fields() {
-		if k := f.Type.Kind(); k == reflect.Pointer || k == reflect.String || k == reflect.Slice || k == reflect.Map || k == reflect.Struct {
-			t.Errorf("field %s is a %s: it may hold a pointer", f.Name, k)
-		}
 	}
 }
 
@@ -79,9 +69,9 @@ func TestRSListOf(t *testing.T) {
 	read := []ipvs.RealServer{rs("10.0.0.2", 80, 1), rs("10.0.0.1", 81, 0), rs("10.0.0.1", 80, 1), rs("10.0.0.2", 80, 5)}
 	l := rsListOf(read)
 	want := rsList{
-		entryOf(netip.MustParseAddrPort("10.0.0.1:80"), 1),
-		entryOf(netip.MustParseAddrPort("10.0.0.1:81"), 0),
-		entryOf(netip.MustParseAddrPort("10.0.0.2:80"), 5),
+		desired.NewRealServer(netip.MustParseAddrPort("10.0.0.1:80"), 1),
+		desired.NewRealServer(netip.MustParseAddrPort("10.0.0.1:81"), 0),
+		desired.NewRealServer(netip.MustParseAddrPort("10.0.0.2:80"), 5),
 	}
 	if !slices.Equal(l, want) {
 		t.Errorf("rsListOf = %v, want %v", l, want)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kubevs/kubevs/internal/testenv"
+	"github.com/kubevs/kubevs/proxier/desired"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/link"
 )
@@ -40,7 +41,7 @@ func BenchmarkReadKernel(b *testing.B) {
 				if err := iv.AddRealServer(v.Key, r); err != nil {
 					b.Fatal(err)
 				}
-				dv.RealServers = append(dv.RealServers, r)
+				dv.RealServers = append(dv.RealServers, desired.RealServerOf(r))
 			}
 			w.State.VirtualServers = append(w.State.VirtualServers, dv)
 			wants = append(wants, w)

@@ -94,7 +94,7 @@ func compareVS(svc string, want desired.VirtualServer, have KernelVS, ok bool) (
 	if !ok {
 		vr := vsReport(want.VirtualServer, false)
 		for _, rs := range want.RealServers {
-			vr.RealServers = append(vr.RealServers, rsReport(rs, RSMissing))
+			vr.RealServers = append(vr.RealServers, rsReport(rs.IPVS(), RSMissing))
 		}
 		return vr, []Drift{{Kind: MissingVirtualServer, Service: svc, VirtualServer: key,
 			Want: fmt.Sprintf("%s, %d real servers", settings(want.VirtualServer), len(want.RealServers))}}
@@ -119,13 +119,13 @@ func compareVS(svc string, want desired.VirtualServer, have KernelVS, ok bool) (
 		h, ok := inKernel[ap]
 		switch {
 		case !ok:
-			vr.RealServers = append(vr.RealServers, rsReport(w, RSMissing))
+			vr.RealServers = append(vr.RealServers, rsReport(w.IPVS(), RSMissing))
 			drift = append(drift, Drift{Kind: MissingRealServer, Service: svc, VirtualServer: key, Object: ap.String(),
-				Want: fmt.Sprintf("weight %d", w.Weight), Have: "absent"})
-		case h.Weight != w.Weight:
+				Want: fmt.Sprintf("weight %d", w.Weight()), Have: "absent"})
+		case h.Weight != w.Weight():
 			vr.RealServers = append(vr.RealServers, rsReport(h, RSWrongWeight))
 			drift = append(drift, Drift{Kind: WrongWeight, Service: svc, VirtualServer: key, Object: ap.String(),
-				Want: fmt.Sprintf("weight %d", w.Weight), Have: fmt.Sprintf("weight %d", h.Weight)})
+				Want: fmt.Sprintf("weight %d", w.Weight()), Have: fmt.Sprintf("weight %d", h.Weight)})
 		default:
 			vr.RealServers = append(vr.RealServers, rsReport(h, RSOk))
 		}

@@ -21,6 +21,11 @@ func rs(ap string, weight int) ipvs.RealServer {
 	return ipvs.RealServer{Address: a.Addr(), Port: a.Port(), Weight: int32(weight)}
 }
 
+// wrs is a wanted real server.
+func wrs(ap string, weight int) desired.RealServer {
+	return desired.NewRealServer(netip.MustParseAddrPort(ap), int32(weight))
+}
+
 func addrs(ss ...string) []netip.Addr {
 	var out []netip.Addr
 	for _, s := range ss {
@@ -37,7 +42,7 @@ func web() Want {
 		State: desired.Service{
 			VirtualServers: []desired.VirtualServer{{
 				VirtualServer: ipvs.VirtualServer{Key: key(ipvs.TCP, "10.96.0.10", 80), Scheduler: "rr"},
-				RealServers:   []ipvs.RealServer{rs("10.244.0.5:8080", 1), rs("10.244.1.6:8080", 1)},
+				RealServers:   []desired.RealServer{wrs("10.244.0.5:8080", 1), wrs("10.244.1.6:8080", 1)},
 			}},
 			VIPs: addrs("10.96.0.10"),
 		},
@@ -52,7 +57,7 @@ func dns() Want {
 		State: desired.Service{
 			VirtualServers: []desired.VirtualServer{{
 				VirtualServer: ipvs.VirtualServer{Key: key(ipvs.UDP, "10.96.0.53", 53), Scheduler: "lc", Persistent: true, Timeout: 10800},
-				RealServers:   []ipvs.RealServer{rs("10.244.0.7:53", 1)},
+				RealServers:   []desired.RealServer{wrs("10.244.0.7:53", 1)},
 			}},
 			VIPs: addrs("10.96.0.53"),
 		},
