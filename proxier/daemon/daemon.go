@@ -305,6 +305,7 @@ func (d *Daemon) run(ctx context.Context) error {
 		serve("address watch", func(ctx context.Context) error { d.watchAddresses(ctx); return nil })
 	}
 	serve("link watch", func(ctx context.Context) error { d.watchLink(ctx); return nil })
+	serve("memory release", func(ctx context.Context) error { d.releaseMemory(ctx); return nil })
 	d.runner.Run()
 
 	<-ctx.Done()

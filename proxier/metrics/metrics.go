@@ -57,6 +57,11 @@ type Metrics struct {
 	NetworkProgrammingLatency prometheus.Histogram
 	// SyncFailures counts failed syncs, by mode.
 	SyncFailures *prometheus.CounterVec
+	// MemoryReleases and MemoryReleasedBytes count the times the proxier gave freed heap
+	// memory back to the operating system, and the bytes it found reclaimable then
+	// (proxier/memrelease).
+	MemoryReleases      prometheus.Counter
+	MemoryReleasedBytes prometheus.Counter
 	// ObjectsProgrammed is the number of objects the last sync left programmed, by kind.
 	ObjectsProgrammed *prometheus.GaugeVec
 	// ChangesPending is the number of Services changed and not yet synced.
@@ -113,6 +118,14 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "resync_reads_total",
 			Help: "Reads of the kernel for a periodic resync, by kind: full (every object), probe (a sample, found as expected), escalated (a probe that found a difference, then a full read).",
 		}, []string{"kind"}),
+		MemoryReleases: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "memory_releases_total",
+			Help: "Times the proxier collected garbage and gave the freed heap memory back to the operating system.",
+		}),
+		MemoryReleasedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "memory_released_bytes_total",
+			Help: "Heap memory the proxier found reclaimable (freed, or garbage) when it released memory, in bytes.",
+		}),
 		NetworkProgrammingLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "network_programming_duration_seconds",
 			Help:    "Time from an EndpointSlice change's trigger time to the end of the sync that programmed it.",
@@ -162,6 +175,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.NodeAPIRefused)
 	m.Registry.MustRegister(m.SyncDuration, m.ResyncReadDuration, m.ResyncReads, m.NetworkProgrammingLatency, m.SyncFailures,
+		m.MemoryReleases, m.MemoryReleasedBytes,
 		m.ObjectsProgrammed, m.ChangesPending, m.ObjectsSkipped, m.LastSync,
 		m.ObjectsQuarantined, m.Quarantines, m.DriftRepaired, m.Degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
