@@ -43,20 +43,21 @@ type SlicePort struct {
 
 // Endpoint is one endpoint of a Slice: its first address (clients may use the first
 // address only, the API says) and conditions, ready and serving when not given, not
-// terminating when not given. It takes 32 bytes: the address in 16, its node name and
-// hints shared (interned) with every endpoint that has the same, the family and conditions
-// as bits. Endpoints are most of the bytes of a cache of many Services (at 10 each, 56
-// bytes an endpoint in the plain form took 576 of a slice's 1,045).
+// terminating when not given. It takes 24 bytes: the address in 16, and one pointer to its
+// placement, which holds its node name, hints, family and conditions and is shared
+// (interned) with every endpoint that has the same. Endpoints are most of the bytes of a
+// cache of many Services (at 10 each, 56 bytes an endpoint in the plain form took 576 of a
+// slice's 1,045).
 type Endpoint struct {
 	addr  [16]byte // IPv4 in its mapped form
 	where *placement
-	flags uint8
 }
 
-// placement is an endpoint's node name and hints, shared.
+// placement is an endpoint's node name, hints, family and conditions, shared.
 type placement struct {
 	node  string
 	hints *Hints
+	flags uint8
 }
 
 const (
@@ -70,25 +71,29 @@ const (
 // hints and conditions.
 func NewEndpoint(addr netip.Addr, node string, hints *Hints, ready, serving, terminating bool) Endpoint {
 	addr = addr.Unmap()
-	e := Endpoint{addr: addr.As16()}
-	if node != "" || hints != nil {
-		e.where = shared.placement(node, hints)
-	}
+	var flags uint8
 	for _, f := range []struct {
 		on  bool
 		bit uint8
 	}{{addr.Is4(), epIs4}, {ready, epReady}, {serving, epServing}, {terminating, epTerminating}} {
 		if f.on {
-			e.flags |= f.bit
+			flags |= f.bit
 		}
 	}
-	return e
+	return Endpoint{addr: addr.As16(), where: shared.placement(node, hints, flags)}
+}
+
+func (e Endpoint) flags() uint8 {
+	if e.where == nil {
+		return 0
+	}
+	return e.where.flags
 }
 
 // Addr is the endpoint's address.
 func (e Endpoint) Addr() netip.Addr {
 	a := netip.AddrFrom16(e.addr)
-	if e.flags&epIs4 != 0 {
+	if e.flags()&epIs4 != 0 {
 		return a.Unmap()
 	}
 	return a
@@ -111,9 +116,9 @@ func (e Endpoint) Hints() *Hints {
 }
 
 // Ready, Serving and Terminating are the endpoint's conditions.
-func (e Endpoint) Ready() bool       { return e.flags&epReady != 0 }
-func (e Endpoint) Serving() bool     { return e.flags&epServing != 0 }
-func (e Endpoint) Terminating() bool { return e.flags&epTerminating != 0 }
+func (e Endpoint) Ready() bool       { return e.flags()&epReady != 0 }
+func (e Endpoint) Serving() bool     { return e.flags()&epServing != 0 }
+func (e Endpoint) Terminating() bool { return e.flags()&epTerminating != 0 }
 
 // String shows the endpoint in test failures.
 func (e Endpoint) String() string {
@@ -141,7 +146,7 @@ func SliceOf(s *discoveryv1.EndpointSlice) *Slice {
 		Namespace:   s.Namespace,
 		Name:        s.Name,
 		Service:     s.Labels[discoveryv1.LabelServiceName],
-		AddressType: s.AddressType,
+		AddressType: known(s.AddressType, discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6, discoveryv1.AddressTypeFQDN),
 	}
 	if len(s.Ports) > 0 {
 		out.Ports = make([]SlicePort, len(s.Ports))
@@ -151,7 +156,7 @@ func SliceOf(s *discoveryv1.EndpointSlice) *Slice {
 				sp.Name = *p.Name
 			}
 			if p.Protocol != nil {
-				sp.Protocol = *p.Protocol
+				sp.Protocol = known(*p.Protocol, v1.ProtocolTCP, v1.ProtocolUDP, v1.ProtocolSCTP)
 			}
 			if p.Port != nil {
 				sp.Port, sp.HasPort = *p.Port, true
@@ -214,7 +219,8 @@ func (a *Slice) Equal(b *Slice) bool {
 // Equal reports whether e and o are the same endpoint: address, node, hints and
 // conditions.
 func (e Endpoint) Equal(o Endpoint) bool {
-	return e.addr == o.addr && e.flags == o.flags && e.NodeName() == o.NodeName() && e.Hints().equal(o.Hints())
+	return e.addr == o.addr && (e.where == o.where ||
+		e.flags() == o.flags() && e.NodeName() == o.NodeName() && e.Hints().equal(o.Hints()))
 }
 
 func (h *Hints) equal(o *Hints) bool {
@@ -227,10 +233,11 @@ func (h *Hints) equal(o *Hints) bool {
 	return slices.Equal(h.Zones, o.Zones) && slices.Equal(h.Nodes, o.Nodes)
 }
 
-// The node names and hints repeat across a cluster's endpoints: every Slice points to one
-// shared value each, where the decoder gave every endpoint its own (at 10,000 Services x 10
-// endpoints, 100,000 copies of a few dozen values). Shared values are never written to; the
-// tables grow with the cluster's nodes and zone sets, never with its endpoints.
+// The node names, hints and conditions repeat across a cluster's endpoints: every Slice
+// points to one shared value each, where the decoder gave every endpoint its own (at 10,000
+// Services x 10 endpoints, 100,000 copies of a few dozen values). Shared values are never
+// written to; the tables grow with the cluster's nodes and zone sets (times the 16 sets of
+// family and conditions), never with its endpoints.
 var shared = &interner{names: map[string]string{}, hintSets: map[string]*Hints{}, placements: map[placementKey]*placement{}}
 
 // interner hands out one copy per distinct node name and per distinct set of hints. It is
@@ -245,23 +252,24 @@ type interner struct {
 type placementKey struct {
 	node  string
 	hints *Hints
+	flags uint8
 }
 
-// placement returns the shared placement of node and hints (hints from hints, or nil),
-// under one lock: it runs for every endpoint of every slice the informer converts.
-func (in *interner) placement(node string, hints *Hints) *placement {
+// placement returns the shared placement of node, hints (hints from hints, or nil) and
+// flags, under one lock: it runs for every endpoint of every slice the informer converts.
+func (in *interner) placement(node string, hints *Hints, flags uint8) *placement {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if p, ok := in.placements[placementKey{node, hints}]; ok {
+	if p, ok := in.placements[placementKey{node, hints, flags}]; ok {
 		return p
 	}
-	name, ok := in.names[node] // the node's copy other hints share
+	name, ok := in.names[node] // the node's copy other placements share
 	if !ok {
 		name = strings.Clone(node)
 		in.names[name] = name
 	}
-	p := &placement{node: name, hints: hints}
-	in.placements[placementKey{name, hints}] = p
+	p := &placement{node: name, hints: hints, flags: flags}
+	in.placements[placementKey{name, hints, flags}] = p
 	return p
 }
 

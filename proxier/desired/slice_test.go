@@ -99,8 +99,30 @@ func TestSliceOfShares(t *testing.T) {
 	if unsafe.StringData(a.NodeName()) != unsafe.StringData(b.NodeName()) || a.Hints() != b.Hints() || a.where != b.where {
 		t.Error("two slices hold their own copies of a node name, hints or placement")
 	}
-	if unsafe.Sizeof(a) != 32 {
-		t.Errorf("an Endpoint takes %d bytes, want 32", unsafe.Sizeof(a))
+	if unsafe.Sizeof(a) != 24 {
+		t.Errorf("an Endpoint takes %d bytes, want 24", unsafe.Sizeof(a))
+	}
+	// Other conditions or family on the same node: another placement, the same name.
+	c := SliceOf(&discoveryv1.EndpointSlice{Endpoints: []discoveryv1.Endpoint{
+		{Addresses: []string{"10.0.0.2"}, NodeName: ptr("node-a"), Conditions: discoveryv1.EndpointConditions{Ready: ptr(false), Terminating: ptr(true)}},
+		{Addresses: []string{"fd00::2"}, NodeName: ptr("node-a")},
+	}}).Endpoints
+	if c[0].where == c[1].where || unsafe.StringData(c[0].NodeName()) != unsafe.StringData(c[1].NodeName()) {
+		t.Error("endpoints that differ in conditions or family share a placement, or not their node name")
+	}
+	if c[0].Ready() || !c[0].Serving() || !c[0].Terminating() || c[0].Addr() != netip.MustParseAddr("10.0.0.2") ||
+		!c[1].Ready() || c[1].Terminating() || c[1].Addr() != netip.MustParseAddr("fd00::2") {
+		t.Errorf("conditions or addresses lost: %v", c)
+	}
+	if (Endpoint{}).Ready() || (Endpoint{}).NodeName() != "" || (Endpoint{}).Hints() != nil {
+		t.Error("the zero Endpoint is not empty")
+	}
+	// Well-known values are the package's constants, not the decoder's copies.
+	d := SliceOf(&discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressType(strings.Clone("IPv6")),
+		Ports: []discoveryv1.EndpointPort{{Protocol: ptr(v1.Protocol(strings.Clone("SCTP")))}}})
+	if unsafe.StringData(string(d.AddressType)) != unsafe.StringData(string(discoveryv1.AddressTypeIPv6)) ||
+		unsafe.StringData(string(d.Ports[0].Protocol)) != unsafe.StringData(string(v1.ProtocolSCTP)) {
+		t.Error("the address type or a port's protocol is the decoder's copy")
 	}
 }
 
