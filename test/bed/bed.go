@@ -77,6 +77,11 @@ type Config struct {
 	// no outside host, no Components. The node is another machine's (the benchmark serves
 	// its guest's node from the host this way).
 	ControlPlaneOnly bool
+	// NoControllerManager starts no kube-controller-manager: the caller writes every
+	// EndpointSlice itself (the benchmark, whose Services have no selector). Started on a
+	// cluster of 50,000 Services, the controller manager took a host core for 15 minutes
+	// and more, which the guest it serves then lacked.
+	NoControllerManager bool
 	// EtcdSeed, when set, is an etcd data dir the control plane starts from, copied (the
 	// benchmark's preloaded clusters, written once): its objects are there from the start.
 	EtcdSeed string

@@ -57,8 +57,8 @@ func findBinary(dirs []string, name string) (string, error) {
 	return "", fmt.Errorf("find %s in %q: not found (run test/scripts/control-plane.sh)", name, dirs)
 }
 
-// startControlPlane starts etcd, kube-apiserver and kube-controller-manager and waits until
-// each answers its health check. Processes already started are in b.procs, so Close stops them
+// startControlPlane starts etcd, kube-apiserver and kube-controller-manager (unless
+// Config.NoControllerManager) and waits until each answers its health check. Processes already started are in b.procs, so Close stops them
 // whatever fails here.
 func (b *Bed) startControlPlane(ctx context.Context) error {
 	bins := map[string]string{}
@@ -137,6 +137,9 @@ func (b *Bed) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
+	if b.cfg.NoControllerManager {
+		return nil
+	}
 	kcmArgs := append([]string{}, "--kubeconfig="+b.Kubeconfig,
 		"--authentication-kubeconfig="+b.Kubeconfig, "--authorization-kubeconfig="+b.Kubeconfig,
 		"--controllers=endpointslice,endpointslicemirroring",

@@ -119,7 +119,7 @@ func (p Preload) create(ctx context.Context, b *bed.Bed) error {
 func ServeControlPlane(ctx context.Context, dirs []string, logDir, kubeconfig string, preload Preload) (err error) {
 	cfg := bed.Config{
 		ControlPlaneBin: dirs, LogDir: logDir, StartTimeout: 10 * time.Minute,
-		Network: bed.NetworkConfig{IPv4Only: true}, ControlPlaneOnly: true,
+		Network: bed.NetworkConfig{IPv4Only: true}, ControlPlaneOnly: true, NoControllerManager: true,
 		APIServerIPs: []net.IP{net.ParseIP(vm.UserNetHost)},
 	}
 	if cfg.EtcdSeed, err = preload.seed(ctx, cfg); err != nil {
