@@ -22,25 +22,36 @@ func fake(s *Stats, n *int, b *uint64, clk *clocktesting.FakeClock) *Releaser {
 }
 
 // TestCheckReleasesAboveAShareOfTheLiveHeap: a release needs 16 MiB reclaimable and an
-// eighth of the live heap, counting free memory and the garbage since the collection.
+// eighth of the live heap, counting free memory and the garbage since the collection, and
+// less allocated since the last look than it would give back (a busy proxier would fault
+// it in again at once). The first look only takes the allocation count.
 func TestCheckReleasesAboveAShareOfTheLiveHeap(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		s    Stats
-		want bool
+		name      string
+		s         Stats
+		allocated uint64 // since the first look
+		want      bool
 	}{
-		{"nothing to give", Stats{Live: 100 * mib, Objects: 100 * mib}, false},
-		{"a small heap's few MiB", Stats{Live: 10 * mib, Free: 10 * mib, Objects: 15 * mib}, false},
-		{"16 MiB of a small heap", Stats{Live: 10 * mib, Free: 10 * mib, Objects: 16 * mib}, true},
-		{"16 MiB of 400 MiB live", Stats{Live: 400 * mib, Free: 16 * mib, Objects: 400 * mib}, false},
-		{"an eighth of 400 MiB live", Stats{Live: 400 * mib, Free: 30 * mib, Objects: 420 * mib}, true},
-		{"free memory alone", Stats{Live: 120 * mib, Free: 120 * mib, Objects: 120 * mib}, true},
-		{"garbage alone", Stats{Live: 120 * mib, Objects: 240 * mib}, true},
-		{"objects below live (swept since)", Stats{Live: 120 * mib, Free: 10 * mib, Objects: 100 * mib}, false},
+		{"nothing to give", Stats{Live: 100 * mib, Objects: 100 * mib}, 0, false},
+		{"a small heap's few MiB", Stats{Live: 10 * mib, Free: 10 * mib, Objects: 15 * mib}, 0, false},
+		{"16 MiB of a small heap", Stats{Live: 10 * mib, Free: 10 * mib, Objects: 16 * mib}, 0, true},
+		{"16 MiB of 400 MiB live", Stats{Live: 400 * mib, Free: 16 * mib, Objects: 400 * mib}, 0, false},
+		{"an eighth of 400 MiB live", Stats{Live: 400 * mib, Free: 30 * mib, Objects: 420 * mib}, 0, true},
+		{"free memory alone", Stats{Live: 120 * mib, Free: 120 * mib, Objects: 120 * mib}, 0, true},
+		{"garbage alone", Stats{Live: 120 * mib, Objects: 240 * mib}, 0, true},
+		{"objects below live (swept since)", Stats{Live: 120 * mib, Free: 10 * mib, Objects: 100 * mib}, 0, false},
+		{"idle: allocated a little", Stats{Live: 120 * mib, Free: 120 * mib, Objects: 120 * mib}, 5 * mib, true},
+		{"steady changes: allocated as much as it gives", Stats{Live: 120 * mib, Free: 100 * mib, Objects: 140 * mib}, 120 * mib, true},
+		{"busy: allocated more than it would give", Stats{Live: 120 * mib, Free: 100 * mib, Objects: 140 * mib}, 121 * mib, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, n, b := tc.s, 0, uint64(0)
+			s.Allocs = 1 << 40
 			r := fake(&s, &n, &b, clocktesting.NewFakeClock(time.Now()))
+			if r.Check(context.Background()) || n != 0 {
+				t.Fatal("the first look released memory")
+			}
+			s.Allocs += tc.allocated
 			if got := r.Check(context.Background()); got != tc.want || n != map[bool]int{true: 1}[tc.want] {
 				t.Errorf("Check = %t with %d releases, want %t", got, n, tc.want)
 			}
@@ -118,6 +129,7 @@ func TestReleaseGivesTheRuntimesMemoryBack(t *testing.T) {
 	}
 	before := released()
 	r := New(Options{}, clocktesting.NewFakeClock(time.Now()))
+	r.Check(context.Background()) // the first look: the allocation count
 	if !r.Check(context.Background()) {
 		t.Fatalf("Check did not release %d MiB reclaimable", s.Reclaimable()/mib)
 	}
