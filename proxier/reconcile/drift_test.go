@@ -77,6 +77,15 @@ func testRepairsDrift(t *testing.T, resync func(context.Context, *Reconciler, ma
 			want:  Drift{Addresses: 1},
 		},
 		{
+			name: "an address swapped for another (as many as before: the probe hashes them)",
+			drift: func(t *testing.T, f *fakes) {
+				must(t, f.link.RemoveAddress(dummy, netip.MustParseAddr("10.96.0.53")))
+				must(t, f.link.InjectAddress(dummy, netip.MustParseAddr("10.96.0.99")))
+			},
+			ops:  []string{"add-addr kube-ipvs0 10.96.0.53", "delete-addr kube-ipvs0 10.96.0.99"},
+			want: Drift{Addresses: 1},
+		},
+		{
 			name:  "ip link del kube-ipvs0",
 			drift: func(t *testing.T, f *fakes) { must(t, f.link.Remove(dummy)) },
 			// ensure-dummy (dropped from writes) creates it again.

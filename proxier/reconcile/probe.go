@@ -11,7 +11,8 @@ package reconcile
 // the time since the last one began is at least its duration divided by the budget (never
 // later than MaxFullReadInterval). Between full reads a periodic resync probes:
 //   - the fixed rules, as a full read does (Verify);
-//   - the addresses of the dummy link, exactly (one dump);
+//   - the addresses of the dummy link (one dump), by count and by the XOR of their hashes,
+//     which the model keeps as it binds and unbinds (refs.sum): no copy of the model's;
 //   - the owned sets' member counts, from their headers (ipset.Interface.Counts, one dump), against
 //     the members the model holds: a flushed or emptied set, a member added or deleted;
 //   - the real servers of ProbeSample virtual servers the model holds, picked anew each
@@ -35,7 +36,6 @@ package reconcile
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -60,9 +60,11 @@ const (
 
 // probe is BeginRead's copy of what the model holds, for a probe to compare the kernel with.
 type probe struct {
-	bound   *refs[netip.Addr]
-	members int
-	sample  []sampled
+	// bound and boundSum are the count and digest (refs.digest) of the addresses bound.
+	bound    int
+	boundSum uint64
+	members  int
+	sample   []sampled
 }
 
 // sampled is a copy of the real servers the model holds for the virtual server k.
@@ -82,10 +84,11 @@ func (r *Reconciler) fullReadDue() bool {
 	return r.opts.Now().Sub(r.lastFullRead) >= wait
 }
 
-// newProbe copies what a probe compares from the model. The addresses are cloned whole (a
-// copy of the map's table, no per-key work), the sample's real servers one by one.
+// newProbe copies what a probe compares from the model: the digest of the addresses, the
+// sample's real servers.
 func (r *Reconciler) newProbe() *probe {
-	p := &probe{bound: r.m.vips.clone(), members: r.m.entries.len()}
+	p := &probe{members: r.m.entries.len()}
+	p.bound, p.boundSum = r.m.vips.digest()
 	for k, st := range r.m.vs { // map order: a different sample each time
 		if len(p.sample) == ProbeSample {
 			break
@@ -102,13 +105,15 @@ func (p *probe) differs(k Kernel, dummy string) string {
 	if err != nil && !errors.Is(err, link.ErrNotFound) {
 		return err.Error()
 	}
-	if len(addrs) != p.bound.len() {
-		return fmt.Sprintf("%s holds %d addresses, the model %d", dummy, len(addrs), p.bound.len())
+	if len(addrs) != p.bound {
+		return fmt.Sprintf("%s holds %d addresses, the model %d", dummy, len(addrs), p.bound)
 	}
+	var sum uint64
 	for _, a := range addrs {
-		if !p.bound.has(a.Unmap()) {
-			return fmt.Sprintf("%s holds %s", dummy, a)
-		}
+		sum ^= keyHash(a.Unmap())
+	}
+	if sum != p.boundSum {
+		return fmt.Sprintf("%s holds other addresses than the model's %d", dummy, p.bound)
 	}
 	counts, err := k.IPSet.Counts()
 	if err != nil {

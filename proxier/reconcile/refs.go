@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"hash/maphash"
 	"iter"
 	"maps"
 )
@@ -18,7 +19,20 @@ import (
 type refs[K comparable] struct {
 	m    map[K]refState
 	held int // how many keys the kernel holds
+	// sum is the XOR of the hashes (keyHash) of the keys the kernel holds: with held, a
+	// probe tells whether the kernel holds exactly these keys without a copy of the map
+	// (at 50,000 Services a probe every syncPeriod copied 50,000 addresses).
+	sum uint64
 }
+
+// hashSeed seeds keyHash for the life of the process.
+var hashSeed = maphash.MakeSeed()
+
+// keyHash is k's hash for refs.sum.
+func keyHash[K comparable](k K) uint64 { return maphash.Comparable(hashSeed, k) }
+
+// digest is how many keys the kernel holds and refs.sum.
+func (s *refs[K]) digest() (int, uint64) { return s.held, s.sum }
 
 // refState is what the model knows of one key.
 type refState struct {
@@ -52,6 +66,7 @@ func (s *refs[K]) hold(k K, held bool) {
 	} else {
 		s.held--
 	}
+	s.sum ^= keyHash(k)
 	s.put(k, st)
 }
 
@@ -123,5 +138,5 @@ func (s *refs[K]) appendDiff(out []K) []K {
 
 // clone is a copy of s.
 func (s *refs[K]) clone() *refs[K] {
-	return &refs[K]{m: maps.Clone(s.m), held: s.held}
+	return &refs[K]{m: maps.Clone(s.m), held: s.held, sum: s.sum}
 }

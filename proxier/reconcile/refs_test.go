@@ -78,6 +78,13 @@ func TestRefsMatchesTwoMaps(t *testing.T) {
 		if got, want := slices.Sorted(s.all()), slices.Sorted(maps.Keys(held)); !slices.Equal(got, want) {
 			t.Fatalf("step %d: all %v, want %v", step, got, want)
 		}
+		var sum uint64 // the digest a probe computes from the kernel's keys
+		for k := range held {
+			sum ^= keyHash(k)
+		}
+		if n, got := s.digest(); n != len(held) || got != sum {
+			t.Fatalf("step %d: digest %d, %x; the held keys give %d, %x", step, n, got, len(held), sum)
+		}
 		var diff []int
 		for k := range keys {
 			if _, h := held[k]; h != (wants[k] > 0) {

@@ -107,6 +107,19 @@ func (f *Fake) RemoveAddress(name string, addr netip.Addr) error {
 	return nil
 }
 
+// InjectAddress binds an address the way someone else's `ip addr add` does; it is not
+// recorded as an operation. An absent link is link.ErrNotFound.
+func (f *Fake) InjectAddress(name string, addr netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.links[name]
+	if !ok {
+		return fmt.Errorf("add address %s to %s: %w", addr, name, link.ErrNotFound)
+	}
+	l.addrs[addr] = true
+	return nil
+}
+
 // Dump prints links sorted by name, each with its kind, state and sorted addresses.
 func (f *Fake) Dump() string {
 	f.mu.Lock()
