@@ -189,17 +189,40 @@ func readKindsNote(what string, from, to map[string]float64) string {
 	return what + " resync reads: " + strings.Join(parts, ", ")
 }
 
-// goHeap reads the Go heap in use and the next collection's goal, in bytes, from a
-// proxier's go_memstats_* metrics (client_golang's Go collector, which kubevs and
-// kube-proxy both serve); 0, 0 when they are not served.
-func goHeap(ctx context.Context, url string) (inuse, goal float64, err error) {
+// goMemory is what a proxier's go_memstats_* metrics (client_golang's Go collector, which
+// kubevs and kube-proxy both serve) say of its memory, in bytes; zero when not served.
+type goMemory struct {
+	// inuse is the heap in use, goal the heap size at which the next collection starts.
+	inuse, goal float64
+	// free is heap memory free and not yet returned to the operating system (idle minus
+	// released); runtime is what the runtime maps beside the heap (stacks, GC metadata,
+	// spans, buffers: sys minus heap sys).
+	free, runtime float64
+	// releases counts kubevs_memory_releases_total (kubevs only).
+	releases float64
+}
+
+// goHeap reads goMemory from the proxier's metrics at url.
+func goHeap(ctx context.Context, url string) (goMemory, error) {
 	text, err := scrape(ctx, url)
 	if err != nil {
-		return 0, 0, err
+		return goMemory{}, err
 	}
-	if inuse, _, err = MetricSum(text, "go_memstats_heap_inuse_bytes", nil); err != nil {
-		return 0, 0, err
+	var m goMemory
+	var idle, released, sys, heapSys float64
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{
+		{"go_memstats_heap_inuse_bytes", &m.inuse}, {"go_memstats_next_gc_bytes", &m.goal},
+		{"go_memstats_heap_idle_bytes", &idle}, {"go_memstats_heap_released_bytes", &released},
+		{"go_memstats_sys_bytes", &sys}, {"go_memstats_heap_sys_bytes", &heapSys},
+		{"kubevs_memory_releases_total", &m.releases},
+	} {
+		if *f.v, _, err = MetricSum(text, f.name, nil); err != nil {
+			return goMemory{}, err
+		}
 	}
-	goal, _, err = MetricSum(text, "go_memstats_next_gc_bytes", nil)
-	return inuse, goal, err
+	m.free, m.runtime = max(idle-released, 0), max(sys-heapSys, 0)
+	return m, nil
 }

@@ -76,6 +76,12 @@ type Result struct {
 	RSSAnonMiB   float64 `json:"rss_anon_mib,omitempty"`
 	HeapInuseMiB float64 `json:"heap_inuse_mib,omitempty"`
 	HeapGoalMiB  float64 `json:"heap_goal_mib,omitempty"`
+	// HeapFreeMiB is heap memory free and not yet returned to the operating system,
+	// RuntimeMiB what the Go runtime maps beside the heap; MemoryReleases counts kubevs's
+	// releases of freed memory since it started (kubevs_memory_releases_total).
+	HeapFreeMiB    float64 `json:"heap_free_mib,omitempty"`
+	RuntimeMiB     float64 `json:"runtime_mib,omitempty"`
+	MemoryReleases int     `json:"memory_releases,omitempty"`
 	// Error is set when a phase failed; the figures before it stand. Note says what was cut
 	// short (a change budget spent).
 	Error string `json:"error,omitempty"`
@@ -233,6 +239,12 @@ func memoryLines(results []Result) string {
 		fmt.Fprintf(&b, "- %s: RSS %.0f MiB = %.0f MiB anonymous + %.0f MiB file-backed", x.Proxier, x.RSSMiB, x.RSSAnonMiB, x.RSSMiB-x.RSSAnonMiB)
 		if x.HeapInuseMiB > 0 {
 			fmt.Fprintf(&b, "; Go heap in use %.0f MiB, next collection at %.0f MiB", x.HeapInuseMiB, x.HeapGoalMiB)
+		}
+		if x.HeapFreeMiB > 0 || x.RuntimeMiB > 0 {
+			fmt.Fprintf(&b, "; heap free not yet returned %.0f MiB, the runtime's own %.0f MiB", x.HeapFreeMiB, x.RuntimeMiB)
+		}
+		if x.MemoryReleases > 0 {
+			fmt.Fprintf(&b, "; %d releases of freed memory since start", x.MemoryReleases)
 		}
 		b.WriteString("\n")
 	}

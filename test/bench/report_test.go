@@ -28,7 +28,7 @@ func sampleReport() *Report {
 				Proxier: KubevsName, ColdMS: 7200, ColdCPUMS: 6900, SettledMS: 7300, SettledCPUMS: 7000,
 				Change:  Latencies{Count: 20, P50MS: 27, P90MS: 36, P99MS: 83, MaxMS: 83},
 				BurstMS: 4500, BurstSyncs: 12, FullSyncs: 1, FullSyncMeanMS: 350, ResyncReads: 2, ResyncReadMeanMS: 1200, IdleCPUPct: 0.8, RSSMiB: 37, HWMMiB: 41,
-				RSSAnonMiB: 21, HeapInuseMiB: 9, HeapGoalMiB: 16,
+				RSSAnonMiB: 21, HeapInuseMiB: 9, HeapGoalMiB: 16, HeapFreeMiB: 3, RuntimeMiB: 7, MemoryReleases: 2,
 			},
 		},
 		Floor: &Floor{VirtualServers: 1000, RealServers: 10000, Ops: 11000, WallMS: 2200, OpsPerSec: 5000},

@@ -340,11 +340,12 @@ func measure(ctx context.Context, cfg Config, cluster *Cluster, kernel Kernel, p
 	if err != nil {
 		return err
 	}
-	inuse, goal, err := goHeap(ctx, p.MetricsURL)
+	mem, err := goHeap(ctx, p.MetricsURL)
 	if err != nil {
 		return err
 	}
-	res.HeapInuseMiB, res.HeapGoalMiB = inuse/(1<<20), goal/(1<<20)
+	res.HeapInuseMiB, res.HeapGoalMiB = mem.inuse/(1<<20), mem.goal/(1<<20)
+	res.HeapFreeMiB, res.RuntimeMiB, res.MemoryReleases = mem.free/(1<<20), mem.runtime/(1<<20), int(mem.releases)
 	kindsTo, err := readKinds(ctx, p.MetricsURL)
 	if err != nil {
 		return err
