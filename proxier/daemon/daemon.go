@@ -31,6 +31,7 @@ import (
 	"github.com/kubevs/kubevs/proxier/config/derive"
 	"github.com/kubevs/kubevs/proxier/daemon/svchealth"
 	"github.com/kubevs/kubevs/proxier/desired"
+	"github.com/kubevs/kubevs/proxier/internal/tick"
 	"github.com/kubevs/kubevs/proxier/ipvs"
 	"github.com/kubevs/kubevs/proxier/metrics"
 	"github.com/kubevs/kubevs/proxier/nodeapi"
@@ -397,16 +398,7 @@ func (d *Daemon) status() nodeapi.Status {
 
 // every calls fn every interval (on the daemon's clock) until ctx is done.
 func (d *Daemon) every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
-	t := d.clock.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-			fn(ctx)
-		}
-	}
+	tick.Every(ctx, d.clock, interval, fn)
 }
 
 // drainTick deletes the real servers whose drain is over and retries the quarantined

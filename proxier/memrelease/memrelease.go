@@ -21,6 +21,8 @@ import (
 
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/kubevs/kubevs/proxier/internal/tick"
 )
 
 // Stats are the runtime's heap figures a Releaser decides on, in bytes.
@@ -129,14 +131,5 @@ func (r *Releaser) Check(ctx context.Context) bool {
 
 // Run checks every Interval until ctx is done.
 func (r *Releaser) Run(ctx context.Context) {
-	t := r.clock.NewTicker(r.opts.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-			r.Check(ctx)
-		}
-	}
+	tick.Every(ctx, r.clock, r.opts.Interval, func(ctx context.Context) { r.Check(ctx) })
 }
