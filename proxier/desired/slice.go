@@ -249,6 +249,14 @@ type interner struct {
 	placements map[placementKey]*placement
 }
 
+// bare are the placements of endpoints with no node name and no hints, by flags.
+var bare = func() (b [16]placement) {
+	for i := range b {
+		b[i].flags = uint8(i)
+	}
+	return b
+}()
+
 type placementKey struct {
 	node  string
 	hints *Hints
@@ -258,6 +266,9 @@ type placementKey struct {
 // placement returns the shared placement of node, hints (hints from hints, or nil) and
 // flags, under one lock: it runs for every endpoint of every slice the informer converts.
 func (in *interner) placement(node string, hints *Hints, flags uint8) *placement {
+	if node == "" && hints == nil {
+		return &bare[flags&0xf] // no lock, no map: an endpoint without node or hints
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if p, ok := in.placements[placementKey{node, hints, flags}]; ok {

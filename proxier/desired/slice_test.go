@@ -114,6 +114,13 @@ func TestSliceOfShares(t *testing.T) {
 		!c[1].Ready() || c[1].Terminating() || c[1].Addr() != netip.MustParseAddr("fd00::2") {
 		t.Errorf("conditions or addresses lost: %v", c)
 	}
+	// Without node or hints: the shared placement of their flags, taken without the lock.
+	e := SliceOf(&discoveryv1.EndpointSlice{Endpoints: []discoveryv1.Endpoint{
+		{Addresses: []string{"10.0.0.3"}}, {Addresses: []string{"10.0.0.4"}}, {Addresses: []string{"fd00::4"}, Conditions: discoveryv1.EndpointConditions{Serving: ptr(false)}},
+	}}).Endpoints
+	if e[0].where != e[1].where || e[0].where == e[2].where || !e[0].Ready() || !e[1].Serving() || e[2].Serving() || e[2].Addr() != netip.MustParseAddr("fd00::4") {
+		t.Errorf("endpoints without a node: %v", e)
+	}
 	if (Endpoint{}).Ready() || (Endpoint{}).NodeName() != "" || (Endpoint{}).Hints() != nil {
 		t.Error("the zero Endpoint is not empty")
 	}
