@@ -6,11 +6,11 @@
 // looks every Interval and, when the freed memory the runtime keeps (and the garbage since
 // the last collection) reaches a share of the live heap, collects and returns it
 // (debug.FreeOSMemory), unless the proxier allocated more than that since the last look:
-// busy (a cold sync, a burst), it would need the memory again within the interval, and in
-// an emulated VM giving back and faulting in again slowed a cold sync of 50,000 Services by
-// a third. Its Interval is shorter than the runtime's forced collection every two minutes,
-// which a release postpones: an idle proxier collects about as often as without it, and
-// each collection also gives the memory back.
+// busy (a cold sync, a burst), it would need the memory again within the interval. Its
+// Interval is shorter than the runtime's forced collection every two minutes, which a
+// release postpones; still, a release is a collection: at 50,000 Services in the emulated
+// test VM the idle proxier's collections took 5.0 s of CPU in 5 minutes, 3.4 s without
+// releases, for an RSS of 235 MiB instead of 311 (make bench-e2e, 8 Dec).
 package memrelease
 
 import (

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"hash/maphash"
 	"iter"
-	"maps"
 )
 
 // refs is the model's picture of one kind of kernel object kubevs owns (the addresses
@@ -134,9 +133,4 @@ func (s *refs[K]) appendDiff(out []K) []K {
 		}
 	}
 	return out
-}
-
-// clone is a copy of s.
-func (s *refs[K]) clone() *refs[K] {
-	return &refs[K]{m: maps.Clone(s.m), held: s.held, sum: s.sum}
 }
